@@ -1,0 +1,449 @@
+//! The runc-compatible operations on containers kept under one state root.
+//!
+//! Each container's state lives in `<root>/<id>/` (libcontainer's `state.json` and
+//! `youki_config.json`). Every failure path leaves no state directory, cgroup or mount behind.
+
+use std::collections::HashMap;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use libcgroups::common::{create_cgroup_manager, CgroupConfig, CgroupManager};
+use libcontainer::container::builder::ContainerBuilder;
+use libcontainer::container::{Container, ContainerStatus};
+use libcontainer::signal::Signal;
+use libcontainer::syscall::syscall::SyscallType;
+use nix::unistd::Pid;
+
+use crate::bundle::Bundle;
+use crate::console::ConsoleSocket;
+use crate::error::{Result, RuntimeError};
+use crate::foreground;
+use crate::host;
+use crate::state::ContainerState;
+
+/// Where runc keeps state by default is /run/runc; ours is beside it.
+pub const DEFAULT_ROOT: &str = "/run/berth-runtime";
+
+/// Options of `create` and `run`.
+#[derive(Debug, Default)]
+pub struct CreateOptions {
+    pub console_socket: Option<PathBuf>,
+    pub pid_file: Option<PathBuf>,
+    pub no_pivot: bool,
+    pub preserve_fds: i32,
+    /// Standard streams for the container's init; inherited from us when absent.
+    pub stdin: Option<OwnedFd>,
+    pub stdout: Option<OwnedFd>,
+    pub stderr: Option<OwnedFd>,
+}
+
+/// A state root and how cgroups are driven there.
+#[derive(Debug, Clone)]
+pub struct Runtime {
+    root: PathBuf,
+    /// `--systemd-cgroup`: the caller insists on the systemd driver.
+    systemd_cgroup: bool,
+}
+
+/// Checks an id the way runc does (and so that it is a safe single path component).
+pub fn validate_id(id: &str) -> Result<()> {
+    let ok = !id.is_empty()
+        && id != "."
+        && id != ".."
+        && id.len() <= 1024
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '+' | '-' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(RuntimeError::InvalidId(id.to_owned()))
+    }
+}
+
+fn parse_signal(sig: &str) -> Result<Signal> {
+    let s = sig.trim();
+    let s = s
+        .strip_prefix("SIG")
+        .or_else(|| s.strip_prefix("sig"))
+        .unwrap_or(s);
+    Signal::try_from(s).map_err(|_| RuntimeError::UnknownSignal(sig.to_owned()))
+}
+
+impl Runtime {
+    pub fn new(root: impl Into<PathBuf>, systemd_cgroup: bool) -> Result<Runtime> {
+        let root = root.into();
+        std::fs::create_dir_all(&root)
+            .map_err(|e| RuntimeError::io(format!("create state root {}", root.display()), e))?;
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o700));
+        Ok(Runtime {
+            root,
+            systemd_cgroup,
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn container_dir(&self, id: &str) -> PathBuf {
+        self.root.join(id)
+    }
+
+    /// Loads a container's state, refreshed against the live process.
+    pub fn load(&self, id: &str) -> Result<Container> {
+        validate_id(id)?;
+        let dir = self.container_dir(id);
+        if !dir.join("state.json").exists() {
+            return Err(RuntimeError::NotFound(id.to_owned()));
+        }
+        let mut c = Container::load(dir).map_err(|e| RuntimeError::libcontainer(id, "load", e))?;
+        c.refresh_status()
+            .map_err(|e| RuntimeError::libcontainer(id, "load", e))?;
+        Ok(c)
+    }
+
+    /// Whether the systemd driver drives this cgroups path: when asked for, or when systemd is
+    /// init and the path has systemd's `slice:prefix:name` form.
+    fn use_systemd(&self, cgroups_path: &str) -> bool {
+        self.systemd_cgroup || (cgroups_path.matches(':').count() == 2 && host::systemd_is_init())
+    }
+
+    /// Creates the container: namespaces, mounts and cgroups are set up and its init waits for
+    /// `start`. With `detach` false the caller means to wait for it in the foreground (`run`).
+    pub fn create(
+        &self,
+        id: &str,
+        bundle_dir: &Path,
+        opts: CreateOptions,
+        detach: bool,
+    ) -> Result<Container> {
+        validate_id(id)?;
+        if self.container_dir(id).exists() {
+            return Err(RuntimeError::AlreadyExists(id.to_owned()));
+        }
+        let bundle = Bundle::load(bundle_dir)?;
+        let given_path = bundle
+            .spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.cgroups_path().clone())
+            .map(|p| p.to_string_lossy().into_owned());
+        // libcontainer reads config.json from the bundle it is given. When the spec names no
+        // cgroups path, we hand it a normalized copy that names ours (`/berth/<id>`), so
+        // containers never land in a cgroup libcontainer invents. The copy also drops an
+        // explicit `noNewPrivileges: false`, which libcontainer 0.7 mishandles (it then loads
+        // seccomp after dropping CAP_SYS_ADMIN, and the load fails).
+        let explicit_nnp_false = bundle
+            .spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.no_new_privileges())
+            == Some(false);
+        let shadow = if given_path.is_none() || explicit_nnp_false {
+            Some(self.shadow_bundle(id, &bundle, given_path.as_deref())?)
+        } else {
+            None
+        };
+        let cgroups_path = given_path.unwrap_or_else(|| {
+            host::default_cgroups_path(id, self.systemd_cgroup || host::systemd_is_init())
+        });
+        let systemd = self.use_systemd(&cgroups_path);
+        let build_dir = shadow.as_deref().unwrap_or(&bundle.dir).to_path_buf();
+
+        let result = (|| {
+            let mut builder = ContainerBuilder::new(id.to_owned(), SyscallType::default())
+                .with_root_path(&self.root)
+                .map_err(|e| RuntimeError::libcontainer(id, "create", e))?
+                .with_pid_file(opts.pid_file.as_ref())
+                .map_err(|e| RuntimeError::libcontainer(id, "create", e))?
+                .with_console_socket(opts.console_socket.as_ref())
+                .with_preserved_fds(opts.preserve_fds);
+            if let Some(fd) = opts.stdin {
+                builder = builder.with_stdin(fd);
+            }
+            if let Some(fd) = opts.stdout {
+                builder = builder.with_stdout(fd);
+            }
+            if let Some(fd) = opts.stderr {
+                builder = builder.with_stderr(fd);
+            }
+            builder
+                .as_init(&build_dir)
+                .with_systemd(systemd)
+                .with_detach(detach)
+                .with_no_pivot(opts.no_pivot)
+                .build()
+                .map_err(|e| RuntimeError::libcontainer(id, "create", e))
+        })();
+        if let Some(dir) = &shadow {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        match result {
+            Ok(mut container) => {
+                if shadow.is_some() {
+                    container.state.bundle = bundle.dir.clone();
+                    container
+                        .save()
+                        .map_err(|e| RuntimeError::libcontainer(id, "create", e))?;
+                }
+                Ok(container)
+            }
+            Err(err) => {
+                // libcontainer cleans up after failures in the container process, but not
+                // after those before it (e.g. a bad console socket): make sure nothing is left.
+                let _ = std::fs::remove_dir_all(self.container_dir(id));
+                self.remove_cgroup(id, &cgroups_path, systemd);
+                Err(err)
+            }
+        }
+    }
+
+    /// Writes `<root>/.bundles/<id>/config.json`: the bundle's spec with an absolute rootfs,
+    /// a cgroups path, and no explicit `noNewPrivileges: false`.
+    fn shadow_bundle(
+        &self,
+        id: &str,
+        bundle: &Bundle,
+        cgroups_path: Option<&str>,
+    ) -> Result<PathBuf> {
+        let dir = self.root.join(".bundles").join(id);
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| RuntimeError::io(format!("create {}", dir.display()), e))?;
+        let mut spec = bundle.spec.clone();
+        if let Some(root) = spec.root_mut() {
+            root.set_path(bundle.rootfs());
+        }
+        if let Some(process) = spec.process_mut() {
+            if process.no_new_privileges() == Some(false) {
+                process.set_no_new_privileges(None);
+            }
+        }
+        let path = cgroups_path.map(str::to_owned).unwrap_or_else(|| {
+            host::default_cgroups_path(id, self.systemd_cgroup || host::systemd_is_init())
+        });
+        if let Some(linux) = spec.linux_mut() {
+            linux.set_cgroups_path(Some(PathBuf::from(path)));
+        }
+        let text = serde_json::to_vec(&spec).map_err(|e| RuntimeError::MalformedConfig {
+            path: bundle.dir.clone(),
+            reason: e.to_string(),
+        })?;
+        std::fs::write(dir.join("config.json"), text)
+            .map_err(|e| RuntimeError::io(format!("write {}", dir.display()), e))?;
+        Ok(dir)
+    }
+
+    fn remove_cgroup(&self, id: &str, path: &str, systemd: bool) {
+        if let Ok(manager) = create_cgroup_manager(CgroupConfig {
+            cgroup_path: PathBuf::from(path),
+            systemd_cgroup: systemd,
+            container_name: id.to_owned(),
+        }) {
+            let _ = manager.remove();
+        }
+    }
+
+    /// Runs the user process of a created container.
+    pub fn start(&self, id: &str) -> Result<()> {
+        let mut c = self.load(id)?;
+        if c.status() != ContainerStatus::Created {
+            return Err(RuntimeError::WrongState {
+                id: id.to_owned(),
+                status: crate::state::status_name(c.status()).to_owned(),
+                action: "start",
+            });
+        }
+        c.start()
+            .map_err(|e| RuntimeError::libcontainer(id, "start", e))
+    }
+
+    /// `run`: create and start; in the foreground, wait for the container, then delete it and
+    /// return its exit code (128+N when killed by signal N). Detached, return 0 at once.
+    pub fn run(
+        &self,
+        id: &str,
+        bundle: &Path,
+        mut opts: CreateOptions,
+        detach: bool,
+    ) -> Result<i32> {
+        // In the foreground a terminal container needs a pty we relay ourselves.
+        let wants_terminal = !detach
+            && opts.console_socket.is_none()
+            && Bundle::load(bundle)?
+                .spec
+                .process()
+                .as_ref()
+                .and_then(|p| p.terminal())
+                .unwrap_or(false);
+        let console = if wants_terminal {
+            let socket = ConsoleSocket::new()?;
+            opts.console_socket = Some(socket.path().to_path_buf());
+            Some(socket)
+        } else {
+            None
+        };
+        let container = self.create(id, bundle, opts, detach)?;
+        let pty = match &console {
+            Some(socket) => match socket.receive_master() {
+                Ok(fd) => Some(fd),
+                Err(e) => {
+                    let _ = self.delete(id, true);
+                    return Err(e);
+                }
+            },
+            None => None,
+        };
+        drop(console);
+        if let Err(e) = self.start(id) {
+            let _ = self.delete(id, true);
+            return Err(e);
+        }
+        if detach {
+            return Ok(0);
+        }
+        let pid = container
+            .pid()
+            .ok_or_else(|| RuntimeError::NotFound(id.to_owned()))?;
+        let code = foreground::wait(pid, pty);
+        if let Err(e) = self.delete(id, true) {
+            tracing::error!(id, error = %e, "cannot delete container after it ran");
+        }
+        code
+    }
+
+    /// runc's state JSON for one container.
+    pub fn state(&self, id: &str) -> Result<ContainerState> {
+        let c = self.load(id)?;
+        Ok(self.state_of(&c))
+    }
+
+    fn state_of(&self, c: &Container) -> ContainerState {
+        let rootfs = Bundle::load(c.bundle())
+            .map(|b| b.rootfs())
+            .unwrap_or_default();
+        ContainerState::of(c, rootfs)
+    }
+
+    /// Every container under the root, sorted by id.
+    pub fn list(&self) -> Result<Vec<ContainerState>> {
+        let mut out = Vec::new();
+        let entries = std::fs::read_dir(&self.root)
+            .map_err(|e| RuntimeError::io(format!("read {}", self.root.display()), e))?;
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') || !entry.path().join("state.json").exists() {
+                continue;
+            }
+            if let Ok(c) = self.load(&name) {
+                out.push(self.state_of(&c));
+            }
+        }
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
+
+    /// Sends `signal` (a name like `TERM`/`SIGTERM` or a number) to the init, or with `all`
+    /// to every process in the container.
+    pub fn kill(&self, id: &str, signal: &str, all: bool) -> Result<()> {
+        let sig = parse_signal(signal)?;
+        let mut c = self.load(id)?;
+        c.kill(sig, all)
+            .map_err(|e| RuntimeError::libcontainer(id, "kill", e))
+    }
+
+    /// Deletes a stopped (or created) container; `force` kills a running one first. With
+    /// `force`, deleting a container that does not exist succeeds, as in runc.
+    pub fn delete(&self, id: &str, force: bool) -> Result<()> {
+        let mut c = match self.load(id) {
+            Ok(c) => c,
+            Err(RuntimeError::NotFound(_)) if force => {
+                let _ = std::fs::remove_dir_all(self.container_dir(id));
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        c.delete(force)
+            .map_err(|e| RuntimeError::libcontainer(id, "delete", e))?;
+        // libcontainer removes the directory unless it failed half-way.
+        if self.container_dir(id).exists() {
+            std::fs::remove_dir_all(self.container_dir(id))
+                .map_err(|e| RuntimeError::io(format!("remove state of {id}"), e))?;
+        }
+        Ok(())
+    }
+
+    pub fn pause(&self, id: &str) -> Result<()> {
+        let mut c = self.load(id)?;
+        c.pause()
+            .map_err(|e| RuntimeError::libcontainer(id, "pause", e))
+    }
+
+    pub fn resume(&self, id: &str) -> Result<()> {
+        let mut c = self.load(id)?;
+        c.resume()
+            .map_err(|e| RuntimeError::libcontainer(id, "resume", e))
+    }
+
+    /// The host pids of every process in the container's cgroup.
+    pub fn pids(&self, id: &str) -> Result<Vec<i32>> {
+        let c = self.load(id)?;
+        let config = c
+            .spec()
+            .map_err(|e| RuntimeError::libcontainer(id, "read config of", e))?;
+        let manager = create_cgroup_manager(CgroupConfig {
+            cgroup_path: config.cgroup_path.clone(),
+            systemd_cgroup: c.systemd(),
+            container_name: id.to_owned(),
+        })
+        .map_err(|e| RuntimeError::Operation {
+            id: id.to_owned(),
+            action: "find the cgroup of",
+            reason: crate::error::cause_chain(&e),
+        })?;
+        let mut pids: Vec<i32> = manager
+            .get_all_pids()
+            .map_err(|e| RuntimeError::Operation {
+                id: id.to_owned(),
+                action: "list processes of",
+                reason: crate::error::cause_chain(&e),
+            })?
+            .into_iter()
+            .map(Pid::as_raw)
+            .collect();
+        pids.sort_unstable();
+        Ok(pids)
+    }
+
+    /// Annotations of a container, for callers that keep their own metadata there.
+    pub fn annotations(&self, id: &str) -> Result<HashMap<String, String>> {
+        Ok(self.load(id)?.state.annotations.unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_follow_runc() {
+        for ok in ["a", "web-1", "x_y.z+1", &"a".repeat(64)] {
+            assert!(validate_id(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", ".", "..", "a/b", "a b", "ü"] {
+            assert!(validate_id(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn signals_by_name_and_number() {
+        for s in ["TERM", "SIGTERM", "sigterm", "15", "KILL", "9", "USR1"] {
+            assert!(parse_signal(s).is_ok(), "{s}");
+        }
+        assert!(matches!(
+            parse_signal("NOPE"),
+            Err(RuntimeError::UnknownSignal(_))
+        ));
+    }
+}

@@ -1,0 +1,746 @@
+//! The OCI spec a Docker user gets: [`docker_default`] builds it from [`ContainerOptions`],
+//! the runtime-level meaning of `docker run`'s flags.
+
+pub mod caps;
+pub mod seccomp;
+pub mod user;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use oci_spec::runtime::{
+    Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxDevice,
+    LinuxDeviceBuilder, LinuxDeviceCgroup, LinuxDeviceCgroupBuilder, LinuxDeviceType,
+    LinuxMemoryBuilder, LinuxNamespace, LinuxNamespaceBuilder, LinuxNamespaceType,
+    LinuxPidsBuilder, LinuxResourcesBuilder, LinuxSeccomp, Mount, MountBuilder, PosixRlimit,
+    PosixRlimitBuilder, PosixRlimitType, ProcessBuilder, RootBuilder, Spec, SpecBuilder,
+    UserBuilder,
+};
+use thiserror::Error;
+
+use crate::host::{self, CgroupMode};
+
+pub use user::ResolvedUser;
+
+/// The PATH Docker gives a container whose image sets none.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Paths hidden from the container (a null device or an empty read-only tmpfs over them).
+pub const MASKED_PATHS: [&str; 10] = [
+    "/proc/acpi",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+
+/// Paths the container may read but not write.
+pub const READONLY_PATHS: [&str; 5] = [
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+#[derive(Debug, Error)]
+pub enum SpecError {
+    #[error("unknown capability: {0:?}")]
+    UnknownCapability(String),
+    #[error("invalid user {0:?}: expected user[:group]")]
+    InvalidUser(String),
+    #[error("{0}")]
+    UnknownUser(String),
+    #[error("invalid ulimit {0:?}: expected name=soft[:hard], e.g. nofile=1024:2048")]
+    InvalidUlimit(String),
+    #[error("invalid --cpus value {0}: must be a positive number")]
+    InvalidCpus(f64),
+    #[error("invalid memory limit {0}: minimum is 6MB")]
+    InvalidMemory(i64),
+    #[error("invalid sysctl {0:?}: {1}")]
+    InvalidSysctl(String, &'static str),
+    #[error("cannot list host devices for --privileged: {0}")]
+    HostDevices(std::io::Error),
+    #[error("cannot build the OCI spec: {0}")]
+    Build(#[from] oci_spec::OciSpecError),
+}
+
+impl berth_core::error::HasErrorKind for SpecError {
+    fn kind(&self) -> berth_core::ErrorKind {
+        match self {
+            SpecError::HostDevices(_) | SpecError::Build(_) => berth_core::ErrorKind::Internal,
+            _ => berth_core::ErrorKind::InvalidArgument,
+        }
+    }
+}
+
+/// A `--ulimit name=soft[:hard]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ulimit {
+    pub kind: PosixRlimitType,
+    pub soft: u64,
+    pub hard: u64,
+}
+
+impl FromStr for Ulimit {
+    type Err = SpecError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || SpecError::InvalidUlimit(s.to_owned());
+        let (name, values) = s.split_once('=').ok_or_else(bad)?;
+        let kind = PosixRlimitType::from_str(&format!("RLIMIT_{}", name.to_ascii_uppercase()))
+            .map_err(|_| bad())?;
+        let parse = |v: &str| -> Result<u64, SpecError> {
+            if v == "-1" || v.eq_ignore_ascii_case("unlimited") {
+                Ok(u64::MAX)
+            } else {
+                v.parse().map_err(|_| bad())
+            }
+        };
+        let (soft, hard) = match values.split_once(':') {
+            Some((soft, hard)) => (parse(soft)?, parse(hard)?),
+            None => {
+                let v = parse(values)?;
+                (v, v)
+            }
+        };
+        if soft > hard {
+            return Err(bad());
+        }
+        Ok(Ulimit { kind, soft, hard })
+    }
+}
+
+/// Which seccomp filter the container runs under.
+#[derive(Debug, Clone, Default)]
+pub enum SeccompChoice {
+    /// Docker's default profile for the container's capabilities.
+    #[default]
+    Default,
+    /// `--security-opt seccomp=unconfined`.
+    Unconfined,
+    /// A custom profile (`--security-opt seccomp=profile.json`).
+    Custom(Box<LinuxSeccomp>),
+}
+
+/// What `docker run` lets a user change, at the runtime's level (the engine resolves images,
+/// names and networks into these).
+#[derive(Debug, Clone, Default)]
+pub struct ContainerOptions {
+    /// The root filesystem (absolute, or relative to the bundle).
+    pub rootfs: PathBuf,
+    /// The command and its arguments (entrypoint and cmd already joined).
+    pub args: Vec<String>,
+    /// `KEY=value` pairs; they override the defaults (PATH, TERM, HOSTNAME) of the same key.
+    pub env: Vec<String>,
+    /// Working directory; `/` when empty.
+    pub cwd: Option<String>,
+    /// `--user user[:group]`; names are looked up in the rootfs's /etc/passwd and /etc/group.
+    pub user: Option<String>,
+    /// Extra groups (`--group-add`), numeric.
+    pub group_add: Vec<u32>,
+    pub hostname: Option<String>,
+    pub readonly_rootfs: bool,
+    /// Memory limit in bytes (`--memory`).
+    pub memory: Option<i64>,
+    /// Memory+swap limit in bytes (`--memory-swap`), -1 for unlimited swap. When only
+    /// `memory` is set, Docker allows as much swap as memory (memory+swap = 2×memory).
+    pub memory_swap: Option<i64>,
+    /// `--cpus`: CPU quota as a number of CPUs.
+    pub cpus: Option<f64>,
+    /// `--cpu-shares`.
+    pub cpu_shares: Option<u64>,
+    /// `--pids-limit`.
+    pub pids_limit: Option<i64>,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    pub privileged: bool,
+    /// `--security-opt no-new-privileges`.
+    pub no_new_privileges: bool,
+    pub seccomp: SeccompChoice,
+    pub sysctls: BTreeMap<String, String>,
+    pub ulimits: Vec<Ulimit>,
+    /// `-t`: give the process a pseudo-terminal.
+    pub tty: bool,
+    /// The cgroups path; the runtime picks `/berth/<id>` when absent.
+    pub cgroups_path: Option<String>,
+    /// Join no new network namespace (`--network host`).
+    pub host_network: bool,
+}
+
+impl ContainerOptions {
+    /// Options that run `args` in `rootfs` with every default.
+    pub fn new(rootfs: impl Into<PathBuf>, args: Vec<String>) -> Self {
+        ContainerOptions {
+            rootfs: rootfs.into(),
+            args,
+            ..Default::default()
+        }
+    }
+}
+
+fn mount(dest: &str, typ: &str, source: &str, options: &[&str]) -> Result<Mount, SpecError> {
+    Ok(MountBuilder::default()
+        .destination(dest)
+        .typ(typ)
+        .source(source)
+        .options(options.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        .build()?)
+}
+
+/// Docker's standard mounts; `privileged` makes sysfs and cgroupfs writable.
+fn standard_mounts(privileged: bool) -> Result<Vec<Mount>, SpecError> {
+    let ro_or_rw = if privileged { "rw" } else { "ro" };
+    Ok(vec![
+        mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"])?,
+        mount(
+            "/dev",
+            "tmpfs",
+            "tmpfs",
+            &["nosuid", "strictatime", "mode=755", "size=65536k"],
+        )?,
+        mount(
+            "/dev/pts",
+            "devpts",
+            "devpts",
+            &[
+                "nosuid",
+                "noexec",
+                "newinstance",
+                "ptmxmode=0666",
+                "mode=0620",
+                "gid=5",
+            ],
+        )?,
+        mount(
+            "/sys",
+            "sysfs",
+            "sysfs",
+            &["nosuid", "noexec", "nodev", ro_or_rw],
+        )?,
+        mount(
+            "/sys/fs/cgroup",
+            "cgroup",
+            "cgroup",
+            &["nosuid", "noexec", "nodev", "relatime", ro_or_rw],
+        )?,
+        mount(
+            "/dev/mqueue",
+            "mqueue",
+            "mqueue",
+            &["nosuid", "noexec", "nodev"],
+        )?,
+        mount(
+            "/dev/shm",
+            "tmpfs",
+            "shm",
+            &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+        )?,
+    ])
+}
+
+fn device_rule(
+    typ: Option<LinuxDeviceType>,
+    major: Option<i64>,
+    minor: Option<i64>,
+    access: &str,
+) -> Result<LinuxDeviceCgroup, SpecError> {
+    let mut b = LinuxDeviceCgroupBuilder::default()
+        .allow(true)
+        .access(access);
+    if let Some(t) = typ {
+        b = b.typ(t);
+    }
+    if let Some(m) = major {
+        b = b.major(m);
+    }
+    if let Some(m) = minor {
+        b = b.minor(m);
+    }
+    Ok(b.build()?)
+}
+
+/// The device cgroup rules Docker uses: deny everything, then allow mknod of any device and
+/// use of the standard character devices, ptys, and /dev/net/tun.
+fn default_device_rules() -> Result<Vec<LinuxDeviceCgroup>, SpecError> {
+    use LinuxDeviceType::{B, C};
+    let deny_all = LinuxDeviceCgroupBuilder::default()
+        .allow(false)
+        .access("rwm")
+        .build()?;
+    Ok(vec![
+        deny_all,
+        device_rule(Some(C), None, None, "m")?,
+        device_rule(Some(B), None, None, "m")?,
+        device_rule(Some(C), Some(1), Some(3), "rwm")?, // null
+        device_rule(Some(C), Some(1), Some(8), "rwm")?, // random
+        device_rule(Some(C), Some(1), Some(7), "rwm")?, // full
+        device_rule(Some(C), Some(5), Some(0), "rwm")?, // tty
+        device_rule(Some(C), Some(1), Some(5), "rwm")?, // zero
+        device_rule(Some(C), Some(1), Some(9), "rwm")?, // urandom
+        device_rule(Some(C), Some(136), None, "rwm")?,  // /dev/pts/*
+        device_rule(Some(C), Some(5), Some(2), "rwm")?, // ptmx
+        device_rule(Some(C), Some(10), Some(200), "rwm")?, // net/tun
+    ])
+}
+
+fn char_device(path: &str, major: i64, minor: i64) -> Result<LinuxDevice, SpecError> {
+    Ok(LinuxDeviceBuilder::default()
+        .path(path)
+        .typ(LinuxDeviceType::C)
+        .major(major)
+        .minor(minor)
+        .file_mode(0o666u32)
+        .uid(0u32)
+        .gid(0u32)
+        .build()?)
+}
+
+fn default_devices() -> Result<Vec<LinuxDevice>, SpecError> {
+    Ok(vec![
+        char_device("/dev/null", 1, 3)?,
+        char_device("/dev/zero", 1, 5)?,
+        char_device("/dev/full", 1, 7)?,
+        char_device("/dev/random", 1, 8)?,
+        char_device("/dev/urandom", 1, 9)?,
+        char_device("/dev/tty", 5, 0)?,
+    ])
+}
+
+/// Every device node under the host's /dev, for `--privileged` (as Docker gives it).
+fn host_devices() -> Result<Vec<LinuxDevice>, SpecError> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    const SKIP: [&str; 4] = ["/dev/pts", "/dev/shm", "/dev/mqueue", "/dev/.udev"];
+    let mut out = Vec::new();
+    let mut stack = vec![PathBuf::from("/dev")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).map_err(SpecError::HostDevices)? {
+            let entry = entry.map_err(SpecError::HostDevices)?;
+            let path = entry.path();
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            let ft = meta.file_type();
+            if ft.is_dir() {
+                if !SKIP.iter().any(|s| path == Path::new(s)) {
+                    stack.push(path);
+                }
+                continue;
+            }
+            let typ = if ft.is_char_device() {
+                LinuxDeviceType::C
+            } else if ft.is_block_device() {
+                LinuxDeviceType::B
+            } else {
+                continue;
+            };
+            // /dev/console is the container's own pty; /dev/ptmx comes from its devpts.
+            if path == Path::new("/dev/console") || path == Path::new("/dev/ptmx") {
+                continue;
+            }
+            let rdev = meta.rdev();
+            out.push(
+                LinuxDeviceBuilder::default()
+                    .path(&path)
+                    .typ(typ)
+                    .major(nix::sys::stat::major(rdev) as i64)
+                    .minor(nix::sys::stat::minor(rdev) as i64)
+                    .file_mode(meta.mode() & 0o7777)
+                    .uid(meta.uid())
+                    .gid(meta.gid())
+                    .build()?,
+            );
+        }
+    }
+    out.sort_by(|a, b| a.path().cmp(b.path()));
+    Ok(out)
+}
+
+fn namespace(typ: LinuxNamespaceType) -> Result<LinuxNamespace, SpecError> {
+    Ok(LinuxNamespaceBuilder::default().typ(typ).build()?)
+}
+
+/// Sysctls Docker accepts in a container: namespaced ones only (IPC and, without host
+/// networking, `net.*`).
+fn check_sysctl(key: &str, host_network: bool) -> Result<(), SpecError> {
+    const IPC: [&str; 7] = [
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+    ];
+    if IPC.contains(&key) || key.starts_with("fs.mqueue.") || key == "kernel.shm_rmid_forced" {
+        return Ok(());
+    }
+    if key.starts_with("net.") {
+        return if host_network {
+            Err(SpecError::InvalidSysctl(
+                key.to_owned(),
+                "net.* sysctls are not allowed with the host network",
+            ))
+        } else {
+            Ok(())
+        };
+    }
+    Err(SpecError::InvalidSysctl(
+        key.to_owned(),
+        "not a namespaced sysctl",
+    ))
+}
+
+/// Merges `KEY=value` lists: later entries replace earlier ones with the same key, order kept.
+fn merge_env(lists: &[&[String]]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for list in lists {
+        for item in list.iter() {
+            let key = item.split_once('=').map_or(item.as_str(), |(k, _)| k);
+            match out
+                .iter_mut()
+                .find(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) == key)
+            {
+                Some(existing) => existing.clone_from(item),
+                None => out.push(item.clone()),
+            }
+        }
+    }
+    out
+}
+
+/// The OCI spec for a container with Docker's defaults, changed by `opts`.
+pub fn docker_default(opts: &ContainerOptions) -> Result<Spec, SpecError> {
+    let caps = caps::resolve(opts.privileged, &opts.cap_add, &opts.cap_drop)?;
+    let cap_set: HashSet<Capability> = caps.clone();
+
+    let user = match &opts.user {
+        Some(u) => user::resolve(u, Some(&opts.rootfs))?,
+        None => ResolvedUser::default(),
+    };
+    let mut gids = user.additional_gids.clone();
+    for g in &opts.group_add {
+        if !gids.contains(g) {
+            gids.push(*g);
+        }
+    }
+    let mut user_b = UserBuilder::default().uid(user.uid).gid(user.gid);
+    if !gids.is_empty() {
+        user_b = user_b.additional_gids(gids);
+    }
+
+    let mut defaults = vec![format!("PATH={DEFAULT_PATH}")];
+    if let Some(h) = &opts.hostname {
+        defaults.push(format!("HOSTNAME={h}"));
+    }
+    if opts.tty {
+        defaults.push("TERM=xterm".to_owned());
+    }
+    let env = merge_env(&[&defaults, &opts.env]);
+
+    // Like Docker, no rlimit is set unless asked for: the container inherits the engine's.
+    let mut rlimits: Vec<PosixRlimit> = Vec::new();
+    for u in &opts.ulimits {
+        rlimits.retain(|r| r.typ() != u.kind);
+        rlimits.push(
+            PosixRlimitBuilder::default()
+                .typ(u.kind)
+                .soft(u.soft)
+                .hard(u.hard)
+                .build()?,
+        );
+    }
+
+    let capabilities = LinuxCapabilitiesBuilder::default()
+        .bounding(caps.clone())
+        .effective(caps.clone())
+        .permitted(caps)
+        .inheritable(HashSet::new())
+        .ambient(HashSet::new())
+        .build()?;
+
+    let mut process = ProcessBuilder::default()
+        .terminal(opts.tty)
+        .user(user_b.build()?)
+        .args(opts.args.clone())
+        .env(env)
+        .cwd(
+            opts.cwd
+                .clone()
+                .filter(|c| !c.is_empty())
+                .unwrap_or_else(|| "/".to_owned()),
+        )
+        .capabilities(capabilities)
+        .rlimits(rlimits)
+        .build()?;
+    // Set only when true: libcontainer 0.7 treats an explicit `false` like `true` for the
+    // order of seccomp and capability dropping, which makes the filter fail to load.
+    if opts.no_new_privileges {
+        process.set_no_new_privileges(Some(true));
+    }
+
+    // Resources.
+    let mut resources = LinuxResourcesBuilder::default();
+    let mut device_rules = default_device_rules()?;
+    if opts.privileged {
+        device_rules = vec![device_rule(None, None, None, "rwm")?];
+    }
+    resources = resources.devices(device_rules);
+    if let Some(mem) = opts.memory {
+        if mem < 6 * 1024 * 1024 {
+            return Err(SpecError::InvalidMemory(mem));
+        }
+        let mut m = LinuxMemoryBuilder::default().limit(mem);
+        let swap = match opts.memory_swap {
+            Some(s) => Some(s),
+            None if host::swap_accounting() => Some(mem * 2),
+            None => None,
+        };
+        if let Some(s) = swap {
+            m = m.swap(s);
+        }
+        resources = resources.memory(m.build()?);
+    }
+    if opts.cpus.is_some() || opts.cpu_shares.is_some() {
+        let mut c = LinuxCpuBuilder::default();
+        if let Some(cpus) = opts.cpus {
+            if !(cpus.is_finite() && cpus > 0.0) {
+                return Err(SpecError::InvalidCpus(cpus));
+            }
+            const PERIOD: u64 = 100_000;
+            c = c
+                .period(PERIOD)
+                .quota((cpus * PERIOD as f64).round() as i64);
+        }
+        if let Some(shares) = opts.cpu_shares {
+            c = c.shares(shares);
+        }
+        resources = resources.cpu(c.build()?);
+    }
+    if let Some(limit) = opts.pids_limit {
+        // Docker: 0 or -1 means unlimited.
+        if limit > 0 {
+            resources = resources.pids(LinuxPidsBuilder::default().limit(limit).build()?);
+        }
+    }
+
+    let mut namespaces = vec![
+        namespace(LinuxNamespaceType::Pid)?,
+        namespace(LinuxNamespaceType::Ipc)?,
+        namespace(LinuxNamespaceType::Uts)?,
+        namespace(LinuxNamespaceType::Mount)?,
+    ];
+    if !opts.host_network {
+        namespaces.push(namespace(LinuxNamespaceType::Network)?);
+    }
+    // Docker gives each container its own cgroup namespace on v2 hosts.
+    if host::cgroup_mode() == CgroupMode::Unified {
+        namespaces.push(namespace(LinuxNamespaceType::Cgroup)?);
+    }
+
+    let mut sysctls = HashMap::new();
+    for (k, v) in &opts.sysctls {
+        check_sysctl(k, opts.host_network)?;
+        sysctls.insert(k.clone(), v.clone());
+    }
+
+    let mut linux = LinuxBuilder::default()
+        .namespaces(namespaces)
+        .resources(resources.build()?)
+        .devices(if opts.privileged {
+            host_devices()?
+        } else {
+            default_devices()?
+        });
+    if !sysctls.is_empty() {
+        linux = linux.sysctl(sysctls);
+    }
+    if let Some(path) = &opts.cgroups_path {
+        linux = linux.cgroups_path(PathBuf::from(path));
+    }
+    if opts.privileged {
+        linux = linux.masked_paths(Vec::new()).readonly_paths(Vec::new());
+    } else {
+        linux = linux
+            .masked_paths(
+                MASKED_PATHS
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect::<Vec<_>>(),
+            )
+            .readonly_paths(
+                READONLY_PATHS
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect::<Vec<_>>(),
+            );
+        match &opts.seccomp {
+            SeccompChoice::Default => linux = linux.seccomp(seccomp::docker_default(&cap_set)),
+            SeccompChoice::Custom(profile) => linux = linux.seccomp((**profile).clone()),
+            SeccompChoice::Unconfined => {}
+        }
+    }
+
+    let mut spec = SpecBuilder::default()
+        .version("1.0.2")
+        .root(
+            RootBuilder::default()
+                .path(opts.rootfs.clone())
+                .readonly(opts.readonly_rootfs)
+                .build()?,
+        )
+        .process(process)
+        .mounts(standard_mounts(opts.privileged)?)
+        .linux(linux.build()?)
+        .build()?;
+    if let Some(h) = &opts.hostname {
+        spec.set_hostname(Some(h.clone()));
+    }
+    Ok(spec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(opts: ContainerOptions) -> Spec {
+        docker_default(&opts).unwrap()
+    }
+
+    fn base() -> ContainerOptions {
+        ContainerOptions::new("rootfs", vec!["sh".into()])
+    }
+
+    #[test]
+    fn defaults_match_docker() {
+        let s = spec(base());
+        let process = s.process().as_ref().unwrap();
+        let caps = process.capabilities().as_ref().unwrap();
+        assert_eq!(caps.bounding().as_ref().unwrap().len(), 14);
+        assert!(caps.inheritable().as_ref().unwrap().is_empty());
+        assert_eq!(process.cwd(), &PathBuf::from("/"));
+        assert!(process
+            .env()
+            .as_ref()
+            .unwrap()
+            .contains(&format!("PATH={DEFAULT_PATH}")));
+        let linux = s.linux().as_ref().unwrap();
+        assert_eq!(linux.masked_paths().as_ref().unwrap().len(), 10);
+        assert_eq!(linux.readonly_paths().as_ref().unwrap().len(), 5);
+        assert!(linux.seccomp().is_some());
+        let mounts = s.mounts().as_ref().unwrap();
+        let shm = mounts
+            .iter()
+            .find(|m| m.destination() == Path::new("/dev/shm"))
+            .unwrap();
+        assert!(shm
+            .options()
+            .as_ref()
+            .unwrap()
+            .contains(&"size=65536k".to_owned()));
+        let sys = mounts
+            .iter()
+            .find(|m| m.destination() == Path::new("/sys"))
+            .unwrap();
+        assert!(sys.options().as_ref().unwrap().contains(&"ro".to_owned()));
+    }
+
+    #[test]
+    fn privileged_lifts_confinement() {
+        let s = spec(ContainerOptions {
+            privileged: true,
+            ..base()
+        });
+        let linux = s.linux().as_ref().unwrap();
+        assert!(linux.seccomp().is_none());
+        assert!(linux.masked_paths().as_ref().is_none_or(|m| m.is_empty()));
+        let caps = s
+            .process()
+            .as_ref()
+            .unwrap()
+            .capabilities()
+            .as_ref()
+            .unwrap();
+        assert!(caps
+            .bounding()
+            .as_ref()
+            .unwrap()
+            .contains(&Capability::SysAdmin));
+    }
+
+    #[test]
+    fn limits_and_flags() {
+        let s = spec(ContainerOptions {
+            memory: Some(64 << 20),
+            memory_swap: Some(-1),
+            cpus: Some(1.5),
+            pids_limit: Some(20),
+            readonly_rootfs: true,
+            tty: true,
+            hostname: Some("box".into()),
+            env: vec!["PATH=/bin".into(), "A=1".into()],
+            ulimits: vec!["nofile=10:20".parse().unwrap()],
+            sysctls: [("net.ipv4.ip_forward".to_owned(), "1".to_owned())].into(),
+            seccomp: SeccompChoice::Unconfined,
+            no_new_privileges: true,
+            ..base()
+        });
+        let r = s.linux().as_ref().unwrap().resources().as_ref().unwrap();
+        assert_eq!(r.memory().as_ref().unwrap().limit(), Some(64 << 20));
+        assert_eq!(r.cpu().as_ref().unwrap().quota(), Some(150_000));
+        assert_eq!(r.pids().as_ref().unwrap().limit(), 20);
+        assert!(s.root().as_ref().unwrap().readonly().unwrap());
+        assert_eq!(s.hostname().as_deref(), Some("box"));
+        let p = s.process().as_ref().unwrap();
+        assert!(p.terminal().unwrap());
+        assert_eq!(p.no_new_privileges(), Some(true));
+        let env = p.env().as_ref().unwrap();
+        assert_eq!(env[0], "PATH=/bin");
+        assert!(env.contains(&"TERM=xterm".to_owned()));
+        assert!(env.contains(&"HOSTNAME=box".to_owned()));
+        let nofile = &p.rlimits().as_ref().unwrap()[0];
+        assert_eq!((nofile.soft(), nofile.hard()), (10, 20));
+        assert!(s.linux().as_ref().unwrap().seccomp().is_none());
+    }
+
+    #[test]
+    fn bad_input_is_refused() {
+        assert!(matches!(
+            docker_default(&ContainerOptions {
+                cap_add: vec!["WIZARD".into()],
+                ..base()
+            }),
+            Err(SpecError::UnknownCapability(_))
+        ));
+        assert!(matches!(
+            docker_default(&ContainerOptions {
+                memory: Some(1024),
+                ..base()
+            }),
+            Err(SpecError::InvalidMemory(_))
+        ));
+        assert!(matches!(
+            docker_default(&ContainerOptions {
+                cpus: Some(-1.0),
+                ..base()
+            }),
+            Err(SpecError::InvalidCpus(_))
+        ));
+        assert!(matches!(
+            docker_default(&ContainerOptions {
+                sysctls: [("kernel.panic".to_owned(), "1".to_owned())].into(),
+                ..base()
+            }),
+            Err(SpecError::InvalidSysctl(..))
+        ));
+        for bad in ["nofile", "nofile=a", "bogus=1", "nofile=2:1"] {
+            assert!(bad.parse::<Ulimit>().is_err(), "{bad} accepted");
+        }
+        assert_eq!("nproc=unlimited".parse::<Ulimit>().unwrap().soft, u64::MAX);
+    }
+}
