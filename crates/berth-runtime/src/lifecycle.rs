@@ -13,6 +13,7 @@ use libcontainer::container::{Container, ContainerStatus};
 use libcontainer::signal::Signal;
 use libcontainer::syscall::syscall::SyscallType;
 use nix::unistd::Pid;
+use oci_spec::runtime::Arch;
 
 use crate::bundle::Bundle;
 use crate::console::ConsoleSocket;
@@ -35,6 +36,48 @@ pub struct CreateOptions {
     pub stdin: Option<OwnedFd>,
     pub stdout: Option<OwnedFd>,
     pub stderr: Option<OwnedFd>,
+}
+
+/// What a bundle's spec needs changed before libcontainer gets it. libcontainer reads
+/// config.json from the bundle directory it is given, so any of these means handing it a
+/// rewritten copy.
+#[derive(Debug, Default)]
+struct Normalization {
+    /// The spec's own cgroups path; None means berth's default (`/berth/<id>`), never the one
+    /// libcontainer would invent.
+    cgroups_path: Option<String>,
+    /// An explicit `noNewPrivileges: false`, which libcontainer 0.7 mishandles: it then loads
+    /// seccomp after dropping CAP_SYS_ADMIN, and the load fails.
+    drop_nnp_false: bool,
+    /// The filter covers x32 but this kernel cannot run x32 code: building that part of the
+    /// filter costs milliseconds and guards nothing.
+    drop_x32: bool,
+}
+
+impl Normalization {
+    fn needed(bundle: &Bundle) -> Normalization {
+        let linux = bundle.spec.linux().as_ref();
+        let has_x32 = linux
+            .and_then(|l| l.seccomp().as_ref())
+            .and_then(|s| s.architectures().as_ref())
+            .is_some_and(|a| a.contains(&Arch::ScmpArchX32));
+        Normalization {
+            cgroups_path: linux
+                .and_then(|l| l.cgroups_path().clone())
+                .map(|p| p.to_string_lossy().into_owned()),
+            drop_nnp_false: bundle
+                .spec
+                .process()
+                .as_ref()
+                .and_then(|p| p.no_new_privileges())
+                == Some(false),
+            drop_x32: has_x32 && !host::kernel_runs_x32(),
+        }
+    }
+
+    fn any(&self) -> bool {
+        self.cgroups_path.is_none() || self.drop_nnp_false || self.drop_x32
+    }
 }
 
 /// A state root and how cgroups are driven there.
@@ -124,31 +167,25 @@ impl Runtime {
             return Err(RuntimeError::AlreadyExists(id.to_owned()));
         }
         let bundle = Bundle::load(bundle_dir)?;
-        let given_path = bundle
-            .spec
-            .linux()
-            .as_ref()
-            .and_then(|l| l.cgroups_path().clone())
-            .map(|p| p.to_string_lossy().into_owned());
-        // libcontainer reads config.json from the bundle it is given. When the spec names no
-        // cgroups path, we hand it a normalized copy that names ours (`/berth/<id>`), so
-        // containers never land in a cgroup libcontainer invents. The copy also drops an
-        // explicit `noNewPrivileges: false`, which libcontainer 0.7 mishandles (it then loads
-        // seccomp after dropping CAP_SYS_ADMIN, and the load fails).
-        let explicit_nnp_false = bundle
-            .spec
-            .process()
-            .as_ref()
-            .and_then(|p| p.no_new_privileges())
-            == Some(false);
-        let shadow = if given_path.is_none() || explicit_nnp_false {
-            Some(self.shadow_bundle(id, &bundle, given_path.as_deref())?)
+        self.create_from(id, bundle, opts, detach)
+    }
+
+    fn create_from(
+        &self,
+        id: &str,
+        bundle: Bundle,
+        opts: CreateOptions,
+        detach: bool,
+    ) -> Result<Container> {
+        let fixes = Normalization::needed(&bundle);
+        let cgroups_path = fixes.cgroups_path.clone().unwrap_or_else(|| {
+            host::default_cgroups_path(id, self.systemd_cgroup || host::systemd_is_init())
+        });
+        let shadow = if fixes.any() {
+            Some(self.shadow_bundle(id, &bundle, &fixes, &cgroups_path)?)
         } else {
             None
         };
-        let cgroups_path = given_path.unwrap_or_else(|| {
-            host::default_cgroups_path(id, self.systemd_cgroup || host::systemd_is_init())
-        });
         let systemd = self.use_systemd(&cgroups_path);
         let build_dir = shadow.as_deref().unwrap_or(&bundle.dir).to_path_buf();
 
@@ -200,13 +237,14 @@ impl Runtime {
         }
     }
 
-    /// Writes `<root>/.bundles/<id>/config.json`: the bundle's spec with an absolute rootfs,
-    /// a cgroups path, and no explicit `noNewPrivileges: false`.
+    /// Writes `<root>/.bundles/<id>/config.json`: the bundle's spec with an absolute rootfs and
+    /// the fixes of `fixes` applied.
     fn shadow_bundle(
         &self,
         id: &str,
         bundle: &Bundle,
-        cgroups_path: Option<&str>,
+        fixes: &Normalization,
+        cgroups_path: &str,
     ) -> Result<PathBuf> {
         let dir = self.root.join(".bundles").join(id);
         std::fs::create_dir_all(&dir)
@@ -215,16 +253,24 @@ impl Runtime {
         if let Some(root) = spec.root_mut() {
             root.set_path(bundle.rootfs());
         }
-        if let Some(process) = spec.process_mut() {
-            if process.no_new_privileges() == Some(false) {
+        if fixes.drop_nnp_false {
+            if let Some(process) = spec.process_mut() {
                 process.set_no_new_privileges(None);
             }
         }
-        let path = cgroups_path.map(str::to_owned).unwrap_or_else(|| {
-            host::default_cgroups_path(id, self.systemd_cgroup || host::systemd_is_init())
-        });
         if let Some(linux) = spec.linux_mut() {
-            linux.set_cgroups_path(Some(PathBuf::from(path)));
+            linux.set_cgroups_path(Some(PathBuf::from(cgroups_path)));
+            if fixes.drop_x32 {
+                if let Some(seccomp) = linux.seccomp_mut() {
+                    let arches: Option<Vec<Arch>> = seccomp.architectures().as_ref().map(|a| {
+                        a.iter()
+                            .copied()
+                            .filter(|a| *a != Arch::ScmpArchX32)
+                            .collect()
+                    });
+                    seccomp.set_architectures(arches);
+                }
+            }
         }
         let text = serde_json::to_vec(&spec).map_err(|e| RuntimeError::MalformedConfig {
             path: bundle.dir.clone(),
@@ -268,10 +314,15 @@ impl Runtime {
         mut opts: CreateOptions,
         detach: bool,
     ) -> Result<i32> {
+        validate_id(id)?;
+        if self.container_dir(id).exists() {
+            return Err(RuntimeError::AlreadyExists(id.to_owned()));
+        }
+        let bundle = Bundle::load(bundle)?;
         // In the foreground a terminal container needs a pty we relay ourselves.
         let wants_terminal = !detach
             && opts.console_socket.is_none()
-            && Bundle::load(bundle)?
+            && bundle
                 .spec
                 .process()
                 .as_ref()
@@ -284,7 +335,7 @@ impl Runtime {
         } else {
             None
         };
-        let container = self.create(id, bundle, opts, detach)?;
+        let container = self.create_from(id, bundle, opts, detach)?;
         let pty = match &console {
             Some(socket) => match socket.receive_master() {
                 Ok(fd) => Some(fd),

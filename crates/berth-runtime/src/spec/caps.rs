@@ -69,6 +69,74 @@ pub const ALL: [Capability; 41] = [
     Capability::WakeAlarm,
 ];
 
+/// Every capability in `ALL` that this process's bounding set holds: what `--privileged` and
+/// `--cap-add ALL` can grant here (a container cannot get more than its runtime has).
+pub fn available() -> Vec<Capability> {
+    let bounding = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapBnd:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        });
+    match bounding {
+        Some(mask) => ALL
+            .into_iter()
+            .filter(|c| number(*c).is_some_and(|n| mask & (1u64 << n) != 0))
+            .collect(),
+        None => ALL.to_vec(),
+    }
+}
+
+/// The kernel's number for a capability (`CAP_CHOWN` is 0).
+pub fn number(cap: Capability) -> Option<u32> {
+    const ORDER: [&str; 41] = [
+        "CHOWN",
+        "DAC_OVERRIDE",
+        "DAC_READ_SEARCH",
+        "FOWNER",
+        "FSETID",
+        "KILL",
+        "SETGID",
+        "SETUID",
+        "SETPCAP",
+        "LINUX_IMMUTABLE",
+        "NET_BIND_SERVICE",
+        "NET_BROADCAST",
+        "NET_ADMIN",
+        "NET_RAW",
+        "IPC_LOCK",
+        "IPC_OWNER",
+        "SYS_MODULE",
+        "SYS_RAWIO",
+        "SYS_CHROOT",
+        "SYS_PTRACE",
+        "SYS_PACCT",
+        "SYS_ADMIN",
+        "SYS_BOOT",
+        "SYS_NICE",
+        "SYS_RESOURCE",
+        "SYS_TIME",
+        "SYS_TTY_CONFIG",
+        "MKNOD",
+        "LEASE",
+        "AUDIT_WRITE",
+        "AUDIT_CONTROL",
+        "SETFCAP",
+        "MAC_OVERRIDE",
+        "MAC_ADMIN",
+        "SYSLOG",
+        "WAKE_ALARM",
+        "BLOCK_SUSPEND",
+        "AUDIT_READ",
+        "PERFMON",
+        "BPF",
+        "CHECKPOINT_RESTORE",
+    ];
+    let name = cap.to_string();
+    ORDER.iter().position(|n| *n == name).map(|p| p as u32)
+}
+
 /// Parses `SYS_ADMIN`, `CAP_SYS_ADMIN` or `sys_admin`.
 pub fn parse(name: &str) -> Result<Capability, SpecError> {
     let json = serde_json::Value::String(name.trim().to_owned());
@@ -87,7 +155,7 @@ pub fn resolve(
     drop: &[String],
 ) -> Result<HashSet<Capability>, SpecError> {
     if privileged {
-        return Ok(ALL.into_iter().collect());
+        return Ok(available().into_iter().collect());
     }
     let mut set: HashSet<Capability> = DOCKER_DEFAULT.into_iter().collect();
     for name in drop {
@@ -99,7 +167,7 @@ pub fn resolve(
     }
     for name in add {
         if is_all(name) {
-            set.extend(ALL);
+            set.extend(available());
         } else {
             set.insert(parse(name)?);
         }
@@ -132,6 +200,16 @@ mod tests {
         assert!(none.is_empty());
         let only_chown = resolve(false, &["CHOWN".into()], &["ALL".into()]).unwrap();
         assert_eq!(only_chown, [Capability::Chown].into());
-        assert_eq!(resolve(true, &[], &[]).unwrap().len(), ALL.len());
+        assert_eq!(resolve(true, &[], &[]).unwrap().len(), available().len());
+    }
+
+    #[test]
+    fn numbers_follow_the_kernel() {
+        assert_eq!(number(Capability::Chown), Some(0));
+        assert_eq!(number(Capability::SysAdmin), Some(21));
+        assert_eq!(number(Capability::CheckpointRestore), Some(40));
+        for c in ALL {
+            assert!(number(c).is_some(), "{c}");
+        }
     }
 }

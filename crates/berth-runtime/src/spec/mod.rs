@@ -478,11 +478,10 @@ pub fn docker_default(opts: &ContainerOptions) -> Result<Spec, SpecError> {
         .capabilities(capabilities)
         .rlimits(rlimits)
         .build()?;
-    // Set only when true: libcontainer 0.7 treats an explicit `false` like `true` for the
-    // order of seccomp and capability dropping, which makes the filter fail to load.
-    if opts.no_new_privileges {
-        process.set_no_new_privileges(Some(true));
-    }
+    // oci-spec's defaults (which the builders start from) set noNewPrivileges; Docker does
+    // not. And only `true` is ever written: libcontainer 0.7 treats an explicit `false` like
+    // `true` for the order of seccomp and capability dropping, and the filter then fails to load.
+    process.set_no_new_privileges(opts.no_new_privileges.then_some(true));
 
     // Resources.
     let mut resources = LinuxResourcesBuilder::default();
@@ -598,9 +597,9 @@ pub fn docker_default(opts: &ContainerOptions) -> Result<Spec, SpecError> {
         .mounts(standard_mounts(opts.privileged)?)
         .linux(linux.build()?)
         .build()?;
-    if let Some(h) = &opts.hostname {
-        spec.set_hostname(Some(h.clone()));
-    }
+    // Not oci-spec's default ("youki"): the engine names the host, or it keeps the runtime's.
+    spec.set_hostname(opts.hostname.clone());
+    spec.set_annotations(None);
     Ok(spec)
 }
 
@@ -624,6 +623,13 @@ mod tests {
         assert_eq!(caps.bounding().as_ref().unwrap().len(), 14);
         assert!(caps.inheritable().as_ref().unwrap().is_empty());
         assert_eq!(process.cwd(), &PathBuf::from("/"));
+        assert_eq!(
+            process.no_new_privileges(),
+            None,
+            "Docker leaves setuid working"
+        );
+        assert!(process.rlimits().as_ref().is_none_or(|r| r.is_empty()));
+        assert_eq!(s.hostname(), &None);
         assert!(process
             .env()
             .as_ref()

@@ -138,8 +138,13 @@ pub fn host_arch_family() -> &'static [&'static str] {
     }
 }
 
-fn seccomp_arches() -> Vec<Arch> {
+/// The seccomp architectures a filter on this host must cover. x32 is left out when the
+/// kernel cannot run x32 code at all (see [`crate::host::kernel_runs_x32`]).
+pub fn seccomp_arches() -> Vec<Arch> {
     match std::env::consts::ARCH {
+        "x86_64" if !crate::host::kernel_runs_x32() => {
+            vec![Arch::ScmpArchX86_64, Arch::ScmpArchX86]
+        }
         "x86_64" => vec![Arch::ScmpArchX86_64, Arch::ScmpArchX86, Arch::ScmpArchX32],
         "x86" => vec![Arch::ScmpArchX86],
         "aarch64" => vec![Arch::ScmpArchAarch64, Arch::ScmpArchArm],

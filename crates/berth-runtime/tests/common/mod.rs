@@ -1,0 +1,352 @@
+//! Test harness for the runtime's integration tests: a busybox rootfs made from Debian's
+//! `busybox-static` (cached under the target dir), per-test bundles and state roots, and a
+//! guard that force-deletes every container a test made, also when the test fails.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use berth_runtime::spec::{docker_default, ContainerOptions};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_berth-runtime");
+
+/// Root tests fail loudly without root; `BERTH_TEST_ALLOW_NONROOT=1` turns that into a skip
+/// that still prints why.
+pub fn require_root() -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    if std::env::var_os("BERTH_TEST_ALLOW_NONROOT").is_some() {
+        eprintln!("SKIPPED: this test needs root (BERTH_TEST_ALLOW_NONROOT is set)");
+        return false;
+    }
+    panic!(
+        "this test runs real containers and needs root: run `cargo test` as root (CI does), \
+         or set BERTH_TEST_ALLOW_NONROOT=1 to skip the root tests"
+    );
+}
+
+fn fixtures_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("fixtures")
+}
+
+fn ensure_busybox() -> PathBuf {
+    for p in ["/bin/busybox", "/usr/bin/busybox"] {
+        if Path::new(p).exists() {
+            return PathBuf::from(p);
+        }
+    }
+    let status = Command::new("apt-get")
+        .args(["install", "-y", "-q", "busybox-static"])
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .status();
+    assert!(
+        status.is_ok_and(|s| s.success()) && Path::new("/bin/busybox").exists(),
+        "the tests need Debian's busybox-static (apt-get install busybox-static)"
+    );
+    PathBuf::from("/bin/busybox")
+}
+
+/// A directory tree with busybox, its applets, /etc/passwd and group, and the probe binary.
+/// Built once per target dir; concurrent builders race to an atomic rename.
+pub fn busybox_rootfs() -> &'static Path {
+    static ROOTFS: OnceLock<PathBuf> = OnceLock::new();
+    ROOTFS.get_or_init(|| {
+        let done = fixtures_dir().join("busybox-rootfs");
+        if done.join("bin/syscall-probe").exists() {
+            return done;
+        }
+        let busybox = ensure_busybox();
+        std::fs::create_dir_all(fixtures_dir()).unwrap();
+        let tmp = fixtures_dir().join(format!("rootfs.tmp.{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        for d in [
+            "bin", "etc", "proc", "sys", "dev", "tmp", "root", "mnt", "home",
+        ] {
+            std::fs::create_dir_all(tmp.join(d)).unwrap();
+        }
+        std::fs::copy(&busybox, tmp.join("bin/busybox")).unwrap();
+        let list = Command::new(&busybox).arg("--list").output().unwrap();
+        for applet in String::from_utf8_lossy(&list.stdout).lines() {
+            if applet != "busybox" && !applet.is_empty() {
+                std::os::unix::fs::symlink("busybox", tmp.join("bin").join(applet)).unwrap();
+            }
+        }
+        std::fs::write(
+            tmp.join("etc/passwd"),
+            "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000:user:/home:/bin/sh\n",
+        )
+        .unwrap();
+        std::fs::write(tmp.join("etc/group"), "root:x:0:\nuser:x:1000:\n").unwrap();
+        let probe_src =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/syscall-probe.c");
+        let cc = Command::new("cc")
+            .args(["-static", "-O2", "-o"])
+            .arg(tmp.join("bin/syscall-probe"))
+            .arg(&probe_src)
+            .status()
+            .expect("the tests need a C compiler (cc) for the static syscall probe");
+        assert!(
+            cc.success(),
+            "cc -static failed for the syscall probe (need libc6-dev)"
+        );
+        std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        if std::fs::rename(&tmp, &done).is_err() {
+            // Another process won the race; ours is redundant.
+            let _ = std::fs::remove_dir_all(&tmp);
+        }
+        done
+    })
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A private state root and bundle area; force-deletes its containers on drop.
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+    pub root: PathBuf,
+    ids: Mutex<Vec<String>>,
+    children: Mutex<Vec<Child>>,
+}
+
+impl Sandbox {
+    pub fn new() -> Sandbox {
+        let dir = tempfile::Builder::new()
+            .prefix("berth-rt-test-")
+            .tempdir()
+            .unwrap();
+        let root = dir.path().join("state");
+        Sandbox {
+            dir,
+            root,
+            ids: Mutex::new(Vec::new()),
+            children: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// A fresh container id, remembered for cleanup.
+    pub fn id(&self, name: &str) -> String {
+        let id = format!(
+            "{name}-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        );
+        self.ids.lock().unwrap().push(id.clone());
+        id
+    }
+
+    /// A bundle with its own copy of the busybox rootfs and `opts` (rootfs path is set here).
+    pub fn bundle(&self, name: &str, mut opts: ContainerOptions) -> PathBuf {
+        let bundle = self.dir.path().join(format!("bundle-{name}"));
+        std::fs::create_dir_all(&bundle).unwrap();
+        let rootfs = bundle.join("rootfs");
+        let cp = Command::new("cp")
+            .arg("-a")
+            .arg(busybox_rootfs())
+            .arg(&rootfs)
+            .status()
+            .unwrap();
+        assert!(cp.success());
+        opts.rootfs = PathBuf::from("rootfs");
+        let spec = docker_default(&opts).unwrap();
+        write_spec(&bundle, &spec);
+        bundle
+    }
+
+    /// `berth-runtime --root <ours> ARGS…`
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(BIN);
+        c.arg("--root").arg(&self.root);
+        c
+    }
+
+    /// Runs `berth-runtime ARGS…` to completion (60 s at most).
+    pub fn rt(&self, args: &[&str]) -> Output {
+        let mut c = self.cmd();
+        c.args(args).stdin(Stdio::null());
+        output_with_timeout(c, Duration::from_secs(60))
+    }
+
+    /// Starts `berth-runtime ARGS…` without waiting; killed on drop if still running.
+    pub fn spawn(&self, args: &[&str]) -> usize {
+        let child = self
+            .cmd()
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut children = self.children.lock().unwrap();
+        children.push(child);
+        children.len() - 1
+    }
+
+    /// Waits for a spawned process (30 s at most) and returns its output.
+    pub fn wait_spawned(&self, index: usize) -> Output {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            {
+                let mut children = self.children.lock().unwrap();
+                let child = &mut children[index];
+                if child.try_wait().unwrap().is_some() {
+                    let mut stdout = Vec::new();
+                    let mut stderr = Vec::new();
+                    use std::io::Read;
+                    child
+                        .stdout
+                        .take()
+                        .unwrap()
+                        .read_to_end(&mut stdout)
+                        .unwrap();
+                    child
+                        .stderr
+                        .take()
+                        .unwrap()
+                        .read_to_end(&mut stderr)
+                        .unwrap();
+                    let status = child.wait().unwrap();
+                    return Output {
+                        status,
+                        stdout,
+                        stderr,
+                    };
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "spawned berth-runtime did not finish"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The status field of `state ID`, or None if the container is gone.
+    pub fn status(&self, id: &str) -> Option<String> {
+        let out = self.rt(&["state", id]);
+        if !out.status.success() {
+            return None;
+        }
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        Some(v["status"].as_str().unwrap().to_owned())
+    }
+
+    /// Polls until `state ID` reports `want` (10 s at most).
+    pub fn wait_status(&self, id: &str, want: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let got = self.status(id);
+            if got.as_deref() == Some(want) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "container {id} never became {want} (is {got:?})"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        for id in self.ids.lock().unwrap().iter() {
+            let _ = self
+                .cmd()
+                .args(["delete", "--force", id])
+                .stderr(Stdio::null())
+                .status();
+        }
+        for child in self.children.lock().unwrap().iter_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+pub fn write_spec(bundle: &Path, spec: &oci_spec::runtime::Spec) {
+    std::fs::write(
+        bundle.join("config.json"),
+        serde_json::to_vec_pretty(spec).unwrap(),
+    )
+    .unwrap();
+}
+
+/// Runs `cmd` with stdout and stderr going to files, so that a detached container that keeps
+/// them open cannot hold us up; kills it after `limit`.
+pub fn output_with_timeout(mut cmd: Command, limit: Duration) -> Output {
+    let out_file = tempfile::tempfile().unwrap();
+    let err_file = tempfile::tempfile().unwrap();
+    let mut child = cmd
+        .stdout(out_file.try_clone().unwrap())
+        .stderr(err_file.try_clone().unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("command timed out after {limit:?}: {cmd:?}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let read = |mut f: std::fs::File| {
+        use std::io::{Read, Seek};
+        let mut v = Vec::new();
+        f.seek(std::io::SeekFrom::Start(0)).unwrap();
+        f.read_to_end(&mut v).unwrap();
+        v
+    };
+    Output {
+        status,
+        stdout: read(out_file),
+        stderr: read(err_file),
+    }
+}
+
+/// Options running `sh -c SCRIPT` with defaults.
+pub fn sh(script: &str) -> ContainerOptions {
+    ContainerOptions::new("rootfs", vec!["/bin/sh".into(), "-c".into(), script.into()])
+}
+
+/// Options running an exact argv.
+pub fn argv(args: &[&str]) -> ContainerOptions {
+    ContainerOptions::new("rootfs", args.iter().map(|s| s.to_string()).collect())
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The cgroup directories berth-runtime makes for container `id` on this host.
+pub fn cgroup_dirs(id: &str) -> Vec<PathBuf> {
+    match berth_runtime::host::cgroup_mode() {
+        berth_runtime::host::CgroupMode::Unified => {
+            vec![PathBuf::from(format!("/sys/fs/cgroup/berth/{id}"))]
+        }
+        berth_runtime::host::CgroupMode::Legacy => ["memory", "pids", "cpu", "freezer", "devices"]
+            .iter()
+            .map(|c| PathBuf::from(format!("/sys/fs/cgroup/{c}/berth/{id}")))
+            .collect(),
+    }
+}
+
+/// True when any mount in our namespace mentions `needle` (a path or id).
+pub fn mounts_mention(needle: &str) -> bool {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .contains(needle)
+}

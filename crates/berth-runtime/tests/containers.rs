@@ -1,0 +1,514 @@
+//! berth-runtime on real containers: processes, identity, limits, confinement, terminal,
+//! lifecycle operations and hooks. Needs root (see `common::require_root`).
+
+mod common;
+
+use std::io::Read;
+use std::os::fd::AsRawFd;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use berth_runtime::spec::{ContainerOptions, SeccompChoice};
+use common::*;
+
+macro_rules! root_only {
+    () => {
+        if !require_root() {
+            return;
+        }
+    };
+}
+
+#[test]
+fn output_and_exit_code_of_a_command() {
+    root_only!();
+    let sb = Sandbox::new();
+    let b = sb.bundle(
+        "out",
+        sh("echo hello from berth; echo to-stderr >&2; exit 3"),
+    );
+    let id = sb.id("out");
+    let out = sb.rt(&["run", "-b", b.to_str().unwrap(), &id]);
+    assert_eq!(stdout(&out), "hello from berth\n");
+    assert_eq!(stderr(&out), "to-stderr\n");
+    assert_eq!(out.status.code(), Some(3));
+    // run deletes the container afterwards.
+    assert!(!sb.root.join(&id).exists());
+}
+
+#[test]
+fn sigkill_gives_exit_code_137() {
+    root_only!();
+    let sb = Sandbox::new();
+    let b = sb.bundle("kill9", sh("sleep 100"));
+    let id = sb.id("kill9");
+    let run = sb.spawn(&["run", "-b", b.to_str().unwrap(), &id]);
+    sb.wait_status(&id, "running");
+    let k = sb.rt(&["kill", &id, "KILL"]);
+    assert!(k.status.success(), "{}", stderr(&k));
+    let out = sb.wait_spawned(run);
+    assert_eq!(out.status.code(), Some(137), "{}", stderr(&out));
+}
+
+#[test]
+fn identity_pid_hostname_env_cwd() {
+    root_only!();
+    let sb = Sandbox::new();
+    let b = sb.bundle(
+        "ident",
+        ContainerOptions {
+            hostname: Some("box-one".into()),
+            env: vec!["GREETING=hi there".into()],
+            cwd: Some("/tmp".into()),
+            ..sh("echo pid=$$; hostname; echo \"$GREETING\"; pwd")
+        },
+    );
+    let id = sb.id("ident");
+    let out = sb.rt(&["run", "-b", b.to_str().unwrap(), &id]);
+    assert_eq!(
+        stdout(&out),
+        "pid=1\nbox-one\nhi there\n/tmp\n",
+        "{}",
+        stderr(&out)
+    );
+    assert!(out.status.success());
+}
+
+#[test]
+fn user_option_sets_ids() {
+    root_only!();
+    let sb = Sandbox::new();
+    let b = sb.bundle(
+        "user",
+        ContainerOptions {
+            user: Some("1000:1000".into()),
+            ..sh("id")
+        },
+    );
+    let id = sb.id("user");
+    let out = sb.rt(&["run", "-b", b.to_str().unwrap(), &id]);
+    let text = stdout(&out);
+    assert!(
+        text.starts_with("uid=1000(user) gid=1000(user)"),
+        "{text} {}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn memory_limit_oom_kills_a_hog() {
+    root_only!();
+    let sb = Sandbox::new();
+    // Doubles a string 28 times: a 256 MiB string (and its copies) against a 32 MiB limit.
+    let hog = r#"awk 'BEGIN { s = "x"; for (i = 0; i < 28; i++) s = s s; print length(s) }'"#;
+    let b = sb.bundle(
+        "oom",
+        ContainerOptions {
+            memory: Some(32 << 20),
+            memory_swap: Some(32 << 20),
+            ..argv(&["/bin/sh", "-c", &format!("exec {hog}")])
+        },
+    );
+    let id = sb.id("oom");
+    let out = sb.rt(&["run", "-b", b.to_str().unwrap(), &id]);
+    assert_eq!(
+        out.status.code(),
+        Some(137),
+        "not OOM-killed: out {} err {}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert_eq!(stdout(&out), "");
+
+    // The same hog without a limit completes, so the limit is what killed it.
+    let b2 = sb.bundle("nooom", argv(&["/bin/sh", "-c", &format!("exec {hog}")]));
+    let id2 = sb.id("nooom");
+    let out2 = sb.rt(&["run", "-b", b2.to_str().unwrap(), &id2]);
+    assert_eq!(stdout(&out2), "268435456\n", "{}", stderr(&out2));
+}
+
+#[test]
+fn pids_limit_stops_a_fork_bomb() {
+    root_only!();
+    let sb = Sandbox::new();
+    let bomb = "n=0; for i in $(seq 1 60); do sleep 5 & n=$((n+1)); done; echo started=$n";
+    let b = sb.bundle(
+        "pids",
+        ContainerOptions {
+            pids_limit: Some(20),
+            ..sh(bomb)
+        },
+    );
+    let id = sb.id("pids");
+    let out = sb.rt(&["run", "-b", b.to_str().unwrap(), &id]);
+    let err = stderr(&out);
+    assert!(
+        err.contains("can't fork") || err.contains("Resource temporarily unavailable"),
+        "no fork failure: out {} err {err}",
+        stdout(&out)
+    );
+    assert!(!stdout(&out).contains("started=60"));
+}
+
+#[test]
+fn sys_admin_only_when_privileged() {
+    root_only!();
+    let sb = Sandbox::new();
+    let script = "mount -t tmpfs none /mnt && echo mounted";
+    let b = sb.bundle("nopriv", sh(script));
+    let id = sb.id("nopriv");
+    let out = sb.rt(&["run", "-b", b.to_str().unwrap(), &id]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("permission denied"),
+        "mount did not fail for want of CAP_SYS_ADMIN: {}",
+        stderr(&out)
+    );
+    assert!(!stdout(&out).contains("mounted"));
+
+    let b = sb.bundle(
+        "priv",
+        ContainerOptions {
+            privileged: true,
+            ..sh(&format!("{script}; grep CapEff /proc/self/status"))
+        },
+    );
+    let id = sb.id("priv");
+    let out = sb.rt(&["run", "-b", b.to_str().unwrap(), &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).starts_with("mounted\n"), "{}", stdout(&out));
+}
+
+#[test]
+fn default_seccomp_denies_unshare_and_keyctl() {
+    root_only!();
+    let sb = Sandbox::new();
+    let script = "syscall-probe echo; syscall-probe keyctl; syscall-probe unshare-user; true";
+    let b = sb.bundle("seccomp", sh(script));
+    let id = sb.id("seccomp");
+    let out = sb.rt(&["run", "-b", b.to_str().unwrap(), &id]);
+    let text = stdout(&out);
+    assert!(text.contains("echo\necho ok\n"), "{text}");
+    assert!(
+        text.contains("keyctl errno=1\n"),
+        "keyctl not denied: {text}"
+    );
+    assert!(
+        text.contains("unshare-user errno=1\n"),
+        "unshare not denied: {text}"
+    );
+
+    // The same calls pass the filter when it is off, so the denial above was seccomp's.
+    let b = sb.bundle(
+        "unconfined",
+        ContainerOptions {
+            seccomp: SeccompChoice::Unconfined,
+            ..sh(script)
+        },
+    );
+    let id = sb.id("unconfined");
+    let out = sb.rt(&["run", "-b", b.to_str().unwrap(), &id]);
+    let text = stdout(&out);
+    assert!(!text.contains("keyctl errno=1\n"), "{text}");
+    assert!(text.contains("unshare-user ok\n"), "{text}");
+}
+
+#[test]
+fn masked_paths_read_empty_or_fail() {
+    root_only!();
+    let sb = Sandbox::new();
+    let b = sb.bundle(
+        "masked",
+        sh(
+            "echo keys=$(wc -c < /proc/keys); echo fw=$(ls /sys/firmware | wc -l); \
+            cat /proc/kcore > /dev/null 2>&1 && echo kcore=read || echo kcore=refused",
+        ),
+    );
+    let id = sb.id("masked");
+    let out = sb.rt(&["run", "-b", b.to_str().unwrap(), &id]);
+    let text = stdout(&out);
+    assert!(text.contains("keys=0\n"), "{text} {}", stderr(&out));
+    assert!(text.contains("fw=0\n"), "{text}");
+    // /proc/kcore is masked with /dev/null: reading gives nothing, or is refused.
+    let kcore_ok = text.contains("kcore=refused") || text.contains("kcore=read");
+    assert!(kcore_ok, "{text}");
+    // Read-only paths refuse writes even for root.
+    let b = sb.bundle("roproc", sh("echo 1 > /proc/sys/kernel/domainname"));
+    let id = sb.id("roproc");
+    let out = sb.rt(&["run", "-b", b.to_str().unwrap(), &id]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("Read-only file system"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn readonly_rootfs_refuses_writes() {
+    root_only!();
+    let sb = Sandbox::new();
+    let b = sb.bundle(
+        "ro",
+        ContainerOptions {
+            readonly_rootfs: true,
+            ..sh("touch /newfile")
+        },
+    );
+    let id = sb.id("ro");
+    let out = sb.rt(&["run", "-b", b.to_str().unwrap(), &id]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("Read-only file system"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!b.join("rootfs/newfile").exists());
+}
+
+#[test]
+fn terminal_through_console_socket() {
+    root_only!();
+    let sb = Sandbox::new();
+    let b = sb.bundle(
+        "tty",
+        ContainerOptions {
+            tty: true,
+            ..sh("tty; echo TERM=$TERM")
+        },
+    );
+    let id = sb.id("tty");
+    let socket = berth_runtime::console::ConsoleSocket::new().unwrap();
+    let out = sb.rt(&[
+        "run",
+        "-d",
+        "--console-socket",
+        socket.path().to_str().unwrap(),
+        "-b",
+        b.to_str().unwrap(),
+        &id,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let master = socket.receive_master().unwrap();
+    let mut file = std::fs::File::from(master);
+    let mut text = Vec::new();
+    // Reading the master ends with EIO once the container closes its side.
+    let mut buf = [0u8; 1024];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        match file.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => text.extend_from_slice(&buf[..n]),
+        }
+    }
+    let text = String::from_utf8_lossy(&text);
+    assert!(text.contains("/dev/pts/0"), "{text:?}");
+    assert!(text.contains("TERM=xterm"), "{text:?}");
+    let _ = file.as_raw_fd();
+}
+
+#[test]
+fn pause_freezes_and_resume_thaws() {
+    root_only!();
+    let sb = Sandbox::new();
+    let b = sb.bundle(
+        "pause",
+        sh("i=0; while true; do i=$((i+1)); echo $i > /tick; sleep 0.02; done"),
+    );
+    let id = sb.id("pause");
+    let out = sb.rt(&["run", "-d", "-b", b.to_str().unwrap(), &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let tick = b.join("rootfs/tick");
+    let read = || std::fs::read_to_string(&tick).unwrap_or_default();
+    let wait_change = |from: String| {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while read() == from {
+            assert!(Instant::now() < deadline, "counter stuck at {from}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    wait_change(String::new());
+
+    let p = sb.rt(&["pause", &id]);
+    assert!(p.status.success(), "{}", stderr(&p));
+    assert_eq!(sb.status(&id).as_deref(), Some("paused"));
+    let frozen = read();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(read(), frozen, "counter moved while paused");
+
+    let r = sb.rt(&["resume", &id]);
+    assert!(r.status.success(), "{}", stderr(&r));
+    assert_eq!(sb.status(&id).as_deref(), Some("running"));
+    wait_change(frozen);
+}
+
+#[test]
+fn kill_delivers_the_signal() {
+    root_only!();
+    let sb = Sandbox::new();
+    let b = sb.bundle(
+        "usr1",
+        sh(
+            "trap 'echo got-usr1 > /signalled; exit 0' USR1; echo ready > /ready; \
+            while true; do sleep 0.05; done",
+        ),
+    );
+    let id = sb.id("usr1");
+    let out = sb.rt(&["run", "-d", "-b", b.to_str().unwrap(), &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !b.join("rootfs/ready").exists() {
+        assert!(Instant::now() < deadline, "container never got ready");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let k = sb.rt(&["kill", &id, "USR1"]);
+    assert!(k.status.success(), "{}", stderr(&k));
+    sb.wait_status(&id, "stopped");
+    assert_eq!(
+        std::fs::read_to_string(b.join("rootfs/signalled")).unwrap(),
+        "got-usr1\n"
+    );
+}
+
+#[test]
+fn exec_into_a_running_container() {
+    root_only!();
+    let sb = Sandbox::new();
+    let b = sb.bundle(
+        "exec",
+        ContainerOptions {
+            env: vec!["FROM_SPEC=yes".into()],
+            ..sh("sleep 100")
+        },
+    );
+    let id = sb.id("exec");
+    let out = sb.rt(&["run", "-d", "-b", b.to_str().unwrap(), &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let e = sb.rt(&[
+        "exec",
+        "--env",
+        "EXTRA=1",
+        &id,
+        "sh",
+        "-c",
+        "echo pid1=$(cat /proc/1/cmdline | tr '\\0' ' '); echo $FROM_SPEC $EXTRA; exit 7",
+    ]);
+    assert_eq!(e.status.code(), Some(7), "{}", stderr(&e));
+    let text = stdout(&e);
+    // busybox sh execs its last command, so pid 1 is sleep itself.
+    assert!(text.contains("pid1=sleep 100"), "{text}");
+    assert!(text.contains("yes 1\n"), "{text}");
+    let e = sb.rt(&["exec", "--user", "1000:1000", &id, "id", "-u"]);
+    assert_eq!(stdout(&e), "1000\n", "{}", stderr(&e));
+    // Exec into a container that does not exist.
+    let e = sb.rt(&["exec", "no-such-container", "true"]);
+    assert_eq!(e.status.code(), Some(1));
+    assert!(stderr(&e).contains("does not exist"), "{}", stderr(&e));
+}
+
+#[test]
+fn lifecycle_state_list_ps_and_delete() {
+    root_only!();
+    let sb = Sandbox::new();
+    let b = sb.bundle("life", sh("sleep 100"));
+    let id = sb.id("life");
+    let out = sb.rt(&["create", "-b", b.to_str().unwrap(), &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let state: serde_json::Value = serde_json::from_slice(&sb.rt(&["state", &id]).stdout).unwrap();
+    assert_eq!(state["status"], "created");
+    assert_eq!(state["id"], id.as_str());
+    assert!(state["pid"].as_i64().unwrap() > 0);
+    assert_eq!(
+        Path::new(state["bundle"].as_str().unwrap()),
+        b.canonicalize().unwrap()
+    );
+    assert!(state["ociVersion"].as_str().unwrap().starts_with("1."));
+    assert!(state["created"].as_str().unwrap().contains('T'));
+
+    // The cgroups exist while the container does.
+    for dir in cgroup_dirs(&id) {
+        assert!(dir.is_dir(), "{} missing", dir.display());
+    }
+    let out = sb.rt(&["start", &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(sb.status(&id).as_deref(), Some("running"));
+    // Starting twice is refused.
+    let again = sb.rt(&["start", &id]);
+    assert!(!again.status.success());
+
+    let list = stdout(&sb.rt(&["list", "--format", "json"]));
+    let list: serde_json::Value = serde_json::from_str(&list).unwrap();
+    assert_eq!(list[0]["id"], id.as_str());
+    let table = stdout(&sb.rt(&["list"]));
+    assert!(table.starts_with("ID"), "{table}");
+    assert!(table.contains(&id));
+
+    let ps: Vec<i32> =
+        serde_json::from_slice(&sb.rt(&["ps", "--format", "json", &id]).stdout).unwrap();
+    assert_eq!(ps, vec![state["pid"].as_i64().unwrap() as i32]);
+
+    // A running container is not deleted without --force.
+    let d = sb.rt(&["delete", &id]);
+    assert!(!d.status.success());
+    assert!(sb.root.join(&id).exists());
+    let d = sb.rt(&["delete", "--force", &id]);
+    assert!(d.status.success(), "{}", stderr(&d));
+    assert!(!sb.root.join(&id).exists(), "state dir left behind");
+    for dir in cgroup_dirs(&id) {
+        assert!(!dir.exists(), "{} left behind", dir.display());
+    }
+    assert!(!mounts_mention(b.to_str().unwrap()));
+}
+
+#[test]
+fn hooks_run_in_order() {
+    root_only!();
+    let sb = Sandbox::new();
+    let b = sb.bundle("hooks", sh("echo main >> /hooks.log"));
+    let log = b.join("rootfs/hooks.log");
+    let host_hook = |name: &str| {
+        serde_json::json!({
+            "path": "/bin/sh",
+            "args": ["sh", "-c", format!("echo {name} >> {}", log.display())]
+        })
+    };
+    // startContainer runs inside the container, where the log is /hooks.log.
+    let container_hook = |name: &str| {
+        serde_json::json!({
+            "path": "/bin/sh",
+            "args": ["sh", "-c", format!("echo {name} >> /hooks.log")]
+        })
+    };
+    let mut spec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(b.join("config.json")).unwrap()).unwrap();
+    spec["hooks"] = serde_json::json!({
+        "prestart": [host_hook("prestart")],
+        "createRuntime": [host_hook("createRuntime")],
+        "createContainer": [host_hook("createContainer")],
+        "startContainer": [container_hook("startContainer")],
+        "poststart": [host_hook("poststart")],
+        "poststop": [host_hook("poststop")],
+    });
+    std::fs::write(b.join("config.json"), spec.to_string()).unwrap();
+    let id = sb.id("hooks");
+    let out = sb.rt(&["run", "-b", b.to_str().unwrap(), &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = std::fs::read_to_string(&log).unwrap();
+    let order: Vec<&str> = text.lines().collect();
+    // libcontainer runs poststart as soon as it has told init to go on, so poststart may
+    // overtake startContainer (which init runs before exec): only its place after
+    // createContainer and before poststop is fixed.
+    let pos = |n: &str| {
+        order
+            .iter()
+            .position(|l| *l == n)
+            .unwrap_or_else(|| panic!("{n} missing: {order:?}"))
+    };
+    assert!(pos("prestart") < pos("createRuntime"), "{order:?}");
+    assert!(pos("createRuntime") < pos("createContainer"), "{order:?}");
+    assert!(pos("createContainer") < pos("startContainer"), "{order:?}");
+    assert!(pos("startContainer") < pos("main"), "{order:?}");
+    assert!(pos("createContainer") < pos("poststart"), "{order:?}");
+    assert_eq!(order.last(), Some(&"poststop"), "{order:?}");
+}

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs the system packages berth needs to build and test, when they are missing.
+# Sourced by scripts/quickstart.sh and scripts/test.sh; safe to run again.
+set -euo pipefail
+
+berth_deps() {
+  local need=()
+  dpkg -s libseccomp-dev >/dev/null 2>&1 || need+=(libseccomp-dev)
+  command -v pkg-config >/dev/null || need+=(pkg-config)
+  [ -x /bin/busybox ] || need+=(busybox-static)
+  command -v cc >/dev/null || need+=(gcc)
+  dpkg -s libc6-dev >/dev/null 2>&1 || need+=(libc6-dev)
+  command -v unshare >/dev/null || need+=(util-linux)
+  if [ ${#need[@]} -gt 0 ]; then
+    if [ "$(id -u)" != 0 ]; then
+      echo "berth needs these packages: ${need[*]} (run as root to install them)" >&2
+      return 1
+    fi
+    echo "installing ${need[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q >/dev/null
+    apt-get install -y -q "${need[@]}" >/dev/null
+  fi
+  command -v cargo >/dev/null || {
+    echo "berth needs a Rust toolchain (cargo) on PATH" >&2
+    return 1
+  }
+}
+
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+  berth_deps
+fi

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, unit and integration tests (real containers, so
+# run it as root). CI runs exactly this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/deps.sh
+berth_deps
+
+cargo fmt --all -- --check
+cargo clippy --all-targets --quiet -- -D warnings
+cargo test --workspace
