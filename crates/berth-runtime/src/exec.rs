@@ -8,6 +8,7 @@ use libcontainer::syscall::syscall::SyscallType;
 use oci_spec::runtime::{Capability, Process};
 
 use crate::bundle::Bundle;
+use crate::confined_exec::ConfinedExecutor;
 use crate::console::ConsoleSocket;
 use crate::error::{Result, RuntimeError};
 use crate::foreground;
@@ -109,7 +110,8 @@ fn process_from_options(base: &Process, opts: &ExecOptions) -> Result<Process> {
 /// `pid_file`); otherwise waits and returns its exit code.
 pub fn exec(runtime: &Runtime, id: &str, mut opts: ExecOptions) -> Result<i32> {
     let container = runtime.load(id)?;
-    let process = match &opts.process_file {
+    let bundle = Bundle::load(container.bundle())?;
+    let mut process = match &opts.process_file {
         Some(path) => {
             let text = std::fs::read(path)
                 .map_err(|e| RuntimeError::io(format!("read {}", path.display()), e))?;
@@ -119,11 +121,20 @@ pub fn exec(runtime: &Runtime, id: &str, mut opts: ExecOptions) -> Result<i32> {
             })?
         }
         None => {
-            let bundle = Bundle::load(container.bundle())?;
             let base = bundle.spec.process().clone().unwrap_or_default();
             process_from_options(&base, &opts)?
         }
     };
+    // The exec'd process runs under the container's own seccomp filter, as runc's does.
+    let executor = bundle
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().clone())
+        .map(|mut filter| {
+            crate::lifecycle::drop_dead_arches(&mut filter);
+            ConfinedExecutor::prepare(&mut process, filter)
+        });
     let terminal = process.terminal().unwrap_or(false);
     let process_path = runtime
         .root()
@@ -143,7 +154,7 @@ pub fn exec(runtime: &Runtime, id: &str, mut opts: ExecOptions) -> Result<i32> {
     } else {
         None
     };
-    let built = build(runtime.root(), id, &process_path, &opts);
+    let built = build(runtime.root(), id, &process_path, &opts, executor);
     let _ = std::fs::remove_file(&process_path);
     let pid = built?;
     if opts.detach {
@@ -157,8 +168,18 @@ pub fn exec(runtime: &Runtime, id: &str, mut opts: ExecOptions) -> Result<i32> {
     foreground::wait(pid, pty)
 }
 
-fn build(root: &Path, id: &str, process: &Path, opts: &ExecOptions) -> Result<nix::unistd::Pid> {
-    ContainerBuilder::new(id.to_owned(), SyscallType::default())
+fn build(
+    root: &Path,
+    id: &str,
+    process: &Path,
+    opts: &ExecOptions,
+    executor: Option<ConfinedExecutor>,
+) -> Result<nix::unistd::Pid> {
+    let mut builder = ContainerBuilder::new(id.to_owned(), SyscallType::default());
+    if let Some(executor) = executor {
+        builder = builder.with_executor(executor);
+    }
+    builder
         .with_root_path(root)
         .map_err(|e| RuntimeError::libcontainer(id, "exec in", e))?
         .with_pid_file(opts.pid_file.as_ref())

@@ -4,6 +4,7 @@
 //! Everything here runs in a single-threaded process: `libcontainer` clones with raw `clone3`.
 
 pub mod bundle;
+pub mod confined_exec;
 pub mod console;
 pub mod error;
 pub mod exec;

@@ -13,7 +13,7 @@ use libcontainer::container::{Container, ContainerStatus};
 use libcontainer::signal::Signal;
 use libcontainer::syscall::syscall::SyscallType;
 use nix::unistd::Pid;
-use oci_spec::runtime::Arch;
+use oci_spec::runtime::{Arch, LinuxSeccomp};
 
 use crate::bundle::Bundle;
 use crate::console::ConsoleSocket;
@@ -36,6 +36,20 @@ pub struct CreateOptions {
     pub stdin: Option<OwnedFd>,
     pub stdout: Option<OwnedFd>,
     pub stderr: Option<OwnedFd>,
+}
+
+/// Removes from a filter the architectures this kernel cannot execute (x32 on most kernels).
+pub fn drop_dead_arches(filter: &mut LinuxSeccomp) {
+    if host::kernel_runs_x32() {
+        return;
+    }
+    let arches: Option<Vec<Arch>> = filter.architectures().as_ref().map(|a| {
+        a.iter()
+            .copied()
+            .filter(|a| *a != Arch::ScmpArchX32)
+            .collect()
+    });
+    filter.set_architectures(arches);
 }
 
 /// What a bundle's spec needs changed before libcontainer gets it. libcontainer reads

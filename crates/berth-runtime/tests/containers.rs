@@ -400,6 +400,29 @@ fn exec_into_a_running_container() {
     assert!(text.contains("yes 1\n"), "{text}");
     let e = sb.rt(&["exec", "--user", "1000:1000", &id, "id", "-u"]);
     assert_eq!(stdout(&e), "1000\n", "{}", stderr(&e));
+
+    // The exec'd process is under the container's seccomp filter, with the container's
+    // capabilities (nothing extra left over from loading the filter).
+    let e = sb.rt(&["exec", &id, "syscall-probe", "keyctl"]);
+    assert_eq!(stdout(&e), "keyctl errno=1\n", "{}", stderr(&e));
+    let e = sb.rt(&[
+        "exec",
+        &id,
+        "grep",
+        "-E",
+        "^(Cap|Seccomp:)",
+        "/proc/self/status",
+    ]);
+    let exec_status = stdout(&e);
+    let state: serde_json::Value = serde_json::from_slice(&sb.rt(&["state", &id]).stdout).unwrap();
+    let init_status = std::fs::read_to_string(format!("/proc/{}/status", state["pid"])).unwrap();
+    for line in exec_status.lines() {
+        assert!(
+            init_status.lines().any(|l| l == line),
+            "exec has {line:?}, init:\n{init_status}"
+        );
+    }
+    assert!(exec_status.contains("Seccomp:\t2"), "{exec_status}");
     // Exec into a container that does not exist.
     let e = sb.rt(&["exec", "no-such-container", "true"]);
     assert_eq!(e.status.code(), Some(1));
