@@ -22,6 +22,9 @@ use crate::foreground;
 use crate::host;
 use crate::state::ContainerState;
 
+/// Beside a normalized bundle copy: the path of the bundle the user gave.
+const ORIGIN_FILE: &str = "origin";
+
 /// Where runc keeps state by default is /run/runc; ours is beside it.
 pub const DEFAULT_ROOT: &str = "/run/berth-runtime";
 
@@ -228,31 +231,40 @@ impl Runtime {
                 .build()
                 .map_err(|e| RuntimeError::libcontainer(id, "create", e))
         })();
-        if let Some(dir) = &shadow {
-            let _ = std::fs::remove_dir_all(dir);
-        }
         match result {
-            Ok(mut container) => {
-                if shadow.is_some() {
-                    container.state.bundle = bundle.dir.clone();
-                    container
-                        .save()
-                        .map_err(|e| RuntimeError::libcontainer(id, "create", e))?;
-                }
-                Ok(container)
-            }
+            Ok(container) => Ok(container),
             Err(err) => {
                 // libcontainer cleans up after failures in the container process, but not
                 // after those before it (e.g. a bad console socket): make sure nothing is left.
                 let _ = std::fs::remove_dir_all(self.container_dir(id));
+                let _ = std::fs::remove_dir_all(self.shadow_dir(id));
                 self.remove_cgroup(id, &cgroups_path, systemd);
                 Err(err)
             }
         }
     }
 
+    /// Where a container's normalized bundle lives, for as long as the container does
+    /// (libcontainer reads it again for every exec).
+    fn shadow_dir(&self, id: &str) -> PathBuf {
+        self.root.join(".bundles").join(id)
+    }
+
+    /// The bundle the user gave for a container: its state names the normalized copy when
+    /// there is one, and the copy records where it came from.
+    fn user_bundle(&self, container: &Container) -> PathBuf {
+        let bundle = container.bundle();
+        if bundle.starts_with(self.root.join(".bundles")) {
+            if let Ok(origin) = std::fs::read(bundle.join(ORIGIN_FILE)) {
+                use std::os::unix::ffi::OsStringExt;
+                return PathBuf::from(std::ffi::OsString::from_vec(origin));
+            }
+        }
+        bundle.clone()
+    }
+
     /// Writes `<root>/.bundles/<id>/config.json`: the bundle's spec with an absolute rootfs and
-    /// the fixes of `fixes` applied.
+    /// the fixes of `fixes` applied, and beside it the path of the user's bundle.
     fn shadow_bundle(
         &self,
         id: &str,
@@ -260,7 +272,7 @@ impl Runtime {
         fixes: &Normalization,
         cgroups_path: &str,
     ) -> Result<PathBuf> {
-        let dir = self.root.join(".bundles").join(id);
+        let dir = self.shadow_dir(id);
         std::fs::create_dir_all(&dir)
             .map_err(|e| RuntimeError::io(format!("create {}", dir.display()), e))?;
         let mut spec = bundle.spec.clone();
@@ -291,6 +303,8 @@ impl Runtime {
             reason: e.to_string(),
         })?;
         std::fs::write(dir.join("config.json"), text)
+            .map_err(|e| RuntimeError::io(format!("write {}", dir.display()), e))?;
+        std::fs::write(dir.join(ORIGIN_FILE), bundle.dir.as_os_str().as_encoded_bytes())
             .map_err(|e| RuntimeError::io(format!("write {}", dir.display()), e))?;
         Ok(dir)
     }
@@ -388,7 +402,9 @@ impl Runtime {
         let rootfs = Bundle::load(c.bundle())
             .map(|b| b.rootfs())
             .unwrap_or_default();
-        ContainerState::of(c, rootfs)
+        let mut state = ContainerState::of(c, rootfs);
+        state.bundle = self.user_bundle(c);
+        state
     }
 
     /// Every container under the root, sorted by id.
@@ -425,12 +441,16 @@ impl Runtime {
             Ok(c) => c,
             Err(RuntimeError::NotFound(_)) if force => {
                 let _ = std::fs::remove_dir_all(self.container_dir(id));
+                let _ = std::fs::remove_dir_all(self.shadow_dir(id));
                 return Ok(());
             }
             Err(e) => return Err(e),
         };
         c.delete(force)
             .map_err(|e| RuntimeError::libcontainer(id, "delete", e))?;
+        if c.bundle().starts_with(self.root.join(".bundles")) {
+            let _ = std::fs::remove_dir_all(self.shadow_dir(id));
+        }
         // libcontainer removes the directory unless it failed half-way.
         if self.container_dir(id).exists() {
             std::fs::remove_dir_all(self.container_dir(id))

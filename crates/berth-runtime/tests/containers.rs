@@ -423,6 +423,13 @@ fn exec_into_a_running_container() {
         );
     }
     assert!(exec_status.contains("Seccomp:\t2"), "{exec_status}");
+
+    // ...and in the container's cgroups, not beside them.
+    let e = sb.rt(&["exec", &id, "cat", "/proc/self/cgroup"]);
+    let init_cgroups =
+        std::fs::read_to_string(format!("/proc/{}/cgroup", state["pid"])).unwrap();
+    assert_eq!(stdout(&e), init_cgroups, "{}", stderr(&e));
+    assert!(init_cgroups.contains(&format!("/berth/{id}")), "{init_cgroups}");
     // Exec into a container that does not exist.
     let e = sb.rt(&["exec", "no-such-container", "true"]);
     assert_eq!(e.status.code(), Some(1));

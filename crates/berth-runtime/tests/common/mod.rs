@@ -261,6 +261,13 @@ impl Drop for Sandbox {
                 .args(["delete", "--force", id])
                 .stderr(Stdio::null())
                 .status();
+            // Nothing of the container may outlive it, in any cgroup hierarchy.
+            for leaked in cgroups_named(id) {
+                let _ = std::fs::remove_dir(&leaked);
+                if !std::thread::panicking() {
+                    panic!("cgroup {} outlived container {id}", leaked.display());
+                }
+            }
         }
         for child in self.children.lock().unwrap().iter_mut() {
             let _ = child.kill();
@@ -342,6 +349,28 @@ pub fn cgroup_dirs(id: &str) -> Vec<PathBuf> {
             .map(|c| PathBuf::from(format!("/sys/fs/cgroup/{c}/berth/{id}")))
             .collect(),
     }
+}
+
+/// Cgroups under any controller whose name contains `needle` (leaks would show up here).
+pub fn cgroups_named(needle: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![PathBuf::from("/sys/fs/cgroup")];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                if e.file_name().to_string_lossy().contains(needle) {
+                    found.push(e.path());
+                }
+                if dir.components().count() < 8 {
+                    stack.push(e.path());
+                }
+            }
+        }
+    }
+    found
 }
 
 /// True when any mount in our namespace mentions `needle` (a path or id).
