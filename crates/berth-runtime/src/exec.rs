@@ -154,7 +154,9 @@ pub fn exec(runtime: &Runtime, id: &str, mut opts: ExecOptions) -> Result<i32> {
     } else {
         None
     };
-    let built = build(runtime.root(), id, &process_path, &opts, executor);
+    // libcontainer accepts a console socket only for a "detached" process; we wait ourselves.
+    let detach = opts.detach || console.is_some();
+    let built = build(runtime.root(), id, &process_path, &opts, detach, executor);
     let _ = std::fs::remove_file(&process_path);
     let pid = built?;
     if opts.detach {
@@ -173,6 +175,7 @@ fn build(
     id: &str,
     process: &Path,
     opts: &ExecOptions,
+    detach: bool,
     executor: Option<ConfinedExecutor>,
 ) -> Result<nix::unistd::Pid> {
     let mut builder = ContainerBuilder::new(id.to_owned(), SyscallType::default());
@@ -187,7 +190,7 @@ fn build(
         .with_console_socket(opts.console_socket.as_ref())
         .with_preserved_fds(opts.preserve_fds)
         .as_tenant()
-        .with_detach(opts.detach)
+        .with_detach(detach)
         .with_process(Some(process))
         .build()
         .map_err(|e| RuntimeError::libcontainer(id, "exec in", e))

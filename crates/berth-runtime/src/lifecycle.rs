@@ -304,8 +304,11 @@ impl Runtime {
         })?;
         std::fs::write(dir.join("config.json"), text)
             .map_err(|e| RuntimeError::io(format!("write {}", dir.display()), e))?;
-        std::fs::write(dir.join(ORIGIN_FILE), bundle.dir.as_os_str().as_encoded_bytes())
-            .map_err(|e| RuntimeError::io(format!("write {}", dir.display()), e))?;
+        std::fs::write(
+            dir.join(ORIGIN_FILE),
+            bundle.dir.as_os_str().as_encoded_bytes(),
+        )
+        .map_err(|e| RuntimeError::io(format!("write {}", dir.display()), e))?;
         Ok(dir)
     }
 
@@ -363,7 +366,9 @@ impl Runtime {
         } else {
             None
         };
-        let container = self.create_from(id, bundle, opts, detach)?;
+        // libcontainer accepts a console socket only when it "detaches"; for it that word means
+        // nothing else, and we wait for the container ourselves below.
+        let container = self.create_from(id, bundle, opts, detach || console.is_some())?;
         let pty = match &console {
             Some(socket) => match socket.receive_master() {
                 Ok(fd) => Some(fd),

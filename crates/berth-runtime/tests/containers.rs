@@ -426,10 +426,12 @@ fn exec_into_a_running_container() {
 
     // ...and in the container's cgroups, not beside them.
     let e = sb.rt(&["exec", &id, "cat", "/proc/self/cgroup"]);
-    let init_cgroups =
-        std::fs::read_to_string(format!("/proc/{}/cgroup", state["pid"])).unwrap();
+    let init_cgroups = std::fs::read_to_string(format!("/proc/{}/cgroup", state["pid"])).unwrap();
     assert_eq!(stdout(&e), init_cgroups, "{}", stderr(&e));
-    assert!(init_cgroups.contains(&format!("/berth/{id}")), "{init_cgroups}");
+    assert!(
+        init_cgroups.contains(&format!("/berth/{id}")),
+        "{init_cgroups}"
+    );
     // Exec into a container that does not exist.
     let e = sb.rt(&["exec", "no-such-container", "true"]);
     assert_eq!(e.status.code(), Some(1));
@@ -541,4 +543,93 @@ fn hooks_run_in_order() {
     assert!(pos("startContainer") < pos("main"), "{order:?}");
     assert!(pos("createContainer") < pos("poststart"), "{order:?}");
     assert_eq!(order.last(), Some(&"poststop"), "{order:?}");
+}
+
+/// Runs `berth-runtime ARGS` with a pty as its stdio (as a person's terminal), types `input`,
+/// and returns its exit code and everything it printed.
+fn on_a_terminal(sb: &Sandbox, args: &[&str], input: &[u8]) -> (Option<i32>, String) {
+    let pty = nix::pty::openpty(None, None).unwrap();
+    let slave = std::fs::File::from(pty.slave);
+    let mut child = sb
+        .cmd()
+        .args(args)
+        .stdin(slave.try_clone().unwrap())
+        .stdout(slave.try_clone().unwrap())
+        .stderr(slave)
+        .spawn()
+        .unwrap();
+    let mut master = std::fs::File::from(pty.master);
+    use std::io::Write;
+    master.write_all(input).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("berth-runtime {args:?} on a terminal did not end");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // Everything printed is buffered in our pty now.
+    nix::fcntl::fcntl(
+        master.as_raw_fd(),
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+    )
+    .unwrap();
+    let mut text = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = master.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        text.extend_from_slice(&buf[..n]);
+    }
+    (status.code(), String::from_utf8_lossy(&text).into_owned())
+}
+
+#[test]
+fn foreground_run_relays_its_own_terminal() {
+    root_only!();
+    let sb = Sandbox::new();
+    let b = sb.bundle(
+        "fgtty",
+        ContainerOptions {
+            tty: true,
+            ..sh("read line; echo got:$line; tty; exit 4")
+        },
+    );
+    let id = sb.id("fgtty");
+    let (code, text) = on_a_terminal(&sb, &["run", "-b", b.to_str().unwrap(), &id], b"hello\r");
+    assert_eq!(code, Some(4), "{text}");
+    assert!(text.contains("got:hello"), "{text:?}");
+    assert!(text.contains("/dev/pts/0"), "{text:?}");
+}
+
+#[test]
+fn exec_with_a_terminal() {
+    root_only!();
+    let sb = Sandbox::new();
+    let b = sb.bundle("exectty", sh("sleep 100"));
+    let id = sb.id("exectty");
+    assert!(sb
+        .rt(&["run", "-d", "-b", b.to_str().unwrap(), &id])
+        .status
+        .success());
+    let (code, text) = on_a_terminal(
+        &sb,
+        &[
+            "exec",
+            "-t",
+            &id,
+            "sh",
+            "-c",
+            "read line; echo got:$line; tty; exit 6",
+        ],
+        b"typed\r",
+    );
+    assert_eq!(code, Some(6), "{text}");
+    assert!(text.contains("got:typed"), "{text:?}");
+    assert!(text.contains("/dev/pts/"), "{text:?}");
 }
