@@ -1,30 +1,35 @@
-//! Keeping `exec`'d processes under the container's seccomp filter.
+//! Loading a container's seccomp filter ourselves, from the workload executor that runs in the
+//! container process just before `execve`.
 //!
-//! libcontainer 0.7 drops `linux.seccomp` when it builds the spec of a process joining a
-//! running container, so an exec'd process would run unfiltered. We put the filter back from
-//! the workload executor, which runs in that process just before `execve`. Loading a filter
-//! without no_new_privs needs CAP_SYS_ADMIN, and by then capabilities are already the
-//! process's own; so the process is started with CAP_SYS_ADMIN (and CAP_SETPCAP, to shrink
-//! the bounding set) added, loads the filter, and drops exactly those additions before it
-//! executes anything of the user's.
+//! Two reasons: libcontainer 0.7 drops `linux.seccomp` for processes that join a running
+//! container (`exec`), which would run them unfiltered; and libcontainer builds the filter
+//! with libseccomp at every start, while we load a program compiled once
+//! ([`crate::seccomp_bpf`]).
+//!
+//! Loading a filter without no_new_privs needs CAP_SYS_ADMIN, and by the time the executor
+//! runs, capabilities are already the process's own. So the process is set up with
+//! CAP_SYS_ADMIN (and CAP_SETPCAP, to shrink the bounding set) added, loads the filter, and
+//! drops exactly those additions before it executes anything of the user's.
 
 use caps::{CapSet, Capability as Cap};
 use libcontainer::workload::{
     default::get_executor, Executor, ExecutorError, ExecutorValidationError,
 };
-use oci_spec::runtime::{Capability, LinuxCapabilities, LinuxSeccomp, Process, Spec};
+use oci_spec::runtime::{Capability, LinuxCapabilities, Process, Spec};
+
+use crate::seccomp_bpf::{self, CompiledFilter};
 
 /// Runs the workload under `filter`, first shedding the temporary capabilities.
 #[derive(Clone, Debug)]
 pub struct ConfinedExecutor {
-    filter: LinuxSeccomp,
+    filter: CompiledFilter,
     temporary: Vec<Cap>,
 }
 
 impl ConfinedExecutor {
     /// Prepares `process` (adds the capabilities the filter load needs) and returns the
     /// executor that loads `filter` and removes them again.
-    pub fn prepare(process: &mut Process, filter: LinuxSeccomp) -> ConfinedExecutor {
+    pub fn prepare(process: &mut Process, filter: CompiledFilter) -> ConfinedExecutor {
         let mut temporary = Vec::new();
         let mut caps: LinuxCapabilities = process.capabilities().clone().unwrap_or_default();
         for (oci, raw) in [
@@ -77,14 +82,9 @@ impl ConfinedExecutor {
 
 impl Executor for ConfinedExecutor {
     fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
-        if libcontainer::seccomp::initialize_seccomp(&self.filter)
-            .map_err(|e| ExecutorError::Other(format!("load the container's seccomp filter: {e}")))?
-            .is_some()
-        {
-            return Err(ExecutorError::Other(
-                "seccomp notify actions are not supported for exec".into(),
-            ));
-        }
+        seccomp_bpf::load(&self.filter).map_err(|e| {
+            ExecutorError::Other(format!("load the container's seccomp filter: {e}"))
+        })?;
         self.shed_temporary_caps().map_err(|e| {
             ExecutorError::Other(format!("restore the process's capabilities: {e}"))
         })?;
@@ -109,7 +109,7 @@ mod tests {
         .unwrap();
         let mut process = spec.process().clone().unwrap();
         let filter = spec.linux().as_ref().unwrap().seccomp().clone().unwrap();
-        let exec = ConfinedExecutor::prepare(&mut process, filter);
+        let exec = ConfinedExecutor::prepare(&mut process, seccomp_bpf::compile(&filter).unwrap());
         // The default set has SETPCAP but not SYS_ADMIN.
         assert_eq!(exec.temporary, vec![Cap::CAP_SYS_ADMIN]);
         let caps = process.capabilities().as_ref().unwrap();

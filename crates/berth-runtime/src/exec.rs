@@ -126,15 +126,25 @@ pub fn exec(runtime: &Runtime, id: &str, mut opts: ExecOptions) -> Result<i32> {
         }
     };
     // The exec'd process runs under the container's own seccomp filter, as runc's does.
-    let executor = bundle
-        .spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.seccomp().clone())
-        .map(|mut filter| {
-            crate::lifecycle::drop_dead_arches(&mut filter);
-            ConfinedExecutor::prepare(&mut process, filter)
-        });
+    let executor =
+        match bundle
+            .spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.seccomp().clone())
+        {
+            Some(mut filter) => {
+                crate::lifecycle::drop_dead_arches(&mut filter);
+                let compiled = crate::seccomp_bpf::cached(&runtime.filter_cache(), &filter)
+                    .map_err(|e| RuntimeError::Operation {
+                        id: id.to_owned(),
+                        action: "exec in",
+                        reason: e.to_string(),
+                    })?;
+                Some(ConfinedExecutor::prepare(&mut process, compiled))
+            }
+            None => None,
+        };
     let terminal = process.terminal().unwrap_or(false);
     let process_path = runtime
         .root()

@@ -13,6 +13,7 @@ pub mod foreground;
 pub mod host;
 pub mod lifecycle;
 pub mod logging;
+pub mod seccomp_bpf;
 pub mod spec;
 pub mod state;
 

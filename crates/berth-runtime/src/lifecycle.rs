@@ -13,13 +13,15 @@ use libcontainer::container::{Container, ContainerStatus};
 use libcontainer::signal::Signal;
 use libcontainer::syscall::syscall::SyscallType;
 use nix::unistd::Pid;
-use oci_spec::runtime::{Arch, LinuxSeccomp};
+use oci_spec::runtime::{Arch, LinuxSeccomp, Spec};
 
 use crate::bundle::Bundle;
+use crate::confined_exec::ConfinedExecutor;
 use crate::console::ConsoleSocket;
 use crate::error::{Result, RuntimeError};
 use crate::foreground;
 use crate::host;
+use crate::seccomp_bpf;
 use crate::state::ContainerState;
 
 /// Beside a normalized bundle copy: the path of the bundle the user gave.
@@ -130,6 +132,41 @@ fn parse_signal(sig: &str) -> Result<Signal> {
     Signal::try_from(s).map_err(|_| RuntimeError::UnknownSignal(sig.to_owned()))
 }
 
+/// The bundle's spec with an absolute rootfs and the fixes of `fixes` applied.
+fn normalized_spec(bundle: &Bundle, fixes: &Normalization, cgroups_path: &str) -> Spec {
+    let mut spec = bundle.spec.clone();
+    if let Some(root) = spec.root_mut() {
+        root.set_path(bundle.rootfs());
+    }
+    if fixes.drop_nnp_false {
+        if let Some(process) = spec.process_mut() {
+            process.set_no_new_privileges(None);
+        }
+    }
+    if let Some(linux) = spec.linux_mut() {
+        linux.set_cgroups_path(Some(PathBuf::from(cgroups_path)));
+        if let Some(seccomp) = linux.seccomp_mut() {
+            drop_dead_arches(seccomp);
+        }
+    }
+    spec
+}
+
+/// Writes `spec` as `dir/config.json` (atomically) and the user's bundle path beside it.
+fn write_bundle_copy(dir: &Path, spec: &Spec, origin: &Path) -> Result<()> {
+    let io = |e| RuntimeError::io(format!("write bundle copy {}", dir.display()), e);
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let text = serde_json::to_vec(spec).map_err(|e| RuntimeError::MalformedConfig {
+        path: origin.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    let tmp = dir.join(".config.json.tmp");
+    std::fs::write(&tmp, text).map_err(io)?;
+    std::fs::rename(&tmp, dir.join("config.json")).map_err(io)?;
+    std::fs::write(dir.join(ORIGIN_FILE), origin.as_os_str().as_encoded_bytes()).map_err(io)?;
+    Ok(())
+}
+
 impl Runtime {
     pub fn new(root: impl Into<PathBuf>, systemd_cgroup: bool) -> Result<Runtime> {
         let root = root.into();
@@ -198,13 +235,45 @@ impl Runtime {
         let cgroups_path = fixes.cgroups_path.clone().unwrap_or_else(|| {
             host::default_cgroups_path(id, self.systemd_cgroup || host::systemd_is_init())
         });
-        let shadow = if fixes.any() {
-            Some(self.shadow_bundle(id, &bundle, &fixes, &cgroups_path)?)
+        let filter = bundle
+            .spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.seccomp().clone())
+            .filter(|f| !seccomp_bpf::uses_notify(f));
+        let systemd = self.use_systemd(&cgroups_path);
+
+        // libcontainer reads config.json from the bundle directory it is given. When the spec
+        // needs fixing, or has a seccomp filter (which our executor loads precompiled instead of
+        // libcontainer building it at every start), it gets a copy in <root>/.bundles/<id>.
+        let mut executor = None;
+        let shadow = if fixes.any() || filter.is_some() {
+            let recorded = normalized_spec(&bundle, &fixes, &cgroups_path);
+            let mut build_spec = recorded.clone();
+            if let Some(mut filter) = filter {
+                drop_dead_arches(&mut filter);
+                let compiled = seccomp_bpf::cached(&self.filter_cache(), &filter).map_err(|e| {
+                    RuntimeError::MalformedConfig {
+                        path: bundle.dir.clone(),
+                        reason: e.to_string(),
+                    }
+                })?;
+                if let Some(linux) = build_spec.linux_mut() {
+                    linux.set_seccomp(None);
+                }
+                if let Some(process) = build_spec.process_mut() {
+                    executor = Some(ConfinedExecutor::prepare(process, compiled));
+                }
+            }
+            let dir = self.shadow_dir(id);
+            write_bundle_copy(&dir, &build_spec, &bundle.dir)?;
+            Some((dir, recorded))
         } else {
             None
         };
-        let systemd = self.use_systemd(&cgroups_path);
-        let build_dir = shadow.as_deref().unwrap_or(&bundle.dir).to_path_buf();
+        let build_dir = shadow
+            .as_ref()
+            .map_or(bundle.dir.clone(), |(dir, _)| dir.clone());
 
         let result = (|| {
             let mut builder = ContainerBuilder::new(id.to_owned(), SyscallType::default())
@@ -214,6 +283,9 @@ impl Runtime {
                 .map_err(|e| RuntimeError::libcontainer(id, "create", e))?
                 .with_console_socket(opts.console_socket.as_ref())
                 .with_preserved_fds(opts.preserve_fds);
+            if let Some(executor) = executor {
+                builder = builder.with_executor(executor);
+            }
             if let Some(fd) = opts.stdin {
                 builder = builder.with_stdin(fd);
             }
@@ -223,19 +295,28 @@ impl Runtime {
             if let Some(fd) = opts.stderr {
                 builder = builder.with_stderr(fd);
             }
-            builder
+            let container = builder
                 .as_init(&build_dir)
                 .with_systemd(systemd)
                 .with_detach(detach)
                 .with_no_pivot(opts.no_pivot)
                 .build()
-                .map_err(|e| RuntimeError::libcontainer(id, "create", e))
+                .map_err(|e| RuntimeError::libcontainer(id, "create", e))?;
+            // From now on the copy describes the container as it is (its filter and its own
+            // capabilities): that is what exec reads.
+            if let Some((dir, recorded)) = &shadow {
+                write_bundle_copy(dir, recorded, &bundle.dir)?;
+            }
+            Ok(container)
         })();
         match result {
             Ok(container) => Ok(container),
             Err(err) => {
                 // libcontainer cleans up after failures in the container process, but not
                 // after those before it (e.g. a bad console socket): make sure nothing is left.
+                if self.container_dir(id).join("state.json").exists() {
+                    let _ = self.delete(id, true);
+                }
                 let _ = std::fs::remove_dir_all(self.container_dir(id));
                 let _ = std::fs::remove_dir_all(self.shadow_dir(id));
                 self.remove_cgroup(id, &cgroups_path, systemd);
@@ -244,14 +325,19 @@ impl Runtime {
         }
     }
 
-    /// Where a container's normalized bundle lives, for as long as the container does
+    /// Where a container's bundle copy lives, for as long as the container does
     /// (libcontainer reads it again for every exec).
     fn shadow_dir(&self, id: &str) -> PathBuf {
         self.root.join(".bundles").join(id)
     }
 
-    /// The bundle the user gave for a container: its state names the normalized copy when
-    /// there is one, and the copy records where it came from.
+    /// Compiled seccomp programs, by profile hash.
+    pub fn filter_cache(&self) -> PathBuf {
+        self.root.join(".seccomp")
+    }
+
+    /// The bundle the user gave for a container: its state names the copy when there is one,
+    /// and the copy records where it came from.
     fn user_bundle(&self, container: &Container) -> PathBuf {
         let bundle = container.bundle();
         if bundle.starts_with(self.root.join(".bundles")) {
@@ -261,55 +347,6 @@ impl Runtime {
             }
         }
         bundle.clone()
-    }
-
-    /// Writes `<root>/.bundles/<id>/config.json`: the bundle's spec with an absolute rootfs and
-    /// the fixes of `fixes` applied, and beside it the path of the user's bundle.
-    fn shadow_bundle(
-        &self,
-        id: &str,
-        bundle: &Bundle,
-        fixes: &Normalization,
-        cgroups_path: &str,
-    ) -> Result<PathBuf> {
-        let dir = self.shadow_dir(id);
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| RuntimeError::io(format!("create {}", dir.display()), e))?;
-        let mut spec = bundle.spec.clone();
-        if let Some(root) = spec.root_mut() {
-            root.set_path(bundle.rootfs());
-        }
-        if fixes.drop_nnp_false {
-            if let Some(process) = spec.process_mut() {
-                process.set_no_new_privileges(None);
-            }
-        }
-        if let Some(linux) = spec.linux_mut() {
-            linux.set_cgroups_path(Some(PathBuf::from(cgroups_path)));
-            if fixes.drop_x32 {
-                if let Some(seccomp) = linux.seccomp_mut() {
-                    let arches: Option<Vec<Arch>> = seccomp.architectures().as_ref().map(|a| {
-                        a.iter()
-                            .copied()
-                            .filter(|a| *a != Arch::ScmpArchX32)
-                            .collect()
-                    });
-                    seccomp.set_architectures(arches);
-                }
-            }
-        }
-        let text = serde_json::to_vec(&spec).map_err(|e| RuntimeError::MalformedConfig {
-            path: bundle.dir.clone(),
-            reason: e.to_string(),
-        })?;
-        std::fs::write(dir.join("config.json"), text)
-            .map_err(|e| RuntimeError::io(format!("write {}", dir.display()), e))?;
-        std::fs::write(
-            dir.join(ORIGIN_FILE),
-            bundle.dir.as_os_str().as_encoded_bytes(),
-        )
-        .map_err(|e| RuntimeError::io(format!("write {}", dir.display()), e))?;
-        Ok(dir)
     }
 
     fn remove_cgroup(&self, id: &str, path: &str, systemd: bool) {

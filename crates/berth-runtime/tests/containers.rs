@@ -633,3 +633,53 @@ fn exec_with_a_terminal() {
     assert!(text.contains("got:typed"), "{text:?}");
     assert!(text.contains("/dev/pts/"), "{text:?}");
 }
+
+#[test]
+fn default_capabilities_are_dockers_fourteen() {
+    root_only!();
+    let sb = Sandbox::new();
+    let b = sb.bundle(
+        "caps",
+        sh("grep -E '^Cap(Inh|Prm|Eff|Bnd|Amb)' /proc/self/status"),
+    );
+    let id = sb.id("caps");
+    let out = sb.rt(&["run", "-b", b.to_str().unwrap(), &id]);
+    // The mask Docker containers show: CHOWN DAC_OVERRIDE FOWNER FSETID KILL SETGID SETUID
+    // SETPCAP NET_BIND_SERVICE NET_RAW SYS_CHROOT MKNOD AUDIT_WRITE SETFCAP.
+    assert_eq!(
+        stdout(&out),
+        "CapInh:\t0000000000000000\nCapPrm:\t00000000a80425fb\nCapEff:\t00000000a80425fb\n\
+         CapBnd:\t00000000a80425fb\nCapAmb:\t0000000000000000\n",
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn custom_seccomp_profile_is_enforced() {
+    root_only!();
+    let sb = Sandbox::new();
+    // Allow everything but mkdir/mkdirat, which fail with EACCES.
+    let profile: oci_spec::runtime::LinuxSeccomp = serde_json::from_value(serde_json::json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_AARCH64"],
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}]
+    }))
+    .unwrap();
+    let b = sb.bundle(
+        "custom",
+        ContainerOptions {
+            seccomp: SeccompChoice::Custom(Box::new(profile)),
+            ..sh("touch /made-file && echo touched; mkdir /made-dir || echo mkdir-refused")
+        },
+    );
+    let id = sb.id("custom");
+    let out = sb.rt(&["run", "-b", b.to_str().unwrap(), &id]);
+    assert_eq!(stdout(&out), "touched\nmkdir-refused\n", "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("Permission denied"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!b.join("rootfs/made-dir").exists());
+}
