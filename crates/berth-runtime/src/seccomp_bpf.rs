@@ -203,7 +203,8 @@ fn memfd(name: &str) -> Result<std::fs::File, FilterError> {
         .map_err(|e| FilterError::Cache(PathBuf::from("memfd"), e.into()))
 }
 
-/// The cache key: the profile as JSON, the libseccomp version and the host architecture.
+/// The cache key: the profile as JSON, the libseccomp version, the host architecture and the
+/// kernel release (libseccomp adapts some actions to what the kernel supports).
 fn key(filter: &LinuxSeccomp) -> String {
     let mut h = Sha256::new();
     h.update(serde_json::to_vec(filter).unwrap_or_default());
@@ -212,6 +213,9 @@ fn key(filter: &LinuxSeccomp) -> String {
         .unwrap_or_default();
     h.update(v.as_bytes());
     h.update(std::env::consts::ARCH.as_bytes());
+    if let Ok(uts) = nix::sys::utsname::uname() {
+        h.update(uts.release().as_encoded_bytes());
+    }
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
