@@ -111,3 +111,57 @@ fn json_log_records_errors_for_callers() {
         .contains("\"nobody-home\" does not exist"));
     assert!(last["time"].as_str().unwrap().contains('T'));
 }
+
+#[test]
+fn exec_process_file_kill_all_and_ps_table() {
+    if !require_root() {
+        return;
+    }
+    let sb = Sandbox::new();
+    // Init ignores TERM (as pid 1 without a handler); its children do not matter to kill -a.
+    let b = sb.bundle("killall", sh("sleep 100 & sleep 100 & wait"));
+    let id = sb.id("killall");
+    assert!(sb
+        .rt(&["run", "-d", "-b", b.to_str().unwrap(), &id])
+        .status
+        .success());
+
+    // exec --process: a complete process.json.
+    let process = serde_json::json!({
+        "terminal": false,
+        "user": {"uid": 0, "gid": 0},
+        "args": ["sh", "-c", "echo from-process-json $WHO"],
+        "env": ["PATH=/bin", "WHO=file"],
+        "cwd": "/"
+    });
+    let pfile = sb.dir.path().join("process.json");
+    std::fs::write(&pfile, process.to_string()).unwrap();
+    let e = sb.rt(&["exec", "--process", pfile.to_str().unwrap(), &id]);
+    assert_eq!(stdout(&e), "from-process-json file\n", "{}", stderr(&e));
+
+    // ps: runc's table is ps(1)'s, filtered to the container's pids.
+    let pids: Vec<i32> =
+        serde_json::from_slice(&sb.rt(&["ps", "--format", "json", &id]).stdout).unwrap();
+    assert_eq!(pids.len(), 3, "{pids:?}");
+    let table = stdout(&sb.rt(&["ps", &id]));
+    let mut lines = table.lines();
+    assert!(lines.next().unwrap().contains("PID"), "{table}");
+    assert_eq!(
+        lines.filter(|l| l.ends_with(" sleep 100")).count(),
+        2,
+        "{table}"
+    );
+
+    // kill --all reaches every process, not just init.
+    let k = sb.rt(&["kill", "--all", &id, "KILL"]);
+    assert!(k.status.success(), "{}", stderr(&k));
+    sb.wait_status(&id, "stopped");
+    for pid in pids {
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}/cmdline")).exists()
+                || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .is_ok_and(|s| s.contains(") Z ")),
+            "process {pid} survived kill --all"
+        );
+    }
+}
