@@ -1,17 +1,10 @@
 //! Bad input gets one clear line on stderr, a non-zero exit, and leaves no state, cgroup or
 //! mount behind; an existing container is untouched by a clashing create.
 
+#[macro_use]
 mod common;
 
 use common::*;
-
-macro_rules! root_only {
-    () => {
-        if !require_root() {
-            return;
-        }
-    };
-}
 
 fn assert_one_line_error(out: &std::process::Output, needle: &str) {
     assert_eq!(out.status.code(), Some(1), "stdout {}", stdout(out));

@@ -1,6 +1,7 @@
 //! berth-runtime on real containers: processes, identity, limits, confinement, terminal,
 //! lifecycle operations and hooks. Needs root (see `common::require_root`).
 
+#[macro_use]
 mod common;
 
 use std::io::Read;
@@ -11,24 +12,14 @@ use std::time::{Duration, Instant};
 use berth_runtime::spec::{ContainerOptions, SeccompChoice};
 use common::*;
 
-macro_rules! root_only {
-    () => {
-        if !require_root() {
-            return;
-        }
-    };
-}
-
 #[test]
 fn output_and_exit_code_of_a_command() {
     root_only!();
     let sb = Sandbox::new();
-    let b = sb.bundle(
+    let (_, id, out) = sb.run_new(
         "out",
         sh("echo hello from berth; echo to-stderr >&2; exit 3"),
     );
-    let id = sb.id("out");
-    let out = sb.rt(&["run", "-b", b.to_str().unwrap(), &id]);
     assert_eq!(stdout(&out), "hello from berth\n");
     assert_eq!(stderr(&out), "to-stderr\n");
     assert_eq!(out.status.code(), Some(3));
@@ -54,7 +45,7 @@ fn sigkill_gives_exit_code_137() {
 fn identity_pid_hostname_env_cwd() {
     root_only!();
     let sb = Sandbox::new();
-    let b = sb.bundle(
+    let (_, _, out) = sb.run_new(
         "ident",
         ContainerOptions {
             hostname: Some("box-one".into()),
@@ -63,8 +54,6 @@ fn identity_pid_hostname_env_cwd() {
             ..sh("echo pid=$$; hostname; echo \"$GREETING\"; pwd")
         },
     );
-    let id = sb.id("ident");
-    let out = sb.rt(&["run", "-b", b.to_str().unwrap(), &id]);
     assert_eq!(
         stdout(&out),
         "pid=1\nbox-one\nhi there\n/tmp\n",
@@ -78,15 +67,13 @@ fn identity_pid_hostname_env_cwd() {
 fn user_option_sets_ids() {
     root_only!();
     let sb = Sandbox::new();
-    let b = sb.bundle(
+    let (_, _, out) = sb.run_new(
         "user",
         ContainerOptions {
             user: Some("1000:1000".into()),
             ..sh("id")
         },
     );
-    let id = sb.id("user");
-    let out = sb.rt(&["run", "-b", b.to_str().unwrap(), &id]);
     let text = stdout(&out);
     assert!(
         text.starts_with("uid=1000(user) gid=1000(user)"),
@@ -101,7 +88,7 @@ fn memory_limit_oom_kills_a_hog() {
     let sb = Sandbox::new();
     // Doubles a string 28 times: a 256 MiB string (and its copies) against a 32 MiB limit.
     let hog = r#"awk 'BEGIN { s = "x"; for (i = 0; i < 28; i++) s = s s; print length(s) }'"#;
-    let b = sb.bundle(
+    let (_, _, out) = sb.run_new(
         "oom",
         ContainerOptions {
             memory: Some(32 << 20),
@@ -109,8 +96,6 @@ fn memory_limit_oom_kills_a_hog() {
             ..argv(&["/bin/sh", "-c", &format!("exec {hog}")])
         },
     );
-    let id = sb.id("oom");
-    let out = sb.rt(&["run", "-b", b.to_str().unwrap(), &id]);
     assert_eq!(
         out.status.code(),
         Some(137),
@@ -121,9 +106,7 @@ fn memory_limit_oom_kills_a_hog() {
     assert_eq!(stdout(&out), "");
 
     // The same hog without a limit completes, so the limit is what killed it.
-    let b2 = sb.bundle("nooom", argv(&["/bin/sh", "-c", &format!("exec {hog}")]));
-    let id2 = sb.id("nooom");
-    let out2 = sb.rt(&["run", "-b", b2.to_str().unwrap(), &id2]);
+    let (_, _, out2) = sb.run_new("nooom", argv(&["/bin/sh", "-c", &format!("exec {hog}")]));
     assert_eq!(stdout(&out2), "268435456\n", "{}", stderr(&out2));
 }
 
@@ -132,15 +115,13 @@ fn pids_limit_stops_a_fork_bomb() {
     root_only!();
     let sb = Sandbox::new();
     let bomb = "n=0; for i in $(seq 1 60); do sleep 5 & n=$((n+1)); done; echo started=$n";
-    let b = sb.bundle(
+    let (_, _, out) = sb.run_new(
         "pids",
         ContainerOptions {
             pids_limit: Some(20),
             ..sh(bomb)
         },
     );
-    let id = sb.id("pids");
-    let out = sb.rt(&["run", "-b", b.to_str().unwrap(), &id]);
     let err = stderr(&out);
     assert!(
         err.contains("can't fork") || err.contains("Resource temporarily unavailable"),
@@ -155,9 +136,7 @@ fn sys_admin_only_when_privileged() {
     root_only!();
     let sb = Sandbox::new();
     let script = "mount -t tmpfs none /mnt && echo mounted";
-    let b = sb.bundle("nopriv", sh(script));
-    let id = sb.id("nopriv");
-    let out = sb.rt(&["run", "-b", b.to_str().unwrap(), &id]);
+    let (_, _, out) = sb.run_new("nopriv", sh(script));
     assert!(!out.status.success());
     assert!(
         stderr(&out).contains("permission denied"),
@@ -166,15 +145,13 @@ fn sys_admin_only_when_privileged() {
     );
     assert!(!stdout(&out).contains("mounted"));
 
-    let b = sb.bundle(
+    let (_, _, out) = sb.run_new(
         "priv",
         ContainerOptions {
             privileged: true,
             ..sh(&format!("{script}; grep CapEff /proc/self/status"))
         },
     );
-    let id = sb.id("priv");
-    let out = sb.rt(&["run", "-b", b.to_str().unwrap(), &id]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).starts_with("mounted\n"), "{}", stdout(&out));
 }
@@ -184,9 +161,7 @@ fn default_seccomp_denies_unshare_and_keyctl() {
     root_only!();
     let sb = Sandbox::new();
     let script = "syscall-probe echo; syscall-probe keyctl; syscall-probe unshare-user; true";
-    let b = sb.bundle("seccomp", sh(script));
-    let id = sb.id("seccomp");
-    let out = sb.rt(&["run", "-b", b.to_str().unwrap(), &id]);
+    let (_, _, out) = sb.run_new("seccomp", sh(script));
     let text = stdout(&out);
     assert!(text.contains("echo\necho ok\n"), "{text}");
     assert!(
@@ -199,15 +174,13 @@ fn default_seccomp_denies_unshare_and_keyctl() {
     );
 
     // The same calls pass the filter when it is off, so the denial above was seccomp's.
-    let b = sb.bundle(
+    let (_, _, out) = sb.run_new(
         "unconfined",
         ContainerOptions {
             seccomp: SeccompChoice::Unconfined,
             ..sh(script)
         },
     );
-    let id = sb.id("unconfined");
-    let out = sb.rt(&["run", "-b", b.to_str().unwrap(), &id]);
     let text = stdout(&out);
     assert!(!text.contains("keyctl errno=1\n"), "{text}");
     assert!(text.contains("unshare-user ok\n"), "{text}");
@@ -217,15 +190,13 @@ fn default_seccomp_denies_unshare_and_keyctl() {
 fn masked_paths_read_empty_or_fail() {
     root_only!();
     let sb = Sandbox::new();
-    let b = sb.bundle(
+    let (_, _, out) = sb.run_new(
         "masked",
         sh(
             "echo keys=$(wc -c < /proc/keys); echo fw=$(ls /sys/firmware | wc -l); \
             cat /proc/kcore > /dev/null 2>&1 && echo kcore=read || echo kcore=refused",
         ),
     );
-    let id = sb.id("masked");
-    let out = sb.rt(&["run", "-b", b.to_str().unwrap(), &id]);
     let text = stdout(&out);
     assert!(text.contains("keys=0\n"), "{text} {}", stderr(&out));
     assert!(text.contains("fw=0\n"), "{text}");
@@ -233,9 +204,7 @@ fn masked_paths_read_empty_or_fail() {
     let kcore_ok = text.contains("kcore=refused") || text.contains("kcore=read");
     assert!(kcore_ok, "{text}");
     // Read-only paths refuse writes even for root.
-    let b = sb.bundle("roproc", sh("echo 1 > /proc/sys/kernel/domainname"));
-    let id = sb.id("roproc");
-    let out = sb.rt(&["run", "-b", b.to_str().unwrap(), &id]);
+    let (_, _, out) = sb.run_new("roproc", sh("echo 1 > /proc/sys/kernel/domainname"));
     assert!(!out.status.success());
     assert!(
         stderr(&out).contains("Read-only file system"),
@@ -248,15 +217,13 @@ fn masked_paths_read_empty_or_fail() {
 fn readonly_rootfs_refuses_writes() {
     root_only!();
     let sb = Sandbox::new();
-    let b = sb.bundle(
+    let (b, _, out) = sb.run_new(
         "ro",
         ContainerOptions {
             readonly_rootfs: true,
             ..sh("touch /newfile")
         },
     );
-    let id = sb.id("ro");
-    let out = sb.rt(&["run", "-b", b.to_str().unwrap(), &id]);
     assert!(!out.status.success());
     assert!(
         stderr(&out).contains("Read-only file system"),
@@ -638,12 +605,10 @@ fn exec_with_a_terminal() {
 fn default_capabilities_are_dockers_fourteen() {
     root_only!();
     let sb = Sandbox::new();
-    let b = sb.bundle(
+    let (_, _, out) = sb.run_new(
         "caps",
         sh("grep -E '^Cap(Inh|Prm|Eff|Bnd|Amb)' /proc/self/status"),
     );
-    let id = sb.id("caps");
-    let out = sb.rt(&["run", "-b", b.to_str().unwrap(), &id]);
     // The mask Docker containers show: CHOWN DAC_OVERRIDE FOWNER FSETID KILL SETGID SETUID
     // SETPCAP NET_BIND_SERVICE NET_RAW SYS_CHROOT MKNOD AUDIT_WRITE SETFCAP.
     assert_eq!(
@@ -666,15 +631,13 @@ fn custom_seccomp_profile_is_enforced() {
         "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}]
     }))
     .unwrap();
-    let b = sb.bundle(
+    let (b, _, out) = sb.run_new(
         "custom",
         ContainerOptions {
             seccomp: SeccompChoice::Custom(Box::new(profile)),
             ..sh("touch /made-file && echo touched; mkdir /made-dir || echo mkdir-refused")
         },
     );
-    let id = sb.id("custom");
-    let out = sb.rt(&["run", "-b", b.to_str().unwrap(), &id]);
     assert_eq!(stdout(&out), "touched\nmkdir-refused\n", "{}", stderr(&out));
     assert!(
         stderr(&out).contains("Permission denied"),

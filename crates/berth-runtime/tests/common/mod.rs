@@ -14,6 +14,16 @@ use berth_runtime::spec::{docker_default, ContainerOptions};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_berth-runtime");
 
+/// Returns from the test early (with a note) when `require_root` says to skip it.
+#[macro_export]
+macro_rules! root_only {
+    () => {
+        if !$crate::common::require_root() {
+            return;
+        }
+    };
+}
+
 /// Root tests fail loudly without root; `BERTH_TEST_ALLOW_NONROOT=1` turns that into a skip
 /// that still prints why.
 pub fn require_root() -> bool {
@@ -156,6 +166,14 @@ impl Sandbox {
         let spec = docker_default(&opts).unwrap();
         write_spec(&bundle, &spec);
         bundle
+    }
+
+    /// Makes a bundle for `opts` and runs it in the foreground (`run`): bundle, id, output.
+    pub fn run_new(&self, name: &str, opts: ContainerOptions) -> (PathBuf, String, Output) {
+        let bundle = self.bundle(name, opts);
+        let id = self.id(name);
+        let out = self.rt(&["run", "-b", bundle.to_str().unwrap(), &id]);
+        (bundle, id, out)
     }
 
     /// `berth-runtime --root <ours> ARGS…`
