@@ -16,7 +16,7 @@ pub enum RuntimeError {
     NotFound(String),
     #[error("container with id \"{0}\" already exists")]
     AlreadyExists(String),
-    #[error("invalid container id {0:?}: use letters, digits, '_', '+', '-' and '.'")]
+    #[error("invalid container id {0:?}: use letters, digits, '_', '+', '-' and '.' (not first)")]
     InvalidId(String),
     #[error("bundle {0}: no config.json in it (is the path right?)")]
     MissingConfig(PathBuf),

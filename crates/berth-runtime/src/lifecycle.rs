@@ -13,7 +13,7 @@ use libcontainer::container::{Container, ContainerStatus};
 use libcontainer::signal::Signal;
 use libcontainer::syscall::syscall::SyscallType;
 use nix::unistd::Pid;
-use oci_spec::runtime::{Arch, LinuxSeccomp, Spec};
+use oci_spec::runtime::{Arch, Spec};
 
 use crate::bundle::Bundle;
 use crate::confined_exec::ConfinedExecutor;
@@ -22,6 +22,7 @@ use crate::error::{Result, RuntimeError};
 use crate::foreground;
 use crate::host;
 use crate::seccomp_bpf;
+use crate::spec::seccomp;
 use crate::state::ContainerState;
 
 /// Beside a normalized bundle copy: the path of the bundle the user gave.
@@ -41,20 +42,6 @@ pub struct CreateOptions {
     pub stdin: Option<OwnedFd>,
     pub stdout: Option<OwnedFd>,
     pub stderr: Option<OwnedFd>,
-}
-
-/// Removes from a filter the architectures this kernel cannot execute (x32 on most kernels).
-pub fn drop_dead_arches(filter: &mut LinuxSeccomp) {
-    if host::kernel_runs_x32() {
-        return;
-    }
-    let arches: Option<Vec<Arch>> = filter.architectures().as_ref().map(|a| {
-        a.iter()
-            .copied()
-            .filter(|a| *a != Arch::ScmpArchX32)
-            .collect()
-    });
-    filter.set_architectures(arches);
 }
 
 /// What a bundle's spec needs changed before libcontainer gets it. libcontainer reads
@@ -109,9 +96,9 @@ pub struct Runtime {
 
 /// Checks an id the way runc does (and so that it is a safe single path component).
 pub fn validate_id(id: &str) -> Result<()> {
+    // Like runc, but no leading dot: names like `.bundles` are the runtime's own.
     let ok = !id.is_empty()
-        && id != "."
-        && id != ".."
+        && !id.starts_with('.')
         && id.len() <= 1024
         && id
             .chars()
@@ -146,7 +133,7 @@ fn normalized_spec(bundle: &Bundle, fixes: &Normalization, cgroups_path: &str) -
     if let Some(linux) = spec.linux_mut() {
         linux.set_cgroups_path(Some(PathBuf::from(cgroups_path)));
         if let Some(seccomp) = linux.seccomp_mut() {
-            drop_dead_arches(seccomp);
+            seccomp::drop_dead_arches(seccomp);
         }
     }
     spec
@@ -251,7 +238,7 @@ impl Runtime {
             let recorded = normalized_spec(&bundle, &fixes, &cgroups_path);
             let mut build_spec = recorded.clone();
             if let Some(mut filter) = filter {
-                drop_dead_arches(&mut filter);
+                seccomp::drop_dead_arches(&mut filter);
                 let compiled = seccomp_bpf::cached(&self.filter_cache(), &filter).map_err(|e| {
                     RuntimeError::MalformedConfig {
                         path: bundle.dir.clone(),
@@ -558,7 +545,7 @@ mod tests {
         for ok in ["a", "web-1", "x_y.z+1", &"a".repeat(64)] {
             assert!(validate_id(ok).is_ok(), "{ok}");
         }
-        for bad in ["", ".", "..", "a/b", "a b", "ü"] {
+        for bad in ["", ".", "..", ".bundles", "a/b", "a b", "ü"] {
             assert!(validate_id(bad).is_err(), "{bad:?}");
         }
     }

@@ -156,6 +156,20 @@ pub fn seccomp_arches() -> Vec<Arch> {
     }
 }
 
+/// Removes from a filter the architectures this kernel cannot execute (x32 on most kernels).
+pub fn drop_dead_arches(filter: &mut LinuxSeccomp) {
+    if crate::host::kernel_runs_x32() {
+        return;
+    }
+    let arches: Option<Vec<Arch>> = filter.architectures().as_ref().map(|a| {
+        a.iter()
+            .copied()
+            .filter(|a| *a != Arch::ScmpArchX32)
+            .collect()
+    });
+    filter.set_architectures(arches);
+}
+
 fn names(list: &str) -> Vec<String> {
     list.split_whitespace().map(str::to_owned).collect()
 }
