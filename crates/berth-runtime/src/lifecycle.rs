@@ -253,7 +253,10 @@ impl Runtime {
                 }
             }
             let dir = self.shadow_dir(id);
-            write_bundle_copy(&dir, &build_spec, &bundle.dir)?;
+            if let Err(e) = write_bundle_copy(&dir, &build_spec, &bundle.dir) {
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(e);
+            }
             Some((dir, recorded))
         } else {
             None
