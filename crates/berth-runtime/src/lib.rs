@@ -14,6 +14,7 @@ pub mod host;
 pub mod lifecycle;
 pub mod logging;
 pub mod seccomp_bpf;
+pub mod shim;
 pub mod spec;
 pub mod state;
 

@@ -200,6 +200,25 @@ enum Command {
     },
     /// Print the features this runtime supports (OCI features.json).
     Features,
+    /// Start a container under its own supervisor (for the engine): returns once it runs; the
+    /// shim keeps its stdio, log and exit status in the state directory.
+    Shim {
+        #[arg(short, long, default_value = ".")]
+        bundle: PathBuf,
+        /// The engine's directory for this container (log, shim.json, exit.json, attach.sock).
+        #[arg(long = "state-dir")]
+        state_dir: PathBuf,
+        /// Keep stdin open for attached clients.
+        #[arg(short, long)]
+        interactive: bool,
+        /// Rotate the log at this many bytes.
+        #[arg(long = "log-max-size", default_value_t = berth_runtime::shim::log::DEFAULT_MAX_SIZE)]
+        log_max_size: u64,
+        /// Keep this many log files.
+        #[arg(long = "log-max-file", default_value_t = berth_runtime::shim::log::DEFAULT_MAX_FILES)]
+        log_max_files: u32,
+        container_id: String,
+    },
 }
 
 fn parse_user(s: &str) -> Result<(u32, Option<u32>)> {
@@ -350,6 +369,26 @@ fn run(cli: Cli) -> Result<i32> {
     let rt = Runtime::new(&cli.root, cli.systemd_cgroup)?;
     match cli.command {
         Command::Spec { .. } | Command::Features => unreachable!("handled above"),
+        Command::Shim {
+            bundle,
+            state_dir,
+            interactive,
+            log_max_size,
+            log_max_files,
+            container_id,
+        } => {
+            let opts = berth_runtime::shim::ShimOptions {
+                id: container_id,
+                bundle,
+                state_dir,
+                stdin: interactive,
+                log_max_size,
+                log_max_files,
+            };
+            let info = berth_runtime::shim::spawn(&rt, &opts)?;
+            println!("{}", serde_json::to_string(&info)?);
+            Ok(0)
+        }
         Command::Create(args) => {
             rt.create(&args.container_id, &args.bundle, args.options(), true)?;
             Ok(0)
