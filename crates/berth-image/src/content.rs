@@ -1,0 +1,288 @@
+//! The content store: `content/blobs/sha256/<hex>`, immutable and verified.
+//!
+//! A blob is streamed into `content/ingest/` while its sha256 is computed, fsynced, checked
+//! against the expected digest and size, and only then renamed into place; so a blob that is
+//! visible is always whole and correct, whatever interrupted a write.
+
+use std::fs::File;
+use std::io::{BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use berth_core::Digest;
+use sha2::{Digest as _, Sha256};
+
+use crate::error::{ImageError, Result};
+
+/// A verified blob: its digest and size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobInfo {
+    pub digest: Digest,
+    pub size: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct ContentStore {
+    root: PathBuf,
+}
+
+/// `sha256:<hex>` of `bytes`.
+pub fn sha256_digest(hash: Sha256) -> Digest {
+    let hex: String = hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
+        .parse()
+        .expect("a sha256 hex string is a valid digest")
+}
+
+/// A reader that hashes what passes through it.
+#[derive(Debug)]
+pub struct HashingReader<R> {
+    inner: R,
+    hash: Sha256,
+    count: u64,
+}
+
+impl<R: Read> HashingReader<R> {
+    pub fn new(inner: R) -> Self {
+        HashingReader {
+            inner,
+            hash: Sha256::new(),
+            count: 0,
+        }
+    }
+
+    /// Reads what is left (tar archives end before their padding), then returns the digest
+    /// and the number of bytes seen.
+    pub fn finish(mut self) -> std::io::Result<(Digest, u64)> {
+        std::io::copy(&mut self, &mut std::io::sink())?;
+        Ok((sha256_digest(self.hash), self.count))
+    }
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hash.update(&buf[..n]);
+        self.count += n as u64;
+        Ok(n)
+    }
+}
+
+impl ContentStore {
+    /// Opens (creating) the store under `root` (`<root>/content`).
+    pub fn open(root: &Path) -> Result<ContentStore> {
+        let root = root.join("content");
+        for dir in [root.join("blobs/sha256"), root.join("ingest")] {
+            std::fs::create_dir_all(&dir).map_err(|e| ImageError::io("create", &dir, e))?;
+        }
+        Ok(ContentStore { root })
+    }
+
+    pub fn path(&self, digest: &Digest) -> PathBuf {
+        self.root.join("blobs/sha256").join(digest.hex())
+    }
+
+    pub fn exists(&self, digest: &Digest) -> bool {
+        self.path(digest).is_file()
+    }
+
+    /// Opens a blob for reading.
+    pub fn open_blob(&self, digest: &Digest) -> Result<File> {
+        File::open(self.path(digest)).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => ImageError::BlobNotFound(digest.clone()),
+            _ => ImageError::io("open blob", self.path(digest), e),
+        })
+    }
+
+    pub fn read_blob(&self, digest: &Digest) -> Result<Vec<u8>> {
+        let mut v = Vec::new();
+        self.open_blob(digest)?
+            .read_to_end(&mut v)
+            .map_err(|e| ImageError::io("read blob", self.path(digest), e))?;
+        Ok(v)
+    }
+
+    /// Stores what `reader` yields. With `expected`, the content must have that digest (and
+    /// size, when given) or nothing is stored. Storing a blob that exists is a no-op.
+    pub fn ingest(
+        &self,
+        reader: impl Read,
+        expected: Option<(&Digest, Option<u64>)>,
+    ) -> Result<BlobInfo> {
+        if let Some((digest, Some(size))) = expected {
+            if self.exists(digest) {
+                return Ok(BlobInfo {
+                    digest: digest.clone(),
+                    size,
+                });
+            }
+        }
+        let tmp = self.root.join("ingest").join(format!(
+            "{}-{}",
+            std::process::id(),
+            INGEST_COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        let result = self.ingest_to(&tmp, reader, expected);
+        if result.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        result
+    }
+
+    fn ingest_to(
+        &self,
+        tmp: &Path,
+        reader: impl Read,
+        expected: Option<(&Digest, Option<u64>)>,
+    ) -> Result<BlobInfo> {
+        let file = File::create(tmp).map_err(|e| ImageError::io("create", tmp, e))?;
+        let mut out = BufWriter::with_capacity(256 * 1024, file);
+        let mut hashing = HashingReader::new(reader);
+        std::io::copy(&mut hashing, &mut out).map_err(|e| ImageError::io("write", tmp, e))?;
+        let file = out
+            .into_inner()
+            .map_err(|e| ImageError::io("write", tmp, e.into_error()))?;
+        let (digest, size) = hashing
+            .finish()
+            .map_err(|e| ImageError::io("read", tmp, e))?;
+        if let Some((want, want_size)) = expected {
+            if *want != digest {
+                return Err(ImageError::DigestMismatch {
+                    expected: want.clone(),
+                    actual: digest,
+                });
+            }
+            if let Some(want_size) = want_size {
+                if want_size != size {
+                    return Err(ImageError::SizeMismatch {
+                        expected: want_size,
+                        actual: size,
+                    });
+                }
+            }
+        }
+        file.sync_all()
+            .map_err(|e| ImageError::io("sync", tmp, e))?;
+        drop(file);
+        let dest = self.path(&digest);
+        std::fs::rename(tmp, &dest).map_err(|e| ImageError::io("store", &dest, e))?;
+        if let Some(parent) = dest.parent() {
+            let _ = File::open(parent).and_then(|d| d.sync_all());
+        }
+        Ok(BlobInfo { digest, size })
+    }
+
+    /// Stores `bytes` (manifests, configs).
+    pub fn put(&self, bytes: &[u8]) -> Result<BlobInfo> {
+        self.ingest(bytes, None)
+    }
+
+    pub fn delete(&self, digest: &Digest) -> Result<()> {
+        match std::fs::remove_file(self.path(digest)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(ImageError::io("delete blob", self.path(digest), e)),
+        }
+    }
+
+    /// Removes leftovers of interrupted ingests (call when nothing else writes).
+    pub fn clean_ingest(&self) -> Result<usize> {
+        let dir = self.root.join("ingest");
+        let mut n = 0;
+        for entry in std::fs::read_dir(&dir).map_err(|e| ImageError::io("read", &dir, e))? {
+            let entry = entry.map_err(|e| ImageError::io("read", &dir, e))?;
+            if std::fs::remove_file(entry.path()).is_ok() {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+}
+
+static INGEST_COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Writes through to `inner` while hashing, for producing blobs (e.g. compressing a layer).
+#[derive(Debug)]
+pub struct HashingWriter<W> {
+    inner: W,
+    hash: Sha256,
+    count: u64,
+}
+
+impl<W: Write> HashingWriter<W> {
+    pub fn new(inner: W) -> Self {
+        HashingWriter {
+            inner,
+            hash: Sha256::new(),
+            count: 0,
+        }
+    }
+    pub fn finish(self) -> (W, Digest, u64) {
+        (self.inner, sha256_digest(self.hash), self.count)
+    }
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hash.update(&buf[..n]);
+        self.count += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HELLO: &str = "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
+
+    #[test]
+    fn verified_blobs_become_visible() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ContentStore::open(dir.path()).unwrap();
+        let info = store.put(b"hello").unwrap();
+        assert_eq!(info.digest.to_string(), HELLO);
+        assert_eq!(info.size, 5);
+        assert_eq!(store.read_blob(&info.digest).unwrap(), b"hello");
+    }
+
+    #[test]
+    fn a_wrong_digest_or_size_stores_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ContentStore::open(dir.path()).unwrap();
+        let want: Digest = HELLO.parse().unwrap();
+        let err = store
+            .ingest(&b"hellO"[..], Some((&want, None)))
+            .unwrap_err();
+        assert!(matches!(err, ImageError::DigestMismatch { .. }), "{err}");
+        assert!(!store.exists(&want));
+        let err = store
+            .ingest(&b"hello"[..], Some((&want, Some(6))))
+            .unwrap_err();
+        assert!(matches!(err, ImageError::SizeMismatch { .. }), "{err}");
+        assert!(!store.exists(&want));
+        // Nothing half-written is left in ingest either.
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("content/ingest"))
+                .unwrap()
+                .count(),
+            0
+        );
+        store.ingest(&b"hello"[..], Some((&want, Some(5)))).unwrap();
+        assert!(store.exists(&want));
+    }
+
+    #[test]
+    fn missing_blob_is_not_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ContentStore::open(dir.path()).unwrap();
+        let d: Digest = HELLO.parse().unwrap();
+        assert!(matches!(
+            store.open_blob(&d),
+            Err(ImageError::BlobNotFound(_))
+        ));
+    }
+}
