@@ -78,6 +78,19 @@ impl FromStr for Digest {
     }
 }
 
+impl serde::Serialize for Digest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Digest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 impl fmt::Display for Digest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}", self.algorithm.name(), self.hex)
@@ -95,6 +108,15 @@ mod tests {
         let d: Digest = EMPTY.parse().unwrap();
         assert_eq!(d.to_string(), EMPTY);
         assert_eq!(d.algorithm(), Algorithm::Sha256);
+    }
+
+    #[test]
+    fn serde_as_a_string() {
+        let d: Digest = EMPTY.parse().unwrap();
+        assert_eq!(serde_json::to_string(&d).unwrap(), format!("\"{EMPTY}\""));
+        let back: Digest = serde_json::from_str(&format!("\"{EMPTY}\"")).unwrap();
+        assert_eq!(back, d);
+        assert!(serde_json::from_str::<Digest>("\"md5:00\"").is_err());
     }
 
     #[test]

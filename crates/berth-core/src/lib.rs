@@ -4,7 +4,9 @@
 pub mod digest;
 pub mod error;
 pub mod id;
+pub mod reference;
 
 pub use digest::{Digest, DigestError};
 pub use error::ErrorKind;
 pub use id::{ContainerId, IdError};
+pub use reference::{Reference, ReferenceError};

@@ -77,6 +77,16 @@ impl ContentStore {
         Ok(ContentStore { root })
     }
 
+    /// A fresh path in `content/ingest/` for a blob being produced (e.g. a compressed layer);
+    /// whatever is left there after a crash is removed by [`ContentStore::clean_ingest`].
+    pub fn staging_path(&self, label: &str) -> PathBuf {
+        self.root.join("ingest").join(format!(
+            "{label}-{}-{}",
+            std::process::id(),
+            INGEST_COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ))
+    }
+
     pub fn path(&self, digest: &Digest) -> PathBuf {
         self.root.join("blobs/sha256").join(digest.hex())
     }
@@ -116,11 +126,7 @@ impl ContentStore {
                 });
             }
         }
-        let tmp = self.root.join("ingest").join(format!(
-            "{}-{}",
-            std::process::id(),
-            INGEST_COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        ));
+        let tmp = self.staging_path("blob");
         let result = self.ingest_to(&tmp, reader, expected);
         if result.is_err() {
             let _ = std::fs::remove_file(&tmp);

@@ -213,6 +213,19 @@ fn set_xattrs(fd: &OwnedFd, xattrs: &[(String, Vec<u8>)], entry: &[u8]) -> Resul
     Ok(())
 }
 
+/// A numeric header field; an empty one (all NUL or spaces, as some writers leave them) is 0,
+/// as in Go's archive/tar that Docker uses.
+fn numeric(parsed: std::io::Result<u64>, raw: &[u8], entry: &[u8], field: &str) -> Result<u64> {
+    match parsed {
+        Ok(v) => Ok(v),
+        Err(_) if raw.iter().all(|&b| b == 0 || b == b' ') => Ok(0),
+        Err(e) => Err(ImageError::BadArchive(format!(
+            "entry {:?}: bad {field}: {e}",
+            String::from_utf8_lossy(entry)
+        ))),
+    }
+}
+
 /// Applies the layer in `reader` (uncompressed tar) to `dest`, which must exist.
 pub fn apply(reader: impl Read, dest: &Path) -> Result<Applied> {
     let root = {
@@ -282,15 +295,10 @@ pub fn apply(reader: impl Read, dest: &Path) -> Result<Applied> {
 
             let leaf = cstr(last, &name)?;
             let header = entry.header().clone();
-            let mode = header
-                .mode()
-                .map_err(|e| ImageError::BadArchive(e.to_string()))?;
-            let uid = header
-                .uid()
-                .map_err(|e| ImageError::BadArchive(e.to_string()))?;
-            let gid = header
-                .gid()
-                .map_err(|e| ImageError::BadArchive(e.to_string()))?;
+            let old = header.as_old();
+            let mode = numeric(header.mode().map(u64::from), &old.mode, &name, "mode")? as u32;
+            let uid = numeric(header.uid(), &old.uid, &name, "uid")?;
+            let gid = numeric(header.gid(), &old.gid, &name, "gid")?;
             let mtime = header.mtime().unwrap_or(0);
             let xattrs: Vec<(String, Vec<u8>)> = match entry.pax_extensions() {
                 Ok(Some(exts)) => exts

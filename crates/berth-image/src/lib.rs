@@ -4,10 +4,18 @@
 //! - [`compression`]: gzip, zstd or plain layer streams, told apart by their magic bytes.
 //! - [`layer`]: applying a layer tarball to a directory in overlayfs's format, never writing
 //!   outside it.
+//! - [`snapshot`]: unpacked layers by chain ID, shared between images (overlay lower dirs).
+//! - [`oci`]: manifests, descriptors and image configs.
+//! - [`refs`]: `images.json`, image IDs and the names that point at them.
+//! - [`import`]: a rootfs tarball becomes a one-layer image.
 
 pub mod compression;
 pub mod content;
 pub mod error;
+pub mod import;
 pub mod layer;
+pub mod oci;
+pub mod refs;
+pub mod snapshot;
 
 pub use error::ImageError;

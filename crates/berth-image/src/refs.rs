@@ -1,0 +1,81 @@
+//! `images.json`: which images exist (by ID, the config digest, as Docker names them) and
+//! which names point at them. Rewritten whole and atomically (temporary file, fsync, rename,
+//! fsync of the directory), so a crash leaves the old or the new version, never a mix.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use berth_core::{Digest, Reference};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ImageError, Result};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageRecord {
+    /// The manifest that describes this image's layers.
+    pub manifest: Digest,
+    /// When it was added to this store (RFC 3339).
+    pub added: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Index {
+    /// Image ID (config digest) → record.
+    pub images: BTreeMap<Digest, ImageRecord>,
+    /// Normalized reference (`docker.io/library/busybox:latest`) → image ID.
+    pub refs: BTreeMap<String, Digest>,
+}
+
+impl Index {
+    /// The names that point at `image`.
+    pub fn names_of(&self, image: &Digest) -> Vec<String> {
+        self.refs
+            .iter()
+            .filter(|(_, id)| *id == image)
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+
+    /// Points `reference` at `image`, returning the image it pointed at before.
+    pub fn tag(&mut self, reference: &Reference, image: &Digest) -> Option<Digest> {
+        self.refs.insert(reference.to_string(), image.clone())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct IndexFile {
+    path: PathBuf,
+}
+
+impl IndexFile {
+    pub fn new(root: &Path) -> IndexFile {
+        IndexFile {
+            path: root.join("images.json"),
+        }
+    }
+
+    pub fn load(&self) -> Result<Index> {
+        match std::fs::read(&self.path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| ImageError::io("parse", &self.path, std::io::Error::other(e))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Index::default()),
+            Err(e) => Err(ImageError::io("read", &self.path, e)),
+        }
+    }
+
+    pub fn save(&self, index: &Index) -> Result<()> {
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        let tmp = dir.join(".images.json.tmp");
+        let io = |e| ImageError::io("write", &tmp, e);
+        let mut f = std::fs::File::create(&tmp).map_err(io)?;
+        f.write_all(&serde_json::to_vec_pretty(index).expect("index serializes"))
+            .map_err(io)?;
+        f.sync_all().map_err(io)?;
+        drop(f);
+        std::fs::rename(&tmp, &self.path).map_err(|e| ImageError::io("replace", &self.path, e))?;
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| ImageError::io("sync", dir, e))
+    }
+}
