@@ -1,0 +1,45 @@
+//! Docker's error responses: a status and `{"message": "…"}`.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use berth_core::error::HasErrorKind;
+use berth_core::ErrorKind;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            message: message.into(),
+        }
+    }
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, message)
+    }
+
+    /// Any library error, with the status its kind maps to (the one table in berth-core).
+    pub fn from_kind(err: &(impl HasErrorKind + std::fmt::Display)) -> Self {
+        let kind: ErrorKind = err.kind();
+        let status =
+            StatusCode::from_u16(kind.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        Self::new(status, err.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            axum::Json(serde_json::json!({ "message": self.message })),
+        )
+            .into_response()
+    }
+}

@@ -1,0 +1,87 @@
+//! The Docker Engine API: axum routes over narrow backend traits, served on a unix socket.
+//!
+//! Requests may carry a `/v1.NN` prefix (1.24 through [`API_VERSION`]) or none; versioned and
+//! unversioned paths reach the same handlers. Errors are Docker's `{"message": "…"}` with
+//! Docker's statuses, and every response carries Docker's `Api-Version`/`Ostype` headers.
+
+pub mod error;
+pub mod system;
+
+use std::sync::Arc;
+
+use axum::http::{HeaderValue, Uri};
+use axum::response::Response;
+use axum::Router;
+
+pub use error::ApiError;
+
+/// The API version berth speaks.
+pub const API_VERSION: &str = "1.45";
+/// The oldest API version a client may ask for.
+pub const MIN_API_VERSION: &str = "1.24";
+const MIN_MINOR: u32 = 24;
+const MAX_MINOR: u32 = 45;
+
+/// Everything the API needs from the engine (one trait per resource, added as they come).
+pub trait Backend: system::SystemBackend + Send + Sync + 'static {}
+impl<T: system::SystemBackend + Send + Sync + 'static> Backend for T {}
+
+pub type SharedBackend = Arc<dyn Backend>;
+
+/// A `/v1.NN/...` path with NN outside what we serve gets Docker's error; anything else
+/// unknown is a 404.
+async fn fallback(uri: Uri) -> ApiError {
+    let path = uri.path();
+    if let Some(n) = path
+        .strip_prefix("/v1.")
+        .and_then(|r| r.split('/').next())
+        .and_then(|n| n.parse::<u32>().ok())
+    {
+        if n > MAX_MINOR {
+            return ApiError::bad_request(format!(
+                "client version 1.{n} is too new. Maximum supported API version is {API_VERSION}"
+            ));
+        }
+        if n < MIN_MINOR {
+            return ApiError::bad_request(format!(
+                "client version 1.{n} is too old. Minimum supported API version is {MIN_API_VERSION}, please upgrade your client to a newer version"
+            ));
+        }
+    }
+    ApiError::not_found(format!("page not found: {path}"))
+}
+
+async fn docker_headers(mut resp: Response) -> Response {
+    let h = resp.headers_mut();
+    h.insert("Api-Version", HeaderValue::from_static(API_VERSION));
+    h.insert("Ostype", HeaderValue::from_static("linux"));
+    h.insert("Docker-Experimental", HeaderValue::from_static("false"));
+    h.insert(
+        "Server",
+        HeaderValue::from_static(concat!("Docker/", env!("CARGO_PKG_VERSION"), " (linux)")),
+    );
+    resp
+}
+
+/// The API's router for `backend`.
+pub fn router(backend: SharedBackend) -> Router {
+    let api: Router<SharedBackend> = system::routes();
+    let mut app = api.clone();
+    for n in MIN_MINOR..=MAX_MINOR {
+        app = app.nest(&format!("/v1.{n}"), api.clone());
+    }
+    app.fallback(fallback)
+        .layer(axum::middleware::map_response(docker_headers))
+        .with_state(backend)
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::UnixListener,
+    router: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}

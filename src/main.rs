@@ -1,0 +1,119 @@
+//! `berth`: the CLI, and as `berth daemon` the engine serving Docker's API.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+
+const DEFAULT_HOST: &str = "unix:///run/berth/berth.sock";
+const DEFAULT_ROOT: &str = "/var/lib/berth";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "berth",
+    version,
+    about = "A container engine that speaks Docker's dialect"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the engine: serve the Docker Engine API on a unix socket.
+    Daemon {
+        /// Where images, containers and volumes live.
+        #[arg(long, default_value = DEFAULT_ROOT)]
+        root: PathBuf,
+        /// The socket to listen on.
+        #[arg(short = 'H', long, env = "BERTH_HOST", default_value = DEFAULT_HOST)]
+        host: String,
+        /// error, warn, info, debug or trace.
+        #[arg(long = "log-level", default_value = "info")]
+        log_level: String,
+    },
+}
+
+fn socket_path(host: &str) -> Result<PathBuf> {
+    match host.strip_prefix("unix://") {
+        Some(p) if !p.is_empty() => Ok(PathBuf::from(p)),
+        _ => bail!("unsupported host {host:?}: berth listens on unix://PATH sockets"),
+    }
+}
+
+/// Binds the API socket: refuses to steal one a live daemon listens on, replaces a stale one,
+/// and makes it mode 0660, group `berth` when that group exists (as Docker does with `docker`).
+fn bind_socket(path: &Path) -> Result<std::os::unix::net::UnixListener> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    }
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            bail!("another daemon is already listening on {}", path.display());
+        }
+        std::fs::remove_file(path).with_context(|| format!("remove stale {}", path.display()))?;
+    }
+    let listener = std::os::unix::net::UnixListener::bind(path)
+        .with_context(|| format!("listen on {}", path.display()))?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+    if let Ok(Some(group)) = nix::unistd::Group::from_name("berth") {
+        let _ = nix::unistd::chown(path, Some(nix::unistd::Uid::from_raw(0)), Some(group.gid));
+    }
+    Ok(listener)
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("install SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+fn daemon(root: PathBuf, host: String, log_level: String) -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(log_level))
+        .with_writer(std::io::stderr)
+        .init();
+    let path = socket_path(&host)?;
+    let engine = berth_engine::Engine::new(&root)
+        .with_context(|| format!("open root {}", root.display()))?;
+    let std_listener = bind_socket(&path)?;
+    std_listener.set_nonblocking(true)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("start the async runtime")?;
+    let result = runtime.block_on(async move {
+        let listener = tokio::net::UnixListener::from_std(std_listener)?;
+        tracing::info!(socket = %path.display(), root = %root.display(), "berth daemon listening");
+        let router = berth_api::router(Arc::new(engine));
+        berth_api::serve(listener, router, shutdown_signal()).await?;
+        tracing::info!("berth daemon stopped");
+        anyhow::Ok(path)
+    });
+    if let Ok(path) = &result {
+        let _ = std::fs::remove_file(path);
+    }
+    result.map(|_| ())
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Daemon {
+            root,
+            host,
+            log_level,
+        } => daemon(root, host, log_level),
+    };
+    if let Err(e) = result {
+        eprintln!("berth: {e:#}");
+        std::process::exit(125);
+    }
+}
