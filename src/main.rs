@@ -6,16 +6,15 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 
-const DEFAULT_HOST: &str = "unix:///run/berth/berth.sock";
-const DEFAULT_ROOT: &str = "/var/lib/berth";
+use berth_cli::{DEFAULT_HOST, DEFAULT_ROOT};
 
 #[derive(Parser, Debug)]
 #[command(
     name = "berth",
     version,
-    about = "A container engine that speaks Docker's dialect"
+    about = "Run the engine: serve the Docker Engine API"
 )]
-struct Cli {
+struct DaemonCli {
     #[command(subcommand)]
     command: Command,
 }
@@ -25,7 +24,7 @@ enum Command {
     /// Run the engine: serve the Docker Engine API on a unix socket.
     Daemon {
         /// Where images, containers and volumes live.
-        #[arg(long, default_value = DEFAULT_ROOT)]
+        #[arg(long, env = "BERTH_ROOT", default_value = DEFAULT_ROOT)]
         root: PathBuf,
         /// The socket to listen on.
         #[arg(short = 'H', long, env = "BERTH_HOST", default_value = DEFAULT_HOST)]
@@ -34,13 +33,6 @@ enum Command {
         #[arg(long = "log-level", default_value = "info")]
         log_level: String,
     },
-}
-
-fn socket_path(host: &str) -> Result<PathBuf> {
-    match host.strip_prefix("unix://") {
-        Some(p) if !p.is_empty() => Ok(PathBuf::from(p)),
-        _ => bail!("unsupported host {host:?}: berth listens on unix://PATH sockets"),
-    }
 }
 
 /// Binds the API socket: refuses to steal one a live daemon listens on, replaces a stale one,
@@ -79,8 +71,9 @@ fn daemon(root: PathBuf, host: String, log_level: String) -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(log_level))
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let path = socket_path(&host)?;
+    let path = berth_cli::socket_path(&host)?;
     let engine = berth_engine::Engine::new(&root)
         .with_context(|| format!("open root {}", root.display()))?;
     let std_listener = bind_socket(&path)?;
@@ -104,7 +97,12 @@ fn daemon(root: PathBuf, host: String, log_level: String) -> Result<()> {
 }
 
 fn main() {
-    let cli = Cli::parse();
+    // `berth daemon …` is the engine; everything else is the CLI.
+    if std::env::args().nth(1).as_deref() != Some("daemon") {
+        let cli = <berth_cli::Cli as Parser>::parse();
+        std::process::exit(berth_cli::run(cli));
+    }
+    let cli = DaemonCli::parse();
     let result = match cli.command {
         Command::Daemon {
             root,

@@ -227,3 +227,104 @@ fn a_stale_socket_is_replaced() {
     );
     let _ = child.wait();
 }
+
+fn berth(host: &str, args: &[&str]) -> std::process::Output {
+    Command::new(BERTH)
+        .arg("-H")
+        .arg(host)
+        .args(args)
+        .env("BERTH_NO_AUTOSTART", "1")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn berth_cli_version_and_info() {
+    let d = TestDaemon::start();
+    let out = berth(
+        &d.host(),
+        &[
+            "version",
+            "--format",
+            "{{.Server.Version}} {{.Server.APIVersion}}",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(text(&out), format!("{} 1.45", env!("CARGO_PKG_VERSION")));
+    let out = berth(&d.host(), &["info", "--format", "{{json .DockerRootDir}}"]);
+    assert_eq!(
+        text(&out),
+        format!("\"{}\"", d.dir.path().join("root").display())
+    );
+    let out = berth(&d.host(), &["version"]);
+    let t = text(&out);
+    assert!(t.starts_with("Client:\n Version:"), "{t}");
+    assert!(t.contains("Server: berth\n Engine:\n  Version:"), "{t}");
+    let out = berth(&d.host(), &["version", "--format", "{{.Server.Version"]);
+    assert_eq!(out.status.code(), Some(125));
+}
+
+#[test]
+fn unreachable_daemon_is_explained() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = format!("unix://{}", dir.path().join("nobody.sock").display());
+    let out = berth(&host, &["info"]);
+    assert_eq!(out.status.code(), Some(125));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        err.trim(),
+        format!("Cannot connect to the berth daemon at {host}. Is the berth daemon running?")
+    );
+}
+
+#[test]
+fn the_cli_starts_the_daemon_when_root() {
+    if !nix::unistd::geteuid().is_root() {
+        assert!(
+            std::env::var_os("BERTH_TEST_ALLOW_NONROOT").is_some(),
+            "this test needs root (or BERTH_TEST_ALLOW_NONROOT=1 to skip it)"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("auto.sock");
+    let out = Command::new(BERTH)
+        .args(["info", "--format", "{{.DockerRootDir}}"])
+        .env("BERTH_HOST", format!("unix://{}", sock.display()))
+        .env("BERTH_ROOT", dir.path().join("root"))
+        .env("BERTH_DAEMON_LOG", dir.path().join("daemon.log"))
+        .env_remove("BERTH_NO_AUTOSTART")
+        .output()
+        .unwrap();
+    // Whatever happens below, stop the daemon we caused, by the pid on the socket's far end.
+    let peer = UnixStream::connect(&sock).ok().and_then(|s| {
+        nix::sys::socket::getsockopt(&s, nix::sys::socket::sockopt::PeerCredentials).ok()
+    });
+    if let Some(cred) = &peer {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(cred.pid()),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+    }
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(text(&out), dir.path().join("root").display().to_string());
+    let cred = peer.expect("a daemon answers on the socket");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Path::new(&format!("/proc/{}", cred.pid())).exists() {
+        assert!(
+            Instant::now() < deadline,
+            "auto-started daemon did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let log = std::fs::read_to_string(dir.path().join("daemon.log")).unwrap();
+    assert!(log.contains("berth daemon listening"), "{log}");
+}
