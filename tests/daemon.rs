@@ -328,3 +328,93 @@ fn the_cli_starts_the_daemon_when_root() {
     let log = std::fs::read_to_string(dir.path().join("daemon.log")).unwrap();
     assert!(log.contains("berth daemon listening"), "{log}");
 }
+
+/// A busybox rootfs tarball made from Debian's busybox-static, in `dir`.
+fn busybox_tarball(dir: &Path) -> PathBuf {
+    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("the tests need Debian's busybox-static (apt-get install busybox-static)");
+    let rootfs = dir.join("rootfs");
+    for d in ["bin", "etc", "tmp", "proc", "sys", "dev"] {
+        std::fs::create_dir_all(rootfs.join(d)).unwrap();
+    }
+    std::fs::copy(busybox, rootfs.join("bin/busybox")).unwrap();
+    for applet in ["sh", "echo", "cat", "ls", "sleep", "id"] {
+        std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet)).unwrap();
+    }
+    std::fs::write(rootfs.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
+    let tarball = dir.join("busybox.tar");
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(&rootfs)
+        .arg("-cf")
+        .arg(&tarball)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    tarball
+}
+
+#[test]
+fn docker_import_and_images() {
+    if !nix::unistd::geteuid().is_root() {
+        assert!(
+            std::env::var_os("BERTH_TEST_ALLOW_NONROOT").is_some(),
+            "this test needs root (or BERTH_TEST_ALLOW_NONROOT=1 to skip it)"
+        );
+        return;
+    }
+    let d = TestDaemon::start();
+    let tarball = busybox_tarball(d.dir.path());
+    let out = d.docker(&[
+        "import",
+        "-c",
+        "CMD [\"sh\"]",
+        "-m",
+        "from the test",
+        tarball.to_str().unwrap(),
+        "busybox:test",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id = text(&out);
+    assert!(id.starts_with("sha256:") && id.len() == 71, "{id}");
+
+    let out = d.docker(&["images", "--format", "{{.Repository}}|{{.Tag}}|{{.ID}}"]);
+    assert_eq!(text(&out), format!("busybox|test|{}", &id[7..19]));
+    // Importing again under no name gives a second image; the first keeps its name.
+    let out = d.docker(&["import", tarball.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = d.docker(&["images", "-q"]);
+    assert_eq!(text(&out).lines().count(), 2);
+    let out = d.docker(&["info", "--format", "{{.Images}}"]);
+    assert_eq!(text(&out), "2");
+
+    // Bad input: Docker's status and message, and nothing changes.
+    let out = d.docker(&["import", "-c", "RUN make", tarball.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("RUN is not a valid change command"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let garbage = d.dir.path().join("garbage.tar");
+    std::fs::write(&garbage, vec![0x42u8; 4096]).unwrap();
+    let out = d.docker(&["import", garbage.to_str().unwrap(), "junk"]);
+    assert!(!out.status.success(), "garbage was imported");
+    let out = d.docker(&["images", "-q"]);
+    assert_eq!(text(&out).lines().count(), 2);
+    let leftovers: Vec<_> = std::fs::read_dir(d.dir.path().join("root/tmp"))
+        .unwrap()
+        .collect();
+    assert!(leftovers.is_empty(), "upload files left behind");
+}

@@ -5,6 +5,8 @@
 //! Docker's statuses, and every response carries Docker's `Api-Version`/`Ostype` headers.
 
 pub mod error;
+pub mod images;
+pub mod query;
 pub mod system;
 
 use std::sync::Arc;
@@ -23,8 +25,8 @@ const MIN_MINOR: u32 = 24;
 const MAX_MINOR: u32 = 45;
 
 /// Everything the API needs from the engine (one trait per resource, added as they come).
-pub trait Backend: system::SystemBackend + Send + Sync + 'static {}
-impl<T: system::SystemBackend + Send + Sync + 'static> Backend for T {}
+pub trait Backend: system::SystemBackend + images::ImageBackend + Send + Sync + 'static {}
+impl<T: system::SystemBackend + images::ImageBackend + Send + Sync + 'static> Backend for T {}
 
 pub type SharedBackend = Arc<dyn Backend>;
 
@@ -65,7 +67,7 @@ async fn docker_headers(mut resp: Response) -> Response {
 
 /// The API's router for `backend`.
 pub fn router(backend: SharedBackend) -> Router {
-    let api: Router<SharedBackend> = system::routes();
+    let api: Router<SharedBackend> = system::routes().merge(images::routes());
     let mut app = api.clone();
     for n in MIN_MINOR..=MAX_MINOR {
         app = app.nest(&format!("/v1.{n}"), api.clone());

@@ -123,7 +123,12 @@ impl FromStr for Reference {
             return Err(invalid());
         }
         if path.bytes().any(|b| b.is_ascii_uppercase()) {
-            return Err(ReferenceError::Uppercase(s.to_owned()));
+            let shown = if registry == DEFAULT_REGISTRY && !path.contains('/') {
+                format!("library/{path}")
+            } else {
+                path.clone()
+            };
+            return Err(ReferenceError::Uppercase(shown));
         }
         if path.is_empty() || !path.split('/').all(valid_component) {
             return Err(invalid());

@@ -1,21 +1,29 @@
 //! berth's engine: the objects behind the API (containers, images, volumes, networks) and the
 //! state under the root directory. This first part answers for the system itself.
 
+pub mod changes;
+pub mod images;
 pub mod system;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use berth_image::store::ImageStore;
 
 /// The engine over one root directory (`/var/lib/berth` by default).
 #[derive(Debug, Clone)]
 pub struct Engine {
     root: PathBuf,
+    pub images: Arc<ImageStore>,
 }
 
 impl Engine {
     pub fn new(root: &Path) -> std::io::Result<Engine> {
         std::fs::create_dir_all(root)?;
+        let images = ImageStore::open(root).map_err(std::io::Error::other)?;
         Ok(Engine {
             root: root.to_path_buf(),
+            images: Arc::new(images),
         })
     }
 

@@ -103,7 +103,7 @@ impl SystemBackend for Engine {
             containers_running: Some(0),
             containers_paused: Some(0),
             containers_stopped: Some(0),
-            images: Some(0),
+            images: Some(self.images.index().map_or(0, |i| i.images.len() as i64)),
             driver: Some("overlayfs".to_owned()),
             docker_root_dir: Some(self.root().display().to_string()),
             server_version: Some(env!("CARGO_PKG_VERSION").to_owned()),

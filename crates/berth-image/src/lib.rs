@@ -8,6 +8,7 @@
 //! - [`oci`]: manifests, descriptors and image configs.
 //! - [`refs`]: `images.json`, image IDs and the names that point at them.
 //! - [`import`]: a rootfs tarball becomes a one-layer image.
+//! - [`store`]: all of it under one root, as the engine uses it.
 
 pub mod compression;
 pub mod content;
@@ -17,5 +18,6 @@ pub mod layer;
 pub mod oci;
 pub mod refs;
 pub mod snapshot;
+pub mod store;
 
 pub use error::ImageError;
