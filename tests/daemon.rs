@@ -18,30 +18,49 @@ struct TestDaemon {
     child: Child,
 }
 
+/// `berth-runtime`, built beside `berth` (cargo test --workspace builds both).
+fn runtime_bin() -> PathBuf {
+    let p = Path::new(BERTH).parent().unwrap().join("berth-runtime");
+    if !p.exists() {
+        let st = Command::new(env!("CARGO"))
+            .args(["build", "-p", "berth-runtime"])
+            .status()
+            .unwrap();
+        assert!(st.success(), "cannot build berth-runtime");
+    }
+    p
+}
+
+fn spawn_daemon(dir: &Path) -> Child {
+    Command::new(BERTH)
+        .args(["daemon", "--root"])
+        .arg(dir.join("root"))
+        .arg("-H")
+        .arg(format!("unix://{}", dir.join("berth.sock").display()))
+        .env("BERTH_RUNTIME", runtime_bin())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+fn wait_listening(sock: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while UnixStream::connect(sock).is_err() {
+        assert!(Instant::now() < deadline, "daemon did not start listening");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 impl TestDaemon {
     fn start() -> TestDaemon {
         let dir = tempfile::Builder::new()
             .prefix("berth-daemon-test-")
             .tempdir()
             .unwrap();
-        let child = Command::new(BERTH)
-            .args(["daemon", "--root"])
-            .arg(dir.path().join("root"))
-            .arg("-H")
-            .arg(format!(
-                "unix://{}",
-                dir.path().join("berth.sock").display()
-            ))
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let child = spawn_daemon(dir.path());
         let d = TestDaemon { dir, child };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while UnixStream::connect(d.socket()).is_err() {
-            assert!(Instant::now() < deadline, "daemon did not start listening");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_listening(&d.socket());
         d
     }
 
@@ -96,8 +115,24 @@ impl TestDaemon {
 
 impl Drop for TestDaemon {
     fn drop(&mut self) {
+        // Containers first (force-removed through the API), then the daemon.
         if self.child.try_wait().ok().flatten().is_none() {
+            let ids = self.docker(&["ps", "-aq"]);
+            for id in String::from_utf8_lossy(&ids.stdout).split_whitespace() {
+                let _ = self.docker(&["rm", "-f", id]);
+            }
             self.stop();
+        }
+        // Whatever a failed test left mounted under our root.
+        if let Ok(mounts) = std::fs::read_to_string("/proc/self/mountinfo") {
+            let root = self.dir.path().display().to_string();
+            for line in mounts.lines() {
+                if let Some(point) = line.split(' ').nth(4) {
+                    if point.starts_with(&root) {
+                        let _ = nix::mount::umount2(point, nix::mount::MntFlags::MNT_DETACH);
+                    }
+                }
+            }
         }
     }
 }
@@ -417,4 +452,174 @@ fn docker_import_and_images() {
         .unwrap()
         .collect();
     assert!(leftovers.is_empty(), "upload files left behind");
+}
+
+fn root_or_skip() -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("BERTH_TEST_ALLOW_NONROOT").is_some(),
+        "this test needs root (or BERTH_TEST_ALLOW_NONROOT=1 to skip it)"
+    );
+    false
+}
+
+fn ok(out: &std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text(out)
+}
+
+#[test]
+fn docker_run_wait_logs_ps_inspect_rm() {
+    if !root_or_skip() {
+        return;
+    }
+    let d = TestDaemon::start();
+    let tarball = busybox_tarball(d.dir.path());
+    ok(&d.docker(&[
+        "import",
+        "-c",
+        "CMD [\"sh\"]",
+        tarball.to_str().unwrap(),
+        "bb",
+    ]));
+
+    let id = ok(&d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "t1",
+        "-e",
+        "WHO=berth",
+        "bb",
+        "sh",
+        "-c",
+        "echo hello $WHO; echo oops >&2; exit 3",
+    ]));
+    assert_eq!(id.len(), 64, "{id}");
+    assert_eq!(ok(&d.docker(&["wait", "t1"])), "3");
+    let logs = d.docker(&["logs", "t1"]);
+    assert_eq!(String::from_utf8_lossy(&logs.stdout), "hello berth\n");
+    assert_eq!(String::from_utf8_lossy(&logs.stderr), "oops\n");
+    assert_eq!(
+        ok(&d.docker(&[
+            "inspect",
+            "t1",
+            "--format",
+            "{{.State.Status}} {{.State.ExitCode}} {{.Name}} {{.Id}}"
+        ])),
+        format!("exited 3 /t1 {id}")
+    );
+    let ps = ok(&d.docker(&["ps", "-a", "--format", "{{.Names}}|{{.Image}}|{{.Status}}"]));
+    assert!(ps.starts_with("t1|bb|Exited (3) "), "{ps}");
+    assert_eq!(
+        ok(&d.docker(&["ps", "-q"])),
+        "",
+        "exited containers are not listed without -a"
+    );
+
+    // A running container: rm refuses without -f, stop ends it (sleep ignores SIGTERM as pid 1,
+    // so it takes the SIGKILL after the timeout).
+    ok(&d.docker(&["run", "-d", "--name", "t2", "bb", "sleep", "100"]));
+    assert_eq!(ok(&d.docker(&["ps", "--format", "{{.Names}}"])), "t2");
+    let rm = d.docker(&["rm", "t2"]);
+    assert!(!rm.status.success());
+    assert!(String::from_utf8_lossy(&rm.stderr)
+        .contains("container is running: stop the container before removing or force remove"));
+    ok(&d.docker(&["stop", "-t", "1", "t2"]));
+    assert_eq!(
+        ok(&d.docker(&["inspect", "t2", "--format", "{{.State.ExitCode}}"])),
+        "137"
+    );
+    ok(&d.docker(&["rm", "t1", "t2"]));
+    assert_eq!(ok(&d.docker(&["ps", "-aq"])), "");
+
+    // Bad input: unknown image, a name in use, a bad flag value; nothing is created.
+    let out = d.docker(&["run", "-d", "nosuchimage"]);
+    assert!(!out.status.success());
+    // The CLI hears "No such image" (404) and would pull; pulling comes with distribution.
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("Unable to find image 'nosuchimage:latest' locally"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ok(&d.docker(&["create", "--name", "taken", "bb"]));
+    let out = d.docker(&["create", "--name", "taken", "bb"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is already in use by container"));
+    let out = d.docker(&["create", "--cap-add", "WIZARDRY", "bb"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("unknown capability"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        ok(&d.docker(&["ps", "-a", "--format", "{{.Names}}"])),
+        "taken"
+    );
+}
+
+#[test]
+fn containers_survive_a_killed_daemon() {
+    if !root_or_skip() {
+        return;
+    }
+    let mut d = TestDaemon::start();
+    let tarball = busybox_tarball(d.dir.path());
+    ok(&d.docker(&["import", tarball.to_str().unwrap(), "bb"]));
+    ok(&d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "keeper",
+        "bb",
+        "sh",
+        "-c",
+        "echo before; sleep 2; echo after; sleep 100",
+    ]));
+    let pid = ok(&d.docker(&["inspect", "keeper", "--format", "{{.State.Pid}}"]));
+
+    // SIGKILL the daemon: no chance to clean up anything.
+    d.child.kill().unwrap();
+    d.child.wait().unwrap();
+    assert!(
+        Path::new(&format!("/proc/{pid}")).exists(),
+        "container died with the daemon"
+    );
+    std::thread::sleep(Duration::from_millis(2500)); // "after" is logged while no daemon runs
+
+    d.child = spawn_daemon(d.dir.path());
+    wait_listening(&d.socket());
+    assert_eq!(
+        ok(&d.docker(&["ps", "--format", "{{.Names}} {{.State}}"])),
+        "keeper running"
+    );
+    let logs = d.docker(&["logs", "keeper"]);
+    assert_eq!(String::from_utf8_lossy(&logs.stdout), "before\nafter\n");
+    // Exits while the daemon was away are noticed too.
+    d.child.kill().unwrap();
+    d.child.wait().unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid.parse().unwrap()),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    d.child = spawn_daemon(d.dir.path());
+    wait_listening(&d.socket());
+    assert_eq!(
+        ok(&d.docker(&[
+            "inspect",
+            "keeper",
+            "--format",
+            "{{.State.Status}} {{.State.ExitCode}}"
+        ])),
+        "exited 137"
+    );
 }

@@ -4,6 +4,7 @@
 //! unversioned paths reach the same handlers. Errors are Docker's `{"message": "…"}` with
 //! Docker's statuses, and every response carries Docker's `Api-Version`/`Ostype` headers.
 
+pub mod containers;
 pub mod error;
 pub mod images;
 pub mod query;
@@ -25,8 +26,19 @@ const MIN_MINOR: u32 = 24;
 const MAX_MINOR: u32 = 45;
 
 /// Everything the API needs from the engine (one trait per resource, added as they come).
-pub trait Backend: system::SystemBackend + images::ImageBackend + Send + Sync + 'static {}
-impl<T: system::SystemBackend + images::ImageBackend + Send + Sync + 'static> Backend for T {}
+pub trait Backend:
+    system::SystemBackend + images::ImageBackend + containers::ContainerBackend + Send + Sync + 'static
+{
+}
+impl<T> Backend for T where
+    T: system::SystemBackend
+        + images::ImageBackend
+        + containers::ContainerBackend
+        + Send
+        + Sync
+        + 'static
+{
+}
 
 pub type SharedBackend = Arc<dyn Backend>;
 
@@ -67,7 +79,9 @@ async fn docker_headers(mut resp: Response) -> Response {
 
 /// The API's router for `backend`.
 pub fn router(backend: SharedBackend) -> Router {
-    let api: Router<SharedBackend> = system::routes().merge(images::routes());
+    let api: Router<SharedBackend> = system::routes()
+        .merge(images::routes())
+        .merge(containers::routes());
     let mut app = api.clone();
     for n in MIN_MINOR..=MAX_MINOR {
         app = app.nest(&format!("/v1.{n}"), api.clone());

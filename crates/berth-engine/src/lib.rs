@@ -2,6 +2,8 @@
 //! state under the root directory. This first part answers for the system itself.
 
 pub mod changes;
+pub mod containers;
+pub mod humanize;
 pub mod images;
 pub mod system;
 

@@ -1,0 +1,856 @@
+//! Containers as objects: a record and a state under `<root>/containers/<id>/`, a rootfs that
+//! is an overlay of the image's snapshots, and a `berth-runtime shim` that supervises the
+//! process. The engine never holds a container's process: the shim does, so containers
+//! outlive the engine; the engine reads what the shim records (`exit.json`, the log).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use berth_api::containers::{ContainerBackend, LogStream, Logs};
+use berth_api::ApiError;
+use berth_core::ContainerId;
+use berth_runtime::shim::{self, log::read_records};
+use berth_runtime::spec::{docker_default, ContainerOptions, SeccompChoice, Ulimit};
+use bollard_stubs::models::{
+    ContainerConfig, ContainerCreateResponse, ContainerInspectResponse, ContainerState,
+    ContainerStateStatusEnum, ContainerSummary, ContainerSummaryStateEnum, HostConfig,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::{humanize, Engine};
+
+/// What a container is: fixed at create.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Record {
+    pub id: String,
+    pub name: String,
+    pub created: String,
+    /// The image as the user named it, and the image ID it resolved to.
+    pub image: String,
+    pub image_id: String,
+    pub path: String,
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: String,
+    pub user: String,
+    pub hostname: String,
+    pub tty: bool,
+    pub open_stdin: bool,
+    pub labels: std::collections::BTreeMap<String, String>,
+    pub stop_signal: Option<String>,
+    pub stop_timeout: Option<i64>,
+    pub host: Host,
+}
+
+/// The HostConfig settings berth honours so far.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Host {
+    pub memory: Option<i64>,
+    pub memory_swap: Option<i64>,
+    pub nano_cpus: Option<i64>,
+    pub cpu_shares: Option<u64>,
+    pub pids_limit: Option<i64>,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    pub privileged: bool,
+    pub readonly_rootfs: bool,
+    pub security_opt: Vec<String>,
+    pub auto_remove: bool,
+    pub sysctls: std::collections::BTreeMap<String, String>,
+    pub ulimits: Vec<String>,
+}
+
+/// What a container is doing: changes over its life.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct State {
+    /// created, running, exited, dead.
+    pub status: String,
+    pub pid: i64,
+    pub exit_code: i64,
+    pub started_at: String,
+    pub finished_at: String,
+    pub error: String,
+}
+
+const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), ApiError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.tmp",
+        path.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("record")
+    ));
+    let io = |e: std::io::Error| ApiError::internal(format!("write {}: {e}", path.display()));
+    let mut f = std::fs::File::create(&tmp).map_err(io)?;
+    f.write_all(&serde_json::to_vec_pretty(value).expect("records serialize"))
+        .map_err(io)?;
+    f.sync_all().map_err(io)?;
+    drop(f);
+    std::fs::rename(&tmp, path).map_err(io)?;
+    Ok(())
+}
+
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Option<T> {
+    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+}
+
+fn strings(v: &serde_json::Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn opt_i64(v: &serde_json::Value) -> Option<i64> {
+    v.as_i64().filter(|n| *n != 0)
+}
+
+fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
+fn unix_time(rfc3339: &str) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(rfc3339).map_or(0, |t| t.timestamp())
+}
+
+impl Engine {
+    fn containers_dir(&self) -> PathBuf {
+        self.root().join("containers")
+    }
+
+    fn container_dir(&self, id: &str) -> PathBuf {
+        self.containers_dir().join(id)
+    }
+
+    fn runtime_root(&self) -> PathBuf {
+        self.root().join("runtime")
+    }
+
+    /// `berth-runtime`: $BERTH_RUNTIME, beside this binary, or on PATH.
+    fn runtime_bin(&self) -> PathBuf {
+        if let Some(p) = std::env::var_os("BERTH_RUNTIME") {
+            return PathBuf::from(p);
+        }
+        if let Some(p) = std::env::current_exe()
+            .ok()
+            .and_then(|e| e.parent().map(|d| d.join("berth-runtime")))
+            .filter(|p| p.exists())
+        {
+            return p;
+        }
+        PathBuf::from("berth-runtime")
+    }
+
+    fn runtime(&self) -> Command {
+        let mut c = Command::new(self.runtime_bin());
+        c.arg("--root").arg(self.runtime_root());
+        c
+    }
+
+    fn records(&self) -> Vec<Record> {
+        let Ok(entries) = std::fs::read_dir(self.containers_dir()) else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .filter_map(|e| read_json::<Record>(&e.path().join("config.json")))
+            .collect()
+    }
+
+    /// Finds a container by full ID, name (with or without the leading `/`), or ID prefix.
+    fn find(&self, key: &str) -> Result<Record, ApiError> {
+        let key = key.strip_prefix('/').unwrap_or(key);
+        let records = self.records();
+        if let Some(r) = records.iter().find(|r| r.id == key || r.name == key) {
+            return Ok(r.clone());
+        }
+        let hits: Vec<&Record> = records.iter().filter(|r| r.id.starts_with(key)).collect();
+        match hits.as_slice() {
+            [one] if !key.is_empty() => Ok((*one).clone()),
+            [] | [_] => Err(ApiError::not_found(format!("No such container: {key}"))),
+            _ => Err(ApiError::not_found(format!(
+                "Multiple IDs found with provided prefix: {key}"
+            ))),
+        }
+    }
+
+    fn state(&self, id: &str) -> State {
+        read_json(&self.container_dir(id).join("state.json")).unwrap_or_else(|| State {
+            status: "created".into(),
+            ..Default::default()
+        })
+    }
+
+    fn save_state(&self, id: &str, state: &State) -> Result<(), ApiError> {
+        write_json(&self.container_dir(id).join("state.json"), state)
+    }
+
+    fn rootfs(&self, id: &str) -> PathBuf {
+        self.container_dir(id).join("rootfs")
+    }
+
+    fn unmount_rootfs(&self, id: &str) {
+        let _ = nix::mount::umount2(&self.rootfs(id), nix::mount::MntFlags::MNT_DETACH);
+    }
+
+    /// Brings the recorded state up to date with what the shim recorded.
+    fn refresh(&self, id: &str) -> State {
+        let mut st = self.state(id);
+        if st.status != "running" {
+            return st;
+        }
+        let dir = self.container_dir(id);
+        if let Some(exit) = shim::read_exit(&dir) {
+            st.status = "exited".into();
+            st.exit_code = exit.exit_code.into();
+            st.finished_at = exit.finished_at;
+            st.pid = 0;
+        } else if !shim::shim_alive(&dir) {
+            // The shim is gone without a record (killed with the host, say).
+            st.status = "exited".into();
+            st.exit_code = 255;
+            st.finished_at = now();
+            st.pid = 0;
+            st.error = "the container's supervisor died".into();
+        } else {
+            return st;
+        }
+        self.unmount_rootfs(id);
+        let _ = self.save_state(id, &st);
+        st
+    }
+
+    fn mount_rootfs(&self, rec: &Record) -> Result<(), ApiError> {
+        let image: berth_core::Digest = rec
+            .image_id
+            .parse()
+            .map_err(|_| ApiError::internal("bad image id in container record"))?;
+        let config = self
+            .images
+            .config(&image)
+            .map_err(|e| ApiError::from_kind(&e))?;
+        let lowers = self
+            .images
+            .lower_dirs(&config)
+            .map_err(|e| ApiError::from_kind(&e))?;
+        let dir = self.container_dir(&rec.id);
+        let (upper, work, target) = (dir.join("upper"), dir.join("work"), self.rootfs(&rec.id));
+        for d in [&upper, &work, &target] {
+            std::fs::create_dir_all(d)
+                .map_err(|e| ApiError::internal(format!("{}: {e}", d.display())))?;
+        }
+        self.unmount_rootfs(&rec.id);
+        let lower = if lowers.is_empty() {
+            // An image without layers still needs one lower dir.
+            let empty = dir.join("empty");
+            std::fs::create_dir_all(&empty).map_err(|e| ApiError::internal(e.to_string()))?;
+            empty.display().to_string()
+        } else {
+            lowers
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(":")
+        };
+        let opts = format!(
+            "lowerdir={lower},upperdir={},workdir={}",
+            upper.display(),
+            work.display()
+        );
+        nix::mount::mount(
+            Some("overlay"),
+            &target,
+            Some("overlay"),
+            nix::mount::MsFlags::empty(),
+            Some(opts.as_str()),
+        )
+        .map_err(|e| ApiError::internal(format!("mount the container's rootfs: {e}")))
+    }
+
+    fn write_bundle(&self, rec: &Record) -> Result<PathBuf, ApiError> {
+        let bundle = self.container_dir(&rec.id).join("bundle");
+        std::fs::create_dir_all(&bundle).map_err(|e| ApiError::internal(e.to_string()))?;
+        let mut args = vec![rec.path.clone()];
+        args.extend(rec.args.iter().cloned());
+        let mut seccomp = SeccompChoice::Default;
+        let mut no_new_privileges = false;
+        for opt in &rec.host.security_opt {
+            match opt.as_str() {
+                "seccomp=unconfined" | "seccomp:unconfined" => seccomp = SeccompChoice::Unconfined,
+                "no-new-privileges" | "no-new-privileges=true" | "no-new-privileges:true" => {
+                    no_new_privileges = true
+                }
+                other => {
+                    return Err(ApiError::bad_request(format!(
+                        "invalid --security-opt: {other:?}"
+                    )))
+                }
+            }
+        }
+        let ulimits = rec
+            .host
+            .ulimits
+            .iter()
+            .map(|u| u.parse::<Ulimit>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let opts = ContainerOptions {
+            rootfs: self.rootfs(&rec.id),
+            args,
+            env: rec.env.clone(),
+            cwd: Some(rec.cwd.clone()).filter(|c| !c.is_empty()),
+            user: Some(rec.user.clone()).filter(|u| !u.is_empty()),
+            hostname: Some(rec.hostname.clone()),
+            readonly_rootfs: rec.host.readonly_rootfs,
+            memory: rec.host.memory,
+            memory_swap: rec.host.memory_swap,
+            cpus: rec.host.nano_cpus.map(|n| n as f64 / 1e9),
+            cpu_shares: rec.host.cpu_shares,
+            pids_limit: rec.host.pids_limit,
+            cap_add: rec.host.cap_add.clone(),
+            cap_drop: rec.host.cap_drop.clone(),
+            privileged: rec.host.privileged,
+            no_new_privileges,
+            seccomp,
+            sysctls: rec.host.sysctls.clone(),
+            ulimits,
+            tty: rec.tty,
+            cgroups_path: Some(berth_runtime::host::default_cgroups_path(
+                &rec.id,
+                berth_runtime::host::systemd_is_init(),
+            )),
+            ..Default::default()
+        };
+        let spec = docker_default(&opts).map_err(|e| ApiError::from_kind(&e))?;
+        write_json(&bundle.join("config.json"), &spec)?;
+        Ok(bundle)
+    }
+
+    fn wait_exited(&self, id: &str, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        loop {
+            if self.refresh(id).status != "running" {
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn signal(&self, id: &str, signal: &str) -> Result<(), ApiError> {
+        let out = self
+            .runtime()
+            .args(["kill", id, signal])
+            .output()
+            .map_err(|e| ApiError::internal(format!("run berth-runtime: {e}")))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(ApiError::internal(
+                String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+            ))
+        }
+    }
+
+    fn status_text(st: &State, now_unix: i64) -> String {
+        match st.status.as_str() {
+            "running" => format!(
+                "Up {}",
+                humanize::duration(now_unix - unix_time(&st.started_at))
+            ),
+            "exited" => format!(
+                "Exited ({}) {} ago",
+                st.exit_code,
+                humanize::duration(now_unix - unix_time(&st.finished_at))
+            ),
+            "created" => "Created".into(),
+            other => other.to_owned(),
+        }
+    }
+}
+
+impl ContainerBackend for Engine {
+    fn create_container(
+        &self,
+        name: Option<String>,
+        body: serde_json::Value,
+    ) -> Result<ContainerCreateResponse, ApiError> {
+        let image_name = body["Image"]
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| ApiError::bad_request("No image was specified"))?
+            .to_owned();
+        let image_id = self
+            .images
+            .resolve(&image_name)
+            .map_err(|e| ApiError::from_kind(&e))?
+            .ok_or_else(|| ApiError::not_found(format!("No such image: {image_name}")))?;
+        let image = self
+            .images
+            .config(&image_id)
+            .map_err(|e| ApiError::from_kind(&e))?;
+        let ic = &image.config;
+
+        let entrypoint = if body["Entrypoint"].is_array() {
+            strings(&body["Entrypoint"])
+        } else {
+            ic.entrypoint.clone().unwrap_or_default()
+        };
+        let cmd = if body["Cmd"].is_array() && !strings(&body["Cmd"]).is_empty() {
+            strings(&body["Cmd"])
+        } else if body["Entrypoint"].is_array() {
+            Vec::new() // an explicit entrypoint resets the image's CMD, as in Docker
+        } else {
+            ic.cmd.clone().unwrap_or_default()
+        };
+        let mut argv: Vec<String> = entrypoint.into_iter().chain(cmd).collect();
+        if argv.is_empty() {
+            return Err(ApiError::bad_request("no command specified"));
+        }
+        let path = argv.remove(0);
+
+        let name = match name {
+            Some(n) => {
+                let n = n.strip_prefix('/').unwrap_or(&n).to_owned();
+                if !valid_name(&n) {
+                    return Err(ApiError::bad_request(format!(
+                        "Invalid container name ({n}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+                    )));
+                }
+                n
+            }
+            None => loop {
+                let n = humanize::random_name();
+                if !self.records().iter().any(|r| r.name == n) {
+                    break n;
+                }
+            },
+        };
+        if let Some(other) = self.records().iter().find(|r| r.name == name) {
+            return Err(ApiError::conflict(format!(
+                "Conflict. The container name \"/{name}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.",
+                other.id
+            )));
+        }
+
+        let id = ContainerId::generate().map_err(|e| ApiError::internal(e.to_string()))?;
+        let hc = &body["HostConfig"];
+        let mut env = ic.env.clone().unwrap_or_default();
+        env.extend(strings(&body["Env"]));
+        let record = Record {
+            id: id.to_string(),
+            name,
+            created: now(),
+            image: image_name,
+            image_id: image_id.to_string(),
+            path,
+            args: argv,
+            env,
+            cwd: body["WorkingDir"]
+                .as_str()
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .or_else(|| ic.working_dir.clone())
+                .unwrap_or_default(),
+            user: body["User"]
+                .as_str()
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .or_else(|| ic.user.clone())
+                .unwrap_or_default(),
+            hostname: body["Hostname"]
+                .as_str()
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .unwrap_or_else(|| id.short().to_owned()),
+            tty: body["Tty"].as_bool().unwrap_or(false),
+            open_stdin: body["OpenStdin"].as_bool().unwrap_or(false),
+            labels: body["Labels"]
+                .as_object()
+                .map(|o| {
+                    o.iter()
+                        .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned())))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            stop_signal: body["StopSignal"]
+                .as_str()
+                .map(str::to_owned)
+                .or(ic.stop_signal.clone()),
+            stop_timeout: body["StopTimeout"].as_i64(),
+            host: Host {
+                memory: opt_i64(&hc["Memory"]),
+                memory_swap: opt_i64(&hc["MemorySwap"]),
+                nano_cpus: opt_i64(&hc["NanoCpus"]),
+                cpu_shares: hc["CpuShares"].as_u64().filter(|n| *n != 0),
+                pids_limit: opt_i64(&hc["PidsLimit"]),
+                cap_add: strings(&hc["CapAdd"]),
+                cap_drop: strings(&hc["CapDrop"]),
+                privileged: hc["Privileged"].as_bool().unwrap_or(false),
+                readonly_rootfs: hc["ReadonlyRootfs"].as_bool().unwrap_or(false),
+                security_opt: strings(&hc["SecurityOpt"]),
+                auto_remove: hc["AutoRemove"].as_bool().unwrap_or(false),
+                sysctls: hc["Sysctls"]
+                    .as_object()
+                    .map(|o| {
+                        o.iter()
+                            .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned())))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                ulimits: hc["Ulimits"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|u| {
+                                Some(format!(
+                                    "{}={}:{}",
+                                    u["Name"].as_str()?,
+                                    u["Soft"].as_i64()?,
+                                    u["Hard"].as_i64()?
+                                ))
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            },
+        };
+        // Check what the runtime would refuse now, not at start.
+        self.check_options(&record)?;
+        let dir = self.container_dir(&record.id);
+        std::fs::create_dir_all(&dir).map_err(|e| ApiError::internal(e.to_string()))?;
+        write_json(
+            &dir.join("state.json"),
+            &State {
+                status: "created".into(),
+                ..Default::default()
+            },
+        )?;
+        write_json(&dir.join("config.json"), &record)?;
+        Ok(ContainerCreateResponse {
+            id: record.id,
+            warnings: Vec::new(),
+        })
+    }
+
+    fn start_container(&self, key: &str) -> Result<bool, ApiError> {
+        let rec = self.find(key)?;
+        let st = self.refresh(&rec.id);
+        if st.status == "running" {
+            return Ok(false);
+        }
+        self.mount_rootfs(&rec)?;
+        let bundle = match self.write_bundle(&rec) {
+            Ok(b) => b,
+            Err(e) => {
+                self.unmount_rootfs(&rec.id);
+                return Err(e);
+            }
+        };
+        let dir = self.container_dir(&rec.id);
+        for f in [shim::EXIT_FILE, shim::SHIM_FILE] {
+            let _ = std::fs::remove_file(dir.join(f));
+        }
+        let mut cmd = self.runtime();
+        cmd.arg("shim")
+            .arg("-b")
+            .arg(&bundle)
+            .arg("--state-dir")
+            .arg(&dir);
+        if rec.open_stdin {
+            cmd.arg("--interactive");
+        }
+        let out = cmd
+            .arg(&rec.id)
+            .output()
+            .map_err(|e| ApiError::internal(format!("run berth-runtime: {e}")))?;
+        if !out.status.success() {
+            self.unmount_rootfs(&rec.id);
+            let msg = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+            let mut st = self.state(&rec.id);
+            st.error = msg.clone();
+            let _ = self.save_state(&rec.id, &st);
+            return Err(ApiError::bad_request(format!(
+                "failed to create task for container: {msg}"
+            )));
+        }
+        let info: shim::ShimInfo = serde_json::from_slice(&out.stdout)
+            .map_err(|e| ApiError::internal(format!("shim answer: {e}")))?;
+        self.save_state(
+            &rec.id,
+            &State {
+                status: "running".into(),
+                pid: info.init_pid.into(),
+                exit_code: 0,
+                started_at: now(),
+                finished_at: ZERO_TIME.into(),
+                error: String::new(),
+            },
+        )?;
+        Ok(true)
+    }
+
+    fn exit_code(&self, key: &str) -> Result<Option<i64>, ApiError> {
+        let rec = self.find(key)?;
+        let st = self.refresh(&rec.id);
+        Ok(match st.status.as_str() {
+            "running" => None,
+            _ => Some(st.exit_code),
+        })
+    }
+
+    fn stop_container(&self, key: &str, timeout: Option<i64>) -> Result<bool, ApiError> {
+        let rec = self.find(key)?;
+        if self.refresh(&rec.id).status != "running" {
+            return Ok(false);
+        }
+        let secs = timeout.or(rec.stop_timeout).unwrap_or(10).max(0) as u64;
+        let sig = rec.stop_signal.clone().unwrap_or_else(|| "SIGTERM".into());
+        let _ = self.signal(&rec.id, &sig);
+        if !self.wait_exited(&rec.id, Duration::from_secs(secs)) {
+            let _ = self.signal(&rec.id, "SIGKILL");
+            self.wait_exited(&rec.id, Duration::from_secs(10));
+        }
+        Ok(true)
+    }
+
+    fn kill_container(&self, key: &str, signal: &str) -> Result<(), ApiError> {
+        let rec = self.find(key)?;
+        if self.refresh(&rec.id).status != "running" {
+            return Err(ApiError::conflict(format!(
+                "cannot kill container: {}: container {} is not running",
+                key, rec.id
+            )));
+        }
+        self.signal(&rec.id, signal)
+    }
+
+    fn remove_container(&self, key: &str, force: bool) -> Result<(), ApiError> {
+        let rec = self.find(key)?;
+        if self.refresh(&rec.id).status == "running" {
+            if !force {
+                return Err(ApiError::conflict(format!(
+                    "cannot remove container \"/{}\": container is running: stop the container before removing or force remove",
+                    rec.name
+                )));
+            }
+            let _ = self.signal(&rec.id, "SIGKILL");
+            if !self.wait_exited(&rec.id, Duration::from_secs(10)) {
+                return Err(ApiError::internal(format!(
+                    "container {} did not stop after SIGKILL",
+                    rec.id
+                )));
+            }
+        }
+        self.unmount_rootfs(&rec.id);
+        let _ = self.runtime().args(["delete", "--force", &rec.id]).output();
+        std::fs::remove_dir_all(self.container_dir(&rec.id))
+            .map_err(|e| ApiError::internal(format!("remove container files: {e}")))
+    }
+
+    fn container_logs(
+        &self,
+        key: &str,
+        stdout: bool,
+        stderr: bool,
+        tail: Option<usize>,
+        timestamps: bool,
+    ) -> Result<Logs, ApiError> {
+        let rec = self.find(key)?;
+        let dir = self.container_dir(&rec.id);
+        let base = dir.join(format!("{}-json.log", rec.id));
+        let mut files = Vec::new();
+        for n in (1..10).rev() {
+            let mut p = base.as_os_str().to_owned();
+            p.push(format!(".{n}"));
+            let p = PathBuf::from(p);
+            if p.exists() {
+                files.push(p);
+            }
+        }
+        files.push(base);
+        let mut out = Vec::new();
+        for f in files {
+            let Ok(records) = read_records(&f) else {
+                continue;
+            };
+            for r in records {
+                let stream = if r.stream == "stderr" {
+                    LogStream::Stderr
+                } else {
+                    LogStream::Stdout
+                };
+                if (stream == LogStream::Stdout && !stdout)
+                    || (stream == LogStream::Stderr && !stderr)
+                {
+                    continue;
+                }
+                let data = if timestamps {
+                    format!("{} {}", r.time, r.log).into_bytes()
+                } else {
+                    r.log.into_bytes()
+                };
+                out.push((stream, data));
+            }
+        }
+        if let Some(n) = tail {
+            let skip = out.len().saturating_sub(n);
+            out.drain(..skip);
+        }
+        Ok(Logs {
+            tty: rec.tty,
+            records: out,
+        })
+    }
+
+    fn list_containers(&self, all: bool) -> Result<Vec<ContainerSummary>, ApiError> {
+        let now_unix = chrono::Utc::now().timestamp();
+        let mut recs = self.records();
+        recs.sort_by(|a, b| b.created.cmp(&a.created));
+        let mut out = Vec::new();
+        for rec in recs {
+            let st = self.refresh(&rec.id);
+            if !all && st.status != "running" {
+                continue;
+            }
+            let state = match st.status.as_str() {
+                "running" => ContainerSummaryStateEnum::RUNNING,
+                "exited" => ContainerSummaryStateEnum::EXITED,
+                "created" => ContainerSummaryStateEnum::CREATED,
+                _ => ContainerSummaryStateEnum::DEAD,
+            };
+            let command = std::iter::once(rec.path.clone())
+                .chain(rec.args.iter().cloned())
+                .collect::<Vec<_>>()
+                .join(" ");
+            out.push(ContainerSummary {
+                id: Some(rec.id.clone()),
+                names: Some(vec![format!("/{}", rec.name)]),
+                image: Some(rec.image.clone()),
+                image_id: Some(rec.image_id.clone()),
+                command: Some(command),
+                created: Some(unix_time(&rec.created)),
+                ports: Some(Vec::new()),
+                labels: Some(rec.labels.clone().into_iter().collect()),
+                state: Some(state),
+                status: Some(Engine::status_text(&st, now_unix)),
+                ..Default::default()
+            });
+        }
+        Ok(out)
+    }
+
+    fn inspect_container(&self, key: &str) -> Result<ContainerInspectResponse, ApiError> {
+        let rec = self.find(key)?;
+        let st = self.refresh(&rec.id);
+        let status = match st.status.as_str() {
+            "running" => ContainerStateStatusEnum::RUNNING,
+            "exited" => ContainerStateStatusEnum::EXITED,
+            "created" => ContainerStateStatusEnum::CREATED,
+            _ => ContainerStateStatusEnum::DEAD,
+        };
+        let dir = self.container_dir(&rec.id);
+        Ok(ContainerInspectResponse {
+            id: Some(rec.id.clone()),
+            created: Some(rec.created.clone()),
+            path: Some(rec.path.clone()),
+            args: Some(rec.args.clone()),
+            state: Some(ContainerState {
+                status: Some(status),
+                running: Some(st.status == "running"),
+                paused: Some(false),
+                restarting: Some(false),
+                oom_killed: Some(false),
+                dead: Some(st.status == "dead"),
+                pid: Some(st.pid),
+                exit_code: Some(st.exit_code),
+                error: Some(st.error.clone()),
+                started_at: Some(if st.started_at.is_empty() {
+                    ZERO_TIME.into()
+                } else {
+                    st.started_at.clone()
+                }),
+                finished_at: Some(if st.finished_at.is_empty() {
+                    ZERO_TIME.into()
+                } else {
+                    st.finished_at.clone()
+                }),
+                health: None,
+            }),
+            image: Some(rec.image_id.clone()),
+            log_path: Some(
+                dir.join(format!("{}-json.log", rec.id))
+                    .display()
+                    .to_string(),
+            ),
+            name: Some(format!("/{}", rec.name)),
+            restart_count: Some(0),
+            driver: Some("overlayfs".into()),
+            platform: Some("linux".into()),
+            config: Some(ContainerConfig {
+                hostname: Some(rec.hostname.clone()),
+                user: Some(rec.user.clone()),
+                tty: Some(rec.tty),
+                open_stdin: Some(rec.open_stdin),
+                env: Some(rec.env.clone()),
+                cmd: Some(rec.args.clone()),
+                image: Some(rec.image.clone()),
+                working_dir: Some(rec.cwd.clone()),
+                entrypoint: Some(vec![rec.path.clone()]),
+                labels: Some(rec.labels.clone().into_iter().collect()),
+                stop_signal: rec.stop_signal.clone(),
+                ..Default::default()
+            }),
+            host_config: Some(HostConfig {
+                memory: rec.host.memory,
+                nano_cpus: rec.host.nano_cpus,
+                pids_limit: rec.host.pids_limit,
+                privileged: Some(rec.host.privileged),
+                readonly_rootfs: Some(rec.host.readonly_rootfs),
+                cap_add: Some(rec.host.cap_add.clone()),
+                cap_drop: Some(rec.host.cap_drop.clone()),
+                security_opt: Some(rec.host.security_opt.clone()),
+                auto_remove: Some(rec.host.auto_remove),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+    }
+}
+
+impl Engine {
+    /// Builds the spec once at create, so bad flag values are refused then, with nothing made.
+    fn check_options(&self, rec: &Record) -> Result<(), ApiError> {
+        let mut probe = rec.clone();
+        probe.user = String::new(); // names are resolved against the rootfs at start
+        let tmp_opts = ContainerOptions {
+            rootfs: PathBuf::from("/nonexistent"),
+            args: vec![probe.path.clone()],
+            memory: probe.host.memory,
+            cpus: probe.host.nano_cpus.map(|n| n as f64 / 1e9),
+            pids_limit: probe.host.pids_limit,
+            cap_add: probe.host.cap_add.clone(),
+            cap_drop: probe.host.cap_drop.clone(),
+            sysctls: probe.host.sysctls.clone(),
+            ..Default::default()
+        };
+        docker_default(&tmp_opts)
+            .map(|_| ())
+            .map_err(|e| ApiError::from_kind(&e))
+    }
+}
