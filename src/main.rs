@@ -57,14 +57,19 @@ fn bind_socket(path: &Path) -> Result<std::os::unix::net::UnixListener> {
     Ok(listener)
 }
 
-async fn shutdown_signal() {
+/// Resolves on SIGTERM or SIGINT. The handlers are installed when this is called (not when
+/// the future is first polled), so call it before the socket exists: a signal that arrives
+/// as soon as clients can connect must already stop us cleanly.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("install SIGINT handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
+    let mut term = signal(SignalKind::terminate()).context("install the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("install the SIGINT handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    })
 }
 
 fn daemon(root: PathBuf, host: String, log_level: String) -> Result<()> {
@@ -76,17 +81,18 @@ fn daemon(root: PathBuf, host: String, log_level: String) -> Result<()> {
     let path = berth_cli::socket_path(&host)?;
     let engine = berth_engine::Engine::new(&root)
         .with_context(|| format!("open root {}", root.display()))?;
-    let std_listener = bind_socket(&path)?;
-    std_listener.set_nonblocking(true)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("start the async runtime")?;
     let result = runtime.block_on(async move {
+        let shutdown = shutdown_signal()?;
+        let std_listener = bind_socket(&path)?;
+        std_listener.set_nonblocking(true)?;
         let listener = tokio::net::UnixListener::from_std(std_listener)?;
         tracing::info!(socket = %path.display(), root = %root.display(), "berth daemon listening");
         let router = berth_api::router(Arc::new(engine));
-        berth_api::serve(listener, router, shutdown_signal()).await?;
+        berth_api::serve(listener, router, shutdown).await?;
         tracing::info!("berth daemon stopped");
         anyhow::Ok(path)
     });
