@@ -623,3 +623,67 @@ fn containers_survive_a_killed_daemon() {
         "exited 137"
     );
 }
+
+#[test]
+fn docker_run_attached_streams_and_exit_codes() {
+    if !root_or_skip() {
+        return;
+    }
+    let d = TestDaemon::start();
+    let tarball = busybox_tarball(d.dir.path());
+    ok(&d.docker(&[
+        "import",
+        "-c",
+        "CMD [\"sh\"]",
+        tarball.to_str().unwrap(),
+        "bb",
+    ]));
+
+    // Output that starts at once is not lost: start waits for the attached client.
+    let out = d.docker(&[
+        "run",
+        "--name",
+        "a1",
+        "bb",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 7",
+    ]);
+    assert_eq!(out.status.code(), Some(7));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "err\n");
+
+    // stdin reaches the container, and its end ends the container's input.
+    let mut child = Command::new(DOCKER)
+        .arg("-H")
+        .arg(d.host())
+        .args(["run", "-i", "--rm", "bb", "cat"])
+        .env("DOCKER_CONFIG", d.dir.path().join("docker-config"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"hello through stdin\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "hello through stdin\n"
+    );
+
+    // --rm removes the container and still reports its exit code.
+    let out = d.docker(&["run", "--rm", "bb", "sh", "-c", "exit 3"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(ok(&d.docker(&["ps", "-a", "--format", "{{.Names}}"])), "a1");
+}

@@ -22,6 +22,19 @@ pub enum LogStream {
     Stderr,
 }
 
+/// A container's status for `wait`.
+#[derive(Debug, Clone, Default)]
+pub struct WaitState {
+    pub running: bool,
+    /// Created but never started.
+    pub created: bool,
+    pub exit_code: i64,
+    /// RFC 3339 (fixed-width nanoseconds, UTC) of the last exit, empty if none.
+    pub finished_at: String,
+    /// The container is gone.
+    pub removed: bool,
+}
+
 /// A container's recorded output: whether it had a tty (then its output is one raw stream),
 /// and the pieces in order.
 #[derive(Debug, Clone, Default)]
@@ -41,8 +54,14 @@ pub trait ContainerBackend {
     ) -> Result<ContainerCreateResponse, ApiError>;
     /// Ok(false) when it was already running.
     fn start_container(&self, id: &str) -> Result<bool, ApiError>;
-    /// The exit code once the container is not running, None while it runs.
-    fn exit_code(&self, id: &str) -> Result<Option<i64>, ApiError>;
+    /// Where the container is in its life, for `wait`.
+    fn wait_state(&self, id: &str) -> Result<WaitState, ApiError>;
+    /// Resolves `id` for an attach and, if the container does not run yet, notes that a client
+    /// waits, so that `start` holds the process until the client is connected. Returns the
+    /// full id and the shim's attach socket.
+    fn begin_attach(&self, id: &str) -> Result<(String, std::path::PathBuf), ApiError>;
+    /// The attach client is connected (or gave up).
+    fn end_attach(&self, id: &str);
     /// Ok(false) when it was not running.
     fn stop_container(&self, id: &str, timeout: Option<i64>) -> Result<bool, ApiError>;
     fn kill_container(&self, id: &str, signal: &str) -> Result<(), ApiError>;
@@ -95,17 +114,153 @@ async fn start(
 async fn wait(
     State(b): State<SharedBackend>,
     Path(id): Path<String>,
-) -> Result<Json<ContainerWaitResponse>, ApiError> {
-    loop {
-        let (b2, id2) = (b.clone(), id.clone());
-        if let Some(code) = blocking(move || b2.exit_code(&id2)).await? {
-            return Ok(Json(ContainerWaitResponse {
-                status_code: code,
-                error: None,
-            }));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let q = Query::parse(raw.as_deref());
+    let condition = q.get("condition").unwrap_or("not-running").to_owned();
+    if !matches!(condition.as_str(), "next-exit" | "removed" | "not-running") {
+        return Err(ApiError::bad_request(format!(
+            "invalid condition: {condition:?}"
+        )));
     }
+    // An unknown container is an error now; after that the answer comes when it is due.
+    let (b2, id2) = (b.clone(), id.clone());
+    blocking(move || b2.wait_state(&id2)).await?;
+    let since = chrono_now();
+    // Docker sends the headers at once and the body when the condition is met: clients
+    // (the docker CLI's `run`) wait for the headers before they start the container.
+    let answer = async move {
+        loop {
+            let (b2, id2) = (b.clone(), id.clone());
+            let st = match blocking(move || b2.wait_state(&id2)).await {
+                Ok(st) => st,
+                Err(e) => {
+                    let body =
+                        serde_json::json!({"StatusCode": -1, "Error": {"Message": e.message}});
+                    return Ok::<_, std::convert::Infallible>(format!("{body}\n"));
+                }
+            };
+            let done = match condition.as_str() {
+                "next-exit" => {
+                    !st.running && !st.created && st.finished_at.as_str() > since.as_str()
+                }
+                "removed" => st.removed,
+                _ => !st.running,
+            };
+            if done {
+                let body = serde_json::to_string(&ContainerWaitResponse {
+                    status_code: st.exit_code,
+                    error: None,
+                })
+                .unwrap_or_default();
+                return Ok(format!("{body}\n"));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let stream = futures_util::stream::once(answer);
+    Ok((
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+/// Now, as the engine writes times (RFC 3339, nanoseconds, UTC), for ordering comparisons.
+fn chrono_now() -> String {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    // Only compared with strings of the same shape; built without a date library here.
+    let secs = d.as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, dd) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{dd:02}T{:02}:{:02}:{:02}.{:09}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60,
+        d.subsec_nanos()
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// `POST /containers/{id}/attach`: the connection is hijacked and joined to the shim's attach
+/// socket: output flows to the client as the container writes it, input to its stdin.
+async fn attach(
+    State(b): State<SharedBackend>,
+    Path(id): Path<String>,
+    mut req: axum::extract::Request,
+) -> Result<Response, ApiError> {
+    let (b2, id2) = (b.clone(), id.clone());
+    let (full_id, socket) = blocking(move || b2.begin_attach(&id2)).await?;
+    let upgrade = hyper::upgrade::on(&mut req);
+    let wants_upgrade = req
+        .headers()
+        .get(header::UPGRADE)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"tcp"));
+    tokio::spawn(async move {
+        // Wait for the shim's socket (the container may not be started yet).
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        let shim = loop {
+            // Through the directory's descriptor: the full path may be too long for a socket.
+            let dir = socket
+                .parent()
+                .map(std::path::Path::to_path_buf)
+                .unwrap_or_default();
+            let name = socket
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if let Ok(d) = std::fs::File::open(&dir) {
+                use std::os::fd::AsRawFd;
+                let short = format!("/proc/self/fd/{}/{name}", d.as_raw_fd());
+                if let Ok(s) = tokio::net::UnixStream::connect(&short).await {
+                    break Some(s);
+                }
+            }
+            if tokio::time::Instant::now() > deadline {
+                break None;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        let b3 = b.clone();
+        let id3 = full_id.clone();
+        let _ = tokio::task::spawn_blocking(move || b3.end_attach(&id3)).await;
+        let (Some(mut shim), Ok(upgraded)) = (shim, upgrade.await) else {
+            return;
+        };
+        let mut client = hyper_util::rt::TokioIo::new(upgraded);
+        let _ = tokio::io::copy_bidirectional(&mut client, &mut shim).await;
+    });
+    let mut resp = Response::new(Body::empty());
+    if wants_upgrade {
+        *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        resp.headers_mut().insert(
+            header::CONNECTION,
+            header::HeaderValue::from_static("Upgrade"),
+        );
+        resp.headers_mut()
+            .insert(header::UPGRADE, header::HeaderValue::from_static("tcp"));
+    }
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/vnd.docker.raw-stream"),
+    );
+    Ok(resp)
 }
 
 async fn stop(
@@ -215,6 +370,7 @@ pub fn routes() -> Router<SharedBackend> {
         .route("/containers/{id}/json", get(inspect))
         .route("/containers/{id}/start", post(start))
         .route("/containers/{id}/wait", post(wait))
+        .route("/containers/{id}/attach", post(attach))
         .route("/containers/{id}/stop", post(stop))
         .route("/containers/{id}/kill", post(kill))
         .route("/containers/{id}/logs", get(logs))

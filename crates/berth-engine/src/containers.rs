@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use berth_api::containers::{ContainerBackend, LogStream, Logs};
+use berth_api::containers::{ContainerBackend, LogStream, Logs, WaitState};
 use berth_api::ApiError;
 use berth_core::ContainerId;
 use berth_runtime::shim::{self, log::read_records};
@@ -605,13 +605,42 @@ impl ContainerBackend for Engine {
         Ok(true)
     }
 
-    fn exit_code(&self, key: &str) -> Result<Option<i64>, ApiError> {
+    fn wait_state(&self, key: &str) -> Result<WaitState, ApiError> {
         let rec = self.find(key)?;
         let st = self.refresh(&rec.id);
-        Ok(match st.status.as_str() {
-            "running" => None,
-            _ => Some(st.exit_code),
-        })
+        let exited = st.status == "exited" || st.status == "dead";
+        let mut ws = WaitState {
+            running: st.status == "running",
+            created: st.status == "created",
+            exit_code: st.exit_code,
+            finished_at: st.finished_at.clone(),
+            removed: false,
+        };
+        // `--rm`: the container goes once it has ended; its exit code is reported once more.
+        if exited && rec.host.auto_remove {
+            self.remove_container(&rec.id, true)?;
+            ws.removed = true;
+        }
+        Ok(ws)
+    }
+
+    fn begin_attach(&self, key: &str) -> Result<(String, PathBuf), ApiError> {
+        let rec = self.find(key)?;
+        if self.refresh(&rec.id).status != "running" {
+            self.attaching
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(rec.id.clone());
+        }
+        let socket = self.container_dir(&rec.id).join(shim::ATTACH_SOCKET);
+        Ok((rec.id, socket))
+    }
+
+    fn end_attach(&self, id: &str) {
+        self.attaching
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
     }
 
     fn stop_container(&self, key: &str, timeout: Option<i64>) -> Result<bool, ApiError> {

@@ -17,6 +17,8 @@ use berth_image::store::ImageStore;
 pub struct Engine {
     root: PathBuf,
     pub images: Arc<ImageStore>,
+    /// Containers with an attach client waiting for them to start.
+    attaching: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
 impl Engine {
@@ -26,6 +28,7 @@ impl Engine {
         Ok(Engine {
             root: root.to_path_buf(),
             images: Arc::new(images),
+            attaching: Default::default(),
         })
     }
 

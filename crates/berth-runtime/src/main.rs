@@ -217,6 +217,9 @@ enum Command {
         /// Keep this many log files.
         #[arg(long = "log-max-file", default_value_t = berth_runtime::shim::log::DEFAULT_MAX_FILES)]
         log_max_files: u32,
+        /// Wait up to this many milliseconds for an attach client before starting the process.
+        #[arg(long = "wait-attach-ms")]
+        wait_attach_ms: Option<u64>,
         container_id: String,
     },
 }
@@ -375,6 +378,7 @@ fn run(cli: Cli) -> Result<i32> {
             interactive,
             log_max_size,
             log_max_files,
+            wait_attach_ms,
             container_id,
         } => {
             let opts = berth_runtime::shim::ShimOptions {
@@ -384,6 +388,7 @@ fn run(cli: Cli) -> Result<i32> {
                 stdin: interactive,
                 log_max_size,
                 log_max_files,
+                wait_attach: wait_attach_ms.map(std::time::Duration::from_millis),
             };
             let info = berth_runtime::shim::spawn(&rt, &opts)?;
             println!("{}", serde_json::to_string(&info)?);

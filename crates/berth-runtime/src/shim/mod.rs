@@ -51,6 +51,9 @@ pub struct ShimOptions {
     pub stdin: bool,
     pub log_max_size: u64,
     pub log_max_files: u32,
+    /// Wait (this long at most) for a client on the attach socket before starting the
+    /// process, so that a client that attached before `start` sees all of its output.
+    pub wait_attach: Option<std::time::Duration>,
 }
 
 impl ShimOptions {
@@ -83,6 +86,15 @@ fn write_atomic<T: Serialize>(dir: &Path, name: &str, value: &T) -> std::io::Res
     drop(f);
     std::fs::rename(&tmp, dir.join(name))?;
     std::fs::File::open(dir)?.sync_all()
+}
+
+/// A path to `dir/name` short enough for a unix socket address (108 bytes), however long
+/// `dir` is: it goes through an open descriptor of the directory, which the returned file
+/// keeps open; use the path while it lives.
+pub fn short_socket_path(dir: &Path, name: &str) -> std::io::Result<(std::fs::File, PathBuf)> {
+    let d = std::fs::File::open(dir)?;
+    let path = PathBuf::from(format!("/proc/self/fd/{}/{name}", d.as_raw_fd()));
+    Ok((d, path))
 }
 
 pub fn read_exit(state_dir: &Path) -> Option<ExitInfo> {
@@ -189,10 +201,20 @@ fn supervise(runtime: &Runtime, opts: &ShimOptions, ready: OwnedFd) -> Result<()
             let _ = writeln!(f, "err {e}");
         }
     };
-    let started = start_container(runtime, opts);
-    let (output, info) = match started {
+    // The attach socket exists before the process runs: a client may be waiting for it.
+    let socket_path = opts.state_dir.join(ATTACH_SOCKET);
+    let _ = std::fs::remove_file(&socket_path);
+    let listener = short_socket_path(&opts.state_dir, ATTACH_SOCKET)
+        .and_then(|(_dir, short)| UnixListener::bind(short))
+        .ok();
+    if let Some(l) = &listener {
+        let _ = l.set_nonblocking(true);
+    }
+    let started = start_container(runtime, opts, listener.as_ref());
+    let (output, info, first_client) = match started {
         Ok(v) => v,
         Err(e) => {
+            let _ = std::fs::remove_file(&socket_path);
             report_err(&mut ready, &e);
             return Err(e);
         }
@@ -203,17 +225,16 @@ fn supervise(runtime: &Runtime, opts: &ShimOptions, ready: OwnedFd) -> Result<()
         report_err(&mut ready, &e);
         return Err(e);
     }
-    // Clients may attach as soon as we report the container running.
-    let socket_path = opts.state_dir.join(ATTACH_SOCKET);
-    let _ = std::fs::remove_file(&socket_path);
-    let listener = UnixListener::bind(&socket_path).ok();
-    if let Some(l) = &listener {
-        let _ = l.set_nonblocking(true);
-    }
     if let Some(mut f) = ready.take() {
         let _ = writeln!(f, "ok {}", serde_json::to_string(&info).unwrap_or_default());
     }
-    let code = relay_until_exit(opts, output, listener, Pid::from_raw(info.init_pid));
+    let code = relay_until_exit(
+        opts,
+        output,
+        listener,
+        first_client.into_iter().collect(),
+        Pid::from_raw(info.init_pid),
+    );
     let exit = ExitInfo {
         exit_code: code,
         finished_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
@@ -224,7 +245,26 @@ fn supervise(runtime: &Runtime, opts: &ShimOptions, ready: OwnedFd) -> Result<()
     Ok(())
 }
 
-fn start_container(runtime: &Runtime, opts: &ShimOptions) -> Result<(Output, ShimInfo)> {
+/// Accepts one client within `limit`.
+fn accept_within(listener: &UnixListener, limit: std::time::Duration) -> Option<UnixStream> {
+    let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
+    let ms = limit.as_millis().min(i32::MAX as u128) as i32;
+    match poll(
+        &mut fds,
+        PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
+    ) {
+        Ok(n) if n > 0 => listener.accept().ok().map(|(c, _)| c),
+        _ => None,
+    }
+}
+
+type Started = (Output, ShimInfo, Option<UnixStream>);
+
+fn start_container(
+    runtime: &Runtime,
+    opts: &ShimOptions,
+    listener: Option<&UnixListener>,
+) -> Result<Started> {
     let terminal = Bundle::load(&opts.bundle)?
         .spec
         .process()
@@ -269,6 +309,10 @@ fn start_container(runtime: &Runtime, opts: &ShimOptions) -> Result<(Output, Shi
             container,
         )
     };
+    let first_client = match (opts.wait_attach, listener) {
+        (Some(limit), Some(l)) => accept_within(l, limit),
+        _ => None,
+    };
     runtime.start(&opts.id).inspect_err(|_| {
         let _ = runtime.delete(&opts.id, true);
     })?;
@@ -282,6 +326,7 @@ fn start_container(runtime: &Runtime, opts: &ShimOptions) -> Result<(Output, Shi
             shim_pid: std::process::id() as i32,
             init_pid,
         },
+        first_client,
     ))
 }
 
@@ -299,14 +344,32 @@ fn frame(stream: Stream, data: &[u8]) -> Vec<u8> {
     out
 }
 
+/// An attached client: it gets the output for as long as it is connected, and its input goes
+/// to the container until it closes its side.
+struct Attached {
+    stream: UnixStream,
+    reading: bool,
+}
+
+impl Attached {
+    fn new(stream: UnixStream) -> Attached {
+        Attached {
+            stream,
+            reading: true,
+        }
+    }
+}
+
 /// Moves output to the log and attached clients, client input to stdin, until the init has
 /// exited and its output is drained; returns the exit code.
 fn relay_until_exit(
     opts: &ShimOptions,
     output: Output,
     listener: Option<UnixListener>,
+    first: Vec<UnixStream>,
     init: Pid,
 ) -> i32 {
+    let mut clients: Vec<Attached> = first.into_iter().map(Attached::new).collect();
     let mut mask = SigSet::empty();
     for s in [
         Signal::SIGCHLD,
@@ -321,29 +384,28 @@ fn relay_until_exit(
     let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC).ok();
 
     let mut log = JsonLog::open(&opts.log_path(), opts.log_max_size, opts.log_max_files).ok();
-    let mut clients: Vec<UnixStream> = Vec::new();
 
-    let (mut sources, stdin_fd, tty): (Vec<(OwnedFd, Stream)>, Option<OwnedFd>, bool) = match output
-    {
-        Output::Pipes {
-            stdout,
-            stderr,
-            stdin,
-        } => {
-            let mut v = Vec::new();
-            if let Some(fd) = stdout {
-                v.push((fd, Stream::Stdout));
+    let (mut sources, mut stdin_fd, tty): (Vec<(OwnedFd, Stream)>, Option<OwnedFd>, bool) =
+        match output {
+            Output::Pipes {
+                stdout,
+                stderr,
+                stdin,
+            } => {
+                let mut v = Vec::new();
+                if let Some(fd) = stdout {
+                    v.push((fd, Stream::Stdout));
+                }
+                if let Some(fd) = stderr {
+                    v.push((fd, Stream::Stderr));
+                }
+                (v, stdin, false)
             }
-            if let Some(fd) = stderr {
-                v.push((fd, Stream::Stderr));
+            Output::Pty(master) => {
+                let input = master.try_clone().ok();
+                (vec![(master, Stream::Stdout)], input, true)
             }
-            (v, stdin, false)
-        }
-        Output::Pty(master) => {
-            let input = master.try_clone().ok();
-            (vec![(master, Stream::Stdout)], input, true)
-        }
-    };
+        };
     for (fd, _) in &sources {
         set_nonblocking(fd.as_fd());
     }
@@ -387,8 +449,11 @@ fn relay_until_exit(
             fds.push(PollFd::new(l.as_fd(), PollFlags::POLLIN));
         }
         let n_listen = fds.len();
-        for c in &clients {
-            fds.push(PollFd::new(c.as_fd(), PollFlags::POLLIN));
+        // Only clients whose input is still open are read from; the others (a client with
+        // no stdin half-closes at once) still get the output.
+        let reading: Vec<usize> = (0..clients.len()).filter(|&i| clients[i].reading).collect();
+        for &i in &reading {
+            fds.push(PollFd::new(clients[i].stream.as_fd(), PollFlags::POLLIN));
         }
         let timeout = if code.is_some() {
             PollTimeout::from(100u8)
@@ -436,7 +501,7 @@ fn relay_until_exit(
                         } else {
                             frame(*stream, data)
                         };
-                        clients.retain_mut(|c| c.write_all(&framed).is_ok());
+                        clients.retain_mut(|c| c.stream.write_all(&framed).is_ok());
                     }
                     Err(Errno::EAGAIN) => break,
                     Err(Errno::EINTR) => continue,
@@ -455,19 +520,27 @@ fn relay_until_exit(
         if n_listen > n_src && ready[n_src] {
             if let Some(l) = &listener {
                 while let Ok((c, _)) = l.accept() {
-                    clients.push(c);
+                    clients.push(Attached::new(c));
                 }
             }
         }
         // Client input.
         let mut gone = Vec::new();
-        for (i, c) in clients.iter_mut().enumerate() {
-            if !ready.get(n_listen + i).copied().unwrap_or(false) {
+        for (k, &i) in reading.iter().enumerate() {
+            if !ready.get(n_listen + k).copied().unwrap_or(false) {
                 continue;
             }
             use std::io::Read;
-            match c.read(&mut buf) {
-                Ok(0) | Err(_) => gone.push(i),
+            match clients[i].stream.read(&mut buf) {
+                Ok(0) => {
+                    // A client's end of input is the container's (Docker's stdin-once):
+                    // `echo x | docker run -i … cat` ends.
+                    if !tty {
+                        stdin_fd = None;
+                    }
+                    clients[i].reading = false;
+                }
+                Err(_) => gone.push(i),
                 Ok(n) => {
                     if let Some(fd) = &stdin_fd {
                         let _ = nix::unistd::write(fd, &buf[..n]);
