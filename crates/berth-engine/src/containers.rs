@@ -112,6 +112,22 @@ fn strings(v: &serde_json::Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// A non-empty string field.
+fn text(v: &serde_json::Value) -> Option<String> {
+    v.as_str().filter(|s| !s.is_empty()).map(str::to_owned)
+}
+
+/// A `{"k": "v"}` object (labels, sysctls).
+fn string_map(v: &serde_json::Value) -> std::collections::BTreeMap<String, String> {
+    v.as_object()
+        .map(|o| {
+            o.iter()
+                .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn opt_i64(v: &serde_json::Value) -> Option<i64> {
     v.as_i64().filter(|n| *n != 0)
 }
@@ -461,33 +477,16 @@ impl ContainerBackend for Engine {
             path,
             args: argv,
             env,
-            cwd: body["WorkingDir"]
-                .as_str()
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
+            cwd: text(&body["WorkingDir"])
                 .or_else(|| ic.working_dir.clone())
                 .unwrap_or_default(),
-            user: body["User"]
-                .as_str()
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
+            user: text(&body["User"])
                 .or_else(|| ic.user.clone())
                 .unwrap_or_default(),
-            hostname: body["Hostname"]
-                .as_str()
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .unwrap_or_else(|| id.short().to_owned()),
+            hostname: text(&body["Hostname"]).unwrap_or_else(|| id.short().to_owned()),
             tty: body["Tty"].as_bool().unwrap_or(false),
             open_stdin: body["OpenStdin"].as_bool().unwrap_or(false),
-            labels: body["Labels"]
-                .as_object()
-                .map(|o| {
-                    o.iter()
-                        .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned())))
-                        .collect()
-                })
-                .unwrap_or_default(),
+            labels: string_map(&body["Labels"]),
             stop_signal: body["StopSignal"]
                 .as_str()
                 .map(str::to_owned)
@@ -505,14 +504,7 @@ impl ContainerBackend for Engine {
                 readonly_rootfs: hc["ReadonlyRootfs"].as_bool().unwrap_or(false),
                 security_opt: strings(&hc["SecurityOpt"]),
                 auto_remove: hc["AutoRemove"].as_bool().unwrap_or(false),
-                sysctls: hc["Sysctls"]
-                    .as_object()
-                    .map(|o| {
-                        o.iter()
-                            .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned())))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
+                sysctls: string_map(&hc["Sysctls"]),
                 ulimits: hc["Ulimits"]
                     .as_array()
                     .map(|a| {

@@ -1,6 +1,9 @@
 //! Importing a rootfs tarball into the store, snapshots shared by chain ID, and overlayfs
 //! reading our snapshots the way the kernel will for containers. Needs root.
 
+mod common;
+use common::require_root;
+
 use std::io::Read;
 use std::path::Path;
 
@@ -10,17 +13,6 @@ use berth_image::oci::{ImageConfig, Manifest, RunConfig};
 use berth_image::refs::IndexFile;
 use berth_image::snapshot::SnapshotStore;
 use sha2::Digest as _;
-
-fn require_root() -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    if std::env::var_os("BERTH_TEST_ALLOW_NONROOT").is_some() {
-        eprintln!("SKIPPED: this test needs root (BERTH_TEST_ALLOW_NONROOT is set)");
-        return false;
-    }
-    panic!("this test needs root: run `cargo test` as root, or set BERTH_TEST_ALLOW_NONROOT=1");
-}
 
 /// A busybox rootfs as a tar stream, made from the host's busybox-static.
 fn busybox_tar() -> Vec<u8> {

@@ -1,6 +1,9 @@
 //! Applying layers: file kinds and metadata, overlay whiteouts, and every way a layer could
 //! try to write outside its directory. Needs root (ownership, device nodes, trusted xattrs).
 
+mod common;
+use common::require_root;
+
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::Path;
 
@@ -8,17 +11,6 @@ use berth_image::layer::apply;
 use berth_image::ImageError;
 use sha2::Digest as _;
 use tar::{EntryType, Header};
-
-fn require_root() -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    if std::env::var_os("BERTH_TEST_ALLOW_NONROOT").is_some() {
-        eprintln!("SKIPPED: this test needs root (BERTH_TEST_ALLOW_NONROOT is set)");
-        return false;
-    }
-    panic!("this test needs root: run `cargo test` as root, or set BERTH_TEST_ALLOW_NONROOT=1");
-}
 
 /// A tar archive built entry by entry, names written raw (the tar crate refuses `..`).
 struct Layer(Vec<u8>);
