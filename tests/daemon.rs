@@ -687,3 +687,75 @@ fn docker_run_attached_streams_and_exit_codes() {
     assert_eq!(out.status.code(), Some(3));
     assert_eq!(ok(&d.docker(&["ps", "-a", "--format", "{{.Names}}"])), "a1");
 }
+
+#[test]
+fn docker_pause_and_unpause() {
+    if !root_or_skip() {
+        return;
+    }
+    let d = TestDaemon::start();
+    let tarball = busybox_tarball(d.dir.path());
+    ok(&d.docker(&[
+        "import",
+        "-c",
+        "CMD [\"sh\"]",
+        tarball.to_str().unwrap(),
+        "bb",
+    ]));
+    ok(&d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "p",
+        "bb",
+        "sh",
+        "-c",
+        "while true; do date +%s%N > /tmp/tick; sleep 0.02; done",
+    ]));
+    let rootfs = || {
+        let id = ok(&d.docker(&["inspect", "p", "--format", "{{.Id}}"]));
+        d.dir
+            .path()
+            .join("root/containers")
+            .join(id)
+            .join("upper/tmp/tick")
+    };
+    let tick = rootfs();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !tick.exists() {
+        assert!(Instant::now() < deadline, "container never ticked");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    ok(&d.docker(&["pause", "p"]));
+    assert_eq!(
+        ok(&d.docker(&[
+            "inspect",
+            "p",
+            "--format",
+            "{{.State.Status}} {{.State.Paused}}"
+        ])),
+        "paused true"
+    );
+    let status = ok(&d.docker(&["ps", "--format", "{{.Status}}"]));
+    assert!(status.ends_with("(Paused)"), "{status:?}");
+    let frozen = std::fs::read(&tick).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(std::fs::read(&tick).unwrap(), frozen, "ticked while paused");
+    let again = d.docker(&["pause", "p"]);
+    assert!(String::from_utf8_lossy(&again.stderr).contains("is already paused"));
+
+    ok(&d.docker(&["unpause", "p"]));
+    assert_eq!(
+        ok(&d.docker(&["inspect", "p", "--format", "{{.State.Status}}"])),
+        "running"
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::fs::read(&tick).unwrap() == frozen {
+        assert!(Instant::now() < deadline, "did not thaw");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // A paused container can be force-removed.
+    ok(&d.docker(&["pause", "p"]));
+    ok(&d.docker(&["rm", "-f", "p"]));
+    assert_eq!(ok(&d.docker(&["ps", "-aq"])), "");
+}

@@ -65,6 +65,8 @@ pub trait ContainerBackend {
     /// Ok(false) when it was not running.
     fn stop_container(&self, id: &str, timeout: Option<i64>) -> Result<bool, ApiError>;
     fn kill_container(&self, id: &str, signal: &str) -> Result<(), ApiError>;
+    /// Freezes (`pause`) or thaws every process of the container.
+    fn pause_container(&self, id: &str, pause: bool) -> Result<(), ApiError>;
     fn remove_container(&self, id: &str, force: bool) -> Result<(), ApiError>;
     fn container_logs(
         &self,
@@ -293,6 +295,22 @@ async fn kill(
     Ok(StatusCode::NO_CONTENT)
 }
 
+async fn pause(
+    State(b): State<SharedBackend>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    blocking(move || b.pause_container(&id, true)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn unpause(
+    State(b): State<SharedBackend>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    blocking(move || b.pause_container(&id, false)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 async fn remove(
     State(b): State<SharedBackend>,
     Path(id): Path<String>,
@@ -373,6 +391,8 @@ pub fn routes() -> Router<SharedBackend> {
         .route("/containers/{id}/attach", post(attach))
         .route("/containers/{id}/stop", post(stop))
         .route("/containers/{id}/kill", post(kill))
+        .route("/containers/{id}/pause", post(pause))
+        .route("/containers/{id}/unpause", post(unpause))
         .route("/containers/{id}/logs", get(logs))
         .route("/containers/{id}", delete(remove))
 }

@@ -72,6 +72,9 @@ pub struct State {
     pub started_at: String,
     pub finished_at: String,
     pub error: String,
+    /// Frozen by `pause` (status stays "running", as in Docker).
+    #[serde(default)]
+    pub paused: bool,
 }
 
 const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
@@ -230,6 +233,7 @@ impl Engine {
         }
         let dir = self.container_dir(id);
         if let Some(exit) = shim::read_exit(&dir) {
+            st.paused = false;
             st.status = "exited".into();
             st.exit_code = exit.exit_code.into();
             st.finished_at = exit.finished_at;
@@ -241,6 +245,7 @@ impl Engine {
             st.finished_at = now();
             st.pid = 0;
             st.error = "the container's supervisor died".into();
+            st.paused = false;
         } else {
             return st;
         }
@@ -368,10 +373,11 @@ impl Engine {
         }
     }
 
-    fn signal(&self, id: &str, signal: &str) -> Result<(), ApiError> {
+    /// Runs `berth-runtime ARGS` and turns a failure into its one-line error.
+    fn runtime_op(&self, args: &[&str]) -> Result<(), ApiError> {
         let out = self
             .runtime()
-            .args(["kill", id, signal])
+            .args(args)
             .output()
             .map_err(|e| ApiError::internal(format!("run berth-runtime: {e}")))?;
         if out.status.success() {
@@ -383,11 +389,25 @@ impl Engine {
         }
     }
 
+    /// Thaws a paused container (signals reach frozen processes only once they run again).
+    fn thaw(&self, id: &str) {
+        let mut st = self.state(id);
+        if st.paused && self.runtime_op(&["resume", id]).is_ok() {
+            st.paused = false;
+            let _ = self.save_state(id, &st);
+        }
+    }
+
+    fn signal(&self, id: &str, signal: &str) -> Result<(), ApiError> {
+        self.runtime_op(&["kill", id, signal])
+    }
+
     fn status_text(st: &State, now_unix: i64) -> String {
         match st.status.as_str() {
             "running" => format!(
-                "Up {}",
-                humanize::duration(now_unix - unix_time(&st.started_at))
+                "Up {}{}",
+                humanize::duration(now_unix - unix_time(&st.started_at)),
+                if st.paused { " (Paused)" } else { "" }
             ),
             "exited" => format!(
                 "Exited ({}) {} ago",
@@ -592,6 +612,7 @@ impl ContainerBackend for Engine {
                 started_at: now(),
                 finished_at: ZERO_TIME.into(),
                 error: String::new(),
+                paused: false,
             },
         )?;
         Ok(true)
@@ -640,6 +661,7 @@ impl ContainerBackend for Engine {
         if self.refresh(&rec.id).status != "running" {
             return Ok(false);
         }
+        self.thaw(&rec.id);
         let secs = timeout.or(rec.stop_timeout).unwrap_or(10).max(0) as u64;
         let sig = rec.stop_signal.clone().unwrap_or_else(|| "SIGTERM".into());
         let _ = self.signal(&rec.id, &sig);
@@ -658,7 +680,40 @@ impl ContainerBackend for Engine {
                 key, rec.id
             )));
         }
-        self.signal(&rec.id, signal)
+        self.signal(&rec.id, signal)?;
+        if matches!(signal.trim_start_matches("SIG"), "KILL" | "9") {
+            self.thaw(&rec.id);
+        }
+        Ok(())
+    }
+
+    fn pause_container(&self, key: &str, pause: bool) -> Result<(), ApiError> {
+        let rec = self.find(key)?;
+        let mut st = self.refresh(&rec.id);
+        if st.status != "running" {
+            return Err(ApiError::conflict(format!(
+                "Container {} is not running",
+                rec.id
+            )));
+        }
+        match (pause, st.paused) {
+            (true, true) => {
+                return Err(ApiError::conflict(format!(
+                    "Container {} is already paused",
+                    rec.id
+                )))
+            }
+            (false, false) => {
+                return Err(ApiError::conflict(format!(
+                    "Container {} is not paused",
+                    rec.id
+                )))
+            }
+            (true, false) => self.runtime_op(&["pause", &rec.id])?,
+            (false, true) => self.runtime_op(&["resume", &rec.id])?,
+        }
+        st.paused = pause;
+        self.save_state(&rec.id, &st)
     }
 
     fn remove_container(&self, key: &str, force: bool) -> Result<(), ApiError> {
@@ -671,6 +726,7 @@ impl ContainerBackend for Engine {
                 )));
             }
             let _ = self.signal(&rec.id, "SIGKILL");
+            self.thaw(&rec.id);
             if !self.wait_exited(&rec.id, Duration::from_secs(10)) {
                 return Err(ApiError::internal(format!(
                     "container {} did not stop after SIGKILL",
@@ -750,6 +806,7 @@ impl ContainerBackend for Engine {
                 continue;
             }
             let state = match st.status.as_str() {
+                "running" if st.paused => ContainerSummaryStateEnum::PAUSED,
                 "running" => ContainerSummaryStateEnum::RUNNING,
                 "exited" => ContainerSummaryStateEnum::EXITED,
                 "created" => ContainerSummaryStateEnum::CREATED,
@@ -780,6 +837,7 @@ impl ContainerBackend for Engine {
         let rec = self.find(key)?;
         let st = self.refresh(&rec.id);
         let status = match st.status.as_str() {
+            "running" if st.paused => ContainerStateStatusEnum::PAUSED,
             "running" => ContainerStateStatusEnum::RUNNING,
             "exited" => ContainerStateStatusEnum::EXITED,
             "created" => ContainerStateStatusEnum::CREATED,
@@ -794,7 +852,7 @@ impl ContainerBackend for Engine {
             state: Some(ContainerState {
                 status: Some(status),
                 running: Some(st.status == "running"),
-                paused: Some(false),
+                paused: Some(st.paused),
                 restarting: Some(false),
                 oom_killed: Some(false),
                 dead: Some(st.status == "dead"),
