@@ -759,3 +759,70 @@ fn docker_pause_and_unpause() {
     ok(&d.docker(&["rm", "-f", "p"]));
     assert_eq!(ok(&d.docker(&["ps", "-aq"])), "");
 }
+
+#[test]
+fn docker_exec_streams_exit_codes_and_user() {
+    if !root_or_skip() {
+        return;
+    }
+    let d = TestDaemon::start();
+    let tarball = busybox_tarball(d.dir.path());
+    ok(&d.docker(&[
+        "import",
+        "-c",
+        "CMD [\"sh\"]",
+        tarball.to_str().unwrap(),
+        "bb",
+    ]));
+    ok(&d.docker(&[
+        "run", "-d", "--name", "e1", "-e", "FOO=bar", "bb", "sleep", "100",
+    ]));
+
+    let out = d.docker(&[
+        "exec",
+        "e1",
+        "sh",
+        "-c",
+        "echo out $FOO; echo err >&2; exit 5",
+    ]);
+    assert_eq!(out.status.code(), Some(5));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "out bar\n");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "err\n");
+
+    let mut child = Command::new(DOCKER)
+        .arg("-H")
+        .arg(d.host())
+        .args(["exec", "-i", "e1", "cat"])
+        .env("DOCKER_CONFIG", d.dir.path().join("docker-config"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"through exec stdin\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "through exec stdin\n");
+
+    assert_eq!(
+        ok(&d.docker(&["exec", "-u", "1000:1000", "e1", "id", "-u"])),
+        "1000"
+    );
+    assert_eq!(
+        ok(&d.docker(&["exec", "-u", "root", "e1", "id", "-u"])),
+        "0"
+    );
+    // Exec needs a running container.
+    ok(&d.docker(&["stop", "-t", "0", "e1"]));
+    let out = d.docker(&["exec", "e1", "true"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("is not running"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -6,6 +6,7 @@
 
 pub mod containers;
 pub mod error;
+pub mod exec;
 pub mod images;
 pub mod query;
 pub mod system;
@@ -27,13 +28,20 @@ const MAX_MINOR: u32 = 45;
 
 /// Everything the API needs from the engine (one trait per resource, added as they come).
 pub trait Backend:
-    system::SystemBackend + images::ImageBackend + containers::ContainerBackend + Send + Sync + 'static
+    system::SystemBackend
+    + images::ImageBackend
+    + containers::ContainerBackend
+    + exec::ExecBackend
+    + Send
+    + Sync
+    + 'static
 {
 }
 impl<T> Backend for T where
     T: system::SystemBackend
         + images::ImageBackend
         + containers::ContainerBackend
+        + exec::ExecBackend
         + Send
         + Sync
         + 'static
@@ -81,7 +89,8 @@ async fn docker_headers(mut resp: Response) -> Response {
 pub fn router(backend: SharedBackend) -> Router {
     let api: Router<SharedBackend> = system::routes()
         .merge(images::routes())
-        .merge(containers::routes());
+        .merge(containers::routes())
+        .merge(exec::routes());
     let mut app = api.clone();
     for n in MIN_MINOR..=MAX_MINOR {
         app = app.nest(&format!("/v1.{n}"), api.clone());

@@ -154,12 +154,23 @@ impl Engine {
         self.containers_dir().join(id)
     }
 
-    fn runtime_root(&self) -> PathBuf {
+    /// The full ID of a container and whether it runs (for exec).
+    pub(crate) fn container_status(&self, key: &str) -> Result<(String, bool), ApiError> {
+        let rec = self.find(key)?;
+        let st = self.refresh(&rec.id);
+        Ok((rec.id, st.status == "running" && !st.paused))
+    }
+
+    pub(crate) fn container_rootfs(&self, id: &str) -> PathBuf {
+        self.rootfs(id)
+    }
+
+    pub(crate) fn runtime_root(&self) -> PathBuf {
         self.root().join("runtime")
     }
 
     /// `berth-runtime`: $BERTH_RUNTIME, beside this binary, or on PATH.
-    fn runtime_bin(&self) -> PathBuf {
+    pub(crate) fn runtime_bin(&self) -> PathBuf {
         if let Some(p) = std::env::var_os("BERTH_RUNTIME") {
             return PathBuf::from(p);
         }

@@ -3,6 +3,7 @@
 
 pub mod changes;
 pub mod containers;
+pub mod exec;
 pub mod humanize;
 pub mod images;
 pub mod system;
@@ -19,6 +20,8 @@ pub struct Engine {
     pub images: Arc<ImageStore>,
     /// Containers with an attach client waiting for them to start.
     attaching: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    /// `docker exec` instances, in memory as in Docker.
+    execs: Arc<exec::Execs>,
 }
 
 impl Engine {
@@ -29,6 +32,7 @@ impl Engine {
             root: root.to_path_buf(),
             images: Arc::new(images),
             attaching: Default::default(),
+            execs: Default::default(),
         })
     }
 

@@ -1,0 +1,188 @@
+//! `docker exec`: `POST /containers/{id}/exec` makes an exec instance, `POST /exec/{id}/start`
+//! runs it with its stdio on the hijacked connection (Docker's framing), `GET /exec/{id}/json`
+//! reports its exit code.
+
+use std::process::Stdio;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::{ApiError, SharedBackend};
+
+/// What an exec runs: a program and its arguments (the engine builds the runtime call).
+#[derive(Debug, Clone)]
+pub struct ExecLaunch {
+    pub program: std::path::PathBuf,
+    pub args: Vec<String>,
+    pub stdin: bool,
+}
+
+/// What the exec endpoints need from the engine.
+pub trait ExecBackend {
+    /// Makes an exec instance in a running container from Docker's ExecConfig; returns its ID.
+    fn create_exec(&self, container: &str, body: serde_json::Value) -> Result<String, ApiError>;
+    /// How to run it; marks it running.
+    fn launch_exec(&self, exec_id: &str) -> Result<ExecLaunch, ApiError>;
+    /// Records the end of a run.
+    fn finish_exec(&self, exec_id: &str, pid: Option<u32>, exit_code: i64);
+    /// Docker's ExecInspectResponse as JSON.
+    fn inspect_exec(&self, exec_id: &str) -> Result<serde_json::Value, ApiError>;
+}
+
+async fn create(
+    State(b): State<SharedBackend>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let body: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?;
+    let exec_id = tokio::task::spawn_blocking(move || b.create_exec(&id, body))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))??;
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({ "Id": exec_id })),
+    ))
+}
+
+fn frame(stream: u8, data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(8 + data.len());
+    out.push(stream);
+    out.extend_from_slice(&[0, 0, 0]);
+    out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+    out.extend_from_slice(data);
+    out
+}
+
+async fn start(
+    State(b): State<SharedBackend>,
+    Path(id): Path<String>,
+    mut req: axum::extract::Request,
+) -> Result<Response, ApiError> {
+    let detach = {
+        let bytes = axum::body::to_bytes(std::mem::take(req.body_mut()), 64 * 1024)
+            .await
+            .unwrap_or_default();
+        let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+        if v["Tty"].as_bool() == Some(true) {
+            return Err(ApiError::not_implemented(
+                "exec with a terminal (-t) is not supported yet",
+            ));
+        }
+        v["Detach"].as_bool().unwrap_or(false)
+    };
+    let (b2, id2) = (b.clone(), id.clone());
+    let launch = tokio::task::spawn_blocking(move || b2.launch_exec(&id2))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))??;
+    let mut cmd = tokio::process::Command::new(&launch.program);
+    cmd.args(&launch.args)
+        .stdin(if launch.stdin && !detach {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(if detach {
+            Stdio::null()
+        } else {
+            Stdio::piped()
+        })
+        .stderr(if detach {
+            Stdio::null()
+        } else {
+            Stdio::piped()
+        });
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| ApiError::internal(format!("run the exec: {e}")))?;
+    let pid = child.id();
+    if detach {
+        tokio::spawn(async move {
+            let code = child.wait().await.ok().and_then(|s| s.code()).unwrap_or(-1);
+            let _ = tokio::task::spawn_blocking(move || b.finish_exec(&id, pid, code.into())).await;
+        });
+        return Ok(Response::builder()
+            .status(StatusCode::OK)
+            .body(Body::empty())
+            .expect("static response"));
+    }
+    let upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        let mut stdout = child.stdout.take();
+        let mut stderr = child.stderr.take();
+        let mut stdin = child.stdin.take();
+        if let Ok(upgraded) = upgrade.await {
+            let io = hyper_util::rt::TokioIo::new(upgraded);
+            let (mut rd, mut wr) = tokio::io::split(io);
+            let (mut obuf, mut ebuf, mut ibuf) =
+                (vec![0u8; 32768], vec![0u8; 32768], vec![0u8; 32768]);
+            loop {
+                if stdout.is_none() && stderr.is_none() {
+                    break;
+                }
+                tokio::select! {
+                    n = async { stdout.as_mut().unwrap().read(&mut obuf).await }, if stdout.is_some() => {
+                        match n {
+                            Ok(0) | Err(_) => stdout = None,
+                            Ok(n) => { if wr.write_all(&frame(1, &obuf[..n])).await.is_err() { break; } }
+                        }
+                    }
+                    n = async { stderr.as_mut().unwrap().read(&mut ebuf).await }, if stderr.is_some() => {
+                        match n {
+                            Ok(0) | Err(_) => stderr = None,
+                            Ok(n) => { if wr.write_all(&frame(2, &ebuf[..n])).await.is_err() { break; } }
+                        }
+                    }
+                    n = rd.read(&mut ibuf), if stdin.is_some() => {
+                        match n {
+                            // The client's end of input closes the process's stdin.
+                            Ok(0) | Err(_) => stdin = None,
+                            Ok(n) => { if let Some(i) = stdin.as_mut() { let _ = i.write_all(&ibuf[..n]).await; } }
+                        }
+                    }
+                }
+            }
+            let _ = wr.shutdown().await;
+        }
+        drop(stdin);
+        let code = child.wait().await.ok().and_then(|s| s.code()).unwrap_or(-1);
+        let _ = tokio::task::spawn_blocking(move || b.finish_exec(&id, pid, code.into())).await;
+    });
+    Ok(Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::CONNECTION, "Upgrade")
+        .header(header::UPGRADE, "tcp")
+        .header(
+            header::CONTENT_TYPE,
+            "application/vnd.docker.multiplexed-stream",
+        )
+        .body(Body::empty())
+        .expect("static response"))
+}
+
+async fn inspect(
+    State(b): State<SharedBackend>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let v = tokio::task::spawn_blocking(move || b.inspect_exec(&id))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))??;
+    Ok(Json(v))
+}
+
+async fn resize() -> StatusCode {
+    StatusCode::OK
+}
+
+pub fn routes() -> Router<SharedBackend> {
+    Router::new()
+        .route("/containers/{id}/exec", post(create))
+        .route("/exec/{id}/start", post(start))
+        .route("/exec/{id}/json", get(inspect))
+        .route("/exec/{id}/resize", post(resize))
+}

@@ -1,0 +1,156 @@
+//! Exec instances (`docker exec`): kept in memory, as Docker does; each runs as
+//! `berth-runtime exec`, which joins the container's namespaces and cgroup under its seccomp
+//! filter and capabilities.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use berth_api::exec::{ExecBackend, ExecLaunch};
+use berth_api::ApiError;
+use berth_core::ContainerId;
+
+use crate::Engine;
+
+#[derive(Debug, Clone, Default)]
+pub struct ExecRecord {
+    pub container: String,
+    pub cmd: Vec<String>,
+    pub env: Vec<String>,
+    pub user: Option<String>,
+    pub cwd: Option<String>,
+    pub stdin: bool,
+    pub running: bool,
+    pub exit_code: Option<i64>,
+    pub pid: Option<u32>,
+}
+
+/// The engine's exec instances by ID.
+#[derive(Debug, Default)]
+pub struct Execs(Mutex<HashMap<String, ExecRecord>>);
+
+impl Execs {
+    fn with<T>(&self, f: impl FnOnce(&mut HashMap<String, ExecRecord>) -> T) -> T {
+        f(&mut self.0.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+fn strings(v: &serde_json::Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+impl ExecBackend for Engine {
+    fn create_exec(&self, container: &str, body: serde_json::Value) -> Result<String, ApiError> {
+        let (id, running) = self.container_status(container)?;
+        if !running {
+            return Err(ApiError::conflict(format!("Container {id} is not running")));
+        }
+        let cmd = strings(&body["Cmd"]);
+        if cmd.is_empty() {
+            return Err(ApiError::bad_request("No exec command specified"));
+        }
+        let exec_id = ContainerId::generate()
+            .map_err(|e| ApiError::internal(e.to_string()))?
+            .to_string();
+        let record = ExecRecord {
+            container: id,
+            cmd,
+            env: strings(&body["Env"]),
+            user: body["User"]
+                .as_str()
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned),
+            cwd: body["WorkingDir"]
+                .as_str()
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned),
+            stdin: body["AttachStdin"].as_bool().unwrap_or(false),
+            ..Default::default()
+        };
+        self.execs.with(|m| m.insert(exec_id.clone(), record));
+        Ok(exec_id)
+    }
+
+    fn launch_exec(&self, exec_id: &str) -> Result<ExecLaunch, ApiError> {
+        let rec = self
+            .execs
+            .with(|m| m.get(exec_id).cloned())
+            .ok_or_else(|| ApiError::not_found(format!("No such exec instance: {exec_id}")))?;
+        if rec.running || rec.exit_code.is_some() {
+            return Err(ApiError::conflict(format!(
+                "Error: Exec command {exec_id} has already run"
+            )));
+        }
+        let mut args = vec![
+            "--root".to_owned(),
+            self.runtime_root().display().to_string(),
+            "exec".to_owned(),
+        ];
+        for e in &rec.env {
+            args.push("--env".into());
+            args.push(e.clone());
+        }
+        if let Some(cwd) = &rec.cwd {
+            args.push("--cwd".into());
+            args.push(cwd.clone());
+        }
+        if let Some(user) = &rec.user {
+            // Names are the container's: resolve them in its rootfs, as Docker does.
+            let resolved = berth_runtime::spec::user::resolve(
+                user,
+                Some(&self.container_rootfs(&rec.container)),
+            )
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+            args.push("--user".into());
+            args.push(format!("{}:{}", resolved.uid, resolved.gid));
+        }
+        args.push(rec.container.clone());
+        args.extend(rec.cmd.iter().cloned());
+        self.execs.with(|m| {
+            if let Some(r) = m.get_mut(exec_id) {
+                r.running = true;
+            }
+        });
+        Ok(ExecLaunch {
+            program: self.runtime_bin(),
+            args,
+            stdin: rec.stdin,
+        })
+    }
+
+    fn finish_exec(&self, exec_id: &str, pid: Option<u32>, exit_code: i64) {
+        self.execs.with(|m| {
+            if let Some(r) = m.get_mut(exec_id) {
+                r.running = false;
+                r.exit_code = Some(exit_code);
+                r.pid = pid;
+            }
+        });
+    }
+
+    fn inspect_exec(&self, exec_id: &str) -> Result<serde_json::Value, ApiError> {
+        let rec = self
+            .execs
+            .with(|m| m.get(exec_id).cloned())
+            .ok_or_else(|| ApiError::not_found(format!("No such exec instance: {exec_id}")))?;
+        Ok(serde_json::json!({
+            "ID": exec_id,
+            "Running": rec.running,
+            "ExitCode": rec.exit_code,
+            "ContainerID": rec.container,
+            "OpenStdin": rec.stdin,
+            "Pid": rec.pid.unwrap_or(0),
+            "ProcessConfig": {
+                "entrypoint": rec.cmd.first(),
+                "arguments": rec.cmd.get(1..).unwrap_or_default(),
+                "tty": false,
+                "user": rec.user.clone().unwrap_or_default(),
+            },
+        }))
+    }
+}
