@@ -826,3 +826,86 @@ fn docker_exec_streams_exit_codes_and_user() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn docker_run_it_gives_a_terminal_with_its_size() {
+    if !root_or_skip() {
+        return;
+    }
+    use std::os::fd::AsRawFd;
+    let d = TestDaemon::start();
+    let tarball = busybox_tarball(d.dir.path());
+    ok(&d.docker(&[
+        "import",
+        "-c",
+        "CMD [\"sh\"]",
+        tarball.to_str().unwrap(),
+        "bb",
+    ]));
+
+    // The docker CLI on a terminal of 30x90, as a person would run it.
+    let pty = nix::pty::openpty(
+        Some(&nix::pty::Winsize {
+            ws_row: 30,
+            ws_col: 90,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        }),
+        None,
+    )
+    .unwrap();
+    let slave = std::fs::File::from(pty.slave);
+    let mut child = Command::new(DOCKER)
+        .arg("-H")
+        .arg(d.host())
+        .args([
+            "run",
+            "-it",
+            "--rm",
+            "bb",
+            "sh",
+            "-c",
+            "sleep 0.3; stty size; tty; read x; echo got:$x; exit 3",
+        ])
+        .env("DOCKER_CONFIG", d.dir.path().join("docker-config"))
+        .stdin(slave.try_clone().unwrap())
+        .stdout(slave.try_clone().unwrap())
+        .stderr(slave)
+        .spawn()
+        .unwrap();
+    let mut master = std::fs::File::from(pty.master);
+    std::thread::sleep(Duration::from_millis(1500));
+    master.write_all(b"typed\r").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("docker run -it did not end");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    nix::fcntl::fcntl(
+        master.as_raw_fd(),
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+    )
+    .unwrap();
+    let mut text = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = master.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        text.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&text);
+    assert_eq!(status.code(), Some(3), "{text:?}");
+    assert!(
+        text.contains("30 90"),
+        "window size not passed on: {text:?}"
+    );
+    assert!(text.contains("/dev/pts/0"), "{text:?}");
+    assert!(text.contains("got:typed"), "{text:?}");
+}

@@ -65,6 +65,8 @@ pub trait ContainerBackend {
     /// Ok(false) when it was not running.
     fn stop_container(&self, id: &str, timeout: Option<i64>) -> Result<bool, ApiError>;
     fn kill_container(&self, id: &str, signal: &str) -> Result<(), ApiError>;
+    /// Sets the window size of a tty container's terminal.
+    fn resize_container(&self, id: &str, rows: u16, cols: u16) -> Result<(), ApiError>;
     /// Freezes (`pause`) or thaws every process of the container.
     fn pause_container(&self, id: &str, pause: bool) -> Result<(), ApiError>;
     fn remove_container(&self, id: &str, force: bool) -> Result<(), ApiError>;
@@ -295,6 +297,23 @@ async fn kill(
     Ok(StatusCode::NO_CONTENT)
 }
 
+async fn resize(
+    State(b): State<SharedBackend>,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<StatusCode, ApiError> {
+    let q = Query::parse(raw.as_deref());
+    let dim = |k: &str| -> Result<u16, ApiError> {
+        q.get(k)
+            .unwrap_or("0")
+            .parse()
+            .map_err(|_| ApiError::bad_request(format!("invalid {k}: must be a number")))
+    };
+    let (rows, cols) = (dim("h")?, dim("w")?);
+    blocking(move || b.resize_container(&id, rows, cols)).await?;
+    Ok(StatusCode::OK)
+}
+
 async fn pause(
     State(b): State<SharedBackend>,
     Path(id): Path<String>,
@@ -392,6 +411,7 @@ pub fn routes() -> Router<SharedBackend> {
         .route("/containers/{id}/stop", post(stop))
         .route("/containers/{id}/kill", post(kill))
         .route("/containers/{id}/pause", post(pause))
+        .route("/containers/{id}/resize", post(resize))
         .route("/containers/{id}/unpause", post(unpause))
         .route("/containers/{id}/logs", get(logs))
         .route("/containers/{id}", delete(remove))

@@ -698,6 +698,25 @@ impl ContainerBackend for Engine {
         Ok(())
     }
 
+    fn resize_container(&self, key: &str, rows: u16, cols: u16) -> Result<(), ApiError> {
+        let rec = self.find(key)?;
+        if self.refresh(&rec.id).status != "running" {
+            return Err(ApiError::conflict(format!(
+                "Container {} is not running",
+                rec.id
+            )));
+        }
+        if !rec.tty || rows == 0 || cols == 0 {
+            return Ok(());
+        }
+        let dir = self.container_dir(&rec.id);
+        let (_dir, path) = shim::short_socket_path(&dir, shim::CONTROL_SOCKET)
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        let mut conn = std::os::unix::net::UnixStream::connect(path)
+            .map_err(|e| ApiError::internal(format!("reach the container's shim: {e}")))?;
+        writeln!(conn, "resize {rows} {cols}").map_err(|e| ApiError::internal(e.to_string()))
+    }
+
     fn pause_container(&self, key: &str, pause: bool) -> Result<(), ApiError> {
         let rec = self.find(key)?;
         let mut st = self.refresh(&rec.id);

@@ -40,6 +40,8 @@ use log::{JsonLog, Stream};
 pub const SHIM_FILE: &str = "shim.json";
 pub const EXIT_FILE: &str = "exit.json";
 pub const ATTACH_SOCKET: &str = "attach.sock";
+/// Takes one-line commands: `resize ROWS COLS` sets the pty's window size.
+pub const CONTROL_SOCKET: &str = "control.sock";
 
 /// How to supervise one container.
 #[derive(Debug, Clone)]
@@ -210,6 +212,13 @@ fn supervise(runtime: &Runtime, opts: &ShimOptions, ready: OwnedFd) -> Result<()
     if let Some(l) = &listener {
         let _ = l.set_nonblocking(true);
     }
+    let _ = std::fs::remove_file(opts.state_dir.join(CONTROL_SOCKET));
+    let control = short_socket_path(&opts.state_dir, CONTROL_SOCKET)
+        .and_then(|(_dir, short)| UnixListener::bind(short))
+        .ok();
+    if let Some(c) = &control {
+        let _ = c.set_nonblocking(true);
+    }
     let started = start_container(runtime, opts, listener.as_ref());
     let (output, info, first_client) = match started {
         Ok(v) => v,
@@ -232,6 +241,7 @@ fn supervise(runtime: &Runtime, opts: &ShimOptions, ready: OwnedFd) -> Result<()
         opts,
         output,
         listener,
+        control,
         first_client.into_iter().collect(),
         Pid::from_raw(info.init_pid),
     );
@@ -242,6 +252,7 @@ fn supervise(runtime: &Runtime, opts: &ShimOptions, ready: OwnedFd) -> Result<()
     let _ = write_atomic(&opts.state_dir, EXIT_FILE, &exit);
     let _ = runtime.delete(&opts.id, true);
     let _ = std::fs::remove_file(opts.state_dir.join(ATTACH_SOCKET));
+    let _ = std::fs::remove_file(opts.state_dir.join(CONTROL_SOCKET));
     Ok(())
 }
 
@@ -344,6 +355,30 @@ fn frame(stream: Stream, data: &[u8]) -> Vec<u8> {
     out
 }
 
+/// One control connection: a `resize ROWS COLS` line sets the pty's window size.
+fn handle_control(conn: UnixStream, pty: Option<&OwnedFd>) {
+    use std::io::BufRead;
+    let _ = conn.set_nonblocking(false);
+    let _ = conn.set_read_timeout(Some(std::time::Duration::from_secs(1)));
+    let mut line = String::new();
+    if std::io::BufReader::new(&conn).read_line(&mut line).is_err() {
+        return;
+    }
+    let words: Vec<&str> = line.split_whitespace().collect();
+    if let (["resize", rows, cols], Some(fd)) = (words.as_slice(), pty) {
+        if let (Ok(rows), Ok(cols)) = (rows.parse::<u16>(), cols.parse::<u16>()) {
+            let ws = libc::winsize {
+                ws_row: rows,
+                ws_col: cols,
+                ws_xpixel: 0,
+                ws_ypixel: 0,
+            };
+            // SAFETY: TIOCSWINSZ reads a winsize from the pointer we pass; fd is the pty master.
+            unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+        }
+    }
+}
+
 /// An attached client: it gets the output for as long as it is connected, and its input goes
 /// to the container until it closes its side.
 struct Attached {
@@ -366,6 +401,7 @@ fn relay_until_exit(
     opts: &ShimOptions,
     output: Output,
     listener: Option<UnixListener>,
+    control: Option<UnixListener>,
     first: Vec<UnixStream>,
     init: Pid,
 ) -> i32 {
@@ -406,6 +442,11 @@ fn relay_until_exit(
                 (vec![(master, Stream::Stdout)], input, true)
             }
         };
+    let tty_fd: Option<OwnedFd> = if tty {
+        stdin_fd.as_ref().and_then(|f| f.try_clone().ok())
+    } else {
+        None
+    };
     for (fd, _) in &sources {
         set_nonblocking(fd.as_fd());
     }
@@ -447,6 +488,10 @@ fn relay_until_exit(
         let n_src = fds.len();
         if let Some(l) = &listener {
             fds.push(PollFd::new(l.as_fd(), PollFlags::POLLIN));
+        }
+        let n_attach = fds.len();
+        if let Some(c) = &control {
+            fds.push(PollFd::new(c.as_fd(), PollFlags::POLLIN));
         }
         let n_listen = fds.len();
         // Only clients whose input is still open are read from; the others (a client with
@@ -516,8 +561,16 @@ fn relay_until_exit(
         for i in closed.into_iter().rev() {
             sources.remove(i);
         }
+        // Control commands (window size of the pty).
+        if n_listen > n_attach && ready[n_attach] {
+            if let Some(c) = &control {
+                while let Ok((conn, _)) = c.accept() {
+                    handle_control(conn, tty_fd.as_ref());
+                }
+            }
+        }
         // New clients.
-        if n_listen > n_src && ready[n_src] {
+        if n_attach > n_src && ready[n_src] {
             if let Some(l) = &listener {
                 while let Ok((c, _)) = l.accept() {
                     clients.push(Attached::new(c));
