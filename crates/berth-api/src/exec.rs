@@ -147,7 +147,15 @@ async fn start(
                     }
                 }
             }
+            // The exit code is recorded before the stream ends: clients ask for it as soon
+            // as they see the end.
+            drop(stdin.take());
+            let code = child.wait().await.ok().and_then(|s| s.code()).unwrap_or(-1);
+            let (b2, id2) = (b.clone(), id.clone());
+            let _ =
+                tokio::task::spawn_blocking(move || b2.finish_exec(&id2, pid, code.into())).await;
             let _ = wr.shutdown().await;
+            return;
         }
         drop(stdin);
         let code = child.wait().await.ok().and_then(|s| s.code()).unwrap_or(-1);
