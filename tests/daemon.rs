@@ -909,3 +909,49 @@ fn docker_run_it_gives_a_terminal_with_its_size() {
     assert!(text.contains("/dev/pts/0"), "{text:?}");
     assert!(text.contains("got:typed"), "{text:?}");
 }
+
+#[test]
+fn docker_restart_rename_top() {
+    if !root_or_skip() {
+        return;
+    }
+    let d = TestDaemon::start();
+    let tarball = busybox_tarball(d.dir.path());
+    ok(&d.docker(&[
+        "import",
+        "-c",
+        "CMD [\"sh\"]",
+        tarball.to_str().unwrap(),
+        "bb",
+    ]));
+    ok(&d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "r1",
+        "bb",
+        "sh",
+        "-c",
+        "echo started; exec sleep 100",
+    ]));
+    let top = ok(&d.docker(&["top", "r1"]));
+    assert!(top.starts_with("UID"), "{top}");
+    assert!(top.lines().any(|l| l.ends_with("sleep 100")), "{top}");
+
+    ok(&d.docker(&["rename", "r1", "r2"]));
+    assert_eq!(ok(&d.docker(&["ps", "--format", "{{.Names}}"])), "r2");
+    ok(&d.docker(&["run", "-d", "--name", "other", "bb", "sleep", "100"]));
+    let clash = d.docker(&["rename", "other", "r2"]);
+    assert!(String::from_utf8_lossy(&clash.stderr).contains("is already in use"));
+
+    let pid_before = ok(&d.docker(&["inspect", "r2", "--format", "{{.State.Pid}}"]));
+    ok(&d.docker(&["restart", "-t", "0", "r2"]));
+    let pid_after = ok(&d.docker(&["inspect", "r2", "--format", "{{.State.Pid}}"]));
+    assert_ne!(pid_before, pid_after);
+    assert_eq!(
+        ok(&d.docker(&["inspect", "r2", "--format", "{{.State.Status}}"])),
+        "running"
+    );
+    let logs = d.docker(&["logs", "r2"]);
+    assert_eq!(String::from_utf8_lossy(&logs.stdout), "started\nstarted\n");
+}

@@ -65,6 +65,11 @@ pub trait ContainerBackend {
     /// Ok(false) when it was not running.
     fn stop_container(&self, id: &str, timeout: Option<i64>) -> Result<bool, ApiError>;
     fn kill_container(&self, id: &str, signal: &str) -> Result<(), ApiError>;
+    /// Stops (as `stop` does) and starts again.
+    fn restart_container(&self, id: &str, timeout: Option<i64>) -> Result<(), ApiError>;
+    fn rename_container(&self, id: &str, new_name: &str) -> Result<(), ApiError>;
+    /// `ps` output (Docker's ContainerTopResponse: Titles and Processes).
+    fn top_container(&self, id: &str, ps_args: &str) -> Result<serde_json::Value, ApiError>;
     /// Sets the window size of a tty container's terminal.
     fn resize_container(&self, id: &str, rows: u16, cols: u16) -> Result<(), ApiError>;
     /// Freezes (`pause`) or thaws every process of the container.
@@ -297,6 +302,38 @@ async fn kill(
     Ok(StatusCode::NO_CONTENT)
 }
 
+async fn restart(
+    State(b): State<SharedBackend>,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<StatusCode, ApiError> {
+    let q = Query::parse(raw.as_deref());
+    let timeout = q.get("t").and_then(|t| t.parse().ok());
+    blocking(move || b.restart_container(&id, timeout)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn rename(
+    State(b): State<SharedBackend>,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<StatusCode, ApiError> {
+    let q = Query::parse(raw.as_deref());
+    let name = q.get("name").unwrap_or("").to_owned();
+    blocking(move || b.rename_container(&id, &name)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn top(
+    State(b): State<SharedBackend>,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let q = Query::parse(raw.as_deref());
+    let args = q.get("ps_args").unwrap_or("-ef").to_owned();
+    Ok(Json(blocking(move || b.top_container(&id, &args)).await?))
+}
+
 async fn resize(
     State(b): State<SharedBackend>,
     Path(id): Path<String>,
@@ -412,6 +449,9 @@ pub fn routes() -> Router<SharedBackend> {
         .route("/containers/{id}/kill", post(kill))
         .route("/containers/{id}/pause", post(pause))
         .route("/containers/{id}/resize", post(resize))
+        .route("/containers/{id}/restart", post(restart))
+        .route("/containers/{id}/rename", post(rename))
+        .route("/containers/{id}/top", get(top))
         .route("/containers/{id}/unpause", post(unpause))
         .route("/containers/{id}/logs", get(logs))
         .route("/containers/{id}", delete(remove))

@@ -698,6 +698,86 @@ impl ContainerBackend for Engine {
         Ok(())
     }
 
+    fn restart_container(&self, key: &str, timeout: Option<i64>) -> Result<(), ApiError> {
+        let rec = self.find(key)?;
+        self.stop_container(&rec.id, timeout)?;
+        self.start_container(&rec.id).map(|_| ())
+    }
+
+    fn rename_container(&self, key: &str, new_name: &str) -> Result<(), ApiError> {
+        let mut rec = self.find(key)?;
+        let new_name = new_name.strip_prefix('/').unwrap_or(new_name);
+        if !valid_name(new_name) {
+            return Err(ApiError::bad_request(format!(
+                "Invalid container name ({new_name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+            )));
+        }
+        if let Some(other) = self.records().iter().find(|r| r.name == new_name) {
+            if other.id != rec.id {
+                return Err(ApiError::conflict(format!(
+                    "Conflict. The container name \"/{new_name}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.",
+                    other.id
+                )));
+            }
+        }
+        rec.name = new_name.to_owned();
+        write_json(&self.container_dir(&rec.id).join("config.json"), &rec)
+    }
+
+    fn top_container(&self, key: &str, ps_args: &str) -> Result<serde_json::Value, ApiError> {
+        let rec = self.find(key)?;
+        if self.refresh(&rec.id).status != "running" {
+            return Err(ApiError::conflict(format!(
+                "Container {} is not running",
+                rec.id
+            )));
+        }
+        let out = self
+            .runtime()
+            .args(["ps", "--format", "json", &rec.id])
+            .output()
+            .map_err(|e| ApiError::internal(format!("run berth-runtime: {e}")))?;
+        let pids: Vec<i32> = serde_json::from_slice(&out.stdout).map_err(|_| {
+            ApiError::internal(String::from_utf8_lossy(&out.stderr).trim().to_owned())
+        })?;
+        let ps = Command::new("ps")
+            .args(ps_args.split_whitespace())
+            .output()
+            .map_err(|e| ApiError::internal(format!("run ps: {e}")))?;
+        if !ps.status.success() {
+            return Err(ApiError::internal(format!(
+                "Error running ps: {}",
+                String::from_utf8_lossy(&ps.stderr).trim()
+            )));
+        }
+        let text = String::from_utf8_lossy(&ps.stdout);
+        let mut lines = text.lines();
+        let header = lines.next().unwrap_or_default();
+        let titles: Vec<String> = header.split_whitespace().map(str::to_owned).collect();
+        let pid_col = titles
+            .iter()
+            .position(|t| t == "PID")
+            .ok_or_else(|| ApiError::internal("Couldn't find PID field in ps output"))?;
+        let mut processes = Vec::new();
+        for line in lines {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            if fields
+                .get(pid_col)
+                .and_then(|p| p.parse::<i32>().ok())
+                .is_some_and(|p| pids.contains(&p))
+            {
+                // The last column (the command) keeps its spaces.
+                let mut row: Vec<String> = fields[..titles.len() - 1]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect();
+                row.push(fields[titles.len() - 1..].join(" "));
+                processes.push(row);
+            }
+        }
+        Ok(serde_json::json!({ "Titles": titles, "Processes": processes }))
+    }
+
     fn resize_container(&self, key: &str, rows: u16, cols: u16) -> Result<(), ApiError> {
         let rec = self.find(key)?;
         if self.refresh(&rec.id).status != "running" {
