@@ -8,4 +8,5 @@ berth_deps
 
 cargo fmt --all -- --check
 cargo clippy --all-targets --quiet -- -D warnings
-cargo test --workspace
+# A hung test fails the run instead of outliving it (CI allows 90 minutes in all).
+timeout --kill-after=30 3000 cargo test --workspace

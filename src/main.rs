@@ -91,6 +91,21 @@ fn daemon(root: PathBuf, host: String, log_level: String) -> Result<()> {
         std_listener.set_nonblocking(true)?;
         let listener = tokio::net::UnixListener::from_std(std_listener)?;
         tracing::info!(socket = %path.display(), root = %root.display(), "berth daemon listening");
+        // Restart policies: once now (containers that should come back after a reboot or a
+        // daemon crash), then continuously.
+        // A plain thread, not the runtime's blocking pool: the runtime waits for its blocking
+        // tasks when it shuts down, and this loop never ends on its own.
+        let supervisor = engine.clone();
+        std::thread::Builder::new()
+            .name("restart-policies".into())
+            .spawn(move || {
+                supervisor.supervise(true);
+                loop {
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                    supervisor.supervise(false);
+                }
+            })
+            .context("start the restart supervisor")?;
         let router = berth_api::router(Arc::new(engine));
         berth_api::serve(listener, router, shutdown).await?;
         tracing::info!("berth daemon stopped");

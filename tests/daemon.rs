@@ -260,7 +260,24 @@ fn a_stale_socket_is_replaced() {
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGTERM,
     );
-    let _ = child.wait();
+    assert!(exits_within(&mut child, Duration::from_secs(10)).success());
+}
+
+/// Waits for `child` (SIGKILLing it after `limit`, so a hung daemon fails the test instead of
+/// hanging it).
+fn exits_within(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("process {} did not exit within {limit:?}", child.id());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 fn berth(host: &str, args: &[&str]) -> std::process::Output {
@@ -354,10 +371,13 @@ fn the_cli_starts_the_daemon_when_root() {
     let cred = peer.expect("a daemon answers on the socket");
     let deadline = Instant::now() + Duration::from_secs(10);
     while Path::new(&format!("/proc/{}", cred.pid())).exists() {
-        assert!(
-            Instant::now() < deadline,
-            "auto-started daemon did not stop"
-        );
+        if Instant::now() > deadline {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(cred.pid()),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            panic!("auto-started daemon did not stop on SIGTERM");
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
     let log = std::fs::read_to_string(dir.path().join("daemon.log")).unwrap();
@@ -954,4 +974,125 @@ fn docker_restart_rename_top() {
     );
     let logs = d.docker(&["logs", "r2"]);
     assert_eq!(String::from_utf8_lossy(&logs.stdout), "started\nstarted\n");
+}
+
+#[test]
+fn restart_policies() {
+    if !root_or_skip() {
+        return;
+    }
+    let mut d = TestDaemon::start();
+    let tarball = busybox_tarball(d.dir.path());
+    ok(&d.docker(&[
+        "import",
+        "-c",
+        "CMD [\"sh\"]",
+        tarball.to_str().unwrap(),
+        "bb",
+    ]));
+    let wait_for = |cond: &dyn Fn() -> bool, what: &str| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !cond() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+
+    // on-failure:2 — two restarts, then it stays down; every run is in the log.
+    ok(&d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "flaky",
+        "--restart",
+        "on-failure:2",
+        "bb",
+        "sh",
+        "-c",
+        "echo run; exit 1",
+    ]));
+    wait_for(
+        &|| {
+            text(&d.docker(&[
+                "inspect",
+                "flaky",
+                "--format",
+                "{{.RestartCount}} {{.State.Status}}",
+            ])) == "2 exited"
+        },
+        "two restarts",
+    );
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(
+        ok(&d.docker(&["inspect", "flaky", "--format", "{{.RestartCount}}"])),
+        "2"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&d.docker(&["logs", "flaky"]).stdout),
+        "run\nrun\nrun\n"
+    );
+
+    // always — comes back after it exits; `stop` keeps it down.
+    ok(&d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "steady",
+        "--restart",
+        "always",
+        "bb",
+        "sh",
+        "-c",
+        "sleep 0.3",
+    ]));
+    wait_for(
+        &|| text(&d.docker(&["inspect", "steady", "--format", "{{.RestartCount}}"])) != "0",
+        "an always-restart",
+    );
+    ok(&d.docker(&["stop", "-t", "0", "steady"]));
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(
+        ok(&d.docker(&["inspect", "steady", "--format", "{{.State.Status}}"])),
+        "exited"
+    );
+
+    // A "reboot": the daemon, the shims and the containers all die; on the next start the
+    // daemon brings back `always` (even when stopped before) and `unless-stopped` containers.
+    ok(&d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "server",
+        "--restart",
+        "unless-stopped",
+        "bb",
+        "sleep",
+        "100",
+    ]));
+    let root = d.dir.path().join("root/containers");
+    d.child.kill().unwrap();
+    d.child.wait().unwrap();
+    for entry in std::fs::read_dir(&root).unwrap().flatten() {
+        if let Ok(info) = std::fs::read(entry.path().join("shim.json")) {
+            let v: serde_json::Value = serde_json::from_slice(&info).unwrap();
+            for key in ["shim_pid", "init_pid"] {
+                let pid = v[key].as_i64().unwrap() as i32;
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    d.child = spawn_daemon(d.dir.path());
+    wait_listening(&d.socket());
+    wait_for(
+        &|| text(&d.docker(&["inspect", "server", "--format", "{{.State.Status}}"])) == "running",
+        "unless-stopped container back after the reboot",
+    );
+    wait_for(
+        &|| text(&d.docker(&["inspect", "steady", "--format", "{{.RestartCount}}"])) != "1",
+        "always container back after the reboot",
+    );
 }

@@ -60,6 +60,12 @@ pub struct Host {
     pub auto_remove: bool,
     pub sysctls: std::collections::BTreeMap<String, String>,
     pub ulimits: Vec<String>,
+    /// `no`, `always`, `on-failure` or `unless-stopped`.
+    #[serde(default)]
+    pub restart: String,
+    /// For `on-failure`: restart at most this many times (0: no limit).
+    #[serde(default)]
+    pub restart_max: i64,
 }
 
 /// What a container is doing: changes over its life.
@@ -75,6 +81,12 @@ pub struct State {
     /// Frozen by `pause` (status stays "running", as in Docker).
     #[serde(default)]
     pub paused: bool,
+    /// Stopped or killed by a user: the restart policy leaves it alone (until `start`).
+    #[serde(default)]
+    pub manually_stopped: bool,
+    /// Restarts done by the policy.
+    #[serde(default)]
+    pub restart_count: i64,
 }
 
 const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
@@ -400,6 +412,69 @@ impl Engine {
         }
     }
 
+    fn mark_manually_stopped(&self, id: &str) {
+        let mut st = self.state(id);
+        st.manually_stopped = true;
+        let _ = self.save_state(id, &st);
+    }
+
+    /// Whether the restart policy wants `rec` started again after it ended with `st`.
+    fn policy_restarts(rec: &Record, st: &State) -> bool {
+        if st.manually_stopped || !(st.status == "exited" || st.status == "dead") {
+            return false;
+        }
+        match rec.host.restart.as_str() {
+            "always" | "unless-stopped" => true,
+            "on-failure" => {
+                st.exit_code != 0
+                    && (rec.host.restart_max == 0 || st.restart_count < rec.host.restart_max)
+            }
+            _ => false,
+        }
+    }
+
+    /// One pass of the restart supervisor: containers whose policy wants them back, and whose
+    /// back-off has passed, are started again. `boot` is the pass at daemon start, where
+    /// `always` overrides an earlier manual stop, as in Docker.
+    pub fn supervise(&self, boot: bool) {
+        for rec in self.records() {
+            if rec.host.restart == "no" || rec.host.restart.is_empty() {
+                continue;
+            }
+            let mut st = self.refresh(&rec.id);
+            if boot && rec.host.restart == "always" && st.manually_stopped {
+                st.manually_stopped = false;
+                let _ = self.save_state(&rec.id, &st);
+            }
+            if !Self::policy_restarts(&rec, &st) {
+                continue;
+            }
+            // Docker's back-off: 100 ms, doubling per restart, at most a minute; a container
+            // that ran for 10 s or more starts over at 100 ms.
+            let ran = unix_time(&st.finished_at) - unix_time(&st.started_at);
+            let n = if ran >= 10 {
+                0
+            } else {
+                st.restart_count.min(10)
+            };
+            let delay_ms = (100i64 << n).min(60_000);
+            let finished = chrono::DateTime::parse_from_rfc3339(&st.finished_at)
+                .map(|t| t.timestamp_millis())
+                .unwrap_or(0);
+            if !boot && chrono::Utc::now().timestamp_millis() < finished + delay_ms {
+                continue;
+            }
+            st.restart_count += 1;
+            let _ = self.save_state(&rec.id, &st);
+            if let Err(e) = self.start_container(&rec.id) {
+                let mut st = self.state(&rec.id);
+                st.error = e.message;
+                st.finished_at = now();
+                let _ = self.save_state(&rec.id, &st);
+            }
+        }
+    }
+
     /// Thaws a paused container (signals reach frozen processes only once they run again).
     fn thaw(&self, id: &str) {
         let mut st = self.state(id);
@@ -535,6 +610,18 @@ impl ContainerBackend for Engine {
                 readonly_rootfs: hc["ReadonlyRootfs"].as_bool().unwrap_or(false),
                 security_opt: strings(&hc["SecurityOpt"]),
                 auto_remove: hc["AutoRemove"].as_bool().unwrap_or(false),
+                restart: match hc["RestartPolicy"]["Name"].as_str().unwrap_or("") {
+                    "" | "no" => "no".to_owned(),
+                    p @ ("always" | "on-failure" | "unless-stopped") => p.to_owned(),
+                    other => {
+                        return Err(ApiError::bad_request(format!(
+                            "invalid restart policy '{other}'"
+                        )))
+                    }
+                },
+                restart_max: hc["RestartPolicy"]["MaximumRetryCount"]
+                    .as_i64()
+                    .unwrap_or(0),
                 sysctls: string_map(&hc["Sysctls"]),
                 ulimits: hc["Ulimits"]
                     .as_array()
@@ -576,6 +663,10 @@ impl ContainerBackend for Engine {
         let st = self.refresh(&rec.id);
         if st.status == "running" {
             return Ok(false);
+        }
+        // A container whose shim died with the host leaves the runtime's record behind.
+        if self.runtime_root().join(&rec.id).exists() {
+            let _ = self.runtime_op(&["delete", "--force", &rec.id]);
         }
         self.mount_rootfs(&rec)?;
         let bundle = match self.write_bundle(&rec) {
@@ -624,6 +715,8 @@ impl ContainerBackend for Engine {
                 finished_at: ZERO_TIME.into(),
                 error: String::new(),
                 paused: false,
+                manually_stopped: false,
+                restart_count: st.restart_count,
             },
         )?;
         Ok(true)
@@ -672,6 +765,7 @@ impl ContainerBackend for Engine {
         if self.refresh(&rec.id).status != "running" {
             return Ok(false);
         }
+        self.mark_manually_stopped(&rec.id);
         self.thaw(&rec.id);
         let secs = timeout.or(rec.stop_timeout).unwrap_or(10).max(0) as u64;
         let sig = rec.stop_signal.clone().unwrap_or_else(|| "SIGTERM".into());
@@ -691,6 +785,7 @@ impl ContainerBackend for Engine {
                 key, rec.id
             )));
         }
+        self.mark_manually_stopped(&rec.id);
         self.signal(&rec.id, signal)?;
         if matches!(signal.trim_start_matches("SIG"), "KILL" | "9") {
             self.thaw(&rec.id);
@@ -988,7 +1083,7 @@ impl ContainerBackend for Engine {
                     .to_string(),
             ),
             name: Some(format!("/{}", rec.name)),
-            restart_count: Some(0),
+            restart_count: Some(st.restart_count),
             driver: Some("overlayfs".into()),
             platform: Some("linux".into()),
             config: Some(ContainerConfig {
