@@ -670,7 +670,12 @@ fn docker_run_attached_streams_and_exit_codes() {
         "echo out; echo err >&2; exit 7",
     ]);
     assert_eq!(out.status.code(), Some(7));
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "out\n",
+        "stderr: {:?}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&out.stderr), "err\n");
 
     // stdin reaches the container, and its end ends the container's input.

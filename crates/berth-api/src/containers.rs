@@ -249,11 +249,20 @@ async fn attach(
         let b3 = b.clone();
         let id3 = full_id.clone();
         let _ = tokio::task::spawn_blocking(move || b3.end_attach(&id3)).await;
-        let (Some(mut shim), Ok(upgraded)) = (shim, upgrade.await) else {
-            return;
+        let (mut shim, upgraded) = match (shim, upgrade.await) {
+            (Some(s), Ok(u)) => (s, u),
+            (None, _) => {
+                tracing::warn!(container = %full_id, "attach: the container's shim never listened");
+                return;
+            }
+            (_, Err(e)) => {
+                tracing::warn!(container = %full_id, error = %e, "attach: upgrade failed");
+                return;
+            }
         };
         let mut client = hyper_util::rt::TokioIo::new(upgraded);
-        let _ = tokio::io::copy_bidirectional(&mut client, &mut shim).await;
+        let copied = tokio::io::copy_bidirectional(&mut client, &mut shim).await;
+        tracing::debug!(container = %full_id, ?copied, "attach ended");
     });
     let mut resp = Response::new(Body::empty());
     if wants_upgrade {

@@ -689,6 +689,15 @@ impl ContainerBackend for Engine {
         if rec.open_stdin {
             cmd.arg("--interactive");
         }
+        let client_waiting = self
+            .attaching
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&rec.id);
+        if client_waiting {
+            // Hold the process until the attached client is connected: it sees all output.
+            cmd.arg("--wait-attach-ms").arg("10000");
+        }
         let out = cmd
             .arg(&rec.id)
             .output()
@@ -941,7 +950,23 @@ impl ContainerBackend for Engine {
         }
         self.unmount_rootfs(&rec.id);
         let _ = self.runtime().args(["delete", "--force", &rec.id]).output();
-        std::fs::remove_dir_all(self.container_dir(&rec.id))
+        // Never delete through a mount: if anything is still mounted in the container's
+        // directory, refuse rather than risk files that are not the container's.
+        let dir = self.container_dir(&rec.id);
+        if let Ok(mounts) = std::fs::read_to_string("/proc/self/mountinfo") {
+            let prefix = format!("{}/", dir.display());
+            if let Some(m) = mounts
+                .lines()
+                .filter_map(|l| l.split(' ').nth(4))
+                .find(|p| p.starts_with(&prefix))
+            {
+                return Err(ApiError::internal(format!(
+                    "cannot remove container {}: {m} is still mounted",
+                    rec.id
+                )));
+            }
+        }
+        std::fs::remove_dir_all(&dir)
             .map_err(|e| ApiError::internal(format!("remove container files: {e}")))
     }
 

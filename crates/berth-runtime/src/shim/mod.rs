@@ -256,16 +256,25 @@ fn supervise(runtime: &Runtime, opts: &ShimOptions, ready: OwnedFd) -> Result<()
     Ok(())
 }
 
-/// Accepts one client within `limit`.
+/// Accepts one client within `limit`. Interrupted waits (a child's exit during `create`
+/// delivers SIGCHLD) are resumed, so the container never starts before its client is there.
 fn accept_within(listener: &UnixListener, limit: std::time::Duration) -> Option<UnixStream> {
-    let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
-    let ms = limit.as_millis().min(i32::MAX as u128) as i32;
-    match poll(
-        &mut fds,
-        PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
-    ) {
-        Ok(n) if n > 0 => listener.accept().ok().map(|(c, _)| c),
-        _ => None,
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Ok((c, _)) = listener.accept() {
+            let _ = c.set_nonblocking(false);
+            return Some(c);
+        }
+        let left = deadline.checked_duration_since(std::time::Instant::now())?;
+        let ms = left.as_millis().clamp(1, i32::MAX as u128) as i32;
+        let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
+        match poll(
+            &mut fds,
+            PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
+        ) {
+            Ok(_) | Err(Errno::EINTR) => continue,
+            Err(_) => return None,
+        }
     }
 }
 
