@@ -64,6 +64,20 @@ impl TestDaemon {
         d
     }
 
+    /// A daemon with the busybox fixture imported as `bb` (CMD sh).
+    fn with_busybox() -> TestDaemon {
+        let d = TestDaemon::start();
+        let tarball = busybox_tarball(d.dir.path());
+        ok(&d.docker(&[
+            "import",
+            "-c",
+            "CMD [\"sh\"]",
+            tarball.to_str().unwrap(),
+            "bb",
+        ]));
+        d
+    }
+
     fn socket(&self) -> PathBuf {
         self.dir.path().join("berth.sock")
     }
@@ -499,15 +513,7 @@ fn docker_run_wait_logs_ps_inspect_rm() {
     if !root_or_skip() {
         return;
     }
-    let d = TestDaemon::start();
-    let tarball = busybox_tarball(d.dir.path());
-    ok(&d.docker(&[
-        "import",
-        "-c",
-        "CMD [\"sh\"]",
-        tarball.to_str().unwrap(),
-        "bb",
-    ]));
+    let d = TestDaemon::with_busybox();
 
     let id = ok(&d.docker(&[
         "run",
@@ -649,15 +655,7 @@ fn docker_run_attached_streams_and_exit_codes() {
     if !root_or_skip() {
         return;
     }
-    let d = TestDaemon::start();
-    let tarball = busybox_tarball(d.dir.path());
-    ok(&d.docker(&[
-        "import",
-        "-c",
-        "CMD [\"sh\"]",
-        tarball.to_str().unwrap(),
-        "bb",
-    ]));
+    let d = TestDaemon::with_busybox();
 
     // Output that starts at once is not lost: start waits for the attached client.
     let out = d.docker(&[
@@ -718,15 +716,7 @@ fn docker_pause_and_unpause() {
     if !root_or_skip() {
         return;
     }
-    let d = TestDaemon::start();
-    let tarball = busybox_tarball(d.dir.path());
-    ok(&d.docker(&[
-        "import",
-        "-c",
-        "CMD [\"sh\"]",
-        tarball.to_str().unwrap(),
-        "bb",
-    ]));
+    let d = TestDaemon::with_busybox();
     ok(&d.docker(&[
         "run",
         "-d",
@@ -790,15 +780,7 @@ fn docker_exec_streams_exit_codes_and_user() {
     if !root_or_skip() {
         return;
     }
-    let d = TestDaemon::start();
-    let tarball = busybox_tarball(d.dir.path());
-    ok(&d.docker(&[
-        "import",
-        "-c",
-        "CMD [\"sh\"]",
-        tarball.to_str().unwrap(),
-        "bb",
-    ]));
+    let d = TestDaemon::with_busybox();
     ok(&d.docker(&[
         "run", "-d", "--name", "e1", "-e", "FOO=bar", "bb", "sleep", "100",
     ]));
@@ -858,15 +840,7 @@ fn docker_run_it_gives_a_terminal_with_its_size() {
         return;
     }
     use std::os::fd::AsRawFd;
-    let d = TestDaemon::start();
-    let tarball = busybox_tarball(d.dir.path());
-    ok(&d.docker(&[
-        "import",
-        "-c",
-        "CMD [\"sh\"]",
-        tarball.to_str().unwrap(),
-        "bb",
-    ]));
+    let d = TestDaemon::with_busybox();
 
     // The docker CLI on a terminal of 30x90, as a person would run it.
     let pty = nix::pty::openpty(
@@ -940,15 +914,7 @@ fn docker_restart_rename_top() {
     if !root_or_skip() {
         return;
     }
-    let d = TestDaemon::start();
-    let tarball = busybox_tarball(d.dir.path());
-    ok(&d.docker(&[
-        "import",
-        "-c",
-        "CMD [\"sh\"]",
-        tarball.to_str().unwrap(),
-        "bb",
-    ]));
+    let d = TestDaemon::with_busybox();
     ok(&d.docker(&[
         "run",
         "-d",
@@ -986,15 +952,7 @@ fn restart_policies() {
     if !root_or_skip() {
         return;
     }
-    let mut d = TestDaemon::start();
-    let tarball = busybox_tarball(d.dir.path());
-    ok(&d.docker(&[
-        "import",
-        "-c",
-        "CMD [\"sh\"]",
-        tarball.to_str().unwrap(),
-        "bb",
-    ]));
+    let mut d = TestDaemon::with_busybox();
     let wait_for = |cond: &dyn Fn() -> bool, what: &str| {
         let deadline = Instant::now() + Duration::from_secs(20);
         while !cond() {

@@ -117,7 +117,8 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Option<T> {
     serde_json::from_slice(&std::fs::read(path).ok()?).ok()
 }
 
-fn strings(v: &serde_json::Value) -> Vec<String> {
+/// A JSON array of strings (absent or malformed: empty).
+pub(crate) fn strings(v: &serde_json::Value) -> Vec<String> {
     v.as_array()
         .map(|a| {
             a.iter()

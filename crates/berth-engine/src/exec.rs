@@ -9,6 +9,7 @@ use berth_api::exec::{ExecBackend, ExecLaunch};
 use berth_api::ApiError;
 use berth_core::ContainerId;
 
+use crate::containers::strings;
 use crate::Engine;
 
 #[derive(Debug, Clone, Default)]
@@ -32,16 +33,6 @@ impl Execs {
     fn with<T>(&self, f: impl FnOnce(&mut HashMap<String, ExecRecord>) -> T) -> T {
         f(&mut self.0.lock().unwrap_or_else(|p| p.into_inner()))
     }
-}
-
-fn strings(v: &serde_json::Value) -> Vec<String> {
-    v.as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 impl ExecBackend for Engine {
