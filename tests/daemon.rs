@@ -5,155 +5,12 @@
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BERTH: &str = env!("CARGO_BIN_EXE_berth");
-const DOCKER: &str = "/usr/local/bin/docker";
-
-/// A daemon on a private root and socket; stopped (SIGTERM, then SIGKILL) on drop.
-struct TestDaemon {
-    dir: tempfile::TempDir,
-    child: Child,
-}
-
-/// `berth-runtime`, built beside `berth` (cargo test --workspace builds both).
-fn runtime_bin() -> PathBuf {
-    let p = Path::new(BERTH).parent().unwrap().join("berth-runtime");
-    if !p.exists() {
-        let st = Command::new(env!("CARGO"))
-            .args(["build", "-p", "berth-runtime"])
-            .status()
-            .unwrap();
-        assert!(st.success(), "cannot build berth-runtime");
-    }
-    p
-}
-
-fn spawn_daemon(dir: &Path) -> Child {
-    Command::new(BERTH)
-        .args(["daemon", "--root"])
-        .arg(dir.join("root"))
-        .arg("-H")
-        .arg(format!("unix://{}", dir.join("berth.sock").display()))
-        .env("BERTH_RUNTIME", runtime_bin())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
-}
-
-fn wait_listening(sock: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while UnixStream::connect(sock).is_err() {
-        assert!(Instant::now() < deadline, "daemon did not start listening");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-impl TestDaemon {
-    fn start() -> TestDaemon {
-        let dir = tempfile::Builder::new()
-            .prefix("berth-daemon-test-")
-            .tempdir()
-            .unwrap();
-        let child = spawn_daemon(dir.path());
-        let d = TestDaemon { dir, child };
-        wait_listening(&d.socket());
-        d
-    }
-
-    /// A daemon with the busybox fixture imported as `bb` (CMD sh).
-    fn with_busybox() -> TestDaemon {
-        let d = TestDaemon::start();
-        let tarball = busybox_tarball(d.dir.path());
-        ok(&d.docker(&[
-            "import",
-            "-c",
-            "CMD [\"sh\"]",
-            tarball.to_str().unwrap(),
-            "bb",
-        ]));
-        d
-    }
-
-    fn socket(&self) -> PathBuf {
-        self.dir.path().join("berth.sock")
-    }
-
-    fn host(&self) -> String {
-        format!("unix://{}", self.socket().display())
-    }
-
-    fn docker(&self, args: &[&str]) -> std::process::Output {
-        Command::new(DOCKER)
-            .arg("-H")
-            .arg(self.host())
-            .args(args)
-            .env("DOCKER_CONFIG", self.dir.path().join("docker-config"))
-            .output()
-            .expect("the docker CLI is at /usr/local/bin/docker on these machines")
-    }
-
-    /// One raw HTTP/1.0 request; returns status code and body.
-    fn request(&self, method: &str, path: &str) -> (u16, String) {
-        let mut s = UnixStream::connect(self.socket()).unwrap();
-        write!(s, "{method} {path} HTTP/1.0\r\nHost: berth\r\n\r\n").unwrap();
-        let mut resp = String::new();
-        s.read_to_string(&mut resp).unwrap();
-        let status = resp.split(' ').nth(1).unwrap().parse().unwrap();
-        let body = resp
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_owned())
-            .unwrap_or_default();
-        (status, body)
-    }
-
-    fn stop(&mut self) -> std::process::ExitStatus {
-        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                return self.child.wait().unwrap();
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for TestDaemon {
-    fn drop(&mut self) {
-        // Containers first (force-removed through the API), then the daemon.
-        if self.child.try_wait().ok().flatten().is_none() {
-            let ids = self.docker(&["ps", "-aq"]);
-            for id in String::from_utf8_lossy(&ids.stdout).split_whitespace() {
-                let _ = self.docker(&["rm", "-f", id]);
-            }
-            self.stop();
-        }
-        // Whatever a failed test left mounted under our root.
-        if let Ok(mounts) = std::fs::read_to_string("/proc/self/mountinfo") {
-            let root = self.dir.path().display().to_string();
-            for line in mounts.lines() {
-                if let Some(point) = line.split(' ').nth(4) {
-                    if point.starts_with(&root) {
-                        let _ = nix::mount::umount2(point, nix::mount::MntFlags::MNT_DETACH);
-                    }
-                }
-            }
-        }
-    }
-}
-
-fn text(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
+mod common;
+use common::*;
 
 #[test]
 fn docker_cli_talks_to_berth() {
@@ -277,33 +134,6 @@ fn a_stale_socket_is_replaced() {
     assert!(exits_within(&mut child, Duration::from_secs(10)).success());
 }
 
-/// Waits for `child` (SIGKILLing it after `limit`, so a hung daemon fails the test instead of
-/// hanging it).
-fn exits_within(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("process {} did not exit within {limit:?}", child.id());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn berth(host: &str, args: &[&str]) -> std::process::Output {
-    Command::new(BERTH)
-        .arg("-H")
-        .arg(host)
-        .args(args)
-        .env("BERTH_NO_AUTOSTART", "1")
-        .output()
-        .unwrap()
-}
-
 #[test]
 fn berth_cli_version_and_info() {
     let d = TestDaemon::start();
@@ -398,34 +228,6 @@ fn the_cli_starts_the_daemon_when_root() {
     assert!(log.contains("berth daemon listening"), "{log}");
 }
 
-/// A busybox rootfs tarball made from Debian's busybox-static, in `dir`.
-fn busybox_tarball(dir: &Path) -> PathBuf {
-    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-        .expect("the tests need Debian's busybox-static (apt-get install busybox-static)");
-    let rootfs = dir.join("rootfs");
-    for d in ["bin", "etc", "tmp", "proc", "sys", "dev"] {
-        std::fs::create_dir_all(rootfs.join(d)).unwrap();
-    }
-    std::fs::copy(busybox, rootfs.join("bin/busybox")).unwrap();
-    for applet in ["sh", "echo", "cat", "ls", "sleep", "id"] {
-        std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet)).unwrap();
-    }
-    std::fs::write(rootfs.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
-    let tarball = dir.join("busybox.tar");
-    let st = Command::new("tar")
-        .arg("-C")
-        .arg(&rootfs)
-        .arg("-cf")
-        .arg(&tarball)
-        .arg(".")
-        .status()
-        .unwrap();
-    assert!(st.success());
-    tarball
-}
-
 #[test]
 fn docker_import_and_images() {
     if !nix::unistd::geteuid().is_root() {
@@ -486,26 +288,6 @@ fn docker_import_and_images() {
         .unwrap()
         .collect();
     assert!(leftovers.is_empty(), "upload files left behind");
-}
-
-fn root_or_skip() -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    assert!(
-        std::env::var_os("BERTH_TEST_ALLOW_NONROOT").is_some(),
-        "this test needs root (or BERTH_TEST_ALLOW_NONROOT=1 to skip it)"
-    );
-    false
-}
-
-fn ok(out: &std::process::Output) -> String {
-    assert!(
-        out.status.success(),
-        "failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    text(out)
 }
 
 #[test]
