@@ -59,6 +59,43 @@ impl Query {
             .collect()
     }
 
+    /// Docker's `filters` parameter, in either form clients send: `{"key": ["v", …]}` or
+    /// the older `{"key": {"v": true}}`. Malformed JSON is an error naming the parameter.
+    pub fn filters(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, Vec<String>>, crate::ApiError> {
+        let mut out = std::collections::BTreeMap::new();
+        let Some(raw) = self.get("filters").filter(|f| !f.is_empty()) else {
+            return Ok(out);
+        };
+        let v: serde_json::Value = serde_json::from_str(raw).map_err(|e| {
+            crate::ApiError::bad_request(format!("invalid filter: invalid JSON in filters: {e}"))
+        })?;
+        let obj = v
+            .as_object()
+            .ok_or_else(|| crate::ApiError::bad_request("invalid filter: filters must be an object"))?;
+        for (key, values) in obj {
+            let list: Vec<String> = match values {
+                serde_json::Value::Array(a) => a
+                    .iter()
+                    .filter_map(|x| x.as_str().map(str::to_owned))
+                    .collect(),
+                serde_json::Value::Object(m) => m
+                    .iter()
+                    .filter(|(_, on)| on.as_bool() != Some(false))
+                    .map(|(k, _)| k.clone())
+                    .collect(),
+                _ => {
+                    return Err(crate::ApiError::bad_request(format!(
+                        "invalid filter '{key}'"
+                    )))
+                }
+            };
+            out.insert(key.clone(), list);
+        }
+        Ok(out)
+    }
+
     /// Docker's booleans: `1`, `true`, `True` are true; absent is `default`.
     pub fn flag(&self, key: &str, default: bool) -> bool {
         match self.get(key) {
@@ -82,5 +119,15 @@ mod tests {
         assert!(q.flag("all", false));
         assert!(!q.flag("quiet", false));
         assert_eq!(Query::parse(Some("a=%zz")).get("a"), Some("%zz"));
+    }
+
+    #[test]
+    fn filters_in_both_forms() {
+        let q = Query::parse(Some("filters=%7B%22status%22%3A%5B%22exited%22%5D%7D"));
+        assert_eq!(q.filters().unwrap()["status"], vec!["exited"]);
+        let q = Query::parse(Some("filters=%7B%22dangling%22%3A%7B%22true%22%3Atrue%7D%7D"));
+        assert_eq!(q.filters().unwrap()["dangling"], vec!["true"]);
+        assert!(Query::parse(Some("filters=%7Bnope")).filters().is_err());
+        assert!(Query::parse(None).filters().unwrap().is_empty());
     }
 }

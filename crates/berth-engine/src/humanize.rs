@@ -1,22 +1,6 @@
-//! Durations and names the way `docker ps` shows them.
+//! Names the way Docker generates them (and durations, from berth-core).
 
-/// Docker's rough durations: "Less than a second", "5 seconds", "About a minute", "3 hours"…
-pub fn duration(secs: i64) -> String {
-    let s = secs.max(0);
-    match s {
-        0 => "Less than a second".to_owned(),
-        1 => "1 second".to_owned(),
-        2..=59 => format!("{s} seconds"),
-        60..=119 => "About a minute".to_owned(),
-        120..=3599 => format!("{} minutes", s / 60),
-        3600..=7199 => "About an hour".to_owned(),
-        7200..=172_799 => format!("{} hours", s / 3600),
-        172_800..=1_209_599 => format!("{} days", s / 86_400),
-        1_209_600..=5_183_999 => format!("{} weeks", s / 604_800),
-        5_184_000..=63_071_999 => format!("{} months", s / 2_592_000),
-        _ => format!("{} years", s / 31_536_000),
-    }
-}
+pub use berth_core::humanize::duration;
 
 const FIRST: [&str; 24] = [
     "brave", "calm", "eager", "fancy", "gentle", "happy", "jolly", "keen", "lively", "merry",
