@@ -36,11 +36,43 @@ pub struct WaitState {
 }
 
 /// A container's recorded output: whether it had a tty (then its output is one raw stream),
-/// and the pieces in order.
+/// the pieces in order, where the next read goes on, and whether more may come.
 #[derive(Debug, Clone, Default)]
 pub struct Logs {
     pub tty: bool,
     pub records: Vec<(LogStream, Vec<u8>)>,
+    pub cursor: LogCursor,
+    /// The container runs (for `follow`: keep reading).
+    pub running: bool,
+}
+
+/// Where a log read stopped: the log file (by inode) and the offset in it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LogCursor {
+    pub inode: u64,
+    pub offset: u64,
+}
+
+/// What `logs` asks for. Times are nanoseconds since the epoch.
+#[derive(Debug, Clone, Default)]
+pub struct LogQuery {
+    pub stdout: bool,
+    pub stderr: bool,
+    pub tail: Option<usize>,
+    pub timestamps: bool,
+    pub since: Option<i64>,
+    pub until: Option<i64>,
+}
+
+/// What `GET /containers/json` asks for.
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    pub all: bool,
+    /// Only the N most recently created (of any state).
+    pub limit: Option<usize>,
+    /// Report SizeRw and SizeRootFs.
+    pub size: bool,
+    pub filters: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 /// What the container endpoints need from the engine. Methods may block (they run on the
@@ -75,15 +107,14 @@ pub trait ContainerBackend {
     /// Freezes (`pause`) or thaws every process of the container.
     fn pause_container(&self, id: &str, pause: bool) -> Result<(), ApiError>;
     fn remove_container(&self, id: &str, force: bool) -> Result<(), ApiError>;
+    /// The log from `cursor` on (all of it when `None`).
     fn container_logs(
         &self,
         id: &str,
-        stdout: bool,
-        stderr: bool,
-        tail: Option<usize>,
-        timestamps: bool,
+        q: &LogQuery,
+        cursor: Option<LogCursor>,
     ) -> Result<Logs, ApiError>;
-    fn list_containers(&self, all: bool) -> Result<Vec<ContainerSummary>, ApiError>;
+    fn list_containers(&self, q: ListQuery) -> Result<Vec<ContainerSummary>, ApiError>;
     fn inspect_container(&self, id: &str) -> Result<ContainerInspectResponse, ApiError>;
 }
 
@@ -398,6 +429,18 @@ fn frame(stream: LogStream, data: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(data);
 }
 
+fn frame_all(tty: bool, records: Vec<(LogStream, Vec<u8>)>) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (stream, data) in records {
+        if tty {
+            body.extend_from_slice(&data);
+        } else {
+            frame(stream, &data, &mut body);
+        }
+    }
+    body
+}
+
 async fn logs(
     State(b): State<SharedBackend>,
     Path(id): Path<String>,
@@ -410,24 +453,70 @@ async fn logs(
             "Bad parameters: you must choose at least one stream",
         ));
     }
-    let tail = q.get("tail").and_then(|t| t.parse().ok());
-    let timestamps = q.flag("timestamps", false);
-    let Logs { tty, records } =
-        blocking(move || b.container_logs(&id, stdout, stderr, tail, timestamps)).await?;
-    let mut body = Vec::new();
-    for (stream, data) in records {
-        if tty {
-            body.extend_from_slice(&data);
-        } else {
-            frame(stream, &data, &mut body);
-        }
-    }
+    let now = chrono_nanos();
+    let lq = LogQuery {
+        stdout,
+        stderr,
+        tail: q.get("tail").and_then(|t| t.parse().ok()),
+        timestamps: q.flag("timestamps", false),
+        since: crate::query::timestamp_param(&q, "since", now)?,
+        until: crate::query::timestamp_param(&q, "until", now)?,
+    };
+    let follow = q.flag("follow", false);
+    let (b2, id2, lq2) = (b.clone(), id.clone(), lq.clone());
+    let first = blocking(move || b2.container_logs(&id2, &lq2, None)).await?;
+    let tty = first.tty;
     let content_type = if tty {
         "application/vnd.docker.raw-stream"
     } else {
         "application/vnd.docker.multiplexed-stream"
     };
-    Ok(([(header::CONTENT_TYPE, content_type)], Body::from(body)).into_response())
+    let body = frame_all(tty, first.records);
+    if !follow || !first.running || lq.until.is_some_and(|u| u <= now) {
+        return Ok(([(header::CONTENT_TYPE, content_type)], Body::from(body)).into_response());
+    }
+    // Follow: what is there now, then whatever the container writes until it stops.
+    let state = (Some(body), first.cursor, true);
+    let stream = futures_util::stream::unfold(state, move |(pending, cursor, running)| {
+        let (b, id, lq) = (b.clone(), id.clone(), lq.clone());
+        async move {
+            if let Some(body) = pending {
+                return Some((
+                    Ok::<_, std::convert::Infallible>(body),
+                    (None, cursor, running),
+                ));
+            }
+            if !running {
+                return None;
+            }
+            loop {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                let (b2, id2, lq2) = (b.clone(), id.clone(), lq.clone());
+                let Ok(next) = blocking(move || b2.container_logs(&id2, &lq2, Some(cursor))).await
+                else {
+                    return None;
+                };
+                let past_until = lq.until.is_some_and(|u| u <= chrono_nanos());
+                if !next.records.is_empty() || !next.running || past_until {
+                    let body = frame_all(next.tty, next.records);
+                    return Some((Ok(body), (None, next.cursor, next.running && !past_until)));
+                }
+            }
+        }
+    });
+    Ok((
+        [(header::CONTENT_TYPE, content_type)],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+/// Now in nanoseconds since the epoch.
+fn chrono_nanos() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
 }
 
 async fn list(
@@ -435,8 +524,17 @@ async fn list(
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Vec<ContainerSummary>>, ApiError> {
     let q = Query::parse(raw.as_deref());
-    let all = q.flag("all", false);
-    Ok(Json(blocking(move || b.list_containers(all)).await?))
+    let lq = ListQuery {
+        all: q.flag("all", false),
+        limit: q
+            .get("limit")
+            .and_then(|l| l.parse::<i64>().ok())
+            .filter(|l| *l > 0)
+            .map(|l| l as usize),
+        size: q.flag("size", false),
+        filters: q.filters()?,
+    };
+    Ok(Json(blocking(move || b.list_containers(lq)).await?))
 }
 
 async fn inspect(

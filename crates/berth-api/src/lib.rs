@@ -6,6 +6,7 @@
 
 pub mod containers;
 pub mod error;
+pub mod events;
 pub mod exec;
 pub mod images;
 pub mod query;
@@ -32,6 +33,7 @@ pub trait Backend:
     + images::ImageBackend
     + containers::ContainerBackend
     + exec::ExecBackend
+    + events::EventBackend
     + Send
     + Sync
     + 'static
@@ -42,6 +44,7 @@ impl<T> Backend for T where
         + images::ImageBackend
         + containers::ContainerBackend
         + exec::ExecBackend
+        + events::EventBackend
         + Send
         + Sync
         + 'static
@@ -90,7 +93,8 @@ pub fn router(backend: SharedBackend) -> Router {
     let api: Router<SharedBackend> = system::routes()
         .merge(images::routes())
         .merge(containers::routes())
-        .merge(exec::routes());
+        .merge(exec::routes())
+        .merge(events::routes());
     let mut app = api.clone();
     for n in MIN_MINOR..=MAX_MINOR {
         app = app.nest(&format!("/v1.{n}"), api.clone());

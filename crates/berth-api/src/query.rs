@@ -71,9 +71,9 @@ impl Query {
         let v: serde_json::Value = serde_json::from_str(raw).map_err(|e| {
             crate::ApiError::bad_request(format!("invalid filter: invalid JSON in filters: {e}"))
         })?;
-        let obj = v
-            .as_object()
-            .ok_or_else(|| crate::ApiError::bad_request("invalid filter: filters must be an object"))?;
+        let obj = v.as_object().ok_or_else(|| {
+            crate::ApiError::bad_request("invalid filter: filters must be an object")
+        })?;
         for (key, values) in obj {
             let list: Vec<String> = match values {
                 serde_json::Value::Array(a) => a
@@ -105,6 +105,97 @@ impl Query {
     }
 }
 
+/// Docker's timestamps for `since`/`until`: Unix seconds (with an optional fraction), a Go
+/// duration meaning that long before `now` ("10m", "1h30m"), or an RFC 3339 date and time
+/// (a date alone, or a time without a zone, is UTC). Returns nanoseconds since the epoch.
+pub fn parse_timestamp(text: &str, now_nanos: i64) -> Option<i64> {
+    let t = text.trim();
+    if t.is_empty() {
+        return None;
+    }
+    if let Some((secs, frac)) = t.split_once('.').or(Some((t, ""))) {
+        if !secs.is_empty()
+            && secs.bytes().all(|b| b.is_ascii_digit())
+            && frac.bytes().all(|b| b.is_ascii_digit())
+            && frac.len() <= 9
+        {
+            let s: i64 = secs.parse().ok()?;
+            let f: i64 = if frac.is_empty() {
+                0
+            } else {
+                format!("{frac:0<9}").parse().ok()?
+            };
+            return Some(s * 1_000_000_000 + f);
+        }
+    }
+    if let Some(d) = go_duration_nanos(t) {
+        return Some(now_nanos - d);
+    }
+    if let Ok(d) = chrono::DateTime::parse_from_rfc3339(t) {
+        return d.timestamp_nanos_opt();
+    }
+    for f in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%dT%H:%M",
+    ] {
+        if let Ok(d) = chrono::NaiveDateTime::parse_from_str(t, f) {
+            return d.and_utc().timestamp_nanos_opt();
+        }
+    }
+    chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .and_then(|d| d.and_utc().timestamp_nanos_opt())
+}
+
+/// A Go duration ("300ms", "1h30m", "42s") in nanoseconds.
+fn go_duration_nanos(t: &str) -> Option<i64> {
+    let mut total: f64 = 0.0;
+    let mut rest = t;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let n = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .filter(|n| *n > 0)?;
+        let value: f64 = rest[..n].parse().ok()?;
+        rest = &rest[n..];
+        let u = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let unit = match &rest[..u] {
+            "ns" => 1.0,
+            "us" | "µs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => return None,
+        };
+        total += value * unit;
+        rest = &rest[u..];
+    }
+    Some(total as i64)
+}
+
+/// A `since`/`until` query parameter, or Docker's 400 naming it.
+pub fn timestamp_param(
+    q: &Query,
+    key: &str,
+    now_nanos: i64,
+) -> Result<Option<i64>, crate::ApiError> {
+    match q.get(key).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(v) => parse_timestamp(v, now_nanos).map(Some).ok_or_else(|| {
+            crate::ApiError::bad_request(format!(
+                "invalid value for \"{key}\": failed to parse value as time or duration: \"{v}\""
+            ))
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,10 +213,37 @@ mod tests {
     }
 
     #[test]
+    fn timestamps_like_docker() {
+        let now = 2_000_000_000 * 1_000_000_000;
+        assert_eq!(
+            parse_timestamp("1700000000", now),
+            Some(1_700_000_000_000_000_000)
+        );
+        assert_eq!(
+            parse_timestamp("1700000000.5", now),
+            Some(1_700_000_000_500_000_000)
+        );
+        assert_eq!(parse_timestamp("10m", now), Some(now - 600_000_000_000));
+        assert_eq!(parse_timestamp("1h30m", now), Some(now - 5_400_000_000_000));
+        assert_eq!(
+            parse_timestamp("2023-11-14T22:13:20Z", now),
+            Some(1_700_000_000_000_000_000)
+        );
+        assert_eq!(
+            parse_timestamp("2023-11-14", now),
+            Some(1_699_920_000_000_000_000)
+        );
+        assert_eq!(parse_timestamp("yesterday", now), None);
+        assert_eq!(parse_timestamp("10x", now), None);
+    }
+
+    #[test]
     fn filters_in_both_forms() {
         let q = Query::parse(Some("filters=%7B%22status%22%3A%5B%22exited%22%5D%7D"));
         assert_eq!(q.filters().unwrap()["status"], vec!["exited"]);
-        let q = Query::parse(Some("filters=%7B%22dangling%22%3A%7B%22true%22%3Atrue%7D%7D"));
+        let q = Query::parse(Some(
+            "filters=%7B%22dangling%22%3A%7B%22true%22%3Atrue%7D%7D",
+        ));
         assert_eq!(q.filters().unwrap()["dangling"], vec!["true"]);
         assert!(Query::parse(Some("filters=%7Bnope")).filters().is_err());
         assert!(Query::parse(None).filters().unwrap().is_empty());

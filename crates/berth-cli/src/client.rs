@@ -1,5 +1,6 @@
-//! A small HTTP/1.1 client for the engine's unix socket (Content-Length and chunked bodies).
-//! The CLI is short-lived; a blocking client keeps its start-up cost near zero.
+//! A small HTTP/1.1 client for the engine's unix socket: JSON requests, bodies read as they
+//! stream (chunked or not), uploads, and hijacked connections for attach and exec. The CLI is
+//! short-lived; a blocking client keeps its start-up cost near zero.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
@@ -20,6 +21,17 @@ pub enum ClientError {
     Api { status: u16, message: String },
 }
 
+impl ClientError {
+    /// The HTTP status of an API error.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ClientError::Api { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+/// A whole response, read to its end.
 #[derive(Debug)]
 pub struct Response {
     pub status: u16,
@@ -32,9 +44,153 @@ impl Response {
     }
 }
 
+/// What a request carries.
+#[derive(Debug)]
+pub enum Payload<'a> {
+    None,
+    Json(&'a serde_json::Value),
+}
+
 #[derive(Debug, Clone)]
 pub struct Client {
     pub socket: PathBuf,
+}
+
+/// The API version the CLI asks for.
+pub const API_VERSION: &str = "1.45";
+
+/// A response whose body is read as it arrives.
+#[derive(Debug)]
+pub struct Streaming {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    body: BodyReader,
+}
+
+impl Streaming {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Reads the rest of the body.
+    pub fn into_response(mut self) -> Result<Response, ClientError> {
+        let mut body = Vec::new();
+        self.body.read_to_end(&mut body)?;
+        Ok(Response {
+            status: self.status,
+            body,
+        })
+    }
+
+    pub fn body(&mut self) -> &mut BodyReader {
+        &mut self.body
+    }
+}
+
+#[derive(Debug)]
+enum Framing {
+    Length(u64),
+    /// Bytes left in the current chunk; `None` before the first chunk header.
+    Chunked {
+        left: usize,
+        done: bool,
+    },
+    UntilClose,
+}
+
+/// A response body: Content-Length, chunked, or up to the close of the connection.
+#[derive(Debug)]
+pub struct BodyReader {
+    r: BufReader<UnixStream>,
+    framing: Framing,
+}
+
+impl BodyReader {
+    /// Reads one line (up to and including `\n`); an empty vector at the end.
+    pub fn read_line_bytes(&mut self) -> std::io::Result<Vec<u8>> {
+        let mut line = Vec::new();
+        let mut byte = [0u8; 1];
+        loop {
+            match self.read(&mut byte)? {
+                0 => return Ok(line),
+                _ => {
+                    line.push(byte[0]);
+                    if byte[0] == b'\n' {
+                        return Ok(line);
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Read for BodyReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match &mut self.framing {
+            Framing::Length(left) => {
+                if *left == 0 || buf.is_empty() {
+                    return Ok(0);
+                }
+                let want = buf.len().min(usize::try_from(*left).unwrap_or(usize::MAX));
+                let n = self.r.read(&mut buf[..want])?;
+                *left -= n as u64;
+                Ok(n)
+            }
+            Framing::UntilClose => self.r.read(buf),
+            Framing::Chunked { left, done } => {
+                if *done {
+                    return Ok(0);
+                }
+                if *left == 0 {
+                    let mut line = String::new();
+                    self.r.read_line(&mut line)?;
+                    if line.trim().is_empty() {
+                        // The CRLF after the previous chunk.
+                        line.clear();
+                        self.r.read_line(&mut line)?;
+                    }
+                    if line.is_empty() {
+                        *done = true;
+                        return Ok(0);
+                    }
+                    let size =
+                        usize::from_str_radix(line.trim().split(';').next().unwrap_or(""), 16)
+                            .map_err(|_| {
+                                std::io::Error::new(
+                                    std::io::ErrorKind::InvalidData,
+                                    format!("bad chunk size {line:?}"),
+                                )
+                            })?;
+                    if size == 0 {
+                        *done = true;
+                        return Ok(0);
+                    }
+                    *left = size;
+                }
+                let want = buf.len().min(*left);
+                let n = self.r.read(&mut buf[..want])?;
+                if n == 0 {
+                    *done = true;
+                }
+                *left -= n;
+                Ok(n)
+            }
+        }
+    }
+}
+
+/// A hijacked connection (attach, exec): raw bytes both ways.
+#[derive(Debug)]
+pub struct Hijacked {
+    /// Reads what the daemon sends, including bytes that arrived with the response head.
+    pub reader: BufReader<UnixStream>,
+    /// Writes to the daemon; `shutdown(Write)` tells it our input ended.
+    pub writer: UnixStream,
+    /// Whether the stream is Docker's multiplexed framing (no tty) or raw.
+    pub multiplexed: bool,
 }
 
 impl Client {
@@ -47,52 +203,152 @@ impl Client {
             .map_err(|_| ClientError::Unreachable(self.socket.display().to_string()))
     }
 
-    /// Sends a request; error statuses become [`ClientError::Api`].
+    fn head(method: &str, path: &str, extra: &str) -> String {
+        format!(
+            "{method} /v{API_VERSION}{path} HTTP/1.1\r\nHost: berth\r\nUser-Agent: berth-cli/{}\r\n{extra}",
+            env!("CARGO_PKG_VERSION")
+        )
+    }
+
+    /// Sends a request and returns the response once its head has arrived; error statuses
+    /// become [`ClientError::Api`].
+    pub fn send(
+        &self,
+        method: &str,
+        path: &str,
+        payload: Payload<'_>,
+    ) -> Result<Streaming, ClientError> {
+        let mut stream = self.connect()?;
+        let mut head = Self::head(method, path, "Connection: close\r\n");
+        let body = match payload {
+            Payload::None => String::new(),
+            Payload::Json(v) => {
+                let text = v.to_string();
+                head.push_str(&format!(
+                    "Content-Type: application/json\r\nContent-Length: {}\r\n",
+                    text.len()
+                ));
+                text
+            }
+        };
+        if method != "GET" && method != "HEAD" && matches!(payload, Payload::None) {
+            head.push_str("Content-Length: 0\r\n");
+        }
+        head.push_str("\r\n");
+        stream.write_all(head.as_bytes())?;
+        stream.write_all(body.as_bytes())?;
+        checked(read_head(stream, method == "HEAD")?)
+    }
+
+    /// Sends `body` as a chunked upload (a tarball for import or load).
+    pub fn upload(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: &mut dyn Read,
+    ) -> Result<Streaming, ClientError> {
+        let mut stream = self.connect()?;
+        let head = Self::head(
+            method,
+            path,
+            &format!(
+                "Connection: close\r\nContent-Type: {content_type}\r\nTransfer-Encoding: chunked\r\n\r\n"
+            ),
+        );
+        stream.write_all(head.as_bytes())?;
+        let mut buf = vec![0u8; 256 * 1024];
+        {
+            let mut w = std::io::BufWriter::new(&mut stream);
+            loop {
+                let n = body.read(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                write!(w, "{n:x}\r\n")?;
+                w.write_all(&buf[..n])?;
+                w.write_all(b"\r\n")?;
+            }
+            w.write_all(b"0\r\n\r\n")?;
+            w.flush()?;
+        }
+        checked(read_head(stream, false)?)
+    }
+
+    /// Sends a request that upgrades the connection to a raw stream (attach, exec start).
+    pub fn hijack(
+        &self,
+        method: &str,
+        path: &str,
+        payload: Option<&serde_json::Value>,
+    ) -> Result<Hijacked, ClientError> {
+        let mut stream = self.connect()?;
+        let mut head = Self::head(method, path, "Connection: Upgrade\r\nUpgrade: tcp\r\n");
+        let body = payload.map(|v| v.to_string()).unwrap_or_default();
+        head.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        ));
+        stream.write_all(head.as_bytes())?;
+        stream.write_all(body.as_bytes())?;
+        let writer = stream.try_clone()?;
+        let resp = checked(read_head(stream, false)?)?;
+        let multiplexed = resp
+            .header("content-type")
+            .is_some_and(|c| c.contains("multiplexed"));
+        Ok(Hijacked {
+            reader: resp.body.r,
+            writer,
+            multiplexed,
+        })
+    }
+
+    /// Sends a request and reads the whole response.
     pub fn request(
         &self,
         method: &str,
         path: &str,
         body: Option<&serde_json::Value>,
     ) -> Result<Response, ClientError> {
-        let mut stream = self.connect()?;
-        let payload = body.map(|b| b.to_string()).unwrap_or_default();
-        let mut head = format!(
-            "{method} /v{}{path} HTTP/1.1\r\nHost: berth\r\nUser-Agent: berth-cli/{}\r\nConnection: close\r\n",
-            API_VERSION,
-            env!("CARGO_PKG_VERSION")
-        );
-        if body.is_some() {
-            head.push_str(&format!(
-                "Content-Type: application/json\r\nContent-Length: {}\r\n",
-                payload.len()
-            ));
-        }
-        head.push_str("\r\n");
-        stream.write_all(head.as_bytes())?;
-        stream.write_all(payload.as_bytes())?;
-        let resp = read_response(stream)?;
-        if resp.status >= 400 {
-            let message = serde_json::from_slice::<serde_json::Value>(&resp.body)
-                .ok()
-                .and_then(|v| v["message"].as_str().map(str::to_owned))
-                .unwrap_or_else(|| String::from_utf8_lossy(&resp.body).into_owned());
-            return Err(ClientError::Api {
-                status: resp.status,
-                message,
-            });
-        }
-        Ok(resp)
+        let payload = match body {
+            Some(v) => Payload::Json(v),
+            None => Payload::None,
+        };
+        self.send(method, path, payload)?.into_response()
     }
 
     pub fn get(&self, path: &str) -> Result<Response, ClientError> {
         self.request("GET", path, None)
     }
+
+    pub fn post(
+        &self,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<Response, ClientError> {
+        self.request("POST", path, body)
+    }
+
+    pub fn delete(&self, path: &str) -> Result<Response, ClientError> {
+        self.request("DELETE", path, None)
+    }
 }
 
-/// The API version the CLI asks for.
-pub const API_VERSION: &str = "1.45";
+/// Turns an error status into [`ClientError::Api`] with the daemon's message.
+fn checked(resp: Streaming) -> Result<Streaming, ClientError> {
+    if resp.status < 400 {
+        return Ok(resp);
+    }
+    let status = resp.status;
+    let body = resp.into_response()?.body;
+    let message = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v["message"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| String::from_utf8_lossy(&body).trim().to_owned());
+    Err(ClientError::Api { status, message })
+}
 
-fn read_response(stream: UnixStream) -> Result<Response, ClientError> {
+fn read_head(stream: UnixStream, head_only: bool) -> Result<Streaming, ClientError> {
     let mut r = BufReader::new(stream);
     let mut line = String::new();
     r.read_line(&mut line)?;
@@ -101,8 +357,7 @@ fn read_response(stream: UnixStream) -> Result<Response, ClientError> {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| ClientError::Protocol(format!("status line {line:?}")))?;
-    let mut length: Option<usize> = None;
-    let mut chunked = false;
+    let mut headers = Vec::new();
     loop {
         line.clear();
         r.read_line(&mut line)?;
@@ -111,35 +366,61 @@ fn read_response(stream: UnixStream) -> Result<Response, ClientError> {
             break;
         }
         if let Some((k, v)) = l.split_once(':') {
-            let (k, v) = (k.trim().to_ascii_lowercase(), v.trim());
-            if k == "content-length" {
-                length = v.parse().ok();
-            } else if k == "transfer-encoding" && v.eq_ignore_ascii_case("chunked") {
-                chunked = true;
-            }
+            headers.push((k.trim().to_owned(), v.trim().to_owned()));
         }
     }
-    let mut body = Vec::new();
-    if chunked {
-        loop {
-            line.clear();
-            r.read_line(&mut line)?;
-            let size = usize::from_str_radix(line.trim().split(';').next().unwrap_or(""), 16)
-                .map_err(|_| ClientError::Protocol(format!("chunk size {line:?}")))?;
-            if size == 0 {
-                break;
-            }
-            let start = body.len();
-            body.resize(start + size, 0);
-            r.read_exact(&mut body[start..])?;
-            let mut crlf = [0u8; 2];
-            r.read_exact(&mut crlf)?;
+    let find = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _): &&(String, String)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+    };
+    let framing = if head_only || status == 204 || status == 304 || status == 101 {
+        if status == 101 {
+            Framing::UntilClose
+        } else {
+            Framing::Length(0)
         }
-    } else if let Some(n) = length {
-        body.resize(n, 0);
-        r.read_exact(&mut body)?;
+    } else if find("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+        Framing::Chunked {
+            left: 0,
+            done: false,
+        }
+    } else if let Some(n) = find("content-length").and_then(|v| v.parse().ok()) {
+        Framing::Length(n)
     } else {
-        r.read_to_end(&mut body)?;
+        Framing::UntilClose
+    };
+    Ok(Streaming {
+        status,
+        headers,
+        body: BodyReader { r, framing },
+    })
+}
+
+/// Percent-encodes a query value.
+pub fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
     }
-    Ok(Response { status, body })
+    out
+}
+
+/// Builds `path?k=v&…` from the pairs whose value is not empty.
+pub fn with_query(path: &str, pairs: &[(&str, String)]) -> String {
+    let q: Vec<String> = pairs
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| format!("{k}={}", encode(v)))
+        .collect();
+    if q.is_empty() {
+        path.to_owned()
+    } else {
+        format!("{path}?{}", q.join("&"))
+    }
 }

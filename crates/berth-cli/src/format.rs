@@ -59,6 +59,54 @@ pub fn render(template: &str, data: &serde_json::Value) -> Result<String, String
     t.render(&ctx).map_err(|e| format!("template: {e}"))
 }
 
+/// A `--format` value as the docker CLI reads it: `table …` or a plain template, with `\t`
+/// and `\n` escapes turned into tabs and newlines; `json` means `{{json .}}`.
+#[derive(Debug, Clone)]
+pub struct Format {
+    pub table: bool,
+    pub template: String,
+}
+
+impl Format {
+    pub fn parse(text: &str) -> Format {
+        let (table, rest) = match text.strip_prefix("table") {
+            Some(rest) => (true, rest),
+            None => (false, text),
+        };
+        let rest = rest.trim_matches(' ');
+        let template = if rest == "json" {
+            "{{json .}}".to_owned()
+        } else {
+            rest.replace("\\t", "\t").replace("\\n", "\n")
+        };
+        Format { table, template }
+    }
+}
+
+/// Renders a list the docker way: `format` (or `default` when none is given) over every row;
+/// a `table` format gets a header line (the template rendered over `headers`, which maps
+/// field names to column titles) and aligned columns.
+pub fn render_list(
+    format: Option<&str>,
+    default: &str,
+    headers: &serde_json::Value,
+    rows: &[serde_json::Value],
+) -> Result<String, String> {
+    let f = Format::parse(format.unwrap_or(default));
+    let mut lines = Vec::with_capacity(rows.len() + 1);
+    if f.table {
+        lines.push(render(&f.template, headers)?);
+    }
+    for row in rows {
+        lines.push(render(&f.template, row)?);
+    }
+    if f.table {
+        Ok(crate::table::align(&lines))
+    } else {
+        Ok(lines.iter().map(|l| format!("{l}\n")).collect())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,13 @@
 //! (detached, logging to /var/log/berth.log) and waits for it, so `berth run …` needs no set-up.
 
 pub mod client;
+pub mod containers;
+pub mod create_opts;
 pub mod format;
+pub mod images;
+pub mod stream;
+pub mod system;
+pub mod table;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -14,13 +20,34 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 use client::{Client, ClientError};
+use containers as ct;
 
 pub const DEFAULT_HOST: &str = "unix:///run/berth/berth.sock";
 pub const DEFAULT_ROOT: &str = "/var/lib/berth";
 pub const DEFAULT_DAEMON_LOG: &str = "/var/log/berth.log";
 
-/// Exit status for errors of the engine or the CLI itself, as Docker's.
+/// Exit status for errors of the engine or the CLI itself in `run` and `create`, and for bad
+/// flags, as Docker's.
 pub const EXIT_ENGINE: i32 = 125;
+
+/// An error that ends the CLI with a given exit status.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct StatusError {
+    pub code: i32,
+    pub message: String,
+}
+
+impl StatusError {
+    pub fn new(code: i32, message: String) -> StatusError {
+        StatusError { code, message }
+    }
+}
+
+/// The first 12 hex digits of an ID, as docker shows them.
+pub fn short_id(id: &str) -> String {
+    id.chars().take(12).collect()
+}
 
 #[derive(Parser, Debug)]
 #[command(
@@ -38,6 +65,58 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Create and run a new container from an image.
+    Run(ct::RunArgs),
+    /// Execute a command in a running container.
+    Exec(ct::ExecArgs),
+    /// List containers.
+    Ps(ct::PsArgs),
+    /// List images.
+    Images(images::ImagesArgs),
+    /// Create a new container.
+    Create(ct::CreateArgs),
+    /// Start one or more stopped containers.
+    Start(ct::StartArgs),
+    /// Stop one or more running containers.
+    Stop(ct::StopArgs),
+    /// Restart one or more containers.
+    Restart(ct::StopArgs),
+    /// Kill one or more running containers.
+    Kill(ct::KillArgs),
+    /// Remove one or more containers.
+    Rm(ct::RmArgs),
+    /// Block until one or more containers stop, then print their exit codes.
+    Wait(ct::ContainersArgs),
+    /// Rename a container.
+    Rename(ct::RenameArgs),
+    /// Pause all processes within one or more containers.
+    Pause(ct::ContainersArgs),
+    /// Unpause all processes within one or more containers.
+    Unpause(ct::ContainersArgs),
+    /// Fetch the logs of a container.
+    Logs(ct::LogsArgs),
+    /// Return low-level information on berth objects.
+    Inspect(ct::InspectArgs),
+    /// Display the running processes of a container.
+    Top(ct::TopArgs),
+    /// List port mappings or a specific mapping for the container.
+    Port(ct::PortArgs),
+    /// Attach local standard input, output, and error streams to a running container.
+    Attach(ct::AttachArgs),
+    /// Import the contents from a tarball to create a filesystem image.
+    Import(images::ImportArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE.
+    Tag(images::TagArgs),
+    /// Remove one or more images.
+    Rmi(images::RmiArgs),
+    /// Show the history of an image.
+    History(images::HistoryArgs),
+    /// Save one or more images to a tar archive (streamed to STDOUT by default).
+    Save(images::SaveArgs),
+    /// Load an image from a tar archive or STDIN.
+    Load(images::LoadArgs),
+    /// Get real time events from the server.
+    Events(system::EventsArgs),
     /// Show the berth version information.
     Version {
         /// Format output using a Go template.
@@ -50,6 +129,92 @@ pub enum Command {
         #[arg(short, long)]
         format: Option<String>,
     },
+    /// Manage containers.
+    #[command(subcommand)]
+    Container(ContainerCommand),
+    /// Manage images.
+    #[command(subcommand)]
+    Image(ImageCommand),
+    /// Manage berth.
+    #[command(subcommand)]
+    System(SystemCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ContainerCommand {
+    /// Create and run a new container from an image.
+    Run(ct::RunArgs),
+    /// Create a new container.
+    Create(ct::CreateArgs),
+    /// Execute a command in a running container.
+    Exec(ct::ExecArgs),
+    /// List containers.
+    #[command(visible_aliases = ["ps", "list"])]
+    Ls(ct::PsArgs),
+    /// Start one or more stopped containers.
+    Start(ct::StartArgs),
+    /// Stop one or more running containers.
+    Stop(ct::StopArgs),
+    /// Restart one or more containers.
+    Restart(ct::StopArgs),
+    /// Kill one or more running containers.
+    Kill(ct::KillArgs),
+    /// Remove one or more containers.
+    #[command(visible_alias = "remove")]
+    Rm(ct::RmArgs),
+    /// Block until one or more containers stop, then print their exit codes.
+    Wait(ct::ContainersArgs),
+    /// Rename a container.
+    Rename(ct::RenameArgs),
+    /// Pause all processes within one or more containers.
+    Pause(ct::ContainersArgs),
+    /// Unpause all processes within one or more containers.
+    Unpause(ct::ContainersArgs),
+    /// Fetch the logs of a container.
+    Logs(ct::LogsArgs),
+    /// Display detailed information on one or more containers.
+    Inspect(ct::InspectArgs),
+    /// Display the running processes of a container.
+    Top(ct::TopArgs),
+    /// List port mappings or a specific mapping for the container.
+    Port(ct::PortArgs),
+    /// Attach local standard input, output, and error streams to a running container.
+    Attach(ct::AttachArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ImageCommand {
+    /// List images.
+    #[command(visible_aliases = ["images", "list"])]
+    Ls(images::ImagesArgs),
+    /// Import the contents from a tarball to create a filesystem image.
+    Import(images::ImportArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE.
+    Tag(images::TagArgs),
+    /// Remove one or more images.
+    #[command(visible_aliases = ["rmi", "remove"])]
+    Rm(images::RmiArgs),
+    /// Show the history of an image.
+    History(images::HistoryArgs),
+    /// Save one or more images to a tar archive.
+    Save(images::SaveArgs),
+    /// Load an image from a tar archive or STDIN.
+    Load(images::LoadArgs),
+    /// Display detailed information on one or more images.
+    Inspect(images::ImageInspectArgs),
+    /// Remove unused images.
+    Prune(images::PruneArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SystemCommand {
+    /// Display system-wide information.
+    Info {
+        #[arg(short, long)]
+        format: Option<String>,
+    },
+    /// Get real time events from the server.
+    Events(system::EventsArgs),
 }
 
 /// The socket path of a `unix://PATH` host.
@@ -127,165 +292,112 @@ pub fn connect(host: &str) -> Result<Client> {
     }
 }
 
-fn go_arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        other => other,
-    }
-}
-
-/// Adds the Go field names docker's templates use where the API's JSON differs.
-fn docker_template_names(v: &mut serde_json::Value) {
-    if let Some(o) = v.as_object_mut() {
-        if let Some(x) = o.get("ApiVersion").cloned() {
-            o.insert("APIVersion".into(), x);
-        }
-        if let Some(x) = o.get("MinAPIVersion").cloned() {
-            o.insert("MinAPIVersion".into(), x);
-        }
-    }
-}
-
-fn version(cli_host: &str, format: Option<String>) -> Result<i32> {
-    let client_part = serde_json::json!({
-        "Platform": {"Name": "berth"},
-        "Version": env!("CARGO_PKG_VERSION"),
-        "APIVersion": client::API_VERSION,
-        "Os": "linux",
-        "Arch": go_arch(),
-    });
-    let server = connect(cli_host).and_then(|c| Ok(c.get("/version")?.json()?));
-    let mut data = serde_json::json!({ "Client": client_part });
-    let err = match server {
-        Ok(mut s) => {
-            docker_template_names(&mut s);
-            data["Server"] = s;
-            None
-        }
-        Err(e) => Some(e),
-    };
-    match format {
-        Some(f) => println!("{}", format::render(&f, &data).map_err(anyhow::Error::msg)?),
-        None => {
-            let c = &data["Client"];
-            println!("Client:");
-            println!(
-                " Version:           {}",
-                c["Version"].as_str().unwrap_or("")
-            );
-            println!(" API version:       {}", client::API_VERSION);
-            println!(" OS/Arch:           linux/{}", go_arch());
-            if let Some(s) = data.get("Server") {
-                let s_str = |k: &str| s[k].as_str().unwrap_or("").to_owned();
-                println!();
-                println!(
-                    "Server: {}",
-                    s["Platform"]["Name"].as_str().unwrap_or("berth")
-                );
-                println!(" Engine:");
-                println!("  Version:          {}", s_str("Version"));
-                println!(
-                    "  API version:      {} (minimum version {})",
-                    s_str("ApiVersion"),
-                    s_str("MinAPIVersion")
-                );
-                println!("  OS/Arch:          {}/{}", s_str("Os"), s_str("Arch"));
-                println!("  Kernel Version:   {}", s_str("KernelVersion"));
-                println!(
-                    "  Experimental:     {}",
-                    s["Experimental"].as_bool().unwrap_or(false)
-                );
-            }
-        }
-    }
-    match err {
-        Some(e) => Err(e),
-        None => Ok(0),
-    }
-}
-
-fn human_bytes(n: f64) -> String {
-    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n;
-    let mut i = 0;
-    while v >= 1024.0 && i < units.len() - 1 {
-        v /= 1024.0;
-        i += 1;
-    }
-    format!("{v:.4}")
-        .trim_end_matches('0')
-        .trim_end_matches('.')
-        .to_owned()
-        + units[i]
-}
-
-fn info(cli_host: &str, format: Option<String>) -> Result<i32> {
-    let s = connect(cli_host)?.get("/info")?.json()?;
-    if let Some(f) = format {
-        println!("{}", format::render(&f, &s).map_err(anyhow::Error::msg)?);
-        return Ok(0);
-    }
-    let g = |k: &str| match &s[k] {
-        serde_json::Value::String(x) => x.clone(),
-        serde_json::Value::Null => String::new(),
-        other => other.to_string(),
-    };
-    println!("Client:");
-    println!(" Version:    {}", env!("CARGO_PKG_VERSION"));
-    println!();
-    println!("Server:");
-    println!(" Containers: {}", g("Containers"));
-    println!("  Running: {}", g("ContainersRunning"));
-    println!("  Paused: {}", g("ContainersPaused"));
-    println!("  Stopped: {}", g("ContainersStopped"));
-    println!(" Images: {}", g("Images"));
-    println!(" Server Version: {}", g("ServerVersion"));
-    println!(" Storage Driver: {}", g("Driver"));
-    println!(" Logging Driver: {}", g("LoggingDriver"));
-    println!(" Cgroup Driver: {}", g("CgroupDriver"));
-    println!(" Cgroup Version: {}", g("CgroupVersion"));
-    println!(" Default Runtime: {}", g("DefaultRuntime"));
-    println!(" Kernel Version: {}", g("KernelVersion"));
-    println!(" Operating System: {}", g("OperatingSystem"));
-    println!(" OSType: {}", g("OSType"));
-    println!(" Architecture: {}", g("Architecture"));
-    println!(" CPUs: {}", g("NCPU"));
-    println!(
-        " Total Memory: {}",
-        human_bytes(s["MemTotal"].as_f64().unwrap_or(0.0))
-    );
-    println!(" Name: {}", g("Name"));
-    println!(" ID: {}", g("ID"));
-    println!(" Docker Root Dir: {}", g("DockerRootDir"));
-    Ok(0)
-}
-
 /// Runs the CLI; returns the process exit status.
 pub fn run(cli: Cli) -> i32 {
-    let result = match cli.command {
-        Command::Version { format } => version(&cli.host, format),
-        Command::Info { format } => info(&cli.host, format),
+    let host = cli.host.clone();
+    // run and create report engine errors with 125, like docker; other commands with 1.
+    let (engine_code, prefix) = match &cli.command {
+        Command::Run(_)
+        | Command::Create(_)
+        | Command::Container(ContainerCommand::Run(_) | ContainerCommand::Create(_)) => {
+            (EXIT_ENGINE, "berth: ")
+        }
+        _ => (1, ""),
     };
+    let result = dispatch(&host, cli.command);
     match result {
         Ok(code) => code,
         Err(e) => {
-            match e.downcast_ref::<ClientError>() {
-                Some(ce) => eprintln!("{ce}"),
-                None => eprintln!("berth: {e:#}"),
+            if let Some(se) = e.downcast_ref::<StatusError>() {
+                eprintln!("{prefix}{}", se.message);
+                return se.code;
             }
-            EXIT_ENGINE
+            match e.downcast_ref::<ClientError>() {
+                Some(ce) => eprintln!("{prefix}{ce}"),
+                None => eprintln!("{prefix}{e:#}"),
+            }
+            engine_code
         }
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bytes_like_docker() {
-        assert_eq!(human_bytes(24_000_000_000.0), "22.3517GiB");
-        assert_eq!(human_bytes(1024.0), "1KiB");
+fn dispatch(host: &str, command: Command) -> Result<i32> {
+    let command = match command {
+        Command::Version { format } => return system::version(host, format),
+        Command::Info { format } | Command::System(SystemCommand::Info { format }) => {
+            return system::info(host, format)
+        }
+        Command::Events(a) | Command::System(SystemCommand::Events(a)) => {
+            return system::events(host, a)
+        }
+        Command::Container(c) => match c {
+            ContainerCommand::Run(a) => Command::Run(a),
+            ContainerCommand::Create(a) => Command::Create(a),
+            ContainerCommand::Exec(a) => Command::Exec(a),
+            ContainerCommand::Ls(a) => Command::Ps(a),
+            ContainerCommand::Start(a) => Command::Start(a),
+            ContainerCommand::Stop(a) => Command::Stop(a),
+            ContainerCommand::Restart(a) => Command::Restart(a),
+            ContainerCommand::Kill(a) => Command::Kill(a),
+            ContainerCommand::Rm(a) => Command::Rm(a),
+            ContainerCommand::Wait(a) => Command::Wait(a),
+            ContainerCommand::Rename(a) => Command::Rename(a),
+            ContainerCommand::Pause(a) => Command::Pause(a),
+            ContainerCommand::Unpause(a) => Command::Unpause(a),
+            ContainerCommand::Logs(a) => Command::Logs(a),
+            ContainerCommand::Inspect(mut a) => {
+                a.kind = Some("container".into());
+                Command::Inspect(a)
+            }
+            ContainerCommand::Top(a) => Command::Top(a),
+            ContainerCommand::Port(a) => Command::Port(a),
+            ContainerCommand::Attach(a) => Command::Attach(a),
+        },
+        Command::Image(i) => match i {
+            ImageCommand::Ls(a) => Command::Images(a),
+            ImageCommand::Import(a) => Command::Import(a),
+            ImageCommand::Tag(a) => Command::Tag(a),
+            ImageCommand::Rm(a) => Command::Rmi(a),
+            ImageCommand::History(a) => Command::History(a),
+            ImageCommand::Save(a) => Command::Save(a),
+            ImageCommand::Load(a) => Command::Load(a),
+            ImageCommand::Inspect(a) => return images::inspect(&connect(host)?, a),
+            ImageCommand::Prune(a) => return images::prune(&connect(host)?, a),
+        },
+        other => other,
+    };
+    let client = connect(host)?;
+    match command {
+        Command::Run(a) => ct::run(&client, a),
+        Command::Create(a) => ct::create(&client, a),
+        Command::Exec(a) => ct::exec(&client, a),
+        Command::Ps(a) => ct::ps(&client, a),
+        Command::Start(a) => ct::start(&client, a),
+        Command::Stop(a) => ct::stop(&client, a, false),
+        Command::Restart(a) => ct::stop(&client, a, true),
+        Command::Kill(a) => ct::kill(&client, a),
+        Command::Rm(a) => ct::rm(&client, a),
+        Command::Wait(a) => ct::wait(&client, a),
+        Command::Rename(a) => ct::rename(&client, a),
+        Command::Pause(a) => ct::pause(&client, a, true),
+        Command::Unpause(a) => ct::pause(&client, a, false),
+        Command::Logs(a) => ct::logs(&client, a),
+        Command::Inspect(a) => ct::inspect(&client, a),
+        Command::Top(a) => ct::top(&client, a),
+        Command::Port(a) => ct::port(&client, a),
+        Command::Attach(a) => ct::attach(&client, a),
+        Command::Images(a) => images::images(&client, a),
+        Command::Import(a) => images::import(&client, a),
+        Command::Tag(a) => images::tag(&client, a),
+        Command::Rmi(a) => images::rmi(&client, a),
+        Command::History(a) => images::history(&client, a),
+        Command::Save(a) => images::save(&client, a),
+        Command::Load(a) => images::load(&client, a),
+        Command::Version { .. }
+        | Command::Info { .. }
+        | Command::Events(_)
+        | Command::Container(_)
+        | Command::Image(_)
+        | Command::System(_) => unreachable!("handled above"),
     }
 }

@@ -46,6 +46,28 @@ fn significant3(v: f64) -> String {
     }
 }
 
+/// Docker's byte sizes: a number with an optional unit b, k, m, g, t, p (and an optional
+/// trailing "b", as in "512mb"), powers of 1024.
+pub fn parse_ram_bytes(text: &str) -> Option<i64> {
+    let t = text.trim().to_ascii_lowercase();
+    let t = t.strip_suffix('b').unwrap_or(&t);
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let mult: f64 = match unit {
+        "" => 1.0,
+        "k" => 1024.0,
+        "m" => 1024.0 * 1024.0,
+        "g" => 1024.0 * 1024.0 * 1024.0,
+        "t" => 1024f64.powi(4),
+        "p" => 1024f64.powi(5),
+        _ => return None,
+    };
+    Some((n * mult) as i64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

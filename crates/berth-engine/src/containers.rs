@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use berth_api::containers::{ContainerBackend, LogStream, Logs, WaitState};
+use berth_api::containers::{ContainerBackend, ListQuery, LogCursor, LogQuery, Logs, WaitState};
 use berth_api::ApiError;
 use berth_core::ContainerId;
-use berth_runtime::shim::{self, log::read_records};
+use berth_runtime::shim;
 use berth_runtime::spec::{docker_default, ContainerOptions, SeccompChoice, Ulimit};
 use bollard_stubs::models::{
     ContainerConfig, ContainerCreateResponse, ContainerInspectResponse, ContainerState,
@@ -66,6 +66,81 @@ pub struct Host {
     /// For `on-failure`: restart at most this many times (0: no limit).
     #[serde(default)]
     pub restart_max: i64,
+    /// `--init`: berth's init is pid 1.
+    #[serde(default)]
+    pub init: bool,
+    /// `--log-opt max-size` in bytes and `max-file` (the shim's defaults when absent).
+    #[serde(default)]
+    pub log_max_size: Option<u64>,
+    #[serde(default)]
+    pub log_max_files: Option<u32>,
+}
+
+/// The json-file options of a create request (`--log-opt max-size=10m --log-opt max-file=3`).
+fn log_options(hc: &serde_json::Value) -> Result<(Option<u64>, Option<u32>), ApiError> {
+    let driver = hc["LogConfig"]["Type"].as_str().unwrap_or("");
+    if !matches!(driver, "" | "json-file") {
+        return Err(ApiError::bad_request(format!(
+            "logging driver {driver:?} is not supported: berth logs with json-file"
+        )));
+    }
+    let mut size = None;
+    let mut files = None;
+    for (k, v) in string_map(&hc["LogConfig"]["Config"]) {
+        match k.as_str() {
+            "max-size" => {
+                size = Some(
+                    berth_core::humanize::parse_ram_bytes(&v)
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| ApiError::bad_request(format!("invalid max-size: {v}")))?
+                        as u64,
+                )
+            }
+            "max-file" => {
+                files = Some(
+                    v.parse::<u32>()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| ApiError::bad_request(format!("invalid max-file: {v}")))?,
+                )
+            }
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown log opt '{other}' for json-file log driver"
+                )))
+            }
+        }
+    }
+    Ok((size, files))
+}
+
+/// Settings berth does not have yet are refused, never silently dropped (a bind mount that
+/// is ignored would lose the data written to it).
+fn refuse_unsupported(hc: &serde_json::Value) -> Result<(), ApiError> {
+    let non_empty = |v: &serde_json::Value| match v {
+        serde_json::Value::Array(a) => !a.is_empty(),
+        serde_json::Value::Object(o) => !o.is_empty(),
+        _ => false,
+    };
+    for (key, what) in [
+        ("Binds", "volumes (-v)"),
+        ("Mounts", "mounts (--mount)"),
+        ("Tmpfs", "tmpfs mounts"),
+        ("VolumesFrom", "--volumes-from"),
+        ("PortBindings", "published ports (-p)"),
+    ] {
+        if non_empty(&hc[key]) {
+            return Err(ApiError::bad_request(format!(
+                "{what} are not supported by this berth version yet"
+            )));
+        }
+    }
+    match hc["NetworkMode"].as_str().unwrap_or("") {
+        "" | "default" | "bridge" | "none" => Ok(()),
+        other => Err(ApiError::bad_request(format!(
+            "network mode {other:?} is not supported by this berth version yet"
+        ))),
+    }
 }
 
 /// What a container is doing: changes over its life.
@@ -159,6 +234,17 @@ fn unix_time(rfc3339: &str) -> i64 {
 }
 
 impl Engine {
+    /// Records a container event with Docker's attributes (image, name, labels, and `extra`).
+    fn container_event(&self, rec: &Record, action: &str, extra: &[(&str, String)]) {
+        let mut attrs: std::collections::BTreeMap<String, String> = rec.labels.clone();
+        attrs.insert("image".into(), rec.image.clone());
+        attrs.insert("name".into(), rec.name.clone());
+        for (k, v) in extra {
+            attrs.insert((*k).to_owned(), v.clone());
+        }
+        self.events.emit("container", action, &rec.id, attrs);
+    }
+
     fn containers_dir(&self) -> PathBuf {
         self.root().join("containers")
     }
@@ -275,6 +361,9 @@ impl Engine {
         }
         self.unmount_rootfs(id);
         let _ = self.save_state(id, &st);
+        if let Ok(rec) = self.find(id) {
+            self.container_event(&rec, "die", &[("exitCode", st.exit_code.to_string())]);
+        }
         st
     }
 
@@ -573,6 +662,8 @@ impl ContainerBackend for Engine {
 
         let id = ContainerId::generate().map_err(|e| ApiError::internal(e.to_string()))?;
         let hc = &body["HostConfig"];
+        refuse_unsupported(hc)?;
+        let (log_max_size, log_max_files) = log_options(hc)?;
         let mut env = ic.env.clone().unwrap_or_default();
         env.extend(strings(&body["Env"]));
         let record = Record {
@@ -623,6 +714,9 @@ impl ContainerBackend for Engine {
                 restart_max: hc["RestartPolicy"]["MaximumRetryCount"]
                     .as_i64()
                     .unwrap_or(0),
+                init: hc["Init"].as_bool().unwrap_or(false),
+                log_max_size,
+                log_max_files,
                 sysctls: string_map(&hc["Sysctls"]),
                 ulimits: hc["Ulimits"]
                     .as_array()
@@ -653,6 +747,7 @@ impl ContainerBackend for Engine {
             },
         )?;
         write_json(&dir.join("config.json"), &record)?;
+        self.container_event(&record, "create", &[]);
         Ok(ContainerCreateResponse {
             id: record.id,
             warnings: Vec::new(),
@@ -689,6 +784,12 @@ impl ContainerBackend for Engine {
             .arg(&dir);
         if rec.open_stdin {
             cmd.arg("--interactive");
+        }
+        if let Some(n) = rec.host.log_max_size {
+            cmd.arg("--log-max-size").arg(n.to_string());
+        }
+        if let Some(n) = rec.host.log_max_files {
+            cmd.arg("--log-max-file").arg(n.to_string());
         }
         let client_waiting = self
             .attaching
@@ -729,6 +830,7 @@ impl ContainerBackend for Engine {
                 restart_count: st.restart_count,
             },
         )?;
+        self.container_event(&rec, "start", &[]);
         Ok(true)
     }
 
@@ -781,9 +883,11 @@ impl ContainerBackend for Engine {
         let sig = rec.stop_signal.clone().unwrap_or_else(|| "SIGTERM".into());
         let _ = self.signal(&rec.id, &sig);
         if !self.wait_exited(&rec.id, Duration::from_secs(secs)) {
+            self.container_event(&rec, "kill", &[("signal", "9".into())]);
             let _ = self.signal(&rec.id, "SIGKILL");
             self.wait_exited(&rec.id, Duration::from_secs(10));
         }
+        self.container_event(&rec, "stop", &[]);
         Ok(true)
     }
 
@@ -797,6 +901,7 @@ impl ContainerBackend for Engine {
         }
         self.mark_manually_stopped(&rec.id);
         self.signal(&rec.id, signal)?;
+        self.container_event(&rec, "kill", &[("signal", signal.to_owned())]);
         if matches!(signal.trim_start_matches("SIG"), "KILL" | "9") {
             self.thaw(&rec.id);
         }
@@ -806,7 +911,9 @@ impl ContainerBackend for Engine {
     fn restart_container(&self, key: &str, timeout: Option<i64>) -> Result<(), ApiError> {
         let rec = self.find(key)?;
         self.stop_container(&rec.id, timeout)?;
-        self.start_container(&rec.id).map(|_| ())
+        self.start_container(&rec.id)?;
+        self.container_event(&rec, "restart", &[]);
+        Ok(())
     }
 
     fn rename_container(&self, key: &str, new_name: &str) -> Result<(), ApiError> {
@@ -825,8 +932,10 @@ impl ContainerBackend for Engine {
                 )));
             }
         }
-        rec.name = new_name.to_owned();
-        write_json(&self.container_dir(&rec.id).join("config.json"), &rec)
+        let old = std::mem::replace(&mut rec.name, new_name.to_owned());
+        write_json(&self.container_dir(&rec.id).join("config.json"), &rec)?;
+        self.container_event(&rec, "rename", &[("oldName", format!("/{old}"))]);
+        Ok(())
     }
 
     fn top_container(&self, key: &str, ps_args: &str) -> Result<serde_json::Value, ApiError> {
@@ -928,7 +1037,9 @@ impl ContainerBackend for Engine {
             (false, true) => self.runtime_op(&["resume", &rec.id])?,
         }
         st.paused = pause;
-        self.save_state(&rec.id, &st)
+        self.save_state(&rec.id, &st)?;
+        self.container_event(&rec, if pause { "pause" } else { "unpause" }, &[]);
+        Ok(())
     }
 
     fn remove_container(&self, key: &str, force: bool) -> Result<(), ApiError> {
@@ -968,72 +1079,47 @@ impl ContainerBackend for Engine {
             }
         }
         std::fs::remove_dir_all(&dir)
-            .map_err(|e| ApiError::internal(format!("remove container files: {e}")))
+            .map_err(|e| ApiError::internal(format!("remove container files: {e}")))?;
+        self.container_event(&rec, "destroy", &[]);
+        Ok(())
     }
 
     fn container_logs(
         &self,
         key: &str,
-        stdout: bool,
-        stderr: bool,
-        tail: Option<usize>,
-        timestamps: bool,
+        q: &LogQuery,
+        cursor: Option<LogCursor>,
     ) -> Result<Logs, ApiError> {
         let rec = self.find(key)?;
-        let dir = self.container_dir(&rec.id);
-        let base = dir.join(format!("{}-json.log", rec.id));
-        let mut files = Vec::new();
-        for n in (1..10).rev() {
-            let mut p = base.as_os_str().to_owned();
-            p.push(format!(".{n}"));
-            let p = PathBuf::from(p);
-            if p.exists() {
-                files.push(p);
-            }
-        }
-        files.push(base);
-        let mut out = Vec::new();
-        for f in files {
-            let Ok(records) = read_records(&f) else {
-                continue;
-            };
-            for r in records {
-                let stream = if r.stream == "stderr" {
-                    LogStream::Stderr
-                } else {
-                    LogStream::Stdout
-                };
-                if (stream == LogStream::Stdout && !stdout)
-                    || (stream == LogStream::Stderr && !stderr)
-                {
-                    continue;
-                }
-                let data = if timestamps {
-                    format!("{} {}", r.time, r.log).into_bytes()
-                } else {
-                    r.log.into_bytes()
-                };
-                out.push((stream, data));
-            }
-        }
-        if let Some(n) = tail {
-            let skip = out.len().saturating_sub(n);
-            out.drain(..skip);
-        }
+        let running = self.refresh(&rec.id).status == "running";
+        let base = self
+            .container_dir(&rec.id)
+            .join(format!("{}-json.log", rec.id));
+        let (records, cursor) = crate::logs::read(&base, q, cursor);
         Ok(Logs {
             tty: rec.tty,
-            records: out,
+            records,
+            cursor,
+            running,
         })
     }
 
-    fn list_containers(&self, all: bool) -> Result<Vec<ContainerSummary>, ApiError> {
+    fn list_containers(&self, q: ListQuery) -> Result<Vec<ContainerSummary>, ApiError> {
         let now_unix = chrono::Utc::now().timestamp();
         let mut recs = self.records();
         recs.sort_by(|a, b| b.created.cmp(&a.created));
+        let filter = crate::filters::ContainerFilter::new(&q.filters, &recs)?;
+        let all = q.all || q.limit.is_some() || filter.wants_stopped();
         let mut out = Vec::new();
-        for rec in recs {
+        for (n, rec) in recs.iter().enumerate() {
+            if q.limit.is_some_and(|l| n >= l) {
+                break;
+            }
             let st = self.refresh(&rec.id);
             if !all && st.status != "running" {
+                continue;
+            }
+            if !filter.matches(rec, &st) {
                 continue;
             }
             let state = match st.status.as_str() {
@@ -1058,6 +1144,10 @@ impl ContainerBackend for Engine {
                 labels: Some(rec.labels.clone().into_iter().collect()),
                 state: Some(state),
                 status: Some(Engine::status_text(&st, now_unix)),
+                size_rw: q.size.then(|| self.upper_size(&rec.id)),
+                size_root_fs: q
+                    .size
+                    .then(|| self.upper_size(&rec.id) + self.image_size(rec)),
                 ..Default::default()
             });
         }
@@ -1144,6 +1234,22 @@ impl ContainerBackend for Engine {
 }
 
 impl Engine {
+    /// Bytes in a container's writable layer.
+    fn upper_size(&self, id: &str) -> i64 {
+        crate::disk_usage(&self.container_dir(id).join("upper")) as i64
+    }
+
+    /// Bytes of a container's image (its unpacked layers).
+    fn image_size(&self, rec: &Record) -> i64 {
+        rec.image_id
+            .parse::<berth_core::Digest>()
+            .ok()
+            .and_then(|d| self.images.config(&d).ok())
+            .and_then(|c| self.images.lower_dirs(&c).ok())
+            .map(|dirs| dirs.iter().map(|d| crate::disk_usage(d)).sum::<u64>() as i64)
+            .unwrap_or(0)
+    }
+
     /// Builds the spec once at create, so bad flag values are refused then, with nothing made.
     fn check_options(&self, rec: &Record) -> Result<(), ApiError> {
         let mut probe = rec.clone();

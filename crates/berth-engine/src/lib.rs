@@ -3,9 +3,12 @@
 
 pub mod changes;
 pub mod containers;
+pub mod events;
 pub mod exec;
+pub mod filters;
 pub mod humanize;
 pub mod images;
+pub mod logs;
 pub mod system;
 
 use std::path::{Path, PathBuf};
@@ -22,6 +25,8 @@ pub struct Engine {
     attaching: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
     /// `docker exec` instances, in memory as in Docker.
     execs: Arc<exec::Execs>,
+    /// What happened lately, for `docker events`.
+    pub events: Arc<events::EventLog>,
 }
 
 impl Engine {
@@ -33,10 +38,41 @@ impl Engine {
             images: Arc::new(images),
             attaching: Default::default(),
             execs: Default::default(),
+            events: Default::default(),
         })
     }
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+}
+
+/// Bytes used by the files under `dir` (not following symlinks; hard links counted once).
+pub(crate) fn disk_usage(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut seen = std::collections::HashSet::new();
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let Ok(m) = e.path().symlink_metadata() else {
+                continue;
+            };
+            if m.is_dir() {
+                stack.push(e.path());
+            } else if m.nlink() <= 1 || seen.insert((m.dev(), m.ino())) {
+                total += m.len();
+            }
+        }
+    }
+    total
+}
+
+impl berth_api::events::EventBackend for Engine {
+    fn events_after(&self, seq: u64) -> (Vec<serde_json::Value>, u64) {
+        self.events.after(seq)
     }
 }

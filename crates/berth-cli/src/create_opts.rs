@@ -1,0 +1,322 @@
+//! The flags of `create` and `run`, and the Docker API create body they make.
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use serde_json::{json, Value};
+
+/// Flags shared by `create` and `run`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct CreateOpts {
+    /// Keep STDIN open even if not attached.
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    /// Allocate a pseudo-TTY.
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// Assign a name to the container.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Set environment variables.
+    #[arg(short = 'e', long = "env", value_name = "list")]
+    pub env: Vec<String>,
+    /// Read in a file of environment variables.
+    #[arg(long = "env-file", value_name = "list")]
+    pub env_file: Vec<String>,
+    /// Working directory inside the container.
+    #[arg(short = 'w', long)]
+    pub workdir: Option<String>,
+    /// Username or UID (format: <name|uid>[:<group|gid>]).
+    #[arg(short = 'u', long)]
+    pub user: Option<String>,
+    /// Overwrite the default ENTRYPOINT of the image.
+    #[arg(long)]
+    pub entrypoint: Option<String>,
+    /// Container host name.
+    #[arg(short = 'h', long)]
+    pub hostname: Option<String>,
+    /// Mount the container's root filesystem as read only.
+    #[arg(long = "read-only")]
+    pub read_only: bool,
+    /// Memory limit.
+    #[arg(short = 'm', long, value_name = "bytes")]
+    pub memory: Option<String>,
+    /// Swap limit equal to memory plus swap: '-1' to enable unlimited swap.
+    #[arg(long = "memory-swap", value_name = "bytes", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// Number of CPUs.
+    #[arg(long, value_name = "decimal")]
+    pub cpus: Option<String>,
+    /// CPU shares (relative weight).
+    #[arg(short = 'c', long = "cpu-shares", value_name = "int")]
+    pub cpu_shares: Option<u64>,
+    /// Tune container pids limit (set -1 for unlimited).
+    #[arg(long = "pids-limit", value_name = "int", allow_hyphen_values = true)]
+    pub pids_limit: Option<i64>,
+    /// Add Linux capabilities.
+    #[arg(long = "cap-add", value_name = "list")]
+    pub cap_add: Vec<String>,
+    /// Drop Linux capabilities.
+    #[arg(long = "cap-drop", value_name = "list")]
+    pub cap_drop: Vec<String>,
+    /// Give extended privileges to this container.
+    #[arg(long)]
+    pub privileged: bool,
+    /// Security Options.
+    #[arg(long = "security-opt", value_name = "list")]
+    pub security_opt: Vec<String>,
+    /// Ulimit options.
+    #[arg(long, value_name = "ulimit")]
+    pub ulimit: Vec<String>,
+    /// Sysctl options.
+    #[arg(long, value_name = "map")]
+    pub sysctl: Vec<String>,
+    /// Run an init inside the container that forwards signals and reaps processes.
+    #[arg(long)]
+    pub init: bool,
+    /// Restart policy to apply when a container exits.
+    #[arg(long, default_value = "no")]
+    pub restart: String,
+    /// Signal to stop the container.
+    #[arg(long = "stop-signal", value_name = "string")]
+    pub stop_signal: Option<String>,
+    /// Timeout (in seconds) to stop a container.
+    #[arg(long = "stop-timeout", value_name = "int")]
+    pub stop_timeout: Option<i64>,
+    /// Set meta data on a container.
+    #[arg(short = 'l', long = "label", value_name = "list")]
+    pub label: Vec<String>,
+    /// Log driver options.
+    #[arg(long = "log-opt", value_name = "list")]
+    pub log_opt: Vec<String>,
+    /// Automatically remove the container and its associated anonymous volumes when it exits.
+    #[arg(long)]
+    pub rm: bool,
+    /// Publish a container's port(s) to the host.
+    #[arg(short = 'p', long = "publish", value_name = "list")]
+    pub publish: Vec<String>,
+    /// Bind mount a volume.
+    #[arg(short = 'v', long = "volume", value_name = "list")]
+    pub volume: Vec<String>,
+    /// Connect a container to a network.
+    #[arg(long = "network", visible_alias = "net", value_name = "network")]
+    pub network: Option<String>,
+    /// Print usage.
+    #[arg(long, action = clap::ArgAction::Help)]
+    pub help: Option<bool>,
+    /// The image, then the command and its arguments.
+    #[arg(
+        value_name = "IMAGE [COMMAND] [ARG...]",
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub argv: Vec<String>,
+}
+
+/// Docker's byte sizes ("512m", "1g"), as an error the CLI can show.
+pub fn parse_bytes(text: &str) -> Result<i64> {
+    berth_core::humanize::parse_ram_bytes(text)
+        .ok_or_else(|| anyhow::anyhow!("invalid size: '{text}'"))
+}
+
+/// `KEY=VALUE`, or `KEY` taken from our environment (dropped when unset), as docker does.
+fn env_entry(entry: &str) -> Option<String> {
+    if entry.contains('=') {
+        Some(entry.to_owned())
+    } else {
+        std::env::var(entry).ok().map(|v| format!("{entry}={v}"))
+    }
+}
+
+fn read_env_file(path: &str) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("open env file {path}"))?;
+    Ok(text
+        .lines()
+        .map(str::trim_start)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(env_entry)
+        .collect())
+}
+
+fn key_values(list: &[String]) -> serde_json::Map<String, Value> {
+    list.iter()
+        .map(|l| match l.split_once('=') {
+            Some((k, v)) => (k.to_owned(), Value::String(v.to_owned())),
+            None => (l.clone(), Value::String(String::new())),
+        })
+        .collect()
+}
+
+fn restart_policy(text: &str) -> Result<Value> {
+    let (name, count) = match text.split_once(':') {
+        Some((n, c)) => (
+            n,
+            c.parse::<i64>().map_err(|_| {
+                anyhow::anyhow!(
+                    "invalid restart policy format: maximum retry count must be an integer"
+                )
+            })?,
+        ),
+        None => (text, 0),
+    };
+    match name {
+        "no" | "always" | "unless-stopped" if count != 0 => {
+            bail!("invalid restart policy format: maximum retry count can only be used with 'on-failure'")
+        }
+        "" | "no" | "always" | "unless-stopped" | "on-failure" => {}
+        other => bail!("invalid restart policy format: unknown policy '{other}'"),
+    }
+    Ok(json!({"Name": name, "MaximumRetryCount": count}))
+}
+
+fn ulimit(text: &str) -> Result<Value> {
+    let (name, limits) = text
+        .split_once('=')
+        .ok_or_else(|| anyhow::anyhow!("invalid ulimit argument: {text}"))?;
+    let (soft, hard) = match limits.split_once(':') {
+        Some((s, h)) => (s, h),
+        None => (limits, limits),
+    };
+    let parse = |v: &str| {
+        v.parse::<i64>()
+            .map_err(|_| anyhow::anyhow!("invalid ulimit argument: {text}"))
+    };
+    Ok(json!({"Name": name, "Soft": parse(soft)?, "Hard": parse(hard)?}))
+}
+
+impl CreateOpts {
+    pub fn image(&self) -> &str {
+        &self.argv[0]
+    }
+
+    /// The body of `POST /containers/create`.
+    pub fn body(&self, attach: bool) -> Result<Value> {
+        let mut env = Vec::new();
+        for f in &self.env_file {
+            env.extend(read_env_file(f)?);
+        }
+        env.extend(self.env.iter().filter_map(|e| env_entry(e)));
+        let cmd: Vec<&String> = self.argv[1..].iter().collect();
+        let mut host = json!({
+            "Privileged": self.privileged,
+            "ReadonlyRootfs": self.read_only,
+            "AutoRemove": self.rm,
+            "CapAdd": self.cap_add,
+            "CapDrop": self.cap_drop,
+            "SecurityOpt": self.security_opt,
+            "RestartPolicy": restart_policy(&self.restart)?,
+            "Init": self.init,
+            "Sysctls": key_values(&self.sysctl),
+            "Ulimits": self.ulimit.iter().map(|u| ulimit(u)).collect::<Result<Vec<_>>>()?,
+            "LogConfig": {"Type": "json-file", "Config": key_values(&self.log_opt)},
+        });
+        if let Some(m) = &self.memory {
+            host["Memory"] = parse_bytes(m)?.into();
+        }
+        if let Some(m) = &self.memory_swap {
+            host["MemorySwap"] = if m == "-1" { -1 } else { parse_bytes(m)? }.into();
+        }
+        if let Some(c) = &self.cpus {
+            let cpus: f64 = c
+                .parse()
+                .map_err(|_| anyhow::anyhow!("invalid argument \"{c}\" for \"--cpus\" flag"))?;
+            host["NanoCpus"] = ((cpus * 1e9) as i64).into();
+        }
+        if let Some(s) = self.cpu_shares {
+            host["CpuShares"] = s.into();
+        }
+        if let Some(p) = self.pids_limit {
+            host["PidsLimit"] = p.into();
+        }
+        if !self.volume.is_empty() {
+            host["Binds"] = json!(self.volume);
+        }
+        if !self.publish.is_empty() {
+            let mut bindings = serde_json::Map::new();
+            for p in &self.publish {
+                let (rest, proto) = p.rsplit_once('/').unwrap_or((p.as_str(), "tcp"));
+                let parts: Vec<&str> = rest.rsplitn(3, ':').collect();
+                let (container, host_port, ip) = match parts.as_slice() {
+                    [c] => (*c, "", ""),
+                    [c, h] => (*c, *h, ""),
+                    [c, h, ip] => (*c, *h, *ip),
+                    _ => bail!("invalid publish spec: {p}"),
+                };
+                bindings
+                    .entry(format!("{container}/{proto}"))
+                    .or_insert_with(|| json!([]))
+                    .as_array_mut()
+                    .expect("inserted as an array")
+                    .push(json!({"HostIp": ip, "HostPort": host_port}));
+            }
+            host["PortBindings"] = Value::Object(bindings);
+        }
+        if let Some(n) = &self.network {
+            host["NetworkMode"] = n.clone().into();
+        }
+        let mut body = json!({
+            "Image": self.image(),
+            "Tty": self.tty,
+            "OpenStdin": self.interactive,
+            "StdinOnce": self.interactive && attach,
+            "AttachStdin": self.interactive && attach,
+            "AttachStdout": attach,
+            "AttachStderr": attach,
+            "Env": env,
+            "Labels": key_values(&self.label),
+            "HostConfig": host,
+        });
+        if !cmd.is_empty() {
+            body["Cmd"] = json!(cmd);
+        }
+        if let Some(e) = &self.entrypoint {
+            body["Entrypoint"] = if e.is_empty() { json!([]) } else { json!([e]) };
+        }
+        for (key, value) in [
+            ("WorkingDir", &self.workdir),
+            ("User", &self.user),
+            ("Hostname", &self.hostname),
+            ("StopSignal", &self.stop_signal),
+        ] {
+            if let Some(v) = value {
+                body[key] = v.clone().into();
+            }
+        }
+        if let Some(t) = self.stop_timeout {
+            body["StopTimeout"] = t.into();
+        }
+        Ok(body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_like_docker() {
+        assert_eq!(parse_bytes("512m").unwrap(), 512 << 20);
+        assert_eq!(parse_bytes("512MB").unwrap(), 512 << 20);
+        assert_eq!(parse_bytes("1g").unwrap(), 1 << 30);
+        assert_eq!(parse_bytes("100").unwrap(), 100);
+        assert_eq!(parse_bytes("100b").unwrap(), 100);
+        assert_eq!(parse_bytes("1.5k").unwrap(), 1536);
+        assert!(parse_bytes("lots").is_err());
+        assert!(parse_bytes("12x").is_err());
+    }
+
+    #[test]
+    fn restart_and_ulimits() {
+        assert_eq!(
+            restart_policy("on-failure:3").unwrap(),
+            json!({"Name": "on-failure", "MaximumRetryCount": 3})
+        );
+        assert!(restart_policy("always:3").is_err());
+        assert!(restart_policy("sometimes").is_err());
+        assert_eq!(
+            ulimit("nofile=10:20").unwrap(),
+            json!({"Name": "nofile", "Soft": 10, "Hard": 20})
+        );
+        assert!(ulimit("nofile").is_err());
+    }
+}
