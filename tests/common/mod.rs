@@ -109,6 +109,30 @@ impl TestDaemon {
         (status, body)
     }
 
+    /// One raw HTTP/1.0 request with a body; returns status code and body.
+    pub fn request_body(&self, method: &str, path: &str, body: &str) -> (u16, String) {
+        let mut s = UnixStream::connect(self.socket()).unwrap();
+        write!(
+            s,
+            "{method} {path} HTTP/1.0\r\nHost: berth\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut resp = String::new();
+        s.read_to_string(&mut resp).unwrap();
+        let status = resp.split(' ').nth(1).unwrap().parse().unwrap();
+        let body = resp
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default();
+        (status, body)
+    }
+
+    /// The `berth` CLI against this daemon.
+    pub fn berth(&self, args: &[&str]) -> std::process::Output {
+        berth(&self.host(), args)
+    }
+
     pub fn stop(&mut self) -> std::process::ExitStatus {
         let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
@@ -227,4 +251,73 @@ pub fn ok(out: &std::process::Output) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     text(out)
+}
+
+/// Runs `cmd` on a new pseudo-terminal of `rows`x`cols`, as a person at a terminal would:
+/// after `delay`, types `input`; returns the exit status and everything the terminal showed.
+/// The process is killed (and the test fails) if it has not ended within 20 s.
+pub fn run_in_pty(
+    mut cmd: Command,
+    rows: u16,
+    cols: u16,
+    delay: Duration,
+    input: &[u8],
+) -> (std::process::ExitStatus, String) {
+    use std::os::fd::AsRawFd;
+    let pty = nix::pty::openpty(
+        Some(&nix::pty::Winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        }),
+        None,
+    )
+    .unwrap();
+    let slave = std::fs::File::from(pty.slave);
+    let mut child = cmd
+        .stdin(slave.try_clone().unwrap())
+        .stdout(slave.try_clone().unwrap())
+        .stderr(slave)
+        .spawn()
+        .unwrap();
+    let mut master = std::fs::File::from(pty.master);
+    nix::fcntl::fcntl(
+        master.as_raw_fd(),
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+    )
+    .unwrap();
+    let mut text = Vec::new();
+    let mut buf = [0u8; 4096];
+    let mut drain = |master: &mut std::fs::File, text: &mut Vec<u8>| {
+        while let Ok(n) = master.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            text.extend_from_slice(&buf[..n]);
+        }
+    };
+    let start = Instant::now();
+    let mut typed = false;
+    let status = loop {
+        drain(&mut master, &mut text);
+        if !typed && start.elapsed() >= delay {
+            master.write_all(input).unwrap();
+            typed = true;
+        }
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if start.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "the process on the terminal did not end: {:?}",
+                String::from_utf8_lossy(&text)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    drain(&mut master, &mut text);
+    (status, String::from_utf8_lossy(&text).into_owned())
 }

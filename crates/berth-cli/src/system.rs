@@ -45,7 +45,11 @@ pub fn version(cli_host: &str, format: Option<String>) -> Result<i32> {
         Err(e) => Some(e),
     };
     match format {
-        Some(f) => println!("{}", format::render(&f, &data).map_err(anyhow::Error::msg)?),
+        // docker exits 64 (EX_USAGE) for a template it cannot parse.
+        Some(f) => println!(
+            "{}",
+            format::render(&f, &data).map_err(|e| crate::StatusError::new(64, e))?
+        ),
         None => {
             let c = &data["Client"];
             println!("Client:");

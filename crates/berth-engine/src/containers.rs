@@ -735,6 +735,11 @@ impl ContainerBackend for Engine {
                     .unwrap_or_default(),
             },
         };
+        if let Some(m) = record.host.memory {
+            if m < 6 * 1024 * 1024 {
+                return Err(ApiError::bad_request("Minimum memory limit allowed is 6MB"));
+            }
+        }
         // Check what the runtime would refuse now, not at start.
         self.check_options(&record)?;
         let dir = self.container_dir(&record.id);

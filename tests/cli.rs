@@ -1,0 +1,437 @@
+//! The `berth` CLI against a real daemon: docker's commands, tables, templates, streams,
+//! terminals and exit codes, and the API's answers to bad input.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+mod common;
+use common::*;
+
+fn err(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).trim().to_owned()
+}
+
+/// Waits until `f` holds (20 s at most).
+fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn run_ps_logs_exec_inspect_rm() {
+    if !root_or_skip() {
+        return;
+    }
+    let d = TestDaemon::with_busybox();
+
+    // Attached run: output, stderr kept apart, the container's exit code.
+    let out = d.berth(&[
+        "run",
+        "--rm",
+        "bb",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(text(&out), "out");
+    assert_eq!(err(&out), "err");
+    // Flags after the image belong to the command.
+    let out = d.berth(&["run", "--rm", "-e", "A=1", "bb", "sh", "-c", "echo $A -n"]);
+    assert_eq!(ok(&out), "1 -n");
+    // stdin with -i.
+    let mut child = Command::new(BERTH)
+        .args(["-H", &d.host(), "run", "-i", "--rm", "bb", "cat"])
+        .env("BERTH_NO_AUTOSTART", "1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"through stdin\n").unwrap();
+    drop(child.stdin.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(text(&out), "through stdin");
+
+    // Detached, named, labelled.
+    let id = ok(&d.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "-l",
+        "tier=front",
+        "bb",
+        "sh",
+        "-c",
+        "echo started; trap 'echo bye; exit 0' TERM; while true; do sleep 0.1; done",
+    ]));
+    assert_eq!(id.len(), 64, "{id}");
+    let ps = ok(&d.berth(&["ps"]));
+    let mut lines = ps.lines();
+    let header = lines.next().unwrap();
+    assert!(
+        header.starts_with("CONTAINER ID   IMAGE     COMMAND                  CREATED"),
+        "{header:?}"
+    );
+    assert!(header.ends_with("NAMES"), "{header:?}");
+    let row = lines.next().unwrap();
+    assert!(row.starts_with(&id[..12]), "{row}");
+    assert!(
+        row.contains("\"sh -c 'echo started…\"") || row.contains("\"sh -c echo started;…\""),
+        "{row}"
+    );
+    assert!(row.contains("Up ") && row.ends_with("web"), "{row}");
+    assert_eq!(
+        ok(&d.berth(&[
+            "ps",
+            "--format",
+            "{{.Names}}|{{.Image}}|{{.State}}|{{.Labels}}"
+        ])),
+        "web|bb|running|tier=front"
+    );
+    assert_eq!(ok(&d.berth(&["ps", "-q"])), &id[..12]);
+    assert_eq!(ok(&d.berth(&["ps", "-q", "--no-trunc"])), id);
+    assert_eq!(ok(&d.berth(&["container", "ls", "-q"])), &id[..12]);
+    let json = ok(&d.berth(&["ps", "--format", "json"]));
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["Names"], "web");
+
+    eventually("the first log line", || {
+        text(&d.berth(&["logs", "web"])) == "started"
+    });
+    let out = d.berth(&["logs", "-t", "web"]);
+    let line = text(&out);
+    assert!(
+        line.ends_with(" started") && line.starts_with("20"),
+        "{line}"
+    );
+
+    // exec: output, exit code, user, env and workdir.
+    assert_eq!(ok(&d.berth(&["exec", "web", "echo", "hi"])), "hi");
+    assert_eq!(
+        d.berth(&["exec", "web", "sh", "-c", "exit 7"])
+            .status
+            .code(),
+        Some(7)
+    );
+    assert_eq!(
+        ok(&d.berth(&[
+            "exec",
+            "-e",
+            "X=y",
+            "-w",
+            "/tmp",
+            "-u",
+            "1:1",
+            "web",
+            "sh",
+            "-c",
+            "echo $X $(pwd) $(id -u)"
+        ])),
+        "y /tmp 1"
+    );
+
+    assert_eq!(
+        ok(&d.berth(&[
+            "inspect",
+            "-f",
+            "{{.State.Status}} {{.Name}} {{.Config.Labels.tier}}",
+            "web"
+        ])),
+        "running /web front"
+    );
+    let inspected: serde_json::Value =
+        serde_json::from_str(&ok(&d.berth(&["container", "inspect", "web"]))).unwrap();
+    assert_eq!(inspected[0]["Id"], id);
+    let out = d.berth(&["inspect", "nothing-here"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(err(&out), "Error: No such object: nothing-here");
+
+    let top = ok(&d.berth(&["top", "web"]));
+    assert!(top.starts_with("UID") && top.contains("sh -c"), "{top}");
+
+    ok(&d.berth(&["rename", "web", "web2"]));
+    // A running container is not removed without -f, with Docker's message and status.
+    let out = d.berth(&["rm", "web2"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        err(&out).contains("cannot remove container \"/web2\": container is running"),
+        "{}",
+        err(&out)
+    );
+    // stop sends SIGTERM: the trap runs and the exit code is the script's.
+    assert_eq!(ok(&d.berth(&["stop", "web2"])), "web2");
+    assert_eq!(ok(&d.berth(&["wait", "web2"])), "0");
+    assert_eq!(text(&d.berth(&["logs", "web2"])), "started\nbye");
+    assert_eq!(
+        ok(&d.berth(&[
+            "ps",
+            "-a",
+            "--filter",
+            "name=web2",
+            "--format",
+            "{{.Status}}"
+        ])),
+        "Exited (0) Less than a second ago"
+    );
+    assert_eq!(ok(&d.berth(&["rm", "web2"])), "web2");
+    let out = d.berth(&["rm", "web2"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        err(&out),
+        "Error response from daemon: No such container: web2"
+    );
+}
+
+#[test]
+fn exit_codes_and_bad_input_follow_docker() {
+    if !root_or_skip() {
+        return;
+    }
+    let d = TestDaemon::with_busybox();
+    let count = || text(&d.berth(&["ps", "-aq"])).lines().count();
+
+    // 125: the engine could not do it (and nothing is left behind).
+    let out = d.berth(&["run", "--rm", "nosuchimage"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(
+        err(&out).contains("Unable to find image 'nosuchimage:latest' locally"),
+        "{}",
+        err(&out)
+    );
+    let out = d.berth(&["run", "--rm", "bb:bad:ref"]);
+    assert_eq!(out.status.code(), Some(125), "{}", err(&out));
+    let out = d.berth(&["run", "--memory", "lots", "bb", "true"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(err(&out).contains("invalid size: 'lots'"), "{}", err(&out));
+    let out = d.berth(&["run", "--restart", "sometimes", "bb"]);
+    assert_eq!(out.status.code(), Some(125));
+    let out = d.berth(&["run", "--cap-add", "NOT_A_CAP", "bb"]);
+    assert_eq!(out.status.code(), Some(125), "{}", err(&out));
+    let out = d.berth(&["run", "--no-such-flag", "bb"]);
+    assert_eq!(out.status.code(), Some(125), "{}", err(&out));
+    let out = d.berth(&["run", "-v", "/tmp:/data", "bb"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(err(&out).contains("not supported"), "{}", err(&out));
+    assert_eq!(count(), 0, "failed runs left containers behind");
+
+    // 127: the command does not exist; 126: it cannot be invoked.
+    let out = d.berth(&["run", "--rm", "bb", "no-such-command"]);
+    assert_eq!(out.status.code(), Some(127), "{}", err(&out));
+    let out = d.berth(&["run", "--rm", "bb", "/etc/passwd"]);
+    assert_eq!(out.status.code(), Some(126), "{}", err(&out));
+    assert_eq!(count(), 0, "--rm containers that never ran are left behind");
+
+    // The API: malformed JSON is a 400 naming the problem, and creates nothing.
+    let (status, body) = d.request_body("POST", "/v1.45/containers/create", "{\"Image\": ");
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("\"message\""), "{body}");
+    let (status, _) = d.request_body("POST", "/v1.45/containers/create", "{\"Image\": 42}");
+    assert_eq!(status, 400);
+    let (status, body) = d.request_body(
+        "POST",
+        "/v1.45/containers/create",
+        "{\"Image\": \"bb\", \"HostConfig\": {\"Memory\": -5}}",
+    );
+    assert!(status == 400, "{status} {body}");
+    let (status, _) = d.request("GET", "/v1.45/containers/json?filters=%7Bnope");
+    assert_eq!(status, 400);
+    let (status, body) = d.request(
+        "GET",
+        "/v1.45/containers/json?filters=%7B%22colour%22%3A%5B%22red%22%5D%7D",
+    );
+    assert_eq!(status, 400);
+    assert!(body.contains("invalid filter 'colour'"), "{body}");
+    assert_eq!(count(), 0);
+}
+
+#[test]
+fn run_it_is_a_terminal_that_resizes_and_detaches() {
+    if !root_or_skip() {
+        return;
+    }
+    let d = TestDaemon::with_busybox();
+    let mut cmd = Command::new(BERTH);
+    cmd.args(["-H", &d.host(), "run", "-it", "--rm", "bb", "sh", "-c"])
+        .arg("sleep 0.3; stty size; tty; read x; echo got:$x; exit 4")
+        .env("BERTH_NO_AUTOSTART", "1");
+    let (status, text) = run_in_pty(cmd, 30, 90, Duration::from_millis(1500), b"typed\r");
+    assert_eq!(status.code(), Some(4), "{text:?}");
+    assert!(
+        text.contains("30 90"),
+        "window size not passed on: {text:?}"
+    );
+    assert!(text.contains("/dev/pts/0"), "{text:?}");
+    assert!(text.contains("got:typed"), "{text:?}");
+
+    // ctrl-p ctrl-q detaches: the CLI ends, the container keeps running.
+    let mut cmd = Command::new(BERTH);
+    cmd.args(["-H", &d.host(), "run", "-it", "--name", "stay", "bb", "sh"])
+        .env("BERTH_NO_AUTOSTART", "1");
+    let (status, text) = run_in_pty(cmd, 24, 80, Duration::from_millis(1500), b"\x10\x11");
+    assert_eq!(status.code(), Some(0), "{text:?}");
+    assert_eq!(
+        ok(&d.berth(&["inspect", "-f", "{{.State.Running}}", "stay"])),
+        "true"
+    );
+    ok(&d.berth(&["rm", "-f", "stay"]));
+}
+
+#[test]
+fn logs_follow_since_and_rotation() {
+    if !root_or_skip() {
+        return;
+    }
+    let d = TestDaemon::with_busybox();
+    // A container that writes 1 KiB records into a log limited to 2 files of 4 KiB.
+    ok(&d.berth(&[
+        "run", "-d", "--name", "chatty", "--log-opt", "max-size=4k", "--log-opt", "max-file=2",
+        "bb", "sh", "-c",
+        "i=0; while [ $i -lt 40 ]; do echo \"$i $(printf '%01000d' 0)\"; i=$((i+1)); sleep 0.05; done",
+    ]));
+    // follow ends when the container does, and shows the last line.
+    let out = d.berth(&["logs", "-f", "chatty"]);
+    let shown = text(&out);
+    assert!(
+        shown.lines().last().unwrap_or("").starts_with("39 "),
+        "{shown}"
+    );
+    let dir = d.dir.path().join("root/containers");
+    let cdir = std::fs::read_dir(&dir)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let logs: Vec<_> = std::fs::read_dir(&cdir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains("-json.log"))
+        .collect();
+    assert_eq!(logs.len(), 2, "max-file=2 keeps two files");
+    for l in &logs {
+        assert!(
+            l.metadata().unwrap().len() <= 4096 + 2048,
+            "log file too big"
+        );
+    }
+    // since in the future: nothing; until in the past: nothing; tail.
+    assert_eq!(
+        text(&d.berth(&["logs", "--since", "2999-01-01", "chatty"])),
+        ""
+    );
+    assert_eq!(
+        text(&d.berth(&["logs", "--until", "2000-01-01", "chatty"])),
+        ""
+    );
+    assert_eq!(
+        text(&d.berth(&["logs", "--tail", "1", "chatty"]))
+            .lines()
+            .count(),
+        1
+    );
+    let out = d.berth(&["logs", "--since", "yesterday-ish", "chatty"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        err(&out).contains("invalid value for \"since\""),
+        "{}",
+        err(&out)
+    );
+    // The docker CLI follows too.
+    let out = d.docker(&["logs", "--tail", "2", "chatty"]);
+    assert_eq!(text(&out).lines().count(), 2);
+}
+
+#[test]
+fn ps_filters_events_pause_kill_restart() {
+    if !root_or_skip() {
+        return;
+    }
+    let d = TestDaemon::with_busybox();
+    let out = d.berth(&[
+        "run", "--name", "done3", "-l", "k=v", "bb", "sh", "-c", "exit 3",
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    ok(&d.berth(&["run", "-d", "--name", "live", "bb", "sleep", "100"]));
+    ok(&d.berth(&["create", "--name", "fresh", "bb"]));
+    let names = |args: &[&str]| {
+        let mut a = vec!["ps", "--format", "{{.Names}}"];
+        a.extend_from_slice(args);
+        let mut v: Vec<String> = text(&d.berth(&a)).lines().map(str::to_owned).collect();
+        v.sort();
+        v.join(",")
+    };
+    assert_eq!(names(&[]), "live");
+    assert_eq!(names(&["-a"]), "done3,fresh,live");
+    assert_eq!(names(&["--filter", "status=exited"]), "done3");
+    assert_eq!(names(&["--filter", "status=created"]), "fresh");
+    assert_eq!(names(&["--filter", "exited=3"]), "done3");
+    assert_eq!(names(&["-a", "--filter", "label=k=v"]), "done3");
+    assert_eq!(names(&["-a", "--filter", "name=liv"]), "live");
+    assert_eq!(
+        names(&["-a", "--filter", "ancestor=bb"]),
+        "done3,fresh,live"
+    );
+    assert_eq!(names(&["-n", "1"]), "fresh");
+    assert_eq!(names(&["-l"]), "fresh");
+    assert_eq!(names(&["-a", "--filter", "before=fresh"]), "done3,live");
+    let out = d.berth(&["ps", "--filter", "status=sleepy"]);
+    assert_eq!(out.status.code(), Some(1));
+
+    ok(&d.berth(&["pause", "live"]));
+    assert!(ok(&d.berth(&["ps", "--format", "{{.Status}}"])).ends_with("(Paused)"));
+    let out = d.berth(&["pause", "live"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(err(&out).contains("is already paused"), "{}", err(&out));
+    ok(&d.berth(&["unpause", "live"]));
+    ok(&d.berth(&["restart", "-t", "1", "live"]));
+    assert_eq!(
+        ok(&d.berth(&["inspect", "-f", "{{.State.Running}}", "live"])),
+        "true"
+    );
+    ok(&d.berth(&["kill", "-s", "TERM", "live"]));
+    ok(&d.berth(&["kill", "live"]));
+    assert_eq!(ok(&d.berth(&["wait", "live"])), "137");
+
+    // Everything above is in the event log, in order.
+    let out = d.berth(&[
+        "events",
+        "--since",
+        "10m",
+        "--until",
+        "0s",
+        "--filter",
+        "container=live",
+        "--format",
+        "{{.Action}}",
+    ]);
+    let actions: Vec<String> = text(&out).lines().map(str::to_owned).collect();
+    let want = [
+        "create", "start", "pause", "unpause", "kill", "die", "stop", "start", "restart", "kill",
+    ];
+    let mut it = actions.iter();
+    for w in want {
+        assert!(
+            it.any(|a| a == w),
+            "{w} missing or out of order in {actions:?}"
+        );
+    }
+    assert!(
+        actions.iter().filter(|a| *a == "die").count() >= 2,
+        "{actions:?}"
+    );
+    // The docker CLI reads the same stream.
+    let out = d.docker(&[
+        "events",
+        "--since",
+        "10m",
+        "--until",
+        "0s",
+        "--filter",
+        "event=rename",
+    ]);
+    assert!(out.status.success(), "{}", err(&out));
+}
