@@ -267,6 +267,26 @@ fn run_it_is_a_terminal_that_resizes_and_detaches() {
     assert!(text.contains("/dev/pts/0"), "{text:?}");
     assert!(text.contains("got:typed"), "{text:?}");
 
+    // exec -it: a terminal of the caller's size, input, and the exit code; the docker CLI
+    // gets the same.
+    ok(&d.berth(&["run", "-d", "--name", "box", "bb", "sleep", "100"]));
+    for cli in [BERTH, DOCKER] {
+        let mut cmd = Command::new(cli);
+        cmd.args(["-H", &d.host(), "exec", "-it", "box", "sh", "-c"])
+            .arg("sleep 0.5; stty size; tty; read x; echo got:$x; exit 5")
+            .env("BERTH_NO_AUTOSTART", "1")
+            .env("DOCKER_CONFIG", d.dir.path().join("docker-config"));
+        let (status, text) = run_in_pty(cmd, 33, 101, Duration::from_millis(1500), b"keys\r");
+        assert_eq!(status.code(), Some(5), "{cli}: {text:?}");
+        assert!(
+            text.contains("33 101"),
+            "{cli}: window size not passed on: {text:?}"
+        );
+        assert!(text.contains("/dev/pts/"), "{cli}: {text:?}");
+        assert!(text.contains("got:keys"), "{cli}: {text:?}");
+    }
+    ok(&d.berth(&["rm", "-f", "box"]));
+
     // ctrl-p ctrl-q detaches: the CLI ends, the container keeps running.
     let mut cmd = Command::new(BERTH);
     cmd.args(["-H", &d.host(), "run", "-it", "--name", "stay", "bb", "sh"])

@@ -20,6 +20,8 @@ pub struct ExecLaunch {
     pub program: std::path::PathBuf,
     pub args: Vec<String>,
     pub stdin: bool,
+    /// The process gets a terminal (`exec -t`).
+    pub tty: bool,
 }
 
 /// What the exec endpoints need from the engine.
@@ -69,17 +71,15 @@ async fn start(
             .await
             .unwrap_or_default();
         let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
-        if v["Tty"].as_bool() == Some(true) {
-            return Err(ApiError::not_implemented(
-                "exec with a terminal (-t) is not supported yet",
-            ));
-        }
         v["Detach"].as_bool().unwrap_or(false)
     };
     let (b2, id2) = (b.clone(), id.clone());
     let launch = tokio::task::spawn_blocking(move || b2.launch_exec(&id2))
         .await
         .map_err(|e| ApiError::internal(e.to_string()))??;
+    if launch.tty && !detach {
+        return crate::exec_tty::start(b, id, launch, req).await;
+    }
     let mut cmd = tokio::process::Command::new(&launch.program);
     cmd.args(&launch.args)
         .stdin(if launch.stdin && !detach {
@@ -183,7 +183,13 @@ async fn inspect(
     Ok(Json(v))
 }
 
-async fn resize() -> StatusCode {
+async fn resize(
+    Path(id): Path<String>,
+    axum::extract::RawQuery(raw): axum::extract::RawQuery,
+) -> StatusCode {
+    let q = crate::query::Query::parse(raw.as_deref());
+    let size = |k: &str| q.get(k).and_then(|v| v.parse::<u16>().ok()).unwrap_or(0);
+    crate::exec_tty::resize(&id, size("h"), size("w"));
     StatusCode::OK
 }
 

@@ -8,6 +8,7 @@ pub mod containers;
 pub mod error;
 pub mod events;
 pub mod exec;
+mod exec_tty;
 pub mod images;
 pub mod query;
 pub mod system;

@@ -20,6 +20,7 @@ pub struct ExecRecord {
     pub user: Option<String>,
     pub cwd: Option<String>,
     pub stdin: bool,
+    pub tty: bool,
     pub running: bool,
     pub exit_code: Option<i64>,
     pub pid: Option<u32>,
@@ -61,6 +62,7 @@ impl ExecBackend for Engine {
                 .filter(|s| !s.is_empty())
                 .map(str::to_owned),
             stdin: body["AttachStdin"].as_bool().unwrap_or(false),
+            tty: body["Tty"].as_bool().unwrap_or(false),
             ..Default::default()
         };
         self.execs.with(|m| m.insert(exec_id.clone(), record));
@@ -82,6 +84,9 @@ impl ExecBackend for Engine {
             self.runtime_root().display().to_string(),
             "exec".to_owned(),
         ];
+        if rec.tty {
+            args.push("--tty".into());
+        }
         for e in &rec.env {
             args.push("--env".into());
             args.push(e.clone());
@@ -111,6 +116,7 @@ impl ExecBackend for Engine {
             program: self.runtime_bin(),
             args,
             stdin: rec.stdin,
+            tty: rec.tty,
         })
     }
 
@@ -139,7 +145,7 @@ impl ExecBackend for Engine {
             "ProcessConfig": {
                 "entrypoint": rec.cmd.first(),
                 "arguments": rec.cmd.get(1..).unwrap_or_default(),
-                "tty": false,
+                "tty": rec.tty,
                 "user": rec.user.clone().unwrap_or_default(),
             },
         }))
