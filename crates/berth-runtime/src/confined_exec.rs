@@ -1,98 +1,190 @@
-//! Loading a container's seccomp filter ourselves, from the workload executor that runs in the
-//! container process just before `execve`.
+//! berth's workload executor: the code libcontainer runs in the container process, once it
+//! is set up, to validate and then execute the user's command.
 //!
-//! Two reasons: libcontainer 0.7 drops `linux.seccomp` for processes that join a running
-//! container (`exec`), which would run them unfiltered; and libcontainer builds the filter
-//! with libseccomp at every start, while we load a program compiled once
-//! ([`crate::seccomp_bpf`]).
+//! It does two things libcontainer's default executor does not:
 //!
-//! Loading a filter without no_new_privs needs CAP_SYS_ADMIN, and by the time the executor
-//! runs, capabilities are already the process's own. So the process is set up with
-//! CAP_SYS_ADMIN (and CAP_SETPCAP, to shrink the bounding set) added, loads the filter, and
-//! drops exactly those additions before it executes anything of the user's.
+//! - **Docker's errors for a command that cannot run.** `validate` (before `create` returns)
+//!   looks the command up as runc does and fails with Docker's words ([`crate::command`]);
+//!   the exec itself uses the file found, and all signal actions are reset to their defaults
+//!   first (the runtime ignores SIGPIPE, which must not leak into containers).
+//! - **Our own seccomp load.** libcontainer 0.7 drops `linux.seccomp` for processes that join
+//!   a running container (`exec`), which would run them unfiltered; and it builds the filter
+//!   with libseccomp at every start, while we load a program compiled once
+//!   ([`crate::seccomp_bpf`]). Loading a filter without no_new_privs needs CAP_SYS_ADMIN, and
+//!   by the time the executor runs, capabilities are already the process's own. So the
+//!   process is set up with CAP_SYS_ADMIN (and CAP_SETPCAP, to shrink the bounding set) added,
+//!   loads the filter, and drops exactly those additions before it executes anything of the
+//!   user's.
 
 use caps::{CapSet, Capability as Cap};
-use libcontainer::workload::{
-    default::get_executor, Executor, ExecutorError, ExecutorValidationError,
-};
+use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
 use oci_spec::runtime::{Capability, LinuxCapabilities, Process, Spec};
 
+use crate::command;
+use crate::init::{self, PreparedExec};
 use crate::seccomp_bpf::{self, CompiledFilter};
 
-/// Runs the workload under `filter`, first shedding the temporary capabilities.
-#[derive(Clone, Debug)]
+/// A capability added for the filter load, and to which sets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Added {
+    cap: Cap,
+    bounding: bool,
+    effective: bool,
+    permitted: bool,
+}
+
+impl Added {
+    fn to(&self, set: &CapSet) -> bool {
+        match set {
+            CapSet::Bounding => self.bounding,
+            CapSet::Effective => self.effective,
+            CapSet::Permitted => self.permitted,
+            _ => false,
+        }
+    }
+}
+
+/// Validates and runs the workload: optionally under a precompiled seccomp filter (first
+/// shedding the temporary capabilities loading it needed).
+#[derive(Clone, Debug, Default)]
 pub struct ConfinedExecutor {
-    filter: CompiledFilter,
-    temporary: Vec<Cap>,
+    filter: Option<CompiledFilter>,
+    /// Capabilities added for the filter load, with the sets each was added to.
+    temporary: Vec<Added>,
 }
 
 impl ConfinedExecutor {
+    /// An executor with no filter of its own.
+    pub fn new() -> ConfinedExecutor {
+        ConfinedExecutor::default()
+    }
+
     /// Prepares `process` (adds the capabilities the filter load needs) and returns the
     /// executor that loads `filter` and removes them again.
     pub fn prepare(process: &mut Process, filter: CompiledFilter) -> ConfinedExecutor {
+        ConfinedExecutor::new().confined(process, filter)
+    }
+
+    /// This executor, loading `filter` before the exec; `process` gets the capabilities the
+    /// load needs, in exactly the sets that lack them, and loses them there right after it.
+    /// (A non-root process as Docker specifies it has capabilities in its bounding set only.)
+    pub fn confined(mut self, process: &mut Process, filter: CompiledFilter) -> ConfinedExecutor {
         let mut temporary = Vec::new();
         let mut caps: LinuxCapabilities = process.capabilities().clone().unwrap_or_default();
         for (oci, raw) in [
             (Capability::SysAdmin, Cap::CAP_SYS_ADMIN),
             (Capability::Setpcap, Cap::CAP_SETPCAP),
         ] {
-            let held = caps.effective().as_ref().is_some_and(|e| e.contains(&oci))
-                && caps.bounding().as_ref().is_some_and(|b| b.contains(&oci))
-                && caps.permitted().as_ref().is_some_and(|p| p.contains(&oci));
-            if held {
-                continue;
-            }
-            temporary.push(raw);
-            let add = |set: &Option<std::collections::HashSet<Capability>>| {
+            let lacks = |set: &Option<std::collections::HashSet<Capability>>| {
+                !set.as_ref().is_some_and(|s| s.contains(&oci))
+            };
+            let with = |set: &Option<std::collections::HashSet<Capability>>| {
                 let mut s = set.clone().unwrap_or_default();
                 s.insert(oci);
                 Some(s)
             };
-            caps.set_bounding(add(caps.bounding()));
-            caps.set_effective(add(caps.effective()));
-            caps.set_permitted(add(caps.permitted()));
+            let added = Added {
+                cap: raw,
+                bounding: lacks(caps.bounding()),
+                effective: lacks(caps.effective()),
+                permitted: lacks(caps.permitted()),
+            };
+            if added.bounding {
+                caps.set_bounding(with(caps.bounding()));
+            }
+            if added.effective {
+                caps.set_effective(with(caps.effective()));
+            }
+            if added.permitted {
+                caps.set_permitted(with(caps.permitted()));
+            }
+            if added.bounding || added.effective || added.permitted {
+                temporary.push(added);
+            }
         }
         process.set_capabilities(Some(caps));
-        ConfinedExecutor { filter, temporary }
+        self.filter = Some(filter);
+        self.temporary = temporary;
+        self
     }
 
     fn shed_temporary_caps(&self) -> Result<(), String> {
-        // The bounding set first: that needs CAP_SETPCAP, which may itself be temporary.
-        for cap in &self.temporary {
-            caps::drop(None, CapSet::Bounding, *cap).map_err(|e| format!("drop {cap}: {e}"))?;
-        }
-        for set in [
-            CapSet::Effective,
-            CapSet::Permitted,
-            CapSet::Inheritable,
-            CapSet::Ambient,
-        ] {
-            for cap in &self.temporary {
-                caps::drop(None, set, *cap).map_err(|e| format!("drop {cap}: {e}"))?;
+        // The bounding set first: that needs CAP_SETPCAP, which may itself be temporary. Then
+        // effective before permitted (an effective capability must be permitted).
+        for set in [CapSet::Bounding, CapSet::Effective, CapSet::Permitted] {
+            for added in self.temporary.iter().filter(|a| a.to(&set)) {
+                let cap = added.cap;
+                caps::drop(None, set, cap).map_err(|e| format!("drop {cap}: {e}"))?;
             }
         }
-        for cap in &self.temporary {
-            if caps::has_cap(None, CapSet::Permitted, *cap).unwrap_or(true) {
-                return Err(format!("{cap} is still held"));
+        for added in self.temporary.iter().filter(|a| a.permitted) {
+            if caps::has_cap(None, CapSet::Permitted, added.cap).unwrap_or(true) {
+                return Err(format!("{} is still held", added.cap));
             }
         }
         Ok(())
     }
 }
 
+/// The command line of the spec's process.
+fn args_of(spec: &Spec) -> Option<&Vec<String>> {
+    spec.process()
+        .as_ref()
+        .and_then(|p| p.args().as_ref())
+        .filter(|a| !a.is_empty())
+}
+
+/// Prints `message` where the container's output goes and ends the process with `code`: after
+/// `start` nobody else is listening for the container process's errors.
+fn die(message: &str, code: i32) -> ! {
+    eprintln!("{message}");
+    std::process::exit(code)
+}
+
 impl Executor for ConfinedExecutor {
     fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
-        seccomp_bpf::load(&self.filter).map_err(|e| {
-            ExecutorError::Other(format!("load the container's seccomp filter: {e}"))
-        })?;
-        self.shed_temporary_caps().map_err(|e| {
-            ExecutorError::Other(format!("restore the process's capabilities: {e}"))
-        })?;
-        get_executor().exec(spec)
+        let args = args_of(spec).ok_or(ExecutorError::InvalidArg)?;
+        // The environment is the process's own by now (setup_envs ran), PATH included. The
+        // file was found at create time; finding it again covers a change since.
+        let path_var = std::env::var_os("PATH");
+        let program = match command::lookup(&args[0], path_var.as_deref()) {
+            Ok(p) => p,
+            Err(e) => die(&e.to_string(), e.exit_code()),
+        };
+        let prepared =
+            PreparedExec::new(&program, args, std::env::vars_os()).map_err(ExecutorError::Other)?;
+        if let Some(filter) = &self.filter {
+            seccomp_bpf::load(filter).map_err(|e| {
+                ExecutorError::Other(format!("load the container's seccomp filter: {e}"))
+            })?;
+            self.shed_temporary_caps().map_err(|e| {
+                ExecutorError::Other(format!("restore the process's capabilities: {e}"))
+            })?;
+        }
+        init::reset_signal_actions();
+        prepared.exec()
     }
 
     fn validate(&self, spec: &Spec) -> Result<(), ExecutorValidationError> {
-        get_executor().validate(spec)
+        let args = args_of(spec).ok_or_else(|| {
+            ExecutorValidationError::ArgValidationError(
+                "the process has no command (process.args is empty)".into(),
+            )
+        })?;
+        let env = spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.env().clone())
+            .unwrap_or_default();
+        if let Some(bad) = args.iter().chain(&env).find(|s| s.contains('\0')) {
+            return Err(ExecutorValidationError::ArgValidationError(format!(
+                "argument or environment entry contains a NUL byte: {bad:?}"
+            )));
+        }
+        let path_var = command::path_from_env(&env);
+        command::lookup(&args[0], path_var.as_deref())
+            .map(|_| ())
+            .map_err(|e| ExecutorValidationError::ArgValidationError(e.to_string()))
     }
 }
 
@@ -111,12 +203,37 @@ mod tests {
         let filter = spec.linux().as_ref().unwrap().seccomp().clone().unwrap();
         let exec = ConfinedExecutor::prepare(&mut process, seccomp_bpf::compile(&filter).unwrap());
         // The default set has SETPCAP but not SYS_ADMIN.
-        assert_eq!(exec.temporary, vec![Cap::CAP_SYS_ADMIN]);
+        let everywhere = |cap| Added {
+            cap,
+            bounding: true,
+            effective: true,
+            permitted: true,
+        };
+        assert_eq!(exec.temporary, vec![everywhere(Cap::CAP_SYS_ADMIN)]);
         let caps = process.capabilities().as_ref().unwrap();
         assert!(caps
             .effective()
             .as_ref()
             .unwrap()
             .contains(&Capability::SysAdmin));
+
+        // Docker's non-root process: capabilities in the bounding set only. SETPCAP is added
+        // where it is missing and will be dropped there only, so the bounding set keeps it.
+        let mut process = spec.process().clone().unwrap();
+        let mut caps = process.capabilities().clone().unwrap();
+        caps.set_effective(None);
+        caps.set_permitted(None);
+        process.set_capabilities(Some(caps));
+        let exec = ConfinedExecutor::prepare(&mut process, seccomp_bpf::compile(&filter).unwrap());
+        assert_eq!(
+            exec.temporary,
+            vec![
+                everywhere(Cap::CAP_SYS_ADMIN),
+                Added {
+                    bounding: false,
+                    ..everywhere(Cap::CAP_SETPCAP)
+                },
+            ]
+        );
     }
 }

@@ -141,9 +141,9 @@ pub fn exec(runtime: &Runtime, id: &str, mut opts: ExecOptions) -> Result<i32> {
                         action: "exec in",
                         reason: e.to_string(),
                     })?;
-                Some(ConfinedExecutor::prepare(&mut process, compiled))
+                ConfinedExecutor::prepare(&mut process, compiled)
             }
-            None => None,
+            None => ConfinedExecutor::new(),
         };
     let terminal = process.terminal().unwrap_or(false);
     let process_path = runtime
@@ -186,13 +186,10 @@ fn build(
     process: &Path,
     opts: &ExecOptions,
     detach: bool,
-    executor: Option<ConfinedExecutor>,
+    executor: ConfinedExecutor,
 ) -> Result<nix::unistd::Pid> {
-    let mut builder = ContainerBuilder::new(id.to_owned(), SyscallType::default());
-    if let Some(executor) = executor {
-        builder = builder.with_executor(executor);
-    }
-    builder
+    ContainerBuilder::new(id.to_owned(), SyscallType::default())
+        .with_executor(executor)
         .with_root_path(root)
         .map_err(|e| RuntimeError::libcontainer(id, "exec in", e))?
         .with_pid_file(opts.pid_file.as_ref())

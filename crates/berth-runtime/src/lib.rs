@@ -4,6 +4,7 @@
 //! Everything here runs in a single-threaded process: `libcontainer` clones with raw `clone3`.
 
 pub mod bundle;
+pub mod command;
 pub mod confined_exec;
 pub mod console;
 pub mod error;
@@ -11,6 +12,7 @@ pub mod exec;
 pub mod features;
 pub mod foreground;
 pub mod host;
+pub mod init;
 pub mod lifecycle;
 pub mod logging;
 pub mod seccomp_bpf;

@@ -230,10 +230,11 @@ impl Runtime {
             .filter(|f| !seccomp_bpf::uses_notify(f));
         let systemd = self.use_systemd(&cgroups_path);
 
+        // Our executor always runs the process: it checks the command the way Docker does.
+        let mut executor = ConfinedExecutor::new();
         // libcontainer reads config.json from the bundle directory it is given. When the spec
         // needs fixing, or has a seccomp filter (which our executor loads precompiled instead of
         // libcontainer building it at every start), it gets a copy in <root>/.bundles/<id>.
-        let mut executor = None;
         let shadow = if fixes.any() || filter.is_some() {
             let recorded = normalized_spec(&bundle, &fixes, &cgroups_path);
             let mut build_spec = recorded.clone();
@@ -249,7 +250,7 @@ impl Runtime {
                     linux.set_seccomp(None);
                 }
                 if let Some(process) = build_spec.process_mut() {
-                    executor = Some(ConfinedExecutor::prepare(process, compiled));
+                    executor = executor.confined(process, compiled);
                 }
             }
             let dir = self.shadow_dir(id);
@@ -272,10 +273,8 @@ impl Runtime {
                 .with_pid_file(opts.pid_file.as_ref())
                 .map_err(|e| RuntimeError::libcontainer(id, "create", e))?
                 .with_console_socket(opts.console_socket.as_ref())
-                .with_preserved_fds(opts.preserve_fds);
-            if let Some(executor) = executor {
-                builder = builder.with_executor(executor);
-            }
+                .with_preserved_fds(opts.preserve_fds)
+                .with_executor(executor);
             if let Some(fd) = opts.stdin {
                 builder = builder.with_stdin(fd);
             }

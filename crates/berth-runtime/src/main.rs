@@ -528,6 +528,9 @@ fn main() -> ExitCode {
         };
         berth_runtime::logging::install(sink.clone(), level);
     }
+    // run and exec exit with the process's status; when its command cannot run at all, with
+    // Docker's 127 (no such command) or 126 (cannot be invoked) rather than 1.
+    let runs_a_process = matches!(cli.command, Command::Run { .. } | Command::Exec { .. });
     match run(cli) {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(err) => {
@@ -536,7 +539,12 @@ fn main() -> ExitCode {
                 sink.write("error", &msg, &[]);
             }
             eprintln!("berth-runtime: {msg}");
-            ExitCode::from(1)
+            let code = err
+                .downcast_ref::<berth_runtime::RuntimeError>()
+                .and_then(berth_runtime::RuntimeError::exit_code)
+                .filter(|_| runs_a_process)
+                .unwrap_or(1);
+            ExitCode::from(code as u8)
         }
     }
 }

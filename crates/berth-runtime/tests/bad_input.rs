@@ -7,7 +7,11 @@ mod common;
 use common::*;
 
 fn assert_one_line_error(out: &std::process::Output, needle: &str) {
-    assert_eq!(out.status.code(), Some(1), "stdout {}", stdout(out));
+    assert_one_line_error_code(out, 1, needle);
+}
+
+fn assert_one_line_error_code(out: &std::process::Output, code: i32, needle: &str) {
+    assert_eq!(out.status.code(), Some(code), "stdout {}", stdout(out));
     let err = stderr(out);
     assert_eq!(err.lines().count(), 1, "not one line: {err:?}");
     assert!(err.contains(needle), "{err:?} lacks {needle:?}");
@@ -59,8 +63,133 @@ fn malformed_config() {
     let b = sb.bundle("nocmd", argv(&["/no/such/binary"]));
     let id = sb.id("nocmd");
     let out = sb.rt(&["run", "-b", b.to_str().unwrap(), &id]);
-    assert_one_line_error(&out, "/no/such/binary");
+    assert_one_line_error_code(
+        &out,
+        127,
+        "exec: \"/no/such/binary\": stat /no/such/binary: no such file or directory",
+    );
     assert_nothing_left(&sb, &id);
+}
+
+/// Docker's words and exit codes for a command that cannot run, found before `create` returns:
+/// 127 when there is no such command, 126 when it cannot be invoked (`run` and `exec`; `create`
+/// exits 1 like runc, with the same message).
+#[test]
+fn commands_that_cannot_run() {
+    root_only!();
+    let sb = Sandbox::new();
+    let cases: [(&str, &[&str], i32, &str); 5] = [
+        (
+            "notinpath",
+            &["nonexistent", "arg"],
+            127,
+            "exec: \"nonexistent\": executable file not found in $PATH",
+        ),
+        (
+            "missing",
+            &["/bin/nope"],
+            127,
+            "exec: \"/bin/nope\": stat /bin/nope: no such file or directory",
+        ),
+        (
+            "noexec",
+            &["/etc/passwd"],
+            126,
+            "exec: \"/etc/passwd\": permission denied",
+        ),
+        ("dir", &["/bin"], 126, "exec: \"/bin\": is a directory"),
+        // A file that is not on PATH as an executable is not found, even if it exists.
+        (
+            "notexecutable",
+            &["passwd"],
+            127,
+            "exec: \"passwd\": executable file not found in $PATH",
+        ),
+    ];
+    for (name, args, code, message) in cases {
+        let mut opts = argv(args);
+        if name == "notexecutable" {
+            opts.env = vec!["PATH=/etc".into()];
+        }
+        let b = sb.bundle(name, opts);
+        let id = sb.id(name);
+        let out = sb.rt(&["run", "-b", b.to_str().unwrap(), &id]);
+        assert_one_line_error_code(&out, code, message);
+        assert!(
+            stderr(&out).contains("unable to start container process: "),
+            "{}",
+            stderr(&out)
+        );
+        assert_nothing_left(&sb, &id);
+
+        // create: runc's exit status, the same words.
+        let id = sb.id(name);
+        let out = sb.rt(&["create", "-b", b.to_str().unwrap(), &id]);
+        assert_one_line_error_code(&out, 1, message);
+        assert_nothing_left(&sb, &id);
+    }
+
+    // The check is made as the container's user: root may run a file only root may execute,
+    // another user may not.
+    let b = sb.bundle("rootonly", argv(&["/bin/mine"]));
+    std::fs::write(
+        b.join("rootfs/bin/mine"),
+        "#!/bin/sh\necho ran as $(id -u)\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        b.join("rootfs/bin/mine"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o744),
+    )
+    .unwrap();
+    let id = sb.id("rootonly");
+    let out = sb.rt(&["run", "-b", b.to_str().unwrap(), &id]);
+    assert_eq!(stdout(&out), "ran as 0\n", "{}", stderr(&out));
+    let mut spec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(b.join("config.json")).unwrap()).unwrap();
+    // As Docker specifies a non-root process: capabilities in the bounding set only.
+    spec["process"]["user"] = serde_json::json!({"uid": 1000, "gid": 1000});
+    let bounding = spec["process"]["capabilities"]["bounding"].clone();
+    spec["process"]["capabilities"] = serde_json::json!({ "bounding": bounding });
+    std::fs::write(b.join("config.json"), spec.to_string()).unwrap();
+    let id = sb.id("rootonly");
+    let out = sb.rt(&["run", "-b", b.to_str().unwrap(), &id]);
+    assert_one_line_error_code(&out, 126, "exec: \"/bin/mine\": permission denied");
+    assert_nothing_left(&sb, &id);
+
+    // exec into a running container: the same words and codes, and the container is fine.
+    let b = sb.bundle("running", sh("sleep 100"));
+    let id = sb.id("running");
+    let out = sb.rt(&["run", "-d", "-b", b.to_str().unwrap(), &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for (args, code, message) in [
+        (
+            &["nonexistent"][..],
+            127,
+            "exec: \"nonexistent\": executable file not found in $PATH",
+        ),
+        (
+            &["/bin/nope"][..],
+            127,
+            "exec: \"/bin/nope\": stat /bin/nope: no such file or directory",
+        ),
+        (
+            &["/etc/passwd"][..],
+            126,
+            "exec: \"/etc/passwd\": permission denied",
+        ),
+    ] {
+        let mut cmd = vec!["exec", id.as_str()];
+        cmd.extend(args);
+        let out = sb.rt(&cmd);
+        assert_one_line_error_code(&out, code, message);
+        let mut detached = vec!["exec", "-d", id.as_str()];
+        detached.extend(args);
+        assert_one_line_error_code(&sb.rt(&detached), code, message);
+    }
+    assert_eq!(sb.status(&id).as_deref(), Some("running"));
+    let ok = sb.rt(&["exec", &id, "sh", "-c", "exit 4"]);
+    assert_eq!(ok.status.code(), Some(4), "{}", stderr(&ok));
 }
 
 #[test]

@@ -618,6 +618,27 @@ fn default_capabilities_are_dockers_fourteen() {
         "{}",
         stderr(&out)
     );
+
+    // Docker's spec for a non-root user has the capabilities in the bounding set only; loading
+    // the seccomp filter borrows SYS_ADMIN and SETPCAP and gives back exactly what it borrowed.
+    let b = sb.bundle(
+        "caps-user",
+        sh("grep -E '^Cap(Prm|Eff|Bnd)' /proc/self/status"),
+    );
+    let mut spec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(b.join("config.json")).unwrap()).unwrap();
+    spec["process"]["user"] = serde_json::json!({"uid": 1000, "gid": 1000});
+    let bounding = spec["process"]["capabilities"]["bounding"].clone();
+    spec["process"]["capabilities"] = serde_json::json!({ "bounding": bounding });
+    std::fs::write(b.join("config.json"), spec.to_string()).unwrap();
+    let id = sb.id("caps-user");
+    let out = sb.rt(&["run", "-b", b.to_str().unwrap(), &id]);
+    assert_eq!(
+        stdout(&out),
+        "CapPrm:\t0000000000000000\nCapEff:\t0000000000000000\nCapBnd:\t00000000a80425fb\n",
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
