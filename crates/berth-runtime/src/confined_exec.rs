@@ -1,7 +1,7 @@
 //! berth's workload executor: the code libcontainer runs in the container process, once it
 //! is set up, to validate and then execute the user's command.
 //!
-//! It does two things libcontainer's default executor does not:
+//! It does three things libcontainer's default executor does not:
 //!
 //! - **Docker's errors for a command that cannot run.** `validate` (before `create` returns)
 //!   looks the command up as runc does and fails with Docker's words ([`crate::command`]);
@@ -15,6 +15,8 @@
 //!   process is set up with CAP_SYS_ADMIN (and CAP_SETPCAP, to shrink the bounding set) added,
 //!   loads the filter, and drops exactly those additions before it executes anything of the
 //!   user's.
+//! - **`--init`** ([`crate::init`]): pid 1 forks the command and stays as its init, confined
+//!   like it (the filter is loaded and the capabilities are final before the fork).
 
 use caps::{CapSet, Capability as Cap};
 use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
@@ -45,18 +47,25 @@ impl Added {
 }
 
 /// Validates and runs the workload: optionally under a precompiled seccomp filter (first
-/// shedding the temporary capabilities loading it needed).
+/// shedding the temporary capabilities loading it needed) and optionally under berth's init.
 #[derive(Clone, Debug, Default)]
 pub struct ConfinedExecutor {
     filter: Option<CompiledFilter>,
     /// Capabilities added for the filter load, with the sets each was added to.
     temporary: Vec<Added>,
+    init: bool,
 }
 
 impl ConfinedExecutor {
-    /// An executor with no filter of its own.
+    /// An executor with no filter of its own and no init.
     pub fn new() -> ConfinedExecutor {
         ConfinedExecutor::default()
+    }
+
+    /// Runs the command under berth's init (pid 1 stays ours) when `init` is true.
+    pub fn with_init(mut self, init: bool) -> ConfinedExecutor {
+        self.init = init;
+        self
     }
 
     /// Prepares `process` (adds the capabilities the filter load needs) and returns the
@@ -162,7 +171,11 @@ impl Executor for ConfinedExecutor {
             })?;
         }
         init::reset_signal_actions();
-        prepared.exec()
+        if self.init {
+            init::run(&prepared)
+        } else {
+            prepared.exec()
+        }
     }
 
     fn validate(&self, spec: &Spec) -> Result<(), ExecutorValidationError> {

@@ -125,7 +125,8 @@ pub fn exec(runtime: &Runtime, id: &str, mut opts: ExecOptions) -> Result<i32> {
             process_from_options(&base, &opts)?
         }
     };
-    // The exec'd process runs under the container's own seccomp filter, as runc's does.
+    // The exec'd process runs under the container's own seccomp filter, as runc's does (and
+    // never under berth's init: that is the container's pid 1 only).
     let executor =
         match bundle
             .spec

@@ -230,8 +230,9 @@ impl Runtime {
             .filter(|f| !seccomp_bpf::uses_notify(f));
         let systemd = self.use_systemd(&cgroups_path);
 
-        // Our executor always runs the process: it checks the command the way Docker does.
-        let mut executor = ConfinedExecutor::new();
+        // Our executor always runs the process: it checks the command the way Docker does and
+        // runs berth's init when the spec asks for it.
+        let mut executor = ConfinedExecutor::new().with_init(crate::init::wanted(&bundle.spec));
         // libcontainer reads config.json from the bundle directory it is given. When the spec
         // needs fixing, or has a seccomp filter (which our executor loads precompiled instead of
         // libcontainer building it at every start), it gets a copy in <root>/.bundles/<id>.

@@ -667,3 +667,245 @@ fn custom_seccomp_profile_is_enforced() {
     );
     assert!(!b.join("rootfs/made-dir").exists());
 }
+
+/// `ContainerOptions` with `--init`.
+fn with_init(opts: ContainerOptions) -> ContainerOptions {
+    ContainerOptions { init: true, ..opts }
+}
+
+#[test]
+fn init_is_pid_1_and_passes_on_the_exit_status() {
+    root_only!();
+    let sb = Sandbox::new();
+    let (_, _, out) = sb.run_new(
+        "initpid",
+        with_init(sh(
+            "echo comm=$(cat /proc/1/comm); echo cmdline=$(tr '\\0' ' ' < /proc/1/cmdline); \
+             echo self=$$; echo blocked=$(grep SigBlk /proc/self/status | cut -f2); \
+             echo ignored=$(grep SigIgn /proc/self/status | cut -f2); exit 3",
+        )),
+    );
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(3), "{text} {}", stderr(&out));
+    assert!(text.contains("comm=berth-init\n"), "{text}");
+    // The command line is ours, not the runtime's (no host paths in the container).
+    assert!(text.contains("cmdline=berth-init -- "), "{text}");
+    assert!(!text.contains("--root"), "{text}");
+    assert!(
+        text.contains("self=2\n"),
+        "the command is not pid 1: {text}"
+    );
+    // The command starts with no signal blocked or ignored, as under Docker.
+    assert!(text.contains("blocked=0000000000000000\n"), "{text}");
+    assert!(text.contains("ignored=0000000000000000\n"), "{text}");
+
+    // So does the command without init (the runtime ignores SIGPIPE, and glibc's posix_spawn
+    // leaves signals 32 and 33 ignored in what it starts: none of that reaches containers).
+    let (_, _, out) = sb.run_new(
+        "noinitsig",
+        argv(&["grep", "-E", "^Sig(Blk|Ign)", "/proc/self/status"]),
+    );
+    assert_eq!(
+        stdout(&out),
+        "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n",
+        "{}",
+        stderr(&out)
+    );
+
+    // A command killed by a signal: 128+N, as a shell reports it.
+    let (_, _, out) = sb.run_new("initsig", with_init(sh("kill -USR1 $$")));
+    assert_eq!(out.status.code(), Some(128 + 10), "{}", stderr(&out));
+}
+
+#[test]
+fn init_reaps_orphans() {
+    root_only!();
+    let sb = Sandbox::new();
+    // The orphan's parent exits at once; the orphan is reparented to pid 1 and ends soon
+    // after. pid 1 is the command (`exec sleep`, which never waits) or berth's init.
+    let script = "(sh -c 'sleep 0.1; touch /orphan-done' &); exec sleep 100";
+    let zombies = |id: &str| {
+        let e = sb.rt(&[
+            "exec",
+            id,
+            "sh",
+            "-c",
+            "grep -h '^State:' /proc/[0-9]*/status | grep -c Z; true",
+        ]);
+        stdout(&e).trim().parse::<u32>().unwrap_or_else(|_| {
+            panic!("counting zombies: {} {}", stdout(&e), stderr(&e));
+        })
+    };
+    let mut seen = Vec::new();
+    for (name, init) in [("orphan-noinit", false), ("orphan-init", true)] {
+        let b = sb.bundle(name, ContainerOptions { init, ..sh(script) });
+        let id = sb.id(name);
+        let out = sb.rt(&["run", "-d", "-b", b.to_str().unwrap(), &id]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !b.join("rootfs/orphan-done").exists() {
+            assert!(Instant::now() < deadline, "the orphan never ran");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // Give the orphan's exit time to be noticed.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let mut count = zombies(&id);
+        while Instant::now() < deadline && count != u32::from(!init) {
+            std::thread::sleep(Duration::from_millis(50));
+            count = zombies(&id);
+        }
+        seen.push(count);
+    }
+    // Without init the orphan stays a zombie (so this test can tell); with init it is reaped.
+    assert_eq!(seen, vec![1, 0], "zombies without and with init");
+}
+
+#[test]
+fn init_forwards_signals_to_the_command() {
+    root_only!();
+    let sb = Sandbox::new();
+    // Without init, `sleep` is pid 1 and SIGTERM (no handler) does nothing to it.
+    let b = sb.bundle("term-noinit", argv(&["sleep", "100"]));
+    let id = sb.id("term-noinit");
+    let run = sb.spawn(&["run", "-b", b.to_str().unwrap(), &id]);
+    sb.wait_status(&id, "running");
+    assert!(sb.rt(&["kill", &id, "TERM"]).status.success());
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(sb.status(&id).as_deref(), Some("running"));
+    assert!(sb.rt(&["kill", &id, "KILL"]).status.success());
+    assert_eq!(sb.wait_spawned(run).status.code(), Some(137));
+
+    // With init, the signal reaches sleep (not pid 1), which it ends: 128+15.
+    let b = sb.bundle("term-init", with_init(argv(&["sleep", "100"])));
+    let id = sb.id("term-init");
+    let run = sb.spawn(&["run", "-b", b.to_str().unwrap(), &id]);
+    sb.wait_status(&id, "running");
+    let ps = sb.rt(&["exec", &id, "ps", "-o", "pid,args"]);
+    let table = stdout(&ps);
+    assert!(
+        table.contains("    1 berth-init -- sleep 100") && table.contains("    2 sleep 100"),
+        "{table} {}",
+        stderr(&ps)
+    );
+    assert!(sb.rt(&["kill", &id, "TERM"]).status.success());
+    let out = sb.wait_spawned(run);
+    assert_eq!(out.status.code(), Some(143), "{}", stderr(&out));
+
+    // A handler in the command sees the forwarded signal.
+    let b = sb.bundle(
+        "usr1-init",
+        with_init(sh(
+            "trap 'echo got-usr1; exit 0' USR1; touch /ready; while true; do sleep 0.05; done",
+        )),
+    );
+    let id = sb.id("usr1-init");
+    let run = sb.spawn(&["run", "-b", b.to_str().unwrap(), &id]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !b.join("rootfs/ready").exists() {
+        assert!(Instant::now() < deadline, "container never got ready");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(sb.rt(&["kill", &id, "USR1"]).status.success());
+    let out = sb.wait_spawned(run);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "got-usr1\n");
+}
+
+/// Types into an interactive shell on a terminal, waiting for the output between steps.
+struct Typist {
+    master: std::fs::File,
+    seen: Vec<u8>,
+}
+
+impl Typist {
+    fn type_in(&mut self, text: &[u8]) {
+        use std::io::Write;
+        self.master.write_all(text).unwrap();
+    }
+
+    /// Reads until `marker` has appeared (10 s at most).
+    fn wait_for(&mut self, marker: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut buf = [0u8; 4096];
+        while !String::from_utf8_lossy(&self.seen).contains(marker) {
+            assert!(
+                Instant::now() < deadline,
+                "{marker:?} never appeared in {:?}",
+                String::from_utf8_lossy(&self.seen)
+            );
+            let mut fds = [nix::poll::PollFd::new(
+                std::os::fd::AsFd::as_fd(&self.master),
+                nix::poll::PollFlags::POLLIN,
+            )];
+            if nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(100u8)).unwrap_or(0) > 0 {
+                match self.master.read(&mut buf) {
+                    Ok(0) | Err(_) => std::thread::sleep(Duration::from_millis(20)),
+                    Ok(n) => self.seen.extend_from_slice(&buf[..n]),
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn init_with_a_terminal_gives_the_shell_job_control_and_ctrl_c() {
+    root_only!();
+    let sb = Sandbox::new();
+    let b = sb.bundle(
+        "inittty",
+        with_init(ContainerOptions {
+            tty: true,
+            ..argv(&["sh", "-i"])
+        }),
+    );
+    let id = sb.id("inittty");
+    let pty = nix::pty::openpty(None, None).unwrap();
+    let slave = std::fs::File::from(pty.slave);
+    let mut child = sb
+        .cmd()
+        .args(["run", "-b", b.to_str().unwrap(), &id])
+        .stdin(slave.try_clone().unwrap())
+        .stdout(slave.try_clone().unwrap())
+        .stderr(slave)
+        .spawn()
+        .unwrap();
+    let mut t = Typist {
+        master: std::fs::File::from(pty.master),
+        seen: Vec::new(),
+    };
+    t.wait_for("# ");
+    // The shell owns the terminal: it can turn job control on.
+    assert!(
+        !String::from_utf8_lossy(&t.seen).contains("job control turned off"),
+        "{:?}",
+        String::from_utf8_lossy(&t.seen)
+    );
+    // The quotes keep the typed line (echoed back) from matching the output.
+    t.type_in(b"echo sleep''ing; sleep 100\r");
+    t.wait_for("sleeping\r\n");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !sb.rt(&["exec", &id, "pidof", "sleep"]).status.success() {
+        assert!(Instant::now() < deadline, "sleep never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    t.type_in(b"\x03");
+    t.wait_for("# ");
+    t.type_in(b"echo status=$? pid=$$ init=$(cat /proc/1/comm)\r");
+    t.wait_for("status=130 pid=2 init=berth-init");
+    t.type_in(b"exit 5\r");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!(
+                "the shell did not exit: {:?}",
+                String::from_utf8_lossy(&t.seen)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(5));
+}

@@ -171,6 +171,10 @@ pub struct ContainerOptions {
     pub cgroups_path: Option<String>,
     /// Join no new network namespace (`--network host`).
     pub host_network: bool,
+    /// `--init`: pid 1 is berth's own minimal init, which forwards signals to the command,
+    /// reaps orphans and exits with the command's status. Recorded in the spec as the
+    /// annotation [`crate::init::INIT_ANNOTATION`] (`org.berth.init`) = `"true"`.
+    pub init: bool,
 }
 
 impl ContainerOptions {
@@ -599,7 +603,10 @@ pub fn docker_default(opts: &ContainerOptions) -> Result<Spec, SpecError> {
         .build()?;
     // Not oci-spec's default ("youki"): the engine names the host, or it keeps the runtime's.
     spec.set_hostname(opts.hostname.clone());
-    spec.set_annotations(None);
+    spec.set_annotations(
+        opts.init
+            .then(|| [(crate::init::INIT_ANNOTATION.to_owned(), "true".to_owned())].into()),
+    );
     Ok(spec)
 }
 
@@ -618,6 +625,8 @@ mod tests {
     #[test]
     fn defaults_match_docker() {
         let s = spec(base());
+        assert!(s.annotations().is_none());
+        assert!(!crate::init::wanted(&s));
         let process = s.process().as_ref().unwrap();
         let caps = process.capabilities().as_ref().unwrap();
         assert_eq!(caps.bounding().as_ref().unwrap().len(), 14);
@@ -694,8 +703,15 @@ mod tests {
             sysctls: [("net.ipv4.ip_forward".to_owned(), "1".to_owned())].into(),
             seccomp: SeccompChoice::Unconfined,
             no_new_privileges: true,
+            init: true,
             ..base()
         });
+        assert_eq!(
+            s.annotations().as_ref().unwrap()["org.berth.init"],
+            "true",
+            "--init is recorded for the runtime"
+        );
+        assert!(crate::init::wanted(&s));
         let r = s.linux().as_ref().unwrap().resources().as_ref().unwrap();
         assert_eq!(r.memory().as_ref().unwrap().limit(), Some(64 << 20));
         assert_eq!(r.cpu().as_ref().unwrap().quota(), Some(150_000));
