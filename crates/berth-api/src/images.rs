@@ -1,14 +1,24 @@
-//! `/images/...`: import (`POST /images/create?fromSrc=-`) and list (`GET /images/json`).
+//! `/images/...`: import (`POST /images/create?fromSrc=-`), list (`GET /images/json`), tag,
+//! remove, inspect, history, save (`GET /images/get`, `GET /images/{name}/get`), load
+//! (`POST /images/load`) and prune.
+//!
+//! Image names may contain slashes (`localhost:5000/app`), so the per-image endpoints are
+//! reached through one catch-all route and told apart by their last segment, as Docker's
+//! router does with `{name:.*}`.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 
-use axum::body::Body;
-use axum::extract::{RawQuery, State};
-use axum::http::header;
-use axum::response::IntoResponse;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use bollard_stubs::models::ImageSummary;
+use bollard_stubs::models::{
+    ImageDeleteResponseItem, ImageHistoryResponseItem, ImageInspect, ImagePruneResponse,
+    ImageSummary,
+};
 use futures_util::StreamExt;
 
 use crate::query::Query;
@@ -24,13 +34,55 @@ pub struct ImportRequest {
     pub message: Option<String>,
 }
 
+/// What `GET /images/json` asks for.
+#[derive(Debug, Clone, Default)]
+pub struct ListRequest {
+    /// Intermediate images too.
+    pub all: bool,
+    /// RepoDigests filled in (berth always fills them).
+    pub digests: bool,
+    /// `dangling`, `reference`, `label`, `before`, `since`, `until`.
+    pub filters: BTreeMap<String, Vec<String>>,
+}
+
+/// Writes a `docker save` archive; the engine has resolved the names and pinned the data
+/// before handing it out, so errors after the first byte are rare (and end the stream).
+pub type ExportWriter = Box<dyn FnOnce(&mut dyn Write) -> std::io::Result<()> + Send>;
+
 /// What the image endpoints need from the engine.
 pub trait ImageBackend {
     /// A directory for request bodies being received.
     fn upload_dir(&self) -> std::path::PathBuf;
     /// Imports the rootfs tarball at `tar` (plain, gzip or zstd); returns the image ID.
     fn import_image(&self, tar: &std::path::Path, req: ImportRequest) -> Result<String, ApiError>;
-    fn list_images(&self, all: bool) -> Result<Vec<ImageSummary>, ApiError>;
+    fn list_images(&self, req: ListRequest) -> Result<Vec<ImageSummary>, ApiError>;
+    /// Names image `name` `repo:tag` (`tag` empty: `latest`).
+    fn tag_image(&self, name: &str, repo: &str, tag: &str) -> Result<(), ApiError>;
+    /// `docker rmi`; `prune` is Docker's (parents of the image; berth images have none).
+    fn remove_image(
+        &self,
+        name: &str,
+        force: bool,
+        prune: bool,
+    ) -> Result<Vec<ImageDeleteResponseItem>, ApiError>;
+    fn inspect_image(&self, name: &str) -> Result<ImageInspect, ApiError>;
+    fn image_history(&self, name: &str) -> Result<Vec<ImageHistoryResponseItem>, ApiError>;
+    fn prune_images(
+        &self,
+        filters: BTreeMap<String, Vec<String>>,
+    ) -> Result<ImagePruneResponse, ApiError>;
+    /// Prepares `docker save` of `names`; the writer then streams the archive.
+    fn export_images(&self, names: Vec<String>) -> Result<ExportWriter, ApiError>;
+    /// Loads the archive at `tar`; returns the lines to report (`Loaded image: bb:latest`).
+    fn load_images(&self, tar: &std::path::Path, quiet: bool) -> Result<Vec<String>, ApiError>;
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::internal(format!("task failed: {e}")))?
 }
 
 /// Receives a request body into a file in `dir` (never whole in memory).
@@ -59,11 +111,32 @@ async fn body_to_file(body: Body, dir: &std::path::Path) -> Result<std::path::Pa
 
 static UPLOADS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
+/// Runs `f` on the uploaded body in a blocking task; the upload is removed afterwards.
+async fn with_upload<T: Send + 'static>(
+    b: &SharedBackend,
+    body: Body,
+    f: impl FnOnce(SharedBackend, &std::path::Path) -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let path = body_to_file(body, &b.upload_dir()).await?;
+    let (backend, upload) = (b.clone(), path.clone());
+    let result = tokio::task::spawn_blocking(move || f(backend, &upload))
+        .await
+        .map_err(|e| ApiError::internal(format!("task failed: {e}")));
+    let _ = std::fs::remove_file(&path);
+    result?
+}
+
+/// Docker's JSON message stream: one object per line.
+fn json_lines(messages: impl IntoIterator<Item = serde_json::Value>) -> Response {
+    let body: String = messages.into_iter().map(|m| format!("{m}\r\n")).collect();
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
 async fn create(
     State(b): State<SharedBackend>,
     RawQuery(raw): RawQuery,
     body: Body,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<Response, ApiError> {
     let q = Query::parse(raw.as_deref());
     match q.get("fromSrc") {
         Some("-") => {}
@@ -87,19 +160,9 @@ async fn create(
             .filter(|s| !s.is_empty())
             .map(str::to_owned),
     };
-    let path = body_to_file(body, &b.upload_dir()).await?;
-    let backend = b.clone();
-    let upload = path.clone();
-    let result = tokio::task::spawn_blocking(move || backend.import_image(&upload, req))
-        .await
-        .map_err(|e| ApiError::internal(format!("import task: {e}")));
-    let _ = std::fs::remove_file(&path);
-    let id = result??;
+    let id = with_upload(&b, body, move |b, path| b.import_image(path, req)).await?;
     // Docker answers with a JSON message stream; the last status is the image ID.
-    Ok((
-        [(header::CONTENT_TYPE, "application/json")],
-        format!("{}\r\n", serde_json::json!({ "status": id })),
-    ))
+    Ok(json_lines([serde_json::json!({ "status": id })]))
 }
 
 async fn list(
@@ -107,16 +170,207 @@ async fn list(
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Vec<ImageSummary>>, ApiError> {
     let q = Query::parse(raw.as_deref());
-    let all = q.flag("all", false);
-    let backend = b.clone();
-    let images = tokio::task::spawn_blocking(move || backend.list_images(all))
-        .await
-        .map_err(|e| ApiError::internal(format!("list task: {e}")))??;
-    Ok(Json(images))
+    let mut filters = q.filters()?;
+    // The `filter` parameter of API < 1.41 is a reference pattern.
+    if let Some(f) = q.get("filter").filter(|f| !f.is_empty()) {
+        filters
+            .entry("reference".to_owned())
+            .or_default()
+            .push(f.to_owned());
+    }
+    let req = ListRequest {
+        all: q.flag("all", false),
+        digests: q.flag("digests", false),
+        filters,
+    };
+    Ok(Json(blocking(move || b.list_images(req)).await?))
+}
+
+async fn prune(
+    State(b): State<SharedBackend>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<ImagePruneResponse>, ApiError> {
+    let filters = Query::parse(raw.as_deref()).filters()?;
+    Ok(Json(blocking(move || b.prune_images(filters)).await?))
+}
+
+async fn load(
+    State(b): State<SharedBackend>,
+    RawQuery(raw): RawQuery,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let quiet = Query::parse(raw.as_deref()).flag("quiet", true);
+    let lines = with_upload(&b, body, move |b, path| b.load_images(path, quiet)).await?;
+    Ok(json_lines(lines.into_iter().map(
+        |l| serde_json::json!({ "stream": format!("{l}\n") }),
+    )))
+}
+
+/// Bytes written into a bounded channel, so the archive streams at the client's pace.
+struct ChannelWriter {
+    tx: tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
+    buf: Vec<u8>,
+}
+
+const CHUNK: usize = 256 * 1024;
+
+impl ChannelWriter {
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
+        self.tx
+            .blocking_send(Ok(chunk))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away"))
+    }
+}
+
+impl Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= CHUNK {
+            self.send()?;
+        }
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.send()
+    }
+}
+
+async fn save(b: SharedBackend, names: Vec<String>) -> Result<Response, ApiError> {
+    // Errors before the first byte (no such image) are Docker's error responses.
+    let writer = blocking(move || b.export_images(names)).await?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(4);
+    tokio::task::spawn_blocking(move || {
+        let mut out = ChannelWriter {
+            tx: tx.clone(),
+            buf: Vec::with_capacity(CHUNK),
+        };
+        let result = writer(&mut out).and_then(|()| out.flush());
+        if let Err(e) = result {
+            // Ends the body with an error: the client sees a cut-off archive, not a whole one.
+            let _ = tx.blocking_send(Err(e));
+        }
+    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    Ok((
+        [(header::CONTENT_TYPE, "application/x-tar")],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+async fn save_many(
+    State(b): State<SharedBackend>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let names = Query::parse(raw.as_deref()).all("names");
+    save(b, names).await
+}
+
+fn page_not_found(rest: &str) -> ApiError {
+    ApiError::not_found(format!("page not found: /images/{rest}"))
+}
+
+/// `GET /images/{name}/json|history|get`.
+async fn by_name_get(
+    State(b): State<SharedBackend>,
+    Path(rest): Path<String>,
+) -> Result<Response, ApiError> {
+    let Some((name, what)) = rest.rsplit_once('/') else {
+        return Err(page_not_found(&rest));
+    };
+    let name = name.to_owned();
+    match what {
+        "json" => Ok(Json(blocking(move || b.inspect_image(&name)).await?).into_response()),
+        "history" => Ok(Json(blocking(move || b.image_history(&name)).await?).into_response()),
+        "get" => save(b, vec![name]).await,
+        _ => Err(page_not_found(&rest)),
+    }
+}
+
+/// `POST /images/{name}/tag` (and `push`, which needs a registry).
+async fn by_name_post(
+    State(b): State<SharedBackend>,
+    Path(rest): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let Some((name, what)) = rest.rsplit_once('/') else {
+        return Err(page_not_found(&rest));
+    };
+    let name = name.to_owned();
+    let q = Query::parse(raw.as_deref());
+    match what {
+        "tag" => {
+            let repo = q.get("repo").unwrap_or("").to_owned();
+            let tag = q.get("tag").unwrap_or("").to_owned();
+            blocking(move || b.tag_image(&name, &repo, &tag)).await?;
+            Ok(StatusCode::CREATED.into_response())
+        }
+        "push" => Err(ApiError::not_implemented(
+            "pushing images to a registry is not supported yet",
+        )),
+        _ => Err(page_not_found(&rest)),
+    }
+}
+
+/// `DELETE /images/{name}?force=&noprune=`.
+async fn by_name_delete(
+    State(b): State<SharedBackend>,
+    Path(name): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Vec<ImageDeleteResponseItem>>, ApiError> {
+    if name.trim().is_empty() {
+        return Err(ApiError::bad_request("image name cannot be blank"));
+    }
+    let q = Query::parse(raw.as_deref());
+    let force = q.flag("force", false);
+    let prune = !q.flag("noprune", false);
+    Ok(Json(
+        blocking(move || b.remove_image(&name, force, prune)).await?,
+    ))
 }
 
 pub fn routes() -> Router<SharedBackend> {
     Router::new()
         .route("/images/create", post(create))
         .route("/images/json", get(list))
+        .route("/images/get", get(save_many))
+        .route("/images/load", post(load))
+        .route("/images/prune", post(prune))
+        .route(
+            "/images/{*rest}",
+            get(by_name_get).post(by_name_post).delete(by_name_delete),
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channel_writer_sends_chunks_and_notices_a_gone_client() {
+        let (tx, mut rx) = tokio::sync::mpsc::channel(8);
+        let mut w = ChannelWriter {
+            tx,
+            buf: Vec::new(),
+        };
+        w.write_all(&vec![1u8; CHUNK + 10]).unwrap();
+        w.flush().unwrap();
+        let mut total = 0;
+        while let Ok(chunk) = rx.try_recv() {
+            total += chunk.unwrap().len();
+        }
+        assert_eq!(total, CHUNK + 10);
+        drop(rx);
+        w.write_all(b"x").unwrap();
+        assert_eq!(
+            w.flush().unwrap_err().kind(),
+            std::io::ErrorKind::BrokenPipe
+        );
+    }
 }

@@ -299,6 +299,21 @@ impl Engine {
             .collect()
     }
 
+    /// Every container's image and whether it runs (for image removal and prune).
+    pub(crate) fn image_users(&self) -> Vec<berth_image::delete::ImageUser> {
+        self.records()
+            .into_iter()
+            .filter_map(|r| {
+                let status = self.refresh(&r.id).status;
+                Some(berth_image::delete::ImageUser {
+                    image: r.image_id.parse().ok()?,
+                    running: status == "running" || status == "restarting",
+                    container: r.id,
+                })
+            })
+            .collect()
+    }
+
     /// Finds a container by full ID, name (with or without the leading `/`), or ID prefix.
     fn find(&self, key: &str) -> Result<Record, ApiError> {
         let key = key.strip_prefix('/').unwrap_or(key);

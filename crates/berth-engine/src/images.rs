@@ -1,19 +1,201 @@
-//! The image endpoints, on berth-image's store.
+//! The image endpoints, on berth-image's store: import, list, tag, remove, inspect, history,
+//! save, load and prune. The engine adds what the store cannot know: which containers use
+//! which images (removal conflicts, prune, and data kept for containers whose image was
+//! removed by force).
 
+mod filter;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use berth_api::images::{ImageBackend, ImportRequest};
+use berth_api::images::{ExportWriter, ImageBackend, ImportRequest, ListRequest};
 use berth_api::ApiError;
-use berth_core::Reference;
+use berth_core::{Digest, Reference};
+use berth_image::delete::{ImageUser, Removal};
 use berth_image::oci::RunConfig;
-use bollard_stubs::models::ImageSummary;
+use berth_image::store::ImageView;
+use berth_image::ImageError;
+use bollard_stubs::models::{
+    DriverData, HealthConfig, ImageConfig as ApiImageConfig, ImageDeleteResponseItem,
+    ImageHistoryResponseItem, ImageInspect, ImageInspectMetadata, ImageInspectRootFs,
+    ImagePruneResponse, ImageSummary,
+};
 
 use crate::{changes, Engine};
+use filter::{created_nanos, ImageFilter, LIST_KEYS, PRUNE_KEYS};
+
+/// Docker's zero time, for an image never tagged.
+const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+fn now_nanos() -> i64 {
+    chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
+}
 
 fn created_unix(created: Option<&str>) -> i64 {
     created
         .and_then(|c| chrono::DateTime::parse_from_rfc3339(c).ok())
         .map_or(0, |t| t.timestamp())
+}
+
+fn api(e: ImageError) -> ApiError {
+    ApiError::from_kind(&e)
+}
+
+/// An image operation that finished, for `docker events`: the one place they all pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageAction {
+    Import,
+    Tag,
+    Untag,
+    Delete,
+    Load,
+    Save,
+    Prune,
+}
+
+impl ImageAction {
+    /// Docker's name for it (an event's `Action`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImageAction::Import => "import",
+            ImageAction::Tag => "tag",
+            ImageAction::Untag => "untag",
+            ImageAction::Delete => "delete",
+            ImageAction::Load => "load",
+            ImageAction::Save => "save",
+            ImageAction::Prune => "prune",
+        }
+    }
+}
+
+impl Engine {
+    /// Called once for every image operation that completed: `id` is the image ID (for
+    /// prune, empty), `attributes` Docker's event attributes (`name`, `reclaimed`). Image
+    /// events are not emitted yet; this is where they will be
+    /// (`self.events.emit("image", action.as_str(), id, attributes)`).
+    fn image_done(&self, action: ImageAction, id: &str, attributes: BTreeMap<String, String>) {
+        let _ = (action, id, attributes);
+    }
+
+    fn removals_done(&self, records: &[Removal]) {
+        for r in records {
+            match r {
+                Removal::Untagged(name) => self.image_done(
+                    ImageAction::Untag,
+                    "",
+                    [("name".to_owned(), name.familiar())].into(),
+                ),
+                Removal::Deleted(id) => {
+                    self.image_done(ImageAction::Delete, &id.to_string(), BTreeMap::new())
+                }
+            }
+        }
+    }
+
+    /// Removes the data no image needs any more (containers' images count, also those
+    /// removed by force); returns the bytes freed. A failure here leaves leftovers for the
+    /// next collection, never an image without its data, so it is not the caller's error.
+    fn collect_garbage(&self, users: &[ImageUser]) -> u64 {
+        let keep: Vec<Digest> = users.iter().map(|u| u.image.clone()).collect();
+        self.images.gc(&keep).map_or(0, |r| r.bytes)
+    }
+
+    /// When the image `name` was created, for `before`/`since` filters.
+    fn created_of(&self, name: &str) -> Result<i64, ApiError> {
+        Ok(created_nanos(&self.images.view(name).map_err(api)?))
+    }
+}
+
+fn delete_items(records: &[Removal]) -> Vec<ImageDeleteResponseItem> {
+    records
+        .iter()
+        .map(|r| match r {
+            Removal::Untagged(name) => ImageDeleteResponseItem {
+                untagged: Some(name.familiar()),
+                deleted: None,
+            },
+            Removal::Deleted(id) => ImageDeleteResponseItem {
+                untagged: None,
+                deleted: Some(id.to_string()),
+            },
+        })
+        .collect()
+}
+
+/// The `Config` of inspect, in the API's form.
+fn api_config(c: &RunConfig) -> ApiImageConfig {
+    ApiImageConfig {
+        user: Some(c.user.clone().unwrap_or_default()),
+        exposed_ports: c
+            .exposed_ports
+            .as_ref()
+            .map(|p| p.keys().cloned().collect()),
+        env: c.env.clone(),
+        cmd: c.cmd.clone(),
+        healthcheck: c
+            .healthcheck
+            .clone()
+            .and_then(|h| serde_json::from_value::<HealthConfig>(h).ok()),
+        args_escaped: c.args_escaped,
+        volumes: c.volumes.as_ref().map(|v| v.keys().cloned().collect()),
+        working_dir: Some(c.working_dir.clone().unwrap_or_default()),
+        entrypoint: c.entrypoint.clone(),
+        on_build: c.on_build.clone(),
+        labels: c.labels.clone().map(|l| l.into_iter().collect()),
+        stop_signal: c.stop_signal.clone(),
+        shell: c.shell.clone(),
+    }
+}
+
+fn familiar(refs: &[Reference]) -> Vec<String> {
+    refs.iter().map(Reference::familiar).collect()
+}
+
+/// RepoDigests for the names shown.
+fn repo_digests(v: &ImageView, shown: &[Reference]) -> Vec<String> {
+    let names: HashSet<String> = shown.iter().map(Reference::name).collect();
+    v.repo_digests()
+        .iter()
+        .filter(|r| names.contains(&r.name()))
+        .map(Reference::familiar)
+        .collect()
+}
+
+/// A tag target from the `repo` and `tag` parameters, checked as Docker checks it.
+fn tag_target(repo: &str, tag: &str) -> Result<Reference, ApiError> {
+    if repo.is_empty() {
+        return Err(ApiError::bad_request(
+            "repository name must have at least one component",
+        ));
+    }
+    let text = if tag.is_empty() {
+        repo.to_owned()
+    } else {
+        format!("{repo}:{tag}")
+    };
+    let r: Reference = text.parse().map_err(|e| ApiError::from_kind(&e))?;
+    if r.digest.is_some() {
+        return Err(ApiError::bad_request(
+            "refusing to create a tag with a digest reference",
+        ));
+    }
+    let name = r.familiar_name();
+    if name == "sha256" {
+        return Err(ApiError::bad_request(
+            "refusing to create an ambiguous tag using digest algorithm as name",
+        ));
+    }
+    let last = name.rsplit('/').next().unwrap_or(&name);
+    if last.len() == 64 && last.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(ApiError::bad_request(format!(
+            "invalid repository name ({last}), cannot specify 64-byte hexadecimal strings"
+        )));
+    }
+    Ok(r)
 }
 
 impl ImageBackend for Engine {
@@ -38,31 +220,33 @@ impl ImageBackend for Engine {
         let mut config = RunConfig::default();
         changes::apply(&mut config, &req.changes).map_err(ApiError::bad_request)?;
         let file = std::fs::File::open(tar).map_err(|e| ApiError::internal(e.to_string()))?;
-        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
         let imported = self
             .images
-            .import(file, reference.as_ref(), config, req.message, &now)
-            .map_err(|e| ApiError::from_kind(&e))?;
+            .import(file, reference.as_ref(), config, req.message, &now())
+            .map_err(api)?;
+        self.image_done(
+            ImageAction::Import,
+            &imported.id.to_string(),
+            BTreeMap::new(),
+        );
         Ok(imported.id.to_string())
     }
 
-    fn list_images(&self, all: bool) -> Result<Vec<ImageSummary>, ApiError> {
-        let _ = all; // no intermediate images until the builder exists
-        let views = self.images.list().map_err(|e| ApiError::from_kind(&e))?;
+    fn list_images(&self, req: ListRequest) -> Result<Vec<ImageSummary>, ApiError> {
+        // `all` would add intermediate images: there are none until the builder exists.
+        let filter =
+            ImageFilter::new(&req.filters, LIST_KEYS, |n| self.created_of(n), now_nanos())?;
+        let views = self.images.list().map_err(api)?;
         Ok(views
-            .into_iter()
-            .map(|v| {
-                let repo_tags = v
-                    .names
-                    .iter()
-                    .filter_map(|n| n.parse::<Reference>().ok())
-                    .map(|r| r.familiar())
-                    .collect();
-                ImageSummary {
+            .iter()
+            .filter(|v| filter.matches(v))
+            .filter_map(|v| {
+                let shown = filter.shown_names(v)?;
+                Some(ImageSummary {
                     id: v.id.to_string(),
                     parent_id: String::new(),
-                    repo_tags,
-                    repo_digests: Vec::new(),
+                    repo_tags: familiar(&shown),
+                    repo_digests: repo_digests(v, &shown),
                     created: created_unix(v.config.created.as_deref()),
                     size: v.size as i64,
                     shared_size: -1,
@@ -76,8 +260,228 @@ impl ImageBackend for Engine {
                         .collect(),
                     containers: -1,
                     ..Default::default()
-                }
+                })
             })
             .collect())
+    }
+
+    fn tag_image(&self, name: &str, repo: &str, tag: &str) -> Result<(), ApiError> {
+        let target = tag_target(repo, tag)?;
+        let id = self.images.lookup(name).map_err(api)?;
+        self.images.tag(&id, &target, &now()).map_err(api)?;
+        self.image_done(
+            ImageAction::Tag,
+            &id.to_string(),
+            [("name".to_owned(), target.familiar())].into(),
+        );
+        Ok(())
+    }
+
+    fn remove_image(
+        &self,
+        name: &str,
+        force: bool,
+        _prune: bool,
+    ) -> Result<Vec<ImageDeleteResponseItem>, ApiError> {
+        // `prune` deletes untagged parents in Docker; berth's images have no parents.
+        let users = self.image_users();
+        let records = self.images.remove(name, force, &users).map_err(api)?;
+        if records.iter().any(|r| matches!(r, Removal::Deleted(_))) {
+            self.collect_garbage(&users);
+        }
+        self.removals_done(&records);
+        Ok(delete_items(&records))
+    }
+
+    fn inspect_image(&self, name: &str) -> Result<ImageInspect, ApiError> {
+        let v = self.images.view(name).map_err(api)?;
+        let c = &v.config;
+        let comment = c
+            .comment
+            .clone()
+            .or_else(|| c.history.last().and_then(|h| h.comment.clone()))
+            .unwrap_or_default();
+        // The layers as an overlay would stack them: the top one, then the rest.
+        let mut dirs: Vec<String> = self
+            .images
+            .lower_dirs(c)
+            .unwrap_or_default()
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        let mut data = HashMap::new();
+        if !dirs.is_empty() {
+            data.insert("UpperDir".to_owned(), dirs.remove(0));
+        }
+        if !dirs.is_empty() {
+            data.insert("LowerDir".to_owned(), dirs.join(":"));
+        }
+        Ok(ImageInspect {
+            id: Some(v.id.to_string()),
+            repo_tags: Some(familiar(&v.refs)),
+            repo_digests: Some(repo_digests(&v, &v.refs)),
+            comment: Some(comment),
+            created: c.created.clone(),
+            author: Some(c.author.clone().unwrap_or_default()),
+            config: Some(api_config(&c.config)),
+            architecture: Some(c.architecture.clone()),
+            variant: c.variant.clone(),
+            os: Some(c.os().to_owned()),
+            size: Some(v.size as i64),
+            graph_driver: Some(DriverData {
+                name: "overlayfs".to_owned(),
+                data,
+            }),
+            root_fs: Some(ImageInspectRootFs {
+                typ: if c.rootfs.kind.is_empty() {
+                    "layers".to_owned()
+                } else {
+                    c.rootfs.kind.clone()
+                },
+                layers: Some(c.rootfs.diff_ids.iter().map(|d| d.to_string()).collect()),
+            }),
+            metadata: Some(ImageInspectMetadata {
+                last_tag_time: Some(
+                    v.last_tag_time
+                        .clone()
+                        .unwrap_or_else(|| ZERO_TIME.to_owned()),
+                ),
+            }),
+            ..Default::default()
+        })
+    }
+
+    fn image_history(&self, name: &str) -> Result<Vec<ImageHistoryResponseItem>, ApiError> {
+        let v = self.images.view(name).map_err(api)?;
+        let mut layer = 0;
+        let mut items = Vec::new();
+        for h in &v.config.history {
+            let size = if h.empty_layer {
+                0
+            } else {
+                let Some(size) = v.layer_sizes.get(layer) else {
+                    return Err(ApiError::internal(
+                        "too many non-empty layers in History section",
+                    ));
+                };
+                layer += 1;
+                *size as i64
+            };
+            items.push(ImageHistoryResponseItem {
+                id: "<missing>".to_owned(),
+                created: created_unix(h.created.as_deref()),
+                created_by: h.created_by.clone().unwrap_or_default(),
+                tags: Vec::new(),
+                size,
+                comment: h.comment.clone().unwrap_or_default(),
+            });
+        }
+        items.reverse();
+        // Newest first; the newest entry is the image itself (Docker has no IDs for the
+        // rest, which came from elsewhere).
+        if let Some(top) = items.first_mut() {
+            top.id = v.id.to_string();
+            top.tags = familiar(&v.refs);
+        }
+        Ok(items)
+    }
+
+    fn prune_images(
+        &self,
+        filters: BTreeMap<String, Vec<String>>,
+    ) -> Result<ImagePruneResponse, ApiError> {
+        let filter = ImageFilter::new(&filters, PRUNE_KEYS, |n| self.created_of(n), now_nanos())?;
+        let dangling_only = filter.dangling.unwrap_or(true);
+        let users = self.image_users();
+        let used: HashSet<&Digest> = users.iter().map(|u| &u.image).collect();
+        let ids: Vec<Digest> = self
+            .images
+            .list()
+            .map_err(api)?
+            .into_iter()
+            .filter(|v| !used.contains(&v.id))
+            .filter(|v| !dangling_only || v.refs.is_empty())
+            .filter(|v| filter.matches(v))
+            .map(|v| v.id)
+            .collect();
+        let records = self
+            .images
+            .remove_images(&ids, dangling_only)
+            .map_err(api)?;
+        // Also whatever earlier removals left behind.
+        let reclaimed = self.collect_garbage(&users);
+        self.removals_done(&records);
+        self.image_done(
+            ImageAction::Prune,
+            "",
+            [("reclaimed".to_owned(), reclaimed.to_string())].into(),
+        );
+        Ok(ImagePruneResponse {
+            images_deleted: (!records.is_empty()).then(|| delete_items(&records)),
+            space_reclaimed: Some(reclaimed as i64),
+        })
+    }
+
+    fn export_images(&self, names: Vec<String>) -> Result<ExportWriter, ApiError> {
+        let export = self.images.export(&names).map_err(api)?;
+        let engine = self.clone();
+        Ok(Box::new(move |out| {
+            export.write_to(out).map_err(std::io::Error::other)?;
+            for img in &export.images {
+                engine.image_done(ImageAction::Save, &img.id.to_string(), BTreeMap::new());
+            }
+            Ok(())
+        }))
+    }
+
+    fn load_images(&self, tar: &Path, _quiet: bool) -> Result<Vec<String>, ApiError> {
+        // Progress bars (`quiet=false`) would need the archive streamed as it loads; berth
+        // reports when it is done.
+        let loaded = self.images.load(tar, &now()).map_err(api)?;
+        let mut lines = Vec::new();
+        for image in &loaded {
+            for name in &image.names {
+                if let Some((_, old)) = image.replaced.iter().find(|(n, _)| n == name) {
+                    lines.push(format!(
+                        "The image {} already exists, renaming the old one with ID {old} to empty string",
+                        name.familiar()
+                    ));
+                }
+                lines.push(format!("Loaded image: {}", name.familiar()));
+            }
+            if image.names.is_empty() {
+                lines.push(format!("Loaded image ID: {}", image.id));
+            }
+            self.image_done(ImageAction::Load, &image.id.to_string(), BTreeMap::new());
+        }
+        Ok(lines)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tag_targets_like_docker() {
+        assert_eq!(
+            tag_target("bb2", "").unwrap().to_string(),
+            "docker.io/library/bb2:latest"
+        );
+        assert_eq!(
+            tag_target("docker.io/library/bb2", "v1")
+                .unwrap()
+                .familiar(),
+            "bb2:v1"
+        );
+        assert!(tag_target("", "x").is_err());
+        assert!(tag_target("Upper", "").is_err());
+        let d = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        assert_eq!(
+            tag_target(&format!("bb@{d}"), "").unwrap_err().message,
+            "refusing to create a tag with a digest reference"
+        );
+        assert!(tag_target("sha256", "x").is_err());
+        assert!(tag_target(&"a".repeat(64), "").is_err());
     }
 }

@@ -177,6 +177,49 @@ impl ContentStore {
         Ok(BlobInfo { digest, size })
     }
 
+    /// Makes a fully written file in `content/ingest/` (from [`ContentStore::staging_path`])
+    /// the blob `digest`, which the caller computed while writing it. The file is synced
+    /// before it becomes visible; if the blob exists already the staged copy is dropped.
+    pub fn commit(&self, staged: &Path, digest: &Digest) -> Result<()> {
+        if self.exists(digest) {
+            let _ = std::fs::remove_file(staged);
+            return Ok(());
+        }
+        let synced = File::open(staged).and_then(|f| f.sync_all());
+        if let Err(e) = synced {
+            let _ = std::fs::remove_file(staged);
+            return Err(ImageError::io("sync", staged, e));
+        }
+        let dest = self.path(digest);
+        if let Err(e) = std::fs::rename(staged, &dest) {
+            let _ = std::fs::remove_file(staged);
+            return Err(ImageError::io("store", &dest, e));
+        }
+        if let Some(parent) = dest.parent() {
+            let _ = File::open(parent).and_then(|d| d.sync_all());
+        }
+        Ok(())
+    }
+
+    /// Every blob in the store with its size on disk.
+    pub fn list(&self) -> Result<Vec<BlobInfo>> {
+        let dir = self.root.join("blobs/sha256");
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(&dir).map_err(|e| ImageError::io("read", &dir, e))? {
+            let entry = entry.map_err(|e| ImageError::io("read", &dir, e))?;
+            let Some(digest) = entry
+                .file_name()
+                .to_str()
+                .and_then(|hex| format!("sha256:{hex}").parse::<Digest>().ok())
+            else {
+                continue;
+            };
+            let size = entry.metadata().map_or(0, |m| m.len());
+            out.push(BlobInfo { digest, size });
+        }
+        Ok(out)
+    }
+
     /// Stores `bytes` (manifests, configs).
     pub fn put(&self, bytes: &[u8]) -> Result<BlobInfo> {
         self.ingest(bytes, None)
@@ -279,6 +322,19 @@ mod tests {
         );
         store.ingest(&b"hello"[..], Some((&want, Some(5)))).unwrap();
         assert!(store.exists(&want));
+    }
+
+    #[test]
+    fn staged_files_are_committed_under_their_digest() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ContentStore::open(dir.path()).unwrap();
+        let staged = store.staging_path("t");
+        std::fs::write(&staged, b"hello").unwrap();
+        let d: Digest = HELLO.parse().unwrap();
+        store.commit(&staged, &d).unwrap();
+        assert!(!staged.exists());
+        assert_eq!(store.read_blob(&d).unwrap(), b"hello");
+        assert_eq!(store.list().unwrap(), vec![BlobInfo { digest: d, size: 5 }]);
     }
 
     #[test]

@@ -18,6 +18,18 @@ pub enum ImageError {
     UnsafeEntry { entry: String, reason: &'static str },
     #[error("layer is not a valid tar archive: {0}")]
     BadArchive(String),
+    /// An image archive (`docker load`) that is malformed, incomplete or unsafe.
+    #[error("invalid archive: {0}")]
+    InvalidArchive(String),
+    /// No image by that name or ID (Docker's "No such image: …").
+    #[error("No such image: {0}")]
+    NoSuchImage(String),
+    /// The operation clashes with the store's state (Docker's wording, complete).
+    #[error("{0}")]
+    Conflict(String),
+    /// A request that makes no sense (bad reference, bad tag).
+    #[error("{0}")]
+    InvalidArgument(String),
     #[error("{context} {path}: {source}")]
     Io {
         context: &'static str,
@@ -40,11 +52,14 @@ impl ImageError {
 impl HasErrorKind for ImageError {
     fn kind(&self) -> ErrorKind {
         match self {
-            ImageError::BlobNotFound(_) => ErrorKind::NotFound,
+            ImageError::BlobNotFound(_) | ImageError::NoSuchImage(_) => ErrorKind::NotFound,
+            ImageError::Conflict(_) => ErrorKind::Conflict,
             ImageError::DigestMismatch { .. }
             | ImageError::SizeMismatch { .. }
             | ImageError::UnsafeEntry { .. }
-            | ImageError::BadArchive(_) => ErrorKind::InvalidArgument,
+            | ImageError::BadArchive(_)
+            | ImageError::InvalidArchive(_)
+            | ImageError::InvalidArgument(_) => ErrorKind::InvalidArgument,
             ImageError::Io { .. } => ErrorKind::Internal,
         }
     }

@@ -95,9 +95,12 @@ pub fn import_rootfs(
             "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_owned(),
         ]);
     }
+    // Docker puts the message both at the top (`Comment` in inspect) and in the history.
+    let comment = comment.unwrap_or_else(|| "Imported from -".to_owned());
     let image_config = ImageConfig {
         created: Some(now.to_owned()),
         author: None,
+        comment: Some(comment.clone()),
         architecture: arch.to_owned(),
         os: os.to_owned(),
         variant: variant.map(str::to_owned),
@@ -109,7 +112,7 @@ pub fn import_rootfs(
         history: vec![History {
             created: Some(now.to_owned()),
             created_by: Some("berth import".to_owned()),
-            comment: Some(comment.unwrap_or_else(|| "Imported from -".to_owned())),
+            comment: Some(comment),
             ..Default::default()
         }],
     };
@@ -118,18 +121,8 @@ pub fn import_rootfs(
     let manifest = Manifest {
         schema_version: 2,
         media_type: Some(MEDIA_MANIFEST.to_owned()),
-        config: Descriptor {
-            media_type: MEDIA_CONFIG.to_owned(),
-            digest: config_blob.digest.clone(),
-            size: config_blob.size,
-            annotations: Default::default(),
-        },
-        layers: vec![Descriptor {
-            media_type: MEDIA_LAYER_GZIP.to_owned(),
-            digest: layer_digest,
-            size: layer_size,
-            annotations: Default::default(),
-        }],
+        config: Descriptor::new(MEDIA_CONFIG, config_blob.digest.clone(), config_blob.size),
+        layers: vec![Descriptor::new(MEDIA_LAYER_GZIP, layer_digest, layer_size)],
         annotations: Default::default(),
     };
     let manifest_blob =

@@ -5,18 +5,26 @@
 //! - [`layer`]: applying a layer tarball to a directory in overlayfs's format, never writing
 //!   outside it.
 //! - [`snapshot`]: unpacked layers by chain ID, shared between images (overlay lower dirs).
-//! - [`oci`]: manifests, descriptors and image configs.
+//! - [`oci`]: manifests, indexes, descriptors and image configs.
 //! - [`refs`]: `images.json`, image IDs and the names that point at them.
 //! - [`import`]: a rootfs tarball becomes a one-layer image.
-//! - [`store`]: all of it under one root, as the engine uses it.
+//! - [`delete`]: `docker rmi`'s rules, as a change of the index.
+//! - [`archive`]: reading an image archive in place, by name.
+//! - [`load`] and [`save`]: the docker-archive and OCI layout formats (`docker load`/`save`).
+//! - [`store`]: all of it under one root, as the engine uses it, and the collection of data
+//!   no image needs.
 
+pub mod archive;
 pub mod compression;
 pub mod content;
+pub mod delete;
 pub mod error;
 pub mod import;
 pub mod layer;
+pub mod load;
 pub mod oci;
 pub mod refs;
+pub mod save;
 pub mod snapshot;
 pub mod store;
 

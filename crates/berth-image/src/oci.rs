@@ -17,6 +17,32 @@ pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.
 pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
 pub const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+pub const DOCKER_LAYER_TAR: &str = "application/vnd.docker.image.rootfs.diff.tar";
+/// The full name of an image in an OCI layout, as containerd and Docker write it.
+pub const ANNOTATION_IMAGE_NAME: &str = "io.containerd.image.name";
+/// OCI's name for an index entry: a tag, or (as some tools write) a whole reference.
+pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
+
+/// Whether `media_type` names an image manifest (OCI or Docker v2).
+pub fn is_manifest(media_type: &str) -> bool {
+    media_type == MEDIA_MANIFEST || media_type == DOCKER_MANIFEST
+}
+
+/// Whether `media_type` names an index of manifests (OCI index or Docker manifest list).
+pub fn is_index(media_type: &str) -> bool {
+    media_type == MEDIA_INDEX || media_type == DOCKER_MANIFEST_LIST
+}
+
+/// Which platform a manifest in an index is for.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Platform {
+    #[serde(default)]
+    pub architecture: String,
+    #[serde(default)]
+    pub os: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -24,6 +50,33 @@ pub struct Descriptor {
     pub media_type: String,
     pub digest: Digest,
     pub size: u64,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<Platform>,
+}
+
+impl Descriptor {
+    pub fn new(media_type: &str, digest: Digest, size: u64) -> Descriptor {
+        Descriptor {
+            media_type: media_type.to_owned(),
+            digest,
+            size,
+            annotations: BTreeMap::new(),
+            platform: None,
+        }
+    }
+}
+
+/// An OCI image index (also a layout's `index.json`) or a Docker manifest list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageIndex {
+    pub schema_version: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<String>,
+    #[serde(default)]
+    pub manifests: Vec<Descriptor>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
 }
@@ -93,21 +146,50 @@ pub struct History {
     pub empty_layer: bool,
 }
 
+/// `null` reads as the default (Docker writes `"config": null` for some images).
+fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImageConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub author: Option<String>,
+    /// Docker's top-level comment (`docker import -m`, `docker commit -m`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    #[serde(default)]
     pub architecture: String,
+    #[serde(default)]
     pub os: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variant: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub config: RunConfig,
     pub rootfs: RootFs,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub history: Vec<History>,
+}
+
+impl ImageConfig {
+    /// The operating system, `linux` when the config does not say.
+    pub fn os(&self) -> &str {
+        if self.os.is_empty() {
+            "linux"
+        } else {
+            &self.os
+        }
+    }
 }
 
 /// This host's platform in OCI's words (GOARCH names).
@@ -135,6 +217,7 @@ mod tests {
         let c = ImageConfig {
             created: None,
             author: None,
+            comment: None,
             architecture: "amd64".into(),
             os: "linux".into(),
             variant: None,
@@ -160,5 +243,35 @@ mod tests {
         assert_eq!(v["history"][0]["empty_layer"], true);
         let back: ImageConfig = serde_json::from_value(v).unwrap();
         assert_eq!(back, c);
+    }
+
+    #[test]
+    fn docker_configs_with_nulls_parse() {
+        let text = r#"{"architecture":"amd64","config":null,"container_config":{"Cmd":null},
+            "created":"2024-01-01T00:00:00Z","docker_version":"24.0.0","history":null,
+            "os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+        let c: ImageConfig = serde_json::from_str(text).unwrap();
+        assert_eq!(c.config, RunConfig::default());
+        assert!(c.history.is_empty());
+        let bare: ImageConfig =
+            serde_json::from_str(r#"{"rootfs":{"type":"layers","diff_ids":[]}}"#).unwrap();
+        assert_eq!(bare.os(), "linux");
+    }
+
+    #[test]
+    fn index_entries_keep_platform_and_annotations() {
+        let text = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json",
+            "manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json",
+            "digest":"sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+            "size":7,"platform":{"architecture":"arm64","os":"linux","variant":"v8"},
+            "annotations":{"org.opencontainers.image.ref.name":"latest"}}]}"#;
+        let i: ImageIndex = serde_json::from_str(text).unwrap();
+        assert_eq!(
+            i.manifests[0].platform.as_ref().unwrap().variant.as_deref(),
+            Some("v8")
+        );
+        assert_eq!(i.manifests[0].annotations[ANNOTATION_REF_NAME], "latest");
+        assert!(is_manifest(&i.manifests[0].media_type));
+        assert!(is_index(i.media_type.as_deref().unwrap()));
     }
 }

@@ -17,6 +17,9 @@ pub struct ImageRecord {
     pub manifest: Digest,
     /// When it was added to this store (RFC 3339).
     pub added: String,
+    /// When a name was last pointed at it (RFC 3339; inspect's `Metadata.LastTagTime`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_tag_time: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,9 +40,36 @@ impl Index {
             .collect()
     }
 
+    /// The names that point at `image`, parsed.
+    pub fn references_of(&self, image: &Digest) -> Vec<Reference> {
+        self.refs
+            .iter()
+            .filter(|(_, id)| *id == image)
+            .filter_map(|(n, _)| n.parse().ok())
+            .collect()
+    }
+
+    /// Whether no name points at `image` (Docker's "dangling").
+    pub fn is_dangling(&self, image: &Digest) -> bool {
+        !self.refs.values().any(|id| id == image)
+    }
+
     /// Points `reference` at `image`, returning the image it pointed at before.
     pub fn tag(&mut self, reference: &Reference, image: &Digest) -> Option<Digest> {
         self.refs.insert(reference.to_string(), image.clone())
+    }
+
+    /// Removes `reference`, returning the image it pointed at.
+    pub fn untag(&mut self, reference: &Reference) -> Option<Digest> {
+        self.refs.remove(&reference.to_string())
+    }
+
+    /// Forgets `image` and every name that points at it; returns those names.
+    pub fn remove_image(&mut self, image: &Digest) -> Vec<Reference> {
+        let names = self.references_of(image);
+        self.refs.retain(|_, id| id != image);
+        self.images.remove(image);
+        names
     }
 }
 

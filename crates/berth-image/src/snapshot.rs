@@ -70,56 +70,37 @@ impl SnapshotStore {
     /// known at the end, so the layer goes to a temporary directory first; if a snapshot with
     /// the resulting chain ID already exists, the new copy is dropped and the existing one kept.
     pub fn unpack(&self, parent: Option<&Digest>, reader: impl Read) -> Result<SnapshotMeta> {
-        let tmp = self.root.join(format!(
-            ".unpack-{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        ));
-        let result = self.unpack_into(&tmp, parent, reader);
-        if result.is_err() {
-            let _ = std::fs::remove_dir_all(&tmp);
-        }
-        result
+        self.stage(parent, reader)?.commit()
     }
 
-    fn unpack_into(
-        &self,
-        tmp: &Path,
-        parent: Option<&Digest>,
-        reader: impl Read,
-    ) -> Result<SnapshotMeta> {
-        let fs = tmp.join("fs");
+    /// Unpacks the layer in `reader` on top of `parent` into a directory that is not a
+    /// snapshot yet: the caller checks what it needs (the diff ID against an image config, the
+    /// compressed blob's digest) and then [`Staged::commit`]s it, or drops it and nothing is
+    /// left behind.
+    pub fn stage(&self, parent: Option<&Digest>, reader: impl Read) -> Result<Staged<'_>> {
+        let mut staged = Staged {
+            store: self,
+            tmp: self.root.join(format!(
+                ".unpack-{}-{}",
+                std::process::id(),
+                COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            )),
+            meta: None,
+        };
+        let fs = staged.tmp.join("fs");
         std::fs::create_dir_all(&fs).map_err(|e| ImageError::io("create", &fs, e))?;
         let applied = layer::apply(reader, &fs)?;
-        let chain = chain_id(parent, &applied.diff_id);
         let meta = SnapshotMeta {
-            chain_id: chain.clone(),
+            chain_id: chain_id(parent, &applied.diff_id),
             parent: parent.cloned(),
             diff_id: applied.diff_id,
             size: applied.size,
         };
-        if self.exists(&chain) {
-            let _ = std::fs::remove_dir_all(tmp);
-            return Ok(meta);
-        }
-        let meta_path = tmp.join("meta.json");
+        let meta_path = staged.tmp.join("meta.json");
         let text = serde_json::to_vec(&meta).expect("snapshot metadata serializes");
         std::fs::write(&meta_path, text).map_err(|e| ImageError::io("write", &meta_path, e))?;
-        // Make the files durable before the snapshot becomes visible.
-        if let Ok(dir) = std::fs::File::open(tmp) {
-            // SAFETY: syncfs only reads the descriptor, which `dir` keeps open.
-            unsafe { libc::syncfs(std::os::fd::AsRawFd::as_raw_fd(&dir)) };
-        }
-        let dest = self.dir(&chain);
-        match std::fs::rename(tmp, &dest) {
-            Ok(()) => Ok(meta),
-            // Someone else finished the same snapshot first: theirs is as good.
-            Err(_) if self.exists(&chain) => {
-                let _ = std::fs::remove_dir_all(tmp);
-                Ok(meta)
-            }
-            Err(e) => Err(ImageError::io("store snapshot", &dest, e)),
-        }
+        staged.meta = Some(meta);
+        Ok(staged)
     }
 
     /// The lower dirs for an overlay of `top` and everything under it, top first.
@@ -140,12 +121,52 @@ impl SnapshotStore {
         Ok(out)
     }
 
-    /// Removes leftovers of interrupted unpacks (call when nothing else writes).
+    /// Chain IDs of every snapshot there is.
+    pub fn list(&self) -> Result<Vec<Digest>> {
+        let io = |e| ImageError::io("read", &self.root, e);
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(&self.root).map_err(io)? {
+            let entry = entry.map_err(io)?;
+            if let Some(d) = entry
+                .file_name()
+                .to_str()
+                .and_then(|hex| format!("sha256:{hex}").parse::<Digest>().ok())
+            {
+                out.push(d);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes a snapshot; returns the bytes it used on disk. The directory is first renamed
+    /// out of the way, so an interrupted removal never leaves a snapshot that looks whole but
+    /// is not ([`SnapshotStore::clean_partial`] finishes the job).
+    pub fn remove(&self, chain: &Digest) -> Result<u64> {
+        let dir = self.dir(chain);
+        let trash = self.root.join(format!(
+            ".trash-{}-{}-{}",
+            chain.hex(),
+            std::process::id(),
+            COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        match std::fs::rename(&dir, &trash) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(ImageError::io("remove snapshot", &dir, e)),
+        }
+        let _ = std::fs::File::open(&self.root).and_then(|d| d.sync_all());
+        let bytes = disk_usage(&trash);
+        std::fs::remove_dir_all(&trash).map_err(|e| ImageError::io("remove", &trash, e))?;
+        Ok(bytes)
+    }
+
+    /// Removes leftovers of interrupted unpacks and removals (call when nothing else writes).
     pub fn clean_partial(&self) -> usize {
         let mut n = 0;
         if let Ok(entries) = std::fs::read_dir(&self.root) {
             for e in entries.flatten() {
-                if e.file_name().to_string_lossy().starts_with(".unpack-")
+                let name = e.file_name().to_string_lossy().into_owned();
+                if (name.starts_with(".unpack-") || name.starts_with(".trash-"))
                     && std::fs::remove_dir_all(e.path()).is_ok()
                 {
                     n += 1;
@@ -157,6 +178,81 @@ impl SnapshotStore {
 }
 
 static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// An unpacked layer that is not a snapshot yet (see [`SnapshotStore::stage`]); dropping it
+/// removes it.
+#[derive(Debug)]
+pub struct Staged<'a> {
+    store: &'a SnapshotStore,
+    tmp: PathBuf,
+    meta: Option<SnapshotMeta>,
+}
+
+impl Staged<'_> {
+    pub fn meta(&self) -> &SnapshotMeta {
+        self.meta
+            .as_ref()
+            .expect("a staged snapshot has its metadata")
+    }
+
+    /// Makes the layer visible under its chain ID (durably); if that snapshot exists already
+    /// the staged copy is dropped and the existing one kept.
+    pub fn commit(mut self) -> Result<SnapshotMeta> {
+        let meta = self
+            .meta
+            .take()
+            .expect("a staged snapshot has its metadata");
+        let store = self.store;
+        if store.exists(&meta.chain_id) {
+            return Ok(meta); // dropping `self` removes the copy
+        }
+        // Make the files durable before the snapshot becomes visible.
+        if let Ok(dir) = std::fs::File::open(&self.tmp) {
+            // SAFETY: syncfs only reads the descriptor, which `dir` keeps open.
+            unsafe { libc::syncfs(std::os::fd::AsRawFd::as_raw_fd(&dir)) };
+        }
+        let dest = store.dir(&meta.chain_id);
+        match std::fs::rename(&self.tmp, &dest) {
+            Ok(()) => {
+                let _ = std::fs::File::open(&store.root).and_then(|d| d.sync_all());
+                Ok(meta)
+            }
+            // Someone else finished the same snapshot first: theirs is as good.
+            Err(_) if store.exists(&meta.chain_id) => Ok(meta),
+            Err(e) => Err(ImageError::io("store snapshot", &dest, e)),
+        }
+    }
+}
+
+impl Drop for Staged<'_> {
+    fn drop(&mut self) {
+        // After a successful rename there is nothing left here.
+        let _ = std::fs::remove_dir_all(&self.tmp);
+    }
+}
+
+/// Bytes a directory tree takes on disk (allocated blocks; hard links counted once).
+pub fn disk_usage(path: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut seen = std::collections::HashSet::new();
+    let mut total = 0;
+    let mut stack = vec![path.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        let Ok(md) = std::fs::symlink_metadata(&p) else {
+            continue;
+        };
+        if md.nlink() > 1 && !md.is_dir() && !seen.insert((md.dev(), md.ino())) {
+            continue;
+        }
+        total += md.blocks() * 512;
+        if md.is_dir() {
+            if let Ok(entries) = std::fs::read_dir(&p) {
+                stack.extend(entries.flatten().map(|e| e.path()));
+            }
+        }
+    }
+    total
+}
 
 #[cfg(test)]
 mod tests {
@@ -174,5 +270,40 @@ mod tests {
         let mut h = Sha256::new();
         h.update(format!("{a} {b}").as_bytes());
         assert_eq!(chain_id(Some(&a), &b), sha256_digest(h));
+    }
+
+    fn one_file_layer(data: &[u8]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_ustar();
+        h.set_mode(0o644);
+        h.set_size(data.len() as u64);
+        b.append_data(&mut h, "f", data).unwrap();
+        b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn staged_snapshots_are_invisible_until_committed() {
+        let t = tempfile::tempdir().unwrap();
+        let store = SnapshotStore::open(t.path()).unwrap();
+        let staged = store.stage(None, &one_file_layer(b"x")[..]).unwrap();
+        let chain = staged.meta().chain_id.clone();
+        assert!(!store.exists(&chain));
+        drop(staged);
+        assert!(!store.exists(&chain));
+        let entries = || {
+            std::fs::read_dir(t.path().join("snapshots"))
+                .unwrap()
+                .count()
+        };
+        assert_eq!(entries(), 0);
+
+        let staged = store.stage(None, &one_file_layer(b"x")[..]).unwrap();
+        let meta = staged.commit().unwrap();
+        assert_eq!(meta.chain_id, chain);
+        assert_eq!(store.list().unwrap(), vec![chain.clone()]);
+        assert!(store.remove(&chain).unwrap() > 0);
+        assert!(!store.exists(&chain));
+        assert_eq!(entries(), 0);
+        assert_eq!(store.remove(&chain).unwrap(), 0);
     }
 }

@@ -261,6 +261,7 @@ fn index_file_round_trips_atomically() {
         berth_image::refs::ImageRecord {
             manifest: id.clone(),
             added: "now".into(),
+            last_tag_time: None,
         },
     );
     index.tag(&"busybox".parse().unwrap(), &id);
