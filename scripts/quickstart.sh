@@ -1,53 +1,61 @@
 #!/usr/bin/env bash
-# The main job on a fresh machine: install what is needed, build berth, and run real
-# containers — first straight through the OCI runtime, then through the berth daemon with an
-# image imported from a busybox rootfs (Debian's busybox-static; no registry needed).
+# The main job on a fresh machine: install what is needed, build berth, let the berth CLI start
+# its daemon, import a busybox image made from Debian's busybox-static (no registry needed),
+# and run containers from it — with the berth CLI, then with the docker CLI on berth's socket.
+#
+# Everything lives in a temporary directory (its own root and socket), removed at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/deps.sh
 berth_deps
 
 cargo build --release -q --workspace --bins
-bin=$PWD/target/release
+bin=${CARGO_TARGET_DIR:-$PWD/target}/release
+export PATH=$bin:$PATH
 
 work=$(mktemp -d /tmp/berth-quickstart-XXXXXX)
-daemon_pid=
+export BERTH_HOST=unix://$work/berth.sock BERTH_ROOT=$work/root BERTH_DAEMON_LOG=$work/daemon.log
 cleanup() {
-  if [ -n "$daemon_pid" ]; then
-    DOCKER_HOST=unix://$work/berth.sock docker rm -f quickstart >/dev/null 2>&1 || true
-    kill "$daemon_pid" 2>/dev/null || true
-    wait "$daemon_pid" 2>/dev/null || true
+  berth rm -f web >/dev/null 2>&1 || true
+  if [ -f "$work/root/berth.pid" ]; then
+    pid=$(cat "$work/root/berth.pid")
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   fi
   grep " $work" /proc/self/mountinfo | awk '{print $5}' | xargs -r -n1 umount -l 2>/dev/null || true
   rm -rf "$work"
 }
 trap cleanup EXIT
 
-mkdir -p "$work/bundle/rootfs/"{bin,etc,proc,sys,dev,tmp}
-cp /bin/busybox "$work/bundle/rootfs/bin/busybox"
+# A busybox root filesystem, as a tarball to import.
+mkdir -p "$work/rootfs/"{bin,etc,proc,sys,dev,tmp}
+cp /bin/busybox "$work/rootfs/bin/busybox"
 for applet in $(/bin/busybox --list); do
-  [ "$applet" = busybox ] || ln -s busybox "$work/bundle/rootfs/bin/$applet"
+  [ "$applet" = busybox ] || ln -s busybox "$work/rootfs/bin/$applet"
 done
-echo 'root:x:0:0:root:/root:/bin/sh' > "$work/bundle/rootfs/etc/passwd"
-echo 'root:x:0:' > "$work/bundle/rootfs/etc/group"
+echo 'root:x:0:0:root:/root:/bin/sh' > "$work/rootfs/etc/passwd"
+echo 'root:x:0:' > "$work/rootfs/etc/group"
+tar -C "$work/rootfs" -cf "$work/busybox.tar" .
 
-echo "== berth-runtime run (an OCI bundle with Docker's default security)"
-"$bin/berth-runtime" spec -b "$work/bundle" -- /bin/sh -c \
-  'echo "hello from a berth container"; echo "pid $$, host $(hostname), $(id)"; grep Seccomp: /proc/self/status'
-"$bin/berth-runtime" --root "$work/runtime-state" run -b "$work/bundle" "quickstart-$$"
+set -x
+berth import -c 'CMD ["sh"]' "$work/busybox.tar" busybox   # the CLI starts the daemon
+berth images
+berth run --rm busybox sh -c 'echo "hello from a berth container: $(hostname), $(id)"; grep Seccomp: /proc/self/status'
+berth run -d --name web busybox sh -c 'while true; do echo tick; sleep 1; done'
+berth ps
+berth exec web sh -c 'echo "exec in $(hostname)"'
+sleep 1
+berth logs web
+berth stop -t 1 web
+berth ps -a
+berth rm web
+set +x
 
-echo
-echo "== berth daemon, driven by the docker CLI when it is installed"
-"$bin/berth" daemon --root "$work/root" -H "unix://$work/berth.sock" 2>"$work/daemon.log" &
-daemon_pid=$!
-for _ in $(seq 100); do [ -S "$work/berth.sock" ] && break; sleep 0.05; done
-BERTH_HOST=unix://$work/berth.sock "$bin/berth" version
 if command -v docker >/dev/null; then
-  export DOCKER_HOST=unix://$work/berth.sock DOCKER_CONFIG=$work/docker-config
-  tar -C "$work/bundle/rootfs" -cf "$work/busybox.tar" .
-  docker import -c 'CMD ["sh"]' "$work/busybox.tar" busybox
+  echo "== the docker CLI on berth's socket"
+  export DOCKER_HOST=$BERTH_HOST DOCKER_CONFIG=$work/docker-config
+  set -x
+  docker run --rm busybox sh -c 'echo "hello from berth, via the docker CLI"; uname -s'
   docker images
-  docker run --name quickstart busybox sh -c 'echo "hello from berth, via the docker CLI"; uname -s'
-  docker ps -a
-  docker rm quickstart
+  set +x
 fi

@@ -79,6 +79,7 @@ fn daemon(root: PathBuf, host: String, log_level: String) -> Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let path = berth_cli::socket_path(&host)?;
+    let root_for_pid = root.clone();
     let engine = berth_engine::Engine::new(&root)
         .with_context(|| format!("open root {}", root.display()))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -89,6 +90,10 @@ fn daemon(root: PathBuf, host: String, log_level: String) -> Result<()> {
         let shutdown = shutdown_signal()?;
         let std_listener = bind_socket(&path)?;
         std_listener.set_nonblocking(true)?;
+        // Like Docker's docker.pid: who serves this root, for scripts and init systems.
+        let pid_file = root.join("berth.pid");
+        std::fs::write(&pid_file, format!("{}\n", std::process::id()))
+            .with_context(|| format!("write {}", pid_file.display()))?;
         let listener = tokio::net::UnixListener::from_std(std_listener)?;
         tracing::info!(socket = %path.display(), root = %root.display(), "berth daemon listening");
         // Restart policies: once now (containers that should come back after a reboot or a
@@ -113,6 +118,7 @@ fn daemon(root: PathBuf, host: String, log_level: String) -> Result<()> {
     });
     if let Ok(path) = &result {
         let _ = std::fs::remove_file(path);
+        let _ = std::fs::remove_file(root_for_pid.join("berth.pid"));
     }
     result.map(|_| ())
 }
