@@ -477,6 +477,7 @@ impl Engine {
             sysctls: rec.host.sysctls.clone(),
             ulimits,
             tty: rec.tty,
+            init: rec.host.init,
             cgroups_path: Some(berth_runtime::host::default_cgroups_path(
                 &rec.id,
                 berth_runtime::host::systemd_is_init(),
