@@ -144,7 +144,7 @@ fn collection_keeps_what_images_containers_and_saves_need() {
     }];
     assert!(store.remove("a:1", false, &users).is_err());
     store.remove("a:1", true, &users).unwrap();
-    store.gc(&[id_a.clone()]).unwrap();
+    store.gc(std::slice::from_ref(&id_a)).unwrap();
     assert_eq!(snapshots(), 1);
     assert!(store.content.exists(&id_a));
     let mut out = Vec::new();
