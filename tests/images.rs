@@ -525,6 +525,17 @@ fn save_rmi_load_run_keeps_the_image() {
     assert_eq!(out, "Loaded image: bb:latest");
     assert_eq!(store_state(&d).0, before.0);
     assert_eq!(store_state(&d).1, before.1);
+    let tarball = d.dir.path().join("busybox.tar");
+    let other = ok(&d.docker(&["import", tarball.to_str().unwrap(), "bb"]));
+    let out = ok(&d.docker(&["load", "-i", archive.to_str().unwrap()]));
+    assert_eq!(
+        out,
+        format!(
+            "The image bb:latest already exists, renaming the old one with ID {other} to empty string\nLoaded image: bb:latest"
+        )
+    );
+    assert_eq!(image_id(&d, "bb"), id);
+    ok(&d.docker(&["rmi", &other]));
 
     // Saved by ID, an image has no name in the archive and loads as an ID.
     let by_id = d.dir.path().join("by-id.tar");

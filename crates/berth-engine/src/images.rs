@@ -236,7 +236,9 @@ impl ImageBackend for Engine {
         // `all` would add intermediate images: there are none until the builder exists.
         let filter =
             ImageFilter::new(&req.filters, LIST_KEYS, |n| self.created_of(n), now_nanos())?;
-        let views = self.images.list().map_err(api)?;
+        let mut views = self.images.list().map_err(api)?;
+        // Docker lists the newest first by the images' own creation time.
+        views.sort_by_key(|v| std::cmp::Reverse(created_nanos(v)));
         Ok(views
             .iter()
             .filter(|v| filter.matches(v))
