@@ -224,8 +224,26 @@ pub fn run(cmd: &PreparedExec) -> ! {
         }
         cmd.exec();
     }
+    close_inherited_fds();
     name_self(cmd);
     supervise(child, &all)
+}
+
+/// Pid 1 keeps nothing but stdio: a descriptor it inherited from the runtime (the exec fifo
+/// that `start` reads to its end, above all) would otherwise stay open as long as the
+/// container runs, where the command's own exec would have closed it.
+fn close_inherited_fds() {
+    // SAFETY: close_range only closes descriptors of this process; none of 3.. is in use by
+    // pid 1 after the fork (the command keeps its own copies).
+    let rc = unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
+    if rc != 0 {
+        for fd in 3..4096 {
+            // SAFETY: as above, closing descriptors pid 1 no longer needs.
+            unsafe {
+                libc::close(fd);
+            }
+        }
+    }
 }
 
 /// Names pid 1 `berth-init` in `ps` and /proc/1/comm, and overwrites the command line it
