@@ -455,3 +455,134 @@ fn ps_filters_events_pause_kill_restart() {
     ]);
     assert!(out.status.success(), "{}", err(&out));
 }
+
+#[test]
+fn init_is_pid_1_and_forwards_stop_signals() {
+    if !root_or_skip() {
+        return;
+    }
+    let d = TestDaemon::with_busybox();
+    assert_eq!(
+        ok(&d.berth(&["run", "--rm", "--init", "bb", "cat", "/proc/1/comm"])),
+        "berth-init"
+    );
+    // Without an init, pid 1 `sleep` ignores SIGTERM and stop has to SIGKILL it (137); with
+    // one, SIGTERM reaches `sleep` and ends it at once (143). The docker CLI's --init too.
+    let out = d.docker(&["run", "-d", "--init", "--name", "i", "bb", "sleep", "100"]);
+    assert!(out.status.success(), "{}", err(&out));
+    let started = Instant::now();
+    ok(&d.berth(&["stop", "-t", "5", "i"]));
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "SIGTERM was not forwarded"
+    );
+    assert_eq!(ok(&d.berth(&["wait", "i"])), "143");
+}
+
+#[test]
+fn image_commands_save_load_rmi_prune() {
+    if !root_or_skip() {
+        return;
+    }
+    let d = TestDaemon::with_busybox();
+    let id = ok(&d.berth(&["images", "-q", "bb"]));
+    assert_eq!(id.len(), 12, "{id}");
+    ok(&d.berth(&["tag", "bb", "localhost:5000/team/bb:v1"]));
+    let table = ok(&d.berth(&["images"]));
+    assert!(
+        table.starts_with("REPOSITORY               TAG       IMAGE ID       CREATED"),
+        "{table}"
+    );
+    assert!(
+        table.contains("localhost:5000/team/bb   v1        "),
+        "{table}"
+    );
+    assert_eq!(
+        ok(&d.berth(&["image", "inspect", "-f", "{{.Id}}", "bb"]))[7..19],
+        id
+    );
+    let history = ok(&d.berth(&["history", "bb"]));
+    assert!(history.starts_with("IMAGE          CREATED"), "{history}");
+
+    // rmi is refused while a container uses the image, with Docker's message.
+    ok(&d.berth(&["create", "--name", "user", "bb"]));
+    let out = d.berth(&["rmi", &id]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(err(&out).contains("must be forced"), "{}", err(&out));
+    // One of two names goes; the last one stays while the container needs it.
+    assert_eq!(
+        ok(&d.berth(&["rmi", "localhost:5000/team/bb:v1"])),
+        "Untagged: localhost:5000/team/bb:v1"
+    );
+    let out = d.berth(&["rmi", "bb"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        err(&out).contains("is using its referenced image"),
+        "{}",
+        err(&out)
+    );
+    ok(&d.berth(&["rm", "user"]));
+
+    // save -> rmi -> load gives the same image back, and it runs.
+    let archive = d.dir.path().join("bb.tar");
+    ok(&d.berth(&["save", "-o", archive.to_str().unwrap(), "bb"]));
+    let removed = ok(&d.berth(&["rmi", "bb"]));
+    assert!(
+        removed.contains("Untagged: bb:latest") && removed.contains("Deleted: sha256:"),
+        "{removed}"
+    );
+    assert_eq!(text(&d.berth(&["images", "-q"])), "");
+    let loaded = ok(&d.berth(&["load", "-i", archive.to_str().unwrap()]));
+    assert_eq!(loaded, "Loaded image: bb:latest");
+    assert_eq!(ok(&d.berth(&["images", "-q", "bb"])), id);
+    assert_eq!(ok(&d.berth(&["run", "--rm", "bb", "echo", "back"])), "back");
+
+    // A dangling image after re-tagging, removed by prune.
+    let tarball = busybox_tarball(&d.dir.path().join("second"));
+    ok(&d.berth(&[
+        "import",
+        "-c",
+        "CMD [\"sh\"]",
+        "-m",
+        "two",
+        tarball.to_str().unwrap(),
+        "bb",
+    ]));
+    assert_eq!(
+        ok(&d.berth(&[
+            "images",
+            "--filter",
+            "dangling=true",
+            "--format",
+            "{{.Repository}}:{{.Tag}} {{.ID}}"
+        ])),
+        format!("<none>:<none> {id}")
+    );
+    let pruned = ok(&d.berth(&["image", "prune", "-f"]));
+    assert!(
+        pruned.contains(&format!("deleted: sha256:{id}")),
+        "{pruned}"
+    );
+    assert!(pruned.contains("Total reclaimed space: "), "{pruned}");
+    assert_eq!(text(&d.berth(&["images", "-q"])).lines().count(), 1);
+
+    // Image events.
+    let out = d.berth(&[
+        "events",
+        "--since",
+        "10m",
+        "--until",
+        "0s",
+        "--filter",
+        "type=image",
+        "--format",
+        "{{.Action}}",
+    ]);
+    let actions = text(&out);
+    for a in ["tag", "untag", "delete", "load", "import"] {
+        assert!(
+            actions.lines().any(|l| l == a),
+            "{a} missing from {actions:?}"
+        );
+    }
+}

@@ -73,8 +73,8 @@ pub struct RmiArgs {
 
 #[derive(Args, Debug)]
 pub struct HistoryArgs {
-    /// Print sizes and dates in human readable format.
-    #[arg(short = 'H', long, default_value_t = true, action = clap::ArgAction::Set)]
+    /// Print sizes and dates in human readable format (`-H` is the daemon host here).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub human: bool,
     /// Don't truncate output.
     #[arg(long = "no-trunc")]

@@ -401,3 +401,15 @@ fn dispatch(host: &str, command: Command) -> Result<i32> {
         | Command::System(_) => unreachable!("handled above"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// clap checks the whole command tree (conflicting short flags and the like).
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

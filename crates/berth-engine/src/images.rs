@@ -78,7 +78,14 @@ impl Engine {
     /// events are not emitted yet; this is where they will be
     /// (`self.events.emit("image", action.as_str(), id, attributes)`).
     fn image_done(&self, action: ImageAction, id: &str, attributes: BTreeMap<String, String>) {
-        let _ = (action, id, attributes);
+        // Docker names the actor of an untag by the image name when there is no ID at hand.
+        let actor = if id.is_empty() {
+            attributes.get("name").cloned().unwrap_or_default()
+        } else {
+            id.to_owned()
+        };
+        self.events
+            .emit("image", action.as_str(), &actor, attributes);
     }
 
     fn removals_done(&self, records: &[Removal]) {
