@@ -586,3 +586,57 @@ fn image_commands_save_load_rmi_prune() {
         );
     }
 }
+
+#[test]
+fn restarting_containers_show_it_and_rm_never_races_the_supervisor() {
+    if !root_or_skip() {
+        return;
+    }
+    let d = TestDaemon::with_busybox();
+    for i in 0..5 {
+        let name = format!("flappy{i}");
+        ok(&d.berth(&[
+            "run",
+            "-d",
+            "--restart",
+            "always",
+            "--name",
+            &name,
+            "bb",
+            "sh",
+            "-c",
+            "exit 1",
+        ]));
+        eventually("the restarting state", || {
+            let st = text(&d.berth(&[
+                "ps",
+                "-a",
+                "--filter",
+                &format!("name={name}"),
+                "--format",
+                "{{.State}} {{.Status}}",
+            ]));
+            st.starts_with("restarting Restarting (1) ")
+        });
+        assert_eq!(
+            ok(&d.berth(&[
+                "inspect",
+                "-f",
+                "{{.State.Restarting}} {{.State.Status}}",
+                &name
+            ])),
+            "true restarting"
+        );
+        // Removal while the supervisor may be starting it again: it goes, and stays gone.
+        ok(&d.berth(&["rm", "-f", &name]));
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(
+            text(&d.berth(&["ps", "-aq"])),
+            "",
+            "a removed container came back"
+        );
+    }
+    // Nothing of theirs is left mounted or on disk.
+    let containers = d.dir.path().join("root/containers");
+    assert_eq!(std::fs::read_dir(&containers).unwrap().count(), 0);
+}

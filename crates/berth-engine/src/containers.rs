@@ -547,6 +547,13 @@ impl Engine {
             if rec.host.restart == "no" || rec.host.restart.is_empty() {
                 continue;
             }
+            // Decide and start under the container's lock: a `start` or `rm` through the API
+            // at the same moment waits, and sees the outcome.
+            let lock = self.container_lock(&rec.id);
+            let _held = lock.lock().unwrap_or_else(|p| p.into_inner());
+            if !self.container_dir(&rec.id).join("config.json").exists() {
+                continue; // removed meanwhile
+            }
             let mut st = self.refresh(&rec.id);
             if boot && rec.host.restart == "always" && st.manually_stopped {
                 st.manually_stopped = false;
@@ -572,13 +579,94 @@ impl Engine {
             }
             st.restart_count += 1;
             let _ = self.save_state(&rec.id, &st);
-            if let Err(e) = self.start_container(&rec.id) {
+            if let Err(e) = self.start_locked(&rec) {
                 let mut st = self.state(&rec.id);
                 st.error = e.message;
                 st.finished_at = now();
                 let _ = self.save_state(&rec.id, &st);
             }
         }
+    }
+
+    /// Starts `rec`; the caller holds its lock.
+    fn start_locked(&self, rec: &Record) -> Result<bool, ApiError> {
+        let rec = rec.clone();
+        let st = self.refresh(&rec.id);
+        if st.status == "running" {
+            return Ok(false);
+        }
+        // A container whose shim died with the host leaves the runtime's record behind.
+        if self.runtime_root().join(&rec.id).exists() {
+            let _ = self.runtime_op(&["delete", "--force", &rec.id]);
+        }
+        self.mount_rootfs(&rec)?;
+        let bundle = match self.write_bundle(&rec) {
+            Ok(b) => b,
+            Err(e) => {
+                self.unmount_rootfs(&rec.id);
+                return Err(e);
+            }
+        };
+        let dir = self.container_dir(&rec.id);
+        for f in [shim::EXIT_FILE, shim::SHIM_FILE] {
+            let _ = std::fs::remove_file(dir.join(f));
+        }
+        let mut cmd = self.runtime();
+        cmd.arg("shim")
+            .arg("-b")
+            .arg(&bundle)
+            .arg("--state-dir")
+            .arg(&dir);
+        if rec.open_stdin {
+            cmd.arg("--interactive");
+        }
+        if let Some(n) = rec.host.log_max_size {
+            cmd.arg("--log-max-size").arg(n.to_string());
+        }
+        if let Some(n) = rec.host.log_max_files {
+            cmd.arg("--log-max-file").arg(n.to_string());
+        }
+        let client_waiting = self
+            .attaching
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&rec.id);
+        if client_waiting {
+            // Hold the process until the attached client is connected: it sees all output.
+            cmd.arg("--wait-attach-ms").arg("10000");
+        }
+        let out = cmd
+            .arg(&rec.id)
+            .output()
+            .map_err(|e| ApiError::internal(format!("run berth-runtime: {e}")))?;
+        if !out.status.success() {
+            self.unmount_rootfs(&rec.id);
+            let msg = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+            let mut st = self.state(&rec.id);
+            st.error = msg.clone();
+            let _ = self.save_state(&rec.id, &st);
+            return Err(ApiError::bad_request(format!(
+                "failed to create task for container: {msg}"
+            )));
+        }
+        let info: shim::ShimInfo = serde_json::from_slice(&out.stdout)
+            .map_err(|e| ApiError::internal(format!("shim answer: {e}")))?;
+        self.save_state(
+            &rec.id,
+            &State {
+                status: "running".into(),
+                pid: info.init_pid.into(),
+                exit_code: 0,
+                started_at: now(),
+                finished_at: ZERO_TIME.into(),
+                error: String::new(),
+                paused: false,
+                manually_stopped: false,
+                restart_count: st.restart_count,
+            },
+        )?;
+        self.container_event(&rec, "start", &[]);
+        Ok(true)
     }
 
     /// Thaws a paused container (signals reach frozen processes only once they run again).
@@ -777,82 +865,9 @@ impl ContainerBackend for Engine {
 
     fn start_container(&self, key: &str) -> Result<bool, ApiError> {
         let rec = self.find(key)?;
-        let st = self.refresh(&rec.id);
-        if st.status == "running" {
-            return Ok(false);
-        }
-        // A container whose shim died with the host leaves the runtime's record behind.
-        if self.runtime_root().join(&rec.id).exists() {
-            let _ = self.runtime_op(&["delete", "--force", &rec.id]);
-        }
-        self.mount_rootfs(&rec)?;
-        let bundle = match self.write_bundle(&rec) {
-            Ok(b) => b,
-            Err(e) => {
-                self.unmount_rootfs(&rec.id);
-                return Err(e);
-            }
-        };
-        let dir = self.container_dir(&rec.id);
-        for f in [shim::EXIT_FILE, shim::SHIM_FILE] {
-            let _ = std::fs::remove_file(dir.join(f));
-        }
-        let mut cmd = self.runtime();
-        cmd.arg("shim")
-            .arg("-b")
-            .arg(&bundle)
-            .arg("--state-dir")
-            .arg(&dir);
-        if rec.open_stdin {
-            cmd.arg("--interactive");
-        }
-        if let Some(n) = rec.host.log_max_size {
-            cmd.arg("--log-max-size").arg(n.to_string());
-        }
-        if let Some(n) = rec.host.log_max_files {
-            cmd.arg("--log-max-file").arg(n.to_string());
-        }
-        let client_waiting = self
-            .attaching
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains(&rec.id);
-        if client_waiting {
-            // Hold the process until the attached client is connected: it sees all output.
-            cmd.arg("--wait-attach-ms").arg("10000");
-        }
-        let out = cmd
-            .arg(&rec.id)
-            .output()
-            .map_err(|e| ApiError::internal(format!("run berth-runtime: {e}")))?;
-        if !out.status.success() {
-            self.unmount_rootfs(&rec.id);
-            let msg = String::from_utf8_lossy(&out.stderr).trim().to_owned();
-            let mut st = self.state(&rec.id);
-            st.error = msg.clone();
-            let _ = self.save_state(&rec.id, &st);
-            return Err(ApiError::bad_request(format!(
-                "failed to create task for container: {msg}"
-            )));
-        }
-        let info: shim::ShimInfo = serde_json::from_slice(&out.stdout)
-            .map_err(|e| ApiError::internal(format!("shim answer: {e}")))?;
-        self.save_state(
-            &rec.id,
-            &State {
-                status: "running".into(),
-                pid: info.init_pid.into(),
-                exit_code: 0,
-                started_at: now(),
-                finished_at: ZERO_TIME.into(),
-                error: String::new(),
-                paused: false,
-                manually_stopped: false,
-                restart_count: st.restart_count,
-            },
-        )?;
-        self.container_event(&rec, "start", &[]);
-        Ok(true)
+        let lock = self.container_lock(&rec.id);
+        let _held = lock.lock().unwrap_or_else(|p| p.into_inner());
+        self.start_locked(&rec)
     }
 
     fn wait_state(&self, key: &str) -> Result<WaitState, ApiError> {
@@ -1065,6 +1080,11 @@ impl ContainerBackend for Engine {
 
     fn remove_container(&self, key: &str, force: bool) -> Result<(), ApiError> {
         let rec = self.find(key)?;
+        let lock = self.container_lock(&rec.id);
+        let _held = lock.lock().unwrap_or_else(|p| p.into_inner());
+        if !self.container_dir(&rec.id).join("config.json").exists() {
+            return Err(ApiError::not_found(format!("No such container: {key}")));
+        }
         if self.refresh(&rec.id).status == "running" {
             if !force {
                 return Err(ApiError::conflict(format!(
@@ -1102,6 +1122,7 @@ impl ContainerBackend for Engine {
         std::fs::remove_dir_all(&dir)
             .map_err(|e| ApiError::internal(format!("remove container files: {e}")))?;
         self.container_event(&rec, "destroy", &[]);
+        self.forget_lock(&rec.id);
         Ok(())
     }
 
@@ -1146,6 +1167,9 @@ impl ContainerBackend for Engine {
             let state = match st.status.as_str() {
                 "running" if st.paused => ContainerSummaryStateEnum::PAUSED,
                 "running" => ContainerSummaryStateEnum::RUNNING,
+                "exited" if Self::policy_restarts(rec, &st) => {
+                    ContainerSummaryStateEnum::RESTARTING
+                }
                 "exited" => ContainerSummaryStateEnum::EXITED,
                 "created" => ContainerSummaryStateEnum::CREATED,
                 _ => ContainerSummaryStateEnum::DEAD,
@@ -1164,7 +1188,15 @@ impl ContainerBackend for Engine {
                 ports: Some(Vec::new()),
                 labels: Some(rec.labels.clone().into_iter().collect()),
                 state: Some(state),
-                status: Some(Engine::status_text(&st, now_unix)),
+                status: Some(if Self::policy_restarts(rec, &st) {
+                    format!(
+                        "Restarting ({}) {} ago",
+                        st.exit_code,
+                        humanize::duration(now_unix - unix_time(&st.finished_at))
+                    )
+                } else {
+                    Engine::status_text(&st, now_unix)
+                }),
                 size_rw: q.size.then(|| self.upper_size(&rec.id)),
                 size_root_fs: q
                     .size
@@ -1181,6 +1213,7 @@ impl ContainerBackend for Engine {
         let status = match st.status.as_str() {
             "running" if st.paused => ContainerStateStatusEnum::PAUSED,
             "running" => ContainerStateStatusEnum::RUNNING,
+            "exited" if Self::policy_restarts(&rec, &st) => ContainerStateStatusEnum::RESTARTING,
             "exited" => ContainerStateStatusEnum::EXITED,
             "created" => ContainerStateStatusEnum::CREATED,
             _ => ContainerStateStatusEnum::DEAD,
@@ -1195,7 +1228,7 @@ impl ContainerBackend for Engine {
                 status: Some(status),
                 running: Some(st.status == "running"),
                 paused: Some(st.paused),
-                restarting: Some(false),
+                restarting: Some(Self::policy_restarts(&rec, &st)),
                 oom_killed: Some(false),
                 dead: Some(st.status == "dead"),
                 pid: Some(st.pid),

@@ -11,8 +11,9 @@ pub mod images;
 pub mod logs;
 pub mod system;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use berth_image::store::ImageStore;
 
@@ -27,6 +28,9 @@ pub struct Engine {
     execs: Arc<exec::Execs>,
     /// What happened lately, for `docker events`.
     pub events: Arc<events::EventLog>,
+    /// One lock per container, held while it is started or removed (by the API or the
+    /// restart supervisor), so those never interleave.
+    locks: Arc<Mutex<HashMap<String, Arc<Mutex<()>>>>>,
 }
 
 impl Engine {
@@ -39,11 +43,26 @@ impl Engine {
             attaching: Default::default(),
             execs: Default::default(),
             events: Default::default(),
+            locks: Default::default(),
         })
     }
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// The lock of container `id`.
+    pub(crate) fn container_lock(&self, id: &str) -> Arc<Mutex<()>> {
+        let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+        locks.entry(id.to_owned()).or_default().clone()
+    }
+
+    /// Drops the lock of a removed container.
+    pub(crate) fn forget_lock(&self, id: &str) {
+        self.locks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
     }
 }
 
