@@ -91,6 +91,17 @@ impl ContentStore {
         self.root.join("blobs/sha256").join(digest.hex())
     }
 
+    /// Where a download of `digest` is staged: the same path every time, so that an
+    /// interrupted download resumes from what it had written. The downloader verifies the
+    /// whole blob before it [`ContentStore::commit`]s the file; until then it is invisible.
+    /// [`ContentStore::clean_ingest`] keeps these for a day.
+    pub fn partial_path(&self, digest: &Digest) -> PathBuf {
+        self.root.join("ingest").join(format!(
+            "{PARTIAL_PREFIX}{}",
+            digest.to_string().replace(':', "-")
+        ))
+    }
+
     pub fn exists(&self, digest: &Digest) -> bool {
         self.path(digest).is_file()
     }
@@ -233,12 +244,26 @@ impl ContentStore {
         }
     }
 
-    /// Removes leftovers of interrupted ingests (call when nothing else writes).
+    /// Removes leftovers of interrupted ingests (call when nothing else writes). Partial
+    /// downloads ([`ContentStore::partial_path`]) younger than a day stay, to be resumed.
     pub fn clean_ingest(&self) -> Result<usize> {
         let dir = self.root.join("ingest");
         let mut n = 0;
         for entry in std::fs::read_dir(&dir).map_err(|e| ImageError::io("read", &dir, e))? {
             let entry = entry.map_err(|e| ImageError::io("read", &dir, e))?;
+            let resumable = entry
+                .file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with(PARTIAL_PREFIX))
+                && entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age < PARTIAL_KEPT_FOR);
+            if resumable {
+                continue;
+            }
             if std::fs::remove_file(entry.path()).is_ok() {
                 n += 1;
             }
@@ -248,6 +273,11 @@ impl ContentStore {
 }
 
 static INGEST_COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Names of resumable downloads in `content/ingest/`.
+const PARTIAL_PREFIX: &str = "partial-";
+/// How long a partial download waits to be resumed.
+const PARTIAL_KEPT_FOR: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 /// Writes through to `inner` while hashing, for producing blobs (e.g. compressing a layer).
 #[derive(Debug)]
@@ -335,6 +365,20 @@ mod tests {
         assert!(!staged.exists());
         assert_eq!(store.read_blob(&d).unwrap(), b"hello");
         assert_eq!(store.list().unwrap(), vec![BlobInfo { digest: d, size: 5 }]);
+    }
+
+    #[test]
+    fn partial_downloads_survive_cleaning() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ContentStore::open(dir.path()).unwrap();
+        let d: Digest = HELLO.parse().unwrap();
+        let partial = store.partial_path(&d);
+        assert_eq!(partial, store.partial_path(&d), "stable for a digest");
+        std::fs::write(&partial, b"hel").unwrap();
+        std::fs::write(store.staging_path("blob"), b"x").unwrap();
+        assert_eq!(store.clean_ingest().unwrap(), 1);
+        assert_eq!(std::fs::read(&partial).unwrap(), b"hel");
+        assert!(!store.exists(&d));
     }
 
     #[test]

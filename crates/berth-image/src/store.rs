@@ -139,6 +139,24 @@ pub struct Loaded {
     pub replaced: Vec<(Reference, Digest)>,
 }
 
+/// Blobs and snapshots (by digest and chain ID) kept from collection while it lives: data
+/// being brought in (a pull) that no name needs yet. See [`ImageStore::pin`].
+#[derive(Debug)]
+pub struct Pin {
+    _guard: PinGuard,
+}
+
+/// What [`ImageStore::add_image`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Added {
+    /// The image ID (config digest).
+    pub id: Digest,
+    /// The names given that did not point at this image before.
+    pub new_names: Vec<Reference>,
+    /// Names that pointed at another image before, and that image.
+    pub replaced: Vec<(Reference, Digest)>,
+}
+
 /// A `docker save` ready to be written: its blobs are pinned until it is dropped.
 #[derive(Debug)]
 pub struct Export {
@@ -438,7 +456,7 @@ impl ImageStore {
             report.blobs.push(blob.digest);
         }
         for chain in self.snapshots.list()? {
-            if snapshots.contains(&chain) {
+            if snapshots.contains(&chain) || pinned.contains(&chain) {
                 continue;
             }
             report.bytes += self.snapshots.remove(&chain)?;
@@ -547,6 +565,84 @@ impl ImageStore {
             content: self.content.clone(),
             images,
             _pins: pins,
+        })
+    }
+
+    /// Keeps `digests` (blobs, and snapshots by chain ID) from collection until the returned
+    /// [`Pin`] is dropped. Taken before data is written (a pull pins what its manifest names,
+    /// then downloads), so a collection running meanwhile never removes it.
+    pub fn pin(&self, digests: Vec<Digest>) -> Pin {
+        // Under the collector's lock: a collection is either over or sees the pins.
+        let _shared = self.shared();
+        Pin {
+            _guard: PinGuard::new(&self.pins, digests),
+        }
+    }
+
+    /// Registers the image whose manifest, config and layer blobs are in the content store
+    /// (a pull put them there) and points `names` at it. Layers without a snapshot yet are
+    /// unpacked from their blobs first, each checked against the config's diff ID.
+    pub fn add_image(&self, manifest: &Digest, names: &[Reference], now: &str) -> Result<Added> {
+        let _writing = self.shared();
+        let parsed = self.manifest(manifest)?;
+        let id = parsed.config.digest.clone();
+        let config = self.config(&id)?;
+        if config.rootfs.diff_ids.len() != parsed.layers.len() {
+            return Err(ImageError::InvalidArgument(format!(
+                "image manifest {manifest} has {} layers, its config {} diff IDs",
+                parsed.layers.len(),
+                config.rootfs.diff_ids.len()
+            )));
+        }
+        let mut parent: Option<Digest> = None;
+        for (layer, diff_id) in parsed.layers.iter().zip(&config.rootfs.diff_ids) {
+            if !self.content.exists(&layer.digest) {
+                return Err(ImageError::BlobNotFound(layer.digest.clone()));
+            }
+            let chain = chain_id(parent.as_ref(), diff_id);
+            if !self.snapshots.exists(&chain) {
+                let blob = self.content.open_blob(&layer.digest)?;
+                let (_, stream) = crate::compression::decompressed(blob).map_err(|e| {
+                    ImageError::io("read blob", self.content.path(&layer.digest), e)
+                })?;
+                let staged = self.snapshots.stage(parent.as_ref(), stream)?;
+                if staged.meta().diff_id != *diff_id {
+                    return Err(ImageError::InvalidArgument(format!(
+                        "layer {}: its content (diff ID {}) is not what the image config says ({diff_id})",
+                        layer.digest,
+                        staged.meta().diff_id
+                    )));
+                }
+                staged.commit()?;
+            }
+            parent = Some(chain);
+        }
+        self.update(|index| {
+            let record = index.images.entry(id.clone()).or_insert(ImageRecord {
+                manifest: manifest.clone(),
+                added: now.to_owned(),
+                last_tag_time: None,
+            });
+            if !names.is_empty() {
+                record.last_tag_time = Some(now.to_owned());
+            }
+            let mut new_names = Vec::new();
+            let mut replaced = Vec::new();
+            for n in names {
+                match index.tag(n, &id) {
+                    Some(old) if old == id => {}
+                    Some(old) => {
+                        replaced.push((n.clone(), old));
+                        new_names.push(n.clone());
+                    }
+                    None => new_names.push(n.clone()),
+                }
+            }
+            Ok(Added {
+                id: id.clone(),
+                new_names,
+                replaced,
+            })
         })
     }
 
@@ -687,6 +783,82 @@ mod tests {
         assert!(!is_name_only("busybox:1"));
         assert!(!is_name_only("localhost:5000/app:v"));
         assert!(!is_name_only("busybox@sha256:abc"));
+    }
+
+    /// A one-layer image's blobs in the content store (as a pull leaves them); its manifest.
+    fn pulled_blobs(store: &ImageStore, data: &[u8]) -> (Digest, Digest, Digest) {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_ustar();
+        h.set_mode(0o644);
+        h.set_size(data.len() as u64);
+        b.append_data(&mut h, "f", data).unwrap();
+        let layer = b.into_inner().unwrap();
+        let l = store.content.put(&layer).unwrap();
+        let config = format!(
+            r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["{}"]}}}}"#,
+            l.digest
+        );
+        let c = store.content.put(config.as_bytes()).unwrap();
+        let manifest = serde_json::to_vec(&Manifest {
+            schema_version: 2,
+            media_type: Some(MEDIA_MANIFEST.into()),
+            config: Descriptor::new(crate::oci::MEDIA_CONFIG, c.digest.clone(), c.size),
+            layers: vec![Descriptor::new(
+                crate::oci::MEDIA_LAYER_TAR,
+                l.digest.clone(),
+                l.size,
+            )],
+            annotations: Default::default(),
+        })
+        .unwrap();
+        let m = store.content.put(&manifest).unwrap();
+        (m.digest, c.digest, l.digest)
+    }
+
+    #[test]
+    fn pinned_data_survives_collection_and_registers() {
+        let t = tempfile::tempdir().unwrap();
+        let store = ImageStore::open(t.path()).unwrap();
+        let (m, c, l) = pulled_blobs(&store, b"pulled");
+        let pin = store.pin(vec![m.clone(), c.clone(), l.clone()]);
+        // The snapshot a pull unpacks before naming the image (chain ID = diff ID here).
+        store
+            .snapshots
+            .unpack(None, &store.content.read_blob(&l).unwrap()[..])
+            .unwrap();
+        let report = store.gc(&[]).unwrap();
+        assert!(
+            report.blobs.is_empty() && report.snapshots.is_empty(),
+            "{report:?}"
+        );
+        let name: Reference = "example.com/app:1".parse().unwrap();
+        let added = store.add_image(&m, std::slice::from_ref(&name), "now").unwrap();
+        drop(pin);
+        assert_eq!(added.id, c);
+        assert_eq!(added.new_names, vec![name.clone()]);
+        assert!(store.gc(&[]).unwrap().blobs.is_empty());
+        assert_eq!(store.lookup("example.com/app:1").unwrap(), c);
+        let again = store.add_image(&m, &[name], "later").unwrap();
+        assert!(again.new_names.is_empty() && again.replaced.is_empty());
+    }
+
+    #[test]
+    fn registering_unpacks_missing_layers() {
+        let t = tempfile::tempdir().unwrap();
+        let store = ImageStore::open(t.path()).unwrap();
+        let (m, c, l) = pulled_blobs(&store, b"unpack me");
+        let added = store.add_image(&m, &[], "now").unwrap();
+        assert_eq!(added.id, c);
+        assert!(store.snapshots.exists(&l));
+        let fs = store.snapshots.fs(&l);
+        assert_eq!(std::fs::read(fs.join("f")).unwrap(), b"unpack me");
+        // A layer whose blob is missing is refused.
+        let (m2, _, l2) = pulled_blobs(&store, b"other");
+        store.content.delete(&l2).unwrap();
+        assert!(matches!(
+            store.add_image(&m2, &[], "now"),
+            Err(ImageError::BlobNotFound(_))
+        ));
     }
 
     #[test]
