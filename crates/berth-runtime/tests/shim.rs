@@ -108,6 +108,24 @@ fn container_outlives_the_process_that_started_it() {
     let fields: Vec<&str> = stat.rsplit_once(") ").unwrap().1.split(' ').collect();
     assert_eq!(fields[3], info.shim_pid.to_string(), "session id");
     assert_eq!(sb.status(&id).as_deref(), Some("running"));
+    // The shim has handed over to the small relay binary (same process, still the parent of
+    // the container's init), built beside berth-runtime.
+    let exe = std::fs::read_link(format!("/proc/{}/exe", info.shim_pid)).unwrap();
+    assert!(exe.ends_with("berth-shim"), "{}", exe.display());
+    let ppid = std::fs::read_to_string(format!("/proc/{}/stat", info.init_pid)).unwrap();
+    let ppid = ppid
+        .rsplit_once(") ")
+        .unwrap()
+        .1
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        ppid,
+        info.shim_pid.to_string(),
+        "the container's init is the shim's child"
+    );
 
     assert!(sb.rt(&["kill", &id, "KILL"]).status.success());
     assert_eq!(wait_exit(&state).exit_code, 137);

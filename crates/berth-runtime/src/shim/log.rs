@@ -97,13 +97,16 @@ impl JsonLog {
     }
 
     fn record(&mut self, stream: Stream, piece: &[u8]) -> std::io::Result<()> {
-        let entry = serde_json::json!({
-            "log": String::from_utf8_lossy(piece),
-            "stream": stream.name(),
-            "time": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
-        });
-        let mut bytes = serde_json::to_vec(&entry).map_err(std::io::Error::other)?;
-        bytes.push(b'\n');
+        // Formatted by hand: this runs in every shim for the container's whole life, and a
+        // few small functions keep the shim's resident code small (see shim::shed_startup_memory).
+        let mut bytes = Vec::with_capacity(piece.len() + 80);
+        bytes.extend_from_slice(b"{\"log\":\"");
+        escape_json(&String::from_utf8_lossy(piece), &mut bytes);
+        bytes.extend_from_slice(b"\",\"stream\":\"");
+        bytes.extend_from_slice(stream.name().as_bytes());
+        bytes.extend_from_slice(b"\",\"time\":\"");
+        now_rfc3339_nanos(&mut bytes);
+        bytes.extend_from_slice(b"\"}\n");
         if self.size > 0 && self.size + bytes.len() as u64 > self.max_size {
             self.rotate()?;
         }
@@ -138,6 +141,53 @@ impl JsonLog {
     }
 }
 
+/// Appends `text` as the inside of a JSON string.
+fn escape_json(text: &str, out: &mut Vec<u8>) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for &b in text.as_bytes() {
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            0..=0x1f => {
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[(b >> 4) as usize]);
+                out.push(HEX[(b & 15) as usize]);
+            }
+            _ => out.push(b),
+        }
+    }
+}
+
+/// Appends the current UTC time as RFC 3339 with nanoseconds (`2026-11-24T18:42:26.123456789Z`).
+fn now_rfc3339_nanos(out: &mut Vec<u8>) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = now.as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let _ = write!(
+        out,
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:09}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60,
+        now.subsec_nanos()
+    );
+}
+
 /// One parsed record, for readers (tests, `logs`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
 pub struct Record {
@@ -157,6 +207,21 @@ pub fn read_records(path: &Path) -> std::io::Result<Vec<Record>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn records_are_json_with_rfc3339_times() {
+        let mut out = Vec::new();
+        escape_json("a\"b\\c\n\u{1}é", &mut out);
+        let back: String = serde_json::from_slice(&[b"\"", &out[..], b"\""].concat()).unwrap();
+        assert_eq!(back, "a\"b\\c\n\u{1}é");
+        let mut t = Vec::new();
+        now_rfc3339_nanos(&mut t);
+        let t = String::from_utf8(t).unwrap();
+        let parsed = chrono::DateTime::parse_from_rfc3339(&t).unwrap();
+        let drift = (chrono::Utc::now().timestamp() - parsed.timestamp()).abs();
+        assert!(drift < 5, "{t}");
+        assert_eq!(t.len(), "2026-11-24T18:42:26.123456789Z".len());
+    }
 
     #[test]
     fn lines_partials_and_streams() {

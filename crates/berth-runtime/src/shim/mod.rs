@@ -15,27 +15,25 @@
 //! - `attach.sock` — clients get the container's output as it comes (Docker's stream framing,
 //!   raw for a tty) and what they send goes to its stdin.
 
+pub mod handoff;
 pub mod log;
+pub mod relay;
 
 use std::io::Write;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::signal::{SigSet, SigmaskHow, Signal};
-use nix::sys::signalfd::{SfdFlags, SignalFd};
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{fork, ForkResult, Pid};
 use serde::{Deserialize, Serialize};
 
 use crate::bundle::Bundle;
 use crate::console::ConsoleSocket;
 use crate::error::{Result, RuntimeError};
-use crate::foreground::exit_code;
 use crate::lifecycle::{CreateOptions, Runtime};
-use log::{JsonLog, Stream};
+use relay::Output;
 
 pub const SHIM_FILE: &str = "shim.json";
 pub const EXIT_FILE: &str = "exit.json";
@@ -152,29 +150,9 @@ pub fn spawn(runtime: &Runtime, opts: &ShimOptions) -> Result<ShimInfo> {
     }
 }
 
-/// Where the container's output comes from.
-enum Output {
-    Pipes {
-        stdout: Option<OwnedFd>,
-        stderr: Option<OwnedFd>,
-        stdin: Option<OwnedFd>,
-    },
-    Pty(OwnedFd),
-}
-
 fn pipe() -> Result<(OwnedFd, OwnedFd)> {
     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| RuntimeError::io("create a pipe", e.into()))
-}
-
-fn set_nonblocking(fd: BorrowedFd<'_>) {
-    use nix::fcntl::{fcntl, FcntlArg, OFlag};
-    if let Ok(flags) = fcntl(fd.as_raw_fd(), FcntlArg::F_GETFL) {
-        let _ = fcntl(
-            fd.as_raw_fd(),
-            FcntlArg::F_SETFL(OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK),
-        );
-    }
 }
 
 /// Detaches from the caller: own session, stdio on /dev/null, reaper of orphans.
@@ -237,23 +215,102 @@ fn supervise(runtime: &Runtime, opts: &ShimOptions, ready: OwnedFd) -> Result<()
     if let Some(mut f) = ready.take() {
         let _ = writeln!(f, "ok {}", serde_json::to_string(&info).unwrap_or_default());
     }
-    let code = relay_until_exit(
-        opts,
+    let relay_opts = relay::RelayOptions {
+        id: opts.id.clone(),
+        state_dir: opts.state_dir.clone(),
+        log_max_size: opts.log_max_size,
+        log_max_files: opts.log_max_files,
+    };
+    let fds = relay::RelayFds {
         output,
         listener,
         control,
-        first_client.into_iter().collect(),
-        Pid::from_raw(info.init_pid),
-    );
+        clients: first_client.into_iter().collect(),
+        init: Pid::from_raw(info.init_pid),
+    };
+    // Hand over to the small relay binary (a fresh, small process image); only if that
+    // cannot be done, relay here.
+    let fds = match handoff::exec_relay(runtime.root(), &relay_opts, fds) {
+        Ok(never) => match never {},
+        Err(fds) => fds,
+    };
+    shed_startup_memory();
+    let code = relay::run(&relay_opts, fds);
+    finish(&relay_opts, code, || {
+        let _ = runtime.delete(&opts.id, true);
+    });
+    Ok(())
+}
+
+/// Records the exit, removes the container's runtime state (`delete`) and the sockets.
+pub fn finish(opts: &relay::RelayOptions, code: i32, delete: impl FnOnce()) {
     let exit = ExitInfo {
         exit_code: code,
         finished_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
     };
     let _ = write_atomic(&opts.state_dir, EXIT_FILE, &exit);
-    let _ = runtime.delete(&opts.id, true);
+    delete();
     let _ = std::fs::remove_file(opts.state_dir.join(ATTACH_SOCKET));
     let _ = std::fs::remove_file(opts.state_dir.join(CONTROL_SOCKET));
-    Ok(())
+}
+
+/// Gives back the memory the shim needed only to create the container, so each running
+/// container costs little: the heap libcontainer used is returned to the kernel, and the
+/// file pages faulted in while creating it (most of this binary and its libraries) are
+/// dropped; the relay loop faults back the few it uses, one page at a time (no fault-around).
+/// Only read-only file mappings none of whose pages was ever written are dropped (smaps says
+/// `Anonymous: 0`): their pages read back from the file exactly as they were. Relocated data
+/// (RELRO) is written at load time, so it is never touched here.
+pub fn shed_startup_memory() {
+    // SAFETY: malloc_trim only releases free heap memory.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+    let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else {
+        return;
+    };
+    let mut candidate: Option<(usize, usize)> = None;
+    let drop_now = |range: Option<(usize, usize)>| {
+        if let Some((start, end)) = range {
+            let addr = start as *mut libc::c_void;
+            // SAFETY: the range is one of our own read-only private file mappings with no
+            // written (anonymous) page; MADV_RANDOM and MADV_DONTNEED only change which of
+            // its pages are resident, and a dropped page reads back unchanged from the file.
+            unsafe {
+                libc::madvise(addr, end - start, libc::MADV_RANDOM);
+                libc::madvise(addr, end - start, libc::MADV_DONTNEED);
+            }
+        }
+    };
+    for line in smaps.lines() {
+        let mut fields = line.split_whitespace();
+        let first = fields.next().unwrap_or("");
+        if let Some((start, end)) = first.split_once('-').filter(|_| !first.ends_with(':')) {
+            // A new mapping header: "start-end perms offset dev inode path".
+            let perms = fields.next().unwrap_or("");
+            let path = line.split_whitespace().nth(5).unwrap_or("");
+            candidate = match (
+                usize::from_str_radix(start, 16),
+                usize::from_str_radix(end, 16),
+            ) {
+                (Ok(s), Ok(e))
+                    if path.starts_with('/')
+                        && perms.starts_with('r')
+                        && perms.ends_with('p')
+                        && !perms.contains('w') =>
+                {
+                    Some((s, e))
+                }
+                _ => None,
+            };
+        } else if first == "Anonymous:" {
+            let written = fields.next().is_none_or(|kb| kb != "0");
+            if !written {
+                drop_now(candidate.take());
+            }
+            candidate = None;
+        }
+    }
 }
 
 /// Accepts one client within `limit`. Interrupted waits (a child's exit during `create`
@@ -348,277 +405,6 @@ fn start_container(
         },
         first_client,
     ))
-}
-
-/// Docker's stream framing for a non-tty attach: stream id, three zero bytes, big-endian
-/// length, payload.
-fn frame(stream: Stream, data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(8 + data.len());
-    out.push(match stream {
-        Stream::Stdout => 1,
-        Stream::Stderr => 2,
-    });
-    out.extend_from_slice(&[0, 0, 0]);
-    out.extend_from_slice(&(data.len() as u32).to_be_bytes());
-    out.extend_from_slice(data);
-    out
-}
-
-/// One control connection: a `resize ROWS COLS` line sets the pty's window size.
-fn handle_control(conn: UnixStream, pty: Option<&OwnedFd>) {
-    use std::io::BufRead;
-    let _ = conn.set_nonblocking(false);
-    let _ = conn.set_read_timeout(Some(std::time::Duration::from_secs(1)));
-    let mut line = String::new();
-    if std::io::BufReader::new(&conn).read_line(&mut line).is_err() {
-        return;
-    }
-    let words: Vec<&str> = line.split_whitespace().collect();
-    if let (["resize", rows, cols], Some(fd)) = (words.as_slice(), pty) {
-        if let (Ok(rows), Ok(cols)) = (rows.parse::<u16>(), cols.parse::<u16>()) {
-            let ws = libc::winsize {
-                ws_row: rows,
-                ws_col: cols,
-                ws_xpixel: 0,
-                ws_ypixel: 0,
-            };
-            // SAFETY: TIOCSWINSZ reads a winsize from the pointer we pass; fd is the pty master.
-            unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
-        }
-    }
-}
-
-/// An attached client: it gets the output for as long as it is connected, and its input goes
-/// to the container until it closes its side.
-struct Attached {
-    stream: UnixStream,
-    reading: bool,
-}
-
-impl Attached {
-    fn new(stream: UnixStream) -> Attached {
-        Attached {
-            stream,
-            reading: true,
-        }
-    }
-}
-
-/// Moves output to the log and attached clients, client input to stdin, until the init has
-/// exited and its output is drained; returns the exit code.
-fn relay_until_exit(
-    opts: &ShimOptions,
-    output: Output,
-    listener: Option<UnixListener>,
-    control: Option<UnixListener>,
-    first: Vec<UnixStream>,
-    init: Pid,
-) -> i32 {
-    let mut clients: Vec<Attached> = first.into_iter().map(Attached::new).collect();
-    let mut mask = SigSet::empty();
-    for s in [
-        Signal::SIGCHLD,
-        Signal::SIGTERM,
-        Signal::SIGINT,
-        Signal::SIGHUP,
-        Signal::SIGPIPE,
-    ] {
-        mask.add(s);
-    }
-    let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None);
-    let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC).ok();
-
-    let mut log = JsonLog::open(&opts.log_path(), opts.log_max_size, opts.log_max_files).ok();
-
-    let (mut sources, mut stdin_fd, tty): (Vec<(OwnedFd, Stream)>, Option<OwnedFd>, bool) =
-        match output {
-            Output::Pipes {
-                stdout,
-                stderr,
-                stdin,
-            } => {
-                let mut v = Vec::new();
-                if let Some(fd) = stdout {
-                    v.push((fd, Stream::Stdout));
-                }
-                if let Some(fd) = stderr {
-                    v.push((fd, Stream::Stderr));
-                }
-                (v, stdin, false)
-            }
-            Output::Pty(master) => {
-                let input = master.try_clone().ok();
-                (vec![(master, Stream::Stdout)], input, true)
-            }
-        };
-    let tty_fd: Option<OwnedFd> = if tty {
-        stdin_fd.as_ref().and_then(|f| f.try_clone().ok())
-    } else {
-        None
-    };
-    for (fd, _) in &sources {
-        set_nonblocking(fd.as_fd());
-    }
-
-    let mut code: Option<i32> = None;
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut deadline: Option<std::time::Instant> = None;
-    loop {
-        // Reap first: the init may have ended before we started waiting.
-        loop {
-            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::StillAlive) | Err(_) => break,
-                Ok(status) => {
-                    if status.pid() == Some(init) {
-                        code = code.or(exit_code(status));
-                    }
-                }
-            }
-        }
-        if code.is_some() && deadline.is_none() {
-            // Output still buffered in the pipes is read; a process that outlived the init
-            // (possible without a pid namespace) does not keep us past a short grace.
-            deadline = Some(std::time::Instant::now() + std::time::Duration::from_secs(2));
-        }
-        if code.is_some()
-            && (sources.is_empty() || deadline.is_some_and(|d| std::time::Instant::now() > d))
-        {
-            break;
-        }
-
-        let mut fds: Vec<PollFd> = Vec::new();
-        if let Some(s) = &sigfd {
-            fds.push(PollFd::new(s.as_fd(), PollFlags::POLLIN));
-        }
-        let n_sig = fds.len();
-        for (fd, _) in &sources {
-            fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
-        }
-        let n_src = fds.len();
-        if let Some(l) = &listener {
-            fds.push(PollFd::new(l.as_fd(), PollFlags::POLLIN));
-        }
-        let n_attach = fds.len();
-        if let Some(c) = &control {
-            fds.push(PollFd::new(c.as_fd(), PollFlags::POLLIN));
-        }
-        let n_listen = fds.len();
-        // Only clients whose input is still open are read from; the others (a client with
-        // no stdin half-closes at once) still get the output.
-        let reading: Vec<usize> = (0..clients.len()).filter(|&i| clients[i].reading).collect();
-        for &i in &reading {
-            fds.push(PollFd::new(clients[i].stream.as_fd(), PollFlags::POLLIN));
-        }
-        let timeout = if code.is_some() {
-            PollTimeout::from(100u8)
-        } else {
-            PollTimeout::NONE
-        };
-        match poll(&mut fds, timeout) {
-            Ok(_) | Err(Errno::EINTR) => {}
-            Err(_) => break,
-        }
-        let ready: Vec<bool> = fds
-            .iter()
-            .map(|f| {
-                f.revents().is_some_and(|r| {
-                    r.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR)
-                })
-            })
-            .collect();
-        drop(fds);
-
-        if n_sig == 1 && ready[0] {
-            if let Some(s) = &sigfd {
-                while let Ok(Some(_)) = s.read_signal() {}
-            }
-        }
-        // Output.
-        let mut closed = Vec::new();
-        for (i, (fd, stream)) in sources.iter().enumerate() {
-            if !ready[n_sig + i] {
-                continue;
-            }
-            loop {
-                match nix::unistd::read(fd.as_raw_fd(), &mut buf) {
-                    Ok(0) => {
-                        closed.push(i);
-                        break;
-                    }
-                    Ok(n) => {
-                        let data = &buf[..n];
-                        if let Some(l) = &mut log {
-                            let _ = l.write(*stream, data);
-                        }
-                        let framed = if tty {
-                            data.to_vec()
-                        } else {
-                            frame(*stream, data)
-                        };
-                        clients.retain_mut(|c| c.stream.write_all(&framed).is_ok());
-                    }
-                    Err(Errno::EAGAIN) => break,
-                    Err(Errno::EINTR) => continue,
-                    // EIO: the pty's last slave end closed.
-                    Err(_) => {
-                        closed.push(i);
-                        break;
-                    }
-                }
-            }
-        }
-        for i in closed.into_iter().rev() {
-            sources.remove(i);
-        }
-        // Control commands (window size of the pty).
-        if n_listen > n_attach && ready[n_attach] {
-            if let Some(c) = &control {
-                while let Ok((conn, _)) = c.accept() {
-                    handle_control(conn, tty_fd.as_ref());
-                }
-            }
-        }
-        // New clients.
-        if n_attach > n_src && ready[n_src] {
-            if let Some(l) = &listener {
-                while let Ok((c, _)) = l.accept() {
-                    clients.push(Attached::new(c));
-                }
-            }
-        }
-        // Client input.
-        let mut gone = Vec::new();
-        for (k, &i) in reading.iter().enumerate() {
-            if !ready.get(n_listen + k).copied().unwrap_or(false) {
-                continue;
-            }
-            use std::io::Read;
-            match clients[i].stream.read(&mut buf) {
-                Ok(0) => {
-                    // A client's end of input is the container's (Docker's stdin-once):
-                    // `echo x | docker run -i … cat` ends.
-                    if !tty {
-                        stdin_fd = None;
-                    }
-                    clients[i].reading = false;
-                }
-                Err(_) => gone.push(i),
-                Ok(n) => {
-                    if let Some(fd) = &stdin_fd {
-                        let _ = nix::unistd::write(fd, &buf[..n]);
-                    }
-                }
-            }
-        }
-        for i in gone.into_iter().rev() {
-            clients.remove(i);
-        }
-    }
-    if let Some(l) = &mut log {
-        let _ = l.flush_partial();
-    }
-    drop(clients);
-    code.unwrap_or(255)
 }
 
 /// Whether the shim recorded in `state_dir` is still supervising its container (for an engine
