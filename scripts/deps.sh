@@ -11,6 +11,9 @@ berth_deps() {
   command -v cc >/dev/null || need+=(gcc)
   dpkg -s libc6-dev >/dev/null 2>&1 || need+=(libc6-dev)
   command -v unshare >/dev/null || need+=(util-linux)
+  # registry interop tests: skopeo, and distribution's reference server
+  command -v skopeo >/dev/null || need+=(skopeo)
+  [ -x /usr/bin/docker-registry ] || need+=(docker-registry)
   if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" != 0 ]; then
       echo "berth needs these packages: ${need[*]} (run as root to install them)" >&2
