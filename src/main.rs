@@ -33,6 +33,55 @@ enum Command {
         #[arg(long = "log-level", default_value = "info")]
         log_level: String,
     },
+    /// Run an image registry (the OCI distribution API).
+    Registry {
+        #[command(subcommand)]
+        command: RegistryCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum RegistryCommand {
+    /// Serve the OCI distribution API, storing content under --root.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:5000")]
+        addr: std::net::SocketAddr,
+        /// Where blobs and repository metadata live.
+        #[arg(long)]
+        root: PathBuf,
+        /// htpasswd file (bcrypt entries): require basic auth.
+        #[arg(long)]
+        htpasswd: Option<PathBuf>,
+        /// PEM certificate chain: serve HTTPS.
+        #[arg(long = "tls-cert", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// PEM private key of --tls-cert.
+        #[arg(long = "tls-key", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// error, warn, info, debug or trace.
+        #[arg(long = "log-level", default_value = "info")]
+        log_level: String,
+    },
+}
+
+fn registry_serve(config: berth_registry::server::ServerConfig, log_level: String) -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(log_level))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("start the async runtime")?;
+    runtime.block_on(async move {
+        let shutdown = shutdown_signal()?;
+        let server = berth_registry::server::Server::bind(config).await?;
+        eprintln!("berth registry listening on {}", server.local_addr());
+        server.run(shutdown).await?;
+        anyhow::Ok(())
+    })
 }
 
 /// Binds the API socket: refuses to steal one a live daemon listens on, replaces a stale one,
@@ -124,8 +173,11 @@ fn daemon(root: PathBuf, host: String, log_level: String) -> Result<()> {
 }
 
 fn main() {
-    // `berth daemon …` is the engine; everything else is the CLI.
-    if std::env::args().nth(1).as_deref() != Some("daemon") {
+    // `berth daemon …` is the engine, `berth registry …` a registry; the rest is the CLI.
+    if !matches!(
+        std::env::args().nth(1).as_deref(),
+        Some("daemon" | "registry")
+    ) {
         let cli = <berth_cli::Cli as Parser>::parse();
         std::process::exit(berth_cli::run(cli));
     }
@@ -136,6 +188,24 @@ fn main() {
             host,
             log_level,
         } => daemon(root, host, log_level),
+        Command::Registry {
+            command:
+                RegistryCommand::Serve {
+                    addr,
+                    root,
+                    htpasswd,
+                    tls_cert,
+                    tls_key,
+                    log_level,
+                },
+        } => {
+            let mut config = berth_registry::server::ServerConfig::new(addr, root);
+            config.htpasswd = htpasswd;
+            config.tls = tls_cert
+                .zip(tls_key)
+                .map(|(cert, key)| berth_registry::server::TlsFiles { cert, key });
+            registry_serve(config, log_level)
+        }
     };
     if let Err(e) = result {
         eprintln!("berth: {e:#}");
