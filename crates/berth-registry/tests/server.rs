@@ -440,6 +440,52 @@ fn chunked_push_with_ranges_and_out_of_order_chunks() {
 }
 
 #[test]
+fn an_interrupted_chunk_leaves_the_upload_resumable() {
+    use std::io::Write;
+    let reg = Registry::start();
+    let data: Vec<u8> = (0..100u8).collect();
+    let digest = sha256(&data);
+    let r = agent()
+        .post(reg.url("/v2/resume/blobs/uploads/"))
+        .send_empty()
+        .unwrap();
+    let location = header(&r, "Location").unwrap();
+    let r = agent()
+        .patch(reg.url(&location))
+        .header("Content-Range", "0-9")
+        .send(&data[..10])
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    // A chunk announced as 90 bytes whose connection ends after 40.
+    let mut conn = std::net::TcpStream::connect(reg.addr).unwrap();
+    write!(
+        conn,
+        "PATCH {location} HTTP/1.1\r\nHost: {}\r\nContent-Range: 10-99\r\nContent-Length: 90\r\n\r\n",
+        reg.host()
+    )
+    .unwrap();
+    conn.write_all(&data[10..50]).unwrap();
+    conn.shutdown(std::net::Shutdown::Write).unwrap();
+    drop(conn);
+    // The upload is where it was before that chunk (the status waits for the chunk's end).
+    let r = get(&reg, &location);
+    assert_eq!(r.status(), 204);
+    assert_eq!(header(&r, "Range").unwrap(), "0-9");
+    let r = agent()
+        .patch(reg.url(&location))
+        .header("Content-Range", "10-99")
+        .send(&data[10..])
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let r = agent()
+        .put(reg.url(&format!("{location}?digest={digest}")))
+        .send_empty()
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(std::fs::read(reg.blob_file(&digest)).unwrap(), data);
+}
+
+#[test]
 fn blobs_mount_across_repositories() {
     let reg = Registry::start();
     let digest = push_blob(&reg, "source/repo", b"shared layer");
