@@ -640,3 +640,89 @@ fn restarting_containers_show_it_and_rm_never_races_the_supervisor() {
     let containers = d.dir.path().join("root/containers");
     assert_eq!(std::fs::read_dir(&containers).unwrap().count(), 0);
 }
+
+#[test]
+fn run_flags_reach_the_container() {
+    if !root_or_skip() {
+        return;
+    }
+    let d = TestDaemon::with_busybox();
+    let env_file = d.dir.path().join("env");
+    std::fs::write(&env_file, "# a comment\nFROMFILE=yes\n\nSPACED=a b\n").unwrap();
+    let out = d.berth(&[
+        "run", "--rm", "--env-file", env_file.to_str().unwrap(), "--entrypoint", "sh",
+        "--hostname", "hh", "--read-only", "--cpus", "0.5", "--pids-limit", "50",
+        "--memory", "64m", "--cap-drop", "ALL", "--cap-add", "CHOWN", "--ulimit",
+        "nofile=100:200", "--security-opt", "no-new-privileges", "-w", "/tmp", "-u", "1:1",
+        "bb", "-c",
+        "echo $FROMFILE $SPACED; hostname; pwd; id -u; touch /x 2>/dev/null || echo read-only; ulimit -n; grep -E '^(CapBnd|NoNewPrivs)' /proc/self/status",
+    ]);
+    let shown = ok(&out);
+    let lines: Vec<&str> = shown.lines().collect();
+    assert_eq!(
+        lines[..6],
+        ["yes a b", "hh", "/tmp", "1", "read-only", "100"],
+        "{shown}"
+    );
+    assert!(shown.contains("CapBnd:\t0000000000000001"), "{shown}");
+    assert!(shown.contains("NoNewPrivs:\t1"), "{shown}");
+    let limits = ok(&d.berth(&[
+        "run",
+        "--rm",
+        "--privileged",
+        "bb",
+        "sh",
+        "-c",
+        "grep CapEff /proc/self/status",
+    ]));
+    // --privileged: every capability this host has.
+    let host_caps = std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:").map(|v| v.trim().to_owned()))
+        .unwrap();
+    assert_eq!(limits, format!("CapEff:\t{host_caps}"));
+    // The inspect view of the same settings.
+    ok(&d.berth(&[
+        "create",
+        "--name",
+        "c",
+        "--memory",
+        "64m",
+        "--cpus",
+        "1.5",
+        "--pids-limit",
+        "9",
+        "--stop-signal",
+        "SIGUSR1",
+        "--restart",
+        "on-failure:2",
+        "bb",
+    ]));
+    assert_eq!(
+        ok(&d.berth(&["inspect", "-f", "{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}} {{.HostConfig.PidsLimit}} {{.Config.StopSignal}}", "c"])),
+        "67108864 1500000000 9 SIGUSR1"
+    );
+    // --stop-signal and --stop-timeout: stop sends USR1, which the script turns into exit 7.
+    ok(&d.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "s",
+        "--stop-signal",
+        "USR1",
+        "--stop-timeout",
+        "30",
+        "bb",
+        "sh",
+        "-c",
+        "trap 'exit 7' USR1; while true; do sleep 0.1; done",
+    ]));
+    let started = Instant::now();
+    ok(&d.berth(&["stop", "s"]));
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the stop signal was not used"
+    );
+    assert_eq!(ok(&d.berth(&["wait", "s"])), "7");
+}

@@ -19,15 +19,17 @@ pub struct TestDaemon {
 
 /// `berth-runtime`, built beside `berth` (cargo test --workspace builds both).
 pub fn runtime_bin() -> PathBuf {
-    let p = Path::new(BERTH).parent().unwrap().join("berth-runtime");
-    if !p.exists() {
+    // `cargo test` builds only this package's binaries: bring berth-runtime and berth-shim
+    // up to date once per test process (a no-op when they are), so no test runs a stale one.
+    static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    BUILT.get_or_init(|| {
         let st = Command::new(env!("CARGO"))
-            .args(["build", "-p", "berth-runtime"])
+            .args(["build", "-q", "-p", "berth-runtime", "--bins"])
             .status()
             .unwrap();
         assert!(st.success(), "cannot build berth-runtime");
-    }
-    p
+    });
+    Path::new(BERTH).parent().unwrap().join("berth-runtime")
 }
 
 pub fn spawn_daemon(dir: &Path) -> Child {

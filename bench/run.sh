@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# Benchmark: the engine end to end, berth beside Docker and podman when they are installed
+# (apt-get install docker.io podman), each on its own private root and socket, all with the
+# same busybox image (imported from Debian's busybox-static) and no network (berth has none
+# yet, so the others run with --network none too):
+#
+#   run --rm IMAGE true          create + start + wait + remove, attached
+#   run -d IMAGE sleep 60; rm -f a detached container's whole life
+#   exec CONTAINER true          one exec into a running container
+#
+# Times are hyperfine medians; the table prints each engine's ratio to Docker's (or to
+# berth's when Docker is absent). Then memory: the daemon's RSS when idle, and the RSS of
+# the per-container supervisor (berth's shim, Docker's containerd-shim-runc-v2, podman's
+# conmon) for 5 running containers.
+#
+# Usage: bash bench/run.sh [RUNS]        (as root)
+set -euo pipefail
+runs=${1:-30}
+cd "$(dirname "$0")/.."
+[ "$(id -u)" = 0 ] || { echo "bench/run.sh needs root" >&2; exit 1; }
+command -v hyperfine >/dev/null || apt-get install -y -q hyperfine >/dev/null
+command -v busybox >/dev/null || apt-get install -y -q busybox-static >/dev/null
+
+cargo build --release -q --workspace --bins
+bin=${CARGO_TARGET_DIR:-$PWD/target}/release
+
+work=$(mktemp -d /tmp/berth-bench-run-XXXXXX)
+berth_pid= ; dockerd_pid=
+B() { "$bin/berth" -H "unix://$work/berth.sock" "$@"; }
+D() { docker -H "unix://$work/docker.sock" "$@"; }
+P() { podman --root "$work/podman" --runroot "$work/podman-run" --storage-driver overlay "$@"; }
+cleanup() {
+  set +e
+  B rm -f $(B ps -aq 2>/dev/null) >/dev/null 2>&1
+  [ -n "$dockerd_pid" ] && { D rm -f $(D ps -aq 2>/dev/null) >/dev/null 2>&1; kill "$dockerd_pid"; wait "$dockerd_pid"; } 2>/dev/null
+  if command -v podman >/dev/null; then P rm -fa >/dev/null 2>&1; P system reset -f >/dev/null 2>&1; fi
+  [ -n "$berth_pid" ] && { kill "$berth_pid"; wait "$berth_pid"; } 2>/dev/null
+  grep " $work" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+mkdir -p "$work/rootfs/"{bin,etc,proc,sys,dev,tmp}
+cp "$(command -v busybox)" "$work/rootfs/bin/busybox"
+for a in sh true sleep echo; do ln -s busybox "$work/rootfs/bin/$a"; done
+echo 'root:x:0:0:root:/root:/bin/sh' > "$work/rootfs/etc/passwd"
+tar -C "$work/rootfs" -cf "$work/bb.tar" .
+
+engines=(berth)
+"$bin/berth" daemon --root "$work/berth" -H "unix://$work/berth.sock" 2>"$work/berth.log" &
+berth_pid=$!
+for _ in $(seq 200); do [ -S "$work/berth.sock" ] && break; sleep 0.05; done
+B import "$work/bb.tar" bb >/dev/null
+
+if command -v dockerd >/dev/null && command -v docker >/dev/null; then
+  dockerd --data-root "$work/docker" --exec-root "$work/docker-exec" -H "unix://$work/docker.sock" \
+    --pidfile "$work/docker.pid" --bridge=none --iptables=false --ip6tables=false \
+    --containerd-namespace berth-bench --containerd-plugins-namespace berth-bench-plugins \
+    >"$work/dockerd.log" 2>&1 &
+  dockerd_pid=$!
+  for _ in $(seq 400); do D version >/dev/null 2>&1 && break; sleep 0.05; done
+  if D import "$work/bb.tar" bb >/dev/null 2>&1; then engines+=(docker); else
+    echo "docker: could not start a private dockerd (see $work/dockerd.log); skipped" >&2; fi
+fi
+if command -v podman >/dev/null && P import "$work/bb.tar" bb >/dev/null 2>&1; then
+  # podman sets rlimits above what a restricted host allows (RLIMIT_NPROC here): skip it then.
+  if probe=$(P run --rm --network none bb true 2>&1); then engines+=(podman); else
+    echo "podman: cannot run a container here ($probe); skipped" >&2; fi
+fi
+if [ -n "$dockerd_pid" ] && [[ " ${engines[*]} " == *" docker "* ]]; then
+  if ! probe=$(D run --rm --network none bb true 2>&1); then
+    echo "docker: cannot run a container here ($probe); skipped" >&2
+    kept=(); for e in "${engines[@]}"; do [ "$e" = docker ] || kept+=("$e"); done
+    engines=("${kept[@]}")
+  fi
+fi
+echo "engines: ${engines[*]}  (runs per measurement: $runs)"
+
+cmd_of() { # engine -> the CLI prefix
+  case $1 in
+    berth) echo "$bin/berth -H unix://$work/berth.sock" ;;
+    docker) echo "docker -H unix://$work/docker.sock" ;;
+    podman) echo "podman --root $work/podman --runroot $work/podman-run --storage-driver overlay" ;;
+  esac
+}
+net_of() { [ "$1" = berth ] && echo "" || echo "--network none"; }
+
+declare -A median
+measure() { # name engine command...
+  local name=$1 engine=$2; shift 2
+  hyperfine --warmup 3 --runs "$runs" --export-json "$work/h.json" "$*" >/dev/null
+  median[$name/$engine]=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["results"][0]["median"])' "$work/h.json")
+}
+
+for e in "${engines[@]}"; do
+  c=$(cmd_of "$e"); n=$(net_of "$e")
+  measure "run --rm" "$e" "$c run --rm $n bb true"
+  measure "run -d + rm -f" "$e" "bash -c '$c rm -f \$($c run -d $n bb sleep 60) >/dev/null'"
+  $c run -d $n --name bench-exec bb sleep 600 >/dev/null
+  measure "exec" "$e" "$c exec bench-exec true"
+  $c rm -f bench-exec >/dev/null
+done
+
+base=berth
+[[ " ${engines[*]} " == *" docker "* ]] && base=docker
+printf '\n%-16s' "median (ms)"; for e in "${engines[@]}"; do printf '%14s' "$e"; done; echo
+for m in "run --rm" "run -d + rm -f" "exec"; do
+  printf '%-16s' "$m"
+  for e in "${engines[@]}"; do
+    printf '%14s' "$(python3 -c "print(f'{${median[$m/$e]}*1000:.1f}')")"
+  done
+  echo
+done
+echo
+echo "ratio to $base (lower is faster):"
+for m in "run --rm" "run -d + rm -f" "exec"; do
+  printf '%-16s' "$m"
+  for e in "${engines[@]}"; do
+    printf '%14s' "$(python3 -c "print(f'{${median[$m/$e]}/${median[$m/$base]}:.2f}x')")"
+  done
+  echo
+done
+
+rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+echo
+echo "memory (RSS, KiB):"
+printf '%-30s%10s\n' "berth daemon (idle)" "$(rss_kb "$berth_pid")"
+[ -n "$dockerd_pid" ] && printf '%-30s%10s\n' "dockerd (idle)" "$(rss_kb "$dockerd_pid")"
+for e in "${engines[@]}"; do
+  c=$(cmd_of "$e"); n=$(net_of "$e")
+  for i in 1 2 3 4 5; do $c run -d $n --name "mem$i" bb sleep 600 >/dev/null; done
+  sleep 1
+  case $e in
+    berth) pids=$(for d in "$work"/berth/containers/*/; do python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["shim_pid"])' "$d/shim.json" 2>/dev/null; done) ;;
+    docker) pids=$(pgrep -f "containerd-shim-runc-v2 -namespace berth-bench" || true) ;;
+    podman) pids=$(for i in 1 2 3 4 5; do P inspect -f '{{.State.ConmonPid}}' "mem$i"; done) ;;
+  esac
+  total=0; count=0
+  for p in $pids; do total=$((total + $(rss_kb "$p"))); count=$((count + 1)); done
+  [ "$count" -gt 0 ] && printf '%-30s%10s\n' "$e per-container supervisor" "$((total / count))"
+  for i in 1 2 3 4 5; do $c rm -f "mem$i" >/dev/null; done
+done
