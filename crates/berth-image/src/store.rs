@@ -832,7 +832,9 @@ mod tests {
             "{report:?}"
         );
         let name: Reference = "example.com/app:1".parse().unwrap();
-        let added = store.add_image(&m, std::slice::from_ref(&name), "now").unwrap();
+        let added = store
+            .add_image(&m, std::slice::from_ref(&name), "now")
+            .unwrap();
         drop(pin);
         assert_eq!(added.id, c);
         assert_eq!(added.new_names, vec![name.clone()]);
