@@ -84,6 +84,10 @@ pub struct ImageStore {
     /// Shared by writers of new data, exclusive for the collector.
     gc_lock: RwLock<()>,
     pins: Arc<Pins>,
+    /// Pins of data being brought in (a pull): blobs and, by chain ID, snapshots. Kept apart
+    /// from `pins` (a save's blobs), which must not keep a snapshot whose chain ID happens to
+    /// equal a blob's digest (a single uncompressed layer).
+    pulling: Arc<Pins>,
 }
 
 /// An image as `images`, `inspect` and `history` show it.
@@ -241,6 +245,7 @@ impl ImageStore {
             lock: Mutex::new(()),
             gc_lock: RwLock::new(()),
             pins: Arc::default(),
+            pulling: Arc::default(),
         })
     }
 
@@ -446,9 +451,13 @@ impl ImageStore {
         let index = self.index.load()?;
         let (blobs, snapshots) = self.mark(&index, keep)?;
         let pinned = self.pins.set();
+        let pulling = self.pulling.set();
         let mut report = GcReport::default();
         for blob in self.content.list()? {
-            if blobs.contains(&blob.digest) || pinned.contains(&blob.digest) {
+            if blobs.contains(&blob.digest)
+                || pinned.contains(&blob.digest)
+                || pulling.contains(&blob.digest)
+            {
                 continue;
             }
             self.content.delete(&blob.digest)?;
@@ -456,7 +465,7 @@ impl ImageStore {
             report.blobs.push(blob.digest);
         }
         for chain in self.snapshots.list()? {
-            if snapshots.contains(&chain) || pinned.contains(&chain) {
+            if snapshots.contains(&chain) || pulling.contains(&chain) {
                 continue;
             }
             report.bytes += self.snapshots.remove(&chain)?;
@@ -475,13 +484,14 @@ impl ImageStore {
             return; // a later collection will do it
         };
         let pinned = self.pins.set();
+        let pulling = self.pulling.set();
         for b in &created.blobs {
-            if !blobs.contains(b) && !pinned.contains(b) {
+            if !blobs.contains(b) && !pinned.contains(b) && !pulling.contains(b) {
                 let _ = self.content.delete(b);
             }
         }
         for s in &created.snapshots {
-            if !snapshots.contains(s) {
+            if !snapshots.contains(s) && !pulling.contains(s) {
                 let _ = self.snapshots.remove(s);
             }
         }
@@ -575,7 +585,7 @@ impl ImageStore {
         // Under the collector's lock: a collection is either over or sees the pins.
         let _shared = self.shared();
         Pin {
-            _guard: PinGuard::new(&self.pins, digests),
+            _guard: PinGuard::new(&self.pulling, digests),
         }
     }
 
