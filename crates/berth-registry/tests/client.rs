@@ -779,10 +779,18 @@ struct FakeState {
     corrupt: Vec<String>,
     /// Blobs whose first download stops halfway.
     cut_once: Vec<String>,
+    /// Blobs sent half, then after a long pause the rest.
+    stall: Vec<String>,
     /// Bearer tokens required, issued for these credentials.
     bearer: Option<(String, String)>,
     token_requests: Vec<String>,
     log: Vec<Logged>,
+    /// Blob downloads are held this long before they are answered, and counted meanwhile.
+    blob_delay: Option<Duration>,
+    /// Only these blobs are held, when any are named.
+    delay_only: Vec<String>,
+    blobs_in_flight: usize,
+    most_blobs_in_flight: usize,
 }
 
 struct Fake {
@@ -860,7 +868,8 @@ async fn serve(
     let (path, query) = target.split_once('?').unwrap_or((&target, ""));
     let range = headers.get("range").cloned();
 
-    let reply = {
+    let is_blob = method == "GET" && path.contains("/blobs/");
+    let (reply, delay) = {
         let mut s = state.lock().unwrap();
         let answer = answer(&mut s, addr, &method, path, query, &headers);
         s.log.push(Logged {
@@ -869,8 +878,20 @@ async fn serve(
             range,
             status: answer.status,
         });
-        answer
+        let named = s.delay_only.is_empty() || s.delay_only.iter().any(|d| path.ends_with(d));
+        let delay = s
+            .blob_delay
+            .filter(|_| is_blob && named && answer.status < 300);
+        if delay.is_some() {
+            s.blobs_in_flight += 1;
+            s.most_blobs_in_flight = s.most_blobs_in_flight.max(s.blobs_in_flight);
+        }
+        (answer, delay)
     };
+    if let Some(d) = delay {
+        tokio::time::sleep(d).await;
+        state.lock().unwrap().blobs_in_flight -= 1;
+    }
     let mut out = format!(
         "HTTP/1.1 {} X\r\nConnection: close\r\nContent-Length: {}\r\n",
         reply.status,
@@ -886,7 +907,15 @@ async fn serve(
             Some(n) => &reply.body[..n],
             None => &reply.body[..],
         };
-        conn.write_all(body).await?;
+        match reply.stall_at {
+            Some(n) => {
+                conn.write_all(&body[..n]).await?;
+                conn.flush().await?;
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                conn.write_all(&body[n..]).await?;
+            }
+            None => conn.write_all(body).await?,
+        }
     }
     conn.flush().await?;
     // Let the client read it all before the connection goes.
@@ -899,6 +928,7 @@ struct Answer {
     headers: Vec<(String, String)>,
     body: Vec<u8>,
     cut_at: Option<usize>,
+    stall_at: Option<usize>,
 }
 
 fn answer(
@@ -914,6 +944,7 @@ fn answer(
         headers: vec![("Content-Type".into(), "application/json".into())],
         body: body.into_bytes(),
         cut_at: None,
+        stall_at: None,
     };
     if path == "/token" {
         s.token_requests.push(query.to_owned());
@@ -966,6 +997,7 @@ fn answer(
                 ],
                 body: bytes.clone(),
                 cut_at: None,
+                stall_at: None,
             },
             None => json(
                 404,
@@ -1008,10 +1040,16 @@ fn answer(
                 )],
                 body: body[n..].to_vec(),
                 cut_at: None,
+                stall_at: None,
             },
             _ => Answer {
                 status: 200,
                 headers: Vec::new(),
+                stall_at: s
+                    .stall
+                    .iter()
+                    .any(|d| d == digest)
+                    .then_some(body.len() / 2),
                 body,
                 cut_at,
             },
@@ -1161,6 +1199,47 @@ async fn bearer_tokens_are_fetched_once_and_sent() {
         err.to_string(),
         "unauthorized: incorrect username or password"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn layers_download_three_at_a_time() {
+    let layers: Vec<Layer> = (0..6)
+        .map(|i| file_layer(&format!("f{i}"), format!("layer {i}").as_bytes()))
+        .collect();
+    let img = image(&layers, "amd64", None);
+    let fake = Fake::start(FakeState {
+        blob_delay: Some(Duration::from_millis(300)),
+        ..Default::default()
+    })
+    .await;
+    fake.serve_image("six", "latest", &img);
+    let c = client(ClientOptions::default());
+    let (_d, store) = open_store();
+    let events = Events::default();
+    c.pull(
+        &store,
+        &reference(&format!("{}/six:latest", fake.addr)),
+        &PullOptions::default(),
+        events.sink(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(fake.state.lock().unwrap().most_blobs_in_flight, 3);
+    let waiting: Vec<String> = img
+        .layers
+        .iter()
+        .map(|(d, _)| short(&d.digest))
+        .filter(|id| events.states(id).contains(&"Waiting".to_owned()))
+        .collect();
+    assert_eq!(waiting.len(), 3, "the last three wait");
+    for (d, _) in &img.layers {
+        let states = events.states(&short(&d.digest));
+        assert_eq!(
+            states.last().map(String::as_str),
+            Some("Pull complete"),
+            "{states:?}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1342,6 +1421,60 @@ async fn a_corrupt_blob_is_rejected_and_leaves_nothing() {
         .filter(|l| l.path.ends_with(&bad.to_string()))
         .count();
     assert_eq!(gets, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_layer_calls_off_the_others_and_waits_for_them() {
+    let img = image(
+        &[busybox_layer(), file_layer("bad", b"corrupt me")],
+        "amd64",
+        None,
+    );
+    let (slow, bad) = (
+        img.layers[0].0.digest.clone(),
+        img.layers[1].0.digest.clone(),
+    );
+    let fake = Fake::start(FakeState {
+        corrupt: vec![bad.to_string()],
+        stall: vec![slow.to_string()],
+        // The bad layer arrives once the other is halfway.
+        blob_delay: Some(Duration::from_millis(300)),
+        delay_only: vec![bad.to_string()],
+        ..Default::default()
+    })
+    .await;
+    fake.serve_image("two", "latest", &img);
+    let c = client(ClientOptions::default());
+    let (dir, store) = open_store();
+    let started = Instant::now();
+    let err = c
+        .pull(
+            &store,
+            &reference(&format!("{}/two:latest", fake.addr)),
+            &PullOptions::default(),
+            |_| {},
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, RegistryError::LayerVerification(ref d) if *d == bad),
+        "{err}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "the stalled download was not called off"
+    );
+    // The busybox download stopped halfway: kept to resume, nothing of it visible, and its
+    // worker is done (no staging snapshot left behind).
+    let partial = store.content.partial_path(&slow);
+    assert!(partial.exists());
+    assert!(std::fs::metadata(&partial).unwrap().len() > 0);
+    assert!(!store.content.exists(&slow));
+    let snapshots: Vec<_> = std::fs::read_dir(dir.path().join("snapshots"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(snapshots.is_empty(), "{snapshots:?}");
 }
 
 fn img_diff(img: &Image, i: usize) -> Digest {

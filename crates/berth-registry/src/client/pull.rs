@@ -27,7 +27,7 @@ use bytes::{Buf, Bytes};
 use reqwest::header::{CONTENT_RANGE, RANGE};
 use reqwest::Method;
 use sha2::{Digest as _, Sha256};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinSet;
 
 use super::auth::{api_error, http_error, repository_scope, Req, Session};
@@ -295,7 +295,8 @@ impl Client {
     }
 
     /// Brings in every layer not already there, [`ClientOptions::max_concurrent_downloads`]
-    /// at a time; the first failure stops the others.
+    /// at a time. The first failure calls the others off, and this returns once they have
+    /// stopped (their workers too, so nothing of theirs is still being written).
     ///
     /// [`ClientOptions::max_concurrent_downloads`]: super::ClientOptions::max_concurrent_downloads
     #[allow(clippy::too_many_arguments)]
@@ -310,6 +311,7 @@ impl Client {
         emit: &Emit,
     ) -> Result<()> {
         let options = &self.inner.options;
+        let (cancel, cancelled) = watch::channel(false);
         let mut jobs = Vec::new();
         for (i, layer) in layers.iter().enumerate() {
             let id = short_id(&layer.digest);
@@ -335,6 +337,7 @@ impl Client {
                 emit: emit.clone(),
                 retries: options.download_retries,
                 retry_delay: options.retry_delay,
+                cancel: cancelled.clone(),
             });
         }
         let limit = Arc::new(Semaphore::new(options.max_concurrent_downloads.max(1)));
@@ -356,15 +359,28 @@ impl Client {
                 job.run().await
             });
         }
+        let mut first_error = None;
         while let Some(done) = tasks.join_next().await {
-            match done {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => return Err(e),
-                Err(e) => return Err(RegistryError::Internal(format!("layer download: {e}"))),
+            let failed = match done {
+                Ok(Ok(())) => continue,
+                Ok(Err(e)) => e,
+                Err(e) => RegistryError::Internal(format!("layer download: {e}")),
+            };
+            if first_error.is_none() {
+                first_error = Some(failed);
+                let _ = cancel.send(true);
+                limit.close();
             }
         }
-        Ok(())
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
+}
+
+fn cancelled() -> RegistryError {
+    RegistryError::Internal("cancelled: another layer failed".into())
 }
 
 /// Serializes work on one blob across every pull of this process (two images sharing a
@@ -417,6 +433,8 @@ struct LayerJob {
     emit: Emit,
     retries: u32,
     retry_delay: Duration,
+    /// Becomes true when the pull is called off.
+    cancel: watch::Receiver<bool>,
 }
 
 /// Why a layer's worker stopped.
@@ -451,8 +469,25 @@ impl LayerJob {
         });
     }
 
+    /// `fut`, unless the pull is called off first.
+    async fn unless_cancelled<T>(&self, fut: impl std::future::Future<Output = T>) -> Option<T> {
+        let mut cancel = self.cancel.clone();
+        tokio::select! {
+            biased;
+            _ = cancel.wait_for(|c| *c) => None,
+            out = fut => Some(out),
+        }
+    }
+
+    fn is_cancelled(&self) -> bool {
+        *self.cancel.borrow()
+    }
+
     async fn run(self) -> Result<()> {
-        let _lock = BlobLock::acquire(self.content.partial_path(&self.desc.digest)).await;
+        let key = self.content.partial_path(&self.desc.digest);
+        let Some(_lock) = self.unless_cancelled(BlobLock::acquire(key)).await else {
+            return Err(cancelled());
+        };
         if self.content.exists(&self.desc.digest) {
             // Another pull brought the blob meanwhile, or only the snapshot is missing.
             if !self.snapshots.exists(&self.chain) {
@@ -466,14 +501,20 @@ impl LayerJob {
         loop {
             match self.download().await {
                 Ok(()) => return Ok(()),
-                Err(e) if e.is_retryable() && attempt < self.retries => {
+                Err(e) if e.is_retryable() && attempt < self.retries && !self.is_cancelled() => {
                     attempt += 1;
                     let wait = self.retry_delay * (1 << (attempt - 1).min(6));
                     tracing::warn!(layer = %self.desc.digest, error = %e, "download failed, retrying in {wait:?}");
                     self.state(LayerState::Retrying {
                         seconds: wait.as_secs_f64().ceil() as u64,
                     });
-                    tokio::time::sleep(wait).await;
+                    if self
+                        .unless_cancelled(tokio::time::sleep(wait))
+                        .await
+                        .is_none()
+                    {
+                        return Err(e);
+                    }
                 }
                 Err(e) => return Err(e),
             }
@@ -501,7 +542,10 @@ impl LayerJob {
             if have > 0 {
                 req = req.header(RANGE, format!("bytes={have}-"));
             }
-            let resp = self.session.send(&req).await?;
+            let Some(resp) = self.unless_cancelled(self.session.send(&req)).await else {
+                return Err(cancelled());
+            };
+            let resp = resp?;
             match resp.status().as_u16() {
                 206 if have > 0 && range_start(&resp) == Some(have) => {}
                 200 => start = 0,
@@ -548,7 +592,12 @@ impl LayerJob {
                 let _ = tx.send(Chunk::End).await;
             }
             Some((mut resp, url)) => loop {
-                match resp.chunk().await {
+                let Some(next) = self.unless_cancelled(resp.chunk()).await else {
+                    complete = false;
+                    let _ = tx.send(Chunk::Failed("cancelled".into())).await;
+                    break;
+                };
+                match next {
                     Ok(Some(bytes)) => {
                         received += bytes.len() as u64;
                         if received > size {
