@@ -759,6 +759,151 @@ async fn login_then_pull_from_a_registry_that_requires_it() {
     );
 }
 
+/// berth's own registry server, in this process, until dropped.
+struct BerthRegistry {
+    addr: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+    _dir: tempfile::TempDir,
+}
+
+impl BerthRegistry {
+    async fn start(htpasswd: Option<(&str, &str)>) -> BerthRegistry {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = berth_registry::server::ServerConfig::new(
+            "127.0.0.1:0".parse().unwrap(),
+            dir.path().join("root"),
+        );
+        if let Some((user, password)) = htpasswd {
+            let hash = bcrypt::hash_with_result(password, 4)
+                .unwrap()
+                .format_for_version(bcrypt::Version::TwoA);
+            let file = dir.path().join("htpasswd");
+            std::fs::write(&file, format!("{user}:{hash}\n")).unwrap();
+            config.htpasswd = Some(file);
+        }
+        let server = berth_registry::server::Server::bind(config).await.unwrap();
+        let addr = server.local_addr().to_string();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let _ = server
+                .run(async {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+        BerthRegistry {
+            addr,
+            stop: Some(stop),
+            task,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for BerthRegistry {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        self.task.abort();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_and_pull_through_berths_own_registry() {
+    let reg = BerthRegistry::start(Some(("carol", "pw"))).await;
+    let amd = image(&[busybox_layer(), file_layer("x", b"amd")], "amd64", None);
+    let arm = image(
+        &[busybox_layer(), file_layer("x", b"arm")],
+        "arm64",
+        Some("v8"),
+    );
+    let (index_digest, index_bytes) = index_of(&[&amd, &arm]);
+    let (_d, src) = open_store();
+    store_image(&src, &amd);
+    store_image(&src, &arm);
+    src.content.put(&index_bytes).unwrap();
+    let meta = tempfile::tempdir().unwrap();
+    let c = client(ClientOptions {
+        monolithic_upload_limit: 64 * 1024,
+        upload_chunk_size: 300 * 1024,
+        metadata_dir: Some(meta.path().to_path_buf()),
+        ..Default::default()
+    });
+    let auth = PushOptions {
+        auth: Some(AuthConfig::basic("carol", "pw")),
+    };
+    let name = reference(&format!("{}/team/multi:1", reg.addr));
+    let pushed = c
+        .push(&src, &name, &index_digest, &auth, |_| {})
+        .await
+        .unwrap();
+    assert_eq!(pushed.digest, index_digest);
+    // The same layers into another repository: mounted.
+    let events = Events::default();
+    let other = reference(&format!("{}/other:1", reg.addr));
+    c.push(&src, &other, &amd.manifest.0.digest, &auth, events.sink())
+        .await
+        .unwrap();
+    assert_eq!(
+        events.states(&short(&busybox_layer().diff_id)),
+        ["Preparing", "Mounted from team/multi"]
+    );
+
+    // Refused without credentials, in Docker's words; pulled with them.
+    let (_d1, dst) = open_store();
+    let err = c
+        .pull(&dst, &name, &PullOptions::default(), |_| {})
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, RegistryError::PullAccessDenied { .. }),
+        "{err}"
+    );
+    let home = tempfile::tempdir().unwrap();
+    let config = DockerConfig::new(home.path().join("config.json"));
+    c.login(&reg.addr, &AuthConfig::basic("carol", "pw"), &config)
+        .await
+        .unwrap();
+    let logged_in = client(ClientOptions {
+        docker_config: Some(config),
+        ..Default::default()
+    });
+    let pulled = logged_in
+        .pull(
+            &dst,
+            &name,
+            &PullOptions {
+                platform: Some(parse_platform("linux/arm64").unwrap()),
+                ..Default::default()
+            },
+            |_| {},
+        )
+        .await
+        .unwrap();
+    assert_eq!(pulled.digest, index_digest);
+    assert_eq!(pulled.config, arm.config.0.digest);
+    let remote = logged_in.inspect_manifest(&name, None).await.unwrap();
+    assert_eq!(remote.bytes, index_bytes);
+
+    // A half-staged layer resumes against this server too.
+    let (d2, partly) = open_store();
+    let (blob_desc, blob) = &amd.layers[0];
+    std::fs::write(
+        partly.content.partial_path(&blob_desc.digest),
+        &blob[..blob.len() / 2],
+    )
+    .unwrap();
+    let pulled = logged_in
+        .pull(&partly, &other, &PullOptions::default(), |_| {})
+        .await
+        .unwrap();
+    assert_eq!(pulled.config, amd.config.0.digest);
+    assert_eq!(partly.content.read_blob(&blob_desc.digest).unwrap(), *blob);
+    assert!(ingest_entries(d2.path()).is_empty());
+}
+
 // ---------------------------------------------------------------------------------------------
 // A registry the tests control
 
