@@ -109,9 +109,20 @@ pub struct ImageView {
 impl ImageView {
     /// Docker's RepoDigests: `repository@manifest-digest` for each repository it is named in
     /// (and any digest names it has).
+    /// A repository with a digest name of its own (a pull records `repository@<digest the
+    /// name resolved to>`, an index's for a multi-platform image) shows only those.
     pub fn repo_digests(&self) -> Vec<Reference> {
         let mut out: Vec<Reference> = Vec::new();
+        let pinned: Vec<String> = self
+            .refs
+            .iter()
+            .filter(|r| r.digest.is_some())
+            .map(Reference::name)
+            .collect();
         for r in &self.refs {
+            if r.digest.is_none() && pinned.contains(&r.name()) {
+                continue;
+            }
             let d = Reference {
                 tag: None,
                 digest: Some(r.digest.clone().unwrap_or_else(|| self.manifest.clone())),
@@ -892,5 +903,17 @@ mod tests {
         };
         let shown: Vec<String> = v.repo_digests().iter().map(|r| r.familiar()).collect();
         assert_eq!(shown, [format!("bb@{m}"), format!("x/y@{m}")]);
+        // A pulled multi-platform image: its repository's digest is the index's.
+        let index: Digest = format!("sha256:{}", "e".repeat(64)).parse().unwrap();
+        let pulled = ImageView {
+            refs: vec![
+                "bb:1".parse().unwrap(),
+                format!("bb@{index}").parse().unwrap(),
+                "x/y".parse().unwrap(),
+            ],
+            ..v
+        };
+        let shown: Vec<String> = pulled.repo_digests().iter().map(|r| r.familiar()).collect();
+        assert_eq!(shown, [format!("bb@{index}"), format!("x/y@{m}")]);
     }
 }
