@@ -32,6 +32,15 @@ enum Command {
         /// error, warn, info, debug or trace.
         #[arg(long = "log-level", default_value = "info")]
         log_level: String,
+        /// A registry to talk to over plain HTTP (host[:port] or CIDR); loopback ones always are.
+        #[arg(long = "insecure-registry")]
+        insecure_registries: Vec<String>,
+        /// Layers downloaded at once per pull.
+        #[arg(long = "max-concurrent-downloads", default_value_t = 3)]
+        max_concurrent_downloads: usize,
+        /// Layers uploaded at once per push.
+        #[arg(long = "max-concurrent-uploads", default_value_t = 5)]
+        max_concurrent_uploads: usize,
     },
     /// Run an image registry (the OCI distribution API).
     Registry {
@@ -121,7 +130,12 @@ fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
     })
 }
 
-fn daemon(root: PathBuf, host: String, log_level: String) -> Result<()> {
+fn daemon(
+    root: PathBuf,
+    host: String,
+    log_level: String,
+    options: berth_engine::EngineOptions,
+) -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(log_level))
         .with_writer(std::io::stderr)
@@ -129,7 +143,7 @@ fn daemon(root: PathBuf, host: String, log_level: String) -> Result<()> {
         .init();
     let path = berth_cli::socket_path(&host)?;
     let root_for_pid = root.clone();
-    let engine = berth_engine::Engine::new(&root)
+    let engine = berth_engine::Engine::with_options(&root, options)
         .with_context(|| format!("open root {}", root.display()))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -187,7 +201,19 @@ fn main() {
             root,
             host,
             log_level,
-        } => daemon(root, host, log_level),
+            insecure_registries,
+            max_concurrent_downloads,
+            max_concurrent_uploads,
+        } => daemon(
+            root,
+            host,
+            log_level,
+            berth_engine::EngineOptions {
+                insecure_registries,
+                max_concurrent_downloads,
+                max_concurrent_uploads,
+            },
+        ),
         Command::Registry {
             command:
                 RegistryCommand::Serve {

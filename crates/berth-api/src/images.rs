@@ -135,6 +135,7 @@ fn json_lines(messages: impl IntoIterator<Item = serde_json::Value>) -> Response
 async fn create(
     State(b): State<SharedBackend>,
     RawQuery(raw): RawQuery,
+    headers: axum::http::HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     let q = Query::parse(raw.as_deref());
@@ -146,9 +147,20 @@ async fn create(
             ))
         }
         None => {
-            return Err(ApiError::not_implemented(
-                "pulling images from a registry is not supported yet",
-            ))
+            let from_image = q.get("fromImage").unwrap_or("").to_owned();
+            if from_image.is_empty() {
+                return Err(ApiError::bad_request("fromImage or fromSrc is required"));
+            }
+            let req = crate::distribution::PullRequest {
+                from_image,
+                tag: q.get("tag").map(str::to_owned),
+                platform: q
+                    .get("platform")
+                    .filter(|p| !p.is_empty())
+                    .map(str::to_owned),
+                auth: crate::distribution::registry_auth(&headers),
+            };
+            return crate::distribution::pull(b, req).await;
         }
     }
     let req = ImportRequest {
@@ -298,6 +310,7 @@ async fn by_name_post(
     State(b): State<SharedBackend>,
     Path(rest): Path<String>,
     RawQuery(raw): RawQuery,
+    headers: axum::http::HeaderMap,
 ) -> Result<Response, ApiError> {
     let Some((name, what)) = rest.rsplit_once('/') else {
         return Err(page_not_found(&rest));
@@ -311,9 +324,11 @@ async fn by_name_post(
             blocking(move || b.tag_image(&name, &repo, &tag)).await?;
             Ok(StatusCode::CREATED.into_response())
         }
-        "push" => Err(ApiError::not_implemented(
-            "pushing images to a registry is not supported yet",
-        )),
+        "push" => {
+            let tag = q.get("tag").filter(|t| !t.is_empty()).map(str::to_owned);
+            let auth = crate::distribution::registry_auth(&headers);
+            crate::distribution::push(b, name, tag, auth).await
+        }
         _ => Err(page_not_found(&rest)),
     }
 }

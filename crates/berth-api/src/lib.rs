@@ -5,6 +5,7 @@
 //! Docker's statuses, and every response carries Docker's `Api-Version`/`Ostype` headers.
 
 pub mod containers;
+pub mod distribution;
 pub mod error;
 pub mod events;
 pub mod exec;
@@ -35,6 +36,7 @@ pub trait Backend:
     + containers::ContainerBackend
     + exec::ExecBackend
     + events::EventBackend
+    + distribution::DistributionBackend
     + Send
     + Sync
     + 'static
@@ -46,6 +48,7 @@ impl<T> Backend for T where
         + containers::ContainerBackend
         + exec::ExecBackend
         + events::EventBackend
+        + distribution::DistributionBackend
         + Send
         + Sync
         + 'static
@@ -95,7 +98,8 @@ pub fn router(backend: SharedBackend) -> Router {
         .merge(images::routes())
         .merge(containers::routes())
         .merge(exec::routes())
-        .merge(events::routes());
+        .merge(events::routes())
+        .merge(distribution::routes());
     let mut app = api.clone();
     for n in MIN_MINOR..=MAX_MINOR {
         app = app.nest(&format!("/v1.{n}"), api.clone());

@@ -218,8 +218,22 @@ impl Client {
         path: &str,
         payload: Payload<'_>,
     ) -> Result<Streaming, ClientError> {
+        self.send_with_headers(method, path, payload, &[])
+    }
+
+    /// [`Client::send`] with extra request headers (`X-Registry-Auth`).
+    pub fn send_with_headers(
+        &self,
+        method: &str,
+        path: &str,
+        payload: Payload<'_>,
+        headers: &[(&str, String)],
+    ) -> Result<Streaming, ClientError> {
         let mut stream = self.connect()?;
         let mut head = Self::head(method, path, "Connection: close\r\n");
+        for (k, v) in headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
         let body = match payload {
             Payload::None => String::new(),
             Payload::Json(v) => {

@@ -182,6 +182,14 @@ pub fn images(client: &Client, args: ImagesArgs) -> Result<i32> {
             .filter(|t| *t != "<none>:<none>")
             .map(split_tag)
             .collect();
+        // A repository named only by digest (pulled by digest) shows with tag <none>.
+        for d in &digests {
+            if let Some((repo, _)) = d.split_once('@') {
+                if !tags.iter().any(|(r, _)| r == repo) {
+                    tags.push((repo.to_owned(), "<none>".into()));
+                }
+            }
+        }
         if tags.is_empty() {
             tags.push(("<none>".into(), "<none>".into()));
         }
@@ -428,21 +436,16 @@ pub fn save(client: &Client, args: SaveArgs) -> Result<i32> {
 
 pub fn load(client: &Client, args: LoadArgs) -> Result<i32> {
     let mut body = input(args.input.as_deref())?;
-    let resp = client.upload(
+    let mut resp = client.upload(
         "POST",
         &format!("/images/load?quiet={}", u8::from(args.quiet)),
         "application/x-tar",
         &mut body,
     )?;
-    let text = resp.into_response()?.body;
-    for line in String::from_utf8_lossy(&text).lines() {
-        let v: Value = serde_json::from_str(line).unwrap_or_default();
-        if let Some(e) = v["errorDetail"]["message"].as_str().or(v["error"].as_str()) {
-            bail!("{e}");
-        }
-        if let Some(s) = v["stream"].as_str() {
-            print!("{s}");
-        }
+    let mut display =
+        crate::progress::Display::new(std::io::stdout(), std::io::stdout().is_terminal());
+    if let Some(e) = display.show_stream(resp.body())? {
+        bail!("{e}");
     }
     Ok(0)
 }

@@ -9,6 +9,8 @@ pub mod containers;
 pub mod create_opts;
 pub mod format;
 pub mod images;
+pub mod progress;
+pub mod registry;
 pub mod stream;
 pub mod system;
 pub mod table;
@@ -115,6 +117,17 @@ pub enum Command {
     Save(images::SaveArgs),
     /// Load an image from a tar archive or STDIN.
     Load(images::LoadArgs),
+    /// Download an image from a registry.
+    Pull(registry::PullArgs),
+    /// Upload an image to a registry.
+    Push(registry::PushArgs),
+    /// Log in to a registry.
+    Login(registry::LoginArgs),
+    /// Log out from a registry.
+    Logout(registry::LogoutArgs),
+    /// Manage image manifests and manifest lists.
+    #[command(subcommand)]
+    Manifest(registry::ManifestCommand),
     /// Get real time events from the server.
     Events(system::EventsArgs),
     /// Show the berth version information.
@@ -204,6 +217,10 @@ pub enum ImageCommand {
     Inspect(images::ImageInspectArgs),
     /// Remove unused images.
     Prune(images::PruneArgs),
+    /// Download an image from a registry.
+    Pull(registry::PullArgs),
+    /// Upload an image to a registry.
+    Push(registry::PushArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -330,6 +347,9 @@ fn dispatch(host: &str, command: Command) -> Result<i32> {
         Command::Events(a) | Command::System(SystemCommand::Events(a)) => {
             return system::events(host, a)
         }
+        // These talk to the registry (and the credentials file) themselves.
+        Command::Logout(a) => return registry::logout(a),
+        Command::Manifest(m) => return registry::manifest(m),
         Command::Container(c) => match c {
             ContainerCommand::Run(a) => Command::Run(a),
             ContainerCommand::Create(a) => Command::Create(a),
@@ -363,6 +383,8 @@ fn dispatch(host: &str, command: Command) -> Result<i32> {
             ImageCommand::Load(a) => Command::Load(a),
             ImageCommand::Inspect(a) => return images::inspect(&connect(host)?, a),
             ImageCommand::Prune(a) => return images::prune(&connect(host)?, a),
+            ImageCommand::Pull(a) => Command::Pull(a),
+            ImageCommand::Push(a) => Command::Push(a),
         },
         other => other,
     };
@@ -393,9 +415,14 @@ fn dispatch(host: &str, command: Command) -> Result<i32> {
         Command::History(a) => images::history(&client, a),
         Command::Save(a) => images::save(&client, a),
         Command::Load(a) => images::load(&client, a),
+        Command::Pull(a) => registry::pull(&client, a),
+        Command::Push(a) => registry::push(&client, a),
+        Command::Login(a) => registry::login(&client, a),
         Command::Version { .. }
         | Command::Info { .. }
         | Command::Events(_)
+        | Command::Logout(_)
+        | Command::Manifest(_)
         | Command::Container(_)
         | Command::Image(_)
         | Command::System(_) => unreachable!("handled above"),

@@ -55,6 +55,8 @@ pub enum ImageAction {
     Load,
     Save,
     Prune,
+    Pull,
+    Push,
 }
 
 impl ImageAction {
@@ -67,6 +69,8 @@ impl ImageAction {
             ImageAction::Delete => "delete",
             ImageAction::Load => "load",
             ImageAction::Save => "save",
+            ImageAction::Pull => "pull",
+            ImageAction::Push => "push",
             ImageAction::Prune => "prune",
         }
     }
@@ -77,6 +81,15 @@ impl Engine {
     /// prune, empty), `attributes` Docker's event attributes (`name`, `reclaimed`). Image
     /// events are not emitted yet; this is where they will be
     /// (`self.events.emit("image", action.as_str(), id, attributes)`).
+    pub(crate) fn image_event(
+        &self,
+        action: ImageAction,
+        id: &str,
+        attributes: BTreeMap<String, String>,
+    ) {
+        self.image_done(action, id, attributes);
+    }
+
     fn image_done(&self, action: ImageAction, id: &str, attributes: BTreeMap<String, String>) {
         // Docker names the actor of an untag by the image name when there is no ID at hand.
         let actor = if id.is_empty() {
@@ -158,8 +171,12 @@ fn api_config(c: &RunConfig) -> ApiImageConfig {
     }
 }
 
+/// RepoTags: the names with a tag (a `name@digest` name is a RepoDigest, not a tag).
 fn familiar(refs: &[Reference]) -> Vec<String> {
-    refs.iter().map(Reference::familiar).collect()
+    refs.iter()
+        .filter(|r| r.digest.is_none())
+        .map(Reference::familiar)
+        .collect()
 }
 
 /// RepoDigests for the names shown.

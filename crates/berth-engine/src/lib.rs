@@ -3,6 +3,7 @@
 
 pub mod changes;
 pub mod containers;
+pub mod distribution;
 pub mod events;
 pub mod exec;
 pub mod filters;
@@ -31,11 +32,45 @@ pub struct Engine {
     /// One lock per container, held while it is started or removed (by the API or the
     /// restart supervisor), so those never interleave.
     locks: Arc<Mutex<HashMap<String, Arc<Mutex<()>>>>>,
+    /// The registry client (pull, push, login checks).
+    registry: berth_registry::client::Client,
+}
+
+/// How the daemon was asked to talk to registries.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// `--insecure-registry`: plain HTTP besides loopback registries.
+    pub insecure_registries: Vec<String>,
+    /// `--max-concurrent-downloads` (3) and `--max-concurrent-uploads` (5).
+    pub max_concurrent_downloads: usize,
+    pub max_concurrent_uploads: usize,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            insecure_registries: Vec::new(),
+            max_concurrent_downloads: 3,
+            max_concurrent_uploads: 5,
+        }
+    }
 }
 
 impl Engine {
     pub fn new(root: &Path) -> std::io::Result<Engine> {
+        Engine::with_options(root, EngineOptions::default())
+    }
+
+    pub fn with_options(root: &Path, options: EngineOptions) -> std::io::Result<Engine> {
         std::fs::create_dir_all(root)?;
+        let registry = berth_registry::client::Client::new(berth_registry::client::ClientOptions {
+            insecure_registries: options.insecure_registries,
+            max_concurrent_downloads: options.max_concurrent_downloads.max(1),
+            max_concurrent_uploads: options.max_concurrent_uploads.max(1),
+            metadata_dir: Some(root.join("distribution")),
+            ..Default::default()
+        })
+        .map_err(std::io::Error::other)?;
         let images = ImageStore::open(root).map_err(std::io::Error::other)?;
         Ok(Engine {
             root: root.to_path_buf(),
@@ -44,6 +79,7 @@ impl Engine {
             execs: Default::default(),
             events: Default::default(),
             locks: Default::default(),
+            registry,
         })
     }
 

@@ -1,0 +1,187 @@
+//! Registries for the engine: pull, push, login checks and remote inspection, through
+//! berth-registry's client. The API calls these on its blocking pool; the client is async, so
+//! each call runs it to completion on the daemon's runtime.
+
+use std::collections::BTreeMap;
+
+use berth_api::distribution::{DistributionBackend, PullRequest};
+use berth_api::ApiError;
+use berth_core::Reference;
+use berth_registry::client::{
+    parse_platform, progress::to_json, reference_for_pull, AuthConfig, PullOptions, PushOptions,
+};
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::images::ImageAction;
+use crate::Engine;
+
+fn api_err(e: berth_registry::client::RegistryError) -> ApiError {
+    ApiError::from_kind(&e)
+}
+
+fn auth_of(header: Option<&str>) -> Result<Option<AuthConfig>, ApiError> {
+    header
+        .map(AuthConfig::from_header)
+        .transpose()
+        .map_err(api_err)
+}
+
+/// Whether a pull's `fromImage` names a tag or digest itself (`busybox:1`, `x@sha256:…`).
+fn names_a_version(from_image: &str) -> bool {
+    let last = from_image.rsplit('/').next().unwrap_or(from_image);
+    last.contains(':') || from_image.contains('@')
+}
+
+impl Engine {
+    fn runtime_handle(&self) -> Result<tokio::runtime::Handle, ApiError> {
+        tokio::runtime::Handle::try_current()
+            .map_err(|_| ApiError::internal("registry operations need the daemon's runtime"))
+    }
+
+    fn pull_one(
+        &self,
+        reference: &Reference,
+        opts: &PullOptions,
+        out: &UnboundedSender<String>,
+    ) -> Result<(), ApiError> {
+        let handle = self.runtime_handle()?;
+        let sender = out.clone();
+        let pulled = handle
+            .block_on(self.registry.pull(&self.images, reference, opts, move |p| {
+                let _ = sender.send(to_json(&p));
+            }))
+            .map_err(api_err)?;
+        self.image_event(
+            ImageAction::Pull,
+            &pulled.config.to_string(),
+            BTreeMap::from([("name".to_owned(), reference.familiar())]),
+        );
+        Ok(())
+    }
+}
+
+impl DistributionBackend for Engine {
+    fn pull_image(&self, req: PullRequest, out: UnboundedSender<String>) -> Result<(), ApiError> {
+        // Refused before any request: a malformed name or platform.
+        let reference = reference_for_pull(&req.from_image, req.tag.as_deref()).map_err(api_err)?;
+        let platform = req
+            .platform
+            .as_deref()
+            .map(parse_platform)
+            .transpose()
+            .map_err(api_err)?;
+        let opts = PullOptions {
+            platform,
+            auth: auth_of(req.auth.as_deref())?,
+        };
+        let all_tags = req.tag.as_deref().is_none_or(|t| t.trim().is_empty())
+            && !names_a_version(&req.from_image);
+        if !all_tags {
+            return self.pull_one(&reference, &opts, &out);
+        }
+        // No tag asked for: every tag of the repository, as Docker does.
+        let handle = self.runtime_handle()?;
+        let tags = handle
+            .block_on(self.registry.list_tags(&reference, opts.auth.as_ref()))
+            .map_err(api_err)?;
+        for tag in tags {
+            let r = reference_for_pull(&reference.name(), Some(&tag)).map_err(api_err)?;
+            self.pull_one(&r, &opts, &out)?;
+        }
+        Ok(())
+    }
+
+    fn push_image(
+        &self,
+        name: &str,
+        tag: Option<&str>,
+        auth: Option<&str>,
+        out: UnboundedSender<String>,
+    ) -> Result<(), ApiError> {
+        let wanted = match tag {
+            Some(t) => format!("{name}:{t}"),
+            None => name.to_owned(),
+        };
+        let reference: Reference = wanted
+            .parse()
+            .map_err(|e: berth_core::ReferenceError| ApiError::bad_request(e.to_string()))?;
+        let view = self.images.view(&reference.to_string()).map_err(|_| {
+            ApiError::not_found(format!(
+                "An image does not exist locally with the tag: {}",
+                reference.familiar_name()
+            ))
+        })?;
+        let opts = PushOptions {
+            auth: auth_of(auth)?,
+        };
+        let handle = self.runtime_handle()?;
+        let sender = out.clone();
+        handle
+            .block_on(self.registry.push(
+                &self.images,
+                &reference,
+                &view.manifest,
+                &opts,
+                move |p| {
+                    let _ = sender.send(to_json(&p));
+                },
+            ))
+            .map_err(api_err)?;
+        self.image_event(
+            ImageAction::Push,
+            &view.id.to_string(),
+            BTreeMap::from([("name".to_owned(), reference.familiar())]),
+        );
+        Ok(())
+    }
+
+    fn check_auth(&self, body: serde_json::Value) -> Result<serde_json::Value, ApiError> {
+        let auth: AuthConfig = serde_json::from_value(body)
+            .map_err(|e| ApiError::bad_request(format!("invalid auth configuration: {e}")))?;
+        let server = auth.server_address.clone();
+        let handle = self.runtime_handle()?;
+        let outcome = handle
+            .block_on(self.registry.check_login(&server, &auth))
+            .map_err(api_err)?;
+        Ok(serde_json::json!({
+            "Status": outcome.status,
+            "IdentityToken": outcome.identity_token.unwrap_or_default(),
+        }))
+    }
+
+    fn distribution_inspect(
+        &self,
+        name: &str,
+        auth: Option<&str>,
+    ) -> Result<serde_json::Value, ApiError> {
+        let reference: Reference = name
+            .parse()
+            .map_err(|e: berth_core::ReferenceError| ApiError::bad_request(e.to_string()))?;
+        let auth = auth_of(auth)?;
+        let handle = self.runtime_handle()?;
+        let found = handle
+            .block_on(
+                self.registry
+                    .distribution_inspect(&reference, auth.as_ref()),
+            )
+            .map_err(api_err)?;
+        Ok(serde_json::json!({
+            "Descriptor": found.descriptor,
+            "Platforms": found.platforms,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_version_in_the_name_is_noticed() {
+        assert!(names_a_version("busybox:1.36"));
+        assert!(names_a_version("localhost:5000/bb:1"));
+        assert!(!names_a_version("localhost:5000/bb"));
+        assert!(names_a_version("bb@sha256:00"));
+        assert!(!names_a_version("library/busybox"));
+    }
+}
