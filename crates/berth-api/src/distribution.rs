@@ -213,7 +213,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.ends_with("\"error\":\"connection reset\"}\r\n"),
+            text.ends_with("{\"error\":\"connection reset\",\"errorDetail\":{\"message\":\"connection reset\"}}\r\n"),
             "{text}"
         );
         let r = progress_response(|out| {
