@@ -235,7 +235,7 @@ fn unix_time(rfc3339: &str) -> i64 {
 
 impl Engine {
     /// Records a container event with Docker's attributes (image, name, labels, and `extra`).
-    fn container_event(&self, rec: &Record, action: &str, extra: &[(&str, String)]) {
+    pub(crate) fn container_event(&self, rec: &Record, action: &str, extra: &[(&str, String)]) {
         let mut attrs: std::collections::BTreeMap<String, String> = rec.labels.clone();
         attrs.insert("image".into(), rec.image.clone());
         attrs.insert("name".into(), rec.name.clone());
@@ -245,11 +245,11 @@ impl Engine {
         self.events.emit("container", action, &rec.id, attrs);
     }
 
-    fn containers_dir(&self) -> PathBuf {
+    pub(crate) fn containers_dir(&self) -> PathBuf {
         self.root().join("containers")
     }
 
-    fn container_dir(&self, id: &str) -> PathBuf {
+    pub(crate) fn container_dir(&self, id: &str) -> PathBuf {
         self.containers_dir().join(id)
     }
 
@@ -283,13 +283,13 @@ impl Engine {
         PathBuf::from("berth-runtime")
     }
 
-    fn runtime(&self) -> Command {
+    pub(crate) fn runtime(&self) -> Command {
         let mut c = Command::new(self.runtime_bin());
         c.arg("--root").arg(self.runtime_root());
         c
     }
 
-    fn records(&self) -> Vec<Record> {
+    pub(crate) fn records(&self) -> Vec<Record> {
         let Ok(entries) = std::fs::read_dir(self.containers_dir()) else {
             return Vec::new();
         };
@@ -315,7 +315,7 @@ impl Engine {
     }
 
     /// Finds a container by full ID, name (with or without the leading `/`), or ID prefix.
-    fn find(&self, key: &str) -> Result<Record, ApiError> {
+    pub(crate) fn find(&self, key: &str) -> Result<Record, ApiError> {
         let key = key.strip_prefix('/').unwrap_or(key);
         let records = self.records();
         if let Some(r) = records.iter().find(|r| r.id == key || r.name == key) {
@@ -331,27 +331,27 @@ impl Engine {
         }
     }
 
-    fn state(&self, id: &str) -> State {
+    pub(crate) fn state(&self, id: &str) -> State {
         read_json(&self.container_dir(id).join("state.json")).unwrap_or_else(|| State {
             status: "created".into(),
             ..Default::default()
         })
     }
 
-    fn save_state(&self, id: &str, state: &State) -> Result<(), ApiError> {
+    pub(crate) fn save_state(&self, id: &str, state: &State) -> Result<(), ApiError> {
         write_json(&self.container_dir(id).join("state.json"), state)
     }
 
-    fn rootfs(&self, id: &str) -> PathBuf {
+    pub(crate) fn rootfs(&self, id: &str) -> PathBuf {
         self.container_dir(id).join("rootfs")
     }
 
-    fn unmount_rootfs(&self, id: &str) {
+    pub(crate) fn unmount_rootfs(&self, id: &str) {
         let _ = nix::mount::umount2(&self.rootfs(id), nix::mount::MntFlags::MNT_DETACH);
     }
 
     /// Brings the recorded state up to date with what the shim recorded.
-    fn refresh(&self, id: &str) -> State {
+    pub(crate) fn refresh(&self, id: &str) -> State {
         let mut st = self.state(id);
         if st.status != "running" {
             return st;
@@ -382,7 +382,7 @@ impl Engine {
         st
     }
 
-    fn mount_rootfs(&self, rec: &Record) -> Result<(), ApiError> {
+    pub(crate) fn mount_rootfs(&self, rec: &Record) -> Result<(), ApiError> {
         let image: berth_core::Digest = rec
             .image_id
             .parse()
@@ -489,7 +489,7 @@ impl Engine {
         Ok(bundle)
     }
 
-    fn wait_exited(&self, id: &str, limit: Duration) -> bool {
+    pub(crate) fn wait_exited(&self, id: &str, limit: Duration) -> bool {
         let deadline = Instant::now() + limit;
         loop {
             if self.refresh(id).status != "running" {
@@ -503,7 +503,7 @@ impl Engine {
     }
 
     /// Runs `berth-runtime ARGS` and turns a failure into its one-line error.
-    fn runtime_op(&self, args: &[&str]) -> Result<(), ApiError> {
+    pub(crate) fn runtime_op(&self, args: &[&str]) -> Result<(), ApiError> {
         let out = self
             .runtime()
             .args(args)
@@ -670,7 +670,7 @@ impl Engine {
     }
 
     /// Thaws a paused container (signals reach frozen processes only once they run again).
-    fn thaw(&self, id: &str) {
+    pub(crate) fn thaw(&self, id: &str) {
         let mut st = self.state(id);
         if st.paused && self.runtime_op(&["resume", id]).is_ok() {
             st.paused = false;
@@ -678,7 +678,7 @@ impl Engine {
         }
     }
 
-    fn signal(&self, id: &str, signal: &str) -> Result<(), ApiError> {
+    pub(crate) fn signal(&self, id: &str, signal: &str) -> Result<(), ApiError> {
         self.runtime_op(&["kill", id, signal])
     }
 
