@@ -112,7 +112,7 @@ async fn body_to_file(body: Body, dir: &std::path::Path) -> Result<std::path::Pa
 static UPLOADS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Runs `f` on the uploaded body in a blocking task; the upload is removed afterwards.
-async fn with_upload<T: Send + 'static>(
+pub(crate) async fn with_upload<T: Send + 'static>(
     b: &SharedBackend,
     body: Body,
     f: impl FnOnce(SharedBackend, &std::path::Path) -> Result<T, ApiError> + Send + 'static,
@@ -254,6 +254,12 @@ impl Write for ChannelWriter {
 async fn save(b: SharedBackend, names: Vec<String>) -> Result<Response, ApiError> {
     // Errors before the first byte (no such image) are Docker's error responses.
     let writer = blocking(move || b.export_images(names)).await?;
+    Ok(stream_writer(writer))
+}
+
+/// A tar (or any bytes) a writer produces on the blocking pool, streamed at the client's pace;
+/// a failure midway cuts the body off, so the client never sees a whole-looking archive.
+pub(crate) fn stream_writer(writer: ExportWriter) -> Response {
     let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(4);
     tokio::task::spawn_blocking(move || {
         let mut out = ChannelWriter {
@@ -269,11 +275,11 @@ async fn save(b: SharedBackend, names: Vec<String>) -> Result<Response, ApiError
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))
     });
-    Ok((
+    (
         [(header::CONTENT_TYPE, "application/x-tar")],
         Body::from_stream(stream),
     )
-        .into_response())
+        .into_response()
 }
 
 async fn save_many(
