@@ -106,7 +106,8 @@ pub trait ContainerBackend {
     fn resize_container(&self, id: &str, rows: u16, cols: u16) -> Result<(), ApiError>;
     /// Freezes (`pause`) or thaws every process of the container.
     fn pause_container(&self, id: &str, pause: bool) -> Result<(), ApiError>;
-    fn remove_container(&self, id: &str, force: bool) -> Result<(), ApiError>;
+    /// `volumes`: also its anonymous volumes (`rm -v`).
+    fn remove_container(&self, id: &str, force: bool, volumes: bool) -> Result<(), ApiError>;
     /// The log from `cursor` on (all of it when `None`).
     fn container_logs(
         &self,
@@ -414,7 +415,8 @@ async fn remove(
 ) -> Result<StatusCode, ApiError> {
     let q = Query::parse(raw.as_deref());
     let force = q.flag("force", false);
-    blocking(move || b.remove_container(&id, force)).await?;
+    let volumes = q.flag("v", false);
+    blocking(move || b.remove_container(&id, force, volumes)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -13,6 +13,7 @@ mod exec_tty;
 pub mod images;
 pub mod query;
 pub mod system;
+pub mod volumes;
 
 use std::sync::Arc;
 
@@ -37,6 +38,7 @@ pub trait Backend:
     + exec::ExecBackend
     + events::EventBackend
     + distribution::DistributionBackend
+    + volumes::VolumeBackend
     + Send
     + Sync
     + 'static
@@ -49,6 +51,7 @@ impl<T> Backend for T where
         + exec::ExecBackend
         + events::EventBackend
         + distribution::DistributionBackend
+        + volumes::VolumeBackend
         + Send
         + Sync
         + 'static
@@ -99,7 +102,8 @@ pub fn router(backend: SharedBackend) -> Router {
         .merge(containers::routes())
         .merge(exec::routes())
         .merge(events::routes())
-        .merge(distribution::routes());
+        .merge(distribution::routes())
+        .merge(volumes::routes());
     let mut app = api.clone();
     for n in MIN_MINOR..=MAX_MINOR {
         app = app.nest(&format!("/v1.{n}"), api.clone());

@@ -97,6 +97,15 @@ pub struct CreateOpts {
     /// Bind mount a volume.
     #[arg(short = 'v', long = "volume", value_name = "list")]
     pub volume: Vec<String>,
+    /// Attach a filesystem mount to the container.
+    #[arg(long = "mount", value_name = "mount")]
+    pub mount: Vec<String>,
+    /// Mount a tmpfs directory.
+    #[arg(long = "tmpfs", value_name = "list")]
+    pub tmpfs: Vec<String>,
+    /// Mount volumes from the specified container(s).
+    #[arg(long = "volumes-from", value_name = "list")]
+    pub volumes_from: Vec<String>,
     /// Connect a container to a network.
     #[arg(long = "network", visible_alias = "net", value_name = "network")]
     pub network: Option<String>,
@@ -184,6 +193,46 @@ fn ulimit(text: &str) -> Result<Value> {
     Ok(json!({"Name": name, "Soft": parse(soft)?, "Hard": parse(hard)?}))
 }
 
+/// `--mount type=…,source=…,target=…,readonly,…` as a HostConfig.Mounts entry.
+fn parse_mount_flag(spec: &str) -> Result<Value> {
+    let mut m = json!({"Type": "volume"});
+    for field in spec.split(',') {
+        let (k, v) = match field.split_once('=') {
+            Some((k, v)) => (k.trim(), Some(v.trim())),
+            None => (field.trim(), None),
+        };
+        let flag = |v: Option<&str>| -> Result<bool> {
+            match v {
+                None | Some("true") | Some("1") => Ok(true),
+                Some("false") | Some("0") => Ok(false),
+                Some(other) => bail!("invalid value for {k}: {other}"),
+            }
+        };
+        let value =
+            || v.ok_or_else(|| anyhow::anyhow!("invalid field '{field}' must be a key=value pair"));
+        match k {
+            "type" => m["Type"] = value()?.into(),
+            "source" | "src" => m["Source"] = value()?.into(),
+            "target" | "destination" | "dst" => m["Target"] = value()?.into(),
+            "readonly" | "ro" => m["ReadOnly"] = flag(v)?.into(),
+            "bind-propagation" => m["BindOptions"]["Propagation"] = value()?.into(),
+            "volume-nocopy" => m["VolumeOptions"]["NoCopy"] = flag(v)?.into(),
+            "tmpfs-size" => m["TmpfsOptions"]["SizeBytes"] = parse_bytes(value()?)?.into(),
+            "tmpfs-mode" => {
+                let mode = u32::from_str_radix(value()?, 8)
+                    .map_err(|_| anyhow::anyhow!("invalid value for tmpfs-mode: {field}"))?;
+                m["TmpfsOptions"]["Mode"] = mode.into();
+            }
+            "" => {}
+            other => bail!("unexpected key '{other}' in '{spec}'"),
+        }
+    }
+    if m["Target"].is_null() {
+        bail!("invalid argument \"{spec}\" for \"--mount\" flag: target is required");
+    }
+    Ok(m)
+}
+
 impl CreateOpts {
     pub fn image(&self) -> &str {
         &self.argv[0]
@@ -228,8 +277,33 @@ impl CreateOpts {
         if let Some(p) = self.pids_limit {
             host["PidsLimit"] = p.into();
         }
-        if !self.volume.is_empty() {
-            host["Binds"] = json!(self.volume);
+        // `-v /path` is an anonymous volume (Config.Volumes), the rest are binds.
+        let (anonymous, binds): (Vec<&String>, Vec<&String>) =
+            self.volume.iter().partition(|v| !v.contains(':'));
+        if !binds.is_empty() {
+            host["Binds"] = json!(binds);
+        }
+        if !self.mount.is_empty() {
+            host["Mounts"] = Value::Array(
+                self.mount
+                    .iter()
+                    .map(|m| parse_mount_flag(m))
+                    .collect::<Result<Vec<_>>>()?,
+            );
+        }
+        if !self.tmpfs.is_empty() {
+            host["Tmpfs"] = Value::Object(
+                self.tmpfs
+                    .iter()
+                    .map(|t| match t.split_once(':') {
+                        Some((path, opts)) => (path.to_owned(), Value::String(opts.to_owned())),
+                        None => (t.clone(), Value::String(String::new())),
+                    })
+                    .collect(),
+            );
+        }
+        if !self.volumes_from.is_empty() {
+            host["VolumesFrom"] = json!(self.volumes_from);
         }
         if !self.publish.is_empty() {
             let mut bindings = serde_json::Map::new();
@@ -284,6 +358,14 @@ impl CreateOpts {
         }
         if let Some(t) = self.stop_timeout {
             body["StopTimeout"] = t.into();
+        }
+        if !anonymous.is_empty() {
+            body["Volumes"] = Value::Object(
+                anonymous
+                    .iter()
+                    .map(|p| ((*p).clone(), json!({})))
+                    .collect(),
+            );
         }
         Ok(body)
     }

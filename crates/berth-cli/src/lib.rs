@@ -14,6 +14,7 @@ pub mod registry;
 pub mod stream;
 pub mod system;
 pub mod table;
+pub mod volumes;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -148,6 +149,9 @@ pub enum Command {
     /// Manage images.
     #[command(subcommand)]
     Image(ImageCommand),
+    /// Manage volumes.
+    #[command(subcommand)]
+    Volume(volumes::VolumeCommand),
     /// Manage berth.
     #[command(subcommand)]
     System(SystemCommand),
@@ -415,6 +419,7 @@ fn dispatch(host: &str, command: Command) -> Result<i32> {
         Command::History(a) => images::history(&client, a),
         Command::Save(a) => images::save(&client, a),
         Command::Load(a) => images::load(&client, a),
+        Command::Volume(v) => volumes::run(&client, v),
         Command::Pull(a) => registry::pull(&client, a),
         Command::Push(a) => registry::push(&client, a),
         Command::Login(a) => registry::login(&client, a),

@@ -42,6 +42,9 @@ pub struct Record {
     pub stop_signal: Option<String>,
     pub stop_timeout: Option<i64>,
     pub host: Host,
+    /// Volumes, binds and tmpfs mounts, resolved at create.
+    #[serde(default)]
+    pub mounts: Vec<crate::volumes::MountRecord>,
 }
 
 /// The HostConfig settings berth honours so far.
@@ -122,13 +125,7 @@ fn refuse_unsupported(hc: &serde_json::Value) -> Result<(), ApiError> {
         serde_json::Value::Object(o) => !o.is_empty(),
         _ => false,
     };
-    for (key, what) in [
-        ("Binds", "volumes (-v)"),
-        ("Mounts", "mounts (--mount)"),
-        ("Tmpfs", "tmpfs mounts"),
-        ("VolumesFrom", "--volumes-from"),
-        ("PortBindings", "published ports (-p)"),
-    ] {
+    for (key, what) in [("PortBindings", "published ports (-p)")] {
         if non_empty(&hc[key]) {
             return Err(ApiError::bad_request(format!(
                 "{what} are not supported by this berth version yet"
@@ -170,7 +167,7 @@ fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
 }
 
-fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), ApiError> {
+pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), ApiError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = dir.join(format!(
         ".{}.tmp",
@@ -478,6 +475,7 @@ impl Engine {
             ulimits,
             tty: rec.tty,
             init: rec.host.init,
+            mounts: self.user_mounts(rec)?,
             cgroups_path: Some(berth_runtime::host::default_cgroups_path(
                 &rec.id,
                 berth_runtime::host::systemd_is_init(),
@@ -770,7 +768,7 @@ impl ContainerBackend for Engine {
         let (log_max_size, log_max_files) = log_options(hc)?;
         let mut env = ic.env.clone().unwrap_or_default();
         env.extend(strings(&body["Env"]));
-        let record = Record {
+        let mut record = Record {
             id: id.to_string(),
             name,
             created: now(),
@@ -838,6 +836,7 @@ impl ContainerBackend for Engine {
                     })
                     .unwrap_or_default(),
             },
+            mounts: Vec::new(),
         };
         if let Some(m) = record.host.memory {
             if m < 6 * 1024 * 1024 {
@@ -846,6 +845,13 @@ impl ContainerBackend for Engine {
         }
         // Check what the runtime would refuse now, not at start.
         self.check_options(&record)?;
+        // Last, as it creates volumes: everything else about the request is fine.
+        let image_volumes: Vec<String> = ic
+            .volumes
+            .as_ref()
+            .map(|v| v.keys().cloned().collect())
+            .unwrap_or_default();
+        record.mounts = self.mounts_for_create(&body, &image_volumes)?;
         let dir = self.container_dir(&record.id);
         std::fs::create_dir_all(&dir).map_err(|e| ApiError::internal(e.to_string()))?;
         write_json(
@@ -883,7 +889,8 @@ impl ContainerBackend for Engine {
         };
         // `--rm`: the container goes once it has ended; its exit code is reported once more.
         if exited && rec.host.auto_remove {
-            self.remove_container(&rec.id, true)?;
+            // `--rm` takes the container's anonymous volumes too, as Docker's does.
+            self.remove_container(&rec.id, true, true)?;
             ws.removed = true;
         }
         Ok(ws)
@@ -1078,7 +1085,7 @@ impl ContainerBackend for Engine {
         Ok(())
     }
 
-    fn remove_container(&self, key: &str, force: bool) -> Result<(), ApiError> {
+    fn remove_container(&self, key: &str, force: bool, volumes: bool) -> Result<(), ApiError> {
         let rec = self.find(key)?;
         let lock = self.container_lock(&rec.id);
         let _held = lock.lock().unwrap_or_else(|p| p.into_inner());
@@ -1123,6 +1130,7 @@ impl ContainerBackend for Engine {
             .map_err(|e| ApiError::internal(format!("remove container files: {e}")))?;
         self.container_event(&rec, "destroy", &[]);
         self.forget_lock(&rec.id);
+        self.release_volumes(&rec, volumes);
         Ok(())
     }
 
@@ -1270,6 +1278,25 @@ impl ContainerBackend for Engine {
                 stop_signal: rec.stop_signal.clone(),
                 ..Default::default()
             }),
+            mounts: Some(
+                rec.mounts
+                    .iter()
+                    .map(|m| bollard_stubs::models::MountPoint {
+                        typ: Some(m.kind.clone()),
+                        name: (m.kind == "volume").then(|| m.source.clone()),
+                        source: Some(match m.kind.as_str() {
+                            "volume" => self.volume_data(&m.source).display().to_string(),
+                            "bind" => m.source.clone(),
+                            _ => String::new(),
+                        }),
+                        destination: Some(m.target.clone()),
+                        driver: (m.kind == "volume").then(|| "local".to_owned()),
+                        mode: Some(if m.readonly { "ro" } else { "" }.to_owned()),
+                        rw: Some(!m.readonly),
+                        propagation: Some(m.propagation.clone().unwrap_or_default()),
+                    })
+                    .collect(),
+            ),
             host_config: Some(HostConfig {
                 memory: rec.host.memory,
                 nano_cpus: rec.host.nano_cpus,

@@ -11,6 +11,7 @@ pub mod humanize;
 pub mod images;
 pub mod logs;
 pub mod system;
+pub mod volumes;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -175,6 +175,9 @@ pub struct ContainerOptions {
     /// reaps orphans and exits with the command's status. Recorded in the spec as the
     /// annotation [`crate::init::INIT_ANNOTATION`] (`org.berth.init`) = `"true"`.
     pub init: bool,
+    /// The user's mounts (volumes, binds, tmpfs), after Docker's standard ones; one at the
+    /// destination of a standard mount replaces it (e.g. a bigger /dev/shm).
+    pub mounts: Vec<UserMount>,
 }
 
 impl ContainerOptions {
@@ -195,6 +198,77 @@ fn mount(dest: &str, typ: &str, source: &str, options: &[&str]) -> Result<Mount,
         .source(source)
         .options(options.iter().map(|s| s.to_string()).collect::<Vec<_>>())
         .build()?)
+}
+
+/// A mount the user asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserMount {
+    /// A host directory or file (a bind mount, or a volume's `_data`).
+    Bind {
+        source: PathBuf,
+        target: String,
+        readonly: bool,
+        /// `rprivate` (default), `private`, `rshared`, `shared`, `rslave`, `slave`.
+        propagation: Option<String>,
+    },
+    /// A memory-backed filesystem; `options` as mount(8) takes them (`size=64m,mode=1777`).
+    Tmpfs {
+        target: String,
+        options: Vec<String>,
+        readonly: bool,
+    },
+}
+
+impl UserMount {
+    pub fn target(&self) -> &str {
+        match self {
+            UserMount::Bind { target, .. } | UserMount::Tmpfs { target, .. } => target,
+        }
+    }
+
+    fn to_oci(&self) -> Result<Mount, SpecError> {
+        match self {
+            UserMount::Bind {
+                source,
+                target,
+                readonly,
+                propagation,
+            } => {
+                let mut options = vec!["rbind".to_owned()];
+                if *readonly {
+                    options.push("ro".into());
+                }
+                options.push(propagation.clone().unwrap_or_else(|| "rprivate".into()));
+                Ok(MountBuilder::default()
+                    .destination(target.as_str())
+                    .typ("bind")
+                    .source(source)
+                    .options(options)
+                    .build()?)
+            }
+            UserMount::Tmpfs {
+                target,
+                options,
+                readonly,
+            } => {
+                // Docker's tmpfs defaults, then what the user gave (later ones win).
+                let mut all: Vec<String> = ["nosuid", "nodev", "noexec"]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect();
+                all.extend(options.iter().cloned());
+                if *readonly {
+                    all.push("ro".into());
+                }
+                Ok(MountBuilder::default()
+                    .destination(target.as_str())
+                    .typ("tmpfs")
+                    .source("tmpfs")
+                    .options(all)
+                    .build()?)
+            }
+        }
+    }
 }
 
 /// Docker's standard mounts; `privileged` makes sysfs and cgroupfs writable.
@@ -246,6 +320,22 @@ fn standard_mounts(privileged: bool) -> Result<Vec<Mount>, SpecError> {
             &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
         )?,
     ])
+}
+
+/// The standard mounts, minus those the user's replace, then the user's in order.
+fn with_user_mounts(standard: Vec<Mount>, user: &[UserMount]) -> Result<Vec<Mount>, SpecError> {
+    let mut out: Vec<Mount> = standard
+        .into_iter()
+        .filter(|m| {
+            !user
+                .iter()
+                .any(|u| Path::new(u.target()) == m.destination().as_path())
+        })
+        .collect();
+    for u in user {
+        out.push(u.to_oci()?);
+    }
+    Ok(out)
 }
 
 fn device_rule(
@@ -598,7 +688,10 @@ pub fn docker_default(opts: &ContainerOptions) -> Result<Spec, SpecError> {
                 .build()?,
         )
         .process(process)
-        .mounts(standard_mounts(opts.privileged)?)
+        .mounts(with_user_mounts(
+            standard_mounts(opts.privileged)?,
+            &opts.mounts,
+        )?)
         .linux(linux.build()?)
         .build()?;
     // Not oci-spec's default ("youki"): the engine names the host, or it keeps the runtime's.

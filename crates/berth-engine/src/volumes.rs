@@ -1,0 +1,784 @@
+//! Volumes (`docker volume …`) and a container's mounts.
+//!
+//! A volume is `<root>/volumes/<name>/_data` with its record beside it (`volume.json`, written
+//! atomically). Named volumes are created on demand by `-v name:/path`; anonymous ones (64 hex
+//! digits) come from `-v /path`, `--mount type=volume` without a source, and the image's
+//! `VOLUME`s. An empty volume mounted for the first time gets the image's content at the mount
+//! point (Docker's copy-up). Data is never lost by accident: a container's removal keeps named
+//! volumes (and anonymous ones unless `rm -v` or `--rm`), a volume any container references is
+//! never removed, and `volume prune` takes only unused anonymous volumes unless `all=true`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use berth_api::volumes::VolumeBackend;
+use berth_api::ApiError;
+use berth_runtime::spec::UserMount;
+use serde::{Deserialize, Serialize};
+
+use crate::containers::{write_json, Record};
+use crate::Engine;
+
+/// A volume's record.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Volume {
+    pub name: String,
+    pub created: String,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+    /// Made for one container (no name given): `rm -v`, `--rm` and `prune` may take it.
+    #[serde(default)]
+    pub anonymous: bool,
+}
+
+/// One mount of a container, as recorded at create.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MountRecord {
+    /// `volume`, `bind` or `tmpfs`.
+    pub kind: String,
+    /// The volume's name, or the host path of a bind.
+    #[serde(default)]
+    pub source: String,
+    pub target: String,
+    #[serde(default)]
+    pub readonly: bool,
+    #[serde(default)]
+    pub propagation: Option<String>,
+    /// Volumes: do not fill an empty volume from the image.
+    #[serde(default)]
+    pub nocopy: bool,
+    /// tmpfs: mount options (`size=…`, `mode=…`).
+    #[serde(default)]
+    pub options: Vec<String>,
+}
+
+fn valid_volume_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    name.len() >= 2
+        && chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
+fn bad(msg: impl Into<String>) -> ApiError {
+    ApiError::bad_request(msg)
+}
+
+fn io_err(what: &str, e: std::io::Error) -> ApiError {
+    ApiError::internal(format!("{what}: {e}"))
+}
+
+fn clean_target(target: &str) -> Result<String, ApiError> {
+    if !target.starts_with('/') {
+        return Err(bad(format!(
+            "invalid mount config for type \"volume\": invalid mount path: '{target}' mount path must be absolute"
+        )));
+    }
+    let mut parts = Vec::new();
+    for p in target.split('/') {
+        match p {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    if parts.is_empty() {
+        return Err(bad("invalid specification: destination can't be '/'"));
+    }
+    Ok(format!("/{}", parts.join("/")))
+}
+
+const PROPAGATIONS: [&str; 6] = [
+    "private", "rprivate", "shared", "rshared", "slave", "rslave",
+];
+
+/// `-v SRC:DST[:OPTS]`, `-v DST` (an anonymous volume).
+fn parse_bind(spec: &str) -> Result<MountRecord, ApiError> {
+    let parts: Vec<&str> = spec.split(':').collect();
+    let (source, target, opts) = match parts.as_slice() {
+        [t] => ("", *t, ""),
+        [s, t] => (*s, *t, ""),
+        [s, t, o] => (*s, *t, *o),
+        _ => return Err(bad(format!("invalid volume specification: '{spec}'"))),
+    };
+    let mut m = MountRecord {
+        kind: if source.starts_with('/') {
+            "bind"
+        } else {
+            "volume"
+        }
+        .into(),
+        source: source.to_owned(),
+        target: clean_target(target)?,
+        readonly: false,
+        propagation: None,
+        nocopy: false,
+        options: Vec::new(),
+    };
+    for o in opts.split(',').filter(|o| !o.is_empty()) {
+        match o {
+            "ro" => m.readonly = true,
+            "rw" => m.readonly = false,
+            "z" | "Z" => {}
+            "nocopy" => m.nocopy = true,
+            p if PROPAGATIONS.contains(&p) => m.propagation = Some(p.to_owned()),
+            other => {
+                return Err(bad(format!(
+                    "invalid volume specification: '{spec}': unknown option {other:?}"
+                )))
+            }
+        }
+    }
+    if m.kind == "volume" && !m.source.is_empty() && !valid_volume_name(&m.source) {
+        return Err(bad(format!(
+            "create {}: \"{}\" includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path",
+            m.source, m.source
+        )));
+    }
+    Ok(m)
+}
+
+/// One entry of HostConfig.Mounts (`--mount`).
+fn parse_mount(v: &serde_json::Value) -> Result<MountRecord, ApiError> {
+    let kind = v["Type"].as_str().unwrap_or("volume").to_owned();
+    let target = clean_target(v["Target"].as_str().unwrap_or(""))?;
+    let source = v["Source"].as_str().unwrap_or("").to_owned();
+    let mut m = MountRecord {
+        kind: kind.clone(),
+        source,
+        target,
+        readonly: v["ReadOnly"].as_bool().unwrap_or(false),
+        propagation: v["BindOptions"]["Propagation"]
+            .as_str()
+            .filter(|p| !p.is_empty())
+            .map(str::to_owned),
+        nocopy: v["VolumeOptions"]["NoCopy"].as_bool().unwrap_or(false),
+        options: Vec::new(),
+    };
+    match kind.as_str() {
+        "bind" => {
+            if !m.source.starts_with('/') {
+                return Err(bad(format!(
+                    "invalid mount config for type \"bind\": invalid mount path: '{}' mount path must be absolute",
+                    m.source
+                )));
+            }
+            if !Path::new(&m.source).exists() {
+                return Err(bad(format!(
+                    "invalid mount config for type \"bind\": bind source path does not exist: {}",
+                    m.source
+                )));
+            }
+        }
+        "volume" => {
+            if !m.source.is_empty() && !valid_volume_name(&m.source) {
+                return Err(bad(format!("invalid volume name: {:?}", m.source)));
+            }
+        }
+        "tmpfs" => {
+            if !m.source.is_empty() {
+                return Err(bad(
+                    "invalid mount config for type \"tmpfs\": source must not be specified",
+                ));
+            }
+            if let Some(size) = v["TmpfsOptions"]["SizeBytes"].as_i64().filter(|s| *s > 0) {
+                m.options.push(format!("size={size}"));
+            }
+            if let Some(mode) = v["TmpfsOptions"]["Mode"].as_u64().filter(|m| *m > 0) {
+                m.options.push(format!("mode={mode:o}"));
+            }
+        }
+        other => return Err(bad(format!("mount type {other:?} is not supported"))),
+    }
+    if m.propagation
+        .as_deref()
+        .is_some_and(|p| !PROPAGATIONS.contains(&p))
+    {
+        return Err(bad(format!(
+            "invalid propagation mode: {}",
+            m.propagation.unwrap_or_default()
+        )));
+    }
+    Ok(m)
+}
+
+/// A random anonymous volume name (64 hex digits, like Docker's).
+fn anonymous_name() -> Result<String, ApiError> {
+    Ok(berth_core::ContainerId::generate()
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .to_string())
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+impl Engine {
+    fn volumes_dir(&self) -> PathBuf {
+        self.root().join("volumes")
+    }
+
+    fn volume_dir(&self, name: &str) -> PathBuf {
+        self.volumes_dir().join(name)
+    }
+
+    /// The directory a container mounts.
+    pub(crate) fn volume_data(&self, name: &str) -> PathBuf {
+        self.volume_dir(name).join("_data")
+    }
+
+    fn read_volume(&self, name: &str) -> Option<Volume> {
+        if !valid_volume_name(name) {
+            return None;
+        }
+        serde_json::from_slice(&std::fs::read(self.volume_dir(name).join("volume.json")).ok()?).ok()
+    }
+
+    fn volume(&self, name: &str) -> Result<Volume, ApiError> {
+        self.read_volume(name)
+            .ok_or_else(|| ApiError::not_found(format!("get {name}: no such volume")))
+    }
+
+    fn all_volumes(&self) -> Vec<Volume> {
+        let Ok(entries) = std::fs::read_dir(self.volumes_dir()) else {
+            return Vec::new();
+        };
+        let mut v: Vec<Volume> = entries
+            .flatten()
+            .filter_map(|e| self.read_volume(&e.file_name().to_string_lossy()))
+            .collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
+    /// Creates a volume (or returns the existing one of that name).
+    pub(crate) fn ensure_volume(
+        &self,
+        name: Option<&str>,
+        labels: BTreeMap<String, String>,
+        options: BTreeMap<String, String>,
+    ) -> Result<Volume, ApiError> {
+        let anonymous = name.is_none_or(str::is_empty);
+        let name = match name.filter(|n| !n.is_empty()) {
+            Some(n) => {
+                if !valid_volume_name(n) {
+                    return Err(bad(format!(
+                        "create {n}: \"{n}\" includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path"
+                    )));
+                }
+                n.to_owned()
+            }
+            None => anonymous_name()?,
+        };
+        if let Some(v) = self.read_volume(&name) {
+            return Ok(v);
+        }
+        for k in options.keys() {
+            if !matches!(k.as_str(), "type" | "device" | "o") {
+                return Err(bad(format!("invalid option key: {k:?}")));
+            }
+        }
+        let dir = self.volume_dir(&name);
+        std::fs::create_dir_all(dir.join("_data")).map_err(|e| io_err("create the volume", e))?;
+        let v = Volume {
+            name,
+            created: now(),
+            labels,
+            options,
+            anonymous,
+        };
+        write_json(&dir.join("volume.json"), &v)?;
+        self.events.emit(
+            "volume",
+            "create",
+            &v.name,
+            [("driver".to_owned(), "local".to_owned())].into(),
+        );
+        Ok(v)
+    }
+
+    /// The containers that reference volume `name`, by ID.
+    fn volume_users(&self, name: &str) -> Vec<String> {
+        self.records()
+            .into_iter()
+            .filter(|r| {
+                r.mounts
+                    .iter()
+                    .any(|m| m.kind == "volume" && m.source == name)
+            })
+            .map(|r| r.id)
+            .collect()
+    }
+
+    fn volume_json(&self, v: &Volume) -> serde_json::Value {
+        serde_json::json!({
+            "Name": v.name,
+            "Driver": "local",
+            "Mountpoint": self.volume_data(&v.name).display().to_string(),
+            "CreatedAt": v.created,
+            "Labels": v.labels,
+            "Options": v.options,
+            "Scope": "local",
+        })
+    }
+
+    /// Resolves a create request's mounts: `-v`, `--mount`, `--tmpfs`, `--volumes-from`, the
+    /// image's VOLUMEs and `-v /path`; named volumes are created, anonymous ones named.
+    pub(crate) fn mounts_for_create(
+        &self,
+        body: &serde_json::Value,
+        image_volumes: &[String],
+    ) -> Result<Vec<MountRecord>, ApiError> {
+        let hc = &body["HostConfig"];
+        let mut mounts: Vec<MountRecord> = Vec::new();
+        let push = |m: MountRecord, mounts: &mut Vec<MountRecord>| -> Result<(), ApiError> {
+            if mounts.iter().any(|o| o.target == m.target) {
+                return Err(bad(format!("Duplicate mount point: {}", m.target)));
+            }
+            mounts.push(m);
+            Ok(())
+        };
+        for spec in crate::containers::strings(&hc["Binds"]) {
+            push(parse_bind(&spec)?, &mut mounts)?;
+        }
+        for m in hc["Mounts"].as_array().into_iter().flatten() {
+            push(parse_mount(m)?, &mut mounts)?;
+        }
+        if let Some(tmpfs) = hc["Tmpfs"].as_object() {
+            for (target, opts) in tmpfs {
+                let options: Vec<String> = opts
+                    .as_str()
+                    .unwrap_or("")
+                    .split(',')
+                    .filter(|o| !o.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+                let readonly = options.iter().any(|o| o == "ro");
+                push(
+                    MountRecord {
+                        kind: "tmpfs".into(),
+                        source: String::new(),
+                        target: clean_target(target)?,
+                        readonly,
+                        propagation: None,
+                        nocopy: false,
+                        options: options
+                            .into_iter()
+                            .filter(|o| o != "ro" && o != "rw")
+                            .collect(),
+                    },
+                    &mut mounts,
+                )?;
+            }
+        }
+        for from in crate::containers::strings(&hc["VolumesFrom"]) {
+            let (key, mode) = match from.rsplit_once(':') {
+                Some((k, m @ ("ro" | "rw"))) => (k.to_owned(), Some(m)),
+                _ => (from.clone(), None),
+            };
+            let other = self.find(&key)?;
+            for mut m in other.mounts.into_iter().filter(|m| m.kind != "tmpfs") {
+                if let Some(mode) = mode {
+                    m.readonly = mode == "ro";
+                }
+                if !mounts.iter().any(|o| o.target == m.target) {
+                    mounts.push(m);
+                }
+            }
+        }
+        // `-v /path` (Config.Volumes) and the image's VOLUMEs: anonymous volumes, unless
+        // something else is mounted there.
+        let mut anonymous: Vec<String> = body["Volumes"]
+            .as_object()
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default();
+        anonymous.extend(image_volumes.iter().cloned());
+        for target in anonymous {
+            let target = clean_target(&target)?;
+            if mounts.iter().any(|m| m.target == target) {
+                continue;
+            }
+            mounts.push(MountRecord {
+                kind: "volume".into(),
+                source: String::new(),
+                target,
+                readonly: false,
+                propagation: None,
+                nocopy: false,
+                options: Vec::new(),
+            });
+        }
+        // Volumes get their names now (anonymous ones too), binds their host directories
+        // (`-v /host:/ctr` creates a missing host directory, as Docker does).
+        for m in &mut mounts {
+            match m.kind.as_str() {
+                "volume" => {
+                    let v = self.ensure_volume(
+                        Some(m.source.as_str()).filter(|s| !s.is_empty()),
+                        BTreeMap::new(),
+                        BTreeMap::new(),
+                    )?;
+                    m.source = v.name;
+                }
+                "bind" if !Path::new(&m.source).exists() => {
+                    std::fs::create_dir_all(&m.source)
+                        .map_err(|e| bad(format!("create the bind source {}: {e}", m.source)))?;
+                }
+                _ => {}
+            }
+        }
+        Ok(mounts)
+    }
+
+    /// The runtime's mounts for a container about to start (its rootfs is mounted): empty
+    /// volumes are filled from the image first.
+    pub(crate) fn user_mounts(&self, rec: &Record) -> Result<Vec<UserMount>, ApiError> {
+        let rootfs = self.rootfs(&rec.id);
+        let mut out = Vec::new();
+        for m in &rec.mounts {
+            match m.kind.as_str() {
+                "volume" => {
+                    let data = self.volume_data(&m.source);
+                    std::fs::create_dir_all(&data).map_err(|e| io_err("create the volume", e))?;
+                    if !m.nocopy {
+                        copy_up(&rootfs, &m.target, &data)?;
+                    }
+                    out.push(UserMount::Bind {
+                        source: data,
+                        target: m.target.clone(),
+                        readonly: m.readonly,
+                        propagation: m.propagation.clone(),
+                    });
+                }
+                "bind" => out.push(UserMount::Bind {
+                    source: PathBuf::from(&m.source),
+                    target: m.target.clone(),
+                    readonly: m.readonly,
+                    propagation: m.propagation.clone(),
+                }),
+                _ => out.push(UserMount::Tmpfs {
+                    target: m.target.clone(),
+                    options: m.options.clone(),
+                    readonly: m.readonly,
+                }),
+            }
+        }
+        Ok(out)
+    }
+
+    /// After a container is removed: its anonymous volumes go when asked (`rm -v`, `--rm`) and
+    /// no other container uses them.
+    pub(crate) fn release_volumes(&self, rec: &Record, remove_anonymous: bool) {
+        if !remove_anonymous {
+            return;
+        }
+        for m in rec.mounts.iter().filter(|m| m.kind == "volume") {
+            let Some(v) = self.read_volume(&m.source) else {
+                continue;
+            };
+            if v.anonymous && self.volume_users(&v.name).is_empty() {
+                let _ = self.remove_volume_dir(&v.name);
+            }
+        }
+    }
+
+    fn remove_volume_dir(&self, name: &str) -> Result<u64, ApiError> {
+        let dir = self.volume_dir(name);
+        let size = crate::disk_usage(&dir);
+        // The record first: a half-removed volume is then gone, not a volume with lost data.
+        std::fs::remove_file(dir.join("volume.json"))
+            .map_err(|e| io_err("remove the volume", e))?;
+        std::fs::remove_dir_all(&dir).map_err(|e| io_err("remove the volume", e))?;
+        self.events.emit(
+            "volume",
+            "destroy",
+            name,
+            [("driver".to_owned(), "local".to_owned())].into(),
+        );
+        Ok(size)
+    }
+}
+
+/// Fills an empty volume with what the image has at `target` (Docker's copy-up). The path is
+/// resolved inside `rootfs` (symlinks re-rooted), so an image cannot point it at the host.
+fn copy_up(rootfs: &Path, target: &str, data: &Path) -> Result<(), ApiError> {
+    let empty = std::fs::read_dir(data)
+        .map(|mut d| d.next().is_none())
+        .unwrap_or(false);
+    if !empty {
+        return Ok(());
+    }
+    let Some(src) = resolve_in_root(rootfs, target) else {
+        return Ok(());
+    };
+    if !src.is_dir() {
+        return Ok(());
+    }
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg("--no-dereference")
+        .arg(format!("{}/.", src.display()))
+        .arg(data)
+        .status()
+        .map_err(|e| io_err("copy the image's content into the volume", e))?;
+    if !status.success() {
+        return Err(ApiError::internal(format!(
+            "copy the image's content at {target} into the volume failed ({status})"
+        )));
+    }
+    Ok(())
+}
+
+/// `path` resolved inside `root` the way the container would see it: symlinks are followed
+/// with `root` as `/`, so the result never leaves `root`. None if a component is missing.
+pub(crate) fn resolve_in_root(root: &Path, path: &str) -> Option<PathBuf> {
+    let mut pending: Vec<String> = path
+        .split('/')
+        .filter(|c| !c.is_empty())
+        .rev()
+        .map(str::to_owned)
+        .collect();
+    let mut parts: Vec<String> = Vec::new();
+    let mut links = 0;
+    while let Some(c) = pending.pop() {
+        match c.as_str() {
+            "." => continue,
+            ".." => {
+                parts.pop();
+                continue;
+            }
+            _ => {}
+        }
+        let candidate = parts
+            .iter()
+            .fold(root.to_path_buf(), |p, c| p.join(c))
+            .join(&c);
+        let meta = std::fs::symlink_metadata(&candidate).ok()?;
+        if meta.file_type().is_symlink() {
+            links += 1;
+            if links > 40 {
+                return None;
+            }
+            let target = std::fs::read_link(&candidate).ok()?;
+            let t = target.to_string_lossy().into_owned();
+            if t.starts_with('/') {
+                parts.clear();
+            }
+            for piece in t.split('/').filter(|p| !p.is_empty()).rev() {
+                pending.push(piece.to_owned());
+            }
+        } else {
+            parts.push(c);
+        }
+    }
+    Some(parts.iter().fold(root.to_path_buf(), |p, c| p.join(c)))
+}
+
+impl VolumeBackend for Engine {
+    fn create_volume(&self, body: serde_json::Value) -> Result<serde_json::Value, ApiError> {
+        let driver = body["Driver"].as_str().unwrap_or("local");
+        if !driver.is_empty() && driver != "local" {
+            return Err(bad(format!(
+                "volume driver {driver:?} is not supported: berth has \"local\""
+            )));
+        }
+        let map = |v: &serde_json::Value| -> BTreeMap<String, String> {
+            v.as_object()
+                .map(|o| {
+                    o.iter()
+                        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let v = self.ensure_volume(
+            body["Name"].as_str(),
+            map(&body["Labels"]),
+            map(&body["DriverOpts"]),
+        )?;
+        Ok(self.volume_json(&v))
+    }
+
+    fn list_volumes(
+        &self,
+        filters: BTreeMap<String, Vec<String>>,
+    ) -> Result<serde_json::Value, ApiError> {
+        for k in filters.keys() {
+            if !matches!(k.as_str(), "dangling" | "driver" | "label" | "name") {
+                return Err(bad(format!("invalid filter '{k}'")));
+            }
+        }
+        let list: Vec<serde_json::Value> = self
+            .all_volumes()
+            .iter()
+            .filter(|v| {
+                filters.iter().all(|(k, vals)| {
+                    vals.iter().any(|val| match k.as_str() {
+                        "dangling" => {
+                            let unused = self.volume_users(&v.name).is_empty();
+                            matches!(val.as_str(), "true" | "1") == unused
+                        }
+                        "driver" => val == "local",
+                        "name" => v.name.contains(val.as_str()),
+                        _ => match val.split_once('=') {
+                            Some((lk, lv)) => v.labels.get(lk).is_some_and(|x| x == lv),
+                            None => v.labels.contains_key(val),
+                        },
+                    })
+                })
+            })
+            .map(|v| self.volume_json(v))
+            .collect();
+        Ok(serde_json::json!({"Volumes": list, "Warnings": []}))
+    }
+
+    fn inspect_volume(&self, name: &str) -> Result<serde_json::Value, ApiError> {
+        let v = self.volume(name)?;
+        Ok(self.volume_json(&v))
+    }
+
+    fn remove_volume(&self, name: &str, force: bool) -> Result<(), ApiError> {
+        let v = match self.read_volume(name) {
+            Some(v) => v,
+            None if force => return Ok(()),
+            None => return Err(ApiError::not_found(format!("get {name}: no such volume"))),
+        };
+        // Even with force: a volume a container references is never removed.
+        let users = self.volume_users(&v.name);
+        if !users.is_empty() {
+            return Err(ApiError::conflict(format!(
+                "remove {name}: volume is in use - [{}]",
+                users.join(", ")
+            )));
+        }
+        self.remove_volume_dir(&v.name).map(|_| ())
+    }
+
+    fn prune_volumes(
+        &self,
+        filters: BTreeMap<String, Vec<String>>,
+    ) -> Result<serde_json::Value, ApiError> {
+        let all = filters
+            .get("all")
+            .is_some_and(|v| v.iter().any(|x| matches!(x.as_str(), "true" | "1")));
+        let labels = filters.get("label").cloned().unwrap_or_default();
+        let mut deleted = Vec::new();
+        let mut reclaimed = 0u64;
+        for v in self.all_volumes() {
+            if !(all || v.anonymous) || !self.volume_users(&v.name).is_empty() {
+                continue;
+            }
+            if !labels.iter().all(|l| match l.split_once('=') {
+                Some((k, val)) => v.labels.get(k).is_some_and(|x| x == val),
+                None => v.labels.contains_key(l),
+            }) {
+                continue;
+            }
+            reclaimed += self.remove_volume_dir(&v.name)?;
+            deleted.push(v.name);
+        }
+        Ok(serde_json::json!({"VolumesDeleted": deleted, "SpaceReclaimed": reclaimed}))
+    }
+
+    fn export_volume(&self, name: &str) -> Result<berth_api::images::ExportWriter, ApiError> {
+        let v = self.volume(name)?;
+        let data = self.volume_data(&v.name);
+        Ok(Box::new(move |out: &mut dyn std::io::Write| {
+            let mut tar = tar::Builder::new(out);
+            tar.follow_symlinks(false);
+            tar.append_dir_all(".", &data)?;
+            tar.finish()
+        }))
+    }
+
+    fn import_volume(&self, name: &str, tar_path: &Path) -> Result<(), ApiError> {
+        let v = self.ensure_volume(Some(name), BTreeMap::new(), BTreeMap::new())?;
+        let data = self.volume_data(&v.name);
+        let non_empty = std::fs::read_dir(&data)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(false);
+        if non_empty {
+            return Err(ApiError::conflict(format!(
+                "volume {name} is not empty: import into an empty volume"
+            )));
+        }
+        // Unpacked beside the volume, then moved into place: a bad archive changes nothing.
+        let staging = self.volume_dir(&v.name).join(".import");
+        let _ = std::fs::remove_dir_all(&staging);
+        std::fs::create_dir_all(&staging).map_err(|e| io_err("prepare the import", e))?;
+        let result = (|| -> Result<(), ApiError> {
+            let file = std::fs::File::open(tar_path).map_err(|e| io_err("open the upload", e))?;
+            let mut archive = tar::Archive::new(file);
+            archive.set_preserve_permissions(true);
+            archive.set_preserve_ownerships(true);
+            archive.set_unpack_xattrs(true);
+            for entry in archive
+                .entries()
+                .map_err(|e| bad(format!("invalid archive: {e}")))?
+            {
+                let mut entry = entry.map_err(|e| bad(format!("invalid archive: {e}")))?;
+                // unpack_in refuses names that would leave the directory (`..`, absolute).
+                if !entry
+                    .unpack_in(&staging)
+                    .map_err(|e| bad(format!("invalid archive: {e}")))?
+                {
+                    return Err(bad(format!(
+                        "invalid archive: {} leaves the volume",
+                        entry
+                            .path()
+                            .map(|p| p.display().to_string())
+                            .unwrap_or_default()
+                    )));
+                }
+            }
+            Ok(())
+        })();
+        if let Err(e) = result {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(e);
+        }
+        std::fs::remove_dir(&data).map_err(|e| io_err("replace the volume's data", e))?;
+        std::fs::rename(&staging, &data).map_err(|e| io_err("replace the volume's data", e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binds_parse_like_docker() {
+        let m = parse_bind("/srv/data:/data:ro,rshared").unwrap();
+        assert_eq!((m.kind.as_str(), m.readonly), ("bind", true));
+        assert_eq!(m.propagation.as_deref(), Some("rshared"));
+        let m = parse_bind("cache:/var/cache/").unwrap();
+        assert_eq!(
+            (m.kind.as_str(), m.source.as_str(), m.target.as_str()),
+            ("volume", "cache", "/var/cache")
+        );
+        assert!(parse_bind("cache:relative").is_err());
+        assert!(parse_bind("a:/b:c:d").is_err());
+        assert!(parse_bind("bad name!:/x").is_err());
+        assert!(parse_bind("v:/x:sometimes").is_err());
+        assert!(parse_bind("v:/").is_err());
+    }
+
+    #[test]
+    fn paths_resolve_inside_the_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("etc/app")).unwrap();
+        std::os::unix::fs::symlink("/etc", root.join("abs")).unwrap();
+        std::os::unix::fs::symlink("../../..", root.join("etc/up")).unwrap();
+        assert_eq!(
+            resolve_in_root(root, "/abs/app"),
+            Some(root.join("etc/app"))
+        );
+        assert_eq!(resolve_in_root(root, "/etc/up/etc"), Some(root.join("etc")));
+        assert_eq!(resolve_in_root(root, "/../../etc"), Some(root.join("etc")));
+        assert_eq!(resolve_in_root(root, "/missing/x"), None);
+    }
+}

@@ -1,0 +1,312 @@
+//! Volumes and mounts, end to end: named volumes outlive containers and fill from the image,
+//! read-only and tmpfs mounts behave, nothing a container uses is ever removed, anonymous
+//! volumes go with `rm -v`/`--rm`/prune, and a volume exports and imports as a tar.
+
+mod common;
+use common::*;
+
+fn err(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).trim().to_owned()
+}
+
+#[test]
+fn named_volumes_persist_and_fill_from_the_image() {
+    if !root_or_skip() {
+        return;
+    }
+    let d = TestDaemon::with_busybox();
+    ok(&d.berth(&["volume", "create", "--label", "app=x", "data"]));
+    ok(&d.berth(&[
+        "run",
+        "--rm",
+        "-v",
+        "data:/data",
+        "bb",
+        "sh",
+        "-c",
+        "echo kept > /data/file",
+    ]));
+    // The next container sees it; so does one with --mount.
+    assert_eq!(
+        ok(&d.berth(&["run", "--rm", "-v", "data:/data", "bb", "cat", "/data/file"])),
+        "kept"
+    );
+    assert_eq!(
+        ok(&d.berth(&[
+            "run",
+            "--rm",
+            "--mount",
+            "type=volume,source=data,target=/srv",
+            "bb",
+            "cat",
+            "/srv/file"
+        ])),
+        "kept"
+    );
+    // The docker CLI sees the same volume.
+    let ls = ok(&d.docker(&["volume", "ls", "--format", "{{.Name}} {{.Driver}}"]));
+    assert!(ls.lines().any(|l| l == "data local"), "{ls}");
+    let mountpoint = ok(&d.berth(&["volume", "inspect", "-f", "{{.Mountpoint}}", "data"]));
+    assert_eq!(
+        std::fs::read_to_string(format!("{mountpoint}/file")).unwrap(),
+        "kept\n"
+    );
+    assert_eq!(
+        ok(&d.berth(&["volume", "ls", "-q", "--filter", "label=app=x"])),
+        "data"
+    );
+
+    // Copy-up: a new, empty volume mounted over /etc gets the image's /etc.
+    assert_eq!(
+        ok(&d.berth(&[
+            "run",
+            "--rm",
+            "-v",
+            "etcvol:/etc",
+            "bb",
+            "cat",
+            "/etc/passwd"
+        ])),
+        "root:x:0:0:root:/root:/bin/sh"
+    );
+    let etc = ok(&d.berth(&["volume", "inspect", "-f", "{{.Mountpoint}}", "etcvol"]));
+    assert!(std::path::Path::new(&etc).join("passwd").exists());
+    // nocopy leaves it empty.
+    assert_eq!(
+        ok(&d.berth(&[
+            "run",
+            "--rm",
+            "--mount",
+            "type=volume,source=bare,target=/etc,volume-nocopy",
+            "bb",
+            "sh",
+            "-c",
+            "ls /etc | wc -l"
+        ])),
+        "0"
+    );
+
+    // A volume in use is not removed, not even with -f; nothing changes.
+    ok(&d.berth(&["create", "--name", "user", "-v", "data:/data", "bb"]));
+    let out = d.berth(&["volume", "rm", "-f", "data"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        err(&out).contains("remove data: volume is in use - ["),
+        "{}",
+        err(&out)
+    );
+    assert!(std::path::Path::new(&format!("{mountpoint}/file")).exists());
+    // Removing the container keeps the named volume.
+    ok(&d.berth(&["rm", "-v", "user"]));
+    assert_eq!(
+        ok(&d.berth(&["volume", "ls", "-q", "--filter", "name=data"])),
+        "data"
+    );
+    // prune takes no named volume unless -a; then the unused ones go.
+    let pruned = ok(&d.berth(&["volume", "prune", "-f"]));
+    assert!(!pruned.contains("data"), "{pruned}");
+    ok(&d.berth(&["volume", "prune", "-f", "-a"]));
+    assert_eq!(text(&d.berth(&["volume", "ls", "-q"])), "");
+    assert!(!std::path::Path::new(&mountpoint).exists());
+    let out = d.berth(&["volume", "inspect", "data"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(err(&out).contains("no such volume"), "{}", err(&out));
+}
+
+#[test]
+fn binds_readonly_tmpfs_and_anonymous_volumes() {
+    if !root_or_skip() {
+        return;
+    }
+    let d = TestDaemon::with_busybox();
+    let host = d.dir.path().join("hostdir");
+    std::fs::create_dir_all(&host).unwrap();
+    std::fs::write(host.join("in"), "from host\n").unwrap();
+    let bind = format!("{}:/h", host.display());
+    // A bind mount both ways.
+    assert_eq!(
+        ok(&d.berth(&[
+            "run",
+            "--rm",
+            "-v",
+            &bind,
+            "bb",
+            "sh",
+            "-c",
+            "cat /h/in; echo out > /h/out"
+        ])),
+        "from host"
+    );
+    assert_eq!(std::fs::read_to_string(host.join("out")).unwrap(), "out\n");
+    // Read-only refuses writes, with --mount too.
+    let ro = format!("{bind}:ro");
+    let out = d.berth(&[
+        "run",
+        "--rm",
+        "-v",
+        &ro,
+        "bb",
+        "sh",
+        "-c",
+        "echo x > /h/new",
+    ]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(err(&out).contains("Read-only file system"), "{}", err(&out));
+    let m = format!("type=bind,source={},target=/h,readonly", host.display());
+    assert_ne!(
+        d.berth(&[
+            "run",
+            "--rm",
+            "--mount",
+            &m,
+            "bb",
+            "sh",
+            "-c",
+            "echo x > /h/new"
+        ])
+        .status
+        .code(),
+        Some(0)
+    );
+    assert!(!host.join("new").exists());
+    // tmpfs is memory-backed, with its size.
+    let mounts = ok(&d.berth(&[
+        "run",
+        "--rm",
+        "--tmpfs",
+        "/scratch:size=8m",
+        "bb",
+        "sh",
+        "-c",
+        "grep ' /scratch ' /proc/mounts",
+    ]));
+    assert!(mounts.starts_with("tmpfs /scratch tmpfs"), "{mounts}");
+    assert!(mounts.contains("size=8192k"), "{mounts}");
+    let mounts = ok(&d.berth(&[
+        "run",
+        "--rm",
+        "--mount",
+        "type=tmpfs,target=/t,tmpfs-size=1m",
+        "bb",
+        "sh",
+        "-c",
+        "grep ' /t ' /proc/mounts",
+    ]));
+    assert!(
+        mounts.contains("tmpfs /t tmpfs") && mounts.contains("size=1024k"),
+        "{mounts}"
+    );
+
+    // Anonymous volumes: kept by rm, taken by rm -v and by --rm.
+    ok(&d.berth(&[
+        "run",
+        "--name",
+        "a1",
+        "-v",
+        "/anon",
+        "bb",
+        "sh",
+        "-c",
+        "echo x > /anon/f",
+    ]));
+    let name = ok(&d.berth(&["inspect", "-f", "{{(index .Mounts 0).Name}}", "a1"]));
+    assert_eq!(name.len(), 64, "{name}");
+    // --volumes-from sees it.
+    assert_eq!(
+        ok(&d.berth(&[
+            "run",
+            "--rm",
+            "--volumes-from",
+            "a1",
+            "bb",
+            "cat",
+            "/anon/f"
+        ])),
+        "x"
+    );
+    ok(&d.berth(&["rm", "a1"]));
+    assert_eq!(ok(&d.berth(&["volume", "ls", "-q"])), name);
+    ok(&d.berth(&["volume", "prune", "-f"]));
+    assert_eq!(text(&d.berth(&["volume", "ls", "-q"])), "");
+    ok(&d.berth(&[
+        "run", "--name", "a2", "-v", "/anon", "bb", "sh", "-c", "exit 0",
+    ]));
+    ok(&d.berth(&["rm", "-v", "a2"]));
+    assert_eq!(text(&d.berth(&["volume", "ls", "-q"])), "");
+    ok(&d.berth(&["run", "--rm", "-v", "/anon", "bb", "sh", "-c", "exit 0"]));
+    assert_eq!(text(&d.berth(&["volume", "ls", "-q"])), "");
+    // Bad specs are refused before anything is made.
+    let out = d.berth(&[
+        "run",
+        "--rm",
+        "-v",
+        "data:relative",
+        "bb",
+        "sh",
+        "-c",
+        "exit 0",
+    ]);
+    assert_eq!(out.status.code(), Some(125));
+    let out = d.berth(&[
+        "run",
+        "--rm",
+        "--mount",
+        "type=bind,source=/no/such/dir,target=/x",
+        "bb",
+        "sh",
+        "-c",
+        "exit 0",
+    ]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(
+        err(&out).contains("bind source path does not exist"),
+        "{}",
+        err(&out)
+    );
+    assert_eq!(text(&d.berth(&["ps", "-aq"])), "");
+}
+
+#[test]
+fn volumes_export_and_import_as_tar() {
+    if !root_or_skip() {
+        return;
+    }
+    let d = TestDaemon::with_busybox();
+    ok(&d.berth(&[
+        "run",
+        "--rm",
+        "-v",
+        "src:/v",
+        "bb",
+        "sh",
+        "-c",
+        "mkdir -p /v/d && echo one > /v/d/f && ln -s d/f /v/link",
+    ]));
+    let archive = d.dir.path().join("backup.tar");
+    ok(&d.berth(&["volume", "export", "-o", archive.to_str().unwrap(), "src"]));
+    ok(&d.berth(&["volume", "import", "-i", archive.to_str().unwrap(), "copy"]));
+    assert_eq!(
+        ok(&d.berth(&["run", "--rm", "-v", "copy:/v", "bb", "cat", "/v/link"])),
+        "one"
+    );
+    // Importing into a volume that has content is refused; a bad archive changes nothing.
+    let out = d.berth(&["volume", "import", "-i", archive.to_str().unwrap(), "copy"]);
+    assert_eq!(out.status.code(), Some(1));
+    let junk = d.dir.path().join("junk.tar");
+    std::fs::write(&junk, vec![7u8; 3000]).unwrap();
+    let out = d.berth(&["volume", "import", "-i", junk.to_str().unwrap(), "fresh"]);
+    assert_eq!(out.status.code(), Some(1), "{}", err(&out));
+    assert_eq!(
+        ok(&d.berth(&[
+            "run",
+            "--rm",
+            "-v",
+            "fresh:/v",
+            "bb",
+            "sh",
+            "-c",
+            "ls -A /v | wc -l"
+        ])),
+        "0"
+    );
+}
