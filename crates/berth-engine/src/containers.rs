@@ -917,10 +917,21 @@ impl ContainerBackend for Engine {
 
     fn stop_container(&self, key: &str, timeout: Option<i64>) -> Result<bool, ApiError> {
         let rec = self.find(key)?;
-        if self.refresh(&rec.id).status != "running" {
-            return Ok(false);
+        {
+            // Under the lock the restart supervisor decides under: once marked, it will not
+            // start the container again (and it has not just done so unseen).
+            let lock = self.container_lock(&rec.id);
+            let _held = lock.lock().unwrap_or_else(|p| p.into_inner());
+            let st = self.refresh(&rec.id);
+            if st.status != "running" {
+                // A container waiting for its restart stays down: the stop cancels it.
+                if Self::policy_restarts(&rec, &st) {
+                    self.mark_manually_stopped(&rec.id);
+                }
+                return Ok(false);
+            }
+            self.mark_manually_stopped(&rec.id);
         }
-        self.mark_manually_stopped(&rec.id);
         self.thaw(&rec.id);
         let secs = timeout.or(rec.stop_timeout).unwrap_or(10).max(0) as u64;
         let sig = rec.stop_signal.clone().unwrap_or_else(|| "SIGTERM".into());
