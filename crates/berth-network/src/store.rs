@@ -1,0 +1,428 @@
+//! Per-network state on disk: the network's settings, its endpoints and its IPAM
+//! allocations, one small JSON file per network under the caller's state directory.
+//!
+//! ```text
+//! <state_dir>/<network>.json   NetworkState (replaced atomically: temp, fsync, rename, fsync dir)
+//! <state_dir>/.lock            flock held across every read-modify-write
+//! ```
+//!
+//! One lock for the whole directory keeps it simple: every change is a load, a small edit
+//! and an atomic rewrite, so the lock is held for well under a millisecond, never across
+//! netlink or nft work.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{Flock, FlockArg};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{NetError, Result};
+use crate::ports::PublishedPort;
+use crate::subnet::Subnet;
+
+/// What a bridge network is: the caller's choices, with the gateway filled in.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkConfig {
+    /// The key the engine uses for the network (its name or ID); also the state file's name.
+    pub name: String,
+    /// The Linux bridge (at most 15 bytes), e.g. `berth0` for the default network.
+    pub bridge: String,
+    pub subnet: Subnet,
+    /// The bridge's own address and the containers' default route; the first host address
+    /// of the subnet when not given.
+    #[serde(default)]
+    pub gateway: Option<Ipv4Addr>,
+    /// MTU of the bridge and every veth (1500 when not given).
+    #[serde(default)]
+    pub mtu: Option<u32>,
+    /// `--internal`: no default route in containers, no masquerade, no forwarding to or
+    /// from other interfaces, no forwarding of DNS queries for other names.
+    #[serde(default)]
+    pub internal: bool,
+    /// Serve the embedded DNS on this network (user-defined networks; Docker's default
+    /// `bridge` network has none).
+    #[serde(default)]
+    pub dns: bool,
+}
+
+impl NetworkConfig {
+    /// A network with Docker's defaults for everything but its name, bridge and subnet.
+    pub fn new(name: impl Into<String>, bridge: impl Into<String>, subnet: Subnet) -> Self {
+        NetworkConfig {
+            name: name.into(),
+            bridge: bridge.into(),
+            subnet,
+            gateway: None,
+            mtu: None,
+            internal: false,
+            dns: false,
+        }
+    }
+
+    pub fn gateway(&self) -> Ipv4Addr {
+        self.gateway.unwrap_or_else(|| self.subnet.first_host())
+    }
+
+    pub fn mtu(&self) -> u32 {
+        self.mtu.unwrap_or(1500)
+    }
+
+    pub(crate) fn validate(&self) -> Result<()> {
+        validate_name("network", &self.name)?;
+        validate_ifname(&self.bridge)?;
+        let gw = self.gateway();
+        if !self.subnet.is_host(gw) {
+            return Err(NetError::AddressOutOfRange {
+                ip: gw.to_string(),
+                subnet: self.subnet.to_string(),
+            });
+        }
+        if let Some(mtu) = self.mtu {
+            if !(68..=65535).contains(&mtu) {
+                return Err(NetError::invalid(format!("invalid MTU {mtu}")));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One container's attachment to a network.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    /// The engine's key for the attachment (the container ID).
+    pub id: String,
+    pub network: String,
+    pub ip: Ipv4Addr,
+    pub prefix: u8,
+    /// The default route's next hop, unless the network is internal.
+    pub gateway: Option<Ipv4Addr>,
+    /// `02:42:…`, lower-case, colon-separated.
+    pub mac: String,
+    /// The host end of the veth pair, attached to the bridge (`bv` + 12 hex digits).
+    pub host_veth: String,
+    /// The interface inside the container (`eth0`, `eth1`, …).
+    pub ifname: String,
+    /// The container's network namespace as it was given (for information).
+    pub netns: PathBuf,
+    /// Names the embedded DNS answers with this endpoint's address: container name,
+    /// network aliases, service names.
+    #[serde(default)]
+    pub names: Vec<String>,
+    /// Ports published to the host through this endpoint (host ports already chosen).
+    #[serde(default)]
+    pub ports: Vec<PublishedPort>,
+    /// `--dns` servers of the container: the embedded DNS forwards its other queries there
+    /// instead of the host's resolvers.
+    #[serde(default)]
+    pub dns_servers: Vec<IpAddr>,
+}
+
+/// A network's file: its settings, endpoints and allocations.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkState {
+    pub config: NetworkConfig,
+    /// Endpoints by ID.
+    #[serde(default)]
+    pub endpoints: BTreeMap<String, Endpoint>,
+    /// IPAM: every address handed out, with its owner (an endpoint ID, or whatever owner the
+    /// engine reserved it for). The gateway is never in here.
+    #[serde(default)]
+    pub allocations: BTreeMap<Ipv4Addr, String>,
+    /// The last address handed out: the next search starts after it, so a released address
+    /// is not given again at once (stale ARP entries elsewhere).
+    #[serde(default)]
+    pub last_allocated: Option<Ipv4Addr>,
+    /// The port the embedded DNS listens on at the gateway address (queries to the
+    /// gateway's port 53 from the bridge are redirected to it); set while a server runs.
+    #[serde(default)]
+    pub dns_port: Option<u16>,
+}
+
+impl NetworkState {
+    pub fn new(config: NetworkConfig) -> Self {
+        NetworkState {
+            config,
+            endpoints: BTreeMap::new(),
+            allocations: BTreeMap::new(),
+            last_allocated: None,
+            dns_port: None,
+        }
+    }
+
+    /// Hands out an address to `owner`: `requested` if given (it must be a free host address
+    /// of the subnet), else the next free one after the last handed out. An owner that holds
+    /// an address already gets it again (a reservation made before the endpoint).
+    pub fn allocate(&mut self, owner: &str, requested: Option<Ipv4Addr>) -> Result<Ipv4Addr> {
+        if let Some((ip, _)) = self.allocations.iter().find(|(_, o)| o.as_str() == owner) {
+            let ip = *ip;
+            if requested.is_none_or(|r| r == ip) {
+                return Ok(ip);
+            }
+            return Err(NetError::AddressInUse(format!(
+                "{owner} already holds {ip} on network {}",
+                self.config.name
+            )));
+        }
+        let subnet = self.config.subnet;
+        let gateway = self.config.gateway();
+        if let Some(ip) = requested {
+            if !subnet.is_host(ip) {
+                return Err(NetError::AddressOutOfRange {
+                    ip: ip.to_string(),
+                    subnet: subnet.to_string(),
+                });
+            }
+            if ip == gateway || self.allocations.contains_key(&ip) {
+                return Err(NetError::AddressInUse(ip.to_string()));
+            }
+            self.allocations.insert(ip, owner.to_string());
+            return Ok(ip);
+        }
+        let first = u32::from(subnet.first_host());
+        let last = u32::from(subnet.broadcast()) - 1;
+        let start = match self.last_allocated {
+            Some(prev) if subnet.is_host(prev) && u32::from(prev) < last => u32::from(prev) + 1,
+            _ => first,
+        };
+        let candidates = (start..=last).chain(first..start).map(Ipv4Addr::from);
+        for ip in candidates {
+            if ip != gateway && !self.allocations.contains_key(&ip) {
+                self.allocations.insert(ip, owner.to_string());
+                self.last_allocated = Some(ip);
+                return Ok(ip);
+            }
+        }
+        Err(NetError::PoolExhausted(self.config.name.clone()))
+    }
+
+    /// Gives back every address `owner` holds; returns how many.
+    pub fn release(&mut self, owner: &str) -> usize {
+        let before = self.allocations.len();
+        self.allocations.retain(|_, o| o != owner);
+        before - self.allocations.len()
+    }
+}
+
+/// The state directory: network files and the lock that orders their changes.
+#[derive(Clone, Debug)]
+pub(crate) struct Store {
+    dir: PathBuf,
+}
+
+/// Held while a read-modify-write of network files runs.
+#[derive(Debug)]
+pub(crate) struct StoreLock {
+    _lock: Flock<File>,
+}
+
+impl Store {
+    pub(crate) fn open(dir: &Path) -> Result<Self> {
+        fs::create_dir_all(dir)
+            .map_err(|e| NetError::io(format!("creating {}", dir.display()), e))?;
+        Ok(Store {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub(crate) fn lock(&self) -> Result<StoreLock> {
+        let path = self.dir.join(".lock");
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| NetError::io(format!("opening {}", path.display()), e))?;
+        let lock = Flock::lock(file, FlockArg::LockExclusive)
+            .map_err(|(_, e)| NetError::io(format!("locking {}", path.display()), e.into()))?;
+        Ok(StoreLock { _lock: lock })
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{name}.json"))
+    }
+
+    pub(crate) fn load(&self, name: &str) -> Result<Option<NetworkState>> {
+        let path = self.path(name);
+        match fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| NetError::State {
+                    path,
+                    message: e.to_string(),
+                }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(NetError::io(format!("reading {}", path.display()), e)),
+        }
+    }
+
+    pub(crate) fn get(&self, name: &str) -> Result<NetworkState> {
+        self.load(name)?
+            .ok_or_else(|| NetError::NetworkNotFound(name.to_string()))
+    }
+
+    /// Every network, sorted by name. Files that do not parse are skipped with a warning
+    /// (one bad file must not take every network's rules down).
+    pub(crate) fn all(&self) -> Result<Vec<NetworkState>> {
+        let entries = fs::read_dir(&self.dir)
+            .map_err(|e| NetError::io(format!("reading {}", self.dir.display()), e))?;
+        let mut out = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| NetError::io("reading state dir", e))?;
+            let file = entry.file_name();
+            let Some(name) = file.to_str().and_then(|f| f.strip_suffix(".json")) else {
+                continue;
+            };
+            if name.starts_with('.') {
+                continue;
+            }
+            match self.load(name) {
+                Ok(Some(state)) => out.push(state),
+                Ok(None) => {}
+                Err(e) => tracing::warn!("skipping network state: {e}"),
+            }
+        }
+        out.sort_by(|a, b| a.config.name.cmp(&b.config.name));
+        Ok(out)
+    }
+
+    pub(crate) fn save(&self, state: &NetworkState) -> Result<()> {
+        let path = self.path(&state.config.name);
+        let tmp = self.dir.join(format!(".{}.json.tmp", state.config.name));
+        let bytes = serde_json::to_vec_pretty(state).map_err(|e| NetError::State {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        let write = || -> std::io::Result<()> {
+            let mut f = File::create(&tmp)?;
+            f.write_all(&bytes)?;
+            f.sync_all()?;
+            fs::rename(&tmp, &path)?;
+            File::open(&self.dir)?.sync_all()
+        };
+        write().map_err(|e| NetError::io(format!("writing {}", path.display()), e))
+    }
+
+    pub(crate) fn remove(&self, name: &str) -> Result<()> {
+        let path = self.path(name);
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(NetError::io(format!("removing {}", path.display()), e)),
+        }
+        File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| NetError::io("syncing state dir", e))
+    }
+}
+
+/// Names become file names and nft comments: keep them to a safe alphabet.
+pub(crate) fn validate_name(what: &str, name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(NetError::invalid(format!("invalid {what} name {name:?}")))
+    }
+}
+
+/// A Linux interface name: 1 to 15 bytes, no `/`, `:` or whitespace.
+pub(crate) fn validate_ifname(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 15
+        && name != "."
+        && name != ".."
+        && !name
+            .chars()
+            .any(|c| c == '/' || c == ':' || c.is_whitespace() || c.is_control());
+    if ok {
+        Ok(())
+    } else {
+        Err(NetError::invalid(format!("invalid interface name {name:?}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(subnet: &str) -> NetworkState {
+        NetworkState::new(NetworkConfig::new("n", "bt0", subnet.parse().unwrap()))
+    }
+
+    #[test]
+    fn allocates_in_order_skipping_gateway_and_not_reusing_at_once() {
+        let mut s = state("10.213.0.0/29");
+        let a = s.allocate("a", None).unwrap();
+        let b = s.allocate("b", None).unwrap();
+        assert_eq!(a, Ipv4Addr::new(10, 213, 0, 2));
+        assert_eq!(b, Ipv4Addr::new(10, 213, 0, 3));
+        assert_eq!(s.allocate("a", None).unwrap(), a, "same owner, same address");
+        assert_eq!(s.release("a"), 1);
+        let c = s.allocate("c", None).unwrap();
+        assert_eq!(c, Ipv4Addr::new(10, 213, 0, 4), "released address not reused at once");
+        for o in ["d", "e", "f"] {
+            s.allocate(o, None).unwrap();
+        }
+        assert!(matches!(s.allocate("g", None), Err(NetError::PoolExhausted(_))));
+        s.release("b");
+        assert_eq!(s.allocate("g", None).unwrap(), b, "wraps around to a free one");
+    }
+
+    #[test]
+    fn requested_addresses() {
+        let mut s = state("10.213.0.0/24");
+        let want = Ipv4Addr::new(10, 213, 0, 9);
+        assert_eq!(s.allocate("a", Some(want)).unwrap(), want);
+        assert!(matches!(s.allocate("b", Some(want)), Err(NetError::AddressInUse(_))));
+        assert!(matches!(
+            s.allocate("b", Some(Ipv4Addr::new(10, 213, 0, 1))),
+            Err(NetError::AddressInUse(_))
+        ));
+        assert!(matches!(
+            s.allocate("b", Some(Ipv4Addr::new(10, 214, 0, 9))),
+            Err(NetError::AddressOutOfRange { .. })
+        ));
+        assert!(matches!(
+            s.allocate("b", Some(Ipv4Addr::new(10, 213, 0, 255))),
+            Err(NetError::AddressOutOfRange { .. })
+        ));
+    }
+
+    #[test]
+    fn persisted_state_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut s = state("10.213.0.0/24");
+        s.allocate("a", None).unwrap();
+        {
+            let _l = store.lock().unwrap();
+            store.save(&s).unwrap();
+        }
+        let again = Store::open(dir.path()).unwrap();
+        assert_eq!(again.get("n").unwrap(), s);
+        assert_eq!(again.all().unwrap().len(), 1);
+        again.remove("n").unwrap();
+        assert!(again.load("n").unwrap().is_none());
+    }
+
+    #[test]
+    fn names() {
+        assert!(validate_ifname("berth0").is_ok());
+        assert!(validate_ifname("abcdefghijklmnop").is_err());
+        assert!(validate_ifname("a/b").is_err());
+        assert!(validate_name("network", "my-net_1.x").is_ok());
+        assert!(validate_name("network", "../x").is_err());
+    }
+}

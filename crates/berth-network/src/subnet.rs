@@ -1,0 +1,142 @@
+//! IPv4 subnets in CIDR notation (`10.88.0.0/16`).
+
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::error::NetError;
+
+/// An IPv4 network: its address with the host bits cleared, and the prefix length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Subnet {
+    network: Ipv4Addr,
+    prefix: u8,
+}
+
+impl Subnet {
+    /// `addr/prefix`; host bits in `addr` are cleared (Docker refuses them; we are lenient
+    /// only here, `FromStr` is strict).
+    pub fn new(addr: Ipv4Addr, prefix: u8) -> Result<Self, NetError> {
+        if prefix > 30 {
+            return Err(NetError::invalid(format!(
+                "invalid subnet {addr}/{prefix}: a bridge network needs a prefix of /30 or shorter"
+            )));
+        }
+        Ok(Subnet {
+            network: Ipv4Addr::from(u32::from(addr) & mask(prefix)),
+            prefix,
+        })
+    }
+
+    pub fn network(&self) -> Ipv4Addr {
+        self.network
+    }
+
+    pub fn prefix(&self) -> u8 {
+        self.prefix
+    }
+
+    pub fn broadcast(&self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.network) | !mask(self.prefix))
+    }
+
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        u32::from(ip) & mask(self.prefix) == u32::from(self.network)
+    }
+
+    pub fn overlaps(&self, other: &Subnet) -> bool {
+        self.contains(other.network) || other.contains(self.network)
+    }
+
+    /// Whether `ip` can be given to a host: inside, and neither the network nor the
+    /// broadcast address.
+    pub fn is_host(&self, ip: Ipv4Addr) -> bool {
+        self.contains(ip) && ip != self.network && ip != self.broadcast()
+    }
+
+    /// The first host address (Docker's default gateway).
+    pub fn first_host(&self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.network) + 1)
+    }
+
+    /// Every host address in order.
+    pub fn hosts(&self) -> impl Iterator<Item = Ipv4Addr> {
+        let first = u32::from(self.network) + 1;
+        let last = u32::from(self.broadcast()) - 1;
+        (first..=last).map(Ipv4Addr::from)
+    }
+}
+
+fn mask(prefix: u8) -> u32 {
+    if prefix == 0 {
+        0
+    } else {
+        u32::MAX << (32 - u32::from(prefix))
+    }
+}
+
+impl fmt::Display for Subnet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.network, self.prefix)
+    }
+}
+
+impl FromStr for Subnet {
+    type Err = NetError;
+
+    fn from_str(s: &str) -> Result<Self, NetError> {
+        let bad = || NetError::invalid(format!("invalid CIDR address: {s}"));
+        let (addr, prefix) = s.split_once('/').ok_or_else(bad)?;
+        let addr: Ipv4Addr = addr.parse().map_err(|_| bad())?;
+        let prefix: u8 = prefix.parse().map_err(|_| bad())?;
+        if prefix > 32 {
+            return Err(bad());
+        }
+        let subnet = Subnet::new(addr, prefix)?;
+        if subnet.network != addr {
+            return Err(NetError::invalid(format!(
+                "invalid subnet {s}: it should be {subnet}"
+            )));
+        }
+        Ok(subnet)
+    }
+}
+
+impl Serialize for Subnet {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Subnet {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_and_ranges() {
+        let s: Subnet = "10.88.0.0/16".parse().unwrap();
+        assert_eq!(s.to_string(), "10.88.0.0/16");
+        assert_eq!(s.first_host(), Ipv4Addr::new(10, 88, 0, 1));
+        assert_eq!(s.broadcast(), Ipv4Addr::new(10, 88, 255, 255));
+        assert!(s.contains(Ipv4Addr::new(10, 88, 3, 4)));
+        assert!(!s.contains(Ipv4Addr::new(10, 89, 0, 1)));
+        assert!(!s.is_host(Ipv4Addr::new(10, 88, 0, 0)));
+        let small: Subnet = "10.213.1.0/30".parse().unwrap();
+        assert_eq!(small.hosts().count(), 2);
+        assert!("10.88.0.1/16".parse::<Subnet>().is_err());
+        assert!("10.88.0.0".parse::<Subnet>().is_err());
+        assert!("10.88.0.0/31".parse::<Subnet>().is_err());
+        let other: Subnet = "10.0.0.0/8".parse().unwrap();
+        assert!(s.overlaps(&other) && other.overlaps(&s));
+        assert!(!s.overlaps(&"172.17.0.0/16".parse().unwrap()));
+    }
+}
