@@ -109,6 +109,27 @@ pub struct CreateOpts {
     /// Connect a container to a network.
     #[arg(long = "network", visible_alias = "net", value_name = "network")]
     pub network: Option<String>,
+    /// Command to run to check health.
+    #[arg(long = "health-cmd", value_name = "string")]
+    pub health_cmd: Option<String>,
+    /// Time between running the check (ms|s|m|h).
+    #[arg(long = "health-interval", value_name = "duration")]
+    pub health_interval: Option<String>,
+    /// Maximum time to allow one check to run (ms|s|m|h).
+    #[arg(long = "health-timeout", value_name = "duration")]
+    pub health_timeout: Option<String>,
+    /// Consecutive failures needed to report unhealthy.
+    #[arg(long = "health-retries", value_name = "int")]
+    pub health_retries: Option<i64>,
+    /// Start period for the container to initialize before counting retries (ms|s|m|h).
+    #[arg(long = "health-start-period", value_name = "duration")]
+    pub health_start_period: Option<String>,
+    /// Time between running the check during the start period (ms|s|m|h).
+    #[arg(long = "health-start-interval", value_name = "duration")]
+    pub health_start_interval: Option<String>,
+    /// Disable any container-specified HEALTHCHECK.
+    #[arg(long = "no-healthcheck")]
+    pub no_healthcheck: bool,
     /// Print usage.
     #[arg(long, action = clap::ArgAction::Help)]
     pub help: Option<bool>,
@@ -169,10 +190,11 @@ fn restart_policy(text: &str) -> Result<Value> {
         None => (text, 0),
     };
     match name {
-        "no" | "always" | "unless-stopped" if count != 0 => {
+        "no" | "always" | "unless-stopped" | "on-unhealthy" if count != 0 => {
             bail!("invalid restart policy format: maximum retry count can only be used with 'on-failure'")
         }
-        "" | "no" | "always" | "unless-stopped" | "on-failure" => {}
+        // on-unhealthy is berth's: restart a container whose health check fails.
+        "" | "no" | "always" | "unless-stopped" | "on-failure" | "on-unhealthy" => {}
         other => bail!("invalid restart policy format: unknown policy '{other}'"),
     }
     Ok(json!({"Name": name, "MaximumRetryCount": count}))
@@ -233,7 +255,88 @@ fn parse_mount_flag(spec: &str) -> Result<Value> {
     Ok(m)
 }
 
+/// A Go duration ("30s", "1m30s", "500ms") in nanoseconds.
+pub fn parse_duration_ns(text: &str) -> Result<i64> {
+    let mut total = 0f64;
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        bail!("invalid duration \"{text}\"");
+    }
+    if rest == "0" {
+        return Ok(0);
+    }
+    while !rest.is_empty() {
+        let n = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .filter(|n| *n > 0)
+            .ok_or_else(|| anyhow::anyhow!("invalid duration \"{text}\""))?;
+        let value: f64 = rest[..n]
+            .parse()
+            .map_err(|_| anyhow::anyhow!("invalid duration \"{text}\""))?;
+        rest = &rest[n..];
+        let u = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let unit = match &rest[..u] {
+            "ns" => 1.0,
+            "us" | "µs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => bail!("invalid duration \"{text}\": missing or unknown unit"),
+        };
+        total += value * unit;
+        rest = &rest[u..];
+    }
+    Ok(total as i64)
+}
+
 impl CreateOpts {
+    /// The create body's Healthcheck from the --health-* flags (None: the image's).
+    fn healthcheck(&self) -> Result<Option<Value>> {
+        if self.no_healthcheck {
+            if self.health_cmd.is_some() {
+                bail!("--no-healthcheck conflicts with --health-* options");
+            }
+            return Ok(Some(json!({"Test": ["NONE"]})));
+        }
+        let any = self.health_cmd.is_some()
+            || self.health_interval.is_some()
+            || self.health_timeout.is_some()
+            || self.health_retries.is_some()
+            || self.health_start_period.is_some()
+            || self.health_start_interval.is_some();
+        if !any {
+            return Ok(None);
+        }
+        let mut h = json!({});
+        if let Some(cmd) = &self.health_cmd {
+            h["Test"] = json!(["CMD-SHELL", cmd]);
+        }
+        for (key, value) in [
+            ("Interval", &self.health_interval),
+            ("Timeout", &self.health_timeout),
+            ("StartPeriod", &self.health_start_period),
+            ("StartInterval", &self.health_start_interval),
+        ] {
+            if let Some(v) = value {
+                let ns = parse_duration_ns(v)?;
+                if ns < 0 {
+                    bail!("--health-{} cannot be negative", key.to_ascii_lowercase());
+                }
+                h[key] = ns.into();
+            }
+        }
+        if let Some(r) = self.health_retries {
+            if r < 0 {
+                bail!("--health-retries cannot be negative");
+            }
+            h["Retries"] = r.into();
+        }
+        Ok(Some(h))
+    }
+
     pub fn image(&self) -> &str {
         &self.argv[0]
     }
@@ -358,6 +461,9 @@ impl CreateOpts {
         }
         if let Some(t) = self.stop_timeout {
             body["StopTimeout"] = t.into();
+        }
+        if let Some(h) = self.healthcheck()? {
+            body["Healthcheck"] = h;
         }
         if !anonymous.is_empty() {
             body["Volumes"] = Value::Object(

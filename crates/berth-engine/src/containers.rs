@@ -45,6 +45,9 @@ pub struct Record {
     /// Volumes, binds and tmpfs mounts, resolved at create.
     #[serde(default)]
     pub mounts: Vec<crate::volumes::MountRecord>,
+    /// The health check the shim runs.
+    #[serde(default)]
+    pub healthcheck: Option<berth_runtime::shim::health::HealthConfig>,
 }
 
 /// The HostConfig settings berth honours so far.
@@ -159,6 +162,9 @@ pub struct State {
     /// Restarts done by the policy.
     #[serde(default)]
     pub restart_count: i64,
+    /// The shim killed it for turning unhealthy (`--restart on-unhealthy` brings it back).
+    #[serde(default)]
+    pub killed_unhealthy: bool,
 }
 
 const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
@@ -371,6 +377,8 @@ impl Engine {
         } else {
             return st;
         }
+        st.killed_unhealthy =
+            berth_runtime::shim::health::read_health(&dir).is_some_and(|h| h.killed_unhealthy);
         self.unmount_rootfs(id);
         let _ = self.save_state(id, &st);
         if let Ok(rec) = self.find(id) {
@@ -533,6 +541,7 @@ impl Engine {
                 st.exit_code != 0
                     && (rec.host.restart_max == 0 || st.restart_count < rec.host.restart_max)
             }
+            "on-unhealthy" => st.killed_unhealthy,
             _ => false,
         }
     }
@@ -588,7 +597,8 @@ impl Engine {
 
     /// Starts `rec`; the caller holds its lock.
     fn start_locked(&self, rec: &Record) -> Result<bool, ApiError> {
-        let rec = rec.clone();
+        // The record as it is now, under the lock (an update may have changed its limits).
+        let rec = self.find(&rec.id)?;
         let st = self.refresh(&rec.id);
         if st.status == "running" {
             return Ok(false);
@@ -623,6 +633,12 @@ impl Engine {
         }
         if let Some(n) = rec.host.log_max_files {
             cmd.arg("--log-max-file").arg(n.to_string());
+        }
+        let _ = std::fs::remove_file(dir.join(berth_runtime::shim::health::HEALTH_FILE));
+        if let Some(h) = &rec.healthcheck {
+            let json = serde_json::to_string(h)
+                .map_err(|e| ApiError::internal(format!("health check: {e}")))?;
+            cmd.arg("--health").arg(json);
         }
         let client_waiting = self
             .attaching
@@ -661,6 +677,7 @@ impl Engine {
                 paused: false,
                 manually_stopped: false,
                 restart_count: st.restart_count,
+                killed_unhealthy: false,
             },
         )?;
         self.container_event(&rec, "start", &[]);
@@ -806,7 +823,9 @@ impl ContainerBackend for Engine {
                 auto_remove: hc["AutoRemove"].as_bool().unwrap_or(false),
                 restart: match hc["RestartPolicy"]["Name"].as_str().unwrap_or("") {
                     "" | "no" => "no".to_owned(),
-                    p @ ("always" | "on-failure" | "unless-stopped") => p.to_owned(),
+                    p @ ("always" | "on-failure" | "unless-stopped" | "on-unhealthy") => {
+                        p.to_owned()
+                    }
                     other => {
                         return Err(ApiError::bad_request(format!(
                             "invalid restart policy '{other}'"
@@ -837,7 +856,14 @@ impl ContainerBackend for Engine {
                     .unwrap_or_default(),
             },
             mounts: Vec::new(),
+            healthcheck: None,
         };
+        record.healthcheck = crate::health::config_for(
+            &body,
+            ic.healthcheck.as_ref(),
+            ic.shell.clone().unwrap_or_default(),
+            record.host.restart == "on-unhealthy",
+        )?;
         if let Some(m) = record.host.memory {
             if m < 6 * 1024 * 1024 {
                 return Err(ApiError::bad_request("Minimum memory limit allowed is 6MB"));
@@ -1213,6 +1239,9 @@ impl ContainerBackend for Engine {
                         st.exit_code,
                         humanize::duration(now_unix - unix_time(&st.finished_at))
                     )
+                } else if st.status == "running" {
+                    Engine::status_text(&st, now_unix)
+                        + &crate::health::status_suffix(self.health_of(rec).as_ref())
                 } else {
                     Engine::status_text(&st, now_unix)
                 }),
@@ -1263,7 +1292,10 @@ impl ContainerBackend for Engine {
                 } else {
                     st.finished_at.clone()
                 }),
-                health: None,
+                health: (st.status == "running")
+                    .then(|| self.health_of(&rec))
+                    .flatten()
+                    .map(|h| crate::health::to_api(&h)),
             }),
             image: Some(rec.image_id.clone()),
             log_path: Some(

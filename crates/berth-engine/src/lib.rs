@@ -7,6 +7,7 @@ pub mod distribution;
 pub mod events;
 pub mod exec;
 pub mod filters;
+pub mod health;
 pub mod humanize;
 pub mod images;
 pub mod logs;

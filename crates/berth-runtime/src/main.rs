@@ -220,6 +220,9 @@ enum Command {
         /// Wait up to this many milliseconds for an attach client before starting the process.
         #[arg(long = "wait-attach-ms")]
         wait_attach_ms: Option<u64>,
+        /// The health check to run, as JSON (berth_runtime::shim::health::HealthConfig).
+        #[arg(long)]
+        health: Option<String>,
         container_id: String,
     },
 }
@@ -379,8 +382,13 @@ fn run(cli: Cli) -> Result<i32> {
             log_max_size,
             log_max_files,
             wait_attach_ms,
+            health,
             container_id,
         } => {
+            let health = health
+                .map(|h| serde_json::from_str(&h))
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("bad --health: {e}"))?;
             let opts = berth_runtime::shim::ShimOptions {
                 id: container_id,
                 bundle,
@@ -389,6 +397,7 @@ fn run(cli: Cli) -> Result<i32> {
                 log_max_size,
                 log_max_files,
                 wait_attach: wait_attach_ms.map(std::time::Duration::from_millis),
+                health,
             };
             let info = berth_runtime::shim::spawn(&rt, &opts)?;
             println!("{}", serde_json::to_string(&info)?);

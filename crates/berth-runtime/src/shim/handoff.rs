@@ -57,6 +57,11 @@ pub fn exec_relay(
     push("--log-max-size", opts.log_max_size.to_string().as_ref());
     push("--log-max-file", opts.log_max_files.to_string().as_ref());
     push("--init-pid", fds.init.as_raw().to_string().as_ref());
+    if let Some(h) = &opts.health {
+        if let Ok(json) = serde_json::to_string(h) {
+            push("--health", json.as_ref());
+        }
+    }
     let mut kept: Vec<(&str, RawFd)> = Vec::new();
     match &fds.output {
         Output::Pipes {
@@ -125,6 +130,7 @@ pub fn parse_args(args: &[OsString]) -> Result<Handed, String> {
     let (mut log_max_size, mut log_max_files) =
         (super::log::DEFAULT_MAX_SIZE, super::log::DEFAULT_MAX_FILES);
     let mut init = None;
+    let mut health = None;
     let (mut stdout, mut stderr, mut stdin, mut pty) = (None, None, None, None);
     let (mut listener, mut control) = (None, None);
     let mut clients = Vec::new();
@@ -148,6 +154,10 @@ pub fn parse_args(args: &[OsString]) -> Result<Handed, String> {
             "--log-max-size" => log_max_size = text.parse().map_err(|_| "bad --log-max-size")?,
             "--log-max-file" => log_max_files = text.parse().map_err(|_| "bad --log-max-file")?,
             "--init-pid" => init = Some(Pid::from_raw(text.parse().map_err(|_| "bad --init-pid")?)),
+            "--health" => {
+                health =
+                    Some(serde_json::from_str(&text).map_err(|e| format!("bad --health: {e}"))?)
+            }
             "--stdout-fd" => stdout = Some(fd()?),
             "--stderr-fd" => stderr = Some(fd()?),
             "--stdin-fd" => stdin = Some(fd()?),
@@ -185,6 +195,11 @@ pub fn parse_args(args: &[OsString]) -> Result<Handed, String> {
             state_dir: state_dir.ok_or_else(|| missing("--state-dir"))?,
             log_max_size,
             log_max_files,
+            health,
+            runtime: runtime.clone().ok_or_else(|| missing("--runtime"))?,
+            runtime_root: runtime_root
+                .clone()
+                .ok_or_else(|| missing("--runtime-root"))?,
         },
         fds: RelayFds {
             output,

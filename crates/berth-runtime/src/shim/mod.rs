@@ -16,6 +16,7 @@
 //!   raw for a tty) and what they send goes to its stdin.
 
 pub mod handoff;
+pub mod health;
 pub mod log;
 pub mod relay;
 
@@ -54,6 +55,8 @@ pub struct ShimOptions {
     /// Wait (this long at most) for a client on the attach socket before starting the
     /// process, so that a client that attached before `start` sees all of its output.
     pub wait_attach: Option<std::time::Duration>,
+    /// The container's health check, run by the shim.
+    pub health: Option<health::HealthConfig>,
 }
 
 impl ShimOptions {
@@ -220,6 +223,9 @@ fn supervise(runtime: &Runtime, opts: &ShimOptions, ready: OwnedFd) -> Result<()
         state_dir: opts.state_dir.clone(),
         log_max_size: opts.log_max_size,
         log_max_files: opts.log_max_files,
+        health: opts.health.clone(),
+        runtime: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("berth-runtime")),
+        runtime_root: runtime.root().to_path_buf(),
     };
     let fds = relay::RelayFds {
         output,

@@ -26,6 +26,10 @@ pub struct RelayOptions {
     pub state_dir: PathBuf,
     pub log_max_size: u64,
     pub log_max_files: u32,
+    /// The container's health check, and the runtime that runs it (`exec`).
+    pub health: Option<super::health::HealthConfig>,
+    pub runtime: PathBuf,
+    pub runtime_root: PathBuf,
 }
 
 impl RelayOptions {
@@ -131,6 +135,15 @@ pub fn run(opts: &RelayOptions, fds: RelayFds) -> i32 {
         init,
     } = fds;
     let mut clients: Vec<Attached> = first.into_iter().map(Attached::new).collect();
+    let mut checker = opts.health.clone().map(|cfg| {
+        super::health::Checker::new(
+            cfg,
+            &opts.id,
+            &opts.state_dir,
+            &opts.runtime,
+            &opts.runtime_root,
+        )
+    });
     let mut mask = SigSet::empty();
     for s in [
         Signal::SIGCHLD,
@@ -187,6 +200,12 @@ pub fn run(opts: &RelayOptions, fds: RelayFds) -> i32 {
                 Ok(status) => {
                     if status.pid() == Some(init) {
                         code = code.or(exit_code(status));
+                    } else if let (Some(c), Some(pid)) = (checker.as_mut(), status.pid()) {
+                        let (_, kill) = c.reaped(pid.as_raw(), exit_code(status).unwrap_or(-1));
+                        if kill && code.is_none() {
+                            // Turned unhealthy with `--restart on-unhealthy`.
+                            let _ = nix::sys::signal::kill(init, Signal::SIGKILL);
+                        }
                     }
                 }
             }
@@ -227,6 +246,9 @@ pub fn run(opts: &RelayOptions, fds: RelayFds) -> i32 {
         }
         let timeout = if code.is_some() {
             PollTimeout::from(100u8)
+        } else if let Some(c) = &checker {
+            let ms = c.due_in().as_millis().clamp(1, 60_000) as i32;
+            PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
         } else {
             PollTimeout::NONE
         };
@@ -247,6 +269,11 @@ pub fn run(opts: &RelayOptions, fds: RelayFds) -> i32 {
         if n_sig == 1 && ready[0] {
             if let Some(s) = &sigfd {
                 while let Ok(Some(_)) = s.read_signal() {}
+            }
+        }
+        if code.is_none() {
+            if let Some(c) = checker.as_mut() {
+                c.tick();
             }
         }
         // Output.

@@ -1,0 +1,152 @@
+//! Health checks from the engine's side: the check a container gets (its create request's
+//! `Healthcheck`, else its image's), and how its health shows (`ps`, `inspect`). The checks
+//! themselves run in the container's shim (berth_runtime::shim::health).
+
+use berth_api::ApiError;
+use berth_runtime::shim::health::{read_health, Health, HealthConfig};
+
+use crate::containers::{strings, Record};
+use crate::Engine;
+
+/// Docker's defaults.
+const INTERVAL_MS: u64 = 30_000;
+const TIMEOUT_MS: u64 = 30_000;
+const START_INTERVAL_MS: u64 = 5_000;
+const RETRIES: u32 = 3;
+
+fn ms(v: &serde_json::Value, default: u64) -> Result<u64, ApiError> {
+    match v.as_i64() {
+        None | Some(0) => Ok(default),
+        Some(n) if n < 0 => Err(ApiError::bad_request(
+            "Interval in Healthcheck cannot be negative",
+        )),
+        // Docker's API gives nanoseconds, and refuses anything under a millisecond.
+        Some(n) if n < 1_000_000 => Err(ApiError::bad_request(
+            "Interval in Healthcheck cannot be less than 1ms",
+        )),
+        Some(n) => Ok(n as u64 / 1_000_000),
+    }
+}
+
+/// The check for a new container: `body`'s Healthcheck field by field over the image's;
+/// `["NONE"]` (`--no-healthcheck`) turns it off.
+pub(crate) fn config_for(
+    body: &serde_json::Value,
+    image: Option<&serde_json::Value>,
+    shell: Vec<String>,
+    kill_unhealthy: bool,
+) -> Result<Option<HealthConfig>, ApiError> {
+    let empty = serde_json::Value::Null;
+    let user = &body["Healthcheck"];
+    let image = image.unwrap_or(&empty);
+    let pick = |key: &str| -> &serde_json::Value {
+        match &user[key] {
+            serde_json::Value::Null => &image[key],
+            serde_json::Value::Array(a) if a.is_empty() => &image[key],
+            serde_json::Value::Number(n) if n.as_i64() == Some(0) => &image[key],
+            v => v,
+        }
+    };
+    let test = strings(pick("Test"));
+    match test.first().map(String::as_str) {
+        None | Some("NONE") => return Ok(None),
+        Some("CMD") | Some("CMD-SHELL") => {}
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "unknown type of health check: {other:?}"
+            )))
+        }
+    }
+    if test.len() < 2 {
+        return Err(ApiError::bad_request("health check command is empty"));
+    }
+    let retries = match pick("Retries").as_i64() {
+        None | Some(0) => RETRIES,
+        Some(n) if n < 0 => {
+            return Err(ApiError::bad_request(
+                "Retries in Healthcheck cannot be negative",
+            ))
+        }
+        Some(n) => n as u32,
+    };
+    Ok(Some(HealthConfig {
+        test,
+        interval_ms: ms(pick("Interval"), INTERVAL_MS)?,
+        timeout_ms: ms(pick("Timeout"), TIMEOUT_MS)?,
+        start_period_ms: ms(pick("StartPeriod"), 0)?,
+        start_interval_ms: ms(pick("StartInterval"), START_INTERVAL_MS)?,
+        retries,
+        kill_unhealthy,
+        shell,
+    }))
+}
+
+impl Engine {
+    /// The health a running container's shim recorded, if it has a check.
+    pub(crate) fn health_of(&self, rec: &Record) -> Option<Health> {
+        rec.healthcheck.as_ref()?;
+        read_health(&self.container_dir(&rec.id))
+    }
+}
+
+/// What `ps` adds to "Up 5 seconds": ` (healthy)`, ` (unhealthy)`, ` (health: starting)`.
+pub(crate) fn status_suffix(h: Option<&Health>) -> String {
+    match h.map(|h| h.status.as_str()) {
+        Some("starting") => " (health: starting)".into(),
+        Some(s) => format!(" ({s})"),
+        None => String::new(),
+    }
+}
+
+/// Docker's State.Health.
+pub(crate) fn to_api(h: &Health) -> bollard_stubs::models::Health {
+    use bollard_stubs::models::{HealthStatusEnum, HealthcheckResult};
+    bollard_stubs::models::Health {
+        status: Some(match h.status.as_str() {
+            "healthy" => HealthStatusEnum::HEALTHY,
+            "unhealthy" => HealthStatusEnum::UNHEALTHY,
+            _ => HealthStatusEnum::STARTING,
+        }),
+        failing_streak: Some(i64::from(h.failing_streak)),
+        log: Some(
+            h.log
+                .iter()
+                .map(|r| HealthcheckResult {
+                    start: Some(r.start.clone()),
+                    end: Some(r.end.clone()),
+                    exit_code: Some(r.exit_code),
+                    output: Some(r.output.clone()),
+                })
+                .collect(),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_request_overrides_the_image_field_by_field() {
+        let image =
+            json!({"Test": ["CMD-SHELL", "check"], "Interval": 5_000_000_000i64, "Retries": 2});
+        let body = json!({"Healthcheck": {"Interval": 1_000_000_000i64}});
+        let c = config_for(&body, Some(&image), vec![], false)
+            .unwrap()
+            .unwrap();
+        assert_eq!((c.interval_ms, c.retries, c.timeout_ms), (1000, 2, 30_000));
+        assert_eq!(c.test, ["CMD-SHELL", "check"]);
+        let none = json!({"Healthcheck": {"Test": ["NONE"]}});
+        assert!(config_for(&none, Some(&image), vec![], false)
+            .unwrap()
+            .is_none());
+        assert!(config_for(&json!({}), None, vec![], false)
+            .unwrap()
+            .is_none());
+        let bad = json!({"Healthcheck": {"Test": ["RUN", "x"]}});
+        assert!(config_for(&bad, None, vec![], false).is_err());
+        let tiny = json!({"Healthcheck": {"Test": ["CMD", "x"], "Interval": 10}});
+        assert!(config_for(&tiny, None, vec![], false).is_err());
+    }
+}
