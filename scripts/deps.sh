@@ -11,6 +11,9 @@ berth_deps() {
   command -v cc >/dev/null || need+=(gcc)
   dpkg -s libc6-dev >/dev/null 2>&1 || need+=(libc6-dev)
   command -v unshare >/dev/null || need+=(util-linux)
+  # networking (berth-network and its tests): bridges/veths/netns, berth's nftables table
+  command -v ip >/dev/null || need+=(iproute2)
+  command -v nft >/dev/null || need+=(nftables)
   # registry interop tests: skopeo, and distribution's reference server
   command -v skopeo >/dev/null || need+=(skopeo)
   [ -x /usr/bin/docker-registry ] || need+=(docker-registry)

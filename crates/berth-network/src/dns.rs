@@ -24,7 +24,9 @@
 //! the query came on; on an `--internal` network nothing is forwarded (SERVFAIL).
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener as StdTcpListener, UdpSocket as StdUdpSocket};
+use std::net::{
+    IpAddr, Ipv4Addr, SocketAddr, TcpListener as StdTcpListener, UdpSocket as StdUdpSocket,
+};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -318,7 +320,10 @@ fn lookup(scope: &Scope, name: &str) -> Vec<Ipv4Addr> {
 
 fn reverse(scope: &Scope, name: &str) -> Option<String> {
     let rest = name.strip_suffix(".in-addr.arpa")?;
-    let octets: Vec<u8> = rest.split('.').map(|o| o.parse().ok()).collect::<Option<_>>()?;
+    let octets: Vec<u8> = rest
+        .split('.')
+        .map(|o| o.parse().ok())
+        .collect::<Option<_>>()?;
     let [d, c, b, a] = octets.as_slice() else {
         return None;
     };

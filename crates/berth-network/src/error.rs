@@ -80,9 +80,7 @@ impl HasErrorKind for NetError {
     fn kind(&self) -> ErrorKind {
         match self {
             NetError::Invalid(_) | NetError::AddressOutOfRange { .. } => ErrorKind::InvalidArgument,
-            NetError::NetworkNotFound(_) | NetError::EndpointNotFound { .. } => {
-                ErrorKind::NotFound
-            }
+            NetError::NetworkNotFound(_) | NetError::EndpointNotFound { .. } => ErrorKind::NotFound,
             NetError::NetworkExists(_)
             | NetError::NetworkInUse(_)
             | NetError::EndpointExists { .. }

@@ -86,7 +86,11 @@ pub struct AttachRequest {
 }
 
 impl AttachRequest {
-    pub fn new(network: impl Into<String>, endpoint: impl Into<String>, netns: impl Into<PathBuf>) -> Self {
+    pub fn new(
+        network: impl Into<String>,
+        endpoint: impl Into<String>,
+        netns: impl Into<PathBuf>,
+    ) -> Self {
         AttachRequest {
             network: network.into(),
             endpoint: endpoint.into(),
@@ -219,7 +223,10 @@ impl Networking {
                     config.bridge, other.config.name
                 )));
             }
-            if let Some(other) = all.iter().find(|n| n.config.subnet.overlaps(&config.subnet)) {
+            if let Some(other) = all
+                .iter()
+                .find(|n| n.config.subnet.overlaps(&config.subnet))
+            {
                 return Err(NetError::PoolOverlap(format!(
                     "{} overlaps {} of network {}",
                     config.subnet, other.config.subnet, other.config.name
@@ -251,6 +258,7 @@ impl Networking {
             config.gateway(),
             config.subnet.prefix(),
             config.mtu(),
+            mac_for(config.gateway()),
         )?;
         set_sysctl(
             &format!("/proc/sys/net/ipv4/conf/{}/route_localnet", config.bridge),
@@ -371,7 +379,9 @@ impl Networking {
                 ports,
                 dns_servers: req.dns_servers.clone(),
             };
-            state.endpoints.insert(req.endpoint.clone(), endpoint.clone());
+            state
+                .endpoints
+                .insert(req.endpoint.clone(), endpoint.clone());
             self.store.save(&state)?;
             (endpoint, config)
         };
@@ -528,7 +538,10 @@ impl Networking {
             interfaces: netlink::bridge_ports(&state.config.bridge)?,
             endpoints: state.endpoints.len(),
             allocations: state.allocations.len(),
-            rules: nft::list_rules(&self.table)?.iter().filter(|r| marker(r)).count(),
+            rules: nft::list_rules(&self.table)?
+                .iter()
+                .filter(|r| marker(r))
+                .count(),
         })
     }
 
@@ -596,7 +609,10 @@ mod tests {
             format_mac(mac_for(Ipv4Addr::new(10, 209, 0, 2))),
             "02:42:0a:d1:00:02"
         );
-        assert_eq!(parse_mac("02:42:AC:11:00:02").unwrap(), [2, 0x42, 0xac, 0x11, 0, 2]);
+        assert_eq!(
+            parse_mac("02:42:AC:11:00:02").unwrap(),
+            [2, 0x42, 0xac, 0x11, 0, 2]
+        );
         assert!(parse_mac("01:00:00:00:00:00").is_err(), "multicast");
         assert!(parse_mac("02:42:ac:11:00").is_err());
     }

@@ -149,8 +149,20 @@ async fn add_address(h: &Handle, index: u32, ip: Ipv4Addr, prefix: u8, what: &st
 }
 
 /// Creates the bridge if it is missing (an existing link of that name must be a bridge),
-/// puts the gateway address on it, sets the MTU and brings it up. Safe to repeat.
-pub(crate) fn ensure_bridge(name: &str, gateway: Ipv4Addr, prefix: u8, mtu: u32) -> Result<()> {
+/// puts the gateway address on it, sets the MTU and a fixed MAC and brings it up. Safe to
+/// repeat.
+///
+/// The MAC is set explicitly (from the gateway address, as containers' are from theirs): a
+/// bridge without one takes the lowest MAC of its ports and changes it when that port goes,
+/// and containers then send to the old one until their ARP entry expires (seconds of lost
+/// packets to the gateway, its DNS among them).
+pub(crate) fn ensure_bridge(
+    name: &str,
+    gateway: Ipv4Addr,
+    prefix: u8,
+    mtu: u32,
+    mac: [u8; 6],
+) -> Result<()> {
     run(None, |h| async move {
         let index = match link_by_name(&h, name).await? {
             Some(link) => {
@@ -162,7 +174,7 @@ pub(crate) fn ensure_bridge(name: &str, gateway: Ipv4Addr, prefix: u8, mtu: u32)
                 link.header.index
             }
             None => {
-                let msg = LinkBridge::new(name).mtu(mtu).build();
+                let msg = LinkBridge::new(name).mtu(mtu).address(mac.to_vec()).build();
                 if let Err(e) = h.link().add(msg).execute().await {
                     let err = nl_err(format!("creating bridge {name}"), e);
                     if err.errno() != Some(EEXIST) {
@@ -175,10 +187,15 @@ pub(crate) fn ensure_bridge(name: &str, gateway: Ipv4Addr, prefix: u8, mtu: u32)
             }
         };
         h.link()
-            .set(LinkUnspec::new_with_index(index).mtu(mtu).build())
+            .set(
+                LinkUnspec::new_with_index(index)
+                    .mtu(mtu)
+                    .address(mac.to_vec())
+                    .build(),
+            )
             .execute()
             .await
-            .map_err(|e| nl_err(format!("setting the MTU of {name}"), e))?;
+            .map_err(|e| nl_err(format!("setting the MTU and MAC of {name}"), e))?;
         add_address(&h, index, gateway, prefix, name).await?;
         set_up(&h, index, name).await
     })
@@ -231,7 +248,9 @@ pub(crate) fn bridge_ports(bridge: &str) -> Result<Vec<String>> {
 
 /// Whether a link of this name exists in the caller's namespace.
 pub(crate) fn link_exists(name: &str) -> Result<bool> {
-    run(None, |h| async move { Ok(link_index(&h, name).await?.is_some()) })
+    run(None, |h| async move {
+        Ok(link_index(&h, name).await?.is_some())
+    })
 }
 
 /// What the container side of a veth pair gets.

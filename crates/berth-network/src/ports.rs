@@ -228,7 +228,15 @@ mod tests {
         assert_eq!(r.len(), 2);
         assert_eq!(r[1].host_port, HostPort::Fixed(8001));
         assert_eq!(r[1].container_port, 81);
-        for bad in ["", "x", "0", "80/sctp", "1:2:3:4", "8000-8002:80-81", "70000"] {
+        for bad in [
+            "",
+            "x",
+            "0",
+            "80/sctp",
+            "1:2:3:4",
+            "8000-8002:80-81",
+            "70000",
+        ] {
             assert!(PortSpec::parse(bad).is_err(), "{bad}");
         }
     }
@@ -252,7 +260,11 @@ mod tests {
         let got = choose(&[any, any], &[]).unwrap();
         assert_ne!(got[0].host_port, got[1].host_port);
         let err = choose(
-            &[PortSpec::new(HostPort::Fixed(got[0].host_port), 81, Protocol::Tcp)],
+            &[PortSpec::new(
+                HostPort::Fixed(got[0].host_port),
+                81,
+                Protocol::Tcp,
+            )],
             &got,
         )
         .unwrap_err();

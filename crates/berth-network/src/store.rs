@@ -349,7 +349,9 @@ pub(crate) fn validate_ifname(name: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(NetError::invalid(format!("invalid interface name {name:?}")))
+        Err(NetError::invalid(format!(
+            "invalid interface name {name:?}"
+        )))
     }
 }
 
@@ -368,16 +370,31 @@ mod tests {
         let b = s.allocate("b", None).unwrap();
         assert_eq!(a, Ipv4Addr::new(10, 213, 0, 2));
         assert_eq!(b, Ipv4Addr::new(10, 213, 0, 3));
-        assert_eq!(s.allocate("a", None).unwrap(), a, "same owner, same address");
+        assert_eq!(
+            s.allocate("a", None).unwrap(),
+            a,
+            "same owner, same address"
+        );
         assert_eq!(s.release("a"), 1);
         let c = s.allocate("c", None).unwrap();
-        assert_eq!(c, Ipv4Addr::new(10, 213, 0, 4), "released address not reused at once");
+        assert_eq!(
+            c,
+            Ipv4Addr::new(10, 213, 0, 4),
+            "released address not reused at once"
+        );
         for o in ["d", "e", "f"] {
             s.allocate(o, None).unwrap();
         }
-        assert!(matches!(s.allocate("g", None), Err(NetError::PoolExhausted(_))));
+        assert!(matches!(
+            s.allocate("g", None),
+            Err(NetError::PoolExhausted(_))
+        ));
         s.release("b");
-        assert_eq!(s.allocate("g", None).unwrap(), b, "wraps around to a free one");
+        assert_eq!(
+            s.allocate("g", None).unwrap(),
+            b,
+            "wraps around to a free one"
+        );
     }
 
     #[test]
@@ -385,7 +402,10 @@ mod tests {
         let mut s = state("10.213.0.0/24");
         let want = Ipv4Addr::new(10, 213, 0, 9);
         assert_eq!(s.allocate("a", Some(want)).unwrap(), want);
-        assert!(matches!(s.allocate("b", Some(want)), Err(NetError::AddressInUse(_))));
+        assert!(matches!(
+            s.allocate("b", Some(want)),
+            Err(NetError::AddressInUse(_))
+        ));
         assert!(matches!(
             s.allocate("b", Some(Ipv4Addr::new(10, 213, 0, 1))),
             Err(NetError::AddressInUse(_))
