@@ -288,3 +288,41 @@ fn overlapping_subnets_and_bad_names_are_refused() {
     ));
     assert_eq!(env.net.inventory("o1").unwrap().allocations, 0);
 }
+
+#[test]
+fn a_second_network_connects_live_as_eth1() {
+    if !can_run() {
+        return;
+    }
+    let env = Env::new();
+    env.create(env.config("first", "10.213.14.0/24"));
+    env.create(env.config("second", "10.213.15.0/24"));
+    let (ns, peer) = (Netns::new(), Netns::new());
+    env.net
+        .attach(&AttachRequest::new("first", "c", &ns.path))
+        .unwrap();
+    env.net
+        .attach(&AttachRequest::new("second", "p", &peer.path))
+        .unwrap();
+    // Not on the same network yet: berth's forward rules keep the networks apart.
+    let ping = ns.exec(&["busybox", "ping", "-c", "1", "-W", "1", "10.213.15.2"]);
+    assert!(!ping.status.success());
+
+    let mut connect = AttachRequest::new("second", "c", &ns.path);
+    connect.ifname = "eth1".into();
+    let ep = env.net.attach(&connect).unwrap();
+    assert_eq!(ep.ifname, "eth1");
+    ns.exec_ok(&["busybox", "ping", "-c", "1", "-W", "3", "10.213.15.2"]);
+    // The default route stays the first network's.
+    let route = ns.exec_ok(&["ip", "route", "show", "default"]);
+    assert_eq!(route.lines().count(), 1, "{route}");
+    assert!(route.contains("via 10.213.14.1 dev eth0"), "{route}");
+    assert_eq!(env.net.endpoints_of("c").unwrap().len(), 2);
+
+    env.net.detach("second", "c").unwrap();
+    assert!(!ns.links().contains(&"eth1".to_string()));
+    assert!(ns.links().contains(&"eth0".to_string()));
+    env.net.detach_all("c").unwrap();
+    assert!(env.net.endpoints_of("c").unwrap().is_empty());
+    assert!(!ns.links().contains(&"eth0".to_string()));
+}
