@@ -9,6 +9,7 @@ pub mod containers;
 pub mod create_opts;
 pub mod format;
 pub mod images;
+pub mod lint;
 pub mod progress;
 pub mod registry;
 pub mod stream;
@@ -131,6 +132,8 @@ pub enum Command {
     Manifest(registry::ManifestCommand),
     /// Get real time events from the server.
     Events(system::EventsArgs),
+    /// Check a Dockerfile against best practices (no daemon needed).
+    Lint(lint::LintArgs),
     /// Show the berth version information.
     Version {
         /// Format output using a Go template.
@@ -354,6 +357,8 @@ fn dispatch(host: &str, command: Command) -> Result<i32> {
         // These talk to the registry (and the credentials file) themselves.
         Command::Logout(a) => return registry::logout(a),
         Command::Manifest(m) => return registry::manifest(m),
+        // Reads a file; needs no daemon.
+        Command::Lint(a) => return lint::run(a),
         Command::Container(c) => match c {
             ContainerCommand::Run(a) => Command::Run(a),
             ContainerCommand::Create(a) => Command::Create(a),
@@ -428,6 +433,7 @@ fn dispatch(host: &str, command: Command) -> Result<i32> {
         | Command::Events(_)
         | Command::Logout(_)
         | Command::Manifest(_)
+        | Command::Lint(_)
         | Command::Container(_)
         | Command::Image(_)
         | Command::System(_) => unreachable!("handled above"),
