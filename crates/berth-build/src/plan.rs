@@ -1893,6 +1893,73 @@ RUN --mount=type=cache,target=$DIR --network=none make
         assert!(!b.config().history[0].empty_layer);
     }
 
+    /// Which instructions expand variables (Docker's list) and which leave them to the shell.
+    #[test]
+    fn expansion_per_instruction() {
+        let text = "\
+FROM a
+ENV V=val D=/dir U=app S=SIGTERM
+WORKDIR $D
+USER $U
+STOPSIGNAL $S
+LABEL l=$V
+VOLUME $D/vol
+EXPOSE 80$V
+COPY $V.txt $D/
+ONBUILD RUN echo $V
+RUN echo $V
+CMD echo $V
+ENTRYPOINT [\"echo\", \"$V\"]
+HEALTHCHECK CMD echo $V
+SHELL [\"/bin/sh\", \"-c\", \"$V\"]
+";
+        let p = plan(&text.replace("EXPOSE 80$V\n", ""), &opts());
+        let (c, steps) = build(&p, 0, None);
+        let rc = &c.config;
+        assert_eq!(rc.working_dir.as_deref(), Some("/dir"));
+        assert_eq!(rc.user.as_deref(), Some("app"));
+        assert_eq!(rc.stop_signal.as_deref(), Some("SIGTERM"));
+        assert_eq!(rc.labels.as_ref().unwrap()["l"], "val");
+        assert!(rc.volumes.as_ref().unwrap().contains_key("/dir/vol"));
+        let copy = steps.iter().find_map(|s| match &s.kind {
+            StepKind::Copy(c) => Some(c.clone()),
+            _ => None,
+        });
+        let copy = copy.unwrap();
+        assert_eq!(
+            (copy.sources[0].as_str(), copy.dest.as_str()),
+            ("val.txt", "/dir/")
+        );
+        // Not expanded by the builder:
+        assert_eq!(rc.on_build.as_ref().unwrap()[0], "RUN echo $V");
+        let run = steps.iter().find_map(|s| match &s.kind {
+            StepKind::Run(r) => Some(r.clone()),
+            _ => None,
+        });
+        assert_eq!(run.unwrap().argv, vec!["/bin/sh", "-c", "echo $V"]);
+        assert_eq!(rc.cmd.as_ref().unwrap()[2], "echo $V");
+        assert_eq!(rc.entrypoint.as_ref().unwrap()[1], "$V");
+        assert_eq!(rc.healthcheck.as_ref().unwrap()["Test"][1], "echo $V");
+        assert_eq!(rc.shell.as_ref().unwrap()[2], "$V");
+        // EXPOSE expands into words.
+        let p = plan("FROM a\nENV P=\"80 443/udp\"\nEXPOSE $P\n", &opts());
+        let ports: Vec<_> = build(&p, 0, None)
+            .0
+            .config
+            .exposed_ports
+            .unwrap()
+            .into_keys()
+            .collect();
+        assert_eq!(ports, vec!["443/udp", "80/tcp"]);
+        // Single quotes and escapes keep a `$`.
+        let p = plan("FROM a\nENV V=x\nENV A='$V' B=\\$V C=\"$V\"\n", &opts());
+        let env = build(&p, 0, None).0.config.env.unwrap();
+        assert!(
+            env.ends_with(&["A=$V".to_owned(), "B=$V".to_owned(), "C=x".to_owned()]),
+            "{env:?}"
+        );
+    }
+
     #[test]
     fn paths_and_ports() {
         assert_eq!(normalize_workdir("/a", "b/../c"), "/a/c");
