@@ -1,7 +1,7 @@
 //! `berth lint [-f Dockerfile] [--format json] [--severity LEVEL]`: Dockerfile best practices
 //! (berth_build::lint), with no daemon. Exit 1 when a finding is at or above the severity.
 
-use std::io::Read;
+use std::io::{Read, Write};
 
 use anyhow::{Context, Result};
 use berth_build::lint::{self, Severity};
@@ -38,10 +38,17 @@ pub fn run(a: LintArgs) -> Result<i32> {
         (a.file.clone(), String::from_utf8_lossy(&bytes).into_owned())
     };
     let findings = lint::lint(&text);
-    if json {
-        println!("{}", lint::format_json(&name, &findings));
+    let out = if json {
+        lint::format_json(&name, &findings) + "\n"
     } else {
-        print!("{}", lint::format_text(&name, &findings));
+        lint::format_text(&name, &findings)
+    };
+    // A reader that stops early (`| head`) is not an error.
+    match std::io::stdout().lock().write_all(out.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            return Err(e).context("write the findings")
+        }
+        _ => {}
     }
     Ok(lint::exit_code(&findings, min))
 }
