@@ -13,6 +13,7 @@ mod exec_tty;
 pub mod images;
 pub mod query;
 pub mod system;
+pub mod usage;
 pub mod volumes;
 
 use std::sync::Arc;
@@ -39,6 +40,7 @@ pub trait Backend:
     + events::EventBackend
     + distribution::DistributionBackend
     + volumes::VolumeBackend
+    + usage::UsageBackend
     + Send
     + Sync
     + 'static
@@ -52,6 +54,7 @@ impl<T> Backend for T where
         + events::EventBackend
         + distribution::DistributionBackend
         + volumes::VolumeBackend
+        + usage::UsageBackend
         + Send
         + Sync
         + 'static
@@ -103,7 +106,8 @@ pub fn router(backend: SharedBackend) -> Router {
         .merge(exec::routes())
         .merge(events::routes())
         .merge(distribution::routes())
-        .merge(volumes::routes());
+        .merge(volumes::routes())
+        .merge(usage::routes());
     let mut app = api.clone();
     for n in MIN_MINOR..=MAX_MINOR {
         app = app.nest(&format!("/v1.{n}"), api.clone());

@@ -1,8 +1,10 @@
 //! berth's engine: the objects behind the API (containers, images, volumes, networks) and the
 //! state under the root directory. This first part answers for the system itself.
 
+pub mod cgroups;
 pub mod changes;
 pub mod containers;
+pub mod disk;
 pub mod distribution;
 pub mod events;
 pub mod exec;
@@ -11,7 +13,9 @@ pub mod health;
 pub mod humanize;
 pub mod images;
 pub mod logs;
+pub mod stats;
 pub mod system;
+pub mod update;
 pub mod volumes;
 
 use std::collections::HashMap;

@@ -1,0 +1,285 @@
+//! Disk use: `docker system df` (images and their shared layers, containers' writable
+//! layers, volumes) and `docker container prune` (stopped containers go, with their
+//! directories; the space reported is what their directories held).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use berth_api::containers::{ContainerBackend, ListQuery};
+use berth_api::images::{ImageBackend, ListRequest};
+use berth_api::ApiError;
+use bollard_stubs::models::{ContainerPruneResponse, ContainerSummaryStateEnum};
+use serde_json::{json, Value};
+
+use crate::Engine;
+
+/// Bytes a container's directory holds on disk of its own: everything but the rootfs mount
+/// point (which shows the image's layers while mounted).
+fn container_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter(|e| e.file_name() != "rootfs")
+        .map(|e| match e.path().symlink_metadata() {
+            Ok(m) if m.is_dir() => crate::disk_usage(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+/// Docker's `label` / `label!` filter values: `key` (present) or `key=value`.
+fn label_matches(labels: &HashMap<String, String>, want: &str) -> bool {
+    match want.split_once('=') {
+        Some((k, v)) => labels.get(k).is_some_and(|x| x == v),
+        None => labels.contains_key(want),
+    }
+}
+
+/// The prune filters of Docker's containers: `until` (created before), `label`, `label!`.
+struct PruneFilter {
+    until_secs: Option<i64>,
+    labels: Vec<String>,
+    not_labels: Vec<String>,
+}
+
+impl PruneFilter {
+    fn new(filters: &BTreeMap<String, Vec<String>>) -> Result<PruneFilter, ApiError> {
+        for key in filters.keys() {
+            if !matches!(key.as_str(), "until" | "label" | "label!") {
+                return Err(ApiError::bad_request(format!("invalid filter '{key}'")));
+            }
+        }
+        let until = filters.get("until").map(Vec::as_slice).unwrap_or_default();
+        if until.len() > 1 {
+            return Err(ApiError::bad_request(
+                "more than one until filter specified",
+            ));
+        }
+        let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0);
+        let until_secs = match until.first() {
+            None => None,
+            Some(v) => Some(
+                berth_api::query::parse_timestamp(v, now)
+                    .ok_or_else(|| {
+                        ApiError::bad_request(format!(
+                            "invalid filter 'until={v}': failed to parse value as time or duration"
+                        ))
+                    })?
+                    .div_euclid(1_000_000_000),
+            ),
+        };
+        Ok(PruneFilter {
+            until_secs,
+            labels: filters.get("label").cloned().unwrap_or_default(),
+            not_labels: filters.get("label!").cloned().unwrap_or_default(),
+        })
+    }
+
+    fn matches(&self, created_secs: i64, labels: &HashMap<String, String>) -> bool {
+        self.until_secs.is_none_or(|u| created_secs < u)
+            && self.labels.iter().all(|l| label_matches(labels, l))
+            && !self.not_labels.iter().any(|l| label_matches(labels, l))
+    }
+}
+
+impl Engine {
+    /// `POST /containers/prune`: every container that is stopped (created, exited or dead;
+    /// not one waiting for its restart policy) and matches `filters` is removed.
+    pub(crate) fn prune_stopped(
+        &self,
+        filters: &BTreeMap<String, Vec<String>>,
+    ) -> Result<ContainerPruneResponse, ApiError> {
+        let filter = PruneFilter::new(filters)?;
+        let all = self.list_containers(ListQuery {
+            all: true,
+            ..Default::default()
+        })?;
+        let mut deleted = Vec::new();
+        let mut reclaimed: u64 = 0;
+        for c in all {
+            let stopped = matches!(
+                c.state,
+                Some(
+                    ContainerSummaryStateEnum::EXITED
+                        | ContainerSummaryStateEnum::CREATED
+                        | ContainerSummaryStateEnum::DEAD
+                )
+            );
+            let Some(id) = c.id.clone() else { continue };
+            let labels = c.labels.clone().unwrap_or_default();
+            if !stopped || !filter.matches(c.created.unwrap_or(0), &labels) {
+                continue;
+            }
+            let bytes = container_bytes(&self.container_dir(&id));
+            // Not forced: a container started meanwhile stays (the removal refuses it); its
+            // anonymous volumes stay too, as with Docker's prune.
+            if self.remove_container(&id, false, false).is_ok() {
+                reclaimed += bytes;
+                deleted.push(id);
+            }
+        }
+        self.events.emit(
+            "container",
+            "prune",
+            "",
+            [("reclaimed".to_owned(), reclaimed.to_string())].into(),
+        );
+        Ok(ContainerPruneResponse {
+            containers_deleted: Some(deleted),
+            space_reclaimed: Some(reclaimed as i64),
+        })
+    }
+
+    /// Volumes under `<root>/volumes/<name>/` (`volume.json`, `_data`) with their size and
+    /// the number of containers whose record mounts them.
+    fn volumes_usage(&self) -> Vec<Value> {
+        let Ok(entries) = std::fs::read_dir(self.root().join("volumes")) else {
+            return Vec::new();
+        };
+        let records: Vec<Value> = std::fs::read_dir(self.containers_dir())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                serde_json::from_slice(&std::fs::read(e.path().join("config.json")).ok()?).ok()
+            })
+            .collect();
+        let mut out: Vec<Value> = Vec::new();
+        for e in entries.flatten() {
+            let dir = e.path();
+            let Ok(meta) = std::fs::read(dir.join("volume.json")) else {
+                continue;
+            };
+            let meta: Value = serde_json::from_slice(&meta).unwrap_or_default();
+            let name = e.file_name().to_string_lossy().into_owned();
+            let refs = records
+                .iter()
+                .filter(|r| {
+                    r["mounts"].as_array().is_some_and(|ms| {
+                        ms.iter()
+                            .any(|m| m["kind"] == "volume" && m["source"] == name.as_str())
+                    })
+                })
+                .count();
+            let data = dir.join("_data");
+            out.push(json!({
+                "Name": name,
+                "Driver": "local",
+                "Mountpoint": data.display().to_string(),
+                "CreatedAt": meta["created"],
+                "Labels": meta["labels"],
+                "Options": meta["options"],
+                "Scope": "local",
+                "UsageData": {"Size": crate::disk_usage(&data), "RefCount": refs},
+            }));
+        }
+        out.sort_by(|a, b| a["Name"].as_str().cmp(&b["Name"].as_str()));
+        out
+    }
+
+    /// `GET /system/df`, in the shape of API 1.45 (`LayersSize`, `Images`, `Containers`,
+    /// `Volumes`, `BuildCache`); kinds not asked for are `null`.
+    pub(crate) fn system_df(&self, types: &[String]) -> Result<Value, ApiError> {
+        let want = |t: &str| types.is_empty() || types.iter().any(|x| x == t);
+        let mut out = json!({
+            "LayersSize": 0,
+            "Images": null,
+            "Containers": null,
+            "Volumes": null,
+            "BuildCache": null,
+        });
+        if want("image") {
+            let views = self
+                .images
+                .list()
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+            // How many images each layer (snapshot) serves, and its size.
+            let mut layers: HashMap<String, (u64, usize)> = HashMap::new();
+            let image_layers: HashMap<String, Vec<(String, u64)>> = views
+                .iter()
+                .map(|v| {
+                    let chains = berth_image::store::chain_ids(&v.config);
+                    let list: Vec<(String, u64)> = chains
+                        .iter()
+                        .map(ToString::to_string)
+                        .zip(v.layer_sizes.iter().copied())
+                        .collect();
+                    (v.id.to_string(), list)
+                })
+                .collect();
+            for list in image_layers.values() {
+                for (chain, size) in list {
+                    layers.entry(chain.clone()).or_insert((*size, 0)).1 += 1;
+                }
+            }
+            let mut users: HashMap<String, i64> = HashMap::new();
+            for u in self.image_users() {
+                *users.entry(u.image.to_string()).or_default() += 1;
+            }
+            let mut images = self.list_images(ListRequest::default())?;
+            for i in &mut images {
+                let shared: u64 = image_layers
+                    .get(&i.id)
+                    .into_iter()
+                    .flatten()
+                    .filter(|(c, _)| layers.get(c).is_some_and(|(_, n)| *n > 1))
+                    .map(|(_, s)| s)
+                    .sum();
+                i.shared_size = shared as i64;
+                i.containers = users.get(&i.id).copied().unwrap_or(0);
+            }
+            out["LayersSize"] = json!(layers.values().map(|(s, _)| s).sum::<u64>());
+            out["Images"] = serde_json::to_value(images).unwrap_or_default();
+        }
+        if want("container") {
+            let containers = self.list_containers(ListQuery {
+                all: true,
+                size: true,
+                ..Default::default()
+            })?;
+            out["Containers"] = serde_json::to_value(containers).unwrap_or_default();
+        }
+        if want("volume") {
+            out["Volumes"] = json!(self.volumes_usage());
+        }
+        if want("build-cache") {
+            out["BuildCache"] = json!([]);
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prune_filters_like_docker() {
+        let f = |pairs: &[(&str, &str)]| {
+            let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
+            for (k, v) in pairs {
+                m.entry(k.to_string()).or_default().push(v.to_string());
+            }
+            PruneFilter::new(&m)
+        };
+        let labels: HashMap<String, String> = [("tier".to_owned(), "web".to_owned())].into();
+        assert!(f(&[]).unwrap().matches(0, &labels));
+        assert!(f(&[("label", "tier")]).unwrap().matches(0, &labels));
+        assert!(f(&[("label", "tier=web")]).unwrap().matches(0, &labels));
+        assert!(!f(&[("label", "tier=db")]).unwrap().matches(0, &labels));
+        assert!(!f(&[("label!", "tier")]).unwrap().matches(0, &labels));
+        assert!(f(&[("label!", "tier=db")]).unwrap().matches(0, &labels));
+        let until = f(&[("until", "2023-11-14T22:13:20Z")]).unwrap();
+        assert!(until.matches(1_699_999_999, &labels));
+        assert!(!until.matches(1_700_000_000, &labels));
+        assert!(f(&[("until", "10m")]).unwrap().matches(0, &labels));
+        assert_eq!(
+            f(&[("status", "exited")]).err().unwrap().message,
+            "invalid filter 'status'"
+        );
+        assert!(f(&[("until", "soon")]).is_err());
+    }
+}
