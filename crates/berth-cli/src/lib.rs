@@ -7,11 +7,13 @@
 pub mod client;
 pub mod containers;
 pub mod create_opts;
+pub mod disk;
 pub mod format;
 pub mod images;
 pub mod lint;
 pub mod progress;
 pub mod registry;
+pub mod stats;
 pub mod stream;
 pub mod system;
 pub mod table;
@@ -107,6 +109,10 @@ pub enum Command {
     Port(ct::PortArgs),
     /// Attach local standard input, output, and error streams to a running container.
     Attach(ct::AttachArgs),
+    /// Display a live stream of container(s) resource usage statistics.
+    Stats(stats::StatsArgs),
+    /// Update configuration of one or more containers.
+    Update(stats::UpdateArgs),
     /// Import the contents from a tarball to create a filesystem image.
     Import(images::ImportArgs),
     /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE.
@@ -200,6 +206,12 @@ pub enum ContainerCommand {
     Port(ct::PortArgs),
     /// Attach local standard input, output, and error streams to a running container.
     Attach(ct::AttachArgs),
+    /// Display a live stream of container(s) resource usage statistics.
+    Stats(stats::StatsArgs),
+    /// Update configuration of one or more containers.
+    Update(stats::UpdateArgs),
+    /// Remove all stopped containers.
+    Prune(disk::ContainerPruneArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -239,6 +251,10 @@ pub enum SystemCommand {
     },
     /// Get real time events from the server.
     Events(system::EventsArgs),
+    /// Show berth disk usage.
+    Df(disk::DfArgs),
+    /// Remove unused data.
+    Prune(disk::SystemPruneArgs),
 }
 
 /// The socket path of a `unix://PATH` host.
@@ -359,6 +375,10 @@ fn dispatch(host: &str, command: Command) -> Result<i32> {
         Command::Manifest(m) => return registry::manifest(m),
         // Reads a file; needs no daemon.
         Command::Lint(a) => return lint::run(a),
+        Command::System(SystemCommand::Df(a)) => return disk::df(&connect(host)?, a),
+        Command::System(SystemCommand::Prune(a)) => {
+            return disk::system_prune(&connect(host)?, a)
+        }
         Command::Container(c) => match c {
             ContainerCommand::Run(a) => Command::Run(a),
             ContainerCommand::Create(a) => Command::Create(a),
@@ -381,6 +401,9 @@ fn dispatch(host: &str, command: Command) -> Result<i32> {
             ContainerCommand::Top(a) => Command::Top(a),
             ContainerCommand::Port(a) => Command::Port(a),
             ContainerCommand::Attach(a) => Command::Attach(a),
+            ContainerCommand::Stats(a) => Command::Stats(a),
+            ContainerCommand::Update(a) => Command::Update(a),
+            ContainerCommand::Prune(a) => return disk::container_prune(&connect(host)?, a),
         },
         Command::Image(i) => match i {
             ImageCommand::Ls(a) => Command::Images(a),
@@ -417,6 +440,8 @@ fn dispatch(host: &str, command: Command) -> Result<i32> {
         Command::Top(a) => ct::top(&client, a),
         Command::Port(a) => ct::port(&client, a),
         Command::Attach(a) => ct::attach(&client, a),
+        Command::Stats(a) => stats::stats(&client, a),
+        Command::Update(a) => stats::update(&client, a),
         Command::Images(a) => images::images(&client, a),
         Command::Import(a) => images::import(&client, a),
         Command::Tag(a) => images::tag(&client, a),
