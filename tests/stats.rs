@@ -446,7 +446,9 @@ fn df_and_prune_free_what_they_report() {
         "-c",
         "busybox dd if=/dev/zero of=/big bs=1M count=5 2>/dev/null",
     ]));
-    ok(&d.berth(&["run", "--name", "kept", "-l", "keep=yes", "bb", "sh", "-c", "exit 0"]));
+    ok(&d.berth(&[
+        "run", "--name", "kept", "-l", "keep=yes", "bb", "sh", "-c", "exit 0",
+    ]));
     ok(&d.berth(&["run", "-d", "--name", "live", "bb", "sleep", "1000"]));
     let id = |name: &str| ok(&d.berth(&["inspect", "-f", "{{.Id}}", name]));
     let (big, kept, live) = (id("big"), id("kept"), id("live"));
