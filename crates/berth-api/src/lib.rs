@@ -4,6 +4,7 @@
 //! unversioned paths reach the same handlers. Errors are Docker's `{"message": "…"}` with
 //! Docker's statuses, and every response carries Docker's `Api-Version`/`Ostype` headers.
 
+pub mod archive;
 pub mod containers;
 pub mod distribution;
 pub mod error;
@@ -41,6 +42,7 @@ pub trait Backend:
     + distribution::DistributionBackend
     + volumes::VolumeBackend
     + usage::UsageBackend
+    + archive::ArchiveBackend
     + Send
     + Sync
     + 'static
@@ -55,6 +57,7 @@ impl<T> Backend for T where
         + distribution::DistributionBackend
         + volumes::VolumeBackend
         + usage::UsageBackend
+        + archive::ArchiveBackend
         + Send
         + Sync
         + 'static
@@ -107,7 +110,8 @@ pub fn router(backend: SharedBackend) -> Router {
         .merge(events::routes())
         .merge(distribution::routes())
         .merge(volumes::routes())
-        .merge(usage::routes());
+        .merge(usage::routes())
+        .merge(archive::routes());
     let mut app = api.clone();
     for n in MIN_MINOR..=MAX_MINOR {
         app = app.nest(&format!("/v1.{n}"), api.clone());

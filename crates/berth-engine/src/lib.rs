@@ -1,6 +1,7 @@
 //! berth's engine: the objects behind the API (containers, images, volumes, networks) and the
 //! state under the root directory. This first part answers for the system itself.
 
+pub mod archive;
 pub mod cgroups;
 pub mod changes;
 pub mod containers;

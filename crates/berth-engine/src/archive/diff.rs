@@ -1,0 +1,335 @@
+//! `docker diff`: what a container changed, read from its overlayfs upper dir and compared
+//! with the image's layers (overlay lower dirs), as Docker's overlay driver reports it.
+//!
+//! - A whiteout (character device 0/0) is a deletion, and so is an opaque directory that
+//!   replaced a directory of the image (its old content is gone; Docker reports it so).
+//! - Anything else in the upper dir is an addition when the image does not have it, else a
+//!   modification — except a directory whose size, mode and mtime are unchanged (copied up
+//!   only because something below it changed).
+//! - The parent of an addition or deletion is reported modified (once) even when its own
+//!   metadata did not change.
+//!
+//! The image's view of a path is the merged one: layers top first, a whiteout or a
+//! non-directory on the way hides what is below, an opaque directory hides the layers under
+//! it. Everything is walked from descriptors without following symlinks.
+
+use std::collections::HashSet;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+
+use berth_api::archive::Change;
+
+use super::resolve::{cstring, is_dir, join, lstat_at, Root};
+use super::tarball::{is_opaque, is_whiteout, list_dir, open_in};
+
+pub(crate) const MODIFIED: u8 = 0;
+pub(crate) const ADDED: u8 = 1;
+pub(crate) const DELETED: u8 = 2;
+
+/// Mount points the runtime makes in a container's rootfs for files and filesystems it mounts
+/// there (`/etc/hosts`, `/proc`, …): Docker keeps them in an "init" layer under the
+/// container's, so they are neither changes nor part of a commit. Here they land in the upper
+/// dir, as an empty file or directory, and are left out the same way.
+const RUNTIME_FILES: &[&[u8]] = &[
+    b"/etc/hostname",
+    b"/etc/hosts",
+    b"/etc/resolv.conf",
+    b"/.dockerenv",
+    b"/dev/console",
+];
+const RUNTIME_DIRS: &[&[u8]] = &[
+    b"/proc",
+    b"/sys",
+    b"/dev",
+    b"/dev/pts",
+    b"/dev/shm",
+    b"/dev/mqueue",
+];
+
+/// Whether the upper dir's entry at `comps` is such a mount point (`dir`: its descriptor,
+/// when it is a directory).
+pub(crate) fn runtime_made(comps: &[Vec<u8>], st: &libc::stat, dir: Option<RawFd>) -> bool {
+    let path = join(comps);
+    match st.st_mode & libc::S_IFMT {
+        libc::S_IFREG => st.st_size == 0 && RUNTIME_FILES.contains(&path.as_slice()),
+        libc::S_IFDIR => {
+            RUNTIME_DIRS.contains(&path.as_slice())
+                && dir.is_some_and(|d| list_dir(d).is_ok_and(|l| l.is_empty()))
+        }
+        _ => false,
+    }
+}
+
+/// Whether the directory `dir` (at `comps`) holds entries and all of them are runtime mount
+/// points: then it changed only because the runtime made them.
+fn only_runtime_made(dir: RawFd, comps: &mut Vec<Vec<u8>>) -> io::Result<bool> {
+    let names = list_dir(dir)?;
+    if names.is_empty() {
+        return Ok(false);
+    }
+    for name in names {
+        let st = lstat_at(dir, &name)?;
+        let sub = if is_dir(&st) {
+            Some(open_in(dir, &name, libc::O_RDONLY | libc::O_DIRECTORY)?)
+        } else {
+            None
+        };
+        comps.push(name.to_bytes().to_vec());
+        let made = runtime_made(comps, &st, sub.as_ref().map(AsRawFd::as_raw_fd));
+        comps.pop();
+        if !made {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+struct Differ {
+    lowers: Vec<OwnedFd>,
+    changed_dirs: HashSet<Vec<u8>>,
+    out: Vec<Change>,
+}
+
+fn open_dir(path: &Path) -> io::Result<OwnedFd> {
+    let root = Root::open(path)?;
+    root.open_dir(&[])
+}
+
+/// The changes in `upper` over `lowers` (top first).
+pub(crate) fn changes(upper: &Path, lowers: &[PathBuf]) -> io::Result<Vec<Change>> {
+    let upper = match open_dir(upper) {
+        Ok(fd) => fd,
+        // Never started: nothing changed.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut d = Differ {
+        lowers: lowers
+            .iter()
+            .map(|p| open_dir(p))
+            .collect::<io::Result<_>>()?,
+        changed_dirs: HashSet::new(),
+        out: Vec::new(),
+    };
+    d.walk(upper.as_raw_fd(), &mut Vec::new())?;
+    Ok(d.out)
+}
+
+fn same_time(a: &libc::stat, b: &libc::stat) -> bool {
+    a.st_mtime == b.st_mtime && a.st_mtime_nsec == b.st_mtime_nsec
+}
+
+impl Differ {
+    /// The image's file at `comps`, if it has one.
+    fn lower_stat(&self, comps: &[Vec<u8>]) -> io::Result<Option<libc::stat>> {
+        'layers: for layer in &self.lowers {
+            let mut cur: Option<OwnedFd> = None;
+            let mut opaque_above = false;
+            for (i, c) in comps.iter().enumerate() {
+                let dir = cur.as_ref().map_or(layer.as_raw_fd(), AsRawFd::as_raw_fd);
+                let name = cstring(c)?;
+                let st = match lstat_at(dir, &name) {
+                    Ok(st) => st,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                        if opaque_above {
+                            return Ok(None);
+                        }
+                        continue 'layers;
+                    }
+                    Err(e) => return Err(e),
+                };
+                if is_whiteout(&st) {
+                    return Ok(None);
+                }
+                if i + 1 == comps.len() {
+                    return Ok(Some(st));
+                }
+                if !is_dir(&st) {
+                    return Ok(None);
+                }
+                let next = open_in(dir, &name, libc::O_RDONLY | libc::O_DIRECTORY)?;
+                opaque_above |= is_opaque(next.as_raw_fd());
+                cur = Some(next);
+            }
+        }
+        Ok(None)
+    }
+
+    fn record(&mut self, path: Vec<u8>, kind: u8) {
+        self.out.push(Change {
+            path: String::from_utf8_lossy(&path).into_owned(),
+            kind,
+        });
+    }
+
+    fn walk(&mut self, dir: RawFd, comps: &mut Vec<Vec<u8>>) -> io::Result<()> {
+        for name in list_dir(dir)? {
+            let st = match lstat_at(dir, &name) {
+                Ok(st) => st,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            comps.push(name.to_bytes().to_vec());
+            let path = join(comps);
+            let sub = if is_dir(&st) {
+                Some(open_in(dir, &name, libc::O_RDONLY | libc::O_DIRECTORY)?)
+            } else {
+                None
+            };
+            if runtime_made(comps, &st, sub.as_ref().map(AsRawFd::as_raw_fd)) {
+                comps.pop();
+                continue;
+            }
+            let opaque = sub.as_ref().is_some_and(|s| is_opaque(s.as_raw_fd()));
+            let lower = self.lower_stat(comps)?;
+            let kind = if is_whiteout(&st) || (opaque && lower.as_ref().is_some_and(is_dir)) {
+                Some(DELETED)
+            } else {
+                match &lower {
+                    None => Some(ADDED),
+                    Some(l)
+                        if is_dir(&st)
+                            && is_dir(l)
+                            && st.st_size == l.st_size
+                            && st.st_mode == l.st_mode
+                            && same_time(&st, l) =>
+                    {
+                        None
+                    }
+                    Some(l)
+                        if is_dir(&st)
+                            && is_dir(l)
+                            && st.st_mode == l.st_mode
+                            && only_runtime_made(
+                                sub.as_ref().map_or(-1, AsRawFd::as_raw_fd),
+                                comps,
+                            )? =>
+                    {
+                        None
+                    }
+                    Some(_) => Some(MODIFIED),
+                }
+            };
+            if let Some(kind) = kind {
+                if is_dir(&st) {
+                    self.changed_dirs.insert(path.clone());
+                }
+                if kind != MODIFIED && comps.len() > 1 {
+                    let parent = join(&comps[..comps.len() - 1]);
+                    if self.changed_dirs.insert(parent.clone()) {
+                        self.record(parent, MODIFIED);
+                    }
+                }
+                self.record(path, kind);
+            }
+            if let Some(sub) = sub {
+                self.walk(sub.as_raw_fd(), comps)?;
+            }
+            comps.pop();
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set_opaque(path: &Path) {
+        use std::os::unix::ffi::OsStrExt;
+        let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+        // SAFETY: both strings are NUL-terminated; the value is a 1-byte buffer.
+        let r = unsafe {
+            libc::setxattr(
+                c.as_ptr(),
+                c"trusted.overlay.opaque".as_ptr(),
+                b"y".as_ptr().cast(),
+                1,
+                0,
+            )
+        };
+        assert_eq!(r, 0);
+    }
+
+    fn whiteout(path: &Path) {
+        use std::os::unix::ffi::OsStrExt;
+        let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+        // SAFETY: `c` is NUL-terminated.
+        assert_eq!(unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR, 0) }, 0);
+    }
+
+    #[test]
+    fn additions_modifications_and_deletions() {
+        if !nix::unistd::geteuid().is_root() {
+            return; // whiteouts are device nodes and the opaque mark a trusted xattr
+        }
+        let t = tempfile::tempdir().unwrap();
+        let (base, top, upper) = (t.path().join("l1"), t.path().join("l2"), t.path().join("u"));
+        for d in ["etc", "var/lib", "old", "hidden"] {
+            std::fs::create_dir_all(base.join(d)).unwrap();
+        }
+        std::fs::write(base.join("etc/passwd"), "root").unwrap();
+        std::fs::write(base.join("etc/removed-below"), "x").unwrap();
+        std::fs::write(base.join("old/f"), "x").unwrap();
+        std::fs::create_dir_all(top.join("etc")).unwrap();
+        whiteout(&top.join("etc/removed-below"));
+        std::fs::create_dir_all(upper.join("etc")).unwrap();
+        std::fs::write(upper.join("etc/passwd"), "root\nme").unwrap();
+        std::fs::write(upper.join("etc/removed-below"), "again").unwrap();
+        // Timestamps are coarse: make the copied-up /etc visibly newer than the image's.
+        let later = std::time::SystemTime::now() + std::time::Duration::from_secs(60);
+        std::fs::File::open(upper.join("etc"))
+            .unwrap()
+            .set_modified(later)
+            .unwrap();
+        std::fs::write(upper.join("new"), "n").unwrap();
+        whiteout(&upper.join("hidden"));
+        std::fs::create_dir_all(upper.join("old")).unwrap();
+        set_opaque(&upper.join("old"));
+        // /var copied up unchanged: no line for it.
+        std::fs::create_dir_all(upper.join("var/lib")).unwrap();
+        for d in ["var", "var/lib"] {
+            let m = std::fs::metadata(base.join(d)).unwrap();
+            let f = std::fs::File::open(upper.join(d)).unwrap();
+            f.set_modified(m.modified().unwrap()).unwrap();
+        }
+        std::fs::write(upper.join("var/lib/db"), "d").unwrap();
+        let lib = std::fs::metadata(base.join("var/lib")).unwrap();
+        std::fs::File::open(upper.join("var/lib"))
+            .unwrap()
+            .set_modified(lib.modified().unwrap())
+            .unwrap();
+        // What the runtime made for its mounts is no change of the container's.
+        std::fs::write(upper.join("etc/hosts"), "").unwrap();
+        std::fs::create_dir_all(upper.join("proc")).unwrap();
+        std::fs::create_dir_all(base.join("srv")).unwrap();
+        std::fs::create_dir_all(upper.join("srv")).unwrap();
+        std::fs::write(upper.join("srv/.dockerenv-not-at-root"), "").unwrap();
+        std::fs::create_dir_all(upper.join("opt/etc")).unwrap();
+        std::fs::write(upper.join("opt/etc/hosts"), "").unwrap();
+        let got: Vec<String> = changes(&upper, &[top, base])
+            .unwrap()
+            .into_iter()
+            .map(|c| format!("{} {}", ["C", "A", "D"][c.kind as usize], c.path))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                "C /etc",
+                "C /etc/passwd",
+                "A /etc/removed-below",
+                "D /hidden",
+                "A /new",
+                "D /old",
+                "A /opt",
+                "A /opt/etc",
+                "A /opt/etc/hosts",
+                "C /srv",
+                "A /srv/.dockerenv-not-at-root",
+                "C /var/lib",
+                "A /var/lib/db",
+            ]
+        );
+    }
+}

@@ -1,0 +1,538 @@
+//! Writing a directory tree as a tar stream from descriptors: for `GET …/archive`, `export`
+//! and commit's layer (which turns overlayfs whiteouts into OCI ones).
+//!
+//! The tree is walked with `openat(O_NOFOLLOW)` from the descriptor of its top, so nothing the
+//! container does meanwhile (a directory swapped for a symlink) makes the walk leave it. Names
+//! go into the headers byte for byte (GNU long-name records when they do not fit): the docker
+//! CLI renames entries by their first component (`foo/…`, `./…`), which must stay as written.
+
+use super::diff::runtime_made;
+use super::resolve::{lstat_at, readlink_at, View};
+use std::collections::HashMap;
+use std::ffi::{CStr, CString};
+use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+const WHITEOUT_PREFIX: &[u8] = b".wh.";
+const OPAQUE_MARKER: &[u8] = b".wh..wh..opq";
+
+/// Opens `name` in `dir` with `flags` and `O_NOFOLLOW`.
+pub(crate) fn open_in(dir: RawFd, name: &CStr, flags: i32) -> io::Result<OwnedFd> {
+    // SAFETY: `name` is NUL-terminated.
+    let fd = unsafe {
+        libc::openat(
+            dir,
+            name.as_ptr(),
+            flags | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        // SAFETY: openat returned a new descriptor that nothing else owns.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    }
+}
+
+/// The names in the directory `dir` (without `.` and `..`), sorted as Go's walk sorts them.
+pub(crate) fn list_dir(dir: RawFd) -> io::Result<Vec<CString>> {
+    let own = open_in(dir, c".", libc::O_RDONLY | libc::O_DIRECTORY)?;
+    let mut listing = nix::dir::Dir::from_fd(own.as_raw_fd()).map_err(io::Error::from)?;
+    std::mem::forget(own); // `listing` owns (and closes) it now
+    let mut names = Vec::new();
+    for e in listing.iter() {
+        let e = e.map_err(io::Error::from)?;
+        let n = e.file_name();
+        if n.to_bytes() != b"." && n.to_bytes() != b".." {
+            names.push(n.to_owned());
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// An extended attribute of the open file `fd`, if it has it.
+pub(crate) fn fgetxattr(fd: RawFd, name: &CStr) -> Option<Vec<u8>> {
+    let mut buf = vec![0u8; 256];
+    loop {
+        // SAFETY: `name` is NUL-terminated; `buf` is writable for its length.
+        let n = unsafe { libc::fgetxattr(fd, name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+        if n >= 0 {
+            buf.truncate(n as usize);
+            return Some(buf);
+        }
+        if io::Error::last_os_error().raw_os_error() == Some(libc::ERANGE) && buf.len() < 65536 {
+            buf.resize(buf.len() * 4, 0);
+            continue;
+        }
+        return None;
+    }
+}
+
+/// Whether the directory `fd` is an overlayfs opaque directory.
+pub(crate) fn is_opaque(fd: RawFd) -> bool {
+    fgetxattr(fd, c"trusted.overlay.opaque").as_deref() == Some(b"y")
+}
+
+/// Whether `st` is an overlayfs whiteout (a character device 0/0).
+pub(crate) fn is_whiteout(st: &libc::stat) -> bool {
+    st.st_mode & libc::S_IFMT == libc::S_IFCHR && st.st_rdev == 0
+}
+
+/// Yields exactly `left` bytes of `inner`: zeros when the file shrank while it was read, and
+/// no more than that when it grew (the header already holds the size).
+struct Exactly<R> {
+    inner: R,
+    left: u64,
+}
+
+impl<R: Read> Read for Exactly<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.left == 0 || buf.is_empty() {
+            return Ok(0);
+        }
+        let want = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let mut n = self.inner.read(&mut buf[..want])?;
+        if n == 0 {
+            buf[..want].fill(0);
+            n = want;
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+/// A header for a GNU long name (`L`) or long link name (`K`) record of `len` bytes.
+fn long_record(kind: u8, len: usize) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.as_old_mut().name[..13].copy_from_slice(b"././@LongLink");
+    h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(0);
+    h.set_size(len as u64 + 1);
+    h.set_entry_type(tar::EntryType::new(kind));
+    h.set_cksum();
+    h
+}
+
+/// Appends an entry named `name` (and linking to `link`) exactly as given: names that do not
+/// fit the header go in GNU long-name records first.
+pub(crate) fn append_raw<W: Write>(
+    out: &mut tar::Builder<W>,
+    header: &mut tar::Header,
+    name: &[u8],
+    link: Option<&[u8]>,
+    data: impl Read,
+) -> io::Result<()> {
+    let old = header.as_old_mut();
+    old.name.fill(0);
+    if name.len() > old.name.len() {
+        out.append(&long_record(b'L', name.len()), name.chain(&[0u8][..]))?;
+    }
+    let n = name.len().min(old.name.len());
+    header.as_old_mut().name[..n].copy_from_slice(&name[..n]);
+    if let Some(link) = link {
+        header.as_old_mut().linkname.fill(0);
+        if link.len() > header.as_old().linkname.len() {
+            out.append(&long_record(b'K', link.len()), link.chain(&[0u8][..]))?;
+        }
+        let n = link.len().min(header.as_old().linkname.len());
+        header.as_old_mut().linkname[..n].copy_from_slice(&link[..n]);
+    }
+    header.set_cksum();
+    out.append(header, data)
+}
+
+/// PAX extended records (`SCHILY.xattr.…`) for the entry that follows.
+fn append_pax<W: Write>(
+    out: &mut tar::Builder<W>,
+    name: &[u8],
+    records: &[(String, Vec<u8>)],
+) -> io::Result<()> {
+    let mut body = Vec::new();
+    for (k, v) in records {
+        // "<len> <key>=<value>\n", where len counts itself.
+        let rest = k.len() + v.len() + 3;
+        let mut len = rest + 1;
+        while len.to_string().len() + rest != len {
+            len = len.to_string().len() + rest;
+        }
+        body.extend_from_slice(format!("{len} {k}=").as_bytes());
+        body.extend_from_slice(v);
+        body.push(b'\n');
+    }
+    let mut h = tar::Header::new_ustar();
+    h.set_mode(0o644);
+    h.set_size(body.len() as u64);
+    h.set_entry_type(tar::EntryType::XHeader);
+    let mut pax_name = b"PaxHeaders.0/".to_vec();
+    let base = name
+        .rsplit(|&b| b == b'/')
+        .find(|c| !c.is_empty())
+        .unwrap_or(b"x");
+    pax_name.extend_from_slice(&base[..base.len().min(80)]);
+    append_raw(out, &mut h, &pax_name, None, &body[..])
+}
+
+/// What a tree is written for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Flavor {
+    /// Files as they are (`cp`, `export`).
+    Files,
+    /// An overlayfs upper dir as an OCI layer: whiteouts become `.wh.` files, opaque
+    /// directories get `.wh..wh..opq`, overlayfs's own attributes stay out.
+    Layer,
+}
+
+/// Writes trees into a tar stream.
+pub(crate) struct TreeWriter<'v, W: Write> {
+    out: tar::Builder<W>,
+    flavor: Flavor,
+    /// The container's view, to descend into its volumes (`cp` of a directory holding one),
+    /// and the logical path of the entry being written.
+    view: Option<&'v View>,
+    logical: Vec<Vec<u8>>,
+    /// Files with several links: (dev, ino) → the name written first.
+    links: HashMap<(u64, u64), Vec<u8>>,
+    /// Entries written.
+    pub(crate) entries: u64,
+}
+
+fn child_name(prefix: &[u8], name: &[u8]) -> Vec<u8> {
+    let mut out = prefix.to_vec();
+    if !out.is_empty() && !out.ends_with(b"/") {
+        out.push(b'/');
+    }
+    out.extend_from_slice(name);
+    out
+}
+
+impl<'v, W: Write> TreeWriter<'v, W> {
+    pub(crate) fn new(out: W, flavor: Flavor) -> TreeWriter<'v, W> {
+        TreeWriter {
+            out: tar::Builder::new(out),
+            flavor,
+            view: None,
+            logical: Vec::new(),
+            links: HashMap::new(),
+            entries: 0,
+        }
+    }
+
+    /// Descends into the mounts of `view`; what is added next is at `logical` in it.
+    pub(crate) fn crossing_mounts(mut self, view: &'v View, logical: Vec<Vec<u8>>) -> Self {
+        self.view = Some(view);
+        self.logical = logical;
+        self
+    }
+
+    /// Ends the archive; returns the writer.
+    pub(crate) fn finish(self) -> io::Result<W> {
+        self.out.into_inner()
+    }
+
+    fn header(st: &libc::stat, kind: tar::EntryType) -> tar::Header {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_mode(st.st_mode & 0o7777);
+        h.set_uid(u64::from(st.st_uid));
+        h.set_gid(u64::from(st.st_gid));
+        h.set_mtime(st.st_mtime.max(0) as u64);
+        h.set_size(0);
+        h
+    }
+
+    /// Adds `leaf` of the directory `parent` as `name`, and everything below it.
+    pub(crate) fn add(&mut self, parent: RawFd, leaf: &CStr, name: &[u8]) -> io::Result<()> {
+        let mount = self.view.and_then(|v| v.mount_at(&self.logical));
+        let (dir, st) = match mount {
+            // A volume mounted here: its own directory, as the container sees it.
+            Some(m) => {
+                let dir = m.root.open_dir(&[])?;
+                let st = lstat_at(dir.as_raw_fd(), c"")?;
+                (Some(dir), st)
+            }
+            None => (None, lstat_at(parent, leaf)?),
+        };
+        match st.st_mode & libc::S_IFMT {
+            libc::S_IFDIR => {
+                let dir = match dir {
+                    Some(d) => d,
+                    None => open_in(parent, leaf, libc::O_RDONLY | libc::O_DIRECTORY)?,
+                };
+                if self.flavor == Flavor::Layer
+                    && runtime_made(&self.logical, &st, Some(dir.as_raw_fd()))
+                {
+                    return Ok(());
+                }
+                let mut dir_name = name.to_vec();
+                if !dir_name.ends_with(b"/") {
+                    dir_name.push(b'/');
+                }
+                let mut h = Self::header(&st, tar::EntryType::Directory);
+                self.append(&mut h, &dir_name, None, io::empty())?;
+                self.add_children(dir.as_raw_fd(), name)
+            }
+            _ if self.flavor == Flavor::Layer && runtime_made(&self.logical, &st, None) => Ok(()),
+            _ => self.add_non_dir(parent, leaf, name, &st),
+        }
+    }
+
+    /// Adds what is in the directory `dir`, named `prefix/<name>` (`prefix` empty: `<name>`).
+    pub(crate) fn add_children(&mut self, dir: RawFd, prefix: &[u8]) -> io::Result<()> {
+        if self.flavor == Flavor::Layer && is_opaque(dir) {
+            let st = lstat_at(dir, c"")?;
+            let mut h = Self::header(&st, tar::EntryType::Regular);
+            h.set_mode(0o600);
+            let name = child_name(prefix, OPAQUE_MARKER);
+            self.append(&mut h, &name, None, io::empty())?;
+        }
+        for child in list_dir(dir)? {
+            let name = child_name(prefix, child.to_bytes());
+            self.logical.push(child.to_bytes().to_vec());
+            let added = self.add(dir, &child, &name);
+            self.logical.pop();
+            match added {
+                // Gone since the listing (a running container deleted it): leave it out.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                other => other?,
+            }
+        }
+        Ok(())
+    }
+
+    fn append(
+        &mut self,
+        h: &mut tar::Header,
+        name: &[u8],
+        link: Option<&[u8]>,
+        data: impl Read,
+    ) -> io::Result<()> {
+        self.entries += 1;
+        append_raw(&mut self.out, h, name, link, data)
+    }
+
+    fn add_non_dir(
+        &mut self,
+        parent: RawFd,
+        leaf: &CStr,
+        name: &[u8],
+        st: &libc::stat,
+    ) -> io::Result<()> {
+        use tar::EntryType;
+        let kind = st.st_mode & libc::S_IFMT;
+        if self.flavor == Flavor::Layer && is_whiteout(st) {
+            let (dir, base) = match name.iter().rposition(|&b| b == b'/') {
+                Some(i) => (&name[..=i], &name[i + 1..]),
+                None => (&b""[..], name),
+            };
+            let mut wh = dir.to_vec();
+            wh.extend_from_slice(WHITEOUT_PREFIX);
+            wh.extend_from_slice(base);
+            let mut h = Self::header(st, EntryType::Regular);
+            return self.append(&mut h, &wh, None, io::empty());
+        }
+        if kind != libc::S_IFLNK && st.st_nlink > 1 {
+            let key = (st.st_dev, st.st_ino);
+            if let Some(first) = self.links.get(&key).cloned() {
+                let mut h = Self::header(st, EntryType::Link);
+                return self.append(&mut h, name, Some(&first), io::empty());
+            }
+            self.links.insert(key, name.to_vec());
+        }
+        match kind {
+            libc::S_IFREG => {
+                let file = open_in(
+                    parent,
+                    leaf,
+                    libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY,
+                )?;
+                let st = lstat_at(file.as_raw_fd(), c"")?;
+                if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+                    return Ok(()); // swapped for something else since it was listed
+                }
+                let mut h = Self::header(&st, EntryType::Regular);
+                h.set_size(st.st_size as u64);
+                if let Some(cap) = fgetxattr(file.as_raw_fd(), c"security.capability") {
+                    append_pax(
+                        &mut self.out,
+                        name,
+                        &[("SCHILY.xattr.security.capability".to_owned(), cap)],
+                    )?;
+                }
+                let data = Exactly {
+                    inner: std::fs::File::from(file),
+                    left: st.st_size as u64,
+                };
+                self.append(&mut h, name, None, data)
+            }
+            libc::S_IFLNK => {
+                let target = readlink_at(parent, leaf)?;
+                let mut h = Self::header(st, EntryType::Symlink);
+                self.append(&mut h, name, Some(&target), io::empty())
+            }
+            libc::S_IFCHR | libc::S_IFBLK | libc::S_IFIFO => {
+                let kind = match kind {
+                    libc::S_IFCHR => EntryType::Char,
+                    libc::S_IFBLK => EntryType::Block,
+                    _ => EntryType::Fifo,
+                };
+                let mut h = Self::header(st, kind);
+                if kind != EntryType::Fifo {
+                    h.set_device_major(libc::major(st.st_rdev))?;
+                    h.set_device_minor(libc::minor(st.st_rdev))?;
+                }
+                self.append(&mut h, name, None, io::empty())
+            }
+            // Sockets cannot be archived (Docker leaves them out too).
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::ffi::OsStrExt;
+
+    fn entries(bytes: &[u8]) -> Vec<(String, tar::EntryType, String)> {
+        let mut a = tar::Archive::new(bytes);
+        a.entries()
+            .unwrap()
+            .map(|e| {
+                let mut e = e.unwrap();
+                let name = String::from_utf8_lossy(&e.path_bytes()).into_owned();
+                let kind = e.header().entry_type();
+                let link = e
+                    .link_name_bytes()
+                    .map(|l| String::from_utf8_lossy(&l).into_owned())
+                    .unwrap_or_default();
+                let mut data = String::new();
+                e.read_to_string(&mut data).unwrap();
+                (name, kind, if link.is_empty() { data } else { link })
+            })
+            .collect()
+    }
+
+    fn mknod_whiteout(dir: &std::path::Path, name: &str) -> bool {
+        let c = CString::new(dir.join(name).as_os_str().as_bytes()).unwrap();
+        // SAFETY: `c` is NUL-terminated.
+        unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR, 0) == 0 }
+    }
+
+    #[test]
+    fn names_are_kept_as_given_and_long_ones_survive() {
+        let dir = tempfile::tempdir().unwrap();
+        let long = "d".repeat(150);
+        std::fs::create_dir_all(dir.path().join("top").join(&long)).unwrap();
+        std::fs::write(dir.path().join("top").join(&long).join("f"), "data").unwrap();
+        std::fs::write(dir.path().join("top/a.txt"), "a").unwrap();
+        std::fs::hard_link(dir.path().join("top/a.txt"), dir.path().join("top/b.txt")).unwrap();
+        std::os::unix::fs::symlink("x".repeat(120), dir.path().join("top/link")).unwrap();
+        let root = Root::open(dir.path()).unwrap();
+        let mut w = TreeWriter::new(Vec::new(), Flavor::Files);
+        w.add(root.raw(), c"top", b".").unwrap();
+        let got = entries(&w.finish().unwrap());
+        let names: Vec<&str> = got.iter().map(|(n, _, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            vec![
+                "./",
+                "./a.txt",
+                "./b.txt",
+                &format!("./{long}/"),
+                &format!("./{long}/f"),
+                "./link"
+            ]
+        );
+        assert_eq!(got[1].2, "a");
+        assert_eq!(got[2].1, tar::EntryType::Link);
+        assert_eq!(got[2].2, "./a.txt");
+        assert_eq!(got[4].2, "data");
+        assert_eq!(got[5].2, "x".repeat(120));
+    }
+
+    use super::super::resolve::Root;
+
+    #[test]
+    fn overlay_whiteouts_become_oci_whiteouts() {
+        if !nix::unistd::geteuid().is_root() {
+            return; // whiteouts are device nodes and the opaque mark a trusted xattr
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let upper = dir.path();
+        std::fs::create_dir_all(upper.join("etc")).unwrap();
+        std::fs::write(upper.join("etc/new"), "n").unwrap();
+        assert!(mknod_whiteout(&upper.join("etc"), "gone"));
+        std::fs::create_dir_all(upper.join("opaque")).unwrap();
+        std::fs::write(upper.join("opaque/kept"), "k").unwrap();
+        // The runtime's mount points stay out of the layer.
+        std::fs::write(upper.join("etc/hosts"), "").unwrap();
+        std::fs::create_dir_all(upper.join("proc")).unwrap();
+        let c = CString::new(upper.join("opaque").as_os_str().as_bytes()).unwrap();
+        // SAFETY: both strings are NUL-terminated; the value is a 1-byte buffer.
+        let r = unsafe {
+            libc::setxattr(
+                c.as_ptr(),
+                c"trusted.overlay.opaque".as_ptr(),
+                b"y".as_ptr().cast(),
+                1,
+                0,
+            )
+        };
+        assert_eq!(r, 0);
+        let root = Root::open(upper).unwrap();
+        let mut w = TreeWriter::new(Vec::new(), Flavor::Layer);
+        w.add_children(root.raw(), b"").unwrap();
+        let got = entries(&w.finish().unwrap());
+        let names: Vec<&str> = got.iter().map(|(n, _, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            vec![
+                "etc/",
+                "etc/.wh.gone",
+                "etc/new",
+                "opaque/",
+                "opaque/.wh..wh..opq",
+                "opaque/kept"
+            ]
+        );
+        assert_eq!(got[1].1, tar::EntryType::Regular);
+
+        // And berth-image's layer apply turns them back into overlayfs's form.
+        let mut w = TreeWriter::new(Vec::new(), Flavor::Layer);
+        w.add_children(root.raw(), b"").unwrap();
+        let tar = w.finish().unwrap();
+        let back = tempfile::tempdir().unwrap();
+        berth_image::layer::apply(&tar[..], back.path()).unwrap();
+        let st = std::fs::symlink_metadata(back.path().join("etc/gone")).unwrap();
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        assert!(st.file_type().is_char_device() && st.rdev() == 0);
+        let back_root = Root::open(back.path()).unwrap();
+        let opaque = back_root
+            .open_at(b"/opaque", libc::O_RDONLY | libc::O_DIRECTORY)
+            .unwrap();
+        assert!(is_opaque(opaque.as_raw_fd()));
+    }
+
+    #[test]
+    fn a_file_that_shrinks_is_padded() {
+        let mut r = Exactly {
+            inner: &b"abc"[..],
+            left: 5,
+        };
+        let mut out = Vec::new();
+        r.read_to_end(&mut out).unwrap();
+        assert_eq!(out, b"abc\0\0");
+        let mut r = Exactly {
+            inner: &b"abcdef"[..],
+            left: 2,
+        };
+        let mut out = Vec::new();
+        r.read_to_end(&mut out).unwrap();
+        assert_eq!(out, b"ab");
+    }
+}
