@@ -4,6 +4,7 @@
 //! When nothing listens on the socket and the user is root, the CLI starts the daemon itself
 //! (detached, logging to /var/log/berth.log) and waits for it, so `berth run …` needs no set-up.
 
+pub mod archive;
 pub mod client;
 pub mod containers;
 pub mod create_opts;
@@ -109,6 +110,14 @@ pub enum Command {
     Port(ct::PortArgs),
     /// Attach local standard input, output, and error streams to a running container.
     Attach(ct::AttachArgs),
+    /// Copy files/folders between a container and the local filesystem.
+    Cp(archive::CpArgs),
+    /// Create a new image from a container's changes.
+    Commit(archive::CommitArgs),
+    /// Inspect changes to files or directories on a container's filesystem.
+    Diff(archive::DiffArgs),
+    /// Export a container's filesystem as a tar archive.
+    Export(archive::ExportArgs),
     /// Display a live stream of container(s) resource usage statistics.
     Stats(stats::StatsArgs),
     /// Update configuration of one or more containers.
@@ -206,6 +215,14 @@ pub enum ContainerCommand {
     Port(ct::PortArgs),
     /// Attach local standard input, output, and error streams to a running container.
     Attach(ct::AttachArgs),
+    /// Copy files/folders between a container and the local filesystem.
+    Cp(archive::CpArgs),
+    /// Create a new image from a container's changes.
+    Commit(archive::CommitArgs),
+    /// Inspect changes to files or directories on a container's filesystem.
+    Diff(archive::DiffArgs),
+    /// Export a container's filesystem as a tar archive.
+    Export(archive::ExportArgs),
     /// Display a live stream of container(s) resource usage statistics.
     Stats(stats::StatsArgs),
     /// Update configuration of one or more containers.
@@ -401,6 +418,10 @@ fn dispatch(host: &str, command: Command) -> Result<i32> {
             ContainerCommand::Top(a) => Command::Top(a),
             ContainerCommand::Port(a) => Command::Port(a),
             ContainerCommand::Attach(a) => Command::Attach(a),
+            ContainerCommand::Cp(a) => Command::Cp(a),
+            ContainerCommand::Commit(a) => Command::Commit(a),
+            ContainerCommand::Diff(a) => Command::Diff(a),
+            ContainerCommand::Export(a) => Command::Export(a),
             ContainerCommand::Stats(a) => Command::Stats(a),
             ContainerCommand::Update(a) => Command::Update(a),
             ContainerCommand::Prune(a) => return disk::container_prune(&connect(host)?, a),
@@ -440,6 +461,10 @@ fn dispatch(host: &str, command: Command) -> Result<i32> {
         Command::Top(a) => ct::top(&client, a),
         Command::Port(a) => ct::port(&client, a),
         Command::Attach(a) => ct::attach(&client, a),
+        Command::Cp(a) => archive::cp(&client, a),
+        Command::Commit(a) => archive::commit(&client, a),
+        Command::Diff(a) => archive::diff(&client, a),
+        Command::Export(a) => archive::export(&client, a),
         Command::Stats(a) => stats::stats(&client, a),
         Command::Update(a) => stats::update(&client, a),
         Command::Images(a) => images::images(&client, a),
