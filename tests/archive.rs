@@ -590,3 +590,61 @@ fn commit_diff_export() {
         "{shown}"
     );
 }
+
+#[test]
+fn cp_reaches_volumes_and_bind_mounts() {
+    if !root_or_skip() {
+        return;
+    }
+    let d = TestDaemon::with_busybox();
+    let scratch = tempfile::tempdir().unwrap();
+    let s = scratch.path();
+    let p = |x: &str| s.join(x).display().to_string();
+    let bind = tempfile::tempdir().unwrap();
+    std::fs::write(bind.path().join("from-host"), "bound").unwrap();
+    ok(&d.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "c",
+        "-v",
+        "vol:/srv/data",
+        "-v",
+        "rovol:/srv/ro:ro",
+        "-v",
+        &format!("{}:/mnt/bind", bind.path().display()),
+        "bb",
+        "sh",
+        "-c",
+        "echo in-volume > /srv/data/v && echo ready > /ready && exec sleep 1000",
+    ]));
+    eventually("the container to be ready", || {
+        d.berth(&["exec", "c", "cat", "/ready"]).status.success()
+    });
+    std::fs::write(s.join("f"), "copied").unwrap();
+
+    // Into a volume: the container sees it (it is not hidden under the mount point).
+    ok(&d.berth(&["cp", &p("f"), "c:/srv/data/"]));
+    assert_eq!(ok(&d.berth(&["exec", "c", "cat", "/srv/data/f"])), "copied");
+    ok(&d.docker(&["cp", &p("f"), "c:/mnt/bind/from-docker"]));
+    assert_eq!(read(bind.path().join("from-docker")), "copied");
+    // Out of a volume and a bind mount, and a directory holding a volume includes it.
+    ok(&d.berth(&["cp", "c:/srv/data/v", &p("v")]));
+    assert_eq!(read(s.join("v")), "in-volume\n");
+    ok(&d.berth(&["cp", "c:/mnt/bind/from-host", &p("h")]));
+    assert_eq!(read(s.join("h")), "bound");
+    ok(&d.berth(&["cp", "c:/srv", &p("srv")]));
+    assert_eq!(read(s.join("srv/data/v")), "in-volume\n");
+    // A read-only volume refuses writes with docker's words.
+    let e = fails(&d.berth(&["cp", &p("f"), "c:/srv/ro/"]));
+    assert!(e.contains("mounted volume is marked read-only"), "{e}");
+    // A stopped container's volumes too.
+    ok(&d.berth(&["stop", "-t", "1", "c"]));
+    ok(&d.berth(&["cp", &p("f"), "c:/srv/data/while-stopped"]));
+    ok(&d.berth(&["start", "c"]));
+    eventually("the restarted container", || {
+        d.berth(&["exec", "c", "cat", "/srv/data/while-stopped"])
+            .status
+            .success()
+    });
+}
