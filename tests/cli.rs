@@ -166,17 +166,15 @@ fn run_ps_logs_exec_inspect_rm() {
     assert_eq!(ok(&d.berth(&["stop", "web2"])), "web2");
     assert_eq!(ok(&d.berth(&["wait", "web2"])), "0");
     assert_eq!(text(&d.berth(&["logs", "web2"])), "started\nbye");
-    assert_eq!(
-        ok(&d.berth(&[
-            "ps",
-            "-a",
-            "--filter",
-            "name=web2",
-            "--format",
-            "{{.Status}}"
-        ])),
-        "Exited (0) Less than a second ago"
-    );
+    assert!(ok(&d.berth(&[
+        "ps",
+        "-a",
+        "--filter",
+        "name=web2",
+        "--format",
+        "{{.Status}}"
+    ]))
+    .starts_with("Exited (0) "));
     assert_eq!(ok(&d.berth(&["rm", "web2"])), "web2");
     let out = d.berth(&["rm", "web2"]);
     assert_eq!(out.status.code(), Some(1));
@@ -213,9 +211,18 @@ fn exit_codes_and_bad_input_follow_docker() {
     assert_eq!(out.status.code(), Some(125), "{}", err(&out));
     let out = d.berth(&["run", "--no-such-flag", "bb"]);
     assert_eq!(out.status.code(), Some(125), "{}", err(&out));
-    let out = d.berth(&["run", "-v", "/tmp:/data", "bb"]);
+    let out = d.berth(&[
+        "run",
+        "--mount",
+        "type=bind,source=/no/such/dir,target=/data",
+        "bb",
+    ]);
     assert_eq!(out.status.code(), Some(125));
-    assert!(err(&out).contains("not supported"), "{}", err(&out));
+    assert!(
+        err(&out).contains("bind source path does not exist"),
+        "{}",
+        err(&out)
+    );
     assert_eq!(count(), 0, "failed runs left containers behind");
 
     // 127: the command does not exist; 126: it cannot be invoked.

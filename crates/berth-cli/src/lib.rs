@@ -393,9 +393,7 @@ fn dispatch(host: &str, command: Command) -> Result<i32> {
         // Reads a file; needs no daemon.
         Command::Lint(a) => return lint::run(a),
         Command::System(SystemCommand::Df(a)) => return disk::df(&connect(host)?, a),
-        Command::System(SystemCommand::Prune(a)) => {
-            return disk::system_prune(&connect(host)?, a)
-        }
+        Command::System(SystemCommand::Prune(a)) => return disk::system_prune(&connect(host)?, a),
         Command::Container(c) => match c {
             ContainerCommand::Run(a) => Command::Run(a),
             ContainerCommand::Create(a) => Command::Create(a),
