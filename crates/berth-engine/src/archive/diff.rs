@@ -113,6 +113,8 @@ pub(crate) fn changes(upper: &Path, lowers: &[PathBuf]) -> io::Result<Vec<Change
         out: Vec::new(),
     };
     d.walk(upper.as_raw_fd(), &mut Vec::new())?;
+    // Docker lists changes by path; the walk's order depends on directory order on disk.
+    d.out.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(d.out)
 }
 
