@@ -41,6 +41,15 @@ enum Command {
         /// Layers uploaded at once per push.
         #[arg(long = "max-concurrent-uploads", default_value_t = 5)]
         max_concurrent_uploads: usize,
+        /// The default network's bridge.
+        #[arg(long, default_value = berth_network::DEFAULT_BRIDGE)]
+        bridge: String,
+        /// The default network's gateway address and prefix (e.g. 10.209.0.1/16).
+        #[arg(long)]
+        bip: Option<String>,
+        /// berth's nftables table (family ip).
+        #[arg(long = "nft-table", default_value = berth_network::DEFAULT_TABLE)]
+        nft_table: String,
     },
     /// Run an image registry (the OCI distribution API).
     Registry {
@@ -204,6 +213,9 @@ fn main() {
             insecure_registries,
             max_concurrent_downloads,
             max_concurrent_uploads,
+            bridge,
+            bip,
+            nft_table,
         } => daemon(
             root,
             host,
@@ -212,6 +224,11 @@ fn main() {
                 insecure_registries,
                 max_concurrent_downloads,
                 max_concurrent_uploads,
+                network: Some(berth_engine::networks::NetworkOptions {
+                    bridge,
+                    bip,
+                    nft_table,
+                }),
             },
         ),
         Command::Registry {

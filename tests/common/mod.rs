@@ -32,10 +32,72 @@ pub fn runtime_bin() -> PathBuf {
     Path::new(BERTH).parent().unwrap().join("berth-runtime")
 }
 
+/// The daemon's own bridge, subnet and nftables table (`--bridge`, `--bip`, `--nft-table`),
+/// chosen once per test dir (kept in `net-args`, so a restarted daemon gets the same) and
+/// clear of the host's addresses: tests never touch a real setup.
+pub fn net_args(dir: &Path) -> Vec<String> {
+    let file = dir.join("net-args");
+    if let Ok(text) = std::fs::read_to_string(&file) {
+        return text.lines().map(str::to_owned).collect();
+    }
+    let taken = Command::new("ip")
+        .args(["-o", "-4", "addr", "show"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in dir.as_os_str().as_encoded_bytes() {
+        h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    let name = format!("bt{:08x}", h as u32);
+    let mut k = (h >> 32) as u32;
+    let bip = loop {
+        let (b, c) = (230 + (k / 256) % 24, k % 256);
+        if !taken.contains(&format!(" 10.{b}.{c}.")) {
+            break format!("10.{b}.{c}.1/24");
+        }
+        k = k.wrapping_add(1);
+    };
+    let args = vec![
+        "--bridge".to_owned(),
+        name.clone(),
+        "--bip".to_owned(),
+        bip,
+        "--nft-table".to_owned(),
+        name,
+    ];
+    std::fs::write(&file, args.join("\n")).unwrap();
+    args
+}
+
+/// Deletes what the daemon of `dir` made on the host: its bridges (from the network state
+/// files) and its nftables table.
+pub fn remove_net(dir: &Path) {
+    let args = net_args(dir);
+    if let Ok(entries) = std::fs::read_dir(dir.join("root/networks")) {
+        for e in entries.flatten() {
+            let Ok(text) = std::fs::read_to_string(e.path()) else {
+                continue;
+            };
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else {
+                continue;
+            };
+            if let Some(bridge) = v["config"]["bridge"].as_str() {
+                let _ = Command::new("ip").args(["link", "del", bridge]).output();
+            }
+        }
+    }
+    let _ = Command::new("ip").args(["link", "del", &args[1]]).output();
+    let _ = Command::new("nft")
+        .args(["delete", "table", "ip", &args[5]])
+        .output();
+}
+
 pub fn spawn_daemon(dir: &Path) -> Child {
     Command::new(BERTH)
         .args(["daemon", "--root"])
         .arg(dir.join("root"))
+        .args(net_args(dir))
         .arg("-H")
         .arg(format!("unix://{}", dir.join("berth.sock").display()))
         .env("BERTH_RUNTIME", runtime_bin())
@@ -173,6 +235,7 @@ impl Drop for TestDaemon {
                 }
             }
         }
+        remove_net(self.dir.path());
     }
 }
 

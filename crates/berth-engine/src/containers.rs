@@ -48,6 +48,9 @@ pub struct Record {
     /// The health check the shim runs.
     #[serde(default)]
     pub healthcheck: Option<berth_runtime::shim::health::HealthConfig>,
+    /// Network mode, networks, published ports, DNS and hosts settings.
+    #[serde(default)]
+    pub net: crate::networks::NetRecord,
 }
 
 /// The HostConfig settings berth honours so far.
@@ -118,29 +121,6 @@ fn log_options(hc: &serde_json::Value) -> Result<(Option<u64>, Option<u32>), Api
         }
     }
     Ok((size, files))
-}
-
-/// Settings berth does not have yet are refused, never silently dropped (a bind mount that
-/// is ignored would lose the data written to it).
-fn refuse_unsupported(hc: &serde_json::Value) -> Result<(), ApiError> {
-    let non_empty = |v: &serde_json::Value| match v {
-        serde_json::Value::Array(a) => !a.is_empty(),
-        serde_json::Value::Object(o) => !o.is_empty(),
-        _ => false,
-    };
-    for (key, what) in [("PortBindings", "published ports (-p)")] {
-        if non_empty(&hc[key]) {
-            return Err(ApiError::bad_request(format!(
-                "{what} are not supported by this berth version yet"
-            )));
-        }
-    }
-    match hc["NetworkMode"].as_str().unwrap_or("") {
-        "" | "default" | "bridge" | "none" => Ok(()),
-        other => Err(ApiError::bad_request(format!(
-            "network mode {other:?} is not supported by this berth version yet"
-        ))),
-    }
 }
 
 /// What a container is doing: changes over its life.
@@ -380,6 +360,7 @@ impl Engine {
         st.killed_unhealthy =
             berth_runtime::shim::health::read_health(&dir).is_some_and(|h| h.killed_unhealthy);
         self.unmount_rootfs(id);
+        self.network_down(id);
         let _ = self.save_state(id, &st);
         if let Ok(rec) = self.find(id) {
             self.container_event(&rec, "die", &[("exitCode", st.exit_code.to_string())]);
@@ -461,6 +442,9 @@ impl Engine {
             .map(|u| u.parse::<Ulimit>())
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let net = self.network_up(rec)?;
+        let mut mounts = self.user_mounts(rec)?;
+        mounts.extend(net.mounts);
         let opts = ContainerOptions {
             rootfs: self.rootfs(&rec.id),
             args,
@@ -483,7 +467,9 @@ impl Engine {
             ulimits,
             tty: rec.tty,
             init: rec.host.init,
-            mounts: self.user_mounts(rec)?,
+            mounts,
+            host_network: net.host_network,
+            netns_path: net.netns,
             cgroups_path: Some(berth_runtime::host::default_cgroups_path(
                 &rec.id,
                 berth_runtime::host::systemd_is_init(),
@@ -612,6 +598,7 @@ impl Engine {
             Ok(b) => b,
             Err(e) => {
                 self.unmount_rootfs(&rec.id);
+                self.network_down(&rec.id);
                 return Err(e);
             }
         };
@@ -655,6 +642,7 @@ impl Engine {
             .map_err(|e| ApiError::internal(format!("run berth-runtime: {e}")))?;
         if !out.status.success() {
             self.unmount_rootfs(&rec.id);
+            self.network_down(&rec.id);
             let msg = String::from_utf8_lossy(&out.stderr).trim().to_owned();
             let mut st = self.state(&rec.id);
             st.error = msg.clone();
@@ -781,7 +769,6 @@ impl ContainerBackend for Engine {
 
         let id = ContainerId::generate().map_err(|e| ApiError::internal(e.to_string()))?;
         let hc = &body["HostConfig"];
-        refuse_unsupported(hc)?;
         let (log_max_size, log_max_files) = log_options(hc)?;
         let mut env = ic.env.clone().unwrap_or_default();
         env.extend(strings(&body["Env"]));
@@ -857,6 +844,7 @@ impl ContainerBackend for Engine {
             },
             mounts: Vec::new(),
             healthcheck: None,
+            net: Default::default(),
         };
         record.healthcheck = crate::health::config_for(
             &body,
@@ -871,6 +859,12 @@ impl ContainerBackend for Engine {
         }
         // Check what the runtime would refuse now, not at start.
         self.check_options(&record)?;
+        let exposed: Vec<String> = ic
+            .exposed_ports
+            .as_ref()
+            .map(|p| p.keys().cloned().collect())
+            .unwrap_or_default();
+        record.net = self.net_for_create(&body, &exposed)?;
         // Last, as it creates volumes: everything else about the request is fine.
         let image_volumes: Vec<String> = ic
             .volumes
@@ -898,8 +892,15 @@ impl ContainerBackend for Engine {
     fn start_container(&self, key: &str) -> Result<bool, ApiError> {
         let rec = self.find(key)?;
         let lock = self.container_lock(&rec.id);
-        let _held = lock.lock().unwrap_or_else(|p| p.into_inner());
-        self.start_locked(&rec)
+        let result = {
+            let _held = lock.lock().unwrap_or_else(|p| p.into_inner());
+            self.start_locked(&rec)
+        };
+        // `--rm`: a container that cannot start goes too (the docker CLI waits for that).
+        if result.is_err() && rec.host.auto_remove {
+            let _ = self.remove_container(&rec.id, true, true);
+        }
+        result
     }
 
     fn wait_state(&self, key: &str) -> Result<WaitState, ApiError> {
@@ -1147,6 +1148,7 @@ impl ContainerBackend for Engine {
         }
         self.unmount_rootfs(&rec.id);
         let _ = self.runtime().args(["delete", "--force", &rec.id]).output();
+        self.network_remove(&rec);
         // Never delete through a mount: if anything is still mounted in the container's
         // directory, refuse rather than risk files that are not the container's.
         let dir = self.container_dir(&rec.id);
@@ -1230,7 +1232,7 @@ impl ContainerBackend for Engine {
                 image_id: Some(rec.image_id.clone()),
                 command: Some(command),
                 created: Some(unix_time(&rec.created)),
-                ports: Some(Vec::new()),
+                ports: Some(self.port_summary(&rec.id)),
                 labels: Some(rec.labels.clone().into_iter().collect()),
                 state: Some(state),
                 status: Some(if Self::policy_restarts(rec, &st) {
@@ -1321,6 +1323,7 @@ impl ContainerBackend for Engine {
                 stop_signal: rec.stop_signal.clone(),
                 ..Default::default()
             }),
+            network_settings: Some(self.network_settings(&rec)),
             mounts: Some(
                 rec.mounts
                     .iter()
@@ -1350,6 +1353,7 @@ impl ContainerBackend for Engine {
                 cap_drop: Some(rec.host.cap_drop.clone()),
                 security_opt: Some(rec.host.security_opt.clone()),
                 auto_remove: Some(rec.host.auto_remove),
+                network_mode: Some(rec.net.mode.clone()),
                 ..Default::default()
             }),
             ..Default::default()

@@ -14,6 +14,7 @@ pub mod health;
 pub mod humanize;
 pub mod images;
 pub mod logs;
+pub mod networks;
 pub mod stats;
 pub mod system;
 pub mod update;
@@ -41,6 +42,8 @@ pub struct Engine {
     locks: Arc<Mutex<HashMap<String, Arc<Mutex<()>>>>>,
     /// The registry client (pull, push, login checks).
     registry: berth_registry::client::Client,
+    /// Container networking; None when the engine was opened without it (unit tests).
+    net: Option<Arc<berth_network::Networking>>,
 }
 
 /// How the daemon was asked to talk to registries.
@@ -51,6 +54,9 @@ pub struct EngineOptions {
     /// `--max-concurrent-downloads` (3) and `--max-concurrent-uploads` (5).
     pub max_concurrent_downloads: usize,
     pub max_concurrent_uploads: usize,
+    /// Networking (`--bridge`, `--bip`, `--nft-table`); None: containers get an empty network
+    /// namespace and nothing is published.
+    pub network: Option<networks::NetworkOptions>,
 }
 
 impl Default for EngineOptions {
@@ -59,6 +65,7 @@ impl Default for EngineOptions {
             insecure_registries: Vec::new(),
             max_concurrent_downloads: 3,
             max_concurrent_uploads: 5,
+            network: None,
         }
     }
 }
@@ -79,7 +86,13 @@ impl Engine {
         })
         .map_err(std::io::Error::other)?;
         let images = ImageStore::open(root).map_err(std::io::Error::other)?;
-        Ok(Engine {
+        let net = match &options.network {
+            Some(opts) => Some(Arc::new(
+                networks::init(root, opts).map_err(std::io::Error::other)?,
+            )),
+            None => None,
+        };
+        let engine = Engine {
             root: root.to_path_buf(),
             images: Arc::new(images),
             attaching: Default::default(),
@@ -87,7 +100,10 @@ impl Engine {
             events: Default::default(),
             locks: Default::default(),
             registry,
-        })
+            net,
+        };
+        engine.restore_networks().map_err(std::io::Error::other)?;
+        Ok(engine)
     }
 
     pub fn root(&self) -> &Path {

@@ -171,6 +171,9 @@ pub struct ContainerOptions {
     pub cgroups_path: Option<String>,
     /// Join no new network namespace (`--network host`).
     pub host_network: bool,
+    /// Join this network namespace (an nsfs file the engine made and configured) instead of
+    /// a new one; ignored with `host_network`.
+    pub netns_path: Option<PathBuf>,
     /// `--init`: pid 1 is berth's own minimal init, which forwards signals to the command,
     /// reaps orphans and exits with the command's status. Recorded in the spec as the
     /// annotation [`crate::init::INIT_ANNOTATION`] (`org.berth.init`) = `"true"`.
@@ -629,7 +632,11 @@ pub fn docker_default(opts: &ContainerOptions) -> Result<Spec, SpecError> {
         namespace(LinuxNamespaceType::Mount)?,
     ];
     if !opts.host_network {
-        namespaces.push(namespace(LinuxNamespaceType::Network)?);
+        let mut net = namespace(LinuxNamespaceType::Network)?;
+        if let Some(path) = &opts.netns_path {
+            net.set_path(Some(path.clone()));
+        }
+        namespaces.push(net);
     }
     // Docker gives each container its own cgroup namespace on v2 hosts.
     if host::cgroup_mode() == CgroupMode::Unified {

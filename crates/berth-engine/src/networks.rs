@@ -1,0 +1,583 @@
+//! Container networking (issue 6), over `berth-network`: the default `bridge` network made at
+//! daemon start, each container's network namespace (made by the engine before the container
+//! starts, an nsfs file bind-mounted at `containers/<id>/netns`, so it outlives the process
+//! and restarts reuse it), its endpoints (attached before the process runs, detached when the
+//! engine notices the exit and on remove), and its `/etc/hosts`, `/etc/hostname` and
+//! `/etc/resolv.conf`.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use berth_api::ApiError;
+use berth_network::{
+    files, AttachRequest, Endpoint, HostPort, NetworkConfig, Networking, PortSpec,
+};
+use berth_runtime::spec::UserMount;
+use bollard_stubs::models::{
+    EndpointSettings, NetworkSettings, PortBinding, PortSummary, PortSummaryTypeEnum,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::containers::{strings, Record};
+use crate::Engine;
+
+/// The default network's name (Docker's).
+pub const DEFAULT_NETWORK: &str = "bridge";
+
+/// `berth daemon --bridge/--bip/--nft-table`.
+#[derive(Debug, Clone)]
+pub struct NetworkOptions {
+    /// The default network's bridge (`berth0`).
+    pub bridge: String,
+    /// The default network's gateway address and prefix (`10.209.0.1/16`), or its subnet.
+    pub bip: Option<String>,
+    /// berth's nftables table (`berth`).
+    pub nft_table: String,
+}
+
+impl Default for NetworkOptions {
+    fn default() -> Self {
+        NetworkOptions {
+            bridge: berth_network::DEFAULT_BRIDGE.into(),
+            bip: None,
+            nft_table: berth_network::DEFAULT_TABLE.into(),
+        }
+    }
+}
+
+/// One network a container is to be attached to.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct NetAttach {
+    pub name: String,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    #[serde(default)]
+    pub ip: Option<Ipv4Addr>,
+}
+
+/// A container's network settings, fixed at create.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct NetRecord {
+    /// `bridge`, `none`, `host`, `container:<id>` or a user network's name.
+    pub mode: String,
+    /// The networks attached at start, in order (`eth0`, `eth1` …).
+    #[serde(default)]
+    pub networks: Vec<NetAttach>,
+    #[serde(default)]
+    pub ports: Vec<PortSpec>,
+    #[serde(default)]
+    pub dns: Vec<IpAddr>,
+    #[serde(default)]
+    pub dns_search: Vec<String>,
+    #[serde(default)]
+    pub dns_options: Vec<String>,
+    #[serde(default)]
+    pub extra_hosts: Vec<String>,
+    #[serde(default)]
+    pub mac: Option<String>,
+}
+
+/// What the spec needs from networking.
+#[derive(Debug, Default)]
+pub(crate) struct NetSetup {
+    pub host_network: bool,
+    pub netns: Option<PathBuf>,
+    pub mounts: Vec<UserMount>,
+}
+
+fn net_err(e: berth_network::NetError) -> ApiError {
+    ApiError::from_kind(&e)
+}
+
+const NSFS_MAGIC: nix::sys::statfs::FsType = nix::sys::statfs::FsType(0x6e73_6673);
+
+fn is_nsfs(path: &Path) -> bool {
+    nix::sys::statfs::statfs(path).is_ok_and(|s| s.filesystem_type() == NSFS_MAGIC)
+}
+
+/// Brings `lo` up in the calling thread's network namespace.
+fn loopback_up() -> std::io::Result<()> {
+    // SAFETY: a plain datagram socket; closed below.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: ifreq is plain old data; zeroed is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        *d = *s as libc::c_char;
+    }
+    // SAFETY: fd is open, req a valid ifreq naming `lo`; the union member is the flags.
+    let result = unsafe {
+        if libc::ioctl(fd, libc::SIOCGIFFLAGS as _, &mut req) < 0 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+            if libc::ioctl(fd, libc::SIOCSIFFLAGS as _, &req) < 0 {
+                Err(std::io::Error::last_os_error())
+            } else {
+                Ok(())
+            }
+        }
+    };
+    // SAFETY: fd is ours.
+    unsafe { libc::close(fd) };
+    result
+}
+
+/// A new network namespace with `lo` up, bind-mounted onto `path` (made empty first), from
+/// a thread of its own that exits after (no thread of the daemon changes namespace).
+fn make_netns(path: &Path) -> std::io::Result<()> {
+    std::fs::File::create(path)?;
+    let target = path.to_owned();
+    std::thread::Builder::new()
+        .name("netns".into())
+        .spawn(move || -> std::io::Result<()> {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)?;
+            loopback_up()?;
+            nix::mount::mount(
+                Some("/proc/thread-self/ns/net"),
+                &target,
+                None::<&str>,
+                nix::mount::MsFlags::MS_BIND,
+                None::<&str>,
+            )?;
+            Ok(())
+        })?
+        .join()
+        .map_err(|_| std::io::Error::other("the netns thread panicked"))?
+}
+
+/// `80/tcp` → (80, tcp).
+fn parse_port_key(key: &str) -> Option<(&str, &str)> {
+    Some(key.split_once('/').unwrap_or((key, "tcp")))
+}
+
+/// Makes networking ready at daemon start.
+pub(crate) fn init(root: &Path, opts: &NetworkOptions) -> Result<Networking, String> {
+    let _ = berth_network::enable_ip_forward();
+    let net = Networking::new(berth_network::Options {
+        state_dir: root.join("networks"),
+        nft_table: opts.nft_table.clone(),
+    })
+    .map_err(|e| format!("networking: {e}"))?;
+    if net.network(DEFAULT_NETWORK).is_err() {
+        let bip = opts
+            .bip
+            .clone()
+            .unwrap_or_else(|| berth_network::DEFAULT_SUBNET.into());
+        let (addr, prefix) = bip
+            .split_once('/')
+            .ok_or_else(|| format!("invalid --bip {bip:?}: want ADDRESS/PREFIX"))?;
+        let addr: Ipv4Addr = addr.parse().map_err(|_| format!("invalid --bip {bip:?}"))?;
+        let prefix: u8 = prefix
+            .parse()
+            .ok()
+            .filter(|p| *p <= 30)
+            .ok_or_else(|| format!("invalid --bip {bip:?}"))?;
+        let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
+        let subnet = berth_network::Subnet::new(Ipv4Addr::from(u32::from(addr) & mask), prefix)
+            .map_err(|e| format!("invalid --bip {bip:?}: {e}"))?;
+        let mut config = NetworkConfig::new(DEFAULT_NETWORK, &opts.bridge, subnet);
+        if addr != subnet.network() {
+            config.gateway = Some(addr);
+        }
+        config.dns = false;
+        net.create_network(config)
+            .map_err(|e| format!("create the default network: {e}"))?;
+    }
+    net.enable_dns(berth_network::DnsOptions::default())
+        .map_err(|e| format!("start the embedded DNS: {e}"))?;
+    Ok(net)
+}
+
+impl Engine {
+    pub(crate) fn networking(&self) -> Option<&Arc<Networking>> {
+        self.net.as_ref()
+    }
+
+    /// Daemon start, after `init`: endpoints of containers that are not running are let go,
+    /// then bridges, listeners and rules are restored.
+    pub(crate) fn restore_networks(&self) -> Result<(), String> {
+        let Some(net) = self.networking() else {
+            return Ok(());
+        };
+        for rec in self.records() {
+            if self.refresh(&rec.id).status != "running" {
+                let _ = net.detach_all(&rec.id);
+            }
+        }
+        net.restore()
+            .map_err(|e| format!("restore networking: {e}"))
+    }
+
+    fn netns_file(&self, id: &str) -> PathBuf {
+        self.container_dir(id).join("netns")
+    }
+
+    /// The network settings of a create request (`HostConfig.NetworkMode`, `PortBindings`,
+    /// `PublishAllPorts`, `Dns*`, `ExtraHosts`, `NetworkingConfig`, `MacAddress`).
+    pub(crate) fn net_for_create(
+        &self,
+        body: &serde_json::Value,
+        image_exposed: &[String],
+    ) -> Result<NetRecord, ApiError> {
+        let hc = &body["HostConfig"];
+        let mode = match hc["NetworkMode"].as_str().unwrap_or("") {
+            "" | "default" => DEFAULT_NETWORK.to_owned(),
+            m => m.to_owned(),
+        };
+        let endpoints = &body["NetworkingConfig"]["EndpointsConfig"];
+        let mut rec = NetRecord {
+            mode: mode.clone(),
+            ..Default::default()
+        };
+        let bad = |m: String| ApiError::bad_request(m);
+        match mode.as_str() {
+            "host" | "none" => {}
+            m if m.starts_with("container:") => {
+                let other = self.find(&m["container:".len()..])?;
+                rec.mode = format!("container:{}", other.id);
+            }
+            name => {
+                if let Some(net) = self.networking() {
+                    net.network(name)
+                        .map_err(|_| ApiError::not_found(format!("network {name} not found")))?;
+                } else if name != DEFAULT_NETWORK {
+                    return Err(ApiError::not_found(format!("network {name} not found")));
+                }
+                // The docker CLI keys the endpoint by the mode as given (`default` too).
+                let ep = match &endpoints[name] {
+                    serde_json::Value::Null => endpoints
+                        .as_object()
+                        .filter(|o| o.len() == 1)
+                        .and_then(|o| o.values().next())
+                        .unwrap_or(&serde_json::Value::Null),
+                    ep => ep,
+                };
+                let ip = match ep["IPAMConfig"]["IPv4Address"].as_str().unwrap_or("") {
+                    "" => None,
+                    s => Some(
+                        s.parse::<Ipv4Addr>()
+                            .map_err(|_| bad(format!("invalid IPv4 address: {s}")))?,
+                    ),
+                };
+                if ip.is_some() && name == DEFAULT_NETWORK {
+                    return Err(bad(
+                        "user specified IP address is supported on user defined networks only"
+                            .into(),
+                    ));
+                }
+                rec.mac = ep["MacAddress"]
+                    .as_str()
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned);
+                rec.networks.push(NetAttach {
+                    name: name.to_owned(),
+                    aliases: strings(&ep["Aliases"]),
+                    ip,
+                });
+            }
+        }
+        if rec.mac.is_none() {
+            rec.mac = body["MacAddress"]
+                .as_str()
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned);
+        }
+        for s in strings(&hc["Dns"]) {
+            rec.dns.push(
+                s.parse()
+                    .map_err(|_| bad(format!("{s} is not an ip address")))?,
+            );
+        }
+        rec.dns_search = strings(&hc["DnsSearch"]);
+        rec.dns_options = strings(&hc["DnsOptions"]);
+        rec.extra_hosts = strings(&hc["ExtraHosts"]);
+        let gw = self.host_gateway();
+        for h in &rec.extra_hosts {
+            files::ExtraHost::parse(h, gw).map_err(net_err)?;
+        }
+        // Published ports: -p, then -P with every exposed port not published already.
+        if rec.mode != "host" && !rec.mode.starts_with("container:") {
+            if let Some(map) = hc["PortBindings"].as_object() {
+                for (key, bindings) in map {
+                    let (port, proto) =
+                        parse_port_key(key).ok_or_else(|| bad(format!("invalid port {key}")))?;
+                    let list = bindings.as_array().cloned().unwrap_or_default();
+                    let list = if list.is_empty() {
+                        vec![serde_json::json!({})]
+                    } else {
+                        list
+                    };
+                    for b in list {
+                        let ip = b["HostIp"].as_str().unwrap_or("");
+                        let hp = b["HostPort"].as_str().unwrap_or("");
+                        let spec = format!("{ip}:{hp}:{port}/{proto}");
+                        rec.ports.extend(PortSpec::parse(&spec).map_err(net_err)?);
+                    }
+                }
+            }
+            if hc["PublishAllPorts"].as_bool().unwrap_or(false) {
+                let mut exposed: Vec<String> = image_exposed.to_vec();
+                if let Some(o) = body["ExposedPorts"].as_object() {
+                    exposed.extend(o.keys().cloned());
+                }
+                for key in exposed {
+                    let Some((port, proto)) = parse_port_key(&key) else {
+                        continue;
+                    };
+                    for spec in PortSpec::parse(&format!("{port}/{proto}")).map_err(net_err)? {
+                        if !rec.ports.iter().any(|p| {
+                            p.container_port == spec.container_port && p.protocol == spec.protocol
+                        }) {
+                            rec.ports.push(PortSpec {
+                                host_port: HostPort::Any,
+                                ..spec
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        Ok(rec)
+    }
+
+    /// The default bridge's gateway (`--add-host x:host-gateway`).
+    fn host_gateway(&self) -> Option<IpAddr> {
+        let net = self.networking()?;
+        let state = net.network(DEFAULT_NETWORK).ok()?;
+        Some(IpAddr::V4(state.config.gateway()))
+    }
+
+    /// Before the container starts: its namespace, endpoints and files.
+    pub(crate) fn network_up(&self, rec: &Record) -> Result<NetSetup, ApiError> {
+        let dir = self.container_dir(&rec.id);
+        let io = |what: &str, e: std::io::Error| ApiError::internal(format!("{what}: {e}"));
+        let n = &rec.net;
+        if let Some(other) = n.mode.strip_prefix("container:") {
+            let other_rec = self.find(other)?;
+            if self.refresh(&other_rec.id).status != "running" {
+                return Err(ApiError::conflict(format!(
+                    "cannot join network of a non running container: {}",
+                    other_rec.id
+                )));
+            }
+            let odir = self.container_dir(&other_rec.id);
+            let ns = self.netns_file(&other_rec.id);
+            return Ok(NetSetup {
+                host_network: !ns.exists(),
+                netns: ns.exists().then_some(ns),
+                mounts: file_mounts(&odir),
+            });
+        }
+        let host_resolv = files::ResolvConf::host();
+        let mut resolv = files::ResolvOptions {
+            dns: n.dns.clone(),
+            dns_search: n.dns_search.clone(),
+            dns_options: n.dns_options.clone(),
+            ..Default::default()
+        };
+        let extra: Vec<files::ExtraHost> = n
+            .extra_hosts
+            .iter()
+            .filter_map(|h| files::ExtraHost::parse(h, self.host_gateway()).ok())
+            .collect();
+        let mut hosts = files::HostsOptions {
+            hostname: rec.hostname.clone(),
+            extra,
+            ..Default::default()
+        };
+        let mut setup = NetSetup::default();
+        if n.mode == "host" {
+            setup.host_network = true;
+            resolv.host_network = true;
+        } else {
+            let ns = self.netns_file(&rec.id);
+            if !is_nsfs(&ns) {
+                make_netns(&ns).map_err(|e| io("make the network namespace", e))?;
+            }
+            setup.netns = Some(ns.clone());
+            if let Some(net) = self.networking() {
+                if !net.endpoints_of(&rec.id).map_err(net_err)?.is_empty() {
+                    let _ = net.detach_all(&rec.id);
+                }
+                let short = rec.id.get(..12).unwrap_or(&rec.id).to_owned();
+                for (i, a) in n.networks.iter().enumerate() {
+                    let mut req = AttachRequest::new(&a.name, &rec.id, &ns);
+                    req.ifname = format!("eth{i}");
+                    req.ip = a.ip;
+                    req.mac = if i == 0 { n.mac.clone() } else { None };
+                    req.names = [rec.name.clone(), short.clone()]
+                        .into_iter()
+                        .chain(a.aliases.iter().cloned())
+                        .collect();
+                    if i == 0 {
+                        req.ports = n.ports.clone();
+                    }
+                    req.dns_servers = n.dns.clone();
+                    let ep = match net.attach(&req) {
+                        Ok(ep) => ep,
+                        Err(e) => {
+                            let _ = net.detach_all(&rec.id);
+                            return Err(net_err(e));
+                        }
+                    };
+                    hosts.addresses.push(ep.ip);
+                    if a.name != DEFAULT_NETWORK {
+                        hosts.aliases.extend(a.aliases.iter().cloned());
+                    }
+                    if resolv.embedded_dns.is_none() {
+                        if let Ok(state) = net.network(&a.name) {
+                            if state.config.dns {
+                                resolv.embedded_dns = Some(state.config.gateway());
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let write = |name: &str, text: String| {
+            std::fs::write(dir.join(name), text).map_err(|e| io(name, e))
+        };
+        if n.mode == "host" {
+            write(
+                "hosts",
+                std::fs::read_to_string("/etc/hosts").unwrap_or_default(),
+            )?;
+        } else {
+            write("hosts", files::hosts_file(&hosts))?;
+        }
+        write("hostname", files::hostname_file(&rec.hostname))?;
+        write("resolv.conf", files::resolv_conf(&host_resolv, &resolv))?;
+        setup.mounts = file_mounts(&dir);
+        Ok(setup)
+    }
+
+    /// The container's process is gone: its endpoints go (the namespace stays for a restart).
+    pub(crate) fn network_down(&self, id: &str) {
+        if let Some(net) = self.networking() {
+            let _ = net.detach_all(id);
+        }
+    }
+
+    /// The container is being removed: endpoints, reservations and its namespace.
+    pub(crate) fn network_remove(&self, rec: &Record) {
+        self.network_down(&rec.id);
+        if let Some(net) = self.networking() {
+            for a in &rec.net.networks {
+                let _ = net.release_ip(&a.name, &rec.id);
+            }
+        }
+        let ns = self.netns_file(&rec.id);
+        let _ = nix::mount::umount2(&ns, nix::mount::MntFlags::MNT_DETACH);
+        let _ = std::fs::remove_file(&ns);
+    }
+
+    fn endpoints(&self, id: &str) -> Vec<Endpoint> {
+        self.networking()
+            .and_then(|n| n.endpoints_of(id).ok())
+            .unwrap_or_default()
+    }
+
+    /// `ps`'s Ports column.
+    pub(crate) fn port_summary(&self, id: &str) -> Vec<PortSummary> {
+        let mut out = Vec::new();
+        for ep in self.endpoints(id) {
+            for p in &ep.ports {
+                out.push(PortSummary {
+                    ip: Some(p.host_ip.to_string()),
+                    private_port: p.container_port,
+                    public_port: Some(p.host_port),
+                    typ: Some(match p.protocol {
+                        berth_network::Protocol::Tcp => PortSummaryTypeEnum::TCP,
+                        berth_network::Protocol::Udp => PortSummaryTypeEnum::UDP,
+                    }),
+                });
+            }
+        }
+        out
+    }
+
+    /// Inspect's NetworkSettings.
+    pub(crate) fn network_settings(&self, rec: &Record) -> NetworkSettings {
+        let eps = self.endpoints(&rec.id);
+        let mut ports: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
+        for spec in &rec.net.ports {
+            ports
+                .entry(format!("{}/{}", spec.container_port, spec.protocol))
+                .or_insert(None);
+        }
+        let mut networks = HashMap::new();
+        for a in &rec.net.networks {
+            let ep = eps.iter().find(|e| e.network == a.name);
+            let net_id = self
+                .networking()
+                .and_then(|n| n.network(&a.name).ok())
+                .map(|s| network_id(&s.config.name));
+            networks.insert(
+                a.name.clone(),
+                EndpointSettings {
+                    aliases: Some(a.aliases.clone()),
+                    network_id: net_id,
+                    endpoint_id: ep.map(|e| format!("{}-{}", e.network, e.id)),
+                    gateway: ep.map(|e| e.gateway.map(|g| g.to_string()).unwrap_or_default()),
+                    ip_address: ep.map(|e| e.ip.to_string()),
+                    ip_prefix_len: ep.map(|e| i64::from(e.prefix)),
+                    mac_address: ep.map(|e| e.mac.clone()),
+                    dns_names: ep.map(|e| e.names.clone()),
+                    ..Default::default()
+                },
+            );
+            if let Some(ep) = ep {
+                for p in &ep.ports {
+                    ports
+                        .entry(format!("{}/{}", p.container_port, p.protocol))
+                        .or_insert(None)
+                        .get_or_insert_with(Vec::new)
+                        .push(PortBinding {
+                            host_ip: Some(p.host_ip.to_string()),
+                            host_port: Some(p.host_port.to_string()),
+                        });
+                }
+            }
+        }
+        if matches!(rec.net.mode.as_str(), "host" | "none") {
+            networks.insert(rec.net.mode.clone(), EndpointSettings::default());
+        }
+        let ns = self.netns_file(&rec.id);
+        NetworkSettings {
+            sandbox_id: Some(rec.id.clone()),
+            sandbox_key: Some(if ns.exists() {
+                ns.display().to_string()
+            } else {
+                String::new()
+            }),
+            ports: Some(ports),
+            networks: Some(networks),
+        }
+    }
+}
+
+/// A network's ID: stable, from its name (64 hex digits, as Docker's).
+pub(crate) fn network_id(name: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(format!("berth-network:{name}"))
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn file_mounts(dir: &Path) -> Vec<UserMount> {
+    ["hosts", "hostname", "resolv.conf"]
+        .iter()
+        .map(|f| UserMount::Bind {
+            source: dir.join(f),
+            target: format!("/etc/{f}"),
+            readonly: false,
+            propagation: None,
+        })
+        .collect()
+}

@@ -1,0 +1,274 @@
+//! Networking end to end (issue 6), as root: each test daemon has its own bridge, subnet and
+//! nftables table (tests/common `net_args`); traffic goes only to 127.0.0.1, the test
+//! bridge's address and the containers the test started.
+
+mod common;
+use common::*;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+fn err(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).trim().to_owned()
+}
+
+/// The test daemon's bridge and gateway address.
+fn bridge_of(d: &TestDaemon) -> (String, String) {
+    let args = net_args(d.dir.path());
+    let gw = args[3].split('/').next().unwrap().to_owned();
+    (args[1].clone(), gw)
+}
+
+/// `GET /` on addr, retried until it answers (httpd takes a moment to listen).
+fn http_get(addr: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let attempt = (|| -> std::io::Result<String> {
+            let mut s = TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(2))?;
+            s.set_read_timeout(Some(Duration::from_secs(3)))?;
+            write!(s, "GET / HTTP/1.0\r\n\r\n")?;
+            let mut resp = String::new();
+            s.read_to_string(&mut resp)?;
+            Ok(resp)
+        })();
+        match attempt {
+            Ok(r) if r.contains("200") => return r,
+            other => {
+                assert!(Instant::now() < deadline, "GET {addr}: {other:?}");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+}
+
+const HTTPD: &str = "mkdir -p /www && echo hello-from-httpd > /www/index.html && exec busybox httpd -f -p 80 -h /www";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The links on `bridge` (the host ends of containers' veths).
+fn links(bridge: &str) -> Vec<String> {
+    let out = std::process::Command::new("ip")
+        .args(["-o", "link", "show", "master", bridge])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split(": ").nth(1))
+        .map(|n| n.split('@').next().unwrap().to_owned())
+        .collect()
+}
+
+fn nft_rules(table: &str) -> usize {
+    let out = std::process::Command::new("nft")
+        .args(["-a", "list", "table", "ip", table])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains("# handle") && !l.contains("chain") && !l.contains("table"))
+        .count()
+}
+
+#[test]
+fn published_ports_answer_on_loopback_and_the_bridge_and_survive_a_daemon_restart() {
+    if !root_or_skip() {
+        return;
+    }
+    let mut d = TestDaemon::with_busybox();
+    let (_, gw) = bridge_of(&d);
+    let fixed = free_port();
+    let id = ok(&d.docker(&[
+        "run",
+        "-d",
+        "-p",
+        &format!("{fixed}:80"),
+        "-p",
+        "127.0.0.1::80",
+        "bb",
+        "sh",
+        "-c",
+        HTTPD,
+    ]));
+    assert!(http_get(&format!("127.0.0.1:{fixed}")).contains("hello-from-httpd"));
+    assert!(http_get(&format!("{gw}:{fixed}")).contains("hello-from-httpd"));
+    // `port` (inspect's NetworkSettings.Ports) and `ps` list both.
+    let ports = ok(&d.docker(&["port", &id]));
+    assert!(
+        ports.contains(&format!("80/tcp -> 0.0.0.0:{fixed}")),
+        "{ports}"
+    );
+    let random: u16 = ports
+        .lines()
+        .find_map(|l| l.strip_prefix("80/tcp -> 127.0.0.1:"))
+        .expect(&ports)
+        .parse()
+        .unwrap();
+    assert!(http_get(&format!("127.0.0.1:{random}")).contains("hello-from-httpd"));
+    let ps = ok(&d.berth(&["ps", "--format", "{{.Ports}}"]));
+    assert!(ps.contains(&format!("0.0.0.0:{fixed}->80/tcp")), "{ps}");
+
+    // A second container cannot take the same host port.
+    let out = d.docker(&["run", "--rm", "-p", &format!("{fixed}:80"), "bb", "echo"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(
+        err(&out).contains(&format!(
+            "Bind for 0.0.0.0:{fixed} failed: port is already allocated"
+        )),
+        "{}",
+        err(&out)
+    );
+
+    // The rules are the kernel's: they work while the daemon is down and after it is back.
+    d.stop();
+    assert!(http_get(&format!("127.0.0.1:{fixed}")).contains("hello-from-httpd"));
+    d.child = spawn_daemon(d.dir.path());
+    wait_listening(&d.socket());
+    assert!(http_get(&format!("127.0.0.1:{fixed}")).contains("hello-from-httpd"));
+    ok(&d.docker(&["rm", "-f", &id]));
+    // Its port is free again.
+    let id2 = ok(&d.docker(&[
+        "run",
+        "-d",
+        "-p",
+        &format!("{fixed}:80"),
+        "bb",
+        "sh",
+        "-c",
+        HTTPD,
+    ]));
+    assert!(http_get(&format!("127.0.0.1:{fixed}")).contains("hello-from-httpd"));
+    // A restart re-attaches (same namespace, new endpoint) and the port answers again.
+    ok(&d.docker(&["restart", "-t", "1", &id2]));
+    assert!(http_get(&format!("127.0.0.1:{fixed}")).contains("hello-from-httpd"));
+    ok(&d.docker(&["rm", "-f", &id2]));
+}
+
+#[test]
+fn bridge_none_and_host_modes_and_the_files() {
+    if !root_or_skip() {
+        return;
+    }
+    let d = TestDaemon::with_busybox();
+    let (bridge, gw) = bridge_of(&d);
+    // bridge (the default): eth0 on the test subnet, default route via the gateway.
+    let out = ok(&d.docker(&[
+        "run",
+        "--rm",
+        "--hostname",
+        "myhost",
+        "--add-host",
+        "foo:1.2.3.4",
+        "--add-host",
+        "gw:host-gateway",
+        "--dns",
+        "9.9.9.9",
+        "--dns-search",
+        "example.com",
+        "--mac-address",
+        "02:11:22:33:44:55",
+        "bb",
+        "sh",
+        "-c",
+        "busybox ip -o -4 addr show eth0; busybox ip route; busybox ip link show eth0; hostname; cat /etc/hosts /etc/resolv.conf",
+    ]));
+    let prefix = gw.rsplit_once('.').unwrap().0;
+    assert!(out.contains(&format!("inet {prefix}.")), "{out}");
+    assert!(out.contains(&format!("default via {gw}")), "{out}");
+    assert!(out.contains("02:11:22:33:44:55"), "{out}");
+    assert!(out.contains("\nmyhost\n"), "{out}");
+    assert!(out.contains("1.2.3.4\tfoo"), "{out}");
+    assert!(out.contains(&format!("{gw}\tgw")), "{out}");
+    assert!(out.contains("nameserver 9.9.9.9"), "{out}");
+    assert!(out.contains("search example.com"), "{out}");
+    // none: only lo, and it is up.
+    let out = ok(&d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "bb",
+        "busybox",
+        "ip",
+        "-o",
+        "link",
+    ]));
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert!(out.contains("lo:") && out.contains("UP"), "{out}");
+    // host: the host's interfaces, the test bridge among them.
+    let out = ok(&d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "bb",
+        "busybox",
+        "ip",
+        "-o",
+        "link",
+    ]));
+    assert!(out.contains(&format!(" {bridge}:")), "{out}");
+    // container:NAME shares the other's namespace.
+    ok(&d.docker(&["run", "-d", "--name", "first", "bb", "sleep", "30"]));
+    let a = ok(&d.docker(&[
+        "exec", "first", "busybox", "ip", "-o", "-4", "addr", "show", "eth0",
+    ]));
+    let b = ok(&d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "container:first",
+        "bb",
+        "busybox",
+        "ip",
+        "-o",
+        "-4",
+        "addr",
+        "show",
+        "eth0",
+    ]));
+    assert_eq!(
+        a.split_whitespace().nth(3),
+        b.split_whitespace().nth(3),
+        "{a} / {b}"
+    );
+    ok(&d.docker(&["rm", "-f", "first"]));
+}
+
+#[test]
+fn create_and_remove_cycles_leak_nothing() {
+    if !root_or_skip() {
+        return;
+    }
+    let d = TestDaemon::with_busybox();
+    let (bridge, _) = bridge_of(&d);
+    let table = net_args(d.dir.path())[5].clone();
+    // Warm up once (the bridge goes up with its first port).
+    ok(&d.docker(&["run", "--rm", "-p", "80", "bb", "echo"]));
+    let before = (links(&bridge), nft_rules(&table));
+    let state = || std::fs::read_to_string(d.dir.path().join("root/networks/bridge.json")).unwrap();
+    for _ in 0..10 {
+        let id = ok(&d.docker(&["run", "-d", "-p", "80", "-p", "53/udp", "bb", "sleep", "30"]));
+        ok(&d.docker(&["rm", "-f", &id]));
+    }
+    assert_eq!((links(&bridge), nft_rules(&table)), before);
+    let v: serde_json::Value = serde_json::from_str(&state()).unwrap();
+    assert_eq!(v["endpoints"].as_object().map_or(0, |o| o.len()), 0, "{v}");
+    assert_eq!(
+        v["allocations"].as_object().map_or(0, |o| o.len()),
+        0,
+        "{v}"
+    );
+    // No namespace file or mount is left.
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(&d.dir.path().display().to_string()),
+        "{mounts}"
+    );
+}
