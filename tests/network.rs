@@ -272,3 +272,127 @@ fn create_and_remove_cycles_leak_nothing() {
         "{mounts}"
     );
 }
+
+#[test]
+fn user_networks_resolve_names_and_aliases_and_stay_apart() {
+    if !root_or_skip() {
+        return;
+    }
+    let d = TestDaemon::with_busybox();
+    ok(&d.docker(&["network", "create", "--label", "app=x", "front"]));
+    ok(&d.docker(&["network", "create", "back"]));
+    let ls = ok(&d.docker(&["network", "ls", "--format", "{{.Name}} {{.Driver}}"]));
+    for want in ["bridge bridge", "front bridge", "back bridge"] {
+        assert!(ls.lines().any(|l| l == want), "{ls}");
+    }
+    assert_eq!(
+        ok(&d.docker(&["network", "ls", "-q", "--filter", "label=app=x"])).len(),
+        12
+    );
+    ok(&d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--network",
+        "front",
+        "--network-alias",
+        "site",
+        "bb",
+        "sh",
+        "-c",
+        HTTPD,
+    ]));
+    // By name, by alias, and the embedded DNS answers nslookup.
+    let out = ok(&d.docker(&[
+        "run", "--rm", "--network", "front", "bb", "sh", "-c",
+        "for i in 1 2 3 4 5 6 7 8 9 10; do busybox wget -qO- http://web/ && break; sleep 0.3; done; busybox wget -qO- http://site/; busybox nslookup site",
+    ]));
+    assert_eq!(out.matches("hello-from-httpd").count(), 2, "{out}");
+    let web_ip = ok(&d.docker(&[
+        "inspect",
+        "-f",
+        "{{(index .NetworkSettings.Networks \"front\").IPAddress}}",
+        "web",
+    ]));
+    assert!(
+        out.contains(&format!("Address: {web_ip}")),
+        "{out} / {web_ip}"
+    );
+    let inspect = ok(&d.docker(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{range .Containers}}{{.Name}}{{end}}",
+        "front",
+    ]));
+    assert_eq!(inspect, "web");
+    // Another network neither resolves nor reaches it.
+    let out = ok(&d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "back",
+        "bb",
+        "sh",
+        "-c",
+        &format!(
+            "busybox wget -T 2 -qO- http://{web_ip}/ >/dev/null 2>&1 && echo reached || echo apart"
+        ),
+    ]));
+    assert_eq!(out, "apart");
+    // connect (with an alias) and disconnect, live.
+    ok(&d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "other",
+        "--network",
+        "back",
+        "bb",
+        "sleep",
+        "60",
+    ]));
+    ok(&d.docker(&["network", "connect", "--alias", "second", "front", "other"]));
+    let out = ok(&d.docker(&[
+        "exec",
+        "other",
+        "sh",
+        "-c",
+        "busybox wget -qO- http://site/; busybox ip -o link",
+    ]));
+    assert!(
+        out.contains("hello-from-httpd") && out.contains("eth1"),
+        "{out}"
+    );
+    ok(&d.docker(&["network", "disconnect", "front", "other"]));
+    let out = ok(&d.docker(&["exec", "other", "busybox", "ip", "-o", "link"]));
+    assert!(!out.contains("eth1"), "{out}");
+    // In use: not removed; bridge never is.
+    let out = d.docker(&["network", "rm", "front"]);
+    assert!(err(&out).contains("has active endpoints"), "{}", err(&out));
+    let out = d.docker(&["network", "rm", "bridge"]);
+    assert!(err(&out).contains("pre-defined network"), "{}", err(&out));
+    ok(&d.docker(&["rm", "-f", "web", "other"]));
+    // --internal: no default route out.
+    ok(&d.docker(&["network", "create", "--internal", "closed"]));
+    let out = ok(&d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "closed",
+        "bb",
+        "busybox",
+        "ip",
+        "route",
+    ]));
+    assert!(!out.contains("default"), "{out}");
+    let pruned = ok(&d.docker(&["network", "prune", "-f"]));
+    for n in ["front", "back", "closed"] {
+        assert!(pruned.contains(n), "{pruned}");
+    }
+    assert_eq!(
+        ok(&d.docker(&["network", "ls", "--format", "{{.Name}}"])),
+        "bridge"
+    );
+}

@@ -12,6 +12,7 @@ pub mod events;
 pub mod exec;
 mod exec_tty;
 pub mod images;
+pub mod networks;
 pub mod query;
 pub mod system;
 pub mod usage;
@@ -41,6 +42,7 @@ pub trait Backend:
     + events::EventBackend
     + distribution::DistributionBackend
     + volumes::VolumeBackend
+    + networks::NetworkBackend
     + usage::UsageBackend
     + archive::ArchiveBackend
     + Send
@@ -56,6 +58,7 @@ impl<T> Backend for T where
         + events::EventBackend
         + distribution::DistributionBackend
         + volumes::VolumeBackend
+        + networks::NetworkBackend
         + usage::UsageBackend
         + archive::ArchiveBackend
         + Send
@@ -110,6 +113,7 @@ pub fn router(backend: SharedBackend) -> Router {
         .merge(events::routes())
         .merge(distribution::routes())
         .merge(volumes::routes())
+        .merge(networks::routes())
         .merge(usage::routes())
         .merge(archive::routes());
     let mut app = api.clone();

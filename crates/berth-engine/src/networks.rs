@@ -581,3 +581,389 @@ fn file_mounts(dir: &Path) -> Vec<UserMount> {
         })
         .collect()
 }
+
+/// A 403 (Docker's answer for what may never be done, e.g. removing `bridge`).
+fn forbidden(message: String) -> ApiError {
+    #[derive(Debug)]
+    struct Forbidden(String);
+    impl std::fmt::Display for Forbidden {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(&self.0)
+        }
+    }
+    impl berth_core::error::HasErrorKind for Forbidden {
+        fn kind(&self) -> berth_core::ErrorKind {
+            berth_core::ErrorKind::Forbidden
+        }
+    }
+    ApiError::from_kind(&Forbidden(message))
+}
+
+/// What the engine keeps about a user network beside berth-network's state.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct NetworkMeta {
+    created: String,
+    #[serde(default)]
+    labels: std::collections::BTreeMap<String, String>,
+}
+
+fn label_matches(labels: &std::collections::BTreeMap<String, String>, want: &str) -> bool {
+    match want.split_once('=') {
+        Some((k, v)) => labels.get(k).is_some_and(|have| have == v),
+        None => labels.contains_key(want),
+    }
+}
+
+impl Engine {
+    fn network_event(&self, action: &str, name: &str) {
+        let attrs = [("name", name), ("type", "bridge")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        self.events
+            .emit("network", action, &self.id_of(name), attrs);
+    }
+
+    fn net_required(&self) -> Result<&Arc<Networking>, ApiError> {
+        self.networking()
+            .ok_or_else(|| ApiError::internal("networking is not enabled in this engine"))
+    }
+
+    fn meta_path(&self, name: &str) -> PathBuf {
+        self.root()
+            .join("network-meta")
+            .join(format!("{name}.json"))
+    }
+
+    fn meta(&self, name: &str) -> NetworkMeta {
+        std::fs::read(self.meta_path(name))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    fn id_of(&self, name: &str) -> String {
+        network_id(&format!("{}\0{name}", self.root().display()))
+    }
+
+    /// A network by name, ID or ID prefix.
+    fn find_network(&self, key: &str) -> Result<berth_network::NetworkState, ApiError> {
+        let net = self.net_required()?;
+        if let Ok(s) = net.network(key) {
+            return Ok(s);
+        }
+        let all = net.networks().map_err(net_err)?;
+        let mut hits = all
+            .into_iter()
+            .filter(|s| !key.is_empty() && self.id_of(&s.config.name).starts_with(key));
+        match (hits.next(), hits.next()) {
+            (Some(s), None) => Ok(s),
+            (Some(_), Some(_)) => Err(ApiError::bad_request(format!("network {key} is ambiguous"))),
+            _ => Err(ApiError::not_found(format!("network {key} not found"))),
+        }
+    }
+
+    fn network_json(&self, s: &berth_network::NetworkState) -> serde_json::Value {
+        let name = &s.config.name;
+        let meta = self.meta(name);
+        let records = self.records();
+        let containers: serde_json::Map<String, serde_json::Value> = s
+            .endpoints
+            .values()
+            .map(|ep| {
+                let cname = records
+                    .iter()
+                    .find(|r| r.id == ep.id)
+                    .map(|r| r.name.clone())
+                    .unwrap_or_default();
+                (
+                    ep.id.clone(),
+                    serde_json::json!({
+                        "Name": cname,
+                        "EndpointID": network_id(&format!("{}\0{}", ep.network, ep.id)),
+                        "MacAddress": ep.mac,
+                        "IPv4Address": format!("{}/{}", ep.ip, ep.prefix),
+                        "IPv6Address": "",
+                    }),
+                )
+            })
+            .collect();
+        serde_json::json!({
+            "Name": name,
+            "Id": self.id_of(name),
+            "Created": if meta.created.is_empty() { "0001-01-01T00:00:00Z".to_owned() } else { meta.created },
+            "Scope": "local",
+            "Driver": "bridge",
+            "EnableIPv4": true,
+            "EnableIPv6": false,
+            "IPAM": {
+                "Driver": "default",
+                "Options": {},
+                "Config": [{
+                    "Subnet": s.config.subnet.to_string(),
+                    "Gateway": s.config.gateway().to_string(),
+                }],
+            },
+            "Internal": s.config.internal,
+            "Attachable": false,
+            "Ingress": false,
+            "ConfigFrom": {"Network": ""},
+            "ConfigOnly": false,
+            "Containers": containers,
+            "Options": {
+                "com.docker.network.bridge.name": s.config.bridge,
+                "com.docker.network.driver.mtu": s.config.mtu().to_string(),
+            },
+            "Labels": meta.labels,
+        })
+    }
+
+    /// Attaches a running container to one more network (`network connect`).
+    fn attach_running(&self, rec: &Record, a: &NetAttach) -> Result<(), ApiError> {
+        let net = self.net_required()?;
+        let ns = self.netns_file(&rec.id);
+        let n = net.endpoints_of(&rec.id).map_err(net_err)?.len();
+        let mut req = AttachRequest::new(&a.name, &rec.id, &ns);
+        req.ifname = format!("eth{n}");
+        req.ip = a.ip;
+        let short = rec.id.get(..12).unwrap_or(&rec.id).to_owned();
+        req.names = [rec.name.clone(), short]
+            .into_iter()
+            .chain(a.aliases.iter().cloned())
+            .collect();
+        req.dns_servers = rec.net.dns.clone();
+        net.attach(&req).map_err(net_err)?;
+        Ok(())
+    }
+}
+
+impl berth_api::networks::NetworkBackend for Engine {
+    fn create_network(&self, body: serde_json::Value) -> Result<serde_json::Value, ApiError> {
+        let net = self.net_required()?;
+        let name = body["Name"]
+            .as_str()
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| ApiError::bad_request("network name is required"))?
+            .to_owned();
+        match body["Driver"].as_str().unwrap_or("") {
+            "" | "bridge" => {}
+            d => return Err(ApiError::not_found(format!("plugin \"{d}\" not found"))),
+        }
+        if self
+            .find_network(&name)
+            .is_ok_and(|s| s.config.name == name)
+        {
+            return Err(ApiError::conflict(format!(
+                "network with name {name} already exists"
+            )));
+        }
+        let ipam = &body["IPAM"]["Config"][0];
+        let subnet = match ipam["Subnet"].as_str().unwrap_or("") {
+            "" => net
+                .free_subnet(
+                    berth_network::DEFAULT_POOL
+                        .parse()
+                        .map_err(|e: berth_network::NetError| ApiError::internal(e.to_string()))?,
+                    24,
+                )
+                .map_err(net_err)?,
+            s => s.parse().map_err(net_err)?,
+        };
+        let id = self.id_of(&name);
+        let opts = &body["Options"];
+        let bridge = opts["com.docker.network.bridge.name"]
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("br-{}", &id[..12]));
+        let mut config = NetworkConfig::new(&name, bridge, subnet);
+        if let Some(gw) = ipam["Gateway"].as_str().filter(|s| !s.is_empty()) {
+            config.gateway = Some(
+                gw.parse()
+                    .map_err(|_| ApiError::bad_request(format!("invalid gateway {gw}")))?,
+            );
+        }
+        if let Some(mtu) = opts["com.docker.network.driver.mtu"].as_str() {
+            config.mtu = Some(
+                mtu.parse()
+                    .map_err(|_| ApiError::bad_request(format!("invalid MTU {mtu}")))?,
+            );
+        }
+        config.internal = body["Internal"].as_bool().unwrap_or(false);
+        config.dns = true;
+        let meta = NetworkMeta {
+            created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+            labels: body["Labels"]
+                .as_object()
+                .map(|o| {
+                    o.iter()
+                        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        };
+        std::fs::create_dir_all(self.root().join("network-meta"))
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        crate::containers::write_json(&self.meta_path(&name), &meta)?;
+        if let Err(e) = net.create_network(config) {
+            let _ = std::fs::remove_file(self.meta_path(&name));
+            return Err(net_err(e));
+        }
+        self.network_event("create", &name);
+        Ok(serde_json::json!({"Id": id, "Warning": ""}))
+    }
+
+    fn list_networks(
+        &self,
+        filters: std::collections::BTreeMap<String, Vec<String>>,
+    ) -> Result<serde_json::Value, ApiError> {
+        let net = self.net_required()?;
+        let mut out = Vec::new();
+        for s in net.networks().map_err(net_err)? {
+            let name = &s.config.name;
+            let id = self.id_of(name);
+            let meta = self.meta(name);
+            let builtin = name == DEFAULT_NETWORK;
+            let ok = filters.iter().all(|(k, vals)| {
+                vals.iter().any(|v| match k.as_str() {
+                    "name" => name.contains(v.as_str()),
+                    "id" => id.starts_with(v.as_str()),
+                    "label" => label_matches(&meta.labels, v),
+                    "driver" => v == "bridge",
+                    "type" => (v == "builtin") == builtin,
+                    "scope" => v == "local",
+                    "dangling" => (v == "true") == s.endpoints.is_empty(),
+                    _ => false,
+                })
+            });
+            if ok {
+                out.push(self.network_json(&s));
+            }
+        }
+        Ok(serde_json::Value::Array(out))
+    }
+
+    fn inspect_network(&self, name: &str) -> Result<serde_json::Value, ApiError> {
+        let s = self.find_network(name)?;
+        Ok(self.network_json(&s))
+    }
+
+    fn remove_network(&self, name: &str) -> Result<(), ApiError> {
+        let s = self.find_network(name)?;
+        let name = s.config.name.clone();
+        if name == DEFAULT_NETWORK {
+            return Err(forbidden(format!(
+                "{name} is a pre-defined network and cannot be removed"
+            )));
+        }
+        if !s.endpoints.is_empty() {
+            return Err(ApiError::conflict(format!(
+                "error while removing network: network {name} id {} has active endpoints",
+                self.id_of(&name)
+            )));
+        }
+        self.net_required()?
+            .remove_network(&name)
+            .map_err(net_err)?;
+        let _ = std::fs::remove_file(self.meta_path(&name));
+        self.network_event("destroy", &name);
+        Ok(())
+    }
+
+    fn prune_networks(
+        &self,
+        filters: std::collections::BTreeMap<String, Vec<String>>,
+    ) -> Result<serde_json::Value, ApiError> {
+        let net = self.net_required()?;
+        let used: Vec<String> = self
+            .records()
+            .iter()
+            .flat_map(|r| r.net.networks.iter().map(|a| a.name.clone()))
+            .collect();
+        let mut deleted = Vec::new();
+        for s in net.networks().map_err(net_err)? {
+            let name = s.config.name.clone();
+            let meta = self.meta(&name);
+            let wanted = filters.iter().all(|(k, vals)| match k.as_str() {
+                "label" => vals.iter().all(|v| label_matches(&meta.labels, v)),
+                "label!" => !vals.iter().any(|v| label_matches(&meta.labels, v)),
+                _ => true,
+            });
+            if name == DEFAULT_NETWORK || used.contains(&name) || !s.endpoints.is_empty() || !wanted
+            {
+                continue;
+            }
+            if berth_api::networks::NetworkBackend::remove_network(self, &name).is_ok() {
+                deleted.push(name);
+            }
+        }
+        Ok(serde_json::json!({ "NetworksDeleted": deleted }))
+    }
+
+    fn connect_network(&self, name: &str, body: serde_json::Value) -> Result<(), ApiError> {
+        let s = self.find_network(name)?;
+        let key = body["Container"]
+            .as_str()
+            .ok_or_else(|| ApiError::bad_request("no container given"))?;
+        let rec = self.find(key)?;
+        let lock = self.container_lock(&rec.id);
+        let _held = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut rec = self.find(&rec.id)?;
+        if matches!(rec.net.mode.as_str(), "host" | "none")
+            || rec.net.mode.starts_with("container:")
+        {
+            return Err(ApiError::bad_request(format!(
+                "container sharing network namespace with another container or host cannot be connected to any other network (network mode {})",
+                rec.net.mode
+            )));
+        }
+        let net_name = s.config.name.clone();
+        if rec.net.networks.iter().any(|a| a.name == net_name) {
+            return Err(forbidden(format!(
+                "endpoint with name {} already exists in network {net_name}",
+                rec.name
+            )));
+        }
+        let ep = &body["EndpointConfig"];
+        let ip = match ep["IPAMConfig"]["IPv4Address"].as_str().unwrap_or("") {
+            "" => None,
+            v => Some(
+                v.parse::<Ipv4Addr>()
+                    .map_err(|_| ApiError::bad_request(format!("invalid IPv4 address: {v}")))?,
+            ),
+        };
+        let a = NetAttach {
+            name: net_name,
+            aliases: strings(&ep["Aliases"]),
+            ip,
+        };
+        if self.refresh(&rec.id).status == "running" {
+            self.attach_running(&rec, &a)?;
+        }
+        rec.net.networks.push(a);
+        crate::containers::write_json(&self.container_dir(&rec.id).join("config.json"), &rec)
+    }
+
+    fn disconnect_network(&self, name: &str, body: serde_json::Value) -> Result<(), ApiError> {
+        let s = self.find_network(name)?;
+        let key = body["Container"]
+            .as_str()
+            .ok_or_else(|| ApiError::bad_request("no container given"))?;
+        let rec = self.find(key)?;
+        let lock = self.container_lock(&rec.id);
+        let _held = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut rec = self.find(&rec.id)?;
+        let net_name = s.config.name.clone();
+        if !rec.net.networks.iter().any(|a| a.name == net_name) {
+            return Err(forbidden(format!(
+                "container {} is not connected to network {net_name}",
+                rec.id
+            )));
+        }
+        self.net_required()?
+            .detach(&net_name, &rec.id)
+            .map_err(net_err)?;
+        let _ = self.net_required()?.release_ip(&net_name, &rec.id);
+        rec.net.networks.retain(|a| a.name != net_name);
+        crate::containers::write_json(&self.container_dir(&rec.id).join("config.json"), &rec)
+    }
+}
