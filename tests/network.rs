@@ -396,3 +396,76 @@ fn user_networks_resolve_names_and_aliases_and_stay_apart() {
         "bridge"
     );
 }
+
+#[test]
+fn the_berth_cli_manages_networks_and_publishes_ports() {
+    if !root_or_skip() {
+        return;
+    }
+    let d = TestDaemon::with_busybox();
+    let id = ok(&d.berth(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.211.77.0/24",
+        "--gateway",
+        "10.211.77.254",
+        "--label",
+        "k=v",
+        "cli",
+    ]));
+    assert_eq!(id.len(), 64, "{id}");
+    let ls = ok(&d.berth(&["network", "ls"]));
+    assert!(ls.starts_with("NETWORK ID"), "{ls}");
+    assert!(
+        ls.lines()
+            .any(|l| l.contains(" cli ") && l.contains("bridge")),
+        "{ls}"
+    );
+    assert_eq!(
+        ok(&d.berth(&[
+            "network",
+            "inspect",
+            "-f",
+            "{{(index .IPAM.Config 0).Gateway}}",
+            "cli"
+        ])),
+        "10.211.77.254"
+    );
+    // -P publishes the --expose'd port on a random host port; `port` shows it.
+    let c = ok(&d.berth(&[
+        "run",
+        "-d",
+        "--network",
+        "cli",
+        "--ip",
+        "10.211.77.9",
+        "--network-alias",
+        "x",
+        "--expose",
+        "80",
+        "-P",
+        "bb",
+        "sh",
+        "-c",
+        HTTPD,
+    ]));
+    let port = ok(&d.berth(&["port", &c, "80/tcp"]));
+    let host_port = port.rsplit(':').next().unwrap();
+    assert!(http_get(&format!("127.0.0.1:{host_port}")).contains("hello-from-httpd"));
+    assert_eq!(
+        ok(&d.berth(&[
+            "inspect",
+            "-f",
+            "{{(index .NetworkSettings.Networks \"cli\").IPAddress}}",
+            &c
+        ])),
+        "10.211.77.9"
+    );
+    ok(&d.berth(&["network", "connect", "--alias", "y", "bridge", &c]));
+    ok(&d.berth(&["network", "disconnect", "bridge", &c]));
+    ok(&d.berth(&["rm", "-f", &c]));
+    assert_eq!(ok(&d.berth(&["network", "rm", "cli"])), "cli");
+    let out = d.berth(&["network", "inspect", "cli"]);
+    assert_eq!(out.status.code(), Some(1));
+}

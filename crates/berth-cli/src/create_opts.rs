@@ -109,6 +109,33 @@ pub struct CreateOpts {
     /// Connect a container to a network.
     #[arg(long = "network", visible_alias = "net", value_name = "network")]
     pub network: Option<String>,
+    /// Add network-scoped alias for the container.
+    #[arg(long = "network-alias", value_name = "list")]
+    pub network_alias: Vec<String>,
+    /// IPv4 address (e.g. 172.30.100.104).
+    #[arg(long = "ip", value_name = "string")]
+    pub ip: Option<String>,
+    /// Container MAC address (e.g. 92:d0:c6:0a:29:33).
+    #[arg(long = "mac-address", value_name = "string")]
+    pub mac_address: Option<String>,
+    /// Publish all exposed ports to random ports.
+    #[arg(short = 'P', long = "publish-all")]
+    pub publish_all: bool,
+    /// Set custom DNS servers.
+    #[arg(long = "dns", value_name = "list")]
+    pub dns: Vec<String>,
+    /// Set custom DNS search domains.
+    #[arg(long = "dns-search", value_name = "list")]
+    pub dns_search: Vec<String>,
+    /// Set DNS options.
+    #[arg(long = "dns-option", value_name = "list")]
+    pub dns_option: Vec<String>,
+    /// Add a custom host-to-IP mapping (host:ip).
+    #[arg(long = "add-host", value_name = "list")]
+    pub add_host: Vec<String>,
+    /// Expose a port or a range of ports.
+    #[arg(long = "expose", value_name = "list")]
+    pub expose: Vec<String>,
     /// Command to run to check health.
     #[arg(long = "health-cmd", value_name = "string")]
     pub health_cmd: Option<String>,
@@ -431,6 +458,19 @@ impl CreateOpts {
         if let Some(n) = &self.network {
             host["NetworkMode"] = n.clone().into();
         }
+        if self.publish_all {
+            host["PublishAllPorts"] = true.into();
+        }
+        for (key, list) in [
+            ("Dns", &self.dns),
+            ("DnsSearch", &self.dns_search),
+            ("DnsOptions", &self.dns_option),
+            ("ExtraHosts", &self.add_host),
+        ] {
+            if !list.is_empty() {
+                host[key] = json!(list);
+            }
+        }
         let mut body = json!({
             "Image": self.image(),
             "Tty": self.tty,
@@ -461,6 +501,35 @@ impl CreateOpts {
         }
         if let Some(t) = self.stop_timeout {
             body["StopTimeout"] = t.into();
+        }
+        if !self.expose.is_empty() {
+            body["ExposedPorts"] = Value::Object(
+                self.expose
+                    .iter()
+                    .map(|p| {
+                        let key = if p.contains('/') {
+                            p.clone()
+                        } else {
+                            format!("{p}/tcp")
+                        };
+                        (key, json!({}))
+                    })
+                    .collect(),
+            );
+        }
+        let mut endpoint = serde_json::Map::new();
+        if !self.network_alias.is_empty() {
+            endpoint.insert("Aliases".into(), json!(self.network_alias));
+        }
+        if let Some(ip) = &self.ip {
+            endpoint.insert("IPAMConfig".into(), json!({"IPv4Address": ip}));
+        }
+        if let Some(mac) = &self.mac_address {
+            endpoint.insert("MacAddress".into(), mac.clone().into());
+        }
+        if !endpoint.is_empty() {
+            let net = self.network.clone().unwrap_or_else(|| "default".into());
+            body["NetworkingConfig"] = json!({"EndpointsConfig": {net: endpoint}});
         }
         if let Some(h) = self.healthcheck()? {
             body["Healthcheck"] = h;

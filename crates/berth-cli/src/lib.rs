@@ -12,6 +12,7 @@ pub mod disk;
 pub mod format;
 pub mod images;
 pub mod lint;
+pub mod networks;
 pub mod progress;
 pub mod registry;
 pub mod stats;
@@ -170,6 +171,9 @@ pub enum Command {
     /// Manage volumes.
     #[command(subcommand)]
     Volume(volumes::VolumeCommand),
+    /// Manage networks.
+    #[command(subcommand)]
+    Network(networks::NetworkCommand),
     /// Manage berth.
     #[command(subcommand)]
     System(SystemCommand),
@@ -473,6 +477,7 @@ fn dispatch(host: &str, command: Command) -> Result<i32> {
         Command::Save(a) => images::save(&client, a),
         Command::Load(a) => images::load(&client, a),
         Command::Volume(v) => volumes::run(&client, v),
+        Command::Network(n) => networks::run(&client, n),
         Command::Pull(a) => registry::pull(&client, a),
         Command::Push(a) => registry::push(&client, a),
         Command::Login(a) => registry::login(&client, a),

@@ -1,0 +1,252 @@
+//! `berth network create|ls|inspect|rm|prune|connect|disconnect`.
+
+use anyhow::{bail, Result};
+use clap::{Args, Subcommand};
+use serde_json::{json, Value};
+
+use crate::client::{with_query, Client};
+use crate::containers::{filters_json, print_inspected};
+use crate::format::render_list;
+
+#[derive(Subcommand, Debug)]
+pub enum NetworkCommand {
+    /// Create a network.
+    Create(CreateArgs),
+    /// List networks.
+    #[command(visible_alias = "list")]
+    Ls(LsArgs),
+    /// Display detailed information on one or more networks.
+    Inspect {
+        /// Format output using a custom template.
+        #[arg(short = 'f', long)]
+        format: Option<String>,
+        #[arg(required = true, value_name = "NETWORK")]
+        names: Vec<String>,
+    },
+    /// Remove one or more networks.
+    #[command(visible_alias = "remove")]
+    Rm {
+        #[arg(required = true, value_name = "NETWORK")]
+        names: Vec<String>,
+    },
+    /// Remove all unused networks.
+    Prune {
+        /// Do not prompt for confirmation.
+        #[arg(short = 'f', long)]
+        force: bool,
+        /// Provide filter values (e.g. "label=<label>").
+        #[arg(long = "filter")]
+        filter: Vec<String>,
+    },
+    /// Connect a container to a network.
+    Connect {
+        /// Add network-scoped alias for the container.
+        #[arg(long = "alias")]
+        alias: Vec<String>,
+        /// IPv4 address (e.g. 172.30.100.104).
+        #[arg(long)]
+        ip: Option<String>,
+        network: String,
+        container: String,
+    },
+    /// Disconnect a container from a network.
+    Disconnect {
+        /// Force the container to disconnect from a network.
+        #[arg(short = 'f', long)]
+        force: bool,
+        network: String,
+        container: String,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct CreateArgs {
+    /// Driver to manage the Network.
+    #[arg(short = 'd', long, default_value = "bridge")]
+    pub driver: String,
+    /// Subnet in CIDR format that represents a network segment.
+    #[arg(long)]
+    pub subnet: Option<String>,
+    /// IPv4 Gateway for the master subnet.
+    #[arg(long)]
+    pub gateway: Option<String>,
+    /// Restrict external access to the network.
+    #[arg(long)]
+    pub internal: bool,
+    /// Set metadata on a network.
+    #[arg(long)]
+    pub label: Vec<String>,
+    /// Set driver specific options.
+    #[arg(short = 'o', long = "opt")]
+    pub opt: Vec<String>,
+    pub name: String,
+}
+
+#[derive(Args, Debug)]
+pub struct LsArgs {
+    /// Only display network IDs.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Provide filter values (e.g. "driver=bridge").
+    #[arg(short = 'f', long = "filter")]
+    pub filter: Vec<String>,
+    /// Format output using a custom template.
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Do not truncate the output.
+    #[arg(long = "no-trunc")]
+    pub no_trunc: bool,
+}
+
+fn key_values(list: &[String]) -> serde_json::Map<String, Value> {
+    list.iter()
+        .map(|l| match l.split_once('=') {
+            Some((k, v)) => (k.to_owned(), Value::String(v.to_owned())),
+            None => (l.clone(), Value::String(String::new())),
+        })
+        .collect()
+}
+
+pub fn run(client: &Client, cmd: NetworkCommand) -> Result<i32> {
+    match cmd {
+        NetworkCommand::Create(a) => {
+            let mut config = serde_json::Map::new();
+            if let Some(s) = &a.subnet {
+                config.insert("Subnet".into(), s.clone().into());
+            }
+            if let Some(g) = &a.gateway {
+                if a.subnet.is_none() {
+                    bail!("every ip-range or gateway must have a corresponding subnet");
+                }
+                config.insert("Gateway".into(), g.clone().into());
+            }
+            let ipam_config: Vec<Value> = if config.is_empty() {
+                Vec::new()
+            } else {
+                vec![Value::Object(config)]
+            };
+            let body = json!({
+                "Name": a.name,
+                "Driver": a.driver,
+                "Internal": a.internal,
+                "Labels": key_values(&a.label),
+                "Options": key_values(&a.opt),
+                "IPAM": {"Driver": "default", "Config": ipam_config},
+            });
+            let v = client.post("/networks/create", Some(&body))?.json()?;
+            println!("{}", v["Id"].as_str().unwrap_or(""));
+            Ok(0)
+        }
+        NetworkCommand::Ls(a) => {
+            let v = client
+                .get(&with_query(
+                    "/networks",
+                    &[("filters", filters_json(&a.filter)?)],
+                ))?
+                .json()?;
+            let mut rows: Vec<Value> = v
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|n| {
+                    let id = n["Id"].as_str().unwrap_or("");
+                    let id = if a.no_trunc { id } else { id.get(..12).unwrap_or(id) };
+                    json!({
+                        "ID": id, "Name": n["Name"], "Driver": n["Driver"], "Scope": n["Scope"],
+                        "Internal": n["Internal"], "CreatedAt": n["Created"],
+                        "Labels": n["Labels"].as_object().map(|o| o.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect::<Vec<_>>().join(",")).unwrap_or_default(),
+                    })
+                })
+                .collect();
+            rows.sort_by(|x, y| x["Name"].as_str().cmp(&y["Name"].as_str()));
+            let default = if a.quiet {
+                "{{.ID}}"
+            } else {
+                "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}"
+            };
+            let format = if a.quiet { None } else { a.format.as_deref() };
+            let headers = json!({"ID": "NETWORK ID", "Name": "NAME", "Driver": "DRIVER",
+                "Scope": "SCOPE", "Internal": "INTERNAL", "CreatedAt": "CREATED", "Labels": "LABELS"});
+            print!(
+                "{}",
+                render_list(format, default, &headers, &rows).map_err(anyhow::Error::msg)?
+            );
+            Ok(0)
+        }
+        NetworkCommand::Inspect { format, names } => {
+            let mut found = Vec::new();
+            let mut failed = false;
+            for n in &names {
+                match client.get(&format!("/networks/{n}")) {
+                    Ok(r) => found.push(r.json()?),
+                    Err(e) => {
+                        eprintln!("{e}");
+                        failed = true;
+                    }
+                }
+            }
+            print_inspected(&found, format.as_deref())?;
+            Ok(i32::from(failed))
+        }
+        NetworkCommand::Rm { names } => {
+            let mut failed = false;
+            for n in &names {
+                match client.delete(&format!("/networks/{n}")) {
+                    Ok(_) => println!("{n}"),
+                    Err(e) => {
+                        eprintln!("{e}");
+                        failed = true;
+                    }
+                }
+            }
+            Ok(i32::from(failed))
+        }
+        NetworkCommand::Prune { force, filter } => {
+            if !force {
+                eprint!("WARNING! This will remove all custom networks not used by at least one container.\nAre you sure you want to continue? [y/N] ");
+                let mut answer = String::new();
+                std::io::stdin().read_line(&mut answer)?;
+                if !matches!(answer.trim(), "y" | "Y" | "yes") {
+                    return Ok(0);
+                }
+            }
+            let v = client
+                .post(
+                    &with_query("/networks/prune", &[("filters", filters_json(&filter)?)]),
+                    None,
+                )?
+                .json()?;
+            let deleted = v["NetworksDeleted"].as_array().cloned().unwrap_or_default();
+            if !deleted.is_empty() {
+                println!("Deleted Networks:");
+                for d in deleted {
+                    println!("{}", d.as_str().unwrap_or(""));
+                }
+            }
+            Ok(0)
+        }
+        NetworkCommand::Connect {
+            alias,
+            ip,
+            network,
+            container,
+        } => {
+            let mut endpoint = json!({"Aliases": alias});
+            if let Some(ip) = ip {
+                endpoint["IPAMConfig"] = json!({"IPv4Address": ip});
+            }
+            let body = json!({"Container": container, "EndpointConfig": endpoint});
+            client.post(&format!("/networks/{network}/connect"), Some(&body))?;
+            Ok(0)
+        }
+        NetworkCommand::Disconnect {
+            force,
+            network,
+            container,
+        } => {
+            let body = json!({"Container": container, "Force": force});
+            client.post(&format!("/networks/{network}/disconnect"), Some(&body))?;
+            Ok(0)
+        }
+    }
+}
