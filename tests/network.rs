@@ -253,7 +253,7 @@ fn create_and_remove_cycles_leak_nothing() {
     ok(&d.docker(&["run", "--rm", "-p", "80", "bb", "echo"]));
     let before = (links(&bridge), nft_rules(&table));
     let state = || std::fs::read_to_string(d.dir.path().join("root/networks/bridge.json")).unwrap();
-    for _ in 0..10 {
+    for _ in 0..30 {
         let id = ok(&d.docker(&["run", "-d", "-p", "80", "-p", "53/udp", "bb", "sleep", "30"]));
         ok(&d.docker(&["rm", "-f", &id]));
     }
@@ -365,9 +365,13 @@ fn user_networks_resolve_names_and_aliases_and_stay_apart() {
         out.contains("hello-from-httpd") && out.contains("eth1"),
         "{out}"
     );
+    let hosts = ok(&d.docker(&["exec", "other", "cat", "/etc/hosts"]));
+    assert!(hosts.contains(" second"), "{hosts}");
     ok(&d.docker(&["network", "disconnect", "front", "other"]));
     let out = ok(&d.docker(&["exec", "other", "busybox", "ip", "-o", "link"]));
     assert!(!out.contains("eth1"), "{out}");
+    let hosts = ok(&d.docker(&["exec", "other", "cat", "/etc/hosts"]));
+    assert_eq!(hosts.matches("\t").count(), 7, "{hosts}");
     // In use: not removed; bridge never is.
     let out = d.docker(&["network", "rm", "front"]);
     assert!(err(&out).contains("has active endpoints"), "{}", err(&out));

@@ -356,7 +356,21 @@ impl Engine {
     pub(crate) fn network_up(&self, rec: &Record) -> Result<NetSetup, ApiError> {
         let dir = self.container_dir(&rec.id);
         let io = |what: &str, e: std::io::Error| ApiError::internal(format!("{what}: {e}"));
-        let n = &rec.net;
+        // Containers created before networking have no settings: the default network.
+        let legacy;
+        let n = if rec.net.mode.is_empty() {
+            legacy = NetRecord {
+                mode: DEFAULT_NETWORK.into(),
+                networks: vec![NetAttach {
+                    name: DEFAULT_NETWORK.into(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            };
+            &legacy
+        } else {
+            &rec.net
+        };
         if let Some(other) = n.mode.strip_prefix("container:") {
             let other_rec = self.find(other)?;
             if self.refresh(&other_rec.id).status != "running" {
@@ -732,7 +746,17 @@ impl Engine {
             .chain(a.aliases.iter().cloned())
             .collect();
         req.dns_servers = rec.net.dns.clone();
-        net.attach(&req).map_err(net_err)?;
+        let ep = net.attach(&req).map_err(net_err)?;
+        // The container's /etc/hosts gets the new address (the file is bind-mounted: edit it
+        // in place).
+        let names: Vec<&str> = std::iter::once(rec.hostname.as_str())
+            .chain(a.aliases.iter().map(String::as_str))
+            .collect();
+        let hosts = self.container_dir(&rec.id).join("hosts");
+        if let Ok(mut f) = std::fs::OpenOptions::new().append(true).open(&hosts) {
+            use std::io::Write;
+            let _ = writeln!(f, "{}\t{}", ep.ip, names.join(" "));
+        }
         Ok(())
     }
 }
@@ -959,9 +983,30 @@ impl berth_api::networks::NetworkBackend for Engine {
                 rec.id
             )));
         }
+        let gone = self
+            .endpoints(&rec.id)
+            .into_iter()
+            .find(|e| e.network == net_name);
         self.net_required()?
             .detach(&net_name, &rec.id)
             .map_err(net_err)?;
+        if let Some(ep) = gone {
+            let hosts = self.container_dir(&rec.id).join("hosts");
+            if let Ok(text) = std::fs::read_to_string(&hosts) {
+                let prefix = format!("{}\t", ep.ip);
+                let kept: String = text
+                    .lines()
+                    .filter(|l| !l.starts_with(&prefix))
+                    .map(|l| format!("{l}\n"))
+                    .collect();
+                // In place: the bind mount follows the inode, not the name.
+                let _ = std::fs::OpenOptions::new()
+                    .write(true)
+                    .truncate(true)
+                    .open(&hosts)
+                    .and_then(|mut f| std::io::Write::write_all(&mut f, kept.as_bytes()));
+            }
+        }
         let _ = self.net_required()?.release_ip(&net_name, &rec.id);
         rec.net.networks.retain(|a| a.name != net_name);
         crate::containers::write_json(&self.container_dir(&rec.id).join("config.json"), &rec)
