@@ -322,7 +322,17 @@ pub fn run(client: &Client, args: RunArgs) -> Result<i32> {
             bail!(StatusError::new(125, msg.to_owned()));
         }
     }
-    Ok(v["StatusCode"].as_i64().unwrap_or(125) as i32)
+    match v["StatusCode"].as_i64() {
+        Some(code) => Ok(code as i32),
+        None => Err(StatusError::new(
+            125,
+            format!(
+                "the daemon ended the wait for {id} without an exit status ({:?})",
+                String::from_utf8_lossy(&body)
+            ),
+        )
+        .into()),
+    }
 }
 
 /// Starts a container; a failure becomes Docker's exit status for it (and with `--rm` the
