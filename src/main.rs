@@ -42,13 +42,13 @@ enum Command {
         #[arg(long = "max-concurrent-uploads", default_value_t = 5)]
         max_concurrent_uploads: usize,
         /// The default network's bridge.
-        #[arg(long, default_value = berth_network::DEFAULT_BRIDGE)]
+        #[arg(long, env = "BERTH_BRIDGE", default_value = berth_network::DEFAULT_BRIDGE)]
         bridge: String,
         /// The default network's gateway address and prefix (e.g. 10.209.0.1/16).
-        #[arg(long)]
+        #[arg(long, env = "BERTH_BIP")]
         bip: Option<String>,
         /// berth's nftables table (family ip).
-        #[arg(long = "nft-table", default_value = berth_network::DEFAULT_TABLE)]
+        #[arg(long = "nft-table", env = "BERTH_NFT_TABLE", default_value = berth_network::DEFAULT_TABLE)]
         nft_table: String,
     },
     /// Run an image registry (the OCI distribution API).

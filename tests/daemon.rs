@@ -80,14 +80,18 @@ fn the_socket_is_guarded() {
     let mode = std::fs::metadata(d.socket()).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o660);
 
-    // A second daemon does not take over a live socket.
+    // A second daemon does not take over a live socket (with networking of its own).
+    let net2 = d.dir.path().join("second");
+    std::fs::create_dir_all(&net2).unwrap();
     let second = Command::new(BERTH)
         .args(["daemon", "--root"])
         .arg(d.dir.path().join("root2"))
+        .args(net_args(&net2))
         .arg("-H")
         .arg(d.host())
         .output()
         .unwrap();
+    remove_net(&net2);
     assert_eq!(second.status.code(), Some(125));
     assert!(
         String::from_utf8_lossy(&second.stderr).contains("already listening"),
@@ -114,6 +118,7 @@ fn a_stale_socket_is_replaced() {
     let mut child = Command::new(BERTH)
         .args(["daemon", "--root"])
         .arg(dir.path().join("root"))
+        .args(net_args(dir.path()))
         .arg("-H")
         .arg(format!("unix://{}", sock.display()))
         .stderr(Stdio::null())
@@ -123,6 +128,7 @@ fn a_stale_socket_is_replaced() {
     while UnixStream::connect(&sock).is_err() {
         if Instant::now() > deadline {
             let _ = child.kill();
+            remove_net(dir.path());
             panic!("daemon did not take over the stale socket");
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -131,7 +137,9 @@ fn a_stale_socket_is_replaced() {
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGTERM,
     );
-    assert!(exits_within(&mut child, Duration::from_secs(10)).success());
+    let clean = exits_within(&mut child, Duration::from_secs(10)).success();
+    remove_net(dir.path());
+    assert!(clean);
 }
 
 #[test]
@@ -189,12 +197,17 @@ fn the_cli_starts_the_daemon_when_root() {
     }
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("auto.sock");
+    let net = net_args(dir.path());
     let out = Command::new(BERTH)
         .args(["info", "--format", "{{.DockerRootDir}}"])
         .env("BERTH_HOST", format!("unix://{}", sock.display()))
         .env("BERTH_ROOT", dir.path().join("root"))
         .env("BERTH_DAEMON_LOG", dir.path().join("daemon.log"))
         .env_remove("BERTH_NO_AUTOSTART")
+        // The daemon's networking of its own, never the host's default berth0.
+        .env("BERTH_BRIDGE", &net[1])
+        .env("BERTH_BIP", &net[3])
+        .env("BERTH_NFT_TABLE", &net[5])
         .output()
         .unwrap();
     // Whatever happens below, stop the daemon we caused, by the pid on the socket's far end.
@@ -221,10 +234,12 @@ fn the_cli_starts_the_daemon_when_root() {
                 nix::unistd::Pid::from_raw(cred.pid()),
                 nix::sys::signal::Signal::SIGKILL,
             );
+            remove_net(dir.path());
             panic!("auto-started daemon did not stop on SIGTERM");
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+    remove_net(dir.path());
     let log = std::fs::read_to_string(dir.path().join("daemon.log")).unwrap();
     assert!(log.contains("berth daemon listening"), "{log}");
 }
