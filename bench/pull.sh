@@ -53,7 +53,7 @@ cleanup() {
   grep " $work" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null
   rm -rf "$work"
 }
-trap cleanup EXIT
+trap 'cleanup; ip link del "bbench$$" 2>/dev/null; nft delete table ip "berth_bench_$$" 2>/dev/null; true' EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_http() { # port: until the registry answers /v2/
@@ -228,7 +228,9 @@ else
   fs_what="the scratch dir ($(findmnt -no FSTYPE -T "$work"))"
 fi
 echo "engines, registries and unpacks on $fs_what"
-"$bin/berth" daemon --root "$fs/berth" -H "unix://$work/berth.sock" 2>"$work/berth.log" &
+# Networking of its own (the host's berth0 and nft table berth stay untouched), removed at exit.
+"$bin/berth" daemon --root "$fs/berth" -H "unix://$work/berth.sock" --bridge "bbench$$" \
+  --bip 10.254.$(($$ % 250)).1/24 --nft-table "berth_bench_$$" 2>"$work/berth.log" &
 berth_pid=$!
 for _ in $(seq 200); do [ -S "$work/berth.sock" ] && break; sleep 0.05; done
 B load -q -i "$work/image.tar" >/dev/null

@@ -38,7 +38,7 @@ cleanup() {
   grep " $work" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null
   rm -rf "$work"
 }
-trap cleanup EXIT
+trap 'cleanup; ip link del "bbench$$" 2>/dev/null; nft delete table ip "berth_bench_$$" 2>/dev/null; true' EXIT
 
 mkdir -p "$work/rootfs/"{bin,etc,proc,sys,dev,tmp}
 cp "$(command -v busybox)" "$work/rootfs/bin/busybox"
@@ -47,7 +47,9 @@ echo 'root:x:0:0:root:/root:/bin/sh' > "$work/rootfs/etc/passwd"
 tar -C "$work/rootfs" -cf "$work/bb.tar" .
 
 engines=(berth)
-"$bin/berth" daemon --root "$work/berth" -H "unix://$work/berth.sock" 2>"$work/berth.log" &
+# Networking of its own (the host's berth0 and nft table berth stay untouched), removed at exit.
+"$bin/berth" daemon --root "$work/berth" -H "unix://$work/berth.sock" --bridge "bbench$$" \
+  --bip 10.254.$(($$ % 250)).1/24 --nft-table "berth_bench_$$" 2>"$work/berth.log" &
 berth_pid=$!
 for _ in $(seq 200); do [ -S "$work/berth.sock" ] && break; sleep 0.05; done
 B import "$work/bb.tar" bb >/dev/null
