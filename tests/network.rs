@@ -473,3 +473,63 @@ fn the_berth_cli_manages_networks_and_publishes_ports() {
     let out = d.berth(&["network", "inspect", "cli"]);
     assert_eq!(out.status.code(), Some(1));
 }
+
+#[test]
+fn exposed_ports_of_the_image_and_exits_while_the_daemon_is_down() {
+    if !root_or_skip() {
+        return;
+    }
+    let mut d = TestDaemon::with_busybox();
+    // -P publishes the image's EXPOSE.
+    let tarball = busybox_tarball(&d.dir.path().join("exposed"));
+    ok(&d.docker(&[
+        "import",
+        "-c",
+        "EXPOSE 80",
+        "-c",
+        "CMD [\"sh\"]",
+        tarball.to_str().unwrap(),
+        "web",
+    ]));
+    let c = ok(&d.docker(&["run", "-d", "-P", "web", "sh", "-c", HTTPD]));
+    let port = ok(&d.docker(&["port", &c, "80/tcp"]));
+    let host_port = port
+        .lines()
+        .next()
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(http_get(&format!("127.0.0.1:{host_port}")).contains("hello-from-httpd"));
+    ok(&d.docker(&["rm", "-f", &c]));
+
+    // A container that ends while the daemon is down gives its port back when the daemon
+    // is back.
+    let fixed = free_port();
+    ok(&d.docker(&[
+        "run",
+        "-d",
+        "-p",
+        &format!("{fixed}:80"),
+        "bb",
+        "sleep",
+        "1",
+    ]));
+    d.stop();
+    std::thread::sleep(Duration::from_millis(1500));
+    d.child = spawn_daemon(d.dir.path());
+    wait_listening(&d.socket());
+    let c = ok(&d.docker(&[
+        "run",
+        "-d",
+        "-p",
+        &format!("{fixed}:80"),
+        "bb",
+        "sh",
+        "-c",
+        HTTPD,
+    ]));
+    assert!(http_get(&format!("127.0.0.1:{fixed}")).contains("hello-from-httpd"));
+    ok(&d.docker(&["rm", "-f", &c]));
+}
