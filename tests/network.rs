@@ -372,6 +372,23 @@ fn user_networks_resolve_names_and_aliases_and_stay_apart() {
     assert!(!out.contains("eth1"), "{out}");
     let hosts = ok(&d.docker(&["exec", "other", "cat", "/etc/hosts"]));
     assert_eq!(hosts.matches("\t").count(), 7, "{hosts}");
+    // Both show in the event log, naming the container.
+    let events = ok(&d.berth(&[
+        "events",
+        "--since",
+        "10m",
+        "--until",
+        "0s",
+        "--filter",
+        "type=network",
+        "--format",
+        "{{.Action}} {{.Actor.Attributes.name}}",
+    ]));
+    assert!(
+        events.lines().any(|l| l == "connect front")
+            && events.lines().any(|l| l == "disconnect front"),
+        "{events}"
+    );
     // In use: not removed; bridge never is.
     let out = d.docker(&["network", "rm", "front"]);
     assert!(err(&out).contains("has active endpoints"), "{}", err(&out));

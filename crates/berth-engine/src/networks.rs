@@ -630,10 +630,19 @@ fn label_matches(labels: &std::collections::BTreeMap<String, String>, want: &str
 
 impl Engine {
     fn network_event(&self, action: &str, name: &str) {
-        let attrs = [("name", name), ("type", "bridge")]
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect();
+        self.network_event_for(action, name, None);
+    }
+
+    /// A network event; `connect`/`disconnect` name the container, as Docker's do.
+    fn network_event_for(&self, action: &str, name: &str, container: Option<&str>) {
+        let mut attrs: std::collections::BTreeMap<String, String> =
+            [("name", name), ("type", "bridge")]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect();
+        if let Some(c) = container {
+            attrs.insert("container".into(), c.to_owned());
+        }
         self.events
             .emit("network", action, &self.id_of(name), attrs);
     }
@@ -963,8 +972,11 @@ impl berth_api::networks::NetworkBackend for Engine {
         if self.refresh(&rec.id).status == "running" {
             self.attach_running(&rec, &a)?;
         }
+        let net_name = a.name.clone();
         rec.net.networks.push(a);
-        crate::containers::write_json(&self.container_dir(&rec.id).join("config.json"), &rec)
+        crate::containers::write_json(&self.container_dir(&rec.id).join("config.json"), &rec)?;
+        self.network_event_for("connect", &net_name, Some(&rec.id));
+        Ok(())
     }
 
     fn disconnect_network(&self, name: &str, body: serde_json::Value) -> Result<(), ApiError> {
@@ -1009,6 +1021,8 @@ impl berth_api::networks::NetworkBackend for Engine {
         }
         let _ = self.net_required()?.release_ip(&net_name, &rec.id);
         rec.net.networks.retain(|a| a.name != net_name);
-        crate::containers::write_json(&self.container_dir(&rec.id).join("config.json"), &rec)
+        crate::containers::write_json(&self.container_dir(&rec.id).join("config.json"), &rec)?;
+        self.network_event_for("disconnect", &net_name, Some(&rec.id));
+        Ok(())
     }
 }
