@@ -267,6 +267,63 @@ fn binds_readonly_tmpfs_and_anonymous_volumes() {
 }
 
 #[test]
+fn volume_driver_options_mount_tmpfs_and_binds() {
+    if !root_or_skip() {
+        return;
+    }
+    let d = TestDaemon::with_busybox();
+    ok(&d.berth(&[
+        "volume",
+        "create",
+        "--opt",
+        "type=tmpfs",
+        "--opt",
+        "device=tmpfs",
+        "--opt",
+        "o=size=4m,uid=1000",
+        "mem",
+    ]));
+    let mounts = ok(&d.berth(&[
+        "run",
+        "--rm",
+        "-v",
+        "mem:/m",
+        "bb",
+        "sh",
+        "-c",
+        "grep ' /m ' /proc/mounts",
+    ]));
+    assert!(
+        mounts.starts_with("tmpfs /m tmpfs") && mounts.contains("size=4096k"),
+        "{mounts}"
+    );
+    let host = d.dir.path().join("bound");
+    std::fs::create_dir_all(&host).unwrap();
+    std::fs::write(host.join("x"), "through the volume\n").unwrap();
+    let device = format!("device={}", host.display());
+    ok(&d.berth(&[
+        "volume",
+        "create",
+        "-o",
+        "type=none",
+        "-o",
+        "o=bind",
+        "-o",
+        &device,
+        "bv",
+    ]));
+    assert_eq!(
+        ok(&d.berth(&["run", "--rm", "-v", "bv:/b", "bb", "cat", "/b/x"])),
+        "through the volume"
+    );
+    // Removing the volume unmounts it and never deletes through the bind.
+    ok(&d.berth(&["volume", "rm", "bv", "mem"]));
+    assert!(host.join("x").exists(), "the bind's source lost its files");
+    let out = d.berth(&["volume", "create", "-o", "type=tmpfs", "half"]);
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
 fn volumes_export_and_import_as_tar() {
     if !root_or_skip() {
         return;

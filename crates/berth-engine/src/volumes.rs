@@ -281,6 +281,9 @@ impl Engine {
                 return Err(bad(format!("invalid option key: {k:?}")));
             }
         }
+        if options.contains_key("type") != options.contains_key("device") {
+            return Err(bad("missing required option: \"device\" (with \"type\")"));
+        }
         let dir = self.volume_dir(&name);
         std::fs::create_dir_all(dir.join("_data")).map_err(|e| io_err("create the volume", e))?;
         let v = Volume {
@@ -443,6 +446,9 @@ impl Engine {
                 "volume" => {
                     let data = self.volume_data(&m.source);
                     std::fs::create_dir_all(&data).map_err(|e| io_err("create the volume", e))?;
+                    if let Some(v) = self.read_volume(&m.source) {
+                        mount_driver_options(&v, &data)?;
+                    }
                     if !m.nocopy {
                         copy_up(&rootfs, &m.target, &data)?;
                     }
@@ -487,6 +493,13 @@ impl Engine {
 
     fn remove_volume_dir(&self, name: &str) -> Result<u64, ApiError> {
         let dir = self.volume_dir(name);
+        // A volume with driver options (tmpfs, a bind) is unmounted first: nothing is ever
+        // removed through the mount.
+        let data = dir.join("_data");
+        if is_mountpoint(&data) {
+            nix::mount::umount2(&data, nix::mount::MntFlags::empty())
+                .map_err(|e| io_err("unmount the volume", e.into()))?;
+        }
         let size = crate::disk_usage(&dir);
         // The record first: a half-removed volume is then gone, not a volume with lost data.
         std::fs::remove_file(dir.join("volume.json"))
@@ -500,6 +513,68 @@ impl Engine {
         );
         Ok(size)
     }
+}
+
+fn is_mountpoint(path: &Path) -> bool {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
+    let want = path.display().to_string();
+    info.lines()
+        .any(|l| l.split(' ').nth(4) == Some(want.as_str()))
+}
+
+/// The local driver's options (`--opt type=tmpfs --opt device=tmpfs --opt o=size=64m`, or
+/// `--opt type=none --opt o=bind --opt device=/path`): mounted on `_data` at first use, as
+/// mount(8) would, and kept until the volume is removed.
+fn mount_driver_options(v: &Volume, data: &Path) -> Result<(), ApiError> {
+    let (Some(kind), Some(device)) = (v.options.get("type"), v.options.get("device")) else {
+        return Ok(());
+    };
+    if is_mountpoint(data) {
+        return Ok(());
+    }
+    use nix::mount::MsFlags;
+    let mut flags = MsFlags::empty();
+    let mut data_opts = Vec::new();
+    for o in v
+        .options
+        .get("o")
+        .map(String::as_str)
+        .unwrap_or("")
+        .split(',')
+    {
+        match o {
+            "" => {}
+            "bind" => flags |= MsFlags::MS_BIND,
+            "rbind" => flags |= MsFlags::MS_BIND | MsFlags::MS_REC,
+            "ro" => flags |= MsFlags::MS_RDONLY,
+            "nosuid" => flags |= MsFlags::MS_NOSUID,
+            "nodev" => flags |= MsFlags::MS_NODEV,
+            "noexec" => flags |= MsFlags::MS_NOEXEC,
+            other => data_opts.push(other),
+        }
+    }
+    let fstype = if flags.contains(MsFlags::MS_BIND) || kind == "none" {
+        None
+    } else {
+        Some(kind.as_str())
+    };
+    let joined = data_opts.join(",");
+    nix::mount::mount(
+        Some(device.as_str()),
+        data,
+        fstype,
+        flags,
+        (!joined.is_empty()).then_some(joined.as_str()),
+    )
+    .map_err(|e| {
+        bad(format!(
+            "error while mounting volume '{}': failed to mount local volume: mount {device}:{}, flags: {flags:?}, data: {joined}: {e}",
+            v.name,
+            data.display()
+        ))
+    })
 }
 
 /// Fills an empty volume with what the image has at `target` (Docker's copy-up). The path is
