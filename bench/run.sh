@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark: the engine end to end, berth beside Docker and podman when they are installed
 # (apt-get install docker.io podman), each on its own private root and socket, all with the
-# same busybox image (imported from Debian's busybox-static) and no network (berth has none
-# yet, so the others run with --network none too):
+# same busybox image (imported from Debian's busybox-static) and --network none for all
+# (network setup is measured apart, by bench/net.sh):
 #
 #   run --rm IMAGE true          create + start + wait + remove, attached
 #   run -d IMAGE sleep 60; rm -f a detached container's whole life
@@ -85,7 +85,7 @@ cmd_of() { # engine -> the CLI prefix
     podman) echo "podman --root $work/podman --runroot $work/podman-run --storage-driver overlay" ;;
   esac
 }
-net_of() { [ "$1" = berth ] && echo "" || echo "--network none"; }
+net_of() { echo "--network none"; }
 
 declare -A median
 measure() { # name engine command...
