@@ -19,7 +19,7 @@ use futures_util::StreamExt;
 use serde::Serialize;
 
 use crate::query::Query;
-use crate::{ApiError, SharedBackend};
+use crate::{blocking, ApiError, SharedBackend};
 
 /// The header that carries a path's [`PathStat`] (base64 of its JSON).
 pub const PATH_STAT_HEADER: &str = "X-Docker-Container-Path-Stat";
@@ -110,13 +110,6 @@ pub fn forbidden(message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::FORBIDDEN, message)
 }
 
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ApiError::internal(format!("task failed: {e}")))?
-}
 
 /// Standard base64 with padding (what Go's `base64.StdEncoding` writes).
 pub fn base64(data: &[u8]) -> String {

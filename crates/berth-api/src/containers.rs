@@ -13,7 +13,7 @@ use bollard_stubs::models::{
 };
 
 use crate::query::Query;
-use crate::{ApiError, SharedBackend};
+use crate::{blocking, ApiError, SharedBackend};
 
 /// One piece of a container's output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,13 +119,6 @@ pub trait ContainerBackend {
     fn inspect_container(&self, id: &str) -> Result<ContainerInspectResponse, ApiError>;
 }
 
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ApiError::internal(format!("task failed: {e}")))?
-}
 
 async fn create(
     State(b): State<SharedBackend>,

@@ -22,7 +22,7 @@ use bollard_stubs::models::{
 use futures_util::StreamExt;
 
 use crate::query::Query;
-use crate::{ApiError, SharedBackend};
+use crate::{blocking, ApiError, SharedBackend};
 
 /// What `import` asks of the engine.
 #[derive(Debug, Clone, Default)]
@@ -77,13 +77,6 @@ pub trait ImageBackend {
     fn load_images(&self, tar: &std::path::Path, quiet: bool) -> Result<Vec<String>, ApiError>;
 }
 
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ApiError::internal(format!("task failed: {e}")))?
-}
 
 /// Receives a request body into a file in `dir` (never whole in memory).
 async fn body_to_file(body: Body, dir: &std::path::Path) -> Result<std::path::PathBuf, ApiError> {

@@ -69,6 +69,15 @@ impl<T> Backend for T where
 
 pub type SharedBackend = Arc<dyn Backend>;
 
+/// Runs a backend call on the blocking pool (backend methods may block on disk and processes).
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::internal(format!("task failed: {e}")))?
+}
+
 /// A `/v1.NN/...` path with NN outside what we serve gets Docker's error; anything else
 /// unknown is a 404.
 async fn fallback(uri: Uri) -> ApiError {

@@ -9,7 +9,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 
 use crate::query::Query;
-use crate::{ApiError, SharedBackend};
+use crate::{blocking, ApiError, SharedBackend};
 
 /// What the network endpoints need from the engine (blocking calls).
 pub trait NetworkBackend {
@@ -33,13 +33,6 @@ pub trait NetworkBackend {
     fn disconnect_network(&self, name: &str, body: serde_json::Value) -> Result<(), ApiError>;
 }
 
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ApiError::internal(format!("task failed: {e}")))?
-}
 
 fn json_body(body: &[u8]) -> Result<serde_json::Value, ApiError> {
     if body.is_empty() {

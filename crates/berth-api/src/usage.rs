@@ -14,7 +14,7 @@ use axum::{Json, Router};
 use bollard_stubs::models::{ContainerCpuStats, ContainerPruneResponse, ContainerStatsResponse};
 
 use crate::query::Query;
-use crate::{ApiError, SharedBackend};
+use crate::{blocking, ApiError, SharedBackend};
 
 /// Go's zero time, which Docker sends for a sample that has no time.
 pub const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
@@ -38,13 +38,6 @@ pub trait UsageBackend {
     fn disk_usage(&self, types: Vec<String>) -> Result<serde_json::Value, ApiError>;
 }
 
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ApiError::internal(format!("task failed: {e}")))?
-}
 
 async fn sample(b: &SharedBackend, id: &str) -> Result<(ContainerStatsResponse, bool), ApiError> {
     let (b, id) = (b.clone(), id.to_owned());

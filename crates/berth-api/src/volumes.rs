@@ -12,7 +12,7 @@ use axum::{Json, Router};
 
 use crate::images::{stream_writer, with_upload, ExportWriter};
 use crate::query::Query;
-use crate::{ApiError, SharedBackend};
+use crate::{blocking, ApiError, SharedBackend};
 
 /// What the volume endpoints need from the engine (blocking calls).
 pub trait VolumeBackend {
@@ -36,13 +36,6 @@ pub trait VolumeBackend {
     fn import_volume(&self, name: &str, tar: &std::path::Path) -> Result<(), ApiError>;
 }
 
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ApiError::internal(format!("task failed: {e}")))?
-}
 
 async fn create(
     State(b): State<SharedBackend>,
