@@ -119,7 +119,6 @@ pub trait ContainerBackend {
     fn inspect_container(&self, id: &str) -> Result<ContainerInspectResponse, ApiError>;
 }
 
-
 async fn create(
     State(b): State<SharedBackend>,
     RawQuery(raw): RawQuery,

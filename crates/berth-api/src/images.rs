@@ -77,7 +77,6 @@ pub trait ImageBackend {
     fn load_images(&self, tar: &std::path::Path, quiet: bool) -> Result<Vec<String>, ApiError>;
 }
 
-
 /// Receives a request body into a file in `dir` (never whole in memory).
 async fn body_to_file(body: Body, dir: &std::path::Path) -> Result<std::path::PathBuf, ApiError> {
     std::fs::create_dir_all(dir).map_err(|e| ApiError::internal(format!("upload dir: {e}")))?;

@@ -33,7 +33,6 @@ pub trait NetworkBackend {
     fn disconnect_network(&self, name: &str, body: serde_json::Value) -> Result<(), ApiError>;
 }
 
-
 fn json_body(body: &[u8]) -> Result<serde_json::Value, ApiError> {
     if body.is_empty() {
         return Ok(serde_json::json!({}));

@@ -38,7 +38,6 @@ pub trait UsageBackend {
     fn disk_usage(&self, types: Vec<String>) -> Result<serde_json::Value, ApiError>;
 }
 
-
 async fn sample(b: &SharedBackend, id: &str) -> Result<(ContainerStatsResponse, bool), ApiError> {
     let (b, id) = (b.clone(), id.to_owned());
     blocking(move || b.container_stats(&id)).await

@@ -36,7 +36,6 @@ pub trait VolumeBackend {
     fn import_volume(&self, name: &str, tar: &std::path::Path) -> Result<(), ApiError>;
 }
 
-
 async fn create(
     State(b): State<SharedBackend>,
     body: axum::body::Bytes,
