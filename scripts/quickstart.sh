@@ -15,6 +15,9 @@ export PATH=$bin:$PATH
 
 work=$(mktemp -d /tmp/berth-quickstart-XXXXXX)
 export BERTH_HOST=unix://$work/berth.sock BERTH_ROOT=$work/root BERTH_DAEMON_LOG=$work/daemon.log
+# Its own bridge, subnet and nftables table, removed at the end: a real berth (berth0, table
+# berth) on this machine is left alone.
+export BERTH_BRIDGE=bq$$ BERTH_BIP=10.251.$(( $$ % 200 + 20 )).1/24 BERTH_NFT_TABLE=berth_qs_$$
 cleanup() {
   berth rm -f web >/dev/null 2>&1 || true
   if [ -f "$work/root/berth.pid" ]; then
@@ -22,6 +25,8 @@ cleanup() {
     kill "$pid" 2>/dev/null || true
     for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   fi
+  ip link del "$BERTH_BRIDGE" 2>/dev/null || true
+  nft delete table ip "$BERTH_NFT_TABLE" 2>/dev/null || true
   grep " $work" /proc/self/mountinfo | awk '{print $5}' | xargs -r -n1 umount -l 2>/dev/null || true
   rm -rf "$work"
 }
