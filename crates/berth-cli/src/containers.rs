@@ -209,7 +209,7 @@ pub struct ExecArgs {
 
 /// Runs `f` for every target, printing each target that worked and each error, as docker
 /// does; fails (exit 1) if any did.
-fn each(targets: &[String], mut f: impl FnMut(&str) -> Result<(), ClientError>) -> Result<i32> {
+pub fn each(targets: &[String], mut f: impl FnMut(&str) -> Result<(), ClientError>) -> Result<i32> {
     let mut failed = false;
     for t in targets {
         match f(t) {
@@ -679,6 +679,29 @@ pub fn print_inspected(items: &[Value], format: Option<&str>) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Inspects every name at `path(name)`, prints what was found (docker's array or the
+/// template) and each error; fails (exit 1) if any name was not found.
+pub fn inspect_each(
+    client: &Client,
+    names: &[String],
+    path: impl Fn(&str) -> String,
+    format: Option<&str>,
+) -> Result<i32> {
+    let mut found = Vec::new();
+    let mut failed = false;
+    for n in names {
+        match client.get(&path(n)) {
+            Ok(r) => found.push(r.json()?),
+            Err(e) => {
+                eprintln!("{e}");
+                failed = true;
+            }
+        }
+    }
+    print_inspected(&found, format)?;
+    Ok(i32::from(failed))
 }
 
 /// `inspect`: containers first, then images, unless `--type` says which.

@@ -7,7 +7,7 @@ use clap::Args;
 use serde_json::{json, Value};
 
 use crate::client::{with_query, Client};
-use crate::containers::{filters_json, print_inspected};
+use crate::containers::filters_json;
 use crate::format::render_list;
 use crate::short_id;
 use berth_core::humanize;
@@ -451,19 +451,12 @@ pub fn load(client: &Client, args: LoadArgs) -> Result<i32> {
 }
 
 pub fn inspect(client: &Client, args: ImageInspectArgs) -> Result<i32> {
-    let mut found = Vec::new();
-    let mut failed = false;
-    for image in &args.images {
-        match client.get(&format!("/images/{image}/json")) {
-            Ok(r) => found.push(r.json()?),
-            Err(e) => {
-                eprintln!("{e}");
-                failed = true;
-            }
-        }
-    }
-    print_inspected(&found, args.format.as_deref())?;
-    Ok(i32::from(failed))
+    crate::containers::inspect_each(
+        client,
+        &args.images,
+        |i| format!("/images/{i}/json"),
+        args.format.as_deref(),
+    )
 }
 
 pub fn prune(client: &Client, args: PruneArgs) -> Result<i32> {

@@ -5,7 +5,7 @@ use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 
 use crate::client::{with_query, Client};
-use crate::containers::{filters_json, print_inspected};
+use crate::containers::{each, filters_json, inspect_each};
 use crate::format::render_list;
 
 #[derive(Subcommand, Debug)]
@@ -173,34 +173,15 @@ pub fn run(client: &Client, cmd: NetworkCommand) -> Result<i32> {
             );
             Ok(0)
         }
-        NetworkCommand::Inspect { format, names } => {
-            let mut found = Vec::new();
-            let mut failed = false;
-            for n in &names {
-                match client.get(&format!("/networks/{n}")) {
-                    Ok(r) => found.push(r.json()?),
-                    Err(e) => {
-                        eprintln!("{e}");
-                        failed = true;
-                    }
-                }
-            }
-            print_inspected(&found, format.as_deref())?;
-            Ok(i32::from(failed))
-        }
-        NetworkCommand::Rm { names } => {
-            let mut failed = false;
-            for n in &names {
-                match client.delete(&format!("/networks/{n}")) {
-                    Ok(_) => println!("{n}"),
-                    Err(e) => {
-                        eprintln!("{e}");
-                        failed = true;
-                    }
-                }
-            }
-            Ok(i32::from(failed))
-        }
+        NetworkCommand::Inspect { format, names } => inspect_each(
+            client,
+            &names,
+            |n| format!("/networks/{n}"),
+            format.as_deref(),
+        ),
+        NetworkCommand::Rm { names } => each(&names, |n| {
+            client.delete(&format!("/networks/{n}")).map(|_| ())
+        }),
         NetworkCommand::Prune { force, filter } => {
             if !force {
                 eprint!("WARNING! This will remove all custom networks not used by at least one container.\nAre you sure you want to continue? [y/N] ");

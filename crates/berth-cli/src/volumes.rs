@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 
 use crate::client::{with_query, Client};
-use crate::containers::{filters_json, print_inspected};
+use crate::containers::{each, filters_json, inspect_each};
 use crate::format::render_list;
 
 #[derive(Subcommand, Debug)]
@@ -145,38 +145,19 @@ pub fn run(client: &Client, cmd: VolumeCommand) -> Result<i32> {
             );
             Ok(0)
         }
-        VolumeCommand::Inspect { format, names } => {
-            let mut found = Vec::new();
-            let mut failed = false;
-            for n in &names {
-                match client.get(&format!("/volumes/{n}")) {
-                    Ok(r) => found.push(r.json()?),
-                    Err(e) => {
-                        eprintln!("{e}");
-                        failed = true;
-                    }
-                }
-            }
-            print_inspected(&found, format.as_deref())?;
-            Ok(i32::from(failed))
-        }
-        VolumeCommand::Rm { force, names } => {
-            let mut failed = false;
-            for n in &names {
-                let path = with_query(
-                    &format!("/volumes/{n}"),
-                    &[("force", if force { "1" } else { "" }.to_owned())],
-                );
-                match client.delete(&path) {
-                    Ok(_) => println!("{n}"),
-                    Err(e) => {
-                        eprintln!("{e}");
-                        failed = true;
-                    }
-                }
-            }
-            Ok(i32::from(failed))
-        }
+        VolumeCommand::Inspect { format, names } => inspect_each(
+            client,
+            &names,
+            |n| format!("/volumes/{n}"),
+            format.as_deref(),
+        ),
+        VolumeCommand::Rm { force, names } => each(&names, |n| {
+            let path = with_query(
+                &format!("/volumes/{n}"),
+                &[("force", if force { "1" } else { "" }.to_owned())],
+            );
+            client.delete(&path).map(|_| ())
+        }),
         VolumeCommand::Prune { all, force, filter } => {
             if !force {
                 eprint!("WARNING! This will remove anonymous local volumes not used by at least one container.\nAre you sure you want to continue? [y/N] ");
