@@ -300,6 +300,13 @@ impl Engine {
     /// Finds a container by full ID, name (with or without the leading `/`), or ID prefix.
     pub(crate) fn find(&self, key: &str) -> Result<Record, ApiError> {
         let key = key.strip_prefix('/').unwrap_or(key);
+        // A full ID (what the engine itself passes, on every start and refresh) is one file
+        // read, not a read of every container's record.
+        if key.len() == 64 && key.bytes().all(|b| b.is_ascii_hexdigit()) {
+            if let Some(r) = read_json::<Record>(&self.container_dir(key).join("config.json")) {
+                return Ok(r);
+            }
+        }
         let records = self.records();
         if let Some(r) = records.iter().find(|r| r.id == key || r.name == key) {
             return Ok(r.clone());
