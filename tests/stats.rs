@@ -292,7 +292,12 @@ fn stats_redraw_a_terminal_until_the_container_goes() {
     cmd.args(["-H", &d.host(), "stats", "short"])
         .env("BERTH_NO_AUTOSTART", "1");
     let (status, screen) = run_in_pty(cmd, 24, 120, Duration::from_secs(30), b"");
-    assert!(remover.join().unwrap().status.success());
+    let removed = remover.join().unwrap();
+    assert!(
+        removed.status.success(),
+        "rm -f during stats: {}",
+        String::from_utf8_lossy(&removed.stderr)
+    );
     assert!(status.success(), "{screen}");
     // Cleared once, then redrawn in place (cursor home, lines erased to their end).
     assert!(screen.starts_with("\x1b[2J"), "{screen:?}");
