@@ -278,8 +278,22 @@ impl Engine {
         };
         entries
             .flatten()
+            .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
             .filter_map(|e| read_json::<Record>(&e.path().join("config.json")))
             .collect()
+    }
+
+    /// Finishes removals a crash interrupted (`containers/.removing-<id>`); nothing was mounted
+    /// in them when they were renamed.
+    pub(crate) fn finish_removals(&self) {
+        let Ok(entries) = std::fs::read_dir(self.containers_dir()) else {
+            return;
+        };
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with(".removing-") {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
     }
 
     /// Every container's image and whether it runs (for image removal and prune).
@@ -1172,7 +1186,13 @@ impl ContainerBackend for Engine {
                 )));
             }
         }
-        std::fs::remove_dir_all(&dir)
+        // Out of the way first, in one rename: a request that looks at the container meanwhile
+        // (a stats stream refreshing its state, say) then finds no directory to write into,
+        // instead of putting a file back into one being deleted.
+        let doomed = self.containers_dir().join(format!(".removing-{}", rec.id));
+        std::fs::rename(&dir, &doomed)
+            .map_err(|e| ApiError::internal(format!("remove container files: {e}")))?;
+        std::fs::remove_dir_all(&doomed)
             .map_err(|e| ApiError::internal(format!("remove container files: {e}")))?;
         self.container_event(&rec, "destroy", &[]);
         self.forget_lock(&rec.id);

@@ -102,6 +102,7 @@ impl Engine {
             registry,
             net,
         };
+        engine.finish_removals();
         engine.restore_networks().map_err(std::io::Error::other)?;
         Ok(engine)
     }
