@@ -56,6 +56,11 @@ impl CacheKey {
         CacheKey(format!("sha256:{}", hex(&h.finalize())))
     }
 
+    /// A key as [`CacheKey::as_str`] gave it (read back from storage).
+    pub fn from_string(key: String) -> CacheKey {
+        CacheKey(key)
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -302,6 +307,18 @@ impl<'a> ContextHasher<'a> {
             docker_text,
             files,
         })
+    }
+
+    /// The context entries a COPY/ADD source (as written, expanded) names: itself, or what
+    /// its glob matches. A directory's content is not listed (walk it with
+    /// [`Context::walk_with`]).
+    pub fn source_entries(&mut self, src: &str) -> Result<Vec<Entry>, SourceError> {
+        let rel = clean(src.trim_start_matches('/'));
+        if rel == ".." || rel.starts_with("../") {
+            return Err(SourceError::OutsideContext(src.to_owned()));
+        }
+        let rel = if rel == "." { String::new() } else { rel };
+        self.resolve(&rel, src)
     }
 
     /// The entries a source names: itself, or what its glob matches (each component may be a

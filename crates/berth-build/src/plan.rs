@@ -516,6 +516,12 @@ impl BuildPlan {
             .sum()
     }
 
+    /// What `from=` (of `RUN --mount` or `COPY --from`) names for stage `current`: an
+    /// earlier stage by name or index, else an image.
+    pub fn source(&self, current: usize, from: &str) -> Result<Source, String> {
+        resolve_source(&self.stages[..current], current, from)
+    }
+
     /// The platform a stage builds for: its `FROM --platform`, else the build's.
     pub fn stage_platform(&self, index: usize) -> Platform {
         self.stages

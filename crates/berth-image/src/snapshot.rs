@@ -103,6 +103,44 @@ impl SnapshotStore {
         Ok(staged)
     }
 
+    /// Makes the directory `fs` (an overlayfs upper dir whose content is the layer with
+    /// `diff_id`, `size` bytes) the snapshot on top of `parent`, moving it (same filesystem)
+    /// instead of unpacking the layer again. If that snapshot exists, `fs` is left as it was.
+    pub fn adopt(
+        &self,
+        parent: Option<&Digest>,
+        fs: &Path,
+        diff_id: &Digest,
+        size: u64,
+    ) -> Result<SnapshotMeta> {
+        let meta = SnapshotMeta {
+            chain_id: chain_id(parent, diff_id),
+            parent: parent.cloned(),
+            diff_id: diff_id.clone(),
+            size,
+        };
+        if self.exists(&meta.chain_id) {
+            return Ok(meta);
+        }
+        let staged = Staged {
+            store: self,
+            tmp: self.root.join(format!(
+                ".unpack-{}-{}",
+                std::process::id(),
+                COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            )),
+            meta: Some(meta),
+        };
+        std::fs::create_dir_all(&staged.tmp)
+            .map_err(|e| ImageError::io("create", &staged.tmp, e))?;
+        let dest = staged.tmp.join("fs");
+        std::fs::rename(fs, &dest).map_err(|e| ImageError::io("move", fs, e))?;
+        let meta_path = staged.tmp.join("meta.json");
+        let text = serde_json::to_vec(staged.meta()).expect("snapshot metadata serializes");
+        std::fs::write(&meta_path, text).map_err(|e| ImageError::io("write", &meta_path, e))?;
+        staged.commit()
+    }
+
     /// The lower dirs for an overlay of `top` and everything under it, top first.
     pub fn lower_dirs(&self, top: &Digest) -> Result<Vec<PathBuf>> {
         let mut out = Vec::new();

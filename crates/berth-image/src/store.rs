@@ -88,6 +88,21 @@ pub struct ImageStore {
     /// from `pins` (a save's blobs), which must not keep a snapshot whose chain ID happens to
     /// equal a blob's digest (a single uncompressed layer).
     pulling: Arc<Pins>,
+    /// More roots for the collector: what the build cache keeps (blobs, and snapshots by
+    /// chain ID).
+    roots: ExtraRoots,
+}
+
+/// Returns blobs and snapshots (by chain ID) that a collection must keep.
+pub type RootsFn = Arc<dyn Fn() -> (HashSet<Digest>, HashSet<Digest>) + Send + Sync>;
+
+#[derive(Default)]
+struct ExtraRoots(RwLock<Option<RootsFn>>);
+
+impl std::fmt::Debug for ExtraRoots {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ExtraRoots")
+    }
 }
 
 /// An image as `images`, `inspect` and `history` show it.
@@ -257,7 +272,13 @@ impl ImageStore {
             gc_lock: RwLock::new(()),
             pins: Arc::default(),
             pulling: Arc::default(),
+            roots: ExtraRoots::default(),
         })
+    }
+
+    /// Registers more roots for collections (the build cache's layers and snapshots).
+    pub fn set_roots(&self, roots: RootsFn) {
+        *self.roots.0.write().unwrap_or_else(|p| p.into_inner()) = Some(roots);
     }
 
     pub fn index(&self) -> Result<Index> {
@@ -451,6 +472,17 @@ impl ImageStore {
                 blobs.insert(id.clone());
                 snapshots.extend(chain_ids(&config));
             }
+        }
+        let roots = self
+            .roots
+            .0
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(roots) = roots {
+            let (b, s) = roots();
+            blobs.extend(b);
+            snapshots.extend(s);
         }
         Ok((blobs, snapshots))
     }
