@@ -78,7 +78,10 @@ pub trait ImageBackend {
 }
 
 /// Receives a request body into a file in `dir` (never whole in memory).
-async fn body_to_file(body: Body, dir: &std::path::Path) -> Result<std::path::PathBuf, ApiError> {
+pub(crate) async fn body_to_file(
+    body: Body,
+    dir: &std::path::Path,
+) -> Result<std::path::PathBuf, ApiError> {
     std::fs::create_dir_all(dir).map_err(|e| ApiError::internal(format!("upload dir: {e}")))?;
     let path = dir.join(format!(
         "upload-{}-{}",

@@ -5,6 +5,7 @@
 //! Docker's statuses, and every response carries Docker's `Api-Version`/`Ostype` headers.
 
 pub mod archive;
+pub mod build;
 pub mod containers;
 pub mod distribution;
 pub mod error;
@@ -45,6 +46,7 @@ pub trait Backend:
     + networks::NetworkBackend
     + usage::UsageBackend
     + archive::ArchiveBackend
+    + build::BuildBackend
     + Send
     + Sync
     + 'static
@@ -61,6 +63,7 @@ impl<T> Backend for T where
         + networks::NetworkBackend
         + usage::UsageBackend
         + archive::ArchiveBackend
+        + build::BuildBackend
         + Send
         + Sync
         + 'static
@@ -124,7 +127,8 @@ pub fn router(backend: SharedBackend) -> Router {
         .merge(volumes::routes())
         .merge(networks::routes())
         .merge(usage::routes())
-        .merge(archive::routes());
+        .merge(archive::routes())
+        .merge(build::routes());
     let mut app = api.clone();
     for n in MIN_MINOR..=MAX_MINOR {
         app = app.nest(&format!("/v1.{n}"), api.clone());

@@ -285,7 +285,7 @@ pub fn df(client: &Client, args: DfArgs) -> Result<i32> {
 }
 
 /// Docker's prompt; true when the user said yes.
-fn confirm(warning: &str) -> Result<bool> {
+pub(crate) fn confirm(warning: &str) -> Result<bool> {
     eprint!("{warning}\nAre you sure you want to continue? [y/N] ");
     std::io::stderr().flush()?;
     let mut answer = String::new();

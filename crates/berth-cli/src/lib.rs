@@ -5,6 +5,7 @@
 //! (detached, logging to /var/log/berth.log) and waits for it, so `berth run …` needs no set-up.
 
 pub mod archive;
+pub mod build;
 pub mod client;
 pub mod containers;
 pub mod create_opts;
@@ -139,6 +140,11 @@ pub enum Command {
     Pull(registry::PullArgs),
     /// Upload an image to a registry.
     Push(registry::PushArgs),
+    /// Build an image from a Dockerfile.
+    Build(build::BuildArgs),
+    /// Manage builds.
+    #[command(subcommand)]
+    Builder(build::BuilderCommand),
     /// Log in to a registry.
     Login(registry::LoginArgs),
     /// Log out from a registry.
@@ -261,6 +267,8 @@ pub enum ImageCommand {
     Pull(registry::PullArgs),
     /// Upload an image to a registry.
     Push(registry::PushArgs),
+    /// Build an image from a Dockerfile.
+    Build(build::BuildArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -440,6 +448,7 @@ fn dispatch(host: &str, command: Command) -> Result<i32> {
             ImageCommand::Prune(a) => return images::prune(&connect(host)?, a),
             ImageCommand::Pull(a) => Command::Pull(a),
             ImageCommand::Push(a) => Command::Push(a),
+            ImageCommand::Build(a) => Command::Build(a),
         },
         other => other,
     };
@@ -481,6 +490,8 @@ fn dispatch(host: &str, command: Command) -> Result<i32> {
         Command::Pull(a) => registry::pull(&client, a),
         Command::Push(a) => registry::push(&client, a),
         Command::Login(a) => registry::login(&client, a),
+        Command::Build(a) => build::build(&client, a),
+        Command::Builder(b) => build::builder(&client, b),
         Command::Version { .. }
         | Command::Info { .. }
         | Command::Events(_)

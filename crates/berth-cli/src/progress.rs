@@ -66,6 +66,9 @@ impl<W: Write> Display<W> {
         if let Some(e) = error_of(m) {
             return Ok(Some(e));
         }
+        if m.get("aux").is_some() {
+            return Ok(None); // results for the client (an image ID), not output
+        }
         if let Some(s) = m["stream"].as_str() {
             write!(self.out, "{s}")?;
             return self.flush();

@@ -11,10 +11,10 @@
 //!   symlink (and `/.` names the directory's content), archives are named after the last
 //!   element (`foo/…`, `./…`, `/…` for the root) so the docker CLI can rename them.
 
-mod commit;
+pub(crate) mod commit;
 mod diff;
-mod extract;
-mod resolve;
+pub(crate) mod extract;
+pub(crate) mod resolve;
 mod tarball;
 
 use std::ffi::CString;

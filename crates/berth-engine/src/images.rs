@@ -124,6 +124,11 @@ impl Engine {
         self.images.gc(&keep).map_or(0, |r| r.bytes)
     }
 
+    /// Removes the data no image, container or build cache entry needs; the bytes freed.
+    pub(crate) fn collect_image_garbage(&self) -> u64 {
+        self.collect_garbage(&self.image_users())
+    }
+
     /// When the image `name` was created, for `before`/`since` filters.
     fn created_of(&self, name: &str) -> Result<i64, ApiError> {
         Ok(created_nanos(&self.images.view(name).map_err(api)?))

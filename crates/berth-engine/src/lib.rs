@@ -2,6 +2,7 @@
 //! state under the root directory. This first part answers for the system itself.
 
 pub mod archive;
+pub mod build;
 pub mod cgroups;
 pub mod changes;
 pub mod containers;
@@ -103,6 +104,7 @@ impl Engine {
             net,
         };
         engine.finish_removals();
+        engine.register_build_cache();
         engine.restore_networks().map_err(std::io::Error::other)?;
         Ok(engine)
     }

@@ -477,6 +477,69 @@ impl Engine {
         }
     }
 
+    /// The network of a build step's container `id` (files in `dir`): `host`, `none` (its own
+    /// namespace with only loopback) or, by default, an endpoint on the default network, as
+    /// the classic builder gives RUN. Undone by [`Engine::build_network_down`].
+    pub(crate) fn build_network_up(
+        &self,
+        id: &str,
+        dir: &Path,
+        mode: &str,
+    ) -> Result<NetSetup, ApiError> {
+        let io = |what: &str, e: std::io::Error| ApiError::internal(format!("{what}: {e}"));
+        let hostname = id.get(..12).unwrap_or(id).to_owned();
+        let mut hosts = files::HostsOptions {
+            hostname: hostname.clone(),
+            ..Default::default()
+        };
+        let mut resolv = files::ResolvOptions::default();
+        let mut setup = NetSetup::default();
+        match mode {
+            "host" => {
+                setup.host_network = true;
+                resolv.host_network = true;
+            }
+            "none" | "default" | "bridge" | "" => {
+                let ns = dir.join("netns");
+                make_netns(&ns).map_err(|e| io("make the network namespace", e))?;
+                setup.netns = Some(ns.clone());
+                if let (Some(net), false) = (self.networking(), mode == "none") {
+                    let mut req = AttachRequest::new(DEFAULT_NETWORK, id, &ns);
+                    req.ifname = "eth0".into();
+                    let ep = net.attach(&req).map_err(net_err)?;
+                    hosts.addresses.push(ep.ip);
+                }
+            }
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "network mode {other:?} not supported for RUN: use default, host or none"
+                )))
+            }
+        }
+        let write = |name: &str, text: String| {
+            std::fs::write(dir.join(name), text).map_err(|e| io(name, e))
+        };
+        write("hosts", files::hosts_file(&hosts))?;
+        write("hostname", files::hostname_file(&hostname))?;
+        write(
+            "resolv.conf",
+            files::resolv_conf(&files::ResolvConf::host(), &resolv),
+        )?;
+        setup.mounts = file_mounts(dir);
+        Ok(setup)
+    }
+
+    /// Takes a build step's network away again.
+    pub(crate) fn build_network_down(&self, id: &str, dir: &Path) {
+        if let Some(net) = self.networking() {
+            let _ = net.detach_all(id);
+            let _ = net.release_ip(DEFAULT_NETWORK, id);
+        }
+        let ns = dir.join("netns");
+        let _ = nix::mount::umount2(&ns, nix::mount::MntFlags::MNT_DETACH);
+        let _ = std::fs::remove_file(&ns);
+    }
+
     /// The container is being removed: endpoints, reservations and its namespace.
     pub(crate) fn network_remove(&self, rec: &Record) {
         self.network_down(&rec.id);

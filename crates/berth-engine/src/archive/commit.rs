@@ -44,12 +44,14 @@ fn digest_of(bytes: &[u8]) -> Digest {
 }
 
 /// A layer written to the content store's staging area.
-struct StagedLayer {
-    path: std::path::PathBuf,
-    digest: Digest,
-    size: u64,
-    diff_id: Digest,
-    entries: u64,
+pub(crate) struct StagedLayer {
+    pub(crate) path: std::path::PathBuf,
+    pub(crate) digest: Digest,
+    pub(crate) size: u64,
+    pub(crate) diff_id: Digest,
+    /// Bytes of the uncompressed tar.
+    pub(crate) diff_size: u64,
+    pub(crate) entries: u64,
 }
 
 /// What a commit takes from the container (its record keeps entrypoint and command as one
@@ -162,7 +164,12 @@ fn target(repo: Option<&str>, tag: Option<&str>) -> Result<Option<Reference>, Ap
 impl Engine {
     /// Writes the container's upper dir as a gzip-compressed layer blob in staging.
     fn stage_layer(&self, id: &str) -> Result<StagedLayer, ApiError> {
-        let upper = self.container_dir(id).join("upper");
+        self.stage_layer_of(&self.container_dir(id).join("upper"))
+    }
+
+    /// Writes an overlayfs upper dir as a gzip-compressed layer blob in staging (runtime mount
+    /// points left out, whiteouts in OCI's form).
+    pub(crate) fn stage_layer_of(&self, upper: &std::path::Path) -> Result<StagedLayer, ApiError> {
         let path = self.images.content.staging_path("commit");
         let io = |e: std::io::Error| ApiError::internal(format!("write the layer: {e}"));
         let result = (|| -> std::io::Result<StagedLayer> {
@@ -171,11 +178,11 @@ impl Engine {
             let gz = flate2::write::GzEncoder::new(compressed, flate2::Compression::fast());
             let mut tree = TreeWriter::new(HashingWriter::new(gz), Flavor::Layer);
             if upper.exists() {
-                let root = Root::open(&upper)?;
+                let root = Root::open(upper)?;
                 tree.add_children(root.raw(), b"")?;
             }
             let entries = tree.entries;
-            let (gz, diff_id, _) = tree.finish()?.finish();
+            let (gz, diff_id, diff_size) = tree.finish()?.finish();
             let (buf, digest, size) = gz.finish()?.finish();
             buf.into_inner().map_err(|e| e.into_error())?.sync_all()?;
             Ok(StagedLayer {
@@ -183,6 +190,7 @@ impl Engine {
                 digest,
                 size,
                 diff_id,
+                diff_size,
                 entries,
             })
         })();
@@ -190,6 +198,62 @@ impl Engine {
             let _ = std::fs::remove_file(&path);
             io(e)
         })
+    }
+
+    /// Stores an image whose layer blobs are in the content store (or staged: `staged`, moved
+    /// in here) and names it: config and manifest written, everything pinned from before the
+    /// first write until the image is registered.
+    pub(crate) fn store_image(
+        &self,
+        image_config: &ImageConfig,
+        layers: Vec<Descriptor>,
+        staged: Option<&StagedLayer>,
+        names: &[Reference],
+        created: &str,
+    ) -> Result<berth_image::store::Added, ApiError> {
+        let config_bytes = serde_json::to_vec(image_config).expect("configs serialize");
+        let config_digest = digest_of(&config_bytes);
+        let manifest = Manifest {
+            schema_version: 2,
+            media_type: Some(MEDIA_MANIFEST.to_owned()),
+            config: Descriptor::new(
+                MEDIA_CONFIG,
+                config_digest.clone(),
+                config_bytes.len() as u64,
+            ),
+            layers,
+            annotations: Default::default(),
+        };
+        let manifest_bytes = serde_json::to_vec(&manifest).expect("manifests serialize");
+        let manifest_digest = digest_of(&manifest_bytes);
+
+        // Pinned before any of it is stored: a collection running now keeps it all.
+        let mut chain: Option<Digest> = None;
+        let mut pinned = vec![config_digest.clone(), manifest_digest.clone()];
+        for d in &image_config.rootfs.diff_ids {
+            let c = chain_id(chain.as_ref(), d);
+            pinned.push(c.clone());
+            chain = Some(c);
+        }
+        pinned.extend(manifest.layers.iter().map(|l| l.digest.clone()));
+        let _pin = self.images.pin(pinned);
+        let stored = (|| {
+            if let Some(layer) = staged {
+                self.images
+                    .content
+                    .commit(&layer.path, &layer.digest)
+                    .map_err(img_err)?;
+            }
+            self.images.content.put(&config_bytes).map_err(img_err)?;
+            self.images.content.put(&manifest_bytes).map_err(img_err)?;
+            self.images
+                .add_image(&manifest_digest, names, created)
+                .map_err(img_err)
+        })();
+        if let (Err(_), Some(layer)) = (&stored, staged) {
+            let _ = std::fs::remove_file(&layer.path);
+        }
+        stored
     }
 
     pub(crate) fn commit(&self, req: CommitRequest) -> Result<String, ApiError> {
@@ -292,52 +356,17 @@ impl Engine {
             },
             history,
         };
-        let config_bytes = serde_json::to_vec(&image_config).expect("configs serialize");
-        let config_digest = digest_of(&config_bytes);
-        let manifest = Manifest {
-            schema_version: 2,
-            media_type: Some(MEDIA_MANIFEST.to_owned()),
-            config: Descriptor::new(
-                MEDIA_CONFIG,
-                config_digest.clone(),
-                config_bytes.len() as u64,
-            ),
-            layers,
-            annotations: Default::default(),
-        };
-        let manifest_bytes = serde_json::to_vec(&manifest).expect("manifests serialize");
-        let manifest_digest = digest_of(&manifest_bytes);
-
-        // Pinned before any of it is stored: a collection running now keeps it all.
-        let mut chain: Option<Digest> = None;
-        let mut pinned = vec![config_digest.clone(), manifest_digest.clone()];
-        for d in &diff_ids {
-            let c = chain_id(chain.as_ref(), d);
-            pinned.push(c.clone());
-            chain = Some(c);
-        }
-        pinned.extend(manifest.layers.iter().map(|l| l.digest.clone()));
-        let _pin = self.images.pin(pinned);
-        let stored = (|| {
-            if empty {
-                let _ = std::fs::remove_file(&layer.path);
-            } else {
-                self.images
-                    .content
-                    .commit(&layer.path, &layer.digest)
-                    .map_err(img_err)?;
-            }
-            self.images.content.put(&config_bytes).map_err(img_err)?;
-            self.images.content.put(&manifest_bytes).map_err(img_err)?;
-            let names: Vec<Reference> = name.iter().cloned().collect();
-            self.images
-                .add_image(&manifest_digest, &names, &created)
-                .map_err(img_err)
-        })();
-        if stored.is_err() {
+        if empty {
             let _ = std::fs::remove_file(&layer.path);
         }
-        let added = stored?;
+        let names: Vec<Reference> = name.iter().cloned().collect();
+        let added = self.store_image(
+            &image_config,
+            layers,
+            (!empty).then_some(&layer),
+            &names,
+            &created,
+        )?;
         let id = added.id.to_string();
         self.container_event(
             &rec,

@@ -97,7 +97,7 @@ fn create_in(dir: RawFd, name: &CStr) -> io::Result<OwnedFd> {
 }
 
 /// Opens the directory `comps` inside the root, making missing ones (0755) on the way.
-fn ensure_dir(root: &View, comps: &[Vec<u8>]) -> io::Result<OwnedFd> {
+pub(crate) fn ensure_dir(root: &View, comps: &[Vec<u8>]) -> io::Result<OwnedFd> {
     match root.open_dir(comps) {
         Err(e) if e.kind() == io::ErrorKind::NotFound && !comps.is_empty() => {
             let parent = ensure_dir(root, &comps[..comps.len() - 1])?;

@@ -1,0 +1,173 @@
+//! `POST /build` (the classic builder's API: a tar of the context in the body, Docker's JSON
+//! message stream back) and `POST /build/prune`.
+//!
+//! berth extension: `berthcontext=/abs/dir` instead of a body names a context directory on
+//! the daemon's host, read in place (a client on the same host need not tar and upload a big
+//! tree; whoever can reach the socket is root on the host anyway).
+
+use std::collections::BTreeMap;
+
+use axum::body::Body;
+use axum::extract::{RawQuery, State};
+use axum::response::Response;
+use axum::routing::post;
+use axum::{Json, Router};
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::distribution::progress_response;
+use crate::images::body_to_file;
+use crate::query::Query;
+use crate::{blocking, ApiError, SharedBackend};
+
+/// Where the build context is.
+#[derive(Debug, Clone)]
+pub enum BuildContext {
+    /// The request body, received into this file: a tar (maybe compressed) of the context,
+    /// or a Dockerfile alone. The engine removes it.
+    Upload(std::path::PathBuf),
+    /// A directory on the daemon's host, read in place.
+    Dir(std::path::PathBuf),
+}
+
+/// One build as the API asks for it.
+#[derive(Debug, Clone, Default)]
+pub struct BuildRequest {
+    /// `t`: names for the result.
+    pub tags: Vec<String>,
+    /// `dockerfile`: relative to the context (`Dockerfile` when empty); with a directory
+    /// context, also an absolute path on the host.
+    pub dockerfile: String,
+    /// `buildargs`; a null value: `--build-arg NAME` without one.
+    pub build_args: BTreeMap<String, Option<String>>,
+    pub labels: BTreeMap<String, String>,
+    pub target: Option<String>,
+    pub no_cache: bool,
+    pub pull: bool,
+    pub quiet: bool,
+    pub platform: Option<String>,
+    /// `networkmode` for RUN: `default`, `host`, `none`.
+    pub network: Option<String>,
+}
+
+/// What the build endpoints need from the engine.
+pub trait BuildBackend {
+    /// Builds; sends Docker's JSON messages to `out` as it goes.
+    fn build_image(
+        &self,
+        req: BuildRequest,
+        context: BuildContext,
+        out: UnboundedSender<String>,
+    ) -> Result<(), ApiError>;
+    /// `builder prune`: removes cache entries (all of them, or beyond `keep_storage` bytes,
+    /// least recently used first); Docker's BuildCachePruneResponse.
+    fn prune_build_cache(&self, keep_storage: Option<u64>) -> Result<serde_json::Value, ApiError>;
+}
+
+fn json_map<T: serde::de::DeserializeOwned + Default>(q: &Query, key: &str) -> Result<T, ApiError> {
+    match q.get(key).filter(|v| !v.is_empty()) {
+        None => Ok(T::default()),
+        Some(v) => serde_json::from_str(v)
+            .map_err(|e| ApiError::bad_request(format!("invalid {key} parameter: {e}"))),
+    }
+}
+
+fn request(q: &Query) -> Result<BuildRequest, ApiError> {
+    let nonempty = |k: &str| q.get(k).filter(|v| !v.is_empty()).map(str::to_owned);
+    Ok(BuildRequest {
+        tags: q.all("t").into_iter().filter(|t| !t.is_empty()).collect(),
+        dockerfile: nonempty("dockerfile").unwrap_or_default(),
+        build_args: json_map(q, "buildargs")?,
+        labels: json_map(q, "labels")?,
+        target: nonempty("target"),
+        no_cache: q.flag("nocache", false),
+        pull: q
+            .get("pull")
+            .is_some_and(|v| !v.is_empty() && v != "0" && v != "false"),
+        quiet: q.flag("q", false),
+        platform: nonempty("platform"),
+        network: nonempty("networkmode"),
+    })
+}
+
+async fn build(
+    State(b): State<SharedBackend>,
+    RawQuery(raw): RawQuery,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let q = Query::parse(raw.as_deref());
+    let req = request(&q)?;
+    if let Some(remote) = q.get("remote").filter(|r| !r.is_empty()) {
+        return Err(ApiError::not_implemented(format!(
+            "building from a remote context ({remote}) is not supported: send the context"
+        )));
+    }
+    let context = match q.get("berthcontext").filter(|d| !d.is_empty()) {
+        Some(dir) => {
+            let dir = std::path::PathBuf::from(dir);
+            if !dir.is_absolute() || !dir.is_dir() {
+                return Err(ApiError::bad_request(format!(
+                    "context directory {} not found",
+                    dir.display()
+                )));
+            }
+            BuildContext::Dir(dir)
+        }
+        None => BuildContext::Upload(body_to_file(body, &b.upload_dir()).await?),
+    };
+    let upload = match &context {
+        BuildContext::Upload(p) => Some(p.clone()),
+        BuildContext::Dir(_) => None,
+    };
+    let response = progress_response(move |out| b.build_image(req, context, out)).await;
+    if response.is_err() {
+        if let Some(p) = upload {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+    response
+}
+
+async fn prune(
+    State(b): State<SharedBackend>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let q = Query::parse(raw.as_deref());
+    let all = q.flag("all", false);
+    let keep = match q.get("keep-storage").filter(|v| !v.is_empty()) {
+        Some(v) => Some(
+            v.parse::<u64>()
+                .map_err(|_| ApiError::bad_request(format!("invalid keep-storage value: {v:?}")))?,
+        ),
+        None => None,
+    };
+    let keep = if all { None } else { keep };
+    Ok(Json(blocking(move || b.prune_build_cache(keep)).await?))
+}
+
+pub fn routes() -> Router<SharedBackend> {
+    Router::new()
+        .route("/build", post(build))
+        .route("/build/prune", post(prune))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_parameters_as_the_docker_cli_sends_them() {
+        let q = Query::parse(Some(
+            "t=a%3A1&t=b&dockerfile=sub%2FDockerfile&buildargs=%7B%22V%22%3A%222%22%2C%22E%22%3Anull%7D&nocache=1&q=1&target=build&labels=%7B%22k%22%3A%22v%22%7D",
+        ));
+        let r = request(&q).unwrap();
+        assert_eq!(r.tags, ["a:1", "b"]);
+        assert_eq!(r.dockerfile, "sub/Dockerfile");
+        assert_eq!(r.build_args["V"].as_deref(), Some("2"));
+        assert_eq!(r.build_args["E"], None);
+        assert!(r.no_cache && r.quiet);
+        assert_eq!(r.target.as_deref(), Some("build"));
+        assert_eq!(r.labels["k"], "v");
+        let bad = Query::parse(Some("buildargs=%7Bnope"));
+        assert!(request(&bad).unwrap_err().message.contains("buildargs"));
+    }
+}

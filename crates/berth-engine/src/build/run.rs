@@ -1,0 +1,238 @@
+//! RUN: the command runs as a container on the step's root (`berth-runtime run`, in the
+//! foreground, Docker's default confinement), its output streamed into the build's, with the
+//! classic builder's network (the default bridge unless `--network`/`RUN --network` say
+//! `host` or `none`) and the step's `--mount`s: `cache` (a directory kept under
+//! `build/mounts/cache`, by id or target), `tmpfs`, and `bind` from the context or from a
+//! stage or image (read-only from the context; from a stage, writes are thrown away).
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+
+use berth_api::ApiError;
+use berth_build::mount::MountType;
+use berth_build::{RunStep, Step};
+use berth_runtime::spec::{docker_default, ContainerOptions, UserMount};
+use sha2::Digest as _;
+
+use super::workspace::StepRoot;
+use super::{internal, Build, Out, Result};
+use crate::archive::resolve::{join, Root, View};
+
+/// The PATH a RUN gets when the image sets none (Docker's default).
+const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+impl Build<'_> {
+    /// The host directory `source` (a path in `root`) leads to, resolved inside `root`.
+    fn host_path_in(root: &std::path::Path, source: &str) -> std::io::Result<std::path::PathBuf> {
+        let view = View::new(Root::open(root)?);
+        let comps = view.resolve(source.as_bytes(), true)?;
+        let rel = String::from_utf8_lossy(&join(&comps)).into_owned();
+        let path = root.join(rel.trim_start_matches('/'));
+        std::fs::symlink_metadata(&path)?;
+        Ok(path)
+    }
+
+    /// The mounts of `RUN --mount`s; source roots mounted for them go to `keep`.
+    fn run_mounts(
+        &self,
+        stage: usize,
+        step: &Step,
+        r: &RunStep,
+        keep: &mut Vec<StepRoot>,
+        out: &Out,
+    ) -> Result<Vec<UserMount>> {
+        let fail = |m: String| ApiError::bad_request(format!("Dockerfile:{}: {m}", step.line));
+        let mut mounts = Vec::new();
+        for m in &r.mounts {
+            let target = m
+                .target
+                .clone()
+                .ok_or_else(|| fail(format!("--mount type={} needs a target", m.kind)))?;
+            match m.kind {
+                MountType::Cache => {
+                    let id = m.id.clone().unwrap_or_else(|| target.clone());
+                    let hex: String = sha2::Sha256::digest(id.as_bytes())
+                        .iter()
+                        .take(16)
+                        .map(|b| format!("{b:02x}"))
+                        .collect();
+                    let dir = self
+                        .engine
+                        .build_dir()
+                        .join("mounts")
+                        .join("cache")
+                        .join(hex);
+                    std::fs::create_dir_all(&dir).map_err(|e| internal("cache mount", e))?;
+                    mounts.push(UserMount::Bind {
+                        source: dir,
+                        target,
+                        readonly: m.readonly,
+                        propagation: None,
+                    });
+                }
+                MountType::Tmpfs => mounts.push(UserMount::Tmpfs {
+                    target,
+                    options: m.size.map(|s| format!("size={s}")).into_iter().collect(),
+                    readonly: false,
+                }),
+                MountType::Bind => {
+                    let source = m.source.clone().unwrap_or_else(|| "/".into());
+                    let (root, readonly) = match &m.from {
+                        None => (self.context.root().to_path_buf(), true),
+                        Some(from) => {
+                            let src = self.plan.source(stage, from).map_err(fail)?;
+                            let (root, _) = self.source_root(&src, out)?;
+                            let merged = root.merged();
+                            keep.push(root);
+                            (merged, m.readonly)
+                        }
+                    };
+                    let path = Self::host_path_in(&root, &source)
+                        .map_err(|e| fail(format!("--mount type=bind source {source:?}: {e}")))?;
+                    mounts.push(UserMount::Bind {
+                        source: path,
+                        target,
+                        readonly,
+                        propagation: None,
+                    });
+                }
+                MountType::Secret | MountType::Ssh => {
+                    if m.required {
+                        return Err(fail(format!(
+                            "--mount type={} is not supported by berth build",
+                            m.kind
+                        )));
+                    }
+                }
+            }
+        }
+        Ok(mounts)
+    }
+
+    /// Runs a RUN step on `root`; Docker's error for a non-zero exit.
+    pub(super) fn run_step(
+        &self,
+        stage: usize,
+        root: &StepRoot,
+        step: &Step,
+        r: &RunStep,
+        network: &str,
+        out: &Out,
+    ) -> Result<()> {
+        let engine = self.engine;
+        let id = berth_core::ContainerId::generate().map_err(|e| internal("an ID", e))?;
+        let id = id.as_str().to_owned();
+        out.line(&format!(" ---> Running in {}", &id[..12]));
+        let dir = root.dir().join("run");
+        std::fs::create_dir_all(&dir).map_err(|e| internal("the step's directory", e))?;
+        let mut keep = Vec::new();
+        let net = engine.build_network_up(&id, &dir, network)?;
+        let result = (|| {
+            let mut mounts = net.mounts.clone();
+            mounts.extend(self.run_mounts(stage, step, r, &mut keep, out)?);
+            if let Some((name, text)) = &r.script {
+                let file = dir.join("script");
+                std::fs::write(&file, text).map_err(|e| internal("the heredoc script", e))?;
+                use std::os::unix::fs::PermissionsExt;
+                let _ = std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o755));
+                mounts.push(UserMount::Bind {
+                    source: file,
+                    target: format!("/dev/pipes/{name}"),
+                    readonly: true,
+                    propagation: None,
+                });
+            }
+            let mut env = r.env.clone();
+            if !env.iter().any(|e| e.starts_with("PATH=")) {
+                env.insert(0, DEFAULT_PATH.to_owned());
+            }
+            let opts = ContainerOptions {
+                rootfs: root.merged(),
+                args: r.argv.clone(),
+                env,
+                cwd: r.workdir.clone().filter(|w| !w.is_empty()),
+                user: r.user.clone().filter(|u| !u.is_empty()),
+                hostname: Some(id[..12].to_owned()),
+                privileged: r.security.as_deref() == Some("insecure"),
+                mounts,
+                host_network: net.host_network,
+                netns_path: net.netns.clone(),
+                cgroups_path: Some(berth_runtime::host::default_cgroups_path(
+                    &id,
+                    berth_runtime::host::systemd_is_init(),
+                )),
+                ..Default::default()
+            };
+            let spec = docker_default(&opts).map_err(|e| ApiError::from_kind(&e))?;
+            let bundle = dir.join("bundle");
+            std::fs::create_dir_all(&bundle).map_err(|e| internal("the bundle", e))?;
+            crate::containers::write_json(&bundle.join("config.json"), &spec)?;
+            self.run_container(&id, &bundle, step, r, out)
+        })();
+        engine.build_network_down(&id, &dir);
+        drop(keep);
+        result
+    }
+
+    /// Runs the bundle in the foreground, relaying its output line by line.
+    fn run_container(
+        &self,
+        id: &str,
+        bundle: &std::path::Path,
+        step: &Step,
+        r: &RunStep,
+        out: &Out,
+    ) -> Result<()> {
+        let (reader, writer) = super::pipe().map_err(|e| internal("a pipe", e))?;
+        let writer2 = writer.try_clone().map_err(|e| internal("a pipe", e))?;
+        let mut cmd = self.engine.runtime();
+        cmd.arg("run")
+            .arg("--bundle")
+            .arg(bundle)
+            .arg(id)
+            .stdin(Stdio::null())
+            .stdout(writer)
+            .stderr(writer2);
+        let mut child = cmd.spawn().map_err(|e| internal("run berth-runtime", e))?;
+        drop(cmd); // our copies of the pipe's write end
+        let mut lines = BufReader::new(reader);
+        let mut buf = Vec::new();
+        let mut canceled = false;
+        loop {
+            buf.clear();
+            match lines.read_until(b'\n', &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+            if out.closed() && !canceled {
+                canceled = true;
+                let _ = self
+                    .engine
+                    .runtime()
+                    .args(["kill", id, "KILL"])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status();
+            }
+            out.text(&String::from_utf8_lossy(&buf));
+        }
+        let status = child.wait().map_err(|e| internal("wait for the step", e))?;
+        out.line(&format!(
+            " ---> Removed intermediate container {}",
+            &id[..12]
+        ));
+        if canceled {
+            return Err(ApiError::bad_request("the build was canceled"));
+        }
+        let code = status.code().unwrap_or(1);
+        if code != 0 {
+            return Err(ApiError::bad_request(format!(
+                "The command '{}' returned a non-zero code: {code} (Dockerfile:{}: {})",
+                r.argv.join(" "),
+                step.line,
+                step.text.trim()
+            )));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,78 @@
+//! A step's root filesystem: an overlay of the stage's snapshots so far (lower dirs) and a
+//! fresh upper dir that collects what the step changes, mounted under `build/work/<id>`.
+//! Dropping it unmounts and removes everything, whatever happened in between.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// A mounted step root.
+#[derive(Debug)]
+pub(crate) struct StepRoot {
+    dir: PathBuf,
+    mounted: bool,
+}
+
+impl StepRoot {
+    /// Mounts lowers (top first; none for `scratch`) with an empty upper dir at `dir`.
+    pub(crate) fn mount(dir: PathBuf, lowers: &[PathBuf]) -> io::Result<StepRoot> {
+        std::fs::create_dir_all(&dir)?;
+        let mut root = StepRoot {
+            dir,
+            mounted: false,
+        };
+        for d in ["upper", "work", "merged", "empty"] {
+            std::fs::create_dir_all(root.dir.join(d))?;
+        }
+        let lower = if lowers.is_empty() {
+            root.dir.join("empty").display().to_string()
+        } else {
+            lowers
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(":")
+        };
+        let opts = format!(
+            "lowerdir={lower},upperdir={},workdir={}",
+            root.upper().display(),
+            root.dir.join("work").display()
+        );
+        nix::mount::mount(
+            Some("overlay"),
+            &root.merged(),
+            Some("overlay"),
+            nix::mount::MsFlags::empty(),
+            Some(opts.as_str()),
+        )
+        .map_err(|e| io::Error::other(format!("mount the step's root filesystem: {e}")))?;
+        root.mounted = true;
+        Ok(root)
+    }
+
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub(crate) fn merged(&self) -> PathBuf {
+        self.dir.join("merged")
+    }
+
+    pub(crate) fn upper(&self) -> PathBuf {
+        self.dir.join("upper")
+    }
+
+    /// Unmounts (the upper dir then holds the step's changes, ready to be read or moved).
+    pub(crate) fn unmount(&mut self) {
+        if self.mounted {
+            let _ = nix::mount::umount2(&self.merged(), nix::mount::MntFlags::MNT_DETACH);
+            self.mounted = false;
+        }
+    }
+}
+
+impl Drop for StepRoot {
+    fn drop(&mut self) {
+        self.unmount();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -1,0 +1,531 @@
+//! `berth build` end to end (issue 7): real Dockerfiles built on a test daemon from the
+//! busybox fixture, the images run, the cache observed through the build output, bad input
+//! refused with the line and nothing tagged, and the docker CLI's legacy builder on berth's
+//! socket.
+
+mod common;
+use common::*;
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+/// A build context with these files.
+fn context(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("berth-build-ctx-")
+        .tempdir()
+        .unwrap();
+    for (name, text) in files {
+        write(dir.path(), name, text);
+    }
+    dir
+}
+
+fn write(dir: &Path, name: &str, text: &str) {
+    let path = dir.join(name);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+fn build(d: &TestDaemon, ctx: &Path, args: &[&str]) -> Output {
+    let mut all = vec!["build"];
+    all.extend_from_slice(args);
+    let path = ctx.display().to_string();
+    all.push(&path);
+    d.berth(&all)
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The output lines of the step whose header contains `what`, up to the next step.
+fn step<'a>(out: &'a str, what: &str) -> Vec<&'a str> {
+    let mut lines = out
+        .lines()
+        .skip_while(|l| !(l.starts_with("Step ") && l.contains(what)));
+    let mut v: Vec<&str> = lines.next().into_iter().collect();
+    v.extend(lines.take_while(|l| !l.starts_with("Step ") && !l.starts_with("Successfully")));
+    v
+}
+
+fn cached(out: &str, what: &str) -> bool {
+    let lines = step(out, what);
+    assert!(!lines.is_empty(), "no step {what:?} in:\n{out}");
+    lines.iter().any(|l| l.ends_with(" CACHED"))
+}
+
+#[test]
+fn app_layers_are_cached_and_a_change_invalidates_only_what_follows() {
+    if !root_or_skip() {
+        return;
+    }
+    let d = TestDaemon::with_busybox();
+    // The classic example: dependencies first (rarely change), the code after.
+    let ctx = context(&[
+        (
+            "Dockerfile",
+            "FROM bb\nWORKDIR /app\nCOPY requirements.txt .\n\
+             RUN sh -c 'while read p; do echo \"installed $p\"; done < requirements.txt > deps'\n\
+             COPY . .\nCMD [\"sh\", \"/app/main.sh\"]\n",
+        ),
+        ("requirements.txt", "flask\nrequests\n"),
+        ("main.sh", "cat /app/deps; echo main v1\n"),
+    ]);
+    let first = stdout(&build(&d, ctx.path(), &["-t", "app:1"]));
+    assert!(!cached(&first, "RUN"), "{first}");
+    assert!(first.contains("Successfully tagged app:1"), "{first}");
+    assert_eq!(
+        ok(&d.berth(&["run", "--rm", "app:1"])),
+        "installed flask\ninstalled requests\nmain v1"
+    );
+    let id = ok(&d.berth(&["image", "inspect", "-f", "{{.Id}}", "app:1"]));
+
+    // Nothing changed: every step comes from the cache, and the image is the same one.
+    let again = stdout(&build(&d, ctx.path(), &["-t", "app:1"]));
+    for s in ["WORKDIR", "COPY requirements.txt", "RUN", "COPY . ."] {
+        assert!(cached(&again, s), "{s} not cached:\n{again}");
+    }
+    assert_eq!(
+        ok(&d.berth(&["image", "inspect", "-f", "{{.Id}}", "app:1"])),
+        id
+    );
+
+    // The code changes: the dependencies stay cached, the copy of the code runs again.
+    write(ctx.path(), "main.sh", "cat /app/deps; echo main v2\n");
+    let third = stdout(&build(&d, ctx.path(), &["-t", "app:1"]));
+    assert!(cached(&third, "COPY requirements.txt"), "{third}");
+    assert!(cached(&third, "RUN"), "{third}");
+    assert!(!cached(&third, "COPY . ."), "{third}");
+    assert!(
+        ok(&d.berth(&["run", "--rm", "app:1"])).ends_with("main v2"),
+        "the new code is in the image"
+    );
+
+    // The requirements change: from that step on, nothing is cached.
+    write(ctx.path(), "requirements.txt", "flask\n");
+    let fourth = stdout(&build(&d, ctx.path(), &["-t", "app:1"]));
+    assert!(cached(&fourth, "WORKDIR"), "{fourth}");
+    assert!(!cached(&fourth, "COPY requirements.txt"), "{fourth}");
+    assert!(!cached(&fourth, "RUN"), "{fourth}");
+    assert_eq!(
+        ok(&d.berth(&["run", "--rm", "app:1"])),
+        "installed flask\nmain v2"
+    );
+
+    // --no-cache runs everything.
+    let fifth = stdout(&build(&d, ctx.path(), &["--no-cache", "-t", "app:1"]));
+    assert!(!cached(&fifth, "RUN"), "{fifth}");
+}
+
+#[test]
+fn multi_stage_builds_keep_only_the_final_stage_and_honour_target_and_args() {
+    if !root_or_skip() {
+        return;
+    }
+    let d = TestDaemon::with_busybox();
+    let ctx = context(&[(
+        "Dockerfile",
+        "ARG BASE=bb\n\
+         FROM $BASE AS build\n\
+         ARG VERSION=0.1\n\
+         RUN sh -c 'mkdir /out && echo \"app $VERSION\" > /out/app && echo junk > /scratch-file'\n\
+         FROM $BASE AS test\n\
+         RUN echo tested > /tested\n\
+         FROM $BASE\n\
+         COPY --from=build /out/app /usr/local/app\n\
+         CMD [\"cat\", \"/usr/local/app\"]\n",
+    )]);
+    let out = build(
+        &d,
+        ctx.path(),
+        &["-t", "ms:1", "--build-arg", "VERSION=2.5"],
+    );
+    let text = stdout(&out);
+    ok(&out);
+    // The test stage is not needed by the final one: skipped.
+    assert!(!text.contains("echo tested"), "{text}");
+    assert_eq!(ok(&d.berth(&["run", "--rm", "ms:1"])), "app 2.5");
+    // Only the final stage's files: the build stage's leftovers are not in the image.
+    let ls = d.berth(&["run", "--rm", "ms:1", "ls", "/scratch-file", "/out"]);
+    assert!(!ls.status.success(), "{}", stdout(&ls));
+
+    // --target stops at a stage; the build arg's default applies without --build-arg.
+    ok(&build(
+        &d,
+        ctx.path(),
+        &["-t", "ms:build", "--target", "build"],
+    ));
+    assert_eq!(
+        ok(&d.berth(&["run", "--rm", "ms:build", "cat", "/out/app"])),
+        "app 0.1"
+    );
+    let bad = build(&d, ctx.path(), &["--target", "nope"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(err_text(&bad).contains("nope"), "{}", err_text(&bad));
+
+    // ARG before FROM picks the base.
+    ok(&d.berth(&["tag", "bb", "other-base"]));
+    ok(&build(
+        &d,
+        ctx.path(),
+        &["-t", "ms:2", "--build-arg", "BASE=other-base"],
+    ));
+    assert_eq!(ok(&d.berth(&["run", "--rm", "ms:2"])), "app 0.1");
+}
+
+#[test]
+fn independent_stages_build_at_the_same_time() {
+    if !root_or_skip() {
+        return;
+    }
+    let d = TestDaemon::with_busybox();
+    // Each stage waits for the other's mark in a shared cache mount: built one after the
+    // other, the first would give up waiting and fail.
+    let wait = |mine: &str, theirs: &str| {
+        format!(
+            "RUN --mount=type=cache,id=sync,target=/sync sh -c 'echo > /sync/{mine}; \
+             i=0; while [ ! -f /sync/{theirs} ]; do i=$((i+1)); [ $i -lt 200 ] || exit 9; \
+             sleep 0.1; done; echo {mine} > /{mine}'\n"
+        )
+    };
+    let df = format!(
+        "FROM bb AS a\n{}FROM bb AS b\n{}FROM bb\nCOPY --from=a /a /a\nCOPY --from=b /b /b\n\
+         CMD [\"cat\", \"/a\", \"/b\"]\n",
+        wait("a", "b"),
+        wait("b", "a")
+    );
+    let ctx = context(&[("Dockerfile", &df)]);
+    ok(&build(&d, ctx.path(), &["-t", "par"]));
+    assert_eq!(ok(&d.berth(&["run", "--rm", "par"])), "a\nb");
+}
+
+#[test]
+fn heredocs_dockerignore_copy_options_and_add_archives() {
+    if !root_or_skip() {
+        return;
+    }
+    let d = TestDaemon::with_busybox();
+    let ctx = context(&[
+        (
+            "Dockerfile",
+            "FROM bb\n\
+             RUN <<EOF\n\
+             echo 'nobody:x:65534:65534:nobody:/:/bin/sh' >> /etc/passwd\n\
+             echo 'nogroup:x:65534:' >> /etc/group\n\
+             EOF\n\
+             ENV WHO=world\n\
+             COPY <<EOF /etc/motd\n\
+             hello $WHO\n\
+             EOF\n\
+             COPY . /ctx/\n\
+             COPY --chown=nobody:nogroup --chmod=640 keep.txt /owned/\n\
+             ADD layer.tar /unpacked/\n",
+        ),
+        (".dockerignore", "*.log\nsecret/\n!secret/public\n"),
+        ("keep.txt", "kept\n"),
+        ("debug.log", "no\n"),
+        ("secret/key", "no\n"),
+        ("secret/public", "yes\n"),
+    ]);
+    let inner = context(&[("inside/file", "from the archive\n")]);
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(inner.path())
+        .arg("-cf")
+        .arg(ctx.path().join("layer.tar"))
+        .arg("inside")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    ok(&build(&d, ctx.path(), &["-t", "feat"]));
+    let run = |cmd: &str| ok(&d.berth(&["run", "--rm", "feat", "sh", "-c", cmd]));
+    assert_eq!(run("cat /etc/motd"), "hello world");
+    assert_eq!(
+        run("ls -A /ctx"),
+        ".dockerignore\nDockerfile\nkeep.txt\nlayer.tar\nsecret"
+    );
+    assert_eq!(run("ls -A /ctx/secret"), "public");
+    assert_eq!(
+        run("/bin/busybox stat -c '%A' /owned/keep.txt"),
+        "-rw-r-----"
+    );
+    assert_eq!(
+        run("/bin/busybox stat -c '%u:%g' /owned/keep.txt /ctx/keep.txt"),
+        "65534:65534\n0:0"
+    );
+    assert_eq!(run("cat /unpacked/inside/file"), "from the archive");
+}
+
+#[test]
+fn image_config_history_and_cli_options_are_dockers() {
+    if !root_or_skip() {
+        return;
+    }
+    let d = TestDaemon::with_busybox();
+    let ctx = context(&[(
+        "Dockerfile",
+        "FROM bb\n\
+         LABEL org.example.name=demo\n\
+         ENV GREETING=hi PATH=/usr/bin:/bin\n\
+         WORKDIR /srv\n\
+         USER 0:0\n\
+         EXPOSE 8080/tcp 53/udp\n\
+         VOLUME /data\n\
+         HEALTHCHECK --interval=5s CMD [\"true\"]\n\
+         STOPSIGNAL SIGINT\n\
+         SHELL [\"/bin/sh\", \"-ec\"]\n\
+         ONBUILD RUN echo child\n\
+         ENTRYPOINT [\"sh\", \"-c\"]\n\
+         CMD [\"echo $GREETING from $(pwd)\"]\n",
+    )]);
+    let iid = ctx.path().join("iid");
+    let out = build(
+        &d,
+        ctx.path(),
+        &[
+            "-q",
+            "--iidfile",
+            iid.to_str().unwrap(),
+            "--label",
+            "from.cli=yes",
+            "-t",
+            "cfg",
+        ],
+    );
+    let id = ok(&out);
+    assert!(
+        id.starts_with("sha256:") && !id.contains('\n'),
+        "-q prints the ID only: {id}"
+    );
+    assert_eq!(std::fs::read_to_string(&iid).unwrap(), id);
+    assert_eq!(ok(&d.berth(&["run", "--rm", "cfg"])), "hi from /srv");
+    let inspect = |f: &str| ok(&d.docker(&["image", "inspect", "-f", f, "cfg"]));
+    assert_eq!(inspect("{{json .Config.Entrypoint}}"), r#"["sh","-c"]"#);
+    assert_eq!(
+        inspect("{{.Config.WorkingDir}} {{.Config.User}}"),
+        "/srv 0:0"
+    );
+    assert_eq!(
+        inspect("{{json .Config.ExposedPorts}}"),
+        r#"{"53/udp":{},"8080/tcp":{}}"#
+    );
+    assert_eq!(inspect("{{json .Config.Volumes}}"), r#"{"/data":{}}"#);
+    assert_eq!(
+        inspect(
+            "{{index .Config.Labels \"org.example.name\"}} {{index .Config.Labels \"from.cli\"}}"
+        ),
+        "demo yes"
+    );
+    assert_eq!(inspect("{{.Config.StopSignal}}"), "SIGINT");
+    assert_eq!(inspect("{{json .Config.Shell}}"), r#"["/bin/sh","-ec"]"#);
+    assert_eq!(inspect("{{json .Config.OnBuild}}"), r#"["RUN echo child"]"#);
+    assert_eq!(
+        inspect("{{json .Config.Healthcheck.Test}}"),
+        r#"["CMD","true"]"#
+    );
+    assert!(inspect("{{json .Config.Env}}").contains("GREETING=hi"));
+    // One history entry per instruction; metadata ones are empty layers (0B).
+    let history = ok(&d.docker(&[
+        "history",
+        "--no-trunc",
+        "--format",
+        "{{.Size}}\t{{.CreatedBy}}",
+        "cfg",
+    ]));
+    let lines: Vec<&str> = history.lines().collect();
+    assert_eq!(lines.len(), 1 + 13, "{history}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("0B\t") && l.contains("ENV GREETING=hi")),
+        "{history}"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("WORKDIR /srv")),
+        "{history}"
+    );
+
+    // A Dockerfile on stdin, no context.
+    let mut child = Command::new(BERTH)
+        .args(["-H", &d.host(), "build", "-t", "stdin-df", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"FROM bb\nRUN echo from-stdin > /s\n")
+        .unwrap();
+    ok(&child.wait_with_output().unwrap());
+    assert_eq!(
+        ok(&d.berth(&["run", "--rm", "stdin-df", "cat", "/s"])),
+        "from-stdin"
+    );
+
+    // ONBUILD triggers run in a child image.
+    let child_ctx = context(&[("Dockerfile", "FROM cfg\nRUN true\n")]);
+    let out = stdout(&build(&d, child_ctx.path(), &["-t", "cfg-child"]));
+    assert!(out.contains("child"), "{out}");
+}
+
+fn err_text(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn bad_input_fails_with_the_line_and_tags_nothing() {
+    if !root_or_skip() {
+        return;
+    }
+    let d = TestDaemon::with_busybox();
+    // A good image holds the tag first: a failed build must leave it alone.
+    let good = context(&[("Dockerfile", "FROM bb\nRUN echo good > /v\n")]);
+    ok(&build(&d, good.path(), &["-t", "app:stable"]));
+    let before = ok(&d.berth(&["image", "inspect", "-f", "{{.Id}}", "app:stable"]));
+    let images_before = ok(&d.berth(&["images", "-q", "--no-trunc"]));
+    for (df, extra, want) in [
+        (
+            "FROM bb\nFOO bar\n",
+            None,
+            vec!["Dockerfile:2", "unknown instruction: FOO"],
+        ),
+        (
+            "FROM bb\nRUN <<EOF\necho never ends\n",
+            None,
+            vec!["Dockerfile:2", "unterminated heredoc"],
+        ),
+        (
+            "FROM bb\nCOPY ../outside /x\n",
+            None,
+            vec!["Dockerfile:2", "outside the build context"],
+        ),
+        (
+            "FROM bb\nCOPY missing.txt /x\n",
+            None,
+            vec!["Dockerfile:2", "missing.txt", "not found"],
+        ),
+        (
+            "FROM bb\nRUN echo step one\nRUN sh -c 'exit 3'\nRUN echo never\n",
+            None,
+            vec!["Dockerfile:3", "returned a non-zero code: 3"],
+        ),
+        (
+            "FROM bb\nCOPY a b c\n",
+            Some(("a", "x")),
+            vec!["Dockerfile:2", "must be a directory"],
+        ),
+    ] {
+        let ctx = context(&[("Dockerfile", df)]);
+        if let Some((n, t)) = extra {
+            write(ctx.path(), n, t);
+            write(ctx.path(), "b", t);
+        }
+        let out = build(&d, ctx.path(), &["-t", "app:stable"]);
+        assert_eq!(out.status.code(), Some(1), "{df}: {}", err_text(&out));
+        let e = err_text(&out);
+        for w in want {
+            assert!(e.contains(w), "{df}: {w:?} not in {e:?}");
+        }
+        assert!(!stdout(&out).contains("Successfully"), "{df}");
+    }
+    assert_eq!(
+        ok(&d.berth(&["image", "inspect", "-f", "{{.Id}}", "app:stable"])),
+        before,
+        "a failed build tagged its half"
+    );
+    assert_eq!(
+        ok(&d.berth(&["images", "-q", "--no-trunc"])),
+        images_before,
+        "a failed build left an image"
+    );
+    // No step container is left behind.
+    assert_eq!(ok(&d.berth(&["ps", "-aq"])), "");
+}
+
+#[test]
+fn the_docker_cli_builds_with_the_legacy_builder() {
+    if !root_or_skip() {
+        return;
+    }
+    let d = TestDaemon::with_busybox();
+    let ctx = context(&[
+        (
+            "Dockerfile",
+            "FROM bb\nCOPY hello.txt /\nRUN cat /hello.txt > /copy\nCMD [\"cat\", \"/copy\"]\n",
+        ),
+        ("hello.txt", "hello via docker\n"),
+        (".dockerignore", "ignored\n"),
+        ("ignored", "x"),
+    ]);
+    let path = ctx.path().display().to_string();
+    let docker_build = |args: &[&str]| {
+        let mut cmd = Command::new(DOCKER);
+        cmd.arg("-H")
+            .arg(d.host())
+            .arg("build")
+            .args(args)
+            .arg(&path)
+            .env("DOCKER_BUILDKIT", "0")
+            .env("DOCKER_CONFIG", d.dir.path().join("docker-config"));
+        cmd.output().unwrap()
+    };
+    let out = docker_build(&["-t", "viadocker:1"]);
+    let text = stdout(&out);
+    ok(&out);
+    assert!(
+        text.contains("Step 3/4 : RUN cat /hello.txt > /copy"),
+        "{text}"
+    );
+    assert!(text.contains("Successfully tagged viadocker:1"), "{text}");
+    assert_eq!(
+        ok(&d.docker(&["run", "--rm", "viadocker:1"])),
+        "hello via docker"
+    );
+    // The uploaded context hashes the same as the one read in place: the berth CLI's build
+    // of the same directory is all cache.
+    let again = stdout(&build(&d, ctx.path(), &["-t", "viadocker:2"]));
+    assert!(cached(&again, "COPY hello.txt"), "{again}");
+    assert!(cached(&again, "RUN"), "{again}");
+    // -q prints the ID.
+    let q = ok(&docker_build(&["-q"]));
+    assert!(q.starts_with("sha256:"), "{q}");
+    // A failing build: exit 1 and the daemon's message.
+    write(ctx.path(), "Dockerfile", "FROM bb\nRUN sh -c 'exit 4'\n");
+    let out = docker_build(&[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        err_text(&out).contains("returned a non-zero code: 4"),
+        "{}",
+        err_text(&out)
+    );
+}
+
+#[test]
+fn builder_prune_frees_the_cache() {
+    if !root_or_skip() {
+        return;
+    }
+    let d = TestDaemon::with_busybox();
+    let ctx = context(&[(
+        "Dockerfile",
+        "FROM bb\nRUN sh -c 'i=0; while [ $i -lt 64 ]; do echo $i$i$i$i$i$i$i$i > /f$i; i=$((i+1)); done'\n",
+    )]);
+    ok(&build(&d, ctx.path(), &["-t", "cached"]));
+    ok(&d.berth(&["rmi", "cached"]));
+    // The image is gone; its layer is kept by the cache: a rebuild is all cache.
+    let again = stdout(&build(&d, ctx.path(), &["-t", "cached"]));
+    assert!(cached(&again, "RUN"), "{again}");
+    ok(&d.berth(&["rmi", "cached"]));
+    let out = ok(&d.berth(&["builder", "prune", "-a", "-f"]));
+    assert!(out.contains("Total reclaimed space:"), "{out}");
+    assert!(!out.contains("Total reclaimed space: 0B"), "{out}");
+    let after = stdout(&build(&d, ctx.path(), &["-t", "cached"]));
+    assert!(!cached(&after, "RUN"), "{after}");
+    // The docker CLI's prune reaches the same endpoint.
+    ok(&d.docker(&["builder", "prune", "-a", "-f"]));
+}
