@@ -529,3 +529,85 @@ fn builder_prune_frees_the_cache() {
     // The docker CLI's prune reaches the same endpoint.
     ok(&d.docker(&["builder", "prune", "-a", "-f"]));
 }
+
+/// Serves `body` over HTTP on 127.0.0.1 (any path) until the test ends; returns the port.
+fn serve_file(body: &'static str) -> u16 {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf);
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nLast-Modified: Tue, 15 Nov 1994 08:12:31 GMT\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    port
+}
+
+#[test]
+fn run_mounts_secrets_globs_and_remote_add() {
+    if !root_or_skip() {
+        return;
+    }
+    let d = TestDaemon::with_busybox();
+    let port = serve_file("remote content\n");
+    let df = format!(
+        "FROM bb\n\
+         ADD http://127.0.0.1:{port}/files/remote.txt /dl/\n\
+         COPY conf/*.conf /confs/\n\
+         RUN --mount=type=secret,id=tok sh -c 'cat /run/secrets/tok > /seen-secret && echo >> /seen-secret'\n\
+         RUN --mount=type=secret,id=tok,env=TOK sh -c 'echo \"${{#TOK}}\" > /env-length'\n\
+         RUN --mount=type=cache,target=/var/cache/tool sh -c 'echo run >> /var/cache/tool/runs; cat /var/cache/tool/runs | /bin/busybox wc -l > /runs'\n\
+         RUN --mount=type=bind,source=conf,target=/mnt/conf sh -c 'cat /mnt/conf/a.conf > /from-bind'\n\
+         RUN --mount=type=tmpfs,target=/scratch sh -c 'echo x > /scratch/x && echo tmpfs-ok > /tmpfs'\n"
+    );
+    let ctx = context(&[
+        ("Dockerfile", &df),
+        ("conf/a.conf", "a\n"),
+        ("conf/b.conf", "b\n"),
+        ("conf/c.txt", "c\n"),
+        ("token", "s3cret"),
+    ]);
+    let token = ctx.path().join("token").display().to_string();
+    let secret = format!("id=tok,src={token}");
+    ok(&build(
+        &d,
+        ctx.path(),
+        &["--secret", &secret, "-t", "mounts"],
+    ));
+    let run = |cmd: &str| ok(&d.berth(&["run", "--rm", "mounts", "sh", "-c", cmd]));
+    assert_eq!(run("cat /dl/remote.txt"), "remote content");
+    // Downloaded files get mode 0600 and the server's Last-Modified time.
+    assert_eq!(
+        run("/bin/busybox stat -c '%a %Y' /dl/remote.txt"),
+        "600 784887151"
+    );
+    assert_eq!(run("ls /confs"), "a.conf\nb.conf");
+    // The secret was readable during the build, and is nowhere in the image.
+    assert_eq!(run("cat /seen-secret"), "s3cret");
+    assert_eq!(run("cat /env-length"), "6");
+    let leaked = d.berth(&["run", "--rm", "mounts", "ls", "/run/secrets"]);
+    assert!(!leaked.status.success(), "{}", stdout(&leaked));
+    // Mount points made for the mounts are not left in the layers either.
+    for p in ["/var/cache/tool", "/mnt/conf", "/scratch"] {
+        let st = d.berth(&["run", "--rm", "mounts", "ls", "-d", p]);
+        assert!(!st.status.success(), "{p} was left in the image");
+    }
+    assert_eq!(run("cat /runs /from-bind /tmpfs"), "1\na\ntmpfs-ok");
+    // The cache mount keeps its content between builds (the step runs again with --no-cache).
+    ok(&build(
+        &d,
+        ctx.path(),
+        &["--no-cache", "--secret", &secret, "-t", "mounts"],
+    ));
+    assert_eq!(run("cat /runs"), "2");
+    // Without the secret, the step that reads it fails (the mount is skipped, as BuildKit does).
+    let out = build(&d, ctx.path(), &["--no-cache", "-t", "mounts"]);
+    assert_eq!(out.status.code(), Some(1));
+}

@@ -47,6 +47,9 @@ pub struct BuildRequest {
     pub platform: Option<String>,
     /// `networkmode` for RUN: `default`, `host`, `none`.
     pub network: Option<String>,
+    /// berth extension `berthsecrets` (`{"id": "/abs/file"}`): files on the daemon's host
+    /// that `RUN --mount=type=secret,id=…` may read. Only their names travel in the request.
+    pub secrets: BTreeMap<String, std::path::PathBuf>,
 }
 
 /// What the build endpoints need from the engine.
@@ -86,6 +89,7 @@ fn request(q: &Query) -> Result<BuildRequest, ApiError> {
         quiet: q.flag("q", false),
         platform: nonempty("platform"),
         network: nonempty("networkmode"),
+        secrets: json_map(q, "berthsecrets")?,
     })
 }
 

@@ -52,6 +52,9 @@ pub struct BuildArgs {
     /// Set the networking mode for the RUN instructions during build.
     #[arg(long)]
     pub network: Option<String>,
+    /// Secret to expose to the build: id=ID,src=FILE or id=ID,env=VAR.
+    #[arg(long = "secret")]
+    pub secrets: Vec<String>,
     /// Remove intermediate containers after a successful build (always done).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, hide = true)]
     pub rm: bool,
@@ -129,6 +132,49 @@ fn context_tar(dir: &Path, dockerfile: Option<&str>) -> Result<std::fs::File> {
     Ok(reader)
 }
 
+/// `--secret` values as files the daemon reads (same host): `src=` files as they are, `env=`
+/// values written to private temporary files (kept until the build ends, in `temps`).
+fn secrets_json(
+    specs: &[String],
+    temps: &mut Vec<tempfile::NamedTempFile>,
+) -> Result<serde_json::Value> {
+    let mut map = serde_json::Map::new();
+    for spec in specs {
+        let mut id = None;
+        let mut src = None;
+        let mut env = None;
+        for field in spec.split(',') {
+            let (k, v) = field.split_once('=').unwrap_or((field, ""));
+            match k {
+                "id" => id = Some(v.to_owned()),
+                "src" | "source" => src = Some(v.to_owned()),
+                "env" => env = Some(v.to_owned()),
+                "type" if v == "file" || v == "env" => {}
+                _ => bail!("invalid --secret {spec:?}: unknown field {k:?}"),
+            }
+        }
+        let Some(id) = id.filter(|i| !i.is_empty()) else {
+            bail!("invalid --secret {spec:?}: id= is required");
+        };
+        let path = match (src, env) {
+            (Some(src), _) => std::path::absolute(&src)?,
+            (None, env) => {
+                let var = env.unwrap_or_else(|| id.clone());
+                let value = std::env::var(&var).with_context(|| {
+                    format!("secret {id}: environment variable {var} is not set")
+                })?;
+                let mut f = tempfile::NamedTempFile::new()?;
+                f.write_all(value.as_bytes())?;
+                let path = f.path().to_path_buf();
+                temps.push(f);
+                path
+            }
+        };
+        map.insert(id, path.display().to_string().into());
+    }
+    Ok(serde_json::Value::Object(map))
+}
+
 pub fn build(client: &Client, args: BuildArgs) -> Result<i32> {
     if !matches!(args.progress.as_str(), "auto" | "plain" | "tty") {
         bail!(
@@ -139,6 +185,13 @@ pub fn build(client: &Client, args: BuildArgs) -> Result<i32> {
     let mut query: Vec<(&str, String)> = args.tags.iter().map(|t| ("t", t.clone())).collect();
     query.push(("buildargs", build_args_json(&args.build_args).to_string()));
     query.push(("labels", labels_json(&args.labels).to_string()));
+    let mut secret_files = Vec::new();
+    if !args.secrets.is_empty() {
+        query.push((
+            "berthsecrets",
+            secrets_json(&args.secrets, &mut secret_files)?.to_string(),
+        ));
+    }
     if args.no_cache {
         query.push(("nocache", "1".into()));
     }
@@ -237,6 +290,7 @@ pub fn build(client: &Client, args: BuildArgs) -> Result<i32> {
             bail!("{e}");
         }
     }
+    drop(secret_files);
     let Some(id) = id else {
         bail!("the build ended without an image ID");
     };

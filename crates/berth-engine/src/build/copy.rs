@@ -23,6 +23,9 @@ use std::path::{Path, PathBuf};
 
 use berth_build::{Context, ContextHasher, CopyStep, FileHashCache, Ignore};
 
+use std::collections::HashMap;
+
+use super::download::Downloaded;
 use super::workspace::StepRoot;
 use crate::archive::extract::{ensure_dir, extract, lookup_owner, Options};
 use crate::archive::resolve::{join, Root, View};
@@ -39,7 +42,7 @@ fn has_glob(s: &str) -> bool {
     s.contains(['*', '?', '['])
 }
 
-fn is_url(s: &str) -> bool {
+pub(super) fn is_url(s: &str) -> bool {
     s.starts_with("http://") || s.starts_with("https://") || s.starts_with("git@")
 }
 
@@ -50,6 +53,8 @@ struct Item {
     /// Its path in the source's root (for `.dockerignore` of what is below it).
     rel: String,
     meta: std::fs::Metadata,
+    /// Fetched from a URL (never unpacked).
+    remote: bool,
 }
 
 /// What goes into the tar.
@@ -83,6 +88,7 @@ fn find_sources(
     root: &Path,
     ctx: Option<&Context>,
     add: bool,
+    downloads: &HashMap<String, Downloaded>,
 ) -> Result<Vec<Item>, String> {
     let plain;
     let context = match ctx {
@@ -97,11 +103,19 @@ fn find_sources(
     let mut items = Vec::new();
     for src in sources {
         if is_url(src) {
-            return Err(if add {
-                format!("ADD {src}: downloading from a URL is not supported by berth build yet")
-            } else {
-                format!("COPY {src}: a URL is only allowed with ADD")
+            let d = match (add, downloads.get(src)) {
+                (true, Some(d)) => d,
+                (true, None) => return Err(format!("ADD {src}: the file was not fetched")),
+                (false, _) => return Err(format!("COPY {src}: a URL is only allowed with ADD")),
+            };
+            let meta = std::fs::metadata(&d.path).map_err(|e| e.to_string())?;
+            items.push(Item {
+                host: d.path.clone(),
+                rel: d.name.clone(),
+                meta,
+                remote: true,
             });
+            continue;
         }
         let rels: Vec<String> = if has_glob(src) {
             ContextHasher::new(context, &mut hashes)
@@ -129,7 +143,12 @@ fn find_sources(
                 .map_err(|_| not_found(src))?;
             let host = root.join(String::from_utf8_lossy(&join(&comps)).trim_start_matches('/'));
             let meta = std::fs::symlink_metadata(&host).map_err(|_| not_found(src))?;
-            items.push(Item { host, rel, meta });
+            items.push(Item {
+                host,
+                rel,
+                meta,
+                remote: false,
+            });
         }
     }
     Ok(items)
@@ -268,6 +287,7 @@ impl Engine {
         c: &CopyStep,
         ctx: &Context,
         from: Option<&StepRoot>,
+        downloads: &HashMap<String, Downloaded>,
     ) -> Result<(), String> {
         let merged = root.merged();
         let view = View::new(Root::open(&merged).map_err(|e| e.to_string())?);
@@ -290,7 +310,7 @@ impl Engine {
             Some(r) => (r.merged(), None),
             None => (ctx.root().to_path_buf(), Some(ctx)),
         };
-        let items = find_sources(&c.sources, &src_root, src_ctx, c.add)?;
+        let items = find_sources(&c.sources, &src_root, src_ctx, c.add, downloads)?;
         let count = items.len() + c.inline.len();
         let dest_text = c.dest.clone();
         let dest_comps = view
@@ -319,7 +339,7 @@ impl Engine {
                     name: dest_name.clone(),
                     make_dest: !dest_exists_dir,
                 });
-            } else if c.add && c.unpack != Some(false) && is_archive(&item.host) {
+            } else if c.add && !item.remote && c.unpack != Some(false) && is_archive(&item.host) {
                 plans.push(Plan::Archive { item });
             } else {
                 let name = if dest_is_dir {

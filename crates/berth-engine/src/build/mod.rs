@@ -23,6 +23,7 @@
 pub mod cache;
 mod context;
 mod copy;
+mod download;
 mod run;
 mod workspace;
 
@@ -122,9 +123,22 @@ struct Build<'a> {
     results: Mutex<Vec<Option<Built>>>,
     /// Everything this build uses or made, kept from collections until it is over.
     pins: Mutex<Vec<Pin>>,
+    /// `ADD <url>` files fetched by this build, by URL.
+    downloads: Mutex<std::collections::HashMap<String, download::Downloaded>>,
+    /// This build's own files (downloads), removed when it ends.
+    scratch: Scratch,
     /// Step numbers: the first step of each stage (FROM counts, as in Docker's output).
     first_step: Vec<usize>,
     total_steps: usize,
+}
+
+/// A directory removed when dropped.
+struct Scratch(std::path::PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// Why a build stopped.
@@ -301,6 +315,13 @@ impl Engine {
             cache: self.build_cache(),
             results: Mutex::new(vec![None; plan.stages.len()]),
             pins: Mutex::new(Vec::new()),
+            downloads: Mutex::default(),
+            scratch: Scratch(self.build_dir().join("work").join(format!(
+                    "files-{}",
+                    berth_core::ContainerId::generate()
+                        .map_err(|e| internal("an ID", e))?
+                        .as_str()
+                ))),
             first_step,
             total_steps: total,
             plan,
@@ -425,7 +446,9 @@ impl Build<'_> {
                 self.stage(*only, out)?;
                 continue;
             }
-            // The first stage streams live; the others are buffered and follow in order.
+            // The first stage streams live; the others are buffered and follow in order. The
+            // threads enter the daemon's runtime (pulls of base images need it).
+            let runtime = tokio::runtime::Handle::try_current().ok();
             let outcomes = std::thread::scope(|s| {
                 let mut handles = Vec::new();
                 for (n, &stage) in wave.iter().enumerate() {
@@ -441,7 +464,14 @@ impl Build<'_> {
                             Some(rx),
                         )
                     };
-                    handles.push((s.spawn(move || self.stage(stage, &stage_out)), rx));
+                    let runtime = runtime.clone();
+                    handles.push((
+                        s.spawn(move || {
+                            let _entered = runtime.as_ref().map(|h| h.enter());
+                            self.stage(stage, &stage_out)
+                        }),
+                        rx,
+                    ));
                 }
                 handles
                     .into_iter()
@@ -658,11 +688,43 @@ impl Build<'_> {
         }
         match &c.from {
             None => {
-                let mut hashes = self.hashes.lock().unwrap_or_else(|p| p.into_inner());
-                let h = ContextHasher::new(&self.context, &mut hashes)
-                    .hash_sources(&c.sources)
-                    .map_err(|e| step_error(step, e))?;
-                Ok(Some((h.digest, h.docker_text)))
+                let (urls, local): (Vec<&String>, Vec<&String>) =
+                    c.sources.iter().partition(|s| copy::is_url(s));
+                let mut parts = Vec::new();
+                if !local.is_empty() {
+                    let local: Vec<String> = local.into_iter().cloned().collect();
+                    let mut hashes = self.hashes.lock().unwrap_or_else(|p| p.into_inner());
+                    let h = ContextHasher::new(&self.context, &mut hashes)
+                        .hash_sources(&local)
+                        .map_err(|e| step_error(step, e))?;
+                    parts.push((h.digest, h.docker_text));
+                }
+                if !urls.is_empty() && !c.add {
+                    return Err(step_error(step, "a URL source is only allowed with ADD"));
+                }
+                for url in urls {
+                    let d = download::fetch(url, &self.scratch.0, c.checksum.as_deref(), out)
+                        .map_err(|e| step_error(step, e.message))?;
+                    parts.push((
+                        d.digest.clone(),
+                        format!("file:{}", d.digest.trim_start_matches("sha256:")),
+                    ));
+                    self.downloads
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(url.clone(), d);
+                }
+                if let [(digest, text)] = parts.as_slice() {
+                    return Ok(Some((digest.clone(), text.clone())));
+                }
+                let joined: Vec<&str> = parts.iter().map(|(d, _)| d.as_str()).collect();
+                let mut h = <sha2::Sha256 as sha2::Digest>::new();
+                sha2::Digest::update(&mut h, joined.join(",").as_bytes());
+                let hex: String = sha2::Digest::finalize(h)
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
+                Ok(Some((format!("sha256:{hex}"), format!("multi:{hex}"))))
             }
             Some(Source::Stage(i)) => {
                 let key = self
@@ -692,6 +754,7 @@ impl Build<'_> {
     ) -> Result<cache::Entry> {
         let mut root = self.step_root(cur.chain.as_ref())?;
         let mut created_by = None;
+        let mut stubs = Vec::new();
         let adopt = match &step.kind {
             StepKind::Run(r) => {
                 let network = r
@@ -699,7 +762,7 @@ impl Build<'_> {
                     .clone()
                     .or_else(|| self.req.network.clone())
                     .unwrap_or_else(|| "default".into());
-                self.run_step(stage, &root, step, r, &network, out)?;
+                stubs = self.run_step(stage, &root, step, r, &network, out)?;
                 false
             }
             StepKind::Copy(c) => {
@@ -707,8 +770,13 @@ impl Build<'_> {
                     Some(src) => Some(self.source_root(src, out)?.0),
                     None => None,
                 };
+                let downloads = self
+                    .downloads
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone();
                 self.engine
-                    .copy_step(&root, c, &self.context, from.as_ref())
+                    .copy_step(&root, c, &self.context, from.as_ref(), &downloads)
                     .map_err(|e| step_error(step, e))?;
                 if let Some((_, text)) = &content {
                     created_by = Some(c.created_by(shell, text));
@@ -722,6 +790,7 @@ impl Build<'_> {
             StepKind::Metadata => unreachable!("metadata steps run nothing"),
         };
         root.unmount();
+        run::remove_stubs(&root.upper(), &stubs);
         let staged = self.engine.stage_layer_of(&root.upper())?;
         if staged.entries == 0 {
             let _ = std::fs::remove_file(&staged.path);

@@ -32,18 +32,75 @@ impl Build<'_> {
         Ok(path)
     }
 
-    /// The mounts of `RUN --mount`s; source roots mounted for them go to `keep`.
+    /// The mounts of `RUN --mount`s (and variables secrets become); source roots mounted for
+    /// them go to `keep`, secret copies to `dir`.
     fn run_mounts(
         &self,
         stage: usize,
         step: &Step,
         r: &RunStep,
+        dir: &std::path::Path,
         keep: &mut Vec<StepRoot>,
         out: &Out,
-    ) -> Result<Vec<UserMount>> {
+    ) -> Result<(Vec<UserMount>, Vec<String>)> {
         let fail = |m: String| ApiError::bad_request(format!("Dockerfile:{}: {m}", step.line));
         let mut mounts = Vec::new();
+        let mut env = Vec::new();
         for m in &r.mounts {
+            if matches!(m.kind, MountType::Secret | MountType::Ssh) {
+                if m.kind == MountType::Ssh {
+                    if m.required {
+                        return Err(fail(
+                            "--mount type=ssh is not supported by berth build".into(),
+                        ));
+                    }
+                    continue;
+                }
+                let id = m.id.clone().or_else(|| {
+                    m.target
+                        .as_deref()
+                        .and_then(|t| t.rsplit('/').next())
+                        .map(str::to_owned)
+                });
+                let Some(id) = id.filter(|i| !i.is_empty()) else {
+                    return Err(fail("--mount type=secret needs an id or a target".into()));
+                };
+                let Some(src) = self.req.secrets.get(&id) else {
+                    if m.required {
+                        return Err(fail(format!(
+                            "secret {id} not found: pass it with --secret id={id},src=FILE"
+                        )));
+                    }
+                    continue;
+                };
+                let value = std::fs::read(src)
+                    .map_err(|e| fail(format!("secret {id}: {}: {e}", src.display())))?;
+                if let Some(var) = &m.env {
+                    env.push(format!("{var}={}", String::from_utf8_lossy(&value)));
+                    if m.target.is_none() {
+                        continue;
+                    }
+                }
+                let copy = dir.join(format!("secret-{}", mounts.len()));
+                std::fs::write(&copy, &value).map_err(|e| internal("a secret", e))?;
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(
+                    &copy,
+                    std::fs::Permissions::from_mode(m.mode.unwrap_or(0o400)),
+                )
+                .map_err(|e| internal("a secret", e))?;
+                let _ = std::os::unix::fs::chown(&copy, m.uid, m.gid);
+                mounts.push(UserMount::Bind {
+                    source: copy,
+                    target: m
+                        .target
+                        .clone()
+                        .unwrap_or_else(|| format!("/run/secrets/{id}")),
+                    readonly: true,
+                    propagation: None,
+                });
+                continue;
+            }
             let target = m
                 .target
                 .clone()
@@ -96,20 +153,14 @@ impl Build<'_> {
                         propagation: None,
                     });
                 }
-                MountType::Secret | MountType::Ssh => {
-                    if m.required {
-                        return Err(fail(format!(
-                            "--mount type={} is not supported by berth build",
-                            m.kind
-                        )));
-                    }
-                }
+                MountType::Secret | MountType::Ssh => unreachable!("handled above"),
             }
         }
-        Ok(mounts)
+        Ok((mounts, env))
     }
 
-    /// Runs a RUN step on `root`; Docker's error for a non-zero exit.
+    /// Runs a RUN step on `root`; Docker's error for a non-zero exit. Returns the mount
+    /// points made for its mounts (see [`remove_stubs`]: call it once `root` is unmounted).
     pub(super) fn run_step(
         &self,
         stage: usize,
@@ -118,7 +169,7 @@ impl Build<'_> {
         r: &RunStep,
         network: &str,
         out: &Out,
-    ) -> Result<()> {
+    ) -> Result<Vec<Stub>> {
         let engine = self.engine;
         let id = berth_core::ContainerId::generate().map_err(|e| internal("an ID", e))?;
         let id = id.as_str().to_owned();
@@ -126,10 +177,16 @@ impl Build<'_> {
         let dir = root.dir().join("run");
         std::fs::create_dir_all(&dir).map_err(|e| internal("the step's directory", e))?;
         let mut keep = Vec::new();
+        let mut stubs = Vec::new();
         let net = engine.build_network_up(&id, &dir, network)?;
         let result = (|| {
             let mut mounts = net.mounts.clone();
-            mounts.extend(self.run_mounts(stage, step, r, &mut keep, out)?);
+            let (run_mounts, secret_env) = self.run_mounts(stage, step, r, &dir, &mut keep, out)?;
+            // Mount points the runtime will have to make: taken out of the layer afterwards.
+            for m in &run_mounts {
+                stubs.extend(missing_components(&root.merged(), m.target()));
+            }
+            mounts.extend(run_mounts);
             if let Some((name, text)) = &r.script {
                 let file = dir.join("script");
                 std::fs::write(&file, text).map_err(|e| internal("the heredoc script", e))?;
@@ -143,6 +200,7 @@ impl Build<'_> {
                 });
             }
             let mut env = r.env.clone();
+            env.extend(secret_env);
             if !env.iter().any(|e| e.starts_with("PATH=")) {
                 env.insert(0, DEFAULT_PATH.to_owned());
             }
@@ -171,7 +229,7 @@ impl Build<'_> {
         })();
         engine.build_network_down(&id, &dir);
         drop(keep);
-        result
+        result.map(|()| stubs)
     }
 
     /// Runs the bundle in the foreground, relaying its output line by line.
@@ -234,5 +292,58 @@ impl Build<'_> {
             )));
         }
         Ok(())
+    }
+}
+
+/// A path in the root, as components.
+pub(super) type Stub = Vec<Vec<u8>>;
+
+/// The components of `target` (resolved in the root at `merged`) that do not exist yet,
+/// shallowest first: the runtime makes them as mount points.
+fn missing_components(merged: &std::path::Path, target: &str) -> Vec<Stub> {
+    let Ok(root) = Root::open(merged) else {
+        return Vec::new();
+    };
+    let view = View::new(root);
+    let Ok(comps) = view.resolve_target(target.as_bytes()) else {
+        return Vec::new();
+    };
+    (1..=comps.len())
+        .map(|n| comps[..n].to_vec())
+        .filter(|prefix| view.open_at(prefix, libc::O_PATH).is_err())
+        .collect()
+}
+
+/// Removes the mount points in `stubs` from the upper dir, deepest first, when they are empty
+/// (a directory nothing was written to, an empty file), so they do not end up in the layer.
+pub(super) fn remove_stubs(upper: &std::path::Path, stubs: &[Stub]) {
+    let Ok(root) = Root::open(upper) else {
+        return;
+    };
+    let view = View::new(root);
+    let mut stubs = stubs.to_vec();
+    stubs.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    stubs.dedup();
+    for stub in stubs {
+        let Some((leaf, parent)) = stub.split_last() else {
+            continue;
+        };
+        let Ok(dir) = view.open_dir(parent) else {
+            continue;
+        };
+        let Ok(name) = crate::archive::resolve::cstring(leaf) else {
+            continue;
+        };
+        use std::os::fd::AsRawFd;
+        let Ok(st) = crate::archive::resolve::lstat_at(dir.as_raw_fd(), &name) else {
+            continue;
+        };
+        let flags = match st.st_mode & libc::S_IFMT {
+            libc::S_IFDIR => libc::AT_REMOVEDIR,
+            libc::S_IFREG if st.st_size == 0 => 0,
+            _ => continue,
+        };
+        // SAFETY: `name` is NUL-terminated; `dir` is open. A non-empty directory stays.
+        unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), flags) };
     }
 }
