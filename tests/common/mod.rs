@@ -309,11 +309,14 @@ pub fn root_or_skip() -> bool {
     false
 }
 
+#[track_caller]
 pub fn ok(out: &std::process::Output) -> String {
     assert!(
         out.status.success(),
-        "failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+        "failed ({}): {}\nstdout: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
     );
     text(out)
 }
