@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job on a fresh machine: install what is needed, build berth, let the berth CLI start
 # its daemon, import a busybox image made from Debian's busybox-static (no registry needed),
-# and run containers from it — with the berth CLI, then with the docker CLI on berth's socket.
+# run containers from it, build an image from a Dockerfile and run it — with the berth CLI,
+# then with the docker CLI on berth's socket.
 #
 # Everything lives in a temporary directory (its own root and socket), removed at the end.
 set -euo pipefail
@@ -54,6 +55,23 @@ berth logs web
 berth stop -t 1 web
 berth ps -a
 berth rm web
+set +x
+
+# An image built from a Dockerfile (two stages, a RUN, COPY from the context), then run.
+mkdir -p "$work/app"
+echo 'echo "hello from a built image: $(cat /etc/app-version)"' > "$work/app/hello.sh"
+cat > "$work/app/Dockerfile" <<'EOF'
+FROM busybox AS build
+RUN echo "app 1.0 built $(date -u +%F)" > /version
+FROM busybox
+COPY --from=build /version /etc/app-version
+COPY hello.sh /usr/local/bin/hello.sh
+CMD ["sh", "/usr/local/bin/hello.sh"]
+EOF
+set -x
+berth build -t hello:1 "$work/app"
+berth run --rm hello:1
+berth build -t hello:1 "$work/app" | grep -c CACHED   # the second build is all cache
 set +x
 
 if command -v docker >/dev/null; then
