@@ -521,6 +521,24 @@ fn builder_prune_frees_the_cache() {
     let again = stdout(&build(&d, ctx.path(), &["-t", "cached"]));
     assert!(cached(&again, "RUN"), "{again}");
     ok(&d.berth(&["rmi", "cached"]));
+    // system df counts the cache (the docker CLI reads the same records).
+    let df = ok(&d.docker(&[
+        "system",
+        "df",
+        "--format",
+        "{{.Type}} {{.TotalCount}} {{.Reclaimable}}",
+    ]));
+    let fields: Vec<&str> = df
+        .lines()
+        .find_map(|l| l.strip_prefix("Build Cache "))
+        .unwrap_or_else(|| panic!("no Build Cache line in {df}"))
+        .split(' ')
+        .collect();
+    assert!(fields[0].parse::<u32>().unwrap() >= 1, "{df}");
+    assert_ne!(
+        fields[1], "0B",
+        "the image is gone: its layer is reclaimable\n{df}"
+    );
     let out = ok(&d.berth(&["builder", "prune", "-a", "-f"]));
     assert!(out.contains("Total reclaimed space:"), "{out}");
     assert!(!out.contains("Total reclaimed space: 0B"), "{out}");

@@ -246,7 +246,7 @@ impl Engine {
             out["Volumes"] = json!(self.volumes_usage());
         }
         if want("build-cache") {
-            out["BuildCache"] = json!([]);
+            out["BuildCache"] = json!(self.build_cache_usage());
         }
         Ok(out)
     }

@@ -406,6 +406,40 @@ impl Engine {
         let _ = std::fs::write(path, id.to_string());
     }
 
+    /// The cache's entries as `system df` lists them (Docker's BuildCache records): a layer an
+    /// image also uses is `Shared` (pruning the cache does not free it).
+    pub(crate) fn build_cache_usage(&self) -> Vec<serde_json::Value> {
+        let mut image_chains = std::collections::HashSet::new();
+        if let Ok(views) = self.images.list() {
+            for v in views {
+                image_chains.extend(berth_image::store::chain_ids(&v.config));
+            }
+        }
+        let time = |t: std::time::SystemTime| {
+            chrono::DateTime::<chrono::Utc>::from(t)
+                .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+        };
+        self.build_cache()
+            .entries()
+            .into_iter()
+            .map(|(e, used, _)| {
+                let hex = e.key.trim_start_matches("sha256:");
+                serde_json::json!({
+                    "ID": hex.get(..25).unwrap_or(hex),
+                    "Parents": null,
+                    "Type": "regular",
+                    "Description": e.created_by.clone().unwrap_or_default(),
+                    "InUse": false,
+                    "Shared": e.chain.as_ref().is_some_and(|c| image_chains.contains(c)),
+                    "Size": e.size,
+                    "CreatedAt": time(used),
+                    "LastUsedAt": time(used),
+                    "UsageCount": 1,
+                })
+            })
+            .collect()
+    }
+
     /// `builder prune`.
     pub(crate) fn prune_build(&self, keep: Option<u64>) -> serde_json::Value {
         let (removed, freed) = self.evict_build_cache(keep);
