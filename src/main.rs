@@ -50,6 +50,10 @@ enum Command {
         /// berth's nftables table (family ip).
         #[arg(long = "nft-table", env = "BERTH_NFT_TABLE", default_value = berth_network::DEFAULT_TABLE)]
         nft_table: String,
+        /// The build cache's size bound (e.g. 20GB); least recently used entries go first.
+        #[arg(long = "builder-cache-max", env = "BERTH_BUILD_CACHE_MAX", default_value = "20GiB",
+              value_parser = parse_bytes)]
+        builder_cache_max: u64,
     },
     /// Run an image registry (the OCI distribution API).
     Registry {
@@ -195,6 +199,15 @@ fn daemon(
     result.map(|_| ())
 }
 
+/// A size as docker's flags take it (`512m`, `20GB`, `1GiB`, bytes).
+fn parse_bytes(text: &str) -> Result<u64, String> {
+    let t = text.trim().to_ascii_lowercase().replace("ib", "b");
+    berth_core::humanize::parse_ram_bytes(&t)
+        .filter(|n| *n >= 0)
+        .map(|n| n as u64)
+        .ok_or_else(|| format!("invalid size {text:?}"))
+}
+
 fn main() {
     // `berth daemon …` is the engine, `berth registry …` a registry; the rest is the CLI.
     if !matches!(
@@ -216,6 +229,7 @@ fn main() {
             bridge,
             bip,
             nft_table,
+            builder_cache_max,
         } => daemon(
             root,
             host,
@@ -229,6 +243,7 @@ fn main() {
                     bip,
                     nft_table,
                 }),
+                build_cache_max: builder_cache_max,
             },
         ),
         Command::Registry {

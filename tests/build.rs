@@ -134,6 +134,7 @@ fn multi_stage_builds_keep_only_the_final_stage_and_honour_target_and_args() {
          RUN echo tested > /tested\n\
          FROM $BASE\n\
          COPY --from=build /out/app /usr/local/app\n\
+         COPY --from=bb /etc/passwd /from-image/passwd\n\
          CMD [\"cat\", \"/usr/local/app\"]\n",
     )]);
     let out = build(
@@ -146,6 +147,11 @@ fn multi_stage_builds_keep_only_the_final_stage_and_honour_target_and_args() {
     // The test stage is not needed by the final one: skipped.
     assert!(!text.contains("echo tested"), "{text}");
     assert_eq!(ok(&d.berth(&["run", "--rm", "ms:1"])), "app 2.5");
+    // COPY --from an image (not a stage).
+    assert_eq!(
+        ok(&d.berth(&["run", "--rm", "ms:1", "cat", "/from-image/passwd"])),
+        "root:x:0:0:root:/root:/bin/sh"
+    );
     // Only the final stage's files: the build stage's leftovers are not in the image.
     let ls = d.berth(&["run", "--rm", "ms:1", "ls", "/scratch-file", "/out"]);
     assert!(!ls.status.success(), "{}", stdout(&ls));
@@ -628,4 +634,33 @@ fn run_mounts_secrets_globs_and_remote_add() {
     // Without the secret, the step that reads it fails (the mount is skipped, as BuildKit does).
     let out = build(&d, ctx.path(), &["--no-cache", "-t", "mounts"]);
     assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn the_cache_stays_within_its_bound() {
+    if !root_or_skip() {
+        return;
+    }
+    // Room for about one of the two 64 KiB layers: building the second evicts the first
+    // (least recently used), and the first then builds again.
+    let d = TestDaemon::with_busybox_and(&["--builder-cache-max", "100k"]);
+    let layer = |name: &str| {
+        format!(
+            "FROM bb\nRUN sh -c 'i=0; while [ $i -lt 16 ]; do /bin/busybox head -c 4096 /dev/urandom > /{name}$i; i=$((i+1)); done'\n"
+        )
+    };
+    let a = context(&[("Dockerfile", &layer("a"))]);
+    let b = context(&[("Dockerfile", &layer("b"))]);
+    ok(&build(&d, a.path(), &["-t", "a"]));
+    let again = stdout(&build(&d, a.path(), &["-t", "a"]));
+    assert!(
+        cached(&again, "RUN"),
+        "within the bound, a rebuild is cached:\n{again}"
+    );
+    ok(&build(&d, b.path(), &["-t", "b"]));
+    let evicted = stdout(&build(&d, a.path(), &["-t", "a"]));
+    assert!(
+        !cached(&evicted, "RUN"),
+        "over the bound, the older entry went:\n{evicted}"
+    );
 }

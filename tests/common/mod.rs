@@ -94,10 +94,16 @@ pub fn remove_net(dir: &Path) {
 }
 
 pub fn spawn_daemon(dir: &Path) -> Child {
+    spawn_daemon_with(dir, &[])
+}
+
+/// A daemon with `extra` flags.
+pub fn spawn_daemon_with(dir: &Path, extra: &[&str]) -> Child {
     Command::new(BERTH)
         .args(["daemon", "--root"])
         .arg(dir.join("root"))
         .args(net_args(dir))
+        .args(extra)
         .arg("-H")
         .arg(format!("unix://{}", dir.join("berth.sock").display()))
         .env("BERTH_RUNTIME", runtime_bin())
@@ -117,11 +123,16 @@ pub fn wait_listening(sock: &Path) {
 
 impl TestDaemon {
     pub fn start() -> TestDaemon {
+        TestDaemon::start_with(&[])
+    }
+
+    /// A daemon with `extra` flags.
+    pub fn start_with(extra: &[&str]) -> TestDaemon {
         let dir = tempfile::Builder::new()
             .prefix("berth-daemon-test-")
             .tempdir()
             .unwrap();
-        let child = spawn_daemon(dir.path());
+        let child = spawn_daemon_with(dir.path(), extra);
         let d = TestDaemon { dir, child };
         wait_listening(&d.socket());
         d
@@ -129,7 +140,12 @@ impl TestDaemon {
 
     /// A daemon with the busybox fixture imported as `bb` (CMD sh).
     pub fn with_busybox() -> TestDaemon {
-        let d = TestDaemon::start();
+        TestDaemon::with_busybox_and(&[])
+    }
+
+    /// [`TestDaemon::with_busybox`] with `extra` daemon flags.
+    pub fn with_busybox_and(extra: &[&str]) -> TestDaemon {
+        let d = TestDaemon::start_with(extra);
         let tarball = busybox_tarball(d.dir.path());
         ok(&d.docker(&[
             "import",

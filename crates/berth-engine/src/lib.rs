@@ -45,6 +45,8 @@ pub struct Engine {
     registry: berth_registry::client::Client,
     /// Container networking; None when the engine was opened without it (unit tests).
     net: Option<Arc<berth_network::Networking>>,
+    /// The build cache's size bound in bytes.
+    build_cache_max: u64,
 }
 
 /// How the daemon was asked to talk to registries.
@@ -58,6 +60,8 @@ pub struct EngineOptions {
     /// Networking (`--bridge`, `--bip`, `--nft-table`); None: containers get an empty network
     /// namespace and nothing is published.
     pub network: Option<networks::NetworkOptions>,
+    /// The build cache's size bound in bytes (`--builder-cache-max`).
+    pub build_cache_max: u64,
 }
 
 impl Default for EngineOptions {
@@ -67,6 +71,7 @@ impl Default for EngineOptions {
             max_concurrent_downloads: 3,
             max_concurrent_uploads: 5,
             network: None,
+            build_cache_max: build::DEFAULT_CACHE_MAX,
         }
     }
 }
@@ -102,6 +107,7 @@ impl Engine {
             locks: Default::default(),
             registry,
             net,
+            build_cache_max: options.build_cache_max,
         };
         engine.finish_removals();
         engine.register_build_cache();

@@ -47,9 +47,9 @@ use crate::Engine;
 use cache::BuildCache;
 use workspace::StepRoot;
 
-/// The cache's size bound unless the daemon is told otherwise (`BERTH_BUILD_CACHE_MAX`,
-/// bytes): Docker's cache has none.
-const DEFAULT_CACHE_MAX: u64 = 20 << 30;
+/// The cache's size bound unless the daemon is told otherwise (`--builder-cache-max`):
+/// Docker's cache has none.
+pub const DEFAULT_CACHE_MAX: u64 = 20 << 30;
 
 fn img_err(e: berth_image::ImageError) -> ApiError {
     ApiError::from_kind(&e)
@@ -167,15 +167,6 @@ impl Engine {
             }
         }
         let _ = std::fs::remove_dir_all(self.build_dir().join("contexts"));
-    }
-
-    /// The cache's size bound.
-    fn build_cache_max(&self) -> u64 {
-        std::env::var("BERTH_BUILD_CACHE_MAX")
-            .ok()
-            .and_then(|v| berth_core::humanize::parse_ram_bytes(&v))
-            .map(|v| v as u64)
-            .unwrap_or(DEFAULT_CACHE_MAX)
     }
 
     /// Drops cache entries beyond `keep` bytes (all with None), then the data no image and
@@ -379,7 +370,7 @@ impl Engine {
                 [("name".to_owned(), n.familiar())].into(),
             );
         }
-        self.evict_build_cache(Some(self.build_cache_max()));
+        self.evict_build_cache(Some(self.build_cache_max));
         Ok(())
     }
 
