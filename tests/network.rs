@@ -214,6 +214,37 @@ fn bridge_none_and_host_modes_and_the_files() {
         "link",
     ]));
     assert!(out.contains(&format!(" {bridge}:")), "{out}");
+    // Ports published with host networking are dropped, with Docker's warning (both CLIs).
+    for out in [
+        d.docker(&[
+            "run",
+            "--rm",
+            "--network",
+            "host",
+            "-p",
+            "18080:80",
+            "bb",
+            "echo",
+        ]),
+        d.berth(&[
+            "run",
+            "--rm",
+            "--network",
+            "host",
+            "-p",
+            "18080:80",
+            "bb",
+            "echo",
+        ]),
+    ] {
+        ok(&out);
+        assert!(
+            err(&out)
+                .contains("WARNING: Published ports are discarded when using host network mode"),
+            "{}",
+            err(&out)
+        );
+    }
     // container:NAME shares the other's namespace.
     ok(&d.docker(&["run", "-d", "--name", "first", "bb", "sleep", "30"]));
     let a = ok(&d.docker(&[

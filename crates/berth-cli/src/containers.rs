@@ -245,7 +245,13 @@ fn create_container(client: &Client, opts: &CreateOpts, attach: bool) -> Result<
         &[("name", opts.name.clone().unwrap_or_default())],
     );
     match client.post(&path, Some(&body)) {
-        Ok(r) => Ok(r.json()?["Id"].as_str().unwrap_or_default().to_owned()),
+        Ok(r) => {
+            let created = r.json()?;
+            for w in created["Warnings"].as_array().into_iter().flatten() {
+                eprintln!("WARNING: {}", w.as_str().unwrap_or_default());
+            }
+            Ok(created["Id"].as_str().unwrap_or_default().to_owned())
+        }
         Err(e @ ClientError::Api { status: 404, .. }) => {
             let image = opts.image();
             let shown = if image.contains(':') || image.contains('@') {

@@ -886,6 +886,17 @@ impl ContainerBackend for Engine {
             .map(|p| p.keys().cloned().collect())
             .unwrap_or_default();
         record.net = self.net_for_create(&body, &exposed)?;
+        let mut warnings = Vec::new();
+        let hc = &body["HostConfig"];
+        let publishes = hc["PortBindings"]
+            .as_object()
+            .is_some_and(|p| !p.is_empty())
+            || hc["PublishAllPorts"].as_bool() == Some(true);
+        if record.net.mode == "host" && publishes {
+            // Docker's words; the ports are not published (the container has the host's).
+            warnings.push("Published ports are discarded when using host network mode".to_owned());
+            record.net.ports.clear();
+        }
         // Last, as it creates volumes: everything else about the request is fine.
         let image_volumes: Vec<String> = ic
             .volumes
@@ -906,7 +917,7 @@ impl ContainerBackend for Engine {
         self.container_event(&record, "create", &[]);
         Ok(ContainerCreateResponse {
             id: record.id,
-            warnings: Vec::new(),
+            warnings,
         })
     }
 
