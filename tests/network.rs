@@ -269,6 +269,14 @@ fn bridge_none_and_host_modes_and_the_files() {
         b.split_whitespace().nth(3),
         "{a} / {b}"
     );
+    // Scripts read the default network's address at the top of NetworkSettings.
+    let top = ok(&d.docker(&[
+        "inspect",
+        "-f",
+        "{{.NetworkSettings.IPAddress}}/{{.NetworkSettings.IPPrefixLen}}",
+        "first",
+    ]));
+    assert_eq!(Some(top.as_str()), a.split_whitespace().nth(3), "{a}");
     ok(&d.docker(&["rm", "-f", "first"]));
 }
 

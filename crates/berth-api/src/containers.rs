@@ -534,8 +534,40 @@ async fn list(
 async fn inspect(
     State(b): State<SharedBackend>,
     Path(id): Path<String>,
-) -> Result<Json<ContainerInspectResponse>, ApiError> {
-    Ok(Json(blocking(move || b.inspect_container(&id)).await?))
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let info = blocking(move || b.inspect_container(&id)).await?;
+    let mut v =
+        serde_json::to_value(info).map_err(|e| ApiError::internal(format!("inspect: {e}")))?;
+    with_default_endpoint(&mut v);
+    Ok(Json(v))
+}
+
+/// Docker still fills the deprecated top-level `NetworkSettings.IPAddress` & co. from the
+/// default `bridge` network's endpoint (empty otherwise), and scripts read them
+/// (`inspect -f '{{.NetworkSettings.IPAddress}}'`); the API models no longer have the fields.
+fn with_default_endpoint(v: &mut serde_json::Value) {
+    let Some(ns) = v.get_mut("NetworkSettings").and_then(|n| n.as_object_mut()) else {
+        return;
+    };
+    let ep = ns
+        .get("Networks")
+        .and_then(|n| n.get("bridge"))
+        .cloned()
+        .unwrap_or_default();
+    let text = |k: &str| ep.get(k).cloned().unwrap_or_else(|| "".into());
+    let num = |k: &str| ep.get(k).cloned().unwrap_or_else(|| 0.into());
+    for (field, value) in [
+        ("EndpointID", text("EndpointID")),
+        ("Gateway", text("Gateway")),
+        ("GlobalIPv6Address", text("GlobalIPv6Address")),
+        ("GlobalIPv6PrefixLen", num("GlobalIPv6PrefixLen")),
+        ("IPAddress", text("IPAddress")),
+        ("IPPrefixLen", num("IPPrefixLen")),
+        ("IPv6Gateway", text("IPv6Gateway")),
+        ("MacAddress", text("MacAddress")),
+    ] {
+        ns.entry(field).or_insert(value);
+    }
 }
 
 pub fn routes() -> Router<SharedBackend> {
@@ -556,4 +588,27 @@ pub fn routes() -> Router<SharedBackend> {
         .route("/containers/{id}/unpause", post(unpause))
         .route("/containers/{id}/logs", get(logs))
         .route("/containers/{id}", delete(remove))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_networks_endpoint_is_also_at_the_top() {
+        let mut v = serde_json::json!({"NetworkSettings": {"Networks": {
+            "bridge": {"IPAddress": "10.209.0.5", "IPPrefixLen": 16, "Gateway": "10.209.0.1",
+                       "MacAddress": "02:42:0a:d1:00:05"}}}});
+        with_default_endpoint(&mut v);
+        let ns = &v["NetworkSettings"];
+        assert_eq!(ns["IPAddress"], "10.209.0.5");
+        assert_eq!(ns["IPPrefixLen"], 16);
+        assert_eq!(ns["Gateway"], "10.209.0.1");
+        assert_eq!(ns["MacAddress"], "02:42:0a:d1:00:05");
+        // On a user network only, Docker leaves them empty.
+        let mut v = serde_json::json!({"NetworkSettings": {"Networks": {"app": {"IPAddress": "10.1.0.2"}}}});
+        with_default_endpoint(&mut v);
+        assert_eq!(v["NetworkSettings"]["IPAddress"], "");
+        assert_eq!(v["NetworkSettings"]["IPPrefixLen"], 0);
+    }
 }
