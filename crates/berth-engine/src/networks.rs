@@ -206,7 +206,7 @@ impl Engine {
         };
         for rec in self.records() {
             if self.refresh(&rec.id).status != "running" {
-                let _ = net.detach_all(&rec.id);
+                self.network_down(&rec.id);
             }
         }
         net.restore()
@@ -470,11 +470,18 @@ impl Engine {
         Ok(setup)
     }
 
-    /// The container's process is gone: its endpoints go (the namespace stays for a restart).
+    /// The container's process is gone: its endpoints and its namespace go (a start makes a
+    /// new one, as Docker makes a new sandbox). The kernel deletes the veth pairs with the
+    /// namespace, in the background (see `Networking::release_all`).
     pub(crate) fn network_down(&self, id: &str) {
         if let Some(net) = self.networking() {
-            let _ = net.detach_all(id);
+            let _ = net.release_all(id);
         }
+        let ns = self.netns_file(id);
+        if is_nsfs(&ns) {
+            let _ = nix::mount::umount2(&ns, nix::mount::MntFlags::MNT_DETACH);
+        }
+        let _ = std::fs::remove_file(&ns);
     }
 
     /// The network of a build step's container `id` (files in `dir`): `host`, `none` (its own
@@ -532,7 +539,7 @@ impl Engine {
     /// Takes a build step's network away again.
     pub(crate) fn build_network_down(&self, id: &str, dir: &Path) {
         if let Some(net) = self.networking() {
-            let _ = net.detach_all(id);
+            let _ = net.release_all(id);
             let _ = net.release_ip(DEFAULT_NETWORK, id);
         }
         let ns = dir.join("netns");

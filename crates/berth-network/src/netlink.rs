@@ -223,6 +223,31 @@ async fn delete_link_with(h: &Handle, name: &str) -> Result<bool> {
     }
 }
 
+/// Takes a link off its bridge and down (fast, unlike deleting it, which waits ~25 ms in the
+/// kernel); a missing link is not an error.
+pub(crate) fn unplug_link(name: &str) -> Result<()> {
+    run(None, |h| async move {
+        let Some(index) = link_index(&h, name).await? else {
+            return Ok(());
+        };
+        let msg = LinkUnspec::new_with_index(index)
+            .nocontroller()
+            .down()
+            .build();
+        match h.link().set(msg).execute().await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let err = nl_err(format!("unplugging {name}"), e);
+                if err.errno() == Some(ENODEV) {
+                    Ok(())
+                } else {
+                    Err(err)
+                }
+            }
+        }
+    })
+}
+
 /// Names of the links whose controller (master) is `bridge`; empty when it does not exist.
 pub(crate) fn bridge_ports(bridge: &str) -> Result<Vec<String>> {
     run(None, |h| async move {

@@ -106,3 +106,37 @@ fn cleanup_network_removes_orphans_and_allocations() {
     assert!(!env.table_text().contains("dnat to"));
     env.net.remove_network("crashed").unwrap();
 }
+
+#[test]
+fn release_all_unplugs_at_once_and_the_pair_goes_with_the_namespace() {
+    if !can_run() {
+        return;
+    }
+    let env = Env::new();
+    let net = env.create(env.config("released", "10.213.22.0/24"));
+    let ns = Netns::new();
+    let mut req = AttachRequest::new("released", "c1", &ns.path);
+    req.ports = PortSpec::parse("80").unwrap();
+    let ep = env.net.attach(&req).unwrap();
+    let on_bridge = || run_ok(&["ip", "-o", "link", "show", "master", &net.config.bridge]);
+    assert!(on_bridge().contains(&ep.host_veth));
+
+    env.net.release_all("c1").unwrap();
+    // Off the bridge, its address and port released, before the namespace is gone.
+    assert!(!on_bridge().contains(&ep.host_veth), "{}", on_bridge());
+    let inv = env.net.inventory("released").unwrap();
+    assert_eq!((inv.endpoints, inv.allocations), (0, 0));
+    assert!(!env.table_text().contains("dnat to"));
+    // The namespace dies: the kernel deletes the pair (in the background).
+    drop(ns);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while run(&["ip", "link", "show", &ep.host_veth]).status.success() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} outlived its namespace",
+            ep.host_veth
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    env.net.remove_network("released").unwrap();
+}
