@@ -566,26 +566,23 @@ impl Build<'_> {
     }
 
     /// The root of a source for `COPY --from` or `RUN --mount from=`, mounted.
-    fn source_root(&self, src: &Source, out: &Out) -> Result<(StepRoot, String)> {
-        let (chain, label) = match src {
+    fn source_root(&self, src: &Source, out: &Out) -> Result<StepRoot> {
+        let chain = match src {
             Source::Stage(i) => {
-                let b = self
-                    .result(*i)
-                    .ok_or_else(|| ApiError::internal(format!("stage {i} was not built")))?;
-                (b.chain, format!("stage:{}", b.key))
+                self.result(*i)
+                    .ok_or_else(|| ApiError::internal(format!("stage {i} was not built")))?
+                    .chain
             }
             Source::Image(name) => {
-                let (id, config, layers) = self.engine.build_base(name, false, None, out)?;
-                let mut pinned = berth_image::store::chain_ids(&config);
+                let (_, config, layers) = self.engine.build_base(name, false, None, out)?;
+                let chains = berth_image::store::chain_ids(&config);
+                let mut pinned = chains.clone();
                 pinned.extend(layers.into_iter().map(|l| l.digest));
                 self.pin(pinned);
-                (
-                    berth_image::store::chain_ids(&config).pop(),
-                    format!("image:{id}"),
-                )
+                chains.last().cloned()
             }
         };
-        Ok((self.step_root(chain.as_ref())?, label))
+        self.step_root(chain.as_ref())
     }
 
     /// A fresh step root over `chain`.
@@ -637,35 +634,28 @@ impl Build<'_> {
                 ));
             }
             let started = Instant::now();
-            let (key, cached) = match &step.kind {
-                StepKind::Metadata => (step.cache_key(&cur.key, None), None),
+            let key = match &step.kind {
+                StepKind::Metadata => step.cache_key(&cur.key, None),
                 _ => {
                     let content = self.content_of(&step, out)?;
                     let key = step.cache_key(&cur.key, content.as_ref().map(|c| c.0.as_str()));
-                    let hit = if self.req.no_cache {
-                        None
-                    } else {
-                        self.cached(&key)
+                    let hit = match self.req.no_cache {
+                        true => None,
+                        false => self.cached(&key),
                     };
-                    let entry = match hit {
-                        Some(e) => Some((e, true)),
-                        None => Some((
-                            self.execute(stage, &step, &cur, &key, content, &builder.shell(), out)?,
-                            false,
-                        )),
+                    let (entry, hit) = match hit {
+                        Some(e) => (e, true),
+                        None => {
+                            let shell = builder.shell();
+                            let e = self.execute(stage, &step, &cur, &key, content, &shell, out)?;
+                            (e, false)
+                        }
                     };
-                    (key, entry)
-                }
-            };
-            match cached {
-                None => {}
-                Some((entry, hit)) => {
                     if hit {
                         out.line(" ---> Using cache");
                     }
                     builder.commit(&step, entry.diff_id.clone(), entry.created_by.clone());
                     if let (Some(l), Some(c)) = (entry.layer, entry.chain) {
-                        self.pin(vec![l.digest.clone(), c.clone()]);
                         cur.layers.push(l);
                         cur.chain = Some(c);
                     }
@@ -674,8 +664,9 @@ impl Build<'_> {
                         cur.key = key;
                         continue;
                     }
+                    key
                 }
-            }
+            };
             out.line(&format!(
                 " ---> {} {:.2}s",
                 short(key.as_str()),
@@ -688,9 +679,13 @@ impl Build<'_> {
         Ok(())
     }
 
-    /// The cache entry for `key`, when its data is all there.
+    /// The cache entry for `key`, when its data is all there (pinned for this build from
+    /// before it is checked, so no collection can take it after).
     fn cached(&self, key: &CacheKey) -> Option<cache::Entry> {
         let e = self.cache.get(key)?;
+        if let (Some(l), Some(c)) = (&e.layer, &e.chain) {
+            self.pin(vec![l.digest.clone(), c.clone()]);
+        }
         match (&e.layer, &e.chain) {
             (None, _) => Some(e),
             (Some(l), Some(c))
@@ -792,7 +787,7 @@ impl Build<'_> {
             }
             StepKind::Copy(c) => {
                 let from = match &c.from {
-                    Some(src) => Some(self.source_root(src, out)?.0),
+                    Some(src) => Some(self.source_root(src, out)?),
                     None => None,
                 };
                 let downloads = self

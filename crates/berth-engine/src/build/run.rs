@@ -138,7 +138,7 @@ impl Build<'_> {
                         None => (self.context.root().to_path_buf(), true),
                         Some(from) => {
                             let src = self.plan.source(stage, from).map_err(fail)?;
-                            let (root, _) = self.source_root(&src, out)?;
+                            let root = self.source_root(&src, out)?;
                             let merged = root.merged();
                             keep.push(root);
                             (merged, m.readonly)
