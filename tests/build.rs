@@ -664,3 +664,24 @@ fn the_cache_stays_within_its_bound() {
         "over the bound, the older entry went:\n{evicted}"
     );
 }
+
+#[test]
+fn an_image_of_many_layers_builds_and_runs() {
+    if !root_or_skip() {
+        return;
+    }
+    let d = TestDaemon::with_busybox();
+    // 46 layers: their lower dirs no longer fit in one page of mount options.
+    let mut df = String::from("FROM bb\n");
+    for i in 0..45 {
+        df.push_str(&format!("RUN echo {i} > /f{i}\n"));
+    }
+    let ctx = context(&[("Dockerfile", &df)]);
+    ok(&build(&d, ctx.path(), &["-t", "tall"]));
+    let layers = ok(&d.docker(&["image", "inspect", "-f", "{{len .RootFS.Layers}}", "tall"]));
+    assert_eq!(layers, "46");
+    assert_eq!(
+        ok(&d.berth(&["run", "--rm", "tall", "cat", "/f0", "/f44"])),
+        "0\n44"
+    );
+}

@@ -409,31 +409,13 @@ impl Engine {
                 .map_err(|e| ApiError::internal(format!("{}: {e}", d.display())))?;
         }
         self.unmount_rootfs(&rec.id);
-        let lower = if lowers.is_empty() {
-            // An image without layers still needs one lower dir.
-            let empty = dir.join("empty");
+        // An image without layers still needs one lower dir.
+        let empty = dir.join("empty");
+        if lowers.is_empty() {
             std::fs::create_dir_all(&empty).map_err(|e| ApiError::internal(e.to_string()))?;
-            empty.display().to_string()
-        } else {
-            lowers
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(":")
-        };
-        let opts = format!(
-            "lowerdir={lower},upperdir={},workdir={}",
-            upper.display(),
-            work.display()
-        );
-        nix::mount::mount(
-            Some("overlay"),
-            &target,
-            Some("overlay"),
-            nix::mount::MsFlags::empty(),
-            Some(opts.as_str()),
-        )
-        .map_err(|e| ApiError::internal(format!("mount the container's rootfs: {e}")))
+        }
+        crate::overlay::mount_overlay(&target, &lowers, &empty, &upper, &work)
+            .map_err(|e| ApiError::internal(format!("mount the container's rootfs: {e}")))
     }
 
     fn write_bundle(&self, rec: &Record) -> Result<PathBuf, ApiError> {

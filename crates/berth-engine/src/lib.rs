@@ -16,6 +16,7 @@ pub mod humanize;
 pub mod images;
 pub mod logs;
 pub mod networks;
+pub(crate) mod overlay;
 pub mod stats;
 pub mod system;
 pub mod update;

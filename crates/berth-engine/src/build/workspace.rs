@@ -23,28 +23,14 @@ impl StepRoot {
         for d in ["upper", "work", "merged", "empty"] {
             std::fs::create_dir_all(root.dir.join(d))?;
         }
-        let lower = if lowers.is_empty() {
-            root.dir.join("empty").display().to_string()
-        } else {
-            lowers
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(":")
-        };
-        let opts = format!(
-            "lowerdir={lower},upperdir={},workdir={}",
-            root.upper().display(),
-            root.dir.join("work").display()
-        );
-        nix::mount::mount(
-            Some("overlay"),
+        crate::overlay::mount_overlay(
             &root.merged(),
-            Some("overlay"),
-            nix::mount::MsFlags::empty(),
-            Some(opts.as_str()),
+            lowers,
+            &root.dir.join("empty"),
+            &root.upper(),
+            &root.dir.join("work"),
         )
-        .map_err(|e| io::Error::other(format!("mount the step's root filesystem: {e}")))?;
+        .map_err(|e| io::Error::new(e.kind(), format!("mount the step's root filesystem: {e}")))?;
         root.mounted = true;
         Ok(root)
     }
