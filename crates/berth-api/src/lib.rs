@@ -109,6 +109,9 @@ async fn docker_headers(mut resp: Response) -> Response {
     h.insert("Api-Version", HeaderValue::from_static(API_VERSION));
     h.insert("Ostype", HeaderValue::from_static("linux"));
     h.insert("Docker-Experimental", HeaderValue::from_static("false"));
+    // The classic builder's API (POST /build with a tar): clients then do not try BuildKit's
+    // session protocol, which berth does not speak.
+    h.insert("Builder-Version", HeaderValue::from_static("1"));
     h.insert(
         "Server",
         HeaderValue::from_static(concat!("Docker/", env!("CARGO_PKG_VERSION"), " (linux)")),
