@@ -15,34 +15,10 @@
 # Usage: bash bench/build.sh [RUNS]        (as root)
 set -euo pipefail
 runs=${1:-10}
-cd "$(dirname "$0")/.."
-[ "$(id -u)" = 0 ] || { echo "bench/build.sh needs root" >&2; exit 1; }
-command -v hyperfine >/dev/null || apt-get install -y -q hyperfine >/dev/null
-command -v busybox >/dev/null || apt-get install -y -q busybox-static >/dev/null
-
-cargo build --release -q --workspace --bins
-bin=${CARGO_TARGET_DIR:-$PWD/target}/release
-
-work=$(mktemp -d /tmp/berth-bench-build-XXXXXX)
-berth_pid= ; dockerd_pid=
-B() { "$bin/berth" -H "unix://$work/berth.sock" "$@"; }
-D() { docker -H "unix://$work/docker.sock" "$@"; }
-P() { podman --root "$work/podman" --runroot "$work/podman-run" --storage-driver overlay "$@"; }
-cleanup() {
-  set +e
-  [ -n "$dockerd_pid" ] && { kill "$dockerd_pid"; wait "$dockerd_pid"; } 2>/dev/null
-  if command -v podman >/dev/null; then P system reset -f >/dev/null 2>&1; fi
-  [ -n "$berth_pid" ] && { kill "$berth_pid"; wait "$berth_pid"; } 2>/dev/null
-  grep " $work" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null
-  rm -rf "$work"
-}
-trap 'cleanup; ip link del "bbuild$$" 2>/dev/null; nft delete table ip "berth_bbuild_$$" 2>/dev/null; true' EXIT
-
-mkdir -p "$work/rootfs/"{bin,etc,proc,sys,dev,tmp}
-cp "$(command -v busybox)" "$work/rootfs/bin/busybox"
-for a in sh ls cat wc; do ln -s busybox "$work/rootfs/bin/$a"; done
-echo 'root:x:0:0:root:/root:/bin/sh' > "$work/rootfs/etc/passwd"
-tar -C "$work/rootfs" -cf "$work/bb.tar" .
+source "$(dirname "$0")/lib.sh"
+bench_setup build
+trap bench_cleanup EXIT
+busybox_tar sh ls cat wc
 
 # The context: 2,000 files of 4 KiB in 40 directories, and four of 10 MiB.
 ctx=$work/ctx
@@ -66,24 +42,12 @@ EOF
 echo "context: $(du -sm "$ctx" | cut -f1) MiB, $(find "$ctx" -type f | wc -l) files"
 
 engines=(berth "berth (upload)")
-"$bin/berth" daemon --root "$work/berth" -H "unix://$work/berth.sock" --bridge "bbuild$$" \
-  --bip 10.253.$(($$ % 250)).1/24 --nft-table "berth_bbuild_$$" 2>"$work/berth.log" &
-berth_pid=$!
-for _ in $(seq 200); do [ -S "$work/berth.sock" ] && break; sleep 0.05; done
-B import "$work/bb.tar" bb >/dev/null
-
-if command -v dockerd >/dev/null && command -v docker >/dev/null; then
-  dockerd --data-root "$work/docker" --exec-root "$work/docker-exec" -H "unix://$work/docker.sock" \
-    --pidfile "$work/docker.pid" --bridge=none --iptables=false --ip6tables=false \
-    --containerd-namespace berth-bbuild --containerd-plugins-namespace berth-bbuild-plugins \
-    >"$work/dockerd.log" 2>&1 &
-  dockerd_pid=$!
-  for _ in $(seq 400); do D version >/dev/null 2>&1 && break; sleep 0.05; done
-  if D import "$work/bb.tar" bb >/dev/null 2>&1 \
-    && probe=$(DOCKER_BUILDKIT=0 D build -q --network none -t probe - <<<$'FROM bb\nRUN true' 2>&1); then
+start_berth
+if start_dockerd berth-bbuild; then
+  if probe=$(DOCKER_BUILDKIT=0 D build -q --network none -t probe - <<<$'FROM bb\nRUN true' 2>&1); then
     engines+=(docker)
   else
-    echo "docker: cannot build here (${probe:-see $work/dockerd.log}); skipped" >&2
+    echo "docker: cannot build here ($probe); skipped" >&2
   fi
 fi
 if command -v podman >/dev/null && P import "$work/bb.tar" bb >/dev/null 2>&1; then
@@ -109,7 +73,7 @@ declare -A median
 measure() { # name engine prepare command
   local name=$1 engine=$2 prepare=$3; shift 3
   hyperfine --warmup 1 --runs "$runs" --prepare "$prepare" --export-json "$work/h.json" "$*" >/dev/null
-  median[$name/$engine]=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["results"][0]["median"])' "$work/h.json")
+  median[$name/$engine]=$(median_of "$work/h.json")
 }
 
 for e in "${engines[@]}"; do

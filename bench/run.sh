@@ -16,60 +16,20 @@
 # Usage: bash bench/run.sh [RUNS]        (as root)
 set -euo pipefail
 runs=${1:-30}
-cd "$(dirname "$0")/.."
-[ "$(id -u)" = 0 ] || { echo "bench/run.sh needs root" >&2; exit 1; }
-command -v hyperfine >/dev/null || apt-get install -y -q hyperfine >/dev/null
-command -v busybox >/dev/null || apt-get install -y -q busybox-static >/dev/null
-
-cargo build --release -q --workspace --bins
-bin=${CARGO_TARGET_DIR:-$PWD/target}/release
-
-work=$(mktemp -d /tmp/berth-bench-run-XXXXXX)
-berth_pid= ; dockerd_pid=
-B() { "$bin/berth" -H "unix://$work/berth.sock" "$@"; }
-D() { docker -H "unix://$work/docker.sock" "$@"; }
-P() { podman --root "$work/podman" --runroot "$work/podman-run" --storage-driver overlay "$@"; }
-cleanup() {
-  set +e
-  B rm -f $(B ps -aq 2>/dev/null) >/dev/null 2>&1
-  [ -n "$dockerd_pid" ] && { D rm -f $(D ps -aq 2>/dev/null) >/dev/null 2>&1; kill "$dockerd_pid"; wait "$dockerd_pid"; } 2>/dev/null
-  if command -v podman >/dev/null; then P rm -fa >/dev/null 2>&1; P system reset -f >/dev/null 2>&1; fi
-  [ -n "$berth_pid" ] && { kill "$berth_pid"; wait "$berth_pid"; } 2>/dev/null
-  grep " $work" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null
-  rm -rf "$work"
-}
-trap 'cleanup; ip link del "bbench$$" 2>/dev/null; nft delete table ip "berth_bench_$$" 2>/dev/null; true' EXIT
-
-mkdir -p "$work/rootfs/"{bin,etc,proc,sys,dev,tmp}
-cp "$(command -v busybox)" "$work/rootfs/bin/busybox"
-for a in sh true sleep echo; do ln -s busybox "$work/rootfs/bin/$a"; done
-echo 'root:x:0:0:root:/root:/bin/sh' > "$work/rootfs/etc/passwd"
-tar -C "$work/rootfs" -cf "$work/bb.tar" .
+source "$(dirname "$0")/lib.sh"
+bench_setup run
+trap bench_cleanup EXIT
+busybox_tar sh true sleep echo
 
 engines=(berth)
-# Networking of its own (the host's berth0 and nft table berth stay untouched), removed at exit.
-"$bin/berth" daemon --root "$work/berth" -H "unix://$work/berth.sock" --bridge "bbench$$" \
-  --bip 10.254.$(($$ % 250)).1/24 --nft-table "berth_bench_$$" 2>"$work/berth.log" &
-berth_pid=$!
-for _ in $(seq 200); do [ -S "$work/berth.sock" ] && break; sleep 0.05; done
-B import "$work/bb.tar" bb >/dev/null
-
-if command -v dockerd >/dev/null && command -v docker >/dev/null; then
-  dockerd --data-root "$work/docker" --exec-root "$work/docker-exec" -H "unix://$work/docker.sock" \
-    --pidfile "$work/docker.pid" --bridge=none --iptables=false --ip6tables=false \
-    --containerd-namespace berth-bench --containerd-plugins-namespace berth-bench-plugins \
-    >"$work/dockerd.log" 2>&1 &
-  dockerd_pid=$!
-  for _ in $(seq 400); do D version >/dev/null 2>&1 && break; sleep 0.05; done
-  if D import "$work/bb.tar" bb >/dev/null 2>&1; then engines+=(docker); else
-    echo "docker: could not start a private dockerd (see $work/dockerd.log); skipped" >&2; fi
-fi
+start_berth
+if start_dockerd berth-bench; then engines+=(docker); fi
 if command -v podman >/dev/null && P import "$work/bb.tar" bb >/dev/null 2>&1; then
   # podman sets rlimits above what a restricted host allows (RLIMIT_NPROC here): skip it then.
   if probe=$(P run --rm --network none bb true 2>&1); then engines+=(podman); else
     echo "podman: cannot run a container here ($probe); skipped" >&2; fi
 fi
-if [ -n "$dockerd_pid" ] && [[ " ${engines[*]} " == *" docker "* ]]; then
+if [[ " ${engines[*]} " == *" docker "* ]]; then
   if ! probe=$(D run --rm --network none bb true 2>&1); then
     echo "docker: cannot run a container here ($probe); skipped" >&2
     kept=(); for e in "${engines[@]}"; do [ "$e" = docker ] || kept+=("$e"); done
@@ -91,7 +51,7 @@ declare -A median
 measure() { # name engine command...
   local name=$1 engine=$2; shift 2
   hyperfine --warmup 3 --runs "$runs" --export-json "$work/h.json" "$*" >/dev/null
-  median[$name/$engine]=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["results"][0]["median"])' "$work/h.json")
+  median[$name/$engine]=$(median_of "$work/h.json")
 }
 
 for e in "${engines[@]}"; do
