@@ -4,7 +4,7 @@
 //! `commit` (the change and a deletion survive, `-c` changes the config), `diff`, `export`.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 mod common;
@@ -84,22 +84,6 @@ fn tar_names(bytes: &[u8]) -> Vec<String> {
         .collect()
 }
 
-fn berth_with_stdin(d: &TestDaemon, args: &[&str], input: &[u8]) -> std::process::Output {
-    let mut child = Command::new(BERTH)
-        .arg("-H")
-        .arg(d.host())
-        .args(args)
-        .env("BERTH_NO_AUTOSTART", "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(child.stdin.as_mut().unwrap(), input).unwrap();
-    drop(child.stdin.take());
-    child.wait_with_output().unwrap()
-}
-
 /// A tar of `dir`'s content (made by the system's tar, so not by berth's own code).
 fn system_tar(dir: &Path, entries: &[&str]) -> Vec<u8> {
     let out = Command::new("tar")
@@ -175,7 +159,7 @@ fn cp_both_ways_running_stopped_and_created() {
     ok(&d.berth(&["cp", &p("src/dir/."), "c:/data"]));
     assert_eq!(ok(&d.berth(&["exec", "c", "cat", "/data/sub/f2"])), "two");
     let tar = system_tar(&s.join("src"), &["f1"]);
-    let out = berth_with_stdin(&d, &["cp", "-", "c:/"], &tar);
+    let out = d.berth_with_stdin(&["cp", "-", "c:/"], &tar);
     assert!(out.status.success(), "{}", err(&out));
     assert_eq!(ok(&d.berth(&["exec", "c", "cat", "/f1"])), "one");
 
@@ -304,7 +288,7 @@ fn symlinks_in_the_container_never_reach_the_host() {
         .output()
         .unwrap();
     assert!(out.status.success());
-    let r = berth_with_stdin(&d, &["cp", "-", "c:/a/b"], &out.stdout);
+    let r = d.berth_with_stdin(&["cp", "-", "c:/a/b"], &out.stdout);
     assert!(fails(&r).contains("is outside of"), "{}", err(&r));
     let found = d.berth(&["exec", "c", "busybox", "find", "/", "-name", &evil_name]);
     assert_eq!(text(&found), "", "the entry was written somewhere");

@@ -7,7 +7,7 @@ mod common;
 use common::*;
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 /// A build context with these files.
 fn context(files: &[(&str, &str)]) -> tempfile::TempDir {
@@ -353,21 +353,10 @@ fn image_config_history_and_cli_options_are_dockers() {
     );
 
     // A Dockerfile on stdin, no context.
-    let mut child = Command::new(BERTH)
-        .args(["-H", &d.host(), "build", "-t", "stdin-df", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"FROM bb\nRUN echo from-stdin > /s\n")
-        .unwrap();
-    ok(&child.wait_with_output().unwrap());
+    ok(&d.berth_with_stdin(
+        &["build", "-t", "stdin-df", "-"],
+        b"FROM bb\nRUN echo from-stdin > /s\n",
+    ));
     assert_eq!(
         ok(&d.berth(&["run", "--rm", "stdin-df", "cat", "/s"])),
         "from-stdin"

@@ -475,23 +475,10 @@ fn docker_run_attached_streams_and_exit_codes() {
     assert_eq!(String::from_utf8_lossy(&out.stderr), "err\n");
 
     // stdin reaches the container, and its end ends the container's input.
-    let mut child = Command::new(DOCKER)
-        .arg("-H")
-        .arg(d.host())
-        .args(["run", "-i", "--rm", "bb", "cat"])
-        .env("DOCKER_CONFIG", d.dir.path().join("docker-config"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"hello through stdin\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = d.docker_with_stdin(
+        &["run", "-i", "--rm", "bb", "cat"],
+        b"hello through stdin\n",
+    );
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -594,23 +581,7 @@ fn docker_exec_streams_exit_codes_and_user() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "out bar\n");
     assert_eq!(String::from_utf8_lossy(&out.stderr), "err\n");
 
-    let mut child = Command::new(DOCKER)
-        .arg("-H")
-        .arg(d.host())
-        .args(["exec", "-i", "e1", "cat"])
-        .env("DOCKER_CONFIG", d.dir.path().join("docker-config"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"through exec stdin\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = d.docker_with_stdin(&["exec", "-i", "e1", "cat"], b"through exec stdin\n");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "through exec stdin\n");
 
     assert_eq!(

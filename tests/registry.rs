@@ -116,16 +116,8 @@ fn berth_as_user(d: &TestDaemon, args: &[&str], stdin: Option<&str>) -> std::pro
         .arg(d.host())
         .args(args)
         .env("BERTH_NO_AUTOSTART", "1")
-        .env("DOCKER_CONFIG", d.dir.path().join("docker-config"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    if let Some(text) = stdin {
-        std::io::Write::write_all(child.stdin.as_mut().unwrap(), text.as_bytes()).unwrap();
-    }
-    drop(child.stdin.take());
-    child.wait_with_output().unwrap()
+        .env("DOCKER_CONFIG", d.dir.path().join("docker-config"));
+    output_with_stdin(cmd, stdin.unwrap_or_default().as_bytes())
 }
 
 /// Pushes `bb` as `name`, removes it locally, pulls it back with `pull`, runs it.
@@ -331,7 +323,7 @@ fn login_to_a_registry_that_requires_it() {
     assert!(out.status.success(), "{}", err(&out));
     // The docker CLI logs in through berth's daemon too (POST /auth).
     let mut docker = Command::new(DOCKER);
-    let out = docker
+    docker
         .args([
             "-H",
             &d.host(),
@@ -341,17 +333,8 @@ fn login_to_a_registry_that_requires_it() {
             "--password-stdin",
             &server,
         ])
-        .env("DOCKER_CONFIG", d.dir.path().join("docker-config-2"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            std::io::Write::write_all(c.stdin.as_mut().unwrap(), b"s3cret\n")?;
-            drop(c.stdin.take());
-            c.wait_with_output()
-        })
-        .unwrap();
+        .env("DOCKER_CONFIG", d.dir.path().join("docker-config-2"));
+    let out = output_with_stdin(docker, b"s3cret\n");
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("Login Succeeded"),
         "{}",

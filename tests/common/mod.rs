@@ -213,6 +213,26 @@ impl TestDaemon {
         berth(&self.host(), args)
     }
 
+    /// The `berth` CLI with `input` on its stdin.
+    pub fn berth_with_stdin(&self, args: &[&str], input: &[u8]) -> std::process::Output {
+        let mut cmd = Command::new(BERTH);
+        cmd.arg("-H")
+            .arg(self.host())
+            .args(args)
+            .env("BERTH_NO_AUTOSTART", "1");
+        output_with_stdin(cmd, input)
+    }
+
+    /// The docker CLI with `input` on its stdin.
+    pub fn docker_with_stdin(&self, args: &[&str], input: &[u8]) -> std::process::Output {
+        let mut cmd = Command::new(DOCKER);
+        cmd.arg("-H")
+            .arg(self.host())
+            .args(args)
+            .env("DOCKER_CONFIG", self.dir.path().join("docker-config"));
+        output_with_stdin(cmd, input)
+    }
+
     pub fn stop(&mut self) -> std::process::ExitStatus {
         let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
@@ -253,6 +273,18 @@ impl Drop for TestDaemon {
         }
         remove_net(self.dir.path());
     }
+}
+
+/// Runs `cmd` with `input` on its stdin (then closed); its output.
+pub fn output_with_stdin(mut cmd: Command, input: &[u8]) -> std::process::Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
 }
 
 pub fn text(out: &std::process::Output) -> String {
