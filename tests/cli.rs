@@ -733,3 +733,48 @@ fn run_flags_reach_the_container() {
     );
     assert_eq!(ok(&d.berth(&["wait", "s"])), "7");
 }
+
+#[test]
+fn a_run_rm_container_goes_even_when_its_client_died() {
+    if !root_or_skip() {
+        return;
+    }
+    let d = TestDaemon::with_busybox();
+    let mut client = Command::new(BERTH)
+        .args([
+            "-H",
+            &d.host(),
+            "run",
+            "--rm",
+            "--name",
+            "orphan",
+            "bb",
+            "sleep",
+            "1",
+        ])
+        .env("BERTH_NO_AUTOSTART", "1")
+        .spawn()
+        .unwrap();
+    eventually("the container to run", || {
+        ok(&d.berth(&["ps", "-q", "--filter", "name=orphan"])).len() == 12
+    });
+    // The client is killed before the container ends: nobody waits to remove it.
+    client.kill().unwrap();
+    client.wait().unwrap();
+    eventually("the container to end", || {
+        ok(&d.berth(&[
+            "ps",
+            "-aq",
+            "--filter",
+            "status=exited",
+            "--filter",
+            "name=orphan",
+        ]))
+        .len()
+            == 12
+    });
+    // The daemon removes it by itself (after its grace period).
+    eventually("the daemon to remove it", || {
+        ok(&d.berth(&["ps", "-aq", "--filter", "name=orphan"])).is_empty()
+    });
+}

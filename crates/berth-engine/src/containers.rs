@@ -519,6 +519,20 @@ impl Engine {
         let _ = self.save_state(id, &st);
     }
 
+    /// `--rm`: the client that waits for the container removes it when it ends (and gets its
+    /// exit code). A container whose client went away first (killed, or its output pipe
+    /// closed) would stay; it goes once it has been over for a while, as Docker's daemon
+    /// removes it by itself.
+    fn remove_if_left_behind(&self, rec: &Record) {
+        const GRACE_SECS: i64 = 10;
+        let st = self.refresh(&rec.id);
+        let over = st.status == "exited" || st.status == "dead";
+        let ended = unix_time(&st.finished_at);
+        if over && ended > 0 && chrono::Utc::now().timestamp() - ended >= GRACE_SECS {
+            let _ = self.remove_container(&rec.id, true, true);
+        }
+    }
+
     /// Whether the restart policy wants `rec` started again after it ended with `st`.
     fn policy_restarts(rec: &Record, st: &State) -> bool {
         if st.manually_stopped || !(st.status == "exited" || st.status == "dead") {
@@ -540,6 +554,10 @@ impl Engine {
     /// `always` overrides an earlier manual stop, as in Docker.
     pub fn supervise(&self, boot: bool) {
         for rec in self.records() {
+            if rec.host.auto_remove {
+                self.remove_if_left_behind(&rec);
+                continue;
+            }
             if rec.host.restart == "no" || rec.host.restart.is_empty() {
                 continue;
             }
