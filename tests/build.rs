@@ -674,3 +674,40 @@ fn an_image_of_many_layers_builds_and_runs() {
         "0\n44"
     );
 }
+
+#[test]
+fn a_client_that_goes_away_cancels_the_build() {
+    if !root_or_skip() {
+        return;
+    }
+    let d = TestDaemon::with_busybox();
+    let ctx = context(&[("Dockerfile", "FROM bb\nRUN sleep 60\n")]);
+    let mut client = Command::new(BERTH)
+        .args(["-H", &d.host(), "build", "-t", "never"])
+        .arg(ctx.path())
+        .env("BERTH_NO_AUTOSTART", "1")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let root = d.dir.path().join("root");
+    // Entries named by a container or step ID (the runtime also keeps a filter cache there).
+    let listed = |dir: &str| {
+        std::fs::read_dir(root.join(dir))
+            .map(|r| r.flatten().filter(|e| e.file_name().len() >= 64).count())
+            .unwrap_or(0)
+    };
+    let wait = |what: &str, f: &dyn Fn() -> bool| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !f() {
+            assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    };
+    wait("the RUN step to start", &|| listed("runtime") > 0);
+    client.kill().unwrap();
+    client.wait().unwrap();
+    // The step's container is killed and everything of the step goes; nothing is tagged.
+    wait("the step's container to go", &|| listed("runtime") == 0);
+    wait("the step's files to go", &|| listed("build/work") == 0);
+    assert!(!d.berth(&["image", "inspect", "never"]).status.success());
+}

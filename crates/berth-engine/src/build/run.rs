@@ -7,6 +7,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use berth_api::ApiError;
 use berth_build::mount::MountType;
@@ -253,27 +254,38 @@ impl Build<'_> {
             .stderr(writer2);
         let mut child = cmd.spawn().map_err(|e| internal("run berth-runtime", e))?;
         drop(cmd); // our copies of the pipe's write end
-        let mut lines = BufReader::new(reader);
-        let mut buf = Vec::new();
-        let mut canceled = false;
-        loop {
-            buf.clear();
-            match lines.read_until(b'\n', &mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {}
+                   // A client that goes away cancels the build: a watcher kills the step's container
+                   // (its output may be silent for long, so the relay alone would not notice).
+        let done = AtomicBool::new(false);
+        let canceled = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                while !done.load(Ordering::Relaxed) {
+                    if out.closed() {
+                        canceled.store(true, Ordering::Relaxed);
+                        let _ = self
+                            .engine
+                            .runtime()
+                            .args(["kill", id, "KILL"])
+                            .stdout(Stdio::null())
+                            .stderr(Stdio::null())
+                            .status();
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+            });
+            let mut lines = BufReader::new(reader);
+            let mut buf = Vec::new();
+            loop {
+                buf.clear();
+                match lines.read_until(b'\n', &mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => out.text(&String::from_utf8_lossy(&buf)),
+                }
             }
-            if out.closed() && !canceled {
-                canceled = true;
-                let _ = self
-                    .engine
-                    .runtime()
-                    .args(["kill", id, "KILL"])
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .status();
-            }
-            out.text(&String::from_utf8_lossy(&buf));
-        }
+            done.store(true, Ordering::Relaxed);
+        });
+        let canceled = canceled.into_inner();
         let status = child.wait().map_err(|e| internal("wait for the step", e))?;
         out.line(&format!(
             " ---> Removed intermediate container {}",
