@@ -511,6 +511,9 @@ fn builder_prune_frees_the_cache() {
         "FROM bb\nRUN sh -c 'i=0; while [ $i -lt 64 ]; do echo $i$i$i$i$i$i$i$i > /f$i; i=$((i+1)); done'\n",
     )]);
     ok(&build(&d, ctx.path(), &["-t", "cached"]));
+    // Without -a only dangling entries go: this one's layer is the image's, so it stays.
+    let out = ok(&d.berth(&["builder", "prune", "-f"]));
+    assert!(out.contains("Total reclaimed space: 0B"), "{out}");
     ok(&d.berth(&["rmi", "cached"]));
     // The image is gone; its layer is kept by the cache: a rebuild is all cache.
     let again = stdout(&build(&d, ctx.path(), &["-t", "cached"]));
@@ -534,11 +537,16 @@ fn builder_prune_frees_the_cache() {
         fields[1], "0B",
         "the image is gone: its layer is reclaimable\n{df}"
     );
-    let out = ok(&d.berth(&["builder", "prune", "-a", "-f"]));
+    // Now the entry is dangling: a plain prune takes it and frees its layer.
+    let out = ok(&d.berth(&["builder", "prune", "-f"]));
     assert!(out.contains("Total reclaimed space:"), "{out}");
     assert!(!out.contains("Total reclaimed space: 0B"), "{out}");
     let after = stdout(&build(&d, ctx.path(), &["-t", "cached"]));
     assert!(!cached(&after, "RUN"), "{after}");
+    // -a takes the entries of layers images still use too (the next build runs again).
+    ok(&d.berth(&["builder", "prune", "-a", "-f"]));
+    let after_all = stdout(&build(&d, ctx.path(), &["-t", "cached"]));
+    assert!(!cached(&after_all, "RUN"), "{after_all}");
     // The docker CLI's prune reaches the same endpoint.
     ok(&d.docker(&["builder", "prune", "-a", "-f"]));
 }

@@ -61,9 +61,14 @@ pub trait BuildBackend {
         context: BuildContext,
         out: UnboundedSender<String>,
     ) -> Result<(), ApiError>;
-    /// `builder prune`: removes cache entries (all of them, or beyond `keep_storage` bytes,
-    /// least recently used first); Docker's BuildCachePruneResponse.
-    fn prune_build_cache(&self, keep_storage: Option<u64>) -> Result<serde_json::Value, ApiError>;
+    /// `builder prune`: removes cache entries (`all` of them, those beyond `keep_storage`
+    /// bytes least recently used first, or else the dangling ones); Docker's
+    /// BuildCachePruneResponse.
+    fn prune_build_cache(
+        &self,
+        all: bool,
+        keep_storage: Option<u64>,
+    ) -> Result<serde_json::Value, ApiError>;
 }
 
 fn json_map<T: serde::de::DeserializeOwned + Default>(q: &Query, key: &str) -> Result<T, ApiError> {
@@ -144,8 +149,9 @@ async fn prune(
         ),
         None => None,
     };
-    let keep = if all { None } else { keep };
-    Ok(Json(blocking(move || b.prune_build_cache(keep)).await?))
+    Ok(Json(
+        blocking(move || b.prune_build_cache(all, keep)).await?,
+    ))
 }
 
 pub fn routes() -> Router<SharedBackend> {

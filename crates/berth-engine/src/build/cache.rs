@@ -108,10 +108,10 @@ impl BuildCache {
         (blobs, snapshots)
     }
 
-    /// Removes entries, least recently used first, until what is left takes at most `keep`
-    /// bytes (all of them with `None`). Returns the keys removed and their layers' bytes.
-    /// A layer shared by several entries counts once.
-    pub fn evict(&self, keep: Option<u64>) -> (Vec<String>, u64) {
+    /// Removes entries `may_go` accepts, least recently used first, until what is left takes
+    /// at most `keep` bytes (all of them with `None`). Returns the keys removed and their
+    /// layers' bytes. A layer shared by several entries counts once.
+    pub fn evict(&self, keep: Option<u64>, may_go: impl Fn(&Entry) -> bool) -> (Vec<String>, u64) {
         let entries = self.entries();
         let mut seen = HashSet::new();
         let sizes: Vec<u64> = entries
@@ -128,7 +128,7 @@ impl BuildCache {
             if keep.is_some_and(|k| total <= k) {
                 break;
             }
-            if std::fs::remove_file(path).is_ok() {
+            if may_go(e) && std::fs::remove_file(path).is_ok() {
                 total -= size;
                 freed += size;
                 removed.push(e.key.clone());
@@ -174,11 +174,11 @@ mod tests {
         // Using `a` makes it the most recent.
         assert_eq!(cache.get(&key_a), Some(a.clone()));
         assert_eq!(cache.roots().1.len(), 3);
-        let (removed, freed) = cache.evict(Some(400));
+        let (removed, freed) = cache.evict(Some(400), |_| true);
         assert_eq!(removed, vec![b.key.clone()]);
         assert_eq!(freed, 200);
         assert!(cache.get(&CacheKey::from_string(b.key.clone())).is_none());
-        let (removed, _) = cache.evict(None);
+        let (removed, _) = cache.evict(None, |_| true);
         assert_eq!(removed.len(), 2);
         assert!(cache.entries().is_empty());
     }

@@ -169,15 +169,31 @@ impl Engine {
         let _ = std::fs::remove_dir_all(self.build_dir().join("contexts"));
     }
 
-    /// Drops cache entries beyond `keep` bytes (all with None), then the data no image and
-    /// no entry needs. Returns the keys dropped and the bytes freed.
-    fn evict_build_cache(&self, keep: Option<u64>) -> (Vec<String>, u64) {
-        let (removed, _) = self.build_cache().evict(keep);
+    /// Drops cache entries `may_go` accepts beyond `keep` bytes (all with None), least
+    /// recently used first, then the data no image and no entry needs. Returns the keys
+    /// dropped and the bytes freed.
+    fn evict_build_cache(
+        &self,
+        keep: Option<u64>,
+        may_go: impl Fn(&cache::Entry) -> bool,
+    ) -> (Vec<String>, u64) {
+        let (removed, _) = self.build_cache().evict(keep, may_go);
         if removed.is_empty() {
             return (removed, 0);
         }
         let freed = self.collect_image_garbage();
         (removed, freed)
+    }
+
+    /// Snapshots (chain IDs) images use.
+    fn image_chains(&self) -> std::collections::HashSet<Digest> {
+        let mut chains = std::collections::HashSet::new();
+        if let Ok(views) = self.images.list() {
+            for v in views {
+                chains.extend(berth_image::store::chain_ids(&v.config));
+            }
+        }
+        chains
     }
 
     /// An image by name for FROM or `COPY --from`, pulled when missing (or always, with
@@ -370,7 +386,7 @@ impl Engine {
                 [("name".to_owned(), n.familiar())].into(),
             );
         }
-        self.evict_build_cache(Some(self.build_cache_max));
+        self.evict_build_cache(Some(self.build_cache_max), |_| true);
         Ok(())
     }
 
@@ -400,12 +416,7 @@ impl Engine {
     /// The cache's entries as `system df` lists them (Docker's BuildCache records): a layer an
     /// image also uses is `Shared` (pruning the cache does not free it).
     pub(crate) fn build_cache_usage(&self) -> Vec<serde_json::Value> {
-        let mut image_chains = std::collections::HashSet::new();
-        if let Ok(views) = self.images.list() {
-            for v in views {
-                image_chains.extend(berth_image::store::chain_ids(&v.config));
-            }
-        }
+        let image_chains = self.image_chains();
         let time = |t: std::time::SystemTime| {
             chrono::DateTime::<chrono::Utc>::from(t)
                 .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
@@ -431,9 +442,14 @@ impl Engine {
             .collect()
     }
 
-    /// `builder prune`.
-    pub(crate) fn prune_build(&self, keep: Option<u64>) -> serde_json::Value {
-        let (removed, freed) = self.evict_build_cache(keep);
+    /// `builder prune`: with `all`, every entry; with `keep` (`--keep-storage`), the least
+    /// recently used until the rest fits; otherwise the dangling ones — entries whose layer
+    /// no image uses (removing the others would lose cache and free nothing).
+    pub(crate) fn prune_build(&self, all: bool, keep: Option<u64>) -> serde_json::Value {
+        let used = self.image_chains();
+        let (removed, freed) = self.evict_build_cache(keep, |e| {
+            all || keep.is_some() || e.chain.as_ref().is_none_or(|c| !used.contains(c))
+        });
         // Records of earlier results whose image is gone (all of them with everything).
         if let Ok(rd) = std::fs::read_dir(self.build_dir().join("results")) {
             let index = self.images.index().ok();
@@ -442,7 +458,7 @@ impl Engine {
                     .ok()
                     .and_then(|t| t.trim().parse::<Digest>().ok())
                     .is_some_and(|id| index.as_ref().is_some_and(|i| i.images.contains_key(&id)));
-                if keep.is_none() || !alive {
+                if (all && keep.is_none()) || !alive {
                     let _ = std::fs::remove_file(e.path());
                 }
             }
@@ -905,8 +921,9 @@ impl berth_api::build::BuildBackend for Engine {
 
     fn prune_build_cache(
         &self,
+        all: bool,
         keep_storage: Option<u64>,
     ) -> std::result::Result<serde_json::Value, ApiError> {
-        Ok(self.prune_build(keep_storage))
+        Ok(self.prune_build(all, keep_storage))
     }
 }
