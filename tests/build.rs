@@ -549,6 +549,14 @@ fn builder_prune_frees_the_cache() {
     assert!(!cached(&after_all, "RUN"), "{after_all}");
     // The docker CLI's prune reaches the same endpoint.
     ok(&d.docker(&["builder", "prune", "-a", "-f"]));
+    // system prune -a takes the build cache too (a running container keeps the base image).
+    ok(&d.berth(&["run", "-d", "--name", "keeps-bb", "bb", "sleep", "60"]));
+    ok(&build(&d, ctx.path(), &["-t", "cached"]));
+    let out = ok(&d.berth(&["system", "prune", "-a", "-f"]));
+    assert!(out.contains("Deleted build cache objects"), "{out}");
+    let last = stdout(&build(&d, ctx.path(), &["-t", "cached"]));
+    assert!(!cached(&last, "RUN"), "{last}");
+    ok(&d.berth(&["rm", "-f", "keeps-bb"]));
 }
 
 /// Serves `body` over HTTP on 127.0.0.1 (any path) until the test ends; returns the port.

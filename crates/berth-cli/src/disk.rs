@@ -332,10 +332,21 @@ fn prune_optional(
     title: &str,
     key: &str,
 ) -> Result<Pruned> {
-    let v = match client.post(
-        &with_query(path, &[("filters", filters_json(filters)?)]),
-        None,
-    ) {
+    prune_optional_with(client, path, filters, &[], title, key)
+}
+
+/// [`prune_optional`] with more query parameters (`all=1` for the build cache).
+fn prune_optional_with(
+    client: &Client,
+    path: &str,
+    filters: &[String],
+    extra: &[(&str, String)],
+    title: &str,
+    key: &str,
+) -> Result<Pruned> {
+    let mut query = vec![("filters", filters_json(filters)?)];
+    query.extend(extra.iter().cloned());
+    let v = match client.post(&with_query(path, &query), None) {
         Ok(r) => r.json()?,
         Err(ClientError::Api { status: 404, .. }) => {
             return Ok(Pruned {
@@ -440,14 +451,17 @@ pub fn system_prune(client: &Client, args: SystemPruneArgs) -> Result<i32> {
         )?);
     }
     steps.push(prune_images(client, args.all, f)?);
-    let mut cache_filters = f.clone();
-    if args.all {
-        cache_filters.push("all=true".into());
-    }
-    steps.push(prune_optional(
+    // -a: all build cache (Docker's `all` parameter), else the dangling entries.
+    let all: Vec<(&str, String)> = if args.all {
+        vec![("all", "1".into())]
+    } else {
+        Vec::new()
+    };
+    steps.push(prune_optional_with(
         client,
         "/build/prune",
-        &cache_filters,
+        f,
+        &all,
         "Deleted build cache objects",
         "CachesDeleted",
     )?);
