@@ -18,7 +18,7 @@
 //! paths are resolved inside their own root the same way.
 
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use berth_build::{Context, ContextHasher, CopyStep, FileHashCache, Ignore};
@@ -275,8 +275,6 @@ impl<W: Write> TarOut<W> {
         self.tar.append_data(&mut h, name, content)
     }
 }
-
-use std::os::unix::fs::OpenOptionsExt;
 
 impl Engine {
     /// Runs a COPY/ADD on `root`: from the context, or from `from` (a stage's or image's

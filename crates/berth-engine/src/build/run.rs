@@ -15,8 +15,9 @@ use berth_build::{RunStep, Step};
 use berth_runtime::spec::{docker_default, ContainerOptions, UserMount};
 use sha2::Digest as _;
 
+use super::stages::Build;
 use super::workspace::StepRoot;
-use super::{internal, Build, Out, Result};
+use super::{internal, Out, Result};
 use crate::archive::resolve::{join, Root, View};
 
 /// The PATH a RUN gets when the image sets none (Docker's default).
