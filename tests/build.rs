@@ -727,3 +727,60 @@ fn a_client_that_goes_away_cancels_the_build() {
     wait("the step's files to go", &|| listed("build/work") == 0);
     assert!(!d.berth(&["image", "inspect", "never"]).status.success());
 }
+
+#[test]
+fn a_daemon_killed_mid_build_leaves_nothing_behind() {
+    if !root_or_skip() {
+        return;
+    }
+    let mut d = TestDaemon::with_busybox();
+    let ctx = context(&[("Dockerfile", "FROM bb\nRUN sleep 60\n")]);
+    let client = Command::new(BERTH)
+        .args(["-H", &d.host(), "build", "-t", "never"])
+        .arg(ctx.path())
+        .env("BERTH_NO_AUTOSTART", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let root = d.dir.path().join("root");
+    let ids = |dir: &str| -> Vec<String> {
+        std::fs::read_dir(root.join(dir))
+            .map(|r| {
+                r.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.len() >= 64)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while ids("runtime").is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the RUN step never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let step = ids("runtime").remove(0);
+    let bridge_state = || std::fs::read_to_string(root.join("networks/bridge.json")).unwrap();
+    assert!(bridge_state().contains(&step), "the step has an endpoint");
+
+    // SIGKILL: no chance to clean anything up.
+    d.child.kill().unwrap();
+    d.child.wait().unwrap();
+    let mut client = client;
+    let _ = client.wait();
+    d.child = spawn_daemon(d.dir.path());
+    wait_listening(&d.socket());
+    // The step's container, work dir, address and endpoint are gone.
+    assert!(ids("runtime").is_empty(), "{:?}", ids("runtime"));
+    assert!(ids("build/work").is_empty(), "{:?}", ids("build/work"));
+    assert!(!bridge_state().contains(&step), "{}", bridge_state());
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(&root.join("build").display().to_string()),
+        "{mounts}"
+    );
+    assert!(!d.berth(&["image", "inspect", "never"]).status.success());
+}

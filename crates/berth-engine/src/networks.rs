@@ -204,9 +204,27 @@ impl Engine {
         let Some(net) = self.networking() else {
             return Ok(());
         };
-        for rec in self.records() {
+        let records = self.records();
+        for rec in &records {
             if self.refresh(&rec.id).status != "running" {
                 self.network_down(&rec.id);
+            }
+        }
+        // Endpoints and addresses whose owner is no container: a build step's, or a create's,
+        // cut short by a crash. They would hold addresses (and veths) forever.
+        let known: std::collections::HashSet<&str> =
+            records.iter().map(|r| r.id.as_str()).collect();
+        for state in net.networks().map_err(|e| format!("networks: {e}"))? {
+            let owners: std::collections::BTreeSet<&String> = state
+                .endpoints
+                .keys()
+                .chain(state.allocations.values())
+                .collect();
+            for owner in owners {
+                if !known.contains(owner.as_str()) {
+                    let _ = net.detach(&state.config.name, owner);
+                    let _ = net.release_ip(&state.config.name, owner);
+                }
             }
         }
         net.restore()

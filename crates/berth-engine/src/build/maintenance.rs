@@ -15,16 +15,31 @@ impl Engine {
         BuildCache::open(self.build_dir().join("cache"))
     }
 
-    /// Registers the build cache's layers as roots for image collections.
+    /// Registers the build cache's layers as roots for image collections, and clears what
+    /// builds cut short by a crash left.
     pub(crate) fn register_build_cache(&self) {
         let cache = self.build_cache();
         self.images.set_roots(Arc::new(move || cache.roots()));
-        // Work dirs of builds interrupted by a crash.
+        // RUN steps of builds interrupted by a crash: their containers (the runtime knows
+        // them, no container record does) are killed and deleted.
+        let records: std::collections::HashSet<String> =
+            self.records().into_iter().map(|r| r.id).collect();
+        if let Ok(rd) = std::fs::read_dir(self.runtime_root()) {
+            for e in rd.flatten() {
+                let id = e.file_name().to_string_lossy().into_owned();
+                if id.len() == 64 && !records.contains(&id) {
+                    let _ = self.runtime_op(&["delete", "--force", &id]);
+                }
+            }
+        }
+        // Their work dirs.
         let work = self.build_dir().join("work");
         if let Ok(rd) = std::fs::read_dir(&work) {
             for e in rd.flatten() {
-                let _ =
-                    nix::mount::umount2(&e.path().join("merged"), nix::mount::MntFlags::MNT_DETACH);
+                for mounted in ["run/netns", "merged"] {
+                    let flags = nix::mount::MntFlags::MNT_DETACH;
+                    let _ = nix::mount::umount2(&e.path().join(mounted), flags);
+                }
                 let _ = std::fs::remove_dir_all(e.path());
             }
         }
