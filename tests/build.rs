@@ -639,6 +639,25 @@ fn run_mounts_secrets_globs_and_remote_add() {
     // Without the secret, the step that reads it fails (the mount is skipped, as BuildKit does).
     let out = build(&d, ctx.path(), &["--no-cache", "-t", "mounts"]);
     assert_eq!(out.status.code(), Some(1));
+    // ADD --checksum: the right digest passes, a wrong one stops the build with both named.
+    let sum = "sha256:4d1a4c0e1c0e6f6e0d8b5e7b4a0f1a0cfb3a6f0d0b2c1d9a8e7f6a5b4c3d2e1f";
+    let good = "sha256:c18243bcea0987f0dabe57a6714acda33fe58db2d6096c58a8b5be13ed378588";
+    for (checksum, passes) in [(sum, false), (good, true)] {
+        let df =
+            format!("FROM bb\nADD --checksum={checksum} http://127.0.0.1:{port}/r.txt /r.txt\n");
+        let c = context(&[("Dockerfile", &df)]);
+        let out = build(&d, c.path(), &["-t", "checked"]);
+        if passes {
+            ok(&out);
+        } else {
+            assert_eq!(out.status.code(), Some(1));
+            assert!(
+                err_text(&out).contains("digest mismatch"),
+                "{}",
+                err_text(&out)
+            );
+        }
+    }
 }
 
 #[test]
