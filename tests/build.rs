@@ -224,6 +224,10 @@ fn heredocs_dockerignore_copy_options_and_add_archives() {
              COPY <<EOF /etc/motd\n\
              hello $WHO\n\
              EOF\n\
+             RUN <<EOF\n\
+             #!/bin/sh\n\
+             echo \"script as $0\" > /script-ran\n\
+             EOF\n\
              COPY . /ctx/\n\
              COPY --chown=nobody:nogroup --chmod=640 keep.txt /owned/\n\
              ADD layer.tar /unpacked/\n",
@@ -247,6 +251,12 @@ fn heredocs_dockerignore_copy_options_and_add_archives() {
     ok(&build(&d, ctx.path(), &["-t", "feat"]));
     let run = |cmd: &str| ok(&d.berth(&["run", "--rm", "feat", "sh", "-c", cmd]));
     assert_eq!(run("cat /etc/motd"), "hello world");
+    // A heredoc starting with #! runs as a script of its own (BuildKit's way).
+    assert!(
+        run("cat /script-ran").starts_with("script as /dev/pipes/"),
+        "{}",
+        run("cat /script-ran")
+    );
     assert_eq!(
         run("ls -A /ctx"),
         ".dockerignore\nDockerfile\nkeep.txt\nlayer.tar\nsecret"

@@ -180,8 +180,8 @@ impl Build<'_> {
         std::fs::create_dir_all(&dir).map_err(|e| internal("the step's directory", e))?;
         let mut keep = Vec::new();
         let mut stubs = Vec::new();
-        let net = engine.build_network_up(&id, &dir, network)?;
         let result = (|| {
+            let net = engine.build_network_up(&id, &dir, network)?;
             let mut mounts = net.mounts.clone();
             let (run_mounts, secret_env) = self.run_mounts(stage, step, r, &dir, &mut keep, out)?;
             // Mount points the runtime will have to make: taken out of the layer afterwards.
