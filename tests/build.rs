@@ -813,3 +813,51 @@ fn a_daemon_killed_mid_build_leaves_nothing_behind() {
     );
     assert!(!d.berth(&["image", "inspect", "never"]).status.success());
 }
+
+#[test]
+fn cache_mounts_locked_and_private_between_parallel_stages() {
+    if !root_or_skip() {
+        return;
+    }
+    let d = TestDaemon::with_busybox();
+    // Both stages run at once (they meet through a shared `sync` cache). With `locked`, the
+    // second writer waits for the first: the log never interleaves. With `private`, the second
+    // gets a cache of its own: each reads back what it wrote.
+    let stage = |me: &str, other: &str| {
+        format!(
+            "FROM bb AS {me}\n\
+             RUN --mount=type=cache,id=sync,target=/sync \
+                 --mount=type=cache,id=priv,target=/p,sharing=private \
+                 sh -c 'echo {me} > /p/who; echo > /sync/{me}; i=0; \
+                 while [ ! -f /sync/{other} ]; do i=$((i+1)); [ $i -lt 200 ] || exit 9; sleep 0.05; done; \
+                 cat /p/who > /who-{me}'\n\
+             RUN --mount=type=cache,id=log,target=/log,sharing=locked \
+                 sh -c 'echo start-{me} >> /log/log; sleep 0.3; echo end-{me} >> /log/log'\n\
+             RUN --mount=type=cache,id=log,target=/log sh -c 'cat /log/log > /log-{me}'\n"
+        )
+    };
+    let df = format!(
+        "{}{}FROM bb\nCOPY --from=a /who-a /log-a /\nCOPY --from=b /who-b /log-b /\n",
+        stage("a", "b"),
+        stage("b", "a")
+    );
+    let ctx = context(&[("Dockerfile", &df)]);
+    ok(&build(&d, ctx.path(), &["-t", "sharing"]));
+    let run = |cmd: &str| ok(&d.berth(&["run", "--rm", "sharing", "sh", "-c", cmd]));
+    assert_eq!(run("cat /who-a /who-b"), "a\nb");
+    // The later of the two logs holds both writers, one after the other.
+    let log = run("cat /log-a; echo; cat /log-b");
+    let longest = log
+        .split("\n\n")
+        .max_by_key(|l| l.len())
+        .unwrap()
+        .to_owned();
+    let lines: Vec<&str> = longest.lines().collect();
+    assert_eq!(lines.len(), 4, "{log}");
+    assert!(
+        lines[0].starts_with("start-") && lines[1].starts_with("end-"),
+        "{log}"
+    );
+    assert_eq!(lines[0][6..], lines[1][4..], "interleaved: {log}");
+    assert_eq!(lines[2][6..], lines[3][4..], "interleaved: {log}");
+}

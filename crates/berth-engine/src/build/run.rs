@@ -10,7 +10,7 @@ use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use berth_api::ApiError;
-use berth_build::mount::MountType;
+use berth_build::mount::{MountType, Sharing};
 use berth_build::{RunStep, Step};
 use berth_runtime::spec::{docker_default, ContainerOptions, UserMount};
 use sha2::Digest as _;
@@ -22,6 +22,35 @@ use crate::archive::resolve::{join, Root, View};
 
 /// The PATH a RUN gets when the image sets none (Docker's default).
 const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// What a RUN step holds while it runs: the roots its `--mount from=` read, and the locks of
+/// its `sharing=locked|private` cache mounts.
+pub(super) enum Held {
+    Root { _mounted: StepRoot },
+    Lock { _held: std::fs::File },
+}
+
+/// Takes the lock of the cache directory `dir` (waiting for it, or not: then None when it is
+/// taken). It is released when the file is closed.
+fn lock(dir: &std::path::Path, wait: bool) -> Result<Option<std::fs::File>> {
+    let file = std::fs::File::create(dir.with_extension("lock"))
+        .map_err(|e| internal("cache mount lock", e))?;
+    let op = if wait {
+        libc::LOCK_EX
+    } else {
+        libc::LOCK_EX | libc::LOCK_NB
+    };
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on a descriptor `file` keeps open.
+    if unsafe { libc::flock(file.as_raw_fd(), op) } == 0 {
+        return Ok(Some(file));
+    }
+    let e = std::io::Error::last_os_error();
+    if !wait && e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        return Ok(None);
+    }
+    Err(internal("cache mount lock", e))
+}
 
 impl Build<'_> {
     /// The host directory `source` (a path in `root`) leads to, resolved inside `root`.
@@ -42,7 +71,7 @@ impl Build<'_> {
         step: &Step,
         r: &RunStep,
         dir: &std::path::Path,
-        keep: &mut Vec<StepRoot>,
+        keep: &mut Vec<Held>,
         out: &Out,
     ) -> Result<(Vec<UserMount>, Vec<String>)> {
         let fail = |m: String| ApiError::bad_request(format!("Dockerfile:{}: {m}", step.line));
@@ -115,15 +144,37 @@ impl Build<'_> {
                         .take(16)
                         .map(|b| format!("{b:02x}"))
                         .collect();
-                    let dir = self
+                    let shared = self
                         .engine
                         .build_dir()
                         .join("mounts")
                         .join("cache")
                         .join(hex);
-                    std::fs::create_dir_all(&dir).map_err(|e| internal("cache mount", e))?;
+                    std::fs::create_dir_all(&shared).map_err(|e| internal("cache mount", e))?;
+                    let source = match m.sharing.unwrap_or(Sharing::Shared) {
+                        Sharing::Shared => shared,
+                        // One writer at a time: the next waits for the lock.
+                        Sharing::Locked => {
+                            let held = lock(&shared, true)?.expect("a blocking lock");
+                            keep.push(Held::Lock { _held: held });
+                            shared
+                        }
+                        // The cache when nobody else has it, else a fresh one of its own.
+                        Sharing::Private => match lock(&shared, false)? {
+                            Some(held) => {
+                                keep.push(Held::Lock { _held: held });
+                                shared
+                            }
+                            None => {
+                                let own = dir.join(format!("cache-{}", mounts.len()));
+                                std::fs::create_dir_all(&own)
+                                    .map_err(|e| internal("cache mount", e))?;
+                                own
+                            }
+                        },
+                    };
                     mounts.push(UserMount::Bind {
-                        source: dir,
+                        source,
                         target,
                         readonly: m.readonly,
                         propagation: None,
@@ -142,7 +193,7 @@ impl Build<'_> {
                             let src = self.plan.source(stage, from).map_err(fail)?;
                             let root = self.source_root(&src, out)?;
                             let merged = root.merged();
-                            keep.push(root);
+                            keep.push(Held::Root { _mounted: root });
                             (merged, m.readonly)
                         }
                     };
