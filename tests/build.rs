@@ -230,10 +230,13 @@ fn heredocs_dockerignore_copy_options_and_add_archives() {
              EOF\n\
              COPY . /ctx/\n\
              COPY --chown=nobody:nogroup --chmod=640 keep.txt /owned/\n\
+             COPY --exclude=*.tmp --exclude=secret . /filtered/\n\
+             COPY --parents secret/public /kept-path/\n\
              ADD layer.tar /unpacked/\n",
         ),
         (".dockerignore", "*.log\nsecret/\n!secret/public\n"),
         ("keep.txt", "kept\n"),
+        ("notes.tmp", "scratch\n"),
         ("debug.log", "no\n"),
         ("secret/key", "no\n"),
         ("secret/public", "yes\n"),
@@ -259,9 +262,15 @@ fn heredocs_dockerignore_copy_options_and_add_archives() {
     );
     assert_eq!(
         run("ls -A /ctx"),
-        ".dockerignore\nDockerfile\nkeep.txt\nlayer.tar\nsecret"
+        ".dockerignore\nDockerfile\nkeep.txt\nlayer.tar\nnotes.tmp\nsecret"
     );
     assert_eq!(run("ls -A /ctx/secret"), "public");
+    // --exclude leaves out what its patterns match; --parents keeps the source's path.
+    assert_eq!(
+        run("ls -A /filtered"),
+        ".dockerignore\nDockerfile\nkeep.txt\nlayer.tar"
+    );
+    assert_eq!(run("cat /kept-path/secret/public"), "yes");
     assert_eq!(
         run("/bin/busybox stat -c '%A' /owned/keep.txt"),
         "-rw-r-----"

@@ -187,6 +187,8 @@ struct TarOut<W: Write> {
     tar: tar::Builder<W>,
     chmod: Option<u32>,
     ctx: Option<Context>,
+    /// `--exclude` patterns, matched against paths inside the source directory being copied.
+    exclude: Option<Ignore>,
 }
 
 impl<W: Write> TarOut<W> {
@@ -230,6 +232,17 @@ impl<W: Write> TarOut<W> {
 
     /// The content of directory `host` (at `rel` in its source) under `name`.
     fn add_children(&mut self, host: &Path, rel: &str, name: &str) -> io::Result<()> {
+        self.add_children_of(host, rel, "", name)
+    }
+
+    /// `inside`: `rel` relative to the directory the copy started from (for `--exclude`).
+    fn add_children_of(
+        &mut self,
+        host: &Path,
+        rel: &str,
+        inside: &str,
+        name: &str,
+    ) -> io::Result<()> {
         let mut names: Vec<_> = std::fs::read_dir(host)?
             .filter_map(|e| e.ok())
             .map(|e| e.file_name())
@@ -240,6 +253,14 @@ impl<W: Write> TarOut<W> {
             let child_rel = join_name(rel, &leaf);
             let child = host.join(&n);
             let meta = std::fs::symlink_metadata(&child)?;
+            let child_inside = join_name(inside, &leaf);
+            if self
+                .exclude
+                .as_ref()
+                .is_some_and(|x| x.matches(&child_inside))
+            {
+                continue;
+            }
             let visible = self.ctx.as_ref().is_none_or(|c| c.visible(&child_rel));
             let child_name = join_name(name, &leaf);
             if meta.is_dir() {
@@ -253,7 +274,7 @@ impl<W: Write> TarOut<W> {
                         .as_ref()
                         .is_some_and(|c| !c.ignore().has_exclusions());
                 if !excluded_dir {
-                    self.add_children(&child, &child_rel, &child_name)?;
+                    self.add_children_of(&child, &child_rel, &child_inside, &child_name)?;
                 }
             } else if visible {
                 self.add(&child, &meta, &child_name)?;
@@ -308,7 +329,23 @@ impl Engine {
             Some(r) => (r.merged(), None),
             None => (ctx.root().to_path_buf(), Some(ctx)),
         };
-        let items = find_sources(&c.sources, &src_root, src_ctx, c.add, downloads)?;
+        let exclude = match c.exclude.is_empty() {
+            true => None,
+            false => {
+                Some(Ignore::from_patterns(&c.exclude).map_err(|e| format!("--exclude: {e}"))?)
+            }
+        };
+        let mut items = find_sources(&c.sources, &src_root, src_ctx, c.add, downloads)?;
+        // A source that is itself excluded (by name, or by its path) is not copied.
+        if let Some(x) = &exclude {
+            items.retain(|i| {
+                let base = Path::new(&i.rel)
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                i.rel.is_empty() || !(x.matches(&base) || x.matches(&i.rel))
+            });
+        }
         let count = items.len() + c.inline.len();
         let dest_text = c.dest.clone();
         let dest_comps = view
@@ -331,7 +368,19 @@ impl Engine {
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            if item.meta.is_dir() {
+            if c.parents {
+                // --parents: the source's path (in its root) is kept under the destination.
+                let name = join_name(&dest_name, &item.rel);
+                if item.meta.is_dir() {
+                    plans.push(Plan::Dir {
+                        make_dest: !item.rel.is_empty() || !dest_exists_dir,
+                        item,
+                        name,
+                    });
+                } else {
+                    plans.push(Plan::File { item, name });
+                }
+            } else if item.meta.is_dir() {
                 plans.push(Plan::Dir {
                     item,
                     name: dest_name.clone(),
@@ -374,6 +423,7 @@ impl Engine {
                 tar: tar::Builder::new(io::BufWriter::with_capacity(256 * 1024, writer)),
                 chmod,
                 ctx: tar_ctx,
+                exclude,
             };
             for p in plans {
                 match p {
