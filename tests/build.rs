@@ -613,7 +613,8 @@ fn run_mounts_secrets_globs_and_remote_add() {
          RUN --mount=type=secret,id=tok,env=TOK sh -c 'echo \"${{#TOK}}\" > /env-length'\n\
          RUN --mount=type=cache,target=/var/cache/tool sh -c 'echo run >> /var/cache/tool/runs; cat /var/cache/tool/runs | /bin/busybox wc -l > /runs'\n\
          RUN --mount=type=bind,source=conf,target=/mnt/conf sh -c 'cat /mnt/conf/a.conf > /from-bind'\n\
-         RUN --mount=type=tmpfs,target=/scratch sh -c 'echo x > /scratch/x && echo tmpfs-ok > /tmpfs'\n"
+         RUN --mount=type=tmpfs,target=/scratch sh -c 'echo x > /scratch/x && echo tmpfs-ok > /tmpfs'\n\
+         RUN --mount=type=cache,target=/var/cache/owned,uid=65534,mode=0700 sh -c '/bin/busybox stat -c \"%u %a\" /var/cache/owned > /cache-owner'\n"
     );
     let ctx = context(&[
         ("Dockerfile", &df),
@@ -648,6 +649,7 @@ fn run_mounts_secrets_globs_and_remote_add() {
         assert!(!st.status.success(), "{p} was left in the image");
     }
     assert_eq!(run("cat /runs /from-bind /tmpfs"), "1\na\ntmpfs-ok");
+    assert_eq!(run("cat /cache-owner"), "65534 700");
     // The cache mount keeps its content between builds (the step runs again with --no-cache).
     ok(&build(
         &d,

@@ -150,7 +150,23 @@ impl Build<'_> {
                         .join("mounts")
                         .join("cache")
                         .join(hex);
-                    std::fs::create_dir_all(&shared).map_err(|e| internal("cache mount", e))?;
+                    if m.from.is_some() || m.source.is_some() {
+                        return Err(fail(
+                            "--mount type=cache with from= or source= is not supported by berth build"
+                                .into(),
+                        ));
+                    }
+                    if !shared.exists() {
+                        // A new cache directory gets the mount's owner and mode (BuildKit's
+                        // defaults: root, 0755).
+                        std::fs::create_dir_all(&shared).map_err(|e| internal("cache mount", e))?;
+                        use std::os::unix::fs::PermissionsExt;
+                        let mode = std::fs::Permissions::from_mode(m.mode.unwrap_or(0o755));
+                        std::fs::set_permissions(&shared, mode)
+                            .map_err(|e| internal("cache mount", e))?;
+                        std::os::unix::fs::chown(&shared, m.uid.or(Some(0)), m.gid.or(Some(0)))
+                            .map_err(|e| internal("cache mount", e))?;
+                    }
                     let source = match m.sharing.unwrap_or(Sharing::Shared) {
                         Sharing::Shared => shared,
                         // One writer at a time: the next waits for the lock.
