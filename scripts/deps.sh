@@ -17,6 +17,8 @@ berth_deps() {
   # registry interop tests: skopeo, and distribution's reference server
   command -v skopeo >/dev/null || need+=(skopeo)
   [ -x /usr/bin/docker-registry ] || need+=(docker-registry)
+  # SDK interop test: Docker's SDK for Python
+  python3 -c 'import docker' 2>/dev/null || need+=(python3-docker)
   if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" != 0 ]; then
       echo "berth needs these packages: ${need[*]} (run as root to install them)" >&2

@@ -149,6 +149,23 @@ pub struct State {
 
 const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 
+/// Docker's RestartPolicy of a container (berth's own `on-unhealthy` has no name in Docker's
+/// models: it is left out).
+fn restart_policy(host: &Host) -> Option<bollard_stubs::models::RestartPolicy> {
+    use bollard_stubs::models::RestartPolicyNameEnum as Name;
+    let name = match host.restart.as_str() {
+        "" | "no" => Name::NO,
+        "always" => Name::ALWAYS,
+        "unless-stopped" => Name::UNLESS_STOPPED,
+        "on-failure" => Name::ON_FAILURE,
+        _ => return None,
+    };
+    Some(bollard_stubs::models::RestartPolicy {
+        name: Some(name),
+        maximum_retry_count: Some(host.restart_max),
+    })
+}
+
 fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
 }
@@ -1392,6 +1409,28 @@ impl ContainerBackend for Engine {
                 security_opt: Some(rec.host.security_opt.clone()),
                 auto_remove: Some(rec.host.auto_remove),
                 network_mode: Some(rec.net.mode.clone()),
+                memory_swap: rec.host.memory_swap,
+                cpu_shares: rec.host.cpu_shares.map(|s| s as i64),
+                init: Some(rec.host.init),
+                sysctls: Some(rec.host.sysctls.clone().into_iter().collect()),
+                restart_policy: restart_policy(&rec.host),
+                // Clients read the driver to know whether they can follow the logs (the
+                // Python SDK's `containers.run` does).
+                log_config: Some(bollard_stubs::models::HostConfigLogConfig {
+                    typ: Some("json-file".into()),
+                    config: Some(
+                        rec.host
+                            .log_max_size
+                            .map(|n| ("max-size".to_owned(), n.to_string()))
+                            .into_iter()
+                            .chain(
+                                rec.host
+                                    .log_max_files
+                                    .map(|n| ("max-file".to_owned(), n.to_string())),
+                            )
+                            .collect(),
+                    ),
+                }),
                 ..Default::default()
             }),
             ..Default::default()
