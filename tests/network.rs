@@ -214,6 +214,17 @@ fn bridge_none_and_host_modes_and_the_files() {
         "link",
     ]));
     assert!(out.contains(&format!(" {bridge}:")), "{out}");
+    // host and none are networks of their own, as Docker lists them, and stay.
+    let rm = d.docker(&["network", "rm", "host"]);
+    assert!(
+        err(&rm).contains("host is a pre-defined network and cannot be removed"),
+        "{}",
+        err(&rm)
+    );
+    assert_eq!(
+        ok(&d.docker(&["network", "inspect", "-f", "{{.Driver}}", "none"])),
+        "null"
+    );
     // Ports published with host networking are dropped, with Docker's warning (both CLIs).
     for out in [
         d.docker(&[
@@ -337,7 +348,13 @@ fn user_networks_resolve_names_and_aliases_and_stay_apart() {
     ok(&d.docker(&["network", "create", "--label", "app=x", "front"]));
     ok(&d.docker(&["network", "create", "back"]));
     let ls = ok(&d.docker(&["network", "ls", "--format", "{{.Name}} {{.Driver}}"]));
-    for want in ["bridge bridge", "front bridge", "back bridge"] {
+    for want in [
+        "bridge bridge",
+        "front bridge",
+        "back bridge",
+        "host host",
+        "none null",
+    ] {
         assert!(ls.lines().any(|l| l == want), "{ls}");
     }
     assert_eq!(
@@ -469,7 +486,7 @@ fn user_networks_resolve_names_and_aliases_and_stay_apart() {
     }
     assert_eq!(
         ok(&d.docker(&["network", "ls", "--format", "{{.Name}}"])),
-        "bridge"
+        "bridge\nhost\nnone"
     );
 }
 

@@ -26,6 +26,9 @@ use crate::Engine;
 /// The default network's name (Docker's).
 pub const DEFAULT_NETWORK: &str = "bridge";
 
+/// The networks Docker lists besides `bridge`: modes, not networks berth makes.
+const PSEUDO_NETWORKS: [&str; 2] = ["host", "none"];
+
 /// `berth daemon --bridge/--bip/--nft-table`.
 #[derive(Debug, Clone)]
 pub struct NetworkOptions {
@@ -774,6 +777,54 @@ impl Engine {
         }
     }
 
+    /// `host` or `none` when `key` names one of them (by name or ID prefix): Docker lists
+    /// them as networks of their own (drivers `host` and `null`), made by nobody, removed by
+    /// nobody, joined only at create (`--network host|none`).
+    fn pseudo_network(&self, key: &str) -> Option<&'static str> {
+        PSEUDO_NETWORKS
+            .iter()
+            .copied()
+            .find(|n| key == *n || (key.len() >= 3 && self.id_of(n).starts_with(key)))
+    }
+
+    fn pseudo_network_json(&self, name: &str) -> serde_json::Value {
+        let containers: serde_json::Map<String, serde_json::Value> = self
+            .records()
+            .into_iter()
+            .filter(|r| r.net.mode == name && self.refresh(&r.id).status == "running")
+            .map(|r| {
+                (
+                    r.id.clone(),
+                    serde_json::json!({
+                        "Name": r.name,
+                        "EndpointID": network_id(&format!("{name}\0{}", r.id)),
+                        "MacAddress": "",
+                        "IPv4Address": "",
+                        "IPv6Address": "",
+                    }),
+                )
+            })
+            .collect();
+        serde_json::json!({
+            "Name": name,
+            "Id": self.id_of(name),
+            "Created": "0001-01-01T00:00:00Z",
+            "Scope": "local",
+            "Driver": if name == "host" { "host" } else { "null" },
+            "EnableIPv4": true,
+            "EnableIPv6": false,
+            "IPAM": {"Driver": "default", "Options": null, "Config": []},
+            "Internal": false,
+            "Attachable": false,
+            "Ingress": false,
+            "ConfigFrom": {"Network": ""},
+            "ConfigOnly": false,
+            "Containers": containers,
+            "Options": {},
+            "Labels": {},
+        })
+    }
+
     fn network_json(&self, s: &berth_network::NetworkState) -> serde_json::Value {
         let name = &s.config.name;
         let meta = self.meta(name);
@@ -870,9 +921,10 @@ impl berth_api::networks::NetworkBackend for Engine {
             "" | "bridge" => {}
             d => return Err(ApiError::not_found(format!("plugin \"{d}\" not found"))),
         }
-        if self
-            .find_network(&name)
-            .is_ok_and(|s| s.config.name == name)
+        if PSEUDO_NETWORKS.contains(&name.as_str())
+            || self
+                .find_network(&name)
+                .is_ok_and(|s| s.config.name == name)
         {
             return Err(ApiError::conflict(format!(
                 "network with name {name} already exists"
@@ -960,15 +1012,40 @@ impl berth_api::networks::NetworkBackend for Engine {
                 out.push(self.network_json(&s));
             }
         }
+        for name in PSEUDO_NETWORKS {
+            let id = self.id_of(name);
+            let driver = if name == "host" { "host" } else { "null" };
+            let ok = filters.iter().all(|(k, vals)| {
+                vals.iter().any(|v| match k.as_str() {
+                    "name" => name.contains(v.as_str()),
+                    "id" => id.starts_with(v.as_str()),
+                    "driver" => v == driver,
+                    "type" => v == "builtin",
+                    "scope" => v == "local",
+                    _ => false,
+                })
+            });
+            if ok {
+                out.push(self.pseudo_network_json(name));
+            }
+        }
         Ok(serde_json::Value::Array(out))
     }
 
     fn inspect_network(&self, name: &str) -> Result<serde_json::Value, ApiError> {
+        if let Some(p) = self.pseudo_network(name) {
+            return Ok(self.pseudo_network_json(p));
+        }
         let s = self.find_network(name)?;
         Ok(self.network_json(&s))
     }
 
     fn remove_network(&self, name: &str) -> Result<(), ApiError> {
+        if let Some(p) = self.pseudo_network(name) {
+            return Err(forbidden(format!(
+                "{p} is a pre-defined network and cannot be removed"
+            )));
+        }
         let s = self.find_network(name)?;
         let name = s.config.name.clone();
         if name == DEFAULT_NETWORK {
@@ -1021,6 +1098,11 @@ impl berth_api::networks::NetworkBackend for Engine {
     }
 
     fn connect_network(&self, name: &str, body: serde_json::Value) -> Result<(), ApiError> {
+        if let Some(p) = self.pseudo_network(name) {
+            return Err(forbidden(format!(
+                "container cannot be disconnected from {p} network or connected to {p} network"
+            )));
+        }
         let s = self.find_network(name)?;
         let key = body["Container"]
             .as_str()
@@ -1068,6 +1150,11 @@ impl berth_api::networks::NetworkBackend for Engine {
     }
 
     fn disconnect_network(&self, name: &str, body: serde_json::Value) -> Result<(), ApiError> {
+        if let Some(p) = self.pseudo_network(name) {
+            return Err(forbidden(format!(
+                "container cannot be disconnected from {p} network or connected to {p} network"
+            )));
+        }
         let s = self.find_network(name)?;
         let key = body["Container"]
             .as_str()
