@@ -350,3 +350,33 @@ fn login_to_a_registry_that_requires_it() {
     let out = berth_as_user(&d, &["pull", &name], None);
     assert_eq!(out.status.code(), Some(1));
 }
+
+#[test]
+fn built_images_push_to_the_reference_registry_and_pull_back() {
+    if !root_or_skip() {
+        return;
+    }
+    let d = TestDaemon::with_busybox();
+    let reg = Registry::reference(d.dir.path());
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(ctx.path().join("app.sh"), "echo built and shipped\n").unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM bb AS build\nRUN echo 1.0 > /version\n\
+         FROM bb\nCOPY --from=build /version /version\nCOPY app.sh /app.sh\n\
+         CMD [\"sh\", \"/app.sh\"]\n",
+    )
+    .unwrap();
+    let name = reg.name("me/built:1");
+    ok(&d.berth(&["build", "-t", &name, ctx.path().to_str().unwrap()]));
+    let id = ok(&d.berth(&["image", "inspect", "-f", "{{.Id}}", &name]));
+    ok(&d.berth(&["push", &name]));
+    ok(&d.berth(&["rmi", &name]));
+    ok(&d.berth(&["pull", &name]));
+    // The same image (config digest), and it runs.
+    assert_eq!(
+        ok(&d.berth(&["image", "inspect", "-f", "{{.Id}}", &name])),
+        id
+    );
+    assert_eq!(ok(&d.berth(&["run", "--rm", &name])), "built and shipped");
+}
