@@ -872,3 +872,50 @@ fn cache_mounts_locked_and_private_between_parallel_stages() {
     assert_eq!(lines[0][6..], lines[1][4..], "interleaved: {log}");
     assert_eq!(lines[2][6..], lines[3][4..], "interleaved: {log}");
 }
+
+#[test]
+fn a_dockerfile_can_bring_its_own_dockerignore() {
+    if !root_or_skip() {
+        return;
+    }
+    let d = TestDaemon::with_busybox();
+    let df = "FROM bb\nCOPY . /c/\nCMD [\"ls\", \"-A\", \"/c\"]\n";
+    let ctx = context(&[
+        ("Dockerfile", df),
+        ("dev.Dockerfile", df),
+        (".dockerignore", "a.txt\n"),
+        ("dev.Dockerfile.dockerignore", "b.txt\n*ignore\n"),
+        ("a.txt", "a"),
+        ("b.txt", "b"),
+    ]);
+    let dev = ctx.path().join("dev.Dockerfile");
+    ok(&build(&d, ctx.path(), &["-t", "plain"]));
+    ok(&build(
+        &d,
+        ctx.path(),
+        &["-f", dev.to_str().unwrap(), "-t", "dev"],
+    ));
+    let listed = |img: &str| ok(&d.berth(&["run", "--rm", img]));
+    assert_eq!(
+        listed("plain"),
+        ".dockerignore\nDockerfile\nb.txt\ndev.Dockerfile\ndev.Dockerfile.dockerignore"
+    );
+    // dev.Dockerfile's own ignore file wins over the context's (BuildKit's rule).
+    assert_eq!(listed("dev"), "Dockerfile\na.txt\ndev.Dockerfile");
+    // The same when the context is sent as a tar.
+    let mut cmd = Command::new(BERTH);
+    cmd.args([
+        "-H",
+        &d.host(),
+        "build",
+        "-f",
+        dev.to_str().unwrap(),
+        "-t",
+        "dev-up",
+    ])
+    .arg(ctx.path())
+    .env("BERTH_BUILD_UPLOAD", "1")
+    .env("BERTH_NO_AUTOSTART", "1");
+    ok(&cmd.output().unwrap());
+    assert_eq!(listed("dev-up"), "Dockerfile\na.txt\ndev.Dockerfile");
+}

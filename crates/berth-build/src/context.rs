@@ -71,6 +71,27 @@ impl Context {
         Ok(Context::new(root, ignore).keep(".dockerignore"))
     }
 
+    /// The context at `root` for the Dockerfile at `dockerfile` (relative to the root): its
+    /// own `<Dockerfile>.dockerignore` when there is one beside it (BuildKit's rule: it wins
+    /// over the context's), else `.dockerignore`. The Dockerfile and the ignore file used
+    /// are kept.
+    pub fn open_for(
+        root: impl Into<PathBuf>,
+        dockerfile: Option<&str>,
+    ) -> Result<Context, ContextError> {
+        let root = root.into();
+        if let Some(df) = dockerfile.map(|d| clean(d.trim_start_matches('/'))) {
+            let own = format!("{df}.dockerignore");
+            let path = root.join(&own);
+            if path.is_file() && !path.is_symlink() {
+                let ignore = Ignore::from_file(&path)?;
+                return Ok(Context::new(root, ignore).keep(&own).keep(&df));
+            }
+            return Ok(Context::open(root)?.keep(&df));
+        }
+        Context::open(root)
+    }
+
     /// Sends `rel` even if excluded (the Dockerfile's path inside the context).
     pub fn keep(mut self, rel: &str) -> Context {
         let c = clean(rel.trim_start_matches('/'));

@@ -108,12 +108,8 @@ fn labels_json(labels: &[String]) -> serde_json::Value {
 /// The context directory as a tar (what `.dockerignore` excludes left out, the Dockerfile
 /// and `.dockerignore` kept), written by a thread into a pipe.
 fn context_tar(dir: &Path, dockerfile: Option<&str>) -> Result<std::fs::File> {
-    let mut ctx = berth_build::Context::open(dir)
-        .with_context(|| format!("reading {}/.dockerignore", dir.display()))?
-        .keep(".dockerignore");
-    if let Some(f) = dockerfile {
-        ctx = ctx.keep(f);
-    }
+    let ctx = berth_build::Context::open_for(dir, dockerfile)
+        .with_context(|| format!("reading the .dockerignore of {}", dir.display()))?;
     let entries = ctx
         .walk()
         .with_context(|| format!("reading the context {}", dir.display()))?;

@@ -210,12 +210,8 @@ impl Engine {
                 .map_err(|e| ApiError::bad_request(format!("invalid platform {p:?}: {e}")))?;
         }
         let plan = BuildPlan::new(&df, &opts).map_err(|e| ApiError::bad_request(e.to_string()))?;
-        let mut ctx = Context::open(received.root())
-            .map_err(|e| ApiError::bad_request(format!("the context's .dockerignore: {e}")))?
-            .keep(".dockerignore");
-        if let Some(rel) = &df_rel {
-            ctx = ctx.keep(rel);
-        }
+        let ctx = Context::open_for(received.root(), df_rel.as_deref())
+            .map_err(|e| ApiError::bad_request(format!("the context's .dockerignore: {e}")))?;
         let hashes = if received.in_place() {
             FileHashCache::open(self.build_dir().join("hashes.json"))
         } else {
