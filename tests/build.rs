@@ -919,3 +919,38 @@ fn a_dockerfile_can_bring_its_own_dockerignore() {
     ok(&cmd.output().unwrap());
     assert_eq!(listed("dev-up"), "Dockerfile\na.txt\ndev.Dockerfile");
 }
+
+#[test]
+fn add_host_reaches_run_steps_from_both_clis() {
+    if !root_or_skip() {
+        return;
+    }
+    let d = TestDaemon::with_busybox();
+    let ctx = context(&[(
+        "Dockerfile",
+        "FROM bb\nRUN sh -c 'while read ip name; do if [ \"$name\" = db ]; then echo $ip; fi; done < /etc/hosts > /db'\nCMD [\"cat\", \"/db\"]\n",
+    )]);
+    ok(&build(
+        &d,
+        ctx.path(),
+        &["--add-host", "db:10.9.8.7", "-t", "hosts1"],
+    ));
+    assert_eq!(ok(&d.berth(&["run", "--rm", "hosts1"])), "10.9.8.7");
+    let out = Command::new(DOCKER)
+        .args([
+            "-H",
+            &d.host(),
+            "build",
+            "--no-cache",
+            "--add-host",
+            "db:10.9.8.8",
+        ])
+        .args(["-t", "hosts2"])
+        .arg(ctx.path())
+        .env("DOCKER_BUILDKIT", "0")
+        .env("DOCKER_CONFIG", d.dir.path().join("docker-config"))
+        .output()
+        .unwrap();
+    ok(&out);
+    assert_eq!(ok(&d.berth(&["run", "--rm", "hosts2"])), "10.9.8.8");
+}

@@ -47,6 +47,8 @@ pub struct BuildRequest {
     pub platform: Option<String>,
     /// `networkmode` for RUN: `default`, `host`, `none`.
     pub network: Option<String>,
+    /// `extrahosts`: `--add-host` entries for RUN steps (`name:ip`, `host-gateway`).
+    pub extra_hosts: Vec<String>,
     /// berth extension `berthsecrets` (`{"id": "/abs/file"}`): files on the daemon's host
     /// that `RUN --mount=type=secret,id=…` may read. Only their names travel in the request.
     pub secrets: BTreeMap<String, std::path::PathBuf>,
@@ -95,6 +97,14 @@ fn request(q: &Query) -> Result<BuildRequest, ApiError> {
         platform: nonempty("platform"),
         network: nonempty("networkmode"),
         secrets: json_map(q, "berthsecrets")?,
+        // The docker CLI sends them comma-separated in one parameter.
+        extra_hosts: q
+            .all("extrahosts")
+            .iter()
+            .flat_map(|v| v.split(','))
+            .filter(|h| !h.is_empty())
+            .map(str::to_owned)
+            .collect(),
     })
 }
 

@@ -52,6 +52,9 @@ pub struct BuildArgs {
     /// Set the networking mode for the RUN instructions during build.
     #[arg(long)]
     pub network: Option<String>,
+    /// Add a custom host-to-IP mapping (host:ip) for RUN steps.
+    #[arg(long = "add-host")]
+    pub add_hosts: Vec<String>,
     /// Secret to expose to the build: id=ID,src=FILE or id=ID,env=VAR.
     #[arg(long = "secret")]
     pub secrets: Vec<String>,
@@ -190,6 +193,9 @@ pub fn build(client: &Client, args: BuildArgs) -> Result<i32> {
     }
     if args.no_cache {
         query.push(("nocache", "1".into()));
+    }
+    if !args.add_hosts.is_empty() {
+        query.push(("extrahosts", args.add_hosts.join(",")));
     }
     if args.pull {
         query.push(("pull", "1".into()));

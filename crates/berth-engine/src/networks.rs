@@ -513,11 +513,20 @@ impl Engine {
         id: &str,
         dir: &Path,
         mode: &str,
+        extra_hosts: &[String],
     ) -> Result<NetSetup, ApiError> {
         let io = |what: &str, e: std::io::Error| ApiError::internal(format!("{what}: {e}"));
         let hostname = id.get(..12).unwrap_or(id).to_owned();
+        let extra = extra_hosts
+            .iter()
+            .map(|h| {
+                files::ExtraHost::parse(h, self.host_gateway())
+                    .map_err(|e| ApiError::bad_request(format!("invalid --add-host {h:?}: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let mut hosts = files::HostsOptions {
             hostname: hostname.clone(),
+            extra,
             ..Default::default()
         };
         let mut resolv = files::ResolvOptions::default();
