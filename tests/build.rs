@@ -954,3 +954,42 @@ fn add_host_reaches_run_steps_from_both_clis() {
     ok(&out);
     assert_eq!(ok(&d.berth(&["run", "--rm", "hosts2"])), "10.9.8.8");
 }
+
+#[test]
+fn the_same_build_twice_at_once() {
+    if !root_or_skip() {
+        return;
+    }
+    let d = TestDaemon::with_busybox();
+    let ctx = context(&[
+        (
+            "Dockerfile",
+            "FROM bb\nCOPY data /data\nRUN sh -c 'cat /data/* > /all; sleep 0.5'\nCMD [\"cat\", \"/all\"]\n",
+        ),
+        ("data/a", "a\n"),
+        ("data/b", "b\n"),
+    ]);
+    // Both run every step (nothing is cached yet), store the same layers and snapshots, and
+    // both succeed with the same result.
+    let path = ctx.path().to_path_buf();
+    let host = d.host();
+    let builds: Vec<_> = ["one", "two"]
+        .into_iter()
+        .map(|tag| {
+            let (path, host) = (path.clone(), host.clone());
+            std::thread::spawn(move || berth(&host, &["build", "-t", tag, path.to_str().unwrap()]))
+        })
+        .collect();
+    for b in builds {
+        ok(&b.join().unwrap());
+    }
+    assert_eq!(ok(&d.berth(&["run", "--rm", "one"])), "a\nb");
+    assert_eq!(ok(&d.berth(&["run", "--rm", "two"])), "a\nb");
+    // And a third, all cached, gives the image one of them made.
+    let id = ok(&d.berth(&["build", "-q", "-t", "three", path.to_str().unwrap()]));
+    let ids = [
+        ok(&d.berth(&["image", "inspect", "-f", "{{.Id}}", "one"])),
+        ok(&d.berth(&["image", "inspect", "-f", "{{.Id}}", "two"])),
+    ];
+    assert!(ids.contains(&id), "{id} / {ids:?}");
+}
