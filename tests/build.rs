@@ -993,3 +993,41 @@ fn the_same_build_twice_at_once() {
     ];
     assert!(ids.contains(&id), "{id} / {ids:?}");
 }
+
+#[test]
+fn run_steps_get_the_builds_memory_limit() {
+    if !root_or_skip() {
+        return;
+    }
+    let d = TestDaemon::with_busybox();
+    // cgroup v1 shows the limit in memory.limit_in_bytes, v2 in memory.max.
+    let ctx = context(&[(
+        "Dockerfile",
+        "FROM bb\nRUN sh -c '(cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max) > /limit'\nCMD [\"cat\", \"/limit\"]\n",
+    )]);
+    ok(&build(
+        &d,
+        ctx.path(),
+        &["--memory", "96m", "-t", "limited"],
+    ));
+    assert_eq!(ok(&d.berth(&["run", "--rm", "limited"])), "100663296");
+    // The docker CLI's parameter too.
+    let out = Command::new(DOCKER)
+        .args([
+            "-H",
+            &d.host(),
+            "build",
+            "--no-cache",
+            "-m",
+            "80m",
+            "-t",
+            "limited2",
+        ])
+        .arg(ctx.path())
+        .env("DOCKER_BUILDKIT", "0")
+        .env("DOCKER_CONFIG", d.dir.path().join("docker-config"))
+        .output()
+        .unwrap();
+    ok(&out);
+    assert_eq!(ok(&d.berth(&["run", "--rm", "limited2"])), "83886080");
+}

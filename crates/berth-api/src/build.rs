@@ -49,6 +49,13 @@ pub struct BuildRequest {
     pub network: Option<String>,
     /// `extrahosts`: `--add-host` entries for RUN steps (`name:ip`, `host-gateway`).
     pub extra_hosts: Vec<String>,
+    /// Limits of RUN steps' containers: `memory`, `memswap` (bytes), `cpushares`, and
+    /// `cpuquota`/`cpuperiod` (microseconds).
+    pub memory: Option<i64>,
+    pub memory_swap: Option<i64>,
+    pub cpu_shares: Option<u64>,
+    pub cpu_quota: Option<i64>,
+    pub cpu_period: Option<i64>,
     /// berth extension `berthsecrets` (`{"id": "/abs/file"}`): files on the daemon's host
     /// that `RUN --mount=type=secret,id=…` may read. Only their names travel in the request.
     pub secrets: BTreeMap<String, std::path::PathBuf>,
@@ -81,6 +88,22 @@ fn json_map<T: serde::de::DeserializeOwned + Default>(q: &Query, key: &str) -> R
     }
 }
 
+/// A number parameter; absent, empty or 0 (what the docker CLI sends for "not set") is None.
+fn number<T: std::str::FromStr + Default + PartialEq>(
+    q: &Query,
+    key: &str,
+) -> Result<Option<T>, ApiError> {
+    match q.get(key).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(v) => {
+            let n: T = v
+                .parse()
+                .map_err(|_| ApiError::bad_request(format!("invalid {key} parameter: {v:?}")))?;
+            Ok(Some(n).filter(|n| *n != T::default()))
+        }
+    }
+}
+
 fn request(q: &Query) -> Result<BuildRequest, ApiError> {
     let nonempty = |k: &str| q.get(k).filter(|v| !v.is_empty()).map(str::to_owned);
     Ok(BuildRequest {
@@ -97,6 +120,11 @@ fn request(q: &Query) -> Result<BuildRequest, ApiError> {
         platform: nonempty("platform"),
         network: nonempty("networkmode"),
         secrets: json_map(q, "berthsecrets")?,
+        memory: number(q, "memory")?,
+        memory_swap: number(q, "memswap")?,
+        cpu_shares: number(q, "cpushares")?,
+        cpu_quota: number(q, "cpuquota")?,
+        cpu_period: number(q, "cpuperiod")?,
         // The docker CLI sends them comma-separated in one parameter.
         extra_hosts: q
             .all("extrahosts")

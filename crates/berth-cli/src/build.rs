@@ -52,6 +52,18 @@ pub struct BuildArgs {
     /// Set the networking mode for the RUN instructions during build.
     #[arg(long)]
     pub network: Option<String>,
+    /// Memory limit for RUN steps (e.g. 512m).
+    #[arg(short = 'm', long)]
+    pub memory: Option<String>,
+    /// CPU shares (relative weight) for RUN steps.
+    #[arg(short = 'c', long = "cpu-shares")]
+    pub cpu_shares: Option<u64>,
+    /// Limit the CPU CFS quota of RUN steps (microseconds per period).
+    #[arg(long = "cpu-quota")]
+    pub cpu_quota: Option<i64>,
+    /// Limit the CPU CFS period of RUN steps (microseconds).
+    #[arg(long = "cpu-period")]
+    pub cpu_period: Option<i64>,
     /// Add a custom host-to-IP mapping (host:ip) for RUN steps.
     #[arg(long = "add-host")]
     pub add_hosts: Vec<String>,
@@ -193,6 +205,21 @@ pub fn build(client: &Client, args: BuildArgs) -> Result<i32> {
     }
     if args.no_cache {
         query.push(("nocache", "1".into()));
+    }
+    if let Some(m) = &args.memory {
+        let Some(bytes) = berth_core::humanize::parse_ram_bytes(m) else {
+            bail!("invalid argument {m:?} for \"-m, --memory\" flag");
+        };
+        query.push(("memory", bytes.to_string()));
+    }
+    for (k, v) in [
+        ("cpushares", args.cpu_shares.map(|v| v.to_string())),
+        ("cpuquota", args.cpu_quota.map(|v| v.to_string())),
+        ("cpuperiod", args.cpu_period.map(|v| v.to_string())),
+    ] {
+        if let Some(v) = v {
+            query.push((k, v));
+        }
     }
     if !args.add_hosts.is_empty() {
         query.push(("extrahosts", args.add_hosts.join(",")));

@@ -281,6 +281,13 @@ impl Build<'_> {
                 user: r.user.clone().filter(|u| !u.is_empty()),
                 hostname: Some(id[..12].to_owned()),
                 privileged: r.security.as_deref() == Some("insecure"),
+                memory: self.req.memory,
+                memory_swap: self.req.memory_swap,
+                cpu_shares: self.req.cpu_shares,
+                cpus: match (self.req.cpu_quota, self.req.cpu_period) {
+                    (Some(q), p) => Some(q as f64 / p.unwrap_or(100_000) as f64),
+                    _ => None,
+                },
                 mounts,
                 host_network: net.host_network,
                 netns_path: net.netns.clone(),
