@@ -268,7 +268,7 @@ pub enum ImageCommand {
     /// Upload an image to a registry.
     Push(registry::PushArgs),
     /// Build an image from a Dockerfile.
-    Build(build::BuildArgs),
+    Build(Box<build::BuildArgs>),
 }
 
 #[derive(Subcommand, Debug)]
@@ -448,7 +448,7 @@ fn dispatch(host: &str, command: Command) -> Result<i32> {
             ImageCommand::Prune(a) => return images::prune(&connect(host)?, a),
             ImageCommand::Pull(a) => Command::Pull(a),
             ImageCommand::Push(a) => Command::Push(a),
-            ImageCommand::Build(a) => Command::Build(a),
+            ImageCommand::Build(a) => Command::Build(*a),
         },
         other => other,
     };
