@@ -35,6 +35,20 @@ fn build(d: &TestDaemon, ctx: &Path, args: &[&str]) -> Output {
     d.berth(&all)
 }
 
+/// The docker CLI's legacy builder (`DOCKER_BUILDKIT=0 docker build ARGS CTX`) on `d`.
+fn docker_build(d: &TestDaemon, ctx: &Path, args: &[&str]) -> Output {
+    Command::new(DOCKER)
+        .arg("-H")
+        .arg(d.host())
+        .arg("build")
+        .args(args)
+        .arg(ctx)
+        .env("DOCKER_BUILDKIT", "0")
+        .env("DOCKER_CONFIG", d.dir.path().join("docker-config"))
+        .output()
+        .unwrap()
+}
+
 fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
@@ -476,18 +490,7 @@ fn the_docker_cli_builds_with_the_legacy_builder() {
         (".dockerignore", "ignored\n"),
         ("ignored", "x"),
     ]);
-    let path = ctx.path().display().to_string();
-    let docker_build = |args: &[&str]| {
-        let mut cmd = Command::new(DOCKER);
-        cmd.arg("-H")
-            .arg(d.host())
-            .arg("build")
-            .args(args)
-            .arg(&path)
-            .env("DOCKER_BUILDKIT", "0")
-            .env("DOCKER_CONFIG", d.dir.path().join("docker-config"));
-        cmd.output().unwrap()
-    };
+    let docker_build = |args: &[&str]| docker_build(&d, ctx.path(), args);
     let out = docker_build(&["-t", "viadocker:1"]);
     let text = stdout(&out);
     ok(&out);
@@ -936,21 +939,11 @@ fn add_host_reaches_run_steps_from_both_clis() {
         &["--add-host", "db:10.9.8.7", "-t", "hosts1"],
     ));
     assert_eq!(ok(&d.berth(&["run", "--rm", "hosts1"])), "10.9.8.7");
-    let out = Command::new(DOCKER)
-        .args([
-            "-H",
-            &d.host(),
-            "build",
-            "--no-cache",
-            "--add-host",
-            "db:10.9.8.8",
-        ])
-        .args(["-t", "hosts2"])
-        .arg(ctx.path())
-        .env("DOCKER_BUILDKIT", "0")
-        .env("DOCKER_CONFIG", d.dir.path().join("docker-config"))
-        .output()
-        .unwrap();
+    let out = docker_build(
+        &d,
+        ctx.path(),
+        &["--no-cache", "--add-host", "db:10.9.8.8", "-t", "hosts2"],
+    );
     ok(&out);
     assert_eq!(ok(&d.berth(&["run", "--rm", "hosts2"])), "10.9.8.8");
 }
@@ -1012,22 +1005,11 @@ fn run_steps_get_the_builds_memory_limit() {
     ));
     assert_eq!(ok(&d.berth(&["run", "--rm", "limited"])), "100663296");
     // The docker CLI's parameter too.
-    let out = Command::new(DOCKER)
-        .args([
-            "-H",
-            &d.host(),
-            "build",
-            "--no-cache",
-            "-m",
-            "80m",
-            "-t",
-            "limited2",
-        ])
-        .arg(ctx.path())
-        .env("DOCKER_BUILDKIT", "0")
-        .env("DOCKER_CONFIG", d.dir.path().join("docker-config"))
-        .output()
-        .unwrap();
+    let out = docker_build(
+        &d,
+        ctx.path(),
+        &["--no-cache", "-m", "80m", "-t", "limited2"],
+    );
     ok(&out);
     assert_eq!(ok(&d.berth(&["run", "--rm", "limited2"])), "83886080");
 }
