@@ -29,6 +29,8 @@ pub(super) struct Built {
     /// The top snapshot (chain ID); None: no layers.
     pub(super) chain: Option<Digest>,
     pub(super) key: CacheKey,
+    /// The image a stage starts from, when it is one (its ID is shown under FROM).
+    pub(super) config_id: Option<String>,
 }
 
 /// What a build runs with.
@@ -152,6 +154,7 @@ impl Build<'_> {
                 layers: Vec::new(),
                 chain: None,
                 key: CacheKey::base("scratch", &platform.to_string()),
+                config_id: None,
             }),
             Base::Stage(i) => self
                 .result(*i)
@@ -167,6 +170,7 @@ impl Build<'_> {
                 self.pin(pinned);
                 Ok(Built {
                     key: CacheKey::base(&id.to_string(), &platform.to_string()),
+                    config_id: Some(id.to_string()),
                     config,
                     layers,
                     chain,
@@ -221,7 +225,15 @@ impl Build<'_> {
             s.from.original.trim()
         ));
         let mut cur = self.base(stage, out)?;
-        out.line(&format!(" ---> {}", short(cur.key.as_str())));
+        // Docker shows the base image's ID here; a stage or scratch has none: its key.
+        let shown = match &s.base {
+            Base::Image(_) => cur.config_id.clone(),
+            _ => None,
+        };
+        out.line(&format!(
+            " ---> {}",
+            short(shown.as_deref().unwrap_or(cur.key.as_str()))
+        ));
         let base_config = match s.base {
             Base::Scratch => None,
             _ => Some(cur.config.clone()),
