@@ -498,6 +498,12 @@ fn the_docker_cli_builds_with_the_legacy_builder() {
         text.contains("Step 3/4 : RUN cat /hello.txt > /copy"),
         "{text}"
     );
+    // Under FROM, the base image's ID, as Docker shows it.
+    let bb = ok(&d.berth(&["image", "inspect", "-f", "{{.Id}}", "bb"]));
+    assert!(
+        text.contains(&format!("Step 1/4 : FROM bb\n ---> {}\n", &bb[7..19])),
+        "{text}"
+    );
     assert!(text.contains("Successfully tagged viadocker:1"), "{text}");
     assert_eq!(
         ok(&d.docker(&["run", "--rm", "viadocker:1"])),
