@@ -5,7 +5,7 @@
 //! cost on big trees. `BERTH_BUILD_UPLOAD=1` sends the tar anyway (what the docker CLI does),
 //! and a context on stdin (`-`: a tar, or a Dockerfile alone) is always sent.
 
-use std::io::{IsTerminal, Read, Write};
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _, Result};
@@ -374,17 +374,16 @@ pub fn builder(client: &Client, cmd: BuilderCommand) -> Result<i32> {
     Ok(0)
 }
 
-/// Reads all of `r` (for tests of the tar writer).
-#[allow(dead_code)]
-fn read_all(mut r: impl Read) -> std::io::Result<Vec<u8>> {
-    let mut v = Vec::new();
-    r.read_to_end(&mut v)?;
-    Ok(v)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Read;
+
+    fn read_all(mut r: impl Read) -> std::io::Result<Vec<u8>> {
+        let mut v = Vec::new();
+        r.read_to_end(&mut v)?;
+        Ok(v)
+    }
 
     #[test]
     fn build_args_take_values_from_the_environment_when_not_given() {
