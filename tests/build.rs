@@ -1019,3 +1019,46 @@ fn run_steps_get_the_builds_memory_limit() {
     ok(&out);
     assert_eq!(ok(&d.berth(&["run", "--rm", "limited2"])), "83886080");
 }
+
+#[test]
+fn context_symlinks_never_reach_the_host() {
+    if !root_or_skip() {
+        return;
+    }
+    let d = TestDaemon::with_busybox();
+    let ctx = context(&[("Dockerfile", "FROM bb\n")]);
+    std::os::unix::fs::symlink("/etc", ctx.path().join("etclink")).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", ctx.path().join("pw")).unwrap();
+    std::fs::create_dir(ctx.path().join("d")).unwrap();
+    std::os::unix::fs::symlink("../../../../../../etc", ctx.path().join("d/up")).unwrap();
+    // Each source resolves inside the context (where there is no etc/), so nothing of the
+    // host's /etc is read: not found.
+    for copy in [
+        "COPY etclink/hostname /x",
+        "COPY pw /x",
+        "COPY d/up/hostname /x",
+    ] {
+        write(ctx.path(), "Dockerfile", &format!("FROM bb\n{copy}\n"));
+        let out = build(&d, ctx.path(), &["-t", "escape"]);
+        assert_eq!(out.status.code(), Some(1), "{copy}: {}", stdout(&out));
+        assert!(
+            err_text(&out).contains("not found"),
+            "{copy}: {}",
+            err_text(&out)
+        );
+    }
+    // Copying the directory holding the links copies the links, not their targets.
+    write(ctx.path(), "Dockerfile", "FROM bb\nCOPY d /d/\n");
+    ok(&build(&d, ctx.path(), &["-t", "links"]));
+    assert_eq!(
+        ok(&d.berth(&[
+            "run",
+            "--rm",
+            "links",
+            "sh",
+            "-c",
+            "/bin/busybox readlink /d/up"
+        ])),
+        "../../../../../../etc"
+    );
+}
