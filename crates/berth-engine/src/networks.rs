@@ -889,6 +889,34 @@ impl Engine {
         })
     }
 
+    /// What `network connect`/`disconnect` name: the network, the container's ID and its lock
+    /// (to hold while the record changes). host and none take no connections.
+    fn connection(
+        &self,
+        name: &str,
+        body: &serde_json::Value,
+    ) -> Result<
+        (
+            berth_network::NetworkState,
+            String,
+            Arc<std::sync::Mutex<()>>,
+        ),
+        ApiError,
+    > {
+        if let Some(p) = self.pseudo_network(name) {
+            return Err(forbidden(format!(
+                "container cannot be disconnected from {p} network or connected to {p} network"
+            )));
+        }
+        let s = self.find_network(name)?;
+        let key = body["Container"]
+            .as_str()
+            .ok_or_else(|| ApiError::bad_request("no container given"))?;
+        let id = self.find(key)?.id;
+        let lock = self.container_lock(&id);
+        Ok((s, id, lock))
+    }
+
     /// Attaches a running container to one more network (`network connect`).
     fn attach_running(&self, rec: &Record, a: &NetAttach) -> Result<(), ApiError> {
         let net = self.net_required()?;
@@ -1107,19 +1135,9 @@ impl berth_api::networks::NetworkBackend for Engine {
     }
 
     fn connect_network(&self, name: &str, body: serde_json::Value) -> Result<(), ApiError> {
-        if let Some(p) = self.pseudo_network(name) {
-            return Err(forbidden(format!(
-                "container cannot be disconnected from {p} network or connected to {p} network"
-            )));
-        }
-        let s = self.find_network(name)?;
-        let key = body["Container"]
-            .as_str()
-            .ok_or_else(|| ApiError::bad_request("no container given"))?;
-        let rec = self.find(key)?;
-        let lock = self.container_lock(&rec.id);
+        let (s, id, lock) = self.connection(name, &body)?;
         let _held = lock.lock().unwrap_or_else(|p| p.into_inner());
-        let mut rec = self.find(&rec.id)?;
+        let mut rec = self.find(&id)?;
         if matches!(rec.net.mode.as_str(), "host" | "none")
             || rec.net.mode.starts_with("container:")
         {
@@ -1159,19 +1177,9 @@ impl berth_api::networks::NetworkBackend for Engine {
     }
 
     fn disconnect_network(&self, name: &str, body: serde_json::Value) -> Result<(), ApiError> {
-        if let Some(p) = self.pseudo_network(name) {
-            return Err(forbidden(format!(
-                "container cannot be disconnected from {p} network or connected to {p} network"
-            )));
-        }
-        let s = self.find_network(name)?;
-        let key = body["Container"]
-            .as_str()
-            .ok_or_else(|| ApiError::bad_request("no container given"))?;
-        let rec = self.find(key)?;
-        let lock = self.container_lock(&rec.id);
+        let (s, id, lock) = self.connection(name, &body)?;
         let _held = lock.lock().unwrap_or_else(|p| p.into_inner());
-        let mut rec = self.find(&rec.id)?;
+        let mut rec = self.find(&id)?;
         let net_name = s.config.name.clone();
         if !rec.net.networks.iter().any(|a| a.name == net_name) {
             return Err(forbidden(format!(
