@@ -385,13 +385,25 @@ impl Engine {
             st.finished_at = exit.finished_at;
             st.pid = 0;
         } else if !shim::shim_alive(&dir) {
-            // The shim is gone without a record (killed with the host, say).
-            st.status = "exited".into();
-            st.exit_code = 255;
-            st.finished_at = now();
-            st.pid = 0;
-            st.error = "the container's supervisor died".into();
-            st.paused = false;
+            match shim::read_exit(&dir) {
+                // It wrote its record and exited between the two looks: a normal end.
+                Some(exit) => {
+                    st.paused = false;
+                    st.status = "exited".into();
+                    st.exit_code = exit.exit_code.into();
+                    st.finished_at = exit.finished_at;
+                    st.pid = 0;
+                }
+                // The shim is gone without a record (killed with the host, say).
+                None => {
+                    st.status = "exited".into();
+                    st.exit_code = 255;
+                    st.finished_at = now();
+                    st.pid = 0;
+                    st.error = "the container's supervisor died".into();
+                    st.paused = false;
+                }
+            }
         } else {
             return st;
         }

@@ -99,6 +99,14 @@ impl Out {
     pub(crate) fn closed(&self) -> bool {
         self.tx.is_closed()
     }
+
+    /// An empty message: while a step is silent, it is what lets the server notice that the
+    /// client went away (a connection's end shows when writing to it fails).
+    pub(crate) fn keepalive(&self) {
+        let _ = self
+            .tx
+            .send(serde_json::json!({ "stream": "" }).to_string());
+    }
 }
 
 /// Why a build stopped.

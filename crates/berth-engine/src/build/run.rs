@@ -335,7 +335,12 @@ impl Build<'_> {
         let canceled = AtomicBool::new(false);
         std::thread::scope(|s| {
             s.spawn(|| {
+                let mut ticks = 0u32;
                 while !done.load(Ordering::Relaxed) {
+                    ticks += 1;
+                    if ticks % 10 == 0 {
+                        out.keepalive();
+                    }
                     if out.closed() {
                         canceled.store(true, Ordering::Relaxed);
                         let _ = self
@@ -362,6 +367,18 @@ impl Build<'_> {
         });
         let canceled = canceled.into_inner();
         let status = child.wait().map_err(|e| internal("wait for the step", e))?;
+        // `run` deletes its container; when that fails (a kill during its start leaves the
+        // cgroup busy for a moment, on a loaded host), delete it here, a few times if need be.
+        let state = self.engine.runtime_root().join(id);
+        for _ in 0..20 {
+            if !state.exists() {
+                break;
+            }
+            let _ = self.engine.runtime_op(&["delete", "--force", id]);
+            if state.exists() {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+        }
         out.line(&format!(
             " ---> Removed intermediate container {}",
             &id[..12]
