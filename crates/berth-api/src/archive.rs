@@ -18,6 +18,7 @@ use axum::{Json, Router};
 use futures_util::StreamExt;
 use serde::Serialize;
 
+use crate::images::ChannelWriter;
 use crate::query::Query;
 use crate::{blocking, ApiError, SharedBackend};
 
@@ -147,41 +148,8 @@ fn path_param(raw: Option<&str>) -> Result<(Query, String), ApiError> {
     Ok((q, path))
 }
 
-/// Bytes written into a bounded channel, so an archive streams at the client's pace.
-struct ChannelWriter {
-    tx: tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
-    buf: Vec<u8>,
-}
-
-const CHUNK: usize = 128 * 1024;
-
 /// How much of an upload is read and dropped after its extraction ended early.
 const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
-
-impl ChannelWriter {
-    fn send(&mut self) -> std::io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
-        self.tx
-            .blocking_send(Ok(chunk))
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away"))
-    }
-}
-
-impl Write for ChannelWriter {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        self.buf.extend_from_slice(data);
-        if self.buf.len() >= CHUNK {
-            self.send()?;
-        }
-        Ok(data.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.send()
-    }
-}
 
 /// Reads a request body that another task feeds in as it arrives.
 struct ChannelReader {
@@ -219,10 +187,7 @@ async fn stream_tar<T: Send + 'static>(
     let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(4);
     tokio::task::spawn_blocking(move || {
         let mut found_tx = Some(found_tx);
-        let mut out = ChannelWriter {
-            tx: tx.clone(),
-            buf: Vec::with_capacity(CHUNK),
-        };
+        let mut out = ChannelWriter::new(tx.clone());
         let mut found = |v: T| {
             if let Some(t) = found_tx.take() {
                 let _ = t.send(Ok(v));

@@ -213,8 +213,9 @@ async fn load(
     )))
 }
 
-/// Bytes written into a bounded channel, so the archive streams at the client's pace.
-struct ChannelWriter {
+/// Bytes written into a bounded channel, so an archive streams at the client's pace (save,
+/// export, `GET …/archive`).
+pub(crate) struct ChannelWriter {
     tx: tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
     buf: Vec<u8>,
 }
@@ -222,6 +223,13 @@ struct ChannelWriter {
 const CHUNK: usize = 256 * 1024;
 
 impl ChannelWriter {
+    pub(crate) fn new(tx: tokio::sync::mpsc::Sender<std::io::Result<Bytes>>) -> ChannelWriter {
+        ChannelWriter {
+            tx,
+            buf: Vec::with_capacity(CHUNK),
+        }
+    }
+
     fn send(&mut self) -> std::io::Result<()> {
         if self.buf.is_empty() {
             return Ok(());
@@ -257,10 +265,7 @@ async fn save(b: SharedBackend, names: Vec<String>) -> Result<Response, ApiError
 pub(crate) fn stream_writer(writer: ExportWriter) -> Response {
     let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(4);
     tokio::task::spawn_blocking(move || {
-        let mut out = ChannelWriter {
-            tx: tx.clone(),
-            buf: Vec::with_capacity(CHUNK),
-        };
+        let mut out = ChannelWriter::new(tx.clone());
         let result = writer(&mut out).and_then(|()| out.flush());
         if let Err(e) = result {
             // Ends the body with an error: the client sees a cut-off archive, not a whole one.
