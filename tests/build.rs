@@ -820,8 +820,7 @@ fn a_daemon_killed_mid_build_leaves_nothing_behind() {
     d.child.wait().unwrap();
     let mut client = client;
     let _ = client.wait();
-    d.child = spawn_daemon(d.dir.path());
-    wait_listening(&d.socket());
+    d.start_again();
     // The step's container, work dir, address and endpoint are gone.
     assert!(ids("runtime").is_empty(), "{:?}", ids("runtime"));
     assert!(ids("build/work").is_empty(), "{:?}", ids("build/work"));

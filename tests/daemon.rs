@@ -418,8 +418,7 @@ fn containers_survive_a_killed_daemon() {
     );
     std::thread::sleep(Duration::from_millis(2500)); // "after" is logged while no daemon runs
 
-    d.child = spawn_daemon(d.dir.path());
-    wait_listening(&d.socket());
+    d.start_again();
     assert_eq!(
         ok(&d.docker(&["ps", "--format", "{{.Names}} {{.State}}"])),
         "keeper running"
@@ -435,8 +434,7 @@ fn containers_survive_a_killed_daemon() {
     )
     .unwrap();
     std::thread::sleep(Duration::from_millis(500));
-    d.child = spawn_daemon(d.dir.path());
-    wait_listening(&d.socket());
+    d.start_again();
     assert_eq!(
         ok(&d.docker(&[
             "inspect",
@@ -817,8 +815,7 @@ fn restart_policies() {
         }
     }
     std::thread::sleep(Duration::from_millis(300));
-    d.child = spawn_daemon(d.dir.path());
-    wait_listening(&d.socket());
+    d.start_again();
     wait_for(
         &|| text(&d.docker(&["inspect", "server", "--format", "{{.State.Status}}"])) == "running",
         "unless-stopped container back after the reboot",

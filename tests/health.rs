@@ -136,7 +136,6 @@ fn on_unhealthy_restarts_and_checks_outlive_the_daemon() {
         "no health check ran while the daemon was down"
     );
     // Back up, so the harness can clean up.
-    d.child = spawn_daemon(d.dir.path());
-    wait_listening(&d.socket());
+    d.start_again();
     ok(&d.berth(&["rm", "-f", "dk", "u"]));
 }

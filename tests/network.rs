@@ -128,8 +128,7 @@ fn published_ports_answer_on_loopback_and_the_bridge_and_survive_a_daemon_restar
     // The rules are the kernel's: they work while the daemon is down and after it is back.
     d.stop();
     assert!(http_get(&format!("127.0.0.1:{fixed}")).contains("hello-from-httpd"));
-    d.child = spawn_daemon(d.dir.path());
-    wait_listening(&d.socket());
+    d.start_again();
     assert!(http_get(&format!("127.0.0.1:{fixed}")).contains("hello-from-httpd"));
     ok(&d.docker(&["rm", "-f", &id]));
     // Its port is free again.
@@ -144,7 +143,7 @@ fn published_ports_answer_on_loopback_and_the_bridge_and_survive_a_daemon_restar
         HTTPD,
     ]));
     assert!(http_get(&format!("127.0.0.1:{fixed}")).contains("hello-from-httpd"));
-    // A restart re-attaches (same namespace, new endpoint) and the port answers again.
+    // A restart re-attaches (a new namespace and endpoint) and the port answers again.
     ok(&d.docker(&["restart", "-t", "1", &id2]));
     assert!(http_get(&format!("127.0.0.1:{fixed}")).contains("hello-from-httpd"));
     ok(&d.docker(&["rm", "-f", &id2]));
@@ -607,8 +606,7 @@ fn exposed_ports_of_the_image_and_exits_while_the_daemon_is_down() {
     ]));
     d.stop();
     std::thread::sleep(Duration::from_millis(1500));
-    d.child = spawn_daemon(d.dir.path());
-    wait_listening(&d.socket());
+    d.start_again();
     let c = ok(&d.docker(&[
         "run",
         "-d",

@@ -208,6 +208,12 @@ impl TestDaemon {
         (status, body)
     }
 
+    /// Starts the daemon again on the same root (after `stop` or a kill) and waits for it.
+    pub fn start_again(&mut self) {
+        self.child = spawn_daemon(self.dir.path());
+        wait_listening(&self.socket());
+    }
+
     /// The `berth` CLI against this daemon.
     pub fn berth(&self, args: &[&str]) -> std::process::Output {
         berth(&self.host(), args)
