@@ -9,11 +9,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use bollard_stubs::models::{
-    ContainerCreateResponse, ContainerInspectResponse, ContainerSummary, ContainerWaitResponse,
+    ContainerCreateBody, ContainerCreateResponse, ContainerInspectResponse, ContainerSummary,
+    ContainerTopResponse, ContainerWaitResponse,
 };
 
 use crate::query::Query;
-use crate::{blocking, ApiError, SharedBackend};
+use crate::{blocking, ApiError, BackendResult, SharedBackend};
 
 /// One piece of a container's output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,48 +76,163 @@ pub struct ListQuery {
     pub filters: std::collections::BTreeMap<String, Vec<String>>,
 }
 
+/// A `POST /containers/create`, decoded and checked at the edge.
+#[derive(Debug, Clone, Default)]
+pub struct CreateRequest {
+    /// `?name=`, without a leading `/`; None for a generated name.
+    pub name: Option<String>,
+    /// Docker's Config with HostConfig and NetworkingConfig. `HostConfig.RestartPolicy` is
+    /// not in it but in `restart` (berth's own `on-unhealthy` has no place in Docker's
+    /// model).
+    pub body: ContainerCreateBody,
+    pub restart: RestartRequest,
+    /// The deprecated top-level `MacAddress` older clients send (newer ones put it in the
+    /// endpoint's settings).
+    pub mac_address: Option<String>,
+}
+
+/// A restart policy as sent: Docker's name (or berth's `on-unhealthy`) and retry count.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+pub struct RestartRequest {
+    #[serde(rename = "Name", default)]
+    pub name: String,
+    #[serde(rename = "MaximumRetryCount", default)]
+    pub maximum_retry_count: i64,
+}
+
+impl CreateRequest {
+    /// Decodes a create request's body as dockerd reads it: `Cmd`, `Entrypoint` and `Shell`
+    /// may be a string or a list; a wrong type or an out-of-range value is Docker's 400.
+    pub fn decode(name: Option<String>, body: &[u8]) -> Result<CreateRequest, ApiError> {
+        let mut v: serde_json::Value = if body.iter().all(u8::is_ascii_whitespace) {
+            serde_json::json!({})
+        } else {
+            serde_json::from_slice(body)
+                .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?
+        };
+        if !v.is_object() {
+            return Err(ApiError::bad_request(
+                "json: cannot unmarshal into Go value of type container.CreateRequest",
+            ));
+        }
+        for key in ["Cmd", "Entrypoint", "Shell"] {
+            if let Some(s) = v[key].as_str().map(str::to_owned) {
+                v[key] = serde_json::json!([s]);
+            }
+        }
+        let mac_address = v["MacAddress"]
+            .as_str()
+            .filter(|m| !m.is_empty())
+            .map(str::to_owned);
+        let mut restart = RestartRequest::default();
+        if let Some(hc) = v.get_mut("HostConfig").and_then(|h| h.as_object_mut()) {
+            if let Some(rp) = hc.remove("RestartPolicy").filter(|r| !r.is_null()) {
+                restart = crate::body::decode_value(
+                    serde_json::json!({ "HostConfig": { "RestartPolicy": rp } }),
+                    "ContainerCreateRequest",
+                )
+                .map(|w: RestartWrapper| w.host_config.restart_policy)?;
+            }
+            check_enum(hc, "CgroupnsMode", &["", "private", "host"], |m| {
+                format!("invalid cgroup namespace mode: {m}")
+            })?;
+            check_enum(hc, "Isolation", &["", "default"], |m| {
+                format!("Invalid isolation: \"{m}\" - linux only supports 'default'")
+            })?;
+        }
+        let body: ContainerCreateBody = crate::body::decode_value(v, "ContainerCreateRequest")?;
+        if let Some(hc) = &body.host_config {
+            if hc.shm_size.is_some_and(|s| s < 0) {
+                return Err(ApiError::bad_request("SHM size can not be less than 0"));
+            }
+            if hc.memory.is_some_and(|m| m < 0) || hc.memory_swap.is_some_and(|m| m < -1) {
+                return Err(ApiError::bad_request(
+                    "invalid memory limit: must not be negative",
+                ));
+            }
+            if hc.cpu_shares.is_some_and(|s| s < 0) {
+                return Err(ApiError::bad_request(
+                    "invalid CPU shares: must not be negative",
+                ));
+            }
+            if hc.nano_cpus.is_some_and(|n| n < 0) {
+                return Err(ApiError::bad_request(
+                    "Range of CPUs is from 0.01 to the number of CPUs available",
+                ));
+            }
+        }
+        Ok(CreateRequest {
+            name: name.map(|n| n.strip_prefix('/').map(str::to_owned).unwrap_or(n)),
+            body,
+            restart,
+            mac_address,
+        })
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct RestartWrapper {
+    #[serde(rename = "HostConfig")]
+    host_config: RestartHolder,
+}
+
+#[derive(serde::Deserialize)]
+struct RestartHolder {
+    #[serde(rename = "RestartPolicy")]
+    restart_policy: RestartRequest,
+}
+
+/// A string field of Docker's that only takes some values: Docker's error for others (the
+/// typed model would refuse them with serde's words instead).
+fn check_enum(
+    obj: &serde_json::Map<String, serde_json::Value>,
+    key: &str,
+    allowed: &[&str],
+    message: impl Fn(&str) -> String,
+) -> Result<(), ApiError> {
+    match obj.get(key).and_then(|v| v.as_str()) {
+        Some(v) if !allowed.contains(&v) => Err(ApiError::bad_request(message(v))),
+        _ => Ok(()),
+    }
+}
+
 /// What the container endpoints need from the engine. Methods may block (they run on the
 /// blocking pool).
 pub trait ContainerBackend {
-    /// `body` is the create request as sent (Docker's ContainerConfig + HostConfig).
-    fn create_container(
-        &self,
-        name: Option<String>,
-        body: serde_json::Value,
-    ) -> Result<ContainerCreateResponse, ApiError>;
+    fn create_container(&self, req: CreateRequest) -> BackendResult<ContainerCreateResponse>;
     /// Ok(false) when it was already running.
-    fn start_container(&self, id: &str) -> Result<bool, ApiError>;
+    fn start_container(&self, id: &str) -> BackendResult<bool>;
     /// Where the container is in its life, for `wait`.
-    fn wait_state(&self, id: &str) -> Result<WaitState, ApiError>;
+    fn wait_state(&self, id: &str) -> BackendResult<WaitState>;
     /// Resolves `id` for an attach and, if the container does not run yet, notes that a client
     /// waits, so that `start` holds the process until the client is connected. Returns the
     /// full id and the shim's attach socket.
-    fn begin_attach(&self, id: &str) -> Result<(String, std::path::PathBuf), ApiError>;
+    fn begin_attach(&self, id: &str) -> BackendResult<(String, std::path::PathBuf)>;
     /// The attach client is connected (or gave up).
     fn end_attach(&self, id: &str);
     /// Ok(false) when it was not running.
-    fn stop_container(&self, id: &str, timeout: Option<i64>) -> Result<bool, ApiError>;
-    fn kill_container(&self, id: &str, signal: &str) -> Result<(), ApiError>;
+    fn stop_container(&self, id: &str, timeout: Option<i64>) -> BackendResult<bool>;
+    fn kill_container(&self, id: &str, signal: &str) -> BackendResult<()>;
     /// Stops (as `stop` does) and starts again.
-    fn restart_container(&self, id: &str, timeout: Option<i64>) -> Result<(), ApiError>;
-    fn rename_container(&self, id: &str, new_name: &str) -> Result<(), ApiError>;
+    fn restart_container(&self, id: &str, timeout: Option<i64>) -> BackendResult<()>;
+    fn rename_container(&self, id: &str, new_name: &str) -> BackendResult<()>;
     /// `ps` output (Docker's ContainerTopResponse: Titles and Processes).
-    fn top_container(&self, id: &str, ps_args: &str) -> Result<serde_json::Value, ApiError>;
+    fn top_container(&self, id: &str, ps_args: &str) -> BackendResult<ContainerTopResponse>;
     /// Sets the window size of a tty container's terminal.
-    fn resize_container(&self, id: &str, rows: u16, cols: u16) -> Result<(), ApiError>;
+    fn resize_container(&self, id: &str, rows: u16, cols: u16) -> BackendResult<()>;
     /// Freezes (`pause`) or thaws every process of the container.
-    fn pause_container(&self, id: &str, pause: bool) -> Result<(), ApiError>;
+    fn pause_container(&self, id: &str, pause: bool) -> BackendResult<()>;
     /// `volumes`: also its anonymous volumes (`rm -v`).
-    fn remove_container(&self, id: &str, force: bool, volumes: bool) -> Result<(), ApiError>;
+    fn remove_container(&self, id: &str, force: bool, volumes: bool) -> BackendResult<()>;
     /// The log from `cursor` on (all of it when `None`).
     fn container_logs(
         &self,
         id: &str,
         q: &LogQuery,
         cursor: Option<LogCursor>,
-    ) -> Result<Logs, ApiError>;
-    fn list_containers(&self, q: ListQuery) -> Result<Vec<ContainerSummary>, ApiError>;
-    fn inspect_container(&self, id: &str) -> Result<ContainerInspectResponse, ApiError>;
+    ) -> BackendResult<Logs>;
+    fn list_containers(&self, q: ListQuery) -> BackendResult<Vec<ContainerSummary>>;
+    fn inspect_container(&self, id: &str) -> BackendResult<ContainerInspectResponse>;
 }
 
 async fn create(
@@ -126,9 +242,8 @@ async fn create(
 ) -> Result<(StatusCode, Json<ContainerCreateResponse>), ApiError> {
     let q = Query::parse(raw.as_deref());
     let name = q.get("name").filter(|n| !n.is_empty()).map(str::to_owned);
-    let body: serde_json::Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?;
-    let resp = blocking(move || b.create_container(name, body)).await?;
+    let req = CreateRequest::decode(name, &body)?;
+    let resp = blocking(move || b.create_container(req)).await?;
     Ok((StatusCode::CREATED, Json(resp)))
 }
 
@@ -361,7 +476,7 @@ async fn top(
     State(b): State<SharedBackend>,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<ContainerTopResponse>, ApiError> {
     let q = Query::parse(raw.as_deref());
     let args = q.get("ps_args").unwrap_or("-ef").to_owned();
     Ok(Json(blocking(move || b.top_container(&id, &args)).await?))

@@ -43,6 +43,12 @@ impl ApiError {
     }
 }
 
+impl From<berth_core::error::BoxError> for ApiError {
+    fn from(e: berth_core::error::BoxError) -> Self {
+        ApiError::from_kind(&e)
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (

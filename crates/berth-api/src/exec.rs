@@ -27,7 +27,11 @@ pub struct ExecLaunch {
 /// What the exec endpoints need from the engine.
 pub trait ExecBackend {
     /// Makes an exec instance in a running container from Docker's ExecConfig; returns its ID.
-    fn create_exec(&self, container: &str, body: serde_json::Value) -> Result<String, ApiError>;
+    fn create_exec(
+        &self,
+        container: &str,
+        body: bollard_stubs::models::ExecConfig,
+    ) -> Result<String, ApiError>;
     /// How to run it; marks it running.
     fn launch_exec(&self, exec_id: &str) -> Result<ExecLaunch, ApiError>;
     /// Records the end of a run.
@@ -41,8 +45,13 @@ async fn create(
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
-    let body: serde_json::Value = serde_json::from_slice(&body)
+    let mut v: serde_json::Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?;
+    // Go's StrSlice: a command may be one string.
+    if let Some(s) = v["Cmd"].as_str().map(str::to_owned) {
+        v["Cmd"] = serde_json::json!([s]);
+    }
+    let body: bollard_stubs::models::ExecConfig = crate::body::decode_value(v, "ExecConfig")?;
     let exec_id = tokio::task::spawn_blocking(move || b.create_exec(&id, body))
         .await
         .map_err(|e| ApiError::internal(e.to_string()))??;

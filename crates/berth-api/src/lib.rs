@@ -5,6 +5,7 @@
 //! Docker's statuses, and every response carries Docker's `Api-Version`/`Ostype` headers.
 
 pub mod archive;
+pub mod body;
 pub mod build;
 pub mod containers;
 pub mod distribution;
@@ -72,13 +73,18 @@ impl<T> Backend for T where
 
 pub type SharedBackend = Arc<dyn Backend>;
 
+/// What a backend call returns: its value, or the engine's error with its kind (which only
+/// this crate turns into a status).
+pub type BackendResult<T> = Result<T, berth_core::error::BoxError>;
+
 /// Runs a backend call on the blocking pool (backend methods may block on disk and processes).
-pub(crate) async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+pub(crate) async fn blocking<T: Send + 'static, E: Into<ApiError> + Send + 'static>(
+    f: impl FnOnce() -> Result<T, E> + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| ApiError::internal(format!("task failed: {e}")))?
+        .map_err(Into::into)
 }
 
 /// A `/v1.NN/...` path with NN outside what we serve gets Docker's error; anything else

@@ -81,3 +81,50 @@ mod tests {
         assert_eq!(ErrorKind::Internal.http_status(), 500);
     }
 }
+
+/// An error that knows its kind: what crosses from a library into the API (moby's errdefs
+/// idea: the daemon classifies, only the API edge turns the class into a status).
+pub trait KindedError: std::error::Error + HasErrorKind + Send + Sync + 'static {}
+
+impl<T: std::error::Error + HasErrorKind + Send + Sync + 'static> KindedError for T {}
+
+/// A classified error of any library: what the API's backend traits return.
+pub type BoxError = Box<dyn KindedError>;
+
+impl<E: KindedError> From<E> for BoxError {
+    fn from(e: E) -> BoxError {
+        Box::new(e)
+    }
+}
+
+impl HasErrorKind for BoxError {
+    fn kind(&self) -> ErrorKind {
+        (**self).kind()
+    }
+}
+
+#[cfg(test)]
+mod boxed_tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Gone;
+    impl fmt::Display for Gone {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("No such thing: x")
+        }
+    }
+    impl std::error::Error for Gone {}
+    impl HasErrorKind for Gone {
+        fn kind(&self) -> ErrorKind {
+            ErrorKind::NotFound
+        }
+    }
+
+    #[test]
+    fn a_boxed_error_keeps_its_kind_and_words() {
+        let e: BoxError = Gone.into();
+        assert_eq!(e.kind(), ErrorKind::NotFound);
+        assert_eq!(e.to_string(), "No such thing: x");
+    }
+}

@@ -26,7 +26,7 @@ use berth_api::archive::{
 };
 use berth_api::ApiError;
 
-use crate::containers::Record;
+use crate::container::record::Record;
 use crate::Engine;
 use resolve::{cstring, join, lexical, lstat_at, Root, View};
 use tarball::{Flavor, TreeWriter};
@@ -217,7 +217,7 @@ impl Engine {
         if !self.container_dir(&rec.id).join("config.json").exists() {
             return Err(ApiError::not_found(format!("No such container: {key}")));
         }
-        if self.refresh(&rec.id).status == "running" {
+        if self.refresh(&rec.id).running() {
             // The descriptor keeps the overlay reachable even if the container stops now.
             let root = open_rootfs(&self.rootfs(&rec.id))?;
             drop(held);
@@ -288,16 +288,16 @@ impl ArchiveBackend for Engine {
                 Some(m) if m.readonly => {
                     return Err(forbidden("mounted volume is marked read-only"))
                 }
-                None if rec.host.readonly_rootfs => {
+                None if rec.readonly_rootfs() => {
                     return Err(forbidden("container rootfs is marked read-only"))
                 }
                 _ => {}
             }
-            let owner = if opts.copy_uid_gid && !rec.user.is_empty() {
-                Some(extract::lookup_owner(view, &rec.user).ok_or_else(|| {
+            let owner = if opts.copy_uid_gid && !rec.user().is_empty() {
+                Some(extract::lookup_owner(view, rec.user()).ok_or_else(|| {
                     ApiError::bad_request(format!(
                         "unable to find user {}: no matching entries in passwd file",
-                        rec.user
+                        rec.user()
                     ))
                 })?)
             } else {

@@ -9,7 +9,6 @@ use berth_api::exec::{ExecBackend, ExecLaunch};
 use berth_api::ApiError;
 use berth_core::ContainerId;
 
-use crate::containers::strings;
 use crate::Engine;
 
 #[derive(Debug, Clone, Default)]
@@ -37,12 +36,16 @@ impl Execs {
 }
 
 impl ExecBackend for Engine {
-    fn create_exec(&self, container: &str, body: serde_json::Value) -> Result<String, ApiError> {
+    fn create_exec(
+        &self,
+        container: &str,
+        body: bollard_stubs::models::ExecConfig,
+    ) -> Result<String, ApiError> {
         let (id, running) = self.container_status(container)?;
         if !running {
             return Err(ApiError::conflict(format!("Container {id} is not running")));
         }
-        let cmd = strings(&body["Cmd"]);
+        let cmd = body.cmd.unwrap_or_default();
         if cmd.is_empty() {
             return Err(ApiError::bad_request("No exec command specified"));
         }
@@ -52,17 +55,11 @@ impl ExecBackend for Engine {
         let record = ExecRecord {
             container: id,
             cmd,
-            env: strings(&body["Env"]),
-            user: body["User"]
-                .as_str()
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned),
-            cwd: body["WorkingDir"]
-                .as_str()
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned),
-            stdin: body["AttachStdin"].as_bool().unwrap_or(false),
-            tty: body["Tty"].as_bool().unwrap_or(false),
+            env: body.env.unwrap_or_default(),
+            user: body.user.filter(|s| !s.is_empty()),
+            cwd: body.working_dir.filter(|s| !s.is_empty()),
+            stdin: body.attach_stdin.unwrap_or(false),
+            tty: body.tty.unwrap_or(false),
             ..Default::default()
         };
         self.execs.with(|m| m.insert(exec_id.clone(), record));

@@ -2,11 +2,12 @@
 //! `Healthcheck`, else its image's), and how its health shows (`ps`, `inspect`). The checks
 //! themselves run in the container's shim (berth_runtime::shim::health).
 
-use berth_api::ApiError;
 use berth_runtime::shim::health::{read_health, Health, HealthConfig};
 
-use crate::containers::{strings, Record};
+use crate::container::record::Record;
+use crate::error::{EngineError, Result};
 use crate::Engine;
+use bollard_stubs::models::HealthConfig as ApiHealth;
 
 /// Docker's defaults.
 const INTERVAL_MS: u64 = 30_000;
@@ -14,56 +15,54 @@ const TIMEOUT_MS: u64 = 30_000;
 const START_INTERVAL_MS: u64 = 5_000;
 const RETRIES: u32 = 3;
 
-fn ms(v: &serde_json::Value, default: u64) -> Result<u64, ApiError> {
-    match v.as_i64() {
+fn ms(v: Option<i64>, default: u64) -> Result<u64> {
+    match v {
         None | Some(0) => Ok(default),
-        Some(n) if n < 0 => Err(ApiError::bad_request(
+        Some(n) if n < 0 => Err(EngineError::invalid(
             "Interval in Healthcheck cannot be negative",
         )),
         // Docker's API gives nanoseconds, and refuses anything under a millisecond.
-        Some(n) if n < 1_000_000 => Err(ApiError::bad_request(
+        Some(n) if n < 1_000_000 => Err(EngineError::invalid(
             "Interval in Healthcheck cannot be less than 1ms",
         )),
         Some(n) => Ok(n as u64 / 1_000_000),
     }
 }
 
-/// The check for a new container: `body`'s Healthcheck field by field over the image's;
-/// `["NONE"]` (`--no-healthcheck`) turns it off.
+/// The check for a new container: the request's Healthcheck field by field over the image's
+/// (`image`, as its config holds it); `["NONE"]` (`--no-healthcheck`) turns it off.
 pub(crate) fn config_for(
-    body: &serde_json::Value,
+    user: Option<&ApiHealth>,
     image: Option<&serde_json::Value>,
     shell: Vec<String>,
     kill_unhealthy: bool,
-) -> Result<Option<HealthConfig>, ApiError> {
-    let empty = serde_json::Value::Null;
-    let user = &body["Healthcheck"];
-    let image = image.unwrap_or(&empty);
-    let pick = |key: &str| -> &serde_json::Value {
-        match &user[key] {
-            serde_json::Value::Null => &image[key],
-            serde_json::Value::Array(a) if a.is_empty() => &image[key],
-            serde_json::Value::Number(n) if n.as_i64() == Some(0) => &image[key],
-            v => v,
-        }
-    };
-    let test = strings(pick("Test"));
+) -> Result<Option<HealthConfig>> {
+    let image: ApiHealth = image
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+        .unwrap_or_default();
+    let user = user.cloned().unwrap_or_default();
+    let pick = |mine: Option<i64>, theirs: Option<i64>| mine.filter(|n| *n != 0).or(theirs);
+    let test = user
+        .test
+        .filter(|t| !t.is_empty())
+        .or(image.test)
+        .unwrap_or_default();
     match test.first().map(String::as_str) {
         None | Some("NONE") => return Ok(None),
         Some("CMD") | Some("CMD-SHELL") => {}
         Some(other) => {
-            return Err(ApiError::bad_request(format!(
+            return Err(EngineError::invalid(format!(
                 "unknown type of health check: {other:?}"
             )))
         }
     }
     if test.len() < 2 {
-        return Err(ApiError::bad_request("health check command is empty"));
+        return Err(EngineError::invalid("health check command is empty"));
     }
-    let retries = match pick("Retries").as_i64() {
+    let retries = match pick(user.retries, image.retries) {
         None | Some(0) => RETRIES,
         Some(n) if n < 0 => {
-            return Err(ApiError::bad_request(
+            return Err(EngineError::invalid(
                 "Retries in Healthcheck cannot be negative",
             ))
         }
@@ -71,10 +70,13 @@ pub(crate) fn config_for(
     };
     Ok(Some(HealthConfig {
         test,
-        interval_ms: ms(pick("Interval"), INTERVAL_MS)?,
-        timeout_ms: ms(pick("Timeout"), TIMEOUT_MS)?,
-        start_period_ms: ms(pick("StartPeriod"), 0)?,
-        start_interval_ms: ms(pick("StartInterval"), START_INTERVAL_MS)?,
+        interval_ms: ms(pick(user.interval, image.interval), INTERVAL_MS)?,
+        timeout_ms: ms(pick(user.timeout, image.timeout), TIMEOUT_MS)?,
+        start_period_ms: ms(pick(user.start_period, image.start_period), 0)?,
+        start_interval_ms: ms(
+            pick(user.start_interval, image.start_interval),
+            START_INTERVAL_MS,
+        )?,
         retries,
         kill_unhealthy,
         shell,
@@ -127,26 +129,28 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn user(v: serde_json::Value) -> ApiHealth {
+        serde_json::from_value(v).unwrap()
+    }
+
     #[test]
     fn the_request_overrides_the_image_field_by_field() {
         let image =
             json!({"Test": ["CMD-SHELL", "check"], "Interval": 5_000_000_000i64, "Retries": 2});
-        let body = json!({"Healthcheck": {"Interval": 1_000_000_000i64}});
-        let c = config_for(&body, Some(&image), vec![], false)
+        let mine = user(json!({"Interval": 1_000_000_000i64}));
+        let c = config_for(Some(&mine), Some(&image), vec![], false)
             .unwrap()
             .unwrap();
         assert_eq!((c.interval_ms, c.retries, c.timeout_ms), (1000, 2, 30_000));
         assert_eq!(c.test, ["CMD-SHELL", "check"]);
-        let none = json!({"Healthcheck": {"Test": ["NONE"]}});
-        assert!(config_for(&none, Some(&image), vec![], false)
+        let none = user(json!({"Test": ["NONE"]}));
+        assert!(config_for(Some(&none), Some(&image), vec![], false)
             .unwrap()
             .is_none());
-        assert!(config_for(&json!({}), None, vec![], false)
-            .unwrap()
-            .is_none());
-        let bad = json!({"Healthcheck": {"Test": ["RUN", "x"]}});
-        assert!(config_for(&bad, None, vec![], false).is_err());
-        let tiny = json!({"Healthcheck": {"Test": ["CMD", "x"], "Interval": 10}});
-        assert!(config_for(&tiny, None, vec![], false).is_err());
+        assert!(config_for(None, None, vec![], false).unwrap().is_none());
+        let bad = user(json!({"Test": ["RUN", "x"]}));
+        assert!(config_for(Some(&bad), None, vec![], false).is_err());
+        let tiny = user(json!({"Test": ["CMD", "x"], "Interval": 10}));
+        assert!(config_for(Some(&tiny), None, vec![], false).is_err());
     }
 }

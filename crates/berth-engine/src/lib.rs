@@ -5,12 +5,13 @@ pub mod archive;
 pub mod build;
 pub mod cgroups;
 pub mod changes;
-pub mod containers;
+pub mod container;
 pub mod disk;
 pub mod distribution;
+pub mod error;
 pub mod events;
 pub mod exec;
-pub mod filters;
+pub(crate) mod fsutil;
 pub mod health;
 pub mod humanize;
 pub mod images;
@@ -42,6 +43,8 @@ pub struct Engine {
     /// One lock per container, held while it is started or removed (by the API or the
     /// restart supervisor), so those never interleave.
     locks: Arc<Mutex<HashMap<String, Arc<Mutex<()>>>>>,
+    /// Every container's record, by ID and name.
+    containers: Arc<container::ContainerStore>,
     /// The registry client (pull, push, login checks).
     registry: berth_registry::client::Client,
     /// Container networking; None when the engine was opened without it (unit tests).
@@ -99,8 +102,10 @@ impl Engine {
             )),
             None => None,
         };
+        let containers = container::ContainerStore::open(&root.join("containers"))?;
         let engine = Engine {
             root: root.to_path_buf(),
+            containers: Arc::new(containers),
             images: Arc::new(images),
             attaching: Default::default(),
             execs: Default::default(),

@@ -20,8 +20,9 @@ use bollard_stubs::models::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::containers::{strings, Record};
+use crate::container::record::Record;
 use crate::Engine;
+use bollard_stubs::models::ContainerCreateBody;
 
 /// The default network's name (Docker's).
 pub const DEFAULT_NETWORK: &str = "bridge";
@@ -209,7 +210,7 @@ impl Engine {
         };
         let records = self.records();
         for rec in &records {
-            if self.refresh(&rec.id).status != "running" {
+            if !self.refresh(&rec.id).running() {
                 self.network_down(&rec.id);
             }
         }
@@ -242,15 +243,20 @@ impl Engine {
     /// `PublishAllPorts`, `Dns*`, `ExtraHosts`, `NetworkingConfig`, `MacAddress`).
     pub(crate) fn net_for_create(
         &self,
-        body: &serde_json::Value,
+        body: &ContainerCreateBody,
+        body_mac: &Option<String>,
         image_exposed: &[String],
     ) -> Result<NetRecord, ApiError> {
-        let hc = &body["HostConfig"];
-        let mode = match hc["NetworkMode"].as_str().unwrap_or("") {
+        let empty = Default::default();
+        let hc = body.host_config.as_ref().unwrap_or(&empty);
+        let mode = match hc.network_mode.as_deref().unwrap_or("") {
             "" | "default" => DEFAULT_NETWORK.to_owned(),
             m => m.to_owned(),
         };
-        let endpoints = &body["NetworkingConfig"]["EndpointsConfig"];
+        let endpoints = body
+            .networking_config
+            .as_ref()
+            .and_then(|n| n.endpoints_config.as_ref());
         let mut rec = NetRecord {
             mode: mode.clone(),
             ..Default::default()
@@ -270,15 +276,15 @@ impl Engine {
                     return Err(ApiError::not_found(format!("network {name} not found")));
                 }
                 // The docker CLI keys the endpoint by the mode as given (`default` too).
-                let ep = match &endpoints[name] {
-                    serde_json::Value::Null => endpoints
-                        .as_object()
-                        .filter(|o| o.len() == 1)
-                        .and_then(|o| o.values().next())
-                        .unwrap_or(&serde_json::Value::Null),
-                    ep => ep,
-                };
-                let ip = match ep["IPAMConfig"]["IPv4Address"].as_str().unwrap_or("") {
+                let ep = endpoints.and_then(|e| {
+                    e.get(name)
+                        .or_else(|| (e.len() == 1).then(|| e.values().next()).flatten())
+                });
+                let ip = match ep
+                    .and_then(|e| e.ipam_config.as_ref())
+                    .and_then(|i| i.ipv4_address.as_deref())
+                    .unwrap_or("")
+                {
                     "" => None,
                     s => Some(
                         s.parse::<Ipv4Addr>()
@@ -291,61 +297,53 @@ impl Engine {
                             .into(),
                     ));
                 }
-                rec.mac = ep["MacAddress"]
-                    .as_str()
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_owned);
+                rec.mac = ep
+                    .and_then(|e| e.mac_address.clone())
+                    .filter(|s| !s.is_empty());
+                rec.mac = rec.mac.or_else(|| body_mac.clone());
                 rec.networks.push(NetAttach {
                     name: name.to_owned(),
-                    aliases: strings(&ep["Aliases"]),
+                    aliases: ep.and_then(|e| e.aliases.clone()).unwrap_or_default(),
                     ip,
                 });
             }
         }
-        if rec.mac.is_none() {
-            rec.mac = body["MacAddress"]
-                .as_str()
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned);
-        }
-        for s in strings(&hc["Dns"]) {
+        for s in hc.dns.iter().flatten() {
             rec.dns.push(
                 s.parse()
                     .map_err(|_| bad(format!("{s} is not an ip address")))?,
             );
         }
-        rec.dns_search = strings(&hc["DnsSearch"]);
-        rec.dns_options = strings(&hc["DnsOptions"]);
-        rec.extra_hosts = strings(&hc["ExtraHosts"]);
+        rec.dns_search = hc.dns_search.clone().unwrap_or_default();
+        rec.dns_options = hc.dns_options.clone().unwrap_or_default();
+        rec.extra_hosts = hc.extra_hosts.clone().unwrap_or_default();
         let gw = self.host_gateway();
         for h in &rec.extra_hosts {
             files::ExtraHost::parse(h, gw).map_err(net_err)?;
         }
         // Published ports: -p, then -P with every exposed port not published already.
         if rec.mode != "host" && !rec.mode.starts_with("container:") {
-            if let Some(map) = hc["PortBindings"].as_object() {
-                for (key, bindings) in map {
-                    let (port, proto) =
-                        parse_port_key(key).ok_or_else(|| bad(format!("invalid port {key}")))?;
-                    let list = bindings.as_array().cloned().unwrap_or_default();
-                    let list = if list.is_empty() {
-                        vec![serde_json::json!({})]
-                    } else {
-                        list
-                    };
-                    for b in list {
-                        let ip = b["HostIp"].as_str().unwrap_or("");
-                        let hp = b["HostPort"].as_str().unwrap_or("");
-                        let spec = format!("{ip}:{hp}:{port}/{proto}");
-                        rec.ports.extend(PortSpec::parse(&spec).map_err(net_err)?);
-                    }
+            let mut bindings: Vec<_> = hc.port_bindings.iter().flatten().collect();
+            bindings.sort_by(|a, b| a.0.cmp(b.0));
+            for (key, list) in bindings {
+                let (port, proto) =
+                    parse_port_key(key).ok_or_else(|| bad(format!("invalid port {key}")))?;
+                let list = list.clone().unwrap_or_default();
+                let list = if list.is_empty() {
+                    vec![Default::default()]
+                } else {
+                    list
+                };
+                for b in list {
+                    let ip = b.host_ip.as_deref().unwrap_or("");
+                    let hp = b.host_port.as_deref().unwrap_or("");
+                    let spec = format!("{ip}:{hp}:{port}/{proto}");
+                    rec.ports.extend(PortSpec::parse(&spec).map_err(net_err)?);
                 }
             }
-            if hc["PublishAllPorts"].as_bool().unwrap_or(false) {
+            if hc.publish_all_ports.unwrap_or(false) {
                 let mut exposed: Vec<String> = image_exposed.to_vec();
-                if let Some(o) = body["ExposedPorts"].as_object() {
-                    exposed.extend(o.keys().cloned());
-                }
+                exposed.extend(body.exposed_ports.iter().flatten().cloned());
                 for key in exposed {
                     let Some((port, proto)) = parse_port_key(&key) else {
                         continue;
@@ -394,7 +392,7 @@ impl Engine {
         };
         if let Some(other) = n.mode.strip_prefix("container:") {
             let other_rec = self.find(other)?;
-            if self.refresh(&other_rec.id).status != "running" {
+            if !self.refresh(&other_rec.id).running() {
                 return Err(ApiError::conflict(format!(
                     "cannot join network of a non running container: {}",
                     other_rec.id
@@ -421,7 +419,7 @@ impl Engine {
             .filter_map(|h| files::ExtraHost::parse(h, self.host_gateway()).ok())
             .collect();
         let mut hosts = files::HostsOptions {
-            hostname: rec.hostname.clone(),
+            hostname: rec.hostname().to_owned(),
             extra,
             ..Default::default()
         };
@@ -485,7 +483,7 @@ impl Engine {
         } else {
             write("hosts", files::hosts_file(&hosts))?;
         }
-        write("hostname", files::hostname_file(&rec.hostname))?;
+        write("hostname", files::hostname_file(rec.hostname()))?;
         write("resolv.conf", files::resolv_conf(&host_resolv, &resolv))?;
         setup.mounts = file_mounts(&dir);
         Ok(setup)
@@ -800,7 +798,7 @@ impl Engine {
         let containers: serde_json::Map<String, serde_json::Value> = self
             .records()
             .into_iter()
-            .filter(|r| r.net.mode == name && self.refresh(&r.id).status == "running")
+            .filter(|r| r.net.mode == name && self.refresh(&r.id).running())
             .map(|r| {
                 (
                     r.id.clone(),
@@ -912,7 +910,7 @@ impl Engine {
         let key = body["Container"]
             .as_str()
             .ok_or_else(|| ApiError::bad_request("no container given"))?;
-        let id = self.find(key)?.id;
+        let id = self.find(key)?.id.clone();
         let lock = self.container_lock(&id);
         Ok((s, id, lock))
     }
@@ -934,7 +932,7 @@ impl Engine {
         let ep = net.attach(&req).map_err(net_err)?;
         // The container's /etc/hosts gets the new address (the file is bind-mounted: edit it
         // in place).
-        let names: Vec<&str> = std::iter::once(rec.hostname.as_str())
+        let names: Vec<&str> = std::iter::once(rec.hostname())
             .chain(a.aliases.iter().map(String::as_str))
             .collect();
         let hosts = self.container_dir(&rec.id).join("hosts");
@@ -1013,7 +1011,8 @@ impl berth_api::networks::NetworkBackend for Engine {
         };
         std::fs::create_dir_all(self.root().join("network-meta"))
             .map_err(|e| ApiError::internal(e.to_string()))?;
-        crate::containers::write_json(&self.meta_path(&name), &meta)?;
+        crate::fsutil::write_json(&self.meta_path(&name), &meta)
+            .map_err(|e| ApiError::internal(format!("write the network's metadata: {e}")))?;
         if let Err(e) = net.create_network(config) {
             let _ = std::fs::remove_file(self.meta_path(&name));
             return Err(net_err(e));
@@ -1137,7 +1136,7 @@ impl berth_api::networks::NetworkBackend for Engine {
     fn connect_network(&self, name: &str, body: serde_json::Value) -> Result<(), ApiError> {
         let (s, id, lock) = self.connection(name, &body)?;
         let _held = lock.lock().unwrap_or_else(|p| p.into_inner());
-        let mut rec = self.find(&id)?;
+        let rec = self.find(&id)?;
         if matches!(rec.net.mode.as_str(), "host" | "none")
             || rec.net.mode.starts_with("container:")
         {
@@ -1163,15 +1162,22 @@ impl berth_api::networks::NetworkBackend for Engine {
         };
         let a = NetAttach {
             name: net_name,
-            aliases: strings(&ep["Aliases"]),
+            aliases: ep["Aliases"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|a| a.as_str().map(str::to_owned))
+                .collect(),
             ip,
         };
-        if self.refresh(&rec.id).status == "running" {
+        if self.refresh(&rec.id).running() {
             self.attach_running(&rec, &a)?;
         }
         let net_name = a.name.clone();
-        rec.net.networks.push(a);
-        crate::containers::write_json(&self.container_dir(&rec.id).join("config.json"), &rec)?;
+        self.containers.update(&rec.id, |r| {
+            r.net.networks.push(a);
+            Ok(())
+        })?;
         self.network_event_for("connect", &net_name, Some(&rec.id));
         Ok(())
     }
@@ -1179,7 +1185,7 @@ impl berth_api::networks::NetworkBackend for Engine {
     fn disconnect_network(&self, name: &str, body: serde_json::Value) -> Result<(), ApiError> {
         let (s, id, lock) = self.connection(name, &body)?;
         let _held = lock.lock().unwrap_or_else(|p| p.into_inner());
-        let mut rec = self.find(&id)?;
+        let rec = self.find(&id)?;
         let net_name = s.config.name.clone();
         if !rec.net.networks.iter().any(|a| a.name == net_name) {
             return Err(forbidden(format!(
@@ -1212,8 +1218,10 @@ impl berth_api::networks::NetworkBackend for Engine {
             }
         }
         let _ = self.net_required()?.release_ip(&net_name, &rec.id);
-        rec.net.networks.retain(|a| a.name != net_name);
-        crate::containers::write_json(&self.container_dir(&rec.id).join("config.json"), &rec)?;
+        self.containers.update(&rec.id, |r| {
+            r.net.networks.retain(|a| a.name != net_name);
+            Ok(())
+        })?;
         self.network_event_for("disconnect", &net_name, Some(&rec.id));
         Ok(())
     }

@@ -85,7 +85,7 @@ impl Engine {
     fn stats_sample(&self, key: &str) -> Result<(ContainerStatsResponse, bool), ApiError> {
         let rec = self.find(key)?;
         let st = self.refresh(&rec.id);
-        if st.status != "running" {
+        if !st.running() {
             return Ok((empty(&rec.id, &rec.name), false));
         }
         let Some(cg) = Cgroup::of_pid(st.pid) else {

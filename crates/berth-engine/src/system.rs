@@ -92,6 +92,7 @@ impl SystemBackend for Engine {
             CgroupMode::Unified => SystemInfoCgroupVersionEnum::_2,
             CgroupMode::Legacy => SystemInfoCgroupVersionEnum::_1,
         };
+        let (running, paused, stopped) = self.container_counts();
         SystemInfo {
             id: Some(format!(
                 "berth-{}",
@@ -99,10 +100,10 @@ impl SystemBackend for Engine {
                     .map(|h| h.to_string_lossy().into_owned())
                     .unwrap_or_default()
             )),
-            containers: Some(0),
-            containers_running: Some(0),
-            containers_paused: Some(0),
-            containers_stopped: Some(0),
+            containers: Some((running + paused + stopped) as i64),
+            containers_running: Some(running as i64),
+            containers_paused: Some(paused as i64),
+            containers_stopped: Some(stopped as i64),
             images: Some(self.images.index().map_or(0, |i| i.images.len() as i64)),
             driver: Some("overlayfs".to_owned()),
             docker_root_dir: Some(self.root().display().to_string()),

@@ -3,18 +3,73 @@
 //! the next start builds its spec with them. Both happen under the container's lock, and the
 //! record is replaced atomically (a new file renamed over the old one).
 
-use std::io::Write;
-use std::path::Path;
-
 use berth_api::ApiError;
 use serde_json::Value;
 
 use crate::cgroups::{self, Cgroup, Limits};
-use crate::containers::Host;
+use crate::container::record::{Record, RestartPolicy};
 use crate::Engine;
 
 /// The CFS period berth's specs use (Docker's default).
 const PERIOD: u64 = 100_000;
+
+/// The settings an update can change, as the record holds them (in its HostConfig and
+/// restart policy).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Host {
+    pub memory: Option<i64>,
+    pub memory_swap: Option<i64>,
+    pub nano_cpus: Option<i64>,
+    pub cpu_shares: Option<u64>,
+    pub pids_limit: Option<i64>,
+    pub auto_remove: bool,
+    /// The restart policy's name and retry count.
+    pub restart: String,
+    pub restart_max: i64,
+}
+
+impl Host {
+    fn of(rec: &Record) -> Host {
+        let hc = &rec.host_config;
+        let set = |n: Option<i64>| n.filter(|n| *n != 0);
+        let (restart, restart_max) = match rec.restart {
+            RestartPolicy::No => ("no", 0),
+            RestartPolicy::Always => ("always", 0),
+            RestartPolicy::UnlessStopped => ("unless-stopped", 0),
+            RestartPolicy::OnFailure { max } => ("on-failure", max),
+            RestartPolicy::OnUnhealthy => ("on-unhealthy", 0),
+        };
+        Host {
+            memory: set(hc.memory),
+            memory_swap: set(hc.memory_swap),
+            nano_cpus: set(hc.nano_cpus),
+            cpu_shares: set(hc.cpu_shares).map(|n| n as u64),
+            pids_limit: set(hc.pids_limit),
+            auto_remove: rec.auto_remove(),
+            restart: restart.to_owned(),
+            restart_max,
+        }
+    }
+
+    /// Puts these settings into `rec` (HostConfig and restart policy), as inspect shows them.
+    fn store_in(&self, rec: &mut Record) -> crate::error::Result<()> {
+        let hc = &mut rec.host_config;
+        hc.memory = self.memory;
+        hc.memory_swap = self.memory_swap;
+        hc.nano_cpus = self.nano_cpus;
+        hc.cpu_shares = self.cpu_shares.map(|n| n as i64);
+        hc.pids_limit = self.pids_limit;
+        if self.nano_cpus.is_some() {
+            // berth keeps CPU limits as a number of CPUs.
+            hc.cpu_quota = None;
+            hc.cpu_period = None;
+        }
+        rec.restart = RestartPolicy::parse(&self.restart, self.restart_max)
+            .map_err(crate::error::EngineError::invalid)?;
+        rec.host_config.restart_policy = rec.restart.to_api();
+        Ok(())
+    }
+}
 
 /// What an update request asks for; `None` leaves a setting as it is (Docker sends zero for
 /// "no change" in most fields, and `null` for `PidsLimit`).
@@ -263,27 +318,6 @@ fn mib(n: u64) -> String {
     format!("{:.1}MiB", n as f64 / 1048576.0).replace(".0MiB", "MiB")
 }
 
-/// Writes `value` to `path` atomically: a temporary file, synced, renamed over, and the
-/// directory synced.
-fn replace_file(path: &Path, value: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.update.tmp",
-        path.file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("record")
-    ));
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(value)?;
-    f.sync_all()?;
-    drop(f);
-    if let Err(e) = std::fs::rename(&tmp, path) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
-    }
-    std::fs::File::open(dir)?.sync_all()
-}
-
 impl Engine {
     /// `POST /containers/{id}/update`.
     pub(crate) fn update_resources(
@@ -292,16 +326,17 @@ impl Engine {
         body: &Value,
     ) -> Result<Vec<String>, ApiError> {
         let req = Request::parse(body)?;
-        let id = self.find(key)?.id;
+        let id = self.find(key)?.id.clone();
         let lock = self.container_lock(&id);
         let _held = lock.lock().unwrap_or_else(|p| p.into_inner());
         // Read again under the lock: this is the record the next start will use.
-        let mut rec = self.find(&id)?;
+        let rec = self.find(&id)?;
+        let current = Host::of(&rec);
         let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get() as i64);
-        let host = req.apply_to(&rec.host, ncpu)?;
+        let host = req.apply_to(&current, ncpu)?;
         let st = self.refresh(&id);
         let mut applied = None;
-        if st.status == "running" {
+        if st.running() {
             let cg = Cgroup::of_pid(st.pid).ok_or_else(|| {
                 ApiError::internal(format!(
                     "Cannot update container {id}: its cgroup cannot be found (did it just stop?)"
@@ -309,7 +344,7 @@ impl Engine {
             })?;
             let limits = req.limits(&host);
             if let Err(e) = cgroups::apply(&cg, &limits) {
-                let _ = cgroups::apply(&cg, &previous(&limits, &rec.host));
+                let _ = cgroups::apply(&cg, &previous(&limits, &current));
                 let memory_file = e
                     .file
                     .file_name()
@@ -334,17 +369,18 @@ impl Engine {
             }
             applied = Some((cg, limits));
         }
-        let old = std::mem::replace(&mut rec.host, host);
-        let path = self.container_dir(&id).join("config.json");
-        let text = serde_json::to_vec_pretty(&rec).expect("records serialize");
-        if let Err(e) = replace_file(&path, &text) {
-            if let Some((cg, limits)) = applied {
-                let _ = cgroups::apply(&cg, &previous(&limits, &old));
+        let stored = self.containers.update(&id, |r| host.store_in(r));
+        let rec = match stored {
+            Ok((rec, ())) => rec,
+            Err(e) => {
+                if let Some((cg, limits)) = applied {
+                    let _ = cgroups::apply(&cg, &previous(&limits, &current));
+                }
+                return Err(ApiError::internal(format!(
+                    "Cannot update container {id}: write its record: {e}"
+                )));
             }
-            return Err(ApiError::internal(format!(
-                "Cannot update container {id}: write its record: {e}"
-            )));
-        }
+        };
         self.container_event(&rec, "update", &[]);
         Ok(Vec::new())
     }

@@ -16,8 +16,9 @@ use berth_api::ApiError;
 use berth_runtime::spec::UserMount;
 use serde::{Deserialize, Serialize};
 
-use crate::containers::{write_json, Record};
+use crate::container::record::Record;
 use crate::Engine;
+use bollard_stubs::models::{ContainerCreateBody, Mount, MountType as MountTypeEnum};
 
 /// A volume's record.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -142,20 +143,37 @@ fn parse_bind(spec: &str) -> Result<MountRecord, ApiError> {
 }
 
 /// One entry of HostConfig.Mounts (`--mount`).
-fn parse_mount(v: &serde_json::Value) -> Result<MountRecord, ApiError> {
-    let kind = v["Type"].as_str().unwrap_or("volume").to_owned();
-    let target = clean_target(v["Target"].as_str().unwrap_or(""))?;
-    let source = v["Source"].as_str().unwrap_or("").to_owned();
+fn parse_mount(v: &Mount) -> Result<MountRecord, ApiError> {
+    let kind = match v.typ {
+        None | Some(MountTypeEnum::VOLUME) => "volume",
+        Some(MountTypeEnum::BIND) => "bind",
+        Some(MountTypeEnum::TMPFS) => "tmpfs",
+        Some(other) => {
+            return Err(bad(format!(
+                "mount type {:?} is not supported",
+                other.to_string()
+            )))
+        }
+    }
+    .to_owned();
+    let target = clean_target(v.target.as_deref().unwrap_or(""))?;
+    let source = v.source.clone().unwrap_or_default();
     let mut m = MountRecord {
         kind: kind.clone(),
         source,
         target,
-        readonly: v["ReadOnly"].as_bool().unwrap_or(false),
-        propagation: v["BindOptions"]["Propagation"]
-            .as_str()
-            .filter(|p| !p.is_empty())
-            .map(str::to_owned),
-        nocopy: v["VolumeOptions"]["NoCopy"].as_bool().unwrap_or(false),
+        readonly: v.read_only.unwrap_or(false),
+        propagation: v
+            .bind_options
+            .as_ref()
+            .and_then(|b| b.propagation)
+            .map(|p| p.as_ref().to_owned())
+            .filter(|p| !p.is_empty()),
+        nocopy: v
+            .volume_options
+            .as_ref()
+            .and_then(|o| o.no_copy)
+            .unwrap_or(false),
         options: Vec::new(),
     };
     match kind.as_str() {
@@ -184,14 +202,15 @@ fn parse_mount(v: &serde_json::Value) -> Result<MountRecord, ApiError> {
                     "invalid mount config for type \"tmpfs\": source must not be specified",
                 ));
             }
-            if let Some(size) = v["TmpfsOptions"]["SizeBytes"].as_i64().filter(|s| *s > 0) {
+            let opts = v.tmpfs_options.as_ref();
+            if let Some(size) = opts.and_then(|o| o.size_bytes).filter(|s| *s > 0) {
                 m.options.push(format!("size={size}"));
             }
-            if let Some(mode) = v["TmpfsOptions"]["Mode"].as_u64().filter(|m| *m > 0) {
+            if let Some(mode) = opts.and_then(|o| o.mode).filter(|m| *m > 0) {
                 m.options.push(format!("mode={mode:o}"));
             }
         }
-        other => return Err(bad(format!("mount type {other:?} is not supported"))),
+        _ => {}
     }
     if m.propagation
         .as_deref()
@@ -293,7 +312,8 @@ impl Engine {
             options,
             anonymous,
         };
-        write_json(&dir.join("volume.json"), &v)?;
+        crate::fsutil::write_json(&dir.join("volume.json"), &v)
+            .map_err(|e| io_err("write the volume's record", e))?;
         self.events.emit(
             "volume",
             "create",
@@ -312,7 +332,7 @@ impl Engine {
                     .iter()
                     .any(|m| m.kind == "volume" && m.source == name)
             })
-            .map(|r| r.id)
+            .map(|r| r.id.clone())
             .collect()
     }
 
@@ -332,10 +352,11 @@ impl Engine {
     /// image's VOLUMEs and `-v /path`; named volumes are created, anonymous ones named.
     pub(crate) fn mounts_for_create(
         &self,
-        body: &serde_json::Value,
+        body: &ContainerCreateBody,
         image_volumes: &[String],
     ) -> Result<Vec<MountRecord>, ApiError> {
-        let hc = &body["HostConfig"];
+        let empty = Default::default();
+        let hc = body.host_config.as_ref().unwrap_or(&empty);
         let mut mounts: Vec<MountRecord> = Vec::new();
         let push = |m: MountRecord, mounts: &mut Vec<MountRecord>| -> Result<(), ApiError> {
             if mounts.iter().any(|o| o.target == m.target) {
@@ -344,17 +365,17 @@ impl Engine {
             mounts.push(m);
             Ok(())
         };
-        for spec in crate::containers::strings(&hc["Binds"]) {
-            push(parse_bind(&spec)?, &mut mounts)?;
+        for spec in hc.binds.iter().flatten() {
+            push(parse_bind(spec)?, &mut mounts)?;
         }
-        for m in hc["Mounts"].as_array().into_iter().flatten() {
+        for m in hc.mounts.iter().flatten() {
             push(parse_mount(m)?, &mut mounts)?;
         }
-        if let Some(tmpfs) = hc["Tmpfs"].as_object() {
+        if let Some(tmpfs) = &hc.tmpfs {
+            let mut tmpfs: Vec<_> = tmpfs.iter().collect();
+            tmpfs.sort();
             for (target, opts) in tmpfs {
                 let options: Vec<String> = opts
-                    .as_str()
-                    .unwrap_or("")
                     .split(',')
                     .filter(|o| !o.is_empty())
                     .map(str::to_owned)
@@ -377,13 +398,13 @@ impl Engine {
                 )?;
             }
         }
-        for from in crate::containers::strings(&hc["VolumesFrom"]) {
+        for from in hc.volumes_from.iter().flatten() {
             let (key, mode) = match from.rsplit_once(':') {
                 Some((k, m @ ("ro" | "rw"))) => (k.to_owned(), Some(m)),
                 _ => (from.clone(), None),
             };
             let other = self.find(&key)?;
-            for mut m in other.mounts.into_iter().filter(|m| m.kind != "tmpfs") {
+            for mut m in other.mounts.iter().filter(|m| m.kind != "tmpfs").cloned() {
                 if let Some(mode) = mode {
                     m.readonly = mode == "ro";
                 }
@@ -394,10 +415,7 @@ impl Engine {
         }
         // `-v /path` (Config.Volumes) and the image's VOLUMEs: anonymous volumes, unless
         // something else is mounted there.
-        let mut anonymous: Vec<String> = body["Volumes"]
-            .as_object()
-            .map(|o| o.keys().cloned().collect())
-            .unwrap_or_default();
+        let mut anonymous: Vec<String> = body.volumes.clone().unwrap_or_default();
         anonymous.extend(image_volumes.iter().cloned());
         for target in anonymous {
             let target = clean_target(&target)?;

@@ -26,7 +26,7 @@ use berth_image::snapshot::chain_id;
 
 use super::resolve::Root;
 use super::tarball::{Flavor, TreeWriter};
-use crate::containers::Record;
+use crate::container::record::Record;
 use crate::Engine;
 
 fn now() -> String {
@@ -72,11 +72,11 @@ impl Settings {
             argv: std::iter::once(rec.path.clone())
                 .chain(rec.args.iter().cloned())
                 .collect(),
-            env: rec.env.clone(),
-            cwd: rec.cwd.clone(),
-            user: rec.user.clone(),
-            labels: rec.labels.clone(),
-            stop_signal: rec.stop_signal.clone(),
+            env: rec.env().to_vec(),
+            cwd: rec.cwd().to_owned(),
+            user: rec.user().to_owned(),
+            labels: rec.labels(),
+            stop_signal: rec.stop_signal().map(str::to_owned),
         }
     }
 
@@ -299,7 +299,7 @@ impl Engine {
                 )));
             }
             let st = self.refresh(&rec.id);
-            let freeze = req.pause && st.status == "running" && !st.paused;
+            let freeze = req.pause && st.running() && !st.paused;
             if freeze {
                 berth_api::containers::ContainerBackend::pause_container(self, &rec.id, true)?;
             }

@@ -23,7 +23,7 @@ impl Engine {
         // RUN steps of builds interrupted by a crash: their containers (the runtime knows
         // them, no container record does) are killed and deleted.
         let records: std::collections::HashSet<String> =
-            self.records().into_iter().map(|r| r.id).collect();
+            self.records().into_iter().map(|r| r.id.clone()).collect();
         if let Ok(rd) = std::fs::read_dir(self.runtime_root()) {
             for e in rd.flatten() {
                 let id = e.file_name().to_string_lossy().into_owned();

@@ -2,9 +2,8 @@
 
 use std::collections::BTreeMap;
 
-use berth_api::ApiError;
-
-use crate::containers::{Record, State};
+use super::record::{Record, State};
+use crate::error::{EngineError, Result};
 
 const STATUSES: [&str; 7] = [
     "created",
@@ -30,18 +29,19 @@ pub struct ContainerFilter {
     since: Option<String>,
 }
 
-fn find<'a>(recs: &'a [Record], key: &str) -> Option<&'a Record> {
+fn find<'a>(recs: &'a [std::sync::Arc<Record>], key: &str) -> Option<&'a Record> {
     let key = key.strip_prefix('/').unwrap_or(key);
     recs.iter()
         .find(|r| r.id == key || r.name == key)
         .or_else(|| recs.iter().find(|r| r.id.starts_with(key)))
+        .map(|r| &**r)
 }
 
 impl ContainerFilter {
     pub fn new(
         filters: &BTreeMap<String, Vec<String>>,
-        recs: &[Record],
-    ) -> Result<ContainerFilter, ApiError> {
+        recs: &[std::sync::Arc<Record>],
+    ) -> Result<ContainerFilter> {
         let mut f = ContainerFilter::default();
         for (key, values) in filters {
             for v in values {
@@ -54,19 +54,19 @@ impl ContainerFilter {
                     }),
                     "status" => {
                         if !STATUSES.contains(&v.as_str()) {
-                            return Err(ApiError::bad_request(format!(
+                            return Err(EngineError::invalid(format!(
                                 "invalid filter 'status={v}'"
                             )));
                         }
                         f.statuses.push(v.clone());
                     }
                     "exited" => f.exited.push(v.parse().map_err(|_| {
-                        ApiError::bad_request(format!("invalid filter 'exited={v}'"))
+                        EngineError::invalid(format!("invalid filter 'exited={v}'"))
                     })?),
                     "ancestor" => f.ancestors.push(v.clone()),
                     "before" | "since" => {
                         let r = find(recs, v).ok_or_else(|| {
-                            ApiError::not_found(format!("No such container: {v}"))
+                            EngineError::not_found(format!("No such container: {v}"))
                         })?;
                         if key == "before" {
                             f.before = Some(r.created.clone());
@@ -76,9 +76,7 @@ impl ContainerFilter {
                     }
                     // Accepted for compatibility; berth has no such objects yet.
                     "health" | "network" | "volume" | "publish" | "expose" | "is-task" => {}
-                    other => {
-                        return Err(ApiError::bad_request(format!("invalid filter '{other}'")))
-                    }
+                    other => return Err(EngineError::invalid(format!("invalid filter '{other}'"))),
                 }
             }
         }
@@ -91,9 +89,10 @@ impl ContainerFilter {
     }
 
     fn status_of(st: &State) -> &str {
-        match st.status.as_str() {
-            "running" if st.paused => "paused",
-            other => other,
+        if st.running() && st.paused {
+            "paused"
+        } else {
+            st.status.as_str()
         }
     }
 
@@ -105,7 +104,7 @@ impl ContainerFilter {
             && any(&self.names, &|v| rec.name.contains(v))
             && any(&self.statuses, &|v| Self::status_of(st) == v)
             && (self.exited.is_empty()
-                || (st.status == "exited" && self.exited.contains(&st.exit_code)))
+                || (st.status == super::Status::Exited && self.exited.contains(&st.exit_code)))
             && any(&self.ancestors, &|v| {
                 rec.image == v
                     || rec.image_id == v
@@ -113,8 +112,8 @@ impl ContainerFilter {
                     || rec.image.split(':').next() == Some(v)
             })
             && self.labels.iter().all(|(k, v)| match v {
-                Some(v) => rec.labels.get(k) == Some(v),
-                None => rec.labels.contains_key(k),
+                Some(v) => rec.label(k) == Some(v.as_str()),
+                None => rec.label(k).is_some(),
             })
             && self.before.as_ref().is_none_or(|b| rec.created < *b)
             && self.since.as_ref().is_none_or(|s| rec.created > *s)
