@@ -4,6 +4,8 @@
 
 use crate::shell::{Lexer, NoEnv};
 
+use super::error::ParseError;
+use super::lines::{trim_newline, Parser};
 use super::words::{parse_json, split_command, Logical};
 
 /// A here-document.
@@ -38,7 +40,55 @@ pub(super) fn chomp_tabs(s: &str) -> String {
         .collect()
 }
 
-pub(super) fn can_contain_heredoc(l: &Logical, escape: char) -> bool {
+impl Parser<'_> {
+    /// The heredocs the logical line `logical` (its instruction starting at line `start`)
+    /// opens, their bodies read from the following lines. Heredocs belong to RUN/COPY/ADD
+    /// (also as an ONBUILD trigger) in shell form.
+    pub(super) fn read_heredocs(
+        &mut self,
+        start: usize,
+        logical: &str,
+        l: &Logical,
+    ) -> Result<Vec<Heredoc>, ParseError> {
+        let at = |this: &Parser, msg: String| ParseError::new(start, this.pos, msg);
+        let mut heredocs = Vec::new();
+        if logical.contains("<<") && can_contain_heredoc(l, self.escape) {
+            let docs = heredocs_from_line(logical).map_err(|e| at(self, e))?;
+            for mut doc in docs {
+                let Some(content) = self.read_heredoc_body(&doc) else {
+                    return Err(at(
+                        self,
+                        format!("unterminated heredoc (no line \"{}\" ends it)", doc.name),
+                    ));
+                };
+                doc.content = content;
+                heredocs.push(doc);
+            }
+        }
+        Ok(heredocs)
+    }
+
+    /// The lines up to `doc`'s delimiter line (consumed, not included); None when the file
+    /// ends first.
+    fn read_heredoc_body(&mut self, doc: &Heredoc) -> Option<String> {
+        let mut content = String::new();
+        while self.pos < self.lines.len() {
+            let raw = self.lines[self.pos];
+            self.pos += 1;
+            let mut candidate = trim_newline(raw);
+            if doc.chomp {
+                candidate = candidate.trim_start_matches('\t');
+            }
+            if candidate == doc.name {
+                return Some(content);
+            }
+            content.push_str(raw);
+        }
+        None
+    }
+}
+
+fn can_contain_heredoc(l: &Logical, escape: char) -> bool {
     let mut kw = l.keyword.to_ascii_lowercase();
     let mut args = l.args.clone();
     if kw == "onbuild" {
@@ -50,7 +100,7 @@ pub(super) fn can_contain_heredoc(l: &Logical, escape: char) -> bool {
 }
 
 /// The heredocs a line opens, in order (BuildKit's `heredocsFromLine`).
-pub(super) fn heredocs_from_line(line: &str) -> Result<Vec<Heredoc>, String> {
+fn heredocs_from_line(line: &str) -> Result<Vec<Heredoc>, String> {
     let mut lex = Lexer::new('\\');
     lex.raw_quotes = true;
     lex.raw_escapes = true;

@@ -1,7 +1,8 @@
 //! The second pass: one logical line into its typed [`Command`] — BuildKit's line parsers and
 //! `instructions.Parse*`: per instruction, the flags it accepts, the argument form it takes
 //! (JSON array or shell form, `key=value` pairs or the legacy `ENV key value`, …) and the checks
-//! on them; unknown keywords get a "did you mean" suggestion.
+//! on them; unknown keywords get a "did you mean" suggestion. [`parse_command`] dispatches to
+//! one function per instruction.
 
 use crate::gofmt;
 
@@ -15,6 +16,362 @@ use super::words::{
     is_sep, maybe_json, maybe_json_list, parse_words, split_command, split_ws, Logical,
 };
 use super::INSTRUCTIONS;
+
+/// Reads one instruction's arguments (BuildKit's line parsers and `instructions.Parse*`).
+pub(super) fn parse_command(
+    l: &Logical,
+    original: &str,
+    heredocs: &[Heredoc],
+    escape: char,
+    start: usize,
+    end: usize,
+) -> Result<Command, String> {
+    let name = l.keyword.to_ascii_uppercase();
+    let rest = l.args.as_str();
+    match name.as_str() {
+        "FROM" => parse_from(l, rest),
+        "RUN" => parse_run(l, rest),
+        "CMD" => Ok(Command::Cmd(parse_command_line(l, rest, &name)?)),
+        "ENTRYPOINT" => Ok(Command::Entrypoint(parse_command_line(l, rest, &name)?)),
+        "COPY" => parse_copy(l, rest, heredocs),
+        "ADD" => parse_add(l, rest, heredocs),
+        "WORKDIR" => Ok(Command::Workdir(parse_one_argument(l, rest, &name)?)),
+        "USER" => Ok(Command::User(parse_one_argument(l, rest, &name)?)),
+        "MAINTAINER" => Ok(Command::Maintainer(parse_one_argument(l, rest, &name)?)),
+        "STOPSIGNAL" => Ok(Command::StopSignal(parse_one_argument(l, rest, &name)?)),
+        "ENV" => parse_env(l, rest, escape),
+        "LABEL" => parse_label(l, rest, escape),
+        "ARG" => parse_arg(l, rest, escape),
+        "EXPOSE" => parse_expose(l, rest),
+        "VOLUME" => parse_volume(l, rest),
+        "SHELL" => parse_shell(l, rest),
+        "HEALTHCHECK" => parse_healthcheck(l, rest),
+        "ONBUILD" => parse_onbuild(l, original, heredocs, escape, start, end),
+        _ => Err(unknown_instruction(l, &name)),
+    }
+}
+
+/// `FROM [--platform=p] image [AS name]`.
+fn parse_from(l: &Logical, rest: &str) -> Result<Command, String> {
+    let f = Flags::new(&[("platform", Kind::Str)]).parse(&l.flags)?;
+    let args = split_ws(rest);
+    let stage_name = match args.len() {
+        3 if args[1].eq_ignore_ascii_case("as") => {
+            let n = args[2].to_ascii_lowercase();
+            if !valid_stage_name(&n) {
+                return Err(format!(
+                    "invalid name for build stage: {}, name can't start with a number or contain symbols",
+                    gofmt::go_quote(&args[2])
+                ));
+            }
+            Some(n)
+        }
+        1 => None,
+        _ => return Err("FROM requires either one or three arguments".into()),
+    };
+    Ok(Command::From(FromCmd {
+        image: args[0].clone(),
+        stage_name,
+        platform: f.string("platform"),
+    }))
+}
+
+/// `RUN [--mount=…] [--network=…] [--security=…] command`, the mounts checked here.
+fn parse_run(l: &Logical, rest: &str) -> Result<Command, String> {
+    let f = Flags::new(&[
+        ("mount", Kind::Strs),
+        ("network", Kind::Str),
+        ("security", Kind::Str),
+    ])
+    .parse(&l.flags)?;
+    let Some(command) = maybe_json(rest)? else {
+        return Err(at_least_one("RUN"));
+    };
+    let mounts = f.strings("mount");
+    for m in &mounts {
+        crate::mount::Mount::parse(m, None).map_err(|e| e.to_string())?;
+    }
+    let network = f.string("network");
+    if let Some(n) = &network {
+        if !matches!(n.as_str(), "default" | "none" | "host") {
+            return Err(format!("unsupported network mode {}", gofmt::go_quote(n)));
+        }
+    }
+    let security = f.string("security");
+    if let Some(s) = &security {
+        if !matches!(s.as_str(), "sandbox" | "insecure") {
+            return Err(format!("unsupported security mode {}", gofmt::go_quote(s)));
+        }
+    }
+    Ok(Command::Run(RunCmd {
+        command,
+        mounts,
+        network,
+        security,
+    }))
+}
+
+/// CMD and ENTRYPOINT: no flags, a command in shell or exec form.
+fn parse_command_line(l: &Logical, rest: &str, name: &str) -> Result<CommandLine, String> {
+    no_flags(&l.flags)?;
+    let Some(c) = maybe_json(rest)? else {
+        return Err(at_least_one(name));
+    };
+    Ok(c)
+}
+
+/// `COPY [--from=…] [--chown=…] [--chmod=…] [--link] [--exclude=…] [--parents] src… dest`.
+fn parse_copy(l: &Logical, rest: &str, heredocs: &[Heredoc]) -> Result<Command, String> {
+    let f = Flags::new(&[
+        ("chown", Kind::Str),
+        ("from", Kind::Str),
+        ("chmod", Kind::Str),
+        ("link", Kind::Bool),
+        ("exclude", Kind::Strs),
+        ("parents", Kind::Bool),
+    ])
+    .parse(&l.flags)?;
+    Ok(Command::Copy(copy_like("COPY", rest, heredocs, &f)?))
+}
+
+/// `ADD [--chown=…] [--chmod=…] [--link] [--keep-git-dir] [--checksum=…] [--unpack]
+/// [--exclude=…] src… dest`.
+fn parse_add(l: &Logical, rest: &str, heredocs: &[Heredoc]) -> Result<Command, String> {
+    let f = Flags::new(&[
+        ("chown", Kind::Str),
+        ("chmod", Kind::Str),
+        ("link", Kind::Bool),
+        ("keep-git-dir", Kind::Bool),
+        ("checksum", Kind::Str),
+        ("unpack", Kind::Bool),
+        ("exclude", Kind::Strs),
+    ])
+    .parse(&l.flags)?;
+    Ok(Command::Add(copy_like("ADD", rest, heredocs, &f)?))
+}
+
+/// WORKDIR, USER, MAINTAINER, STOPSIGNAL: no flags, the rest of the line as one value.
+fn parse_one_argument(l: &Logical, rest: &str, name: &str) -> Result<String, String> {
+    no_flags(&l.flags)?;
+    if rest.is_empty() {
+        return Err(exactly_one(name));
+    }
+    Ok(rest.to_owned())
+}
+
+/// `ENV k=v…` or the legacy `ENV k v`.
+fn parse_env(l: &Logical, rest: &str, escape: char) -> Result<Command, String> {
+    no_flags(&l.flags)?;
+    Ok(Command::Env(key_values(rest, "ENV", escape)?))
+}
+
+/// `LABEL k=v…` or the legacy `LABEL k v`.
+fn parse_label(l: &Logical, rest: &str, escape: char) -> Result<Command, String> {
+    no_flags(&l.flags)?;
+    Ok(Command::Label(key_values(rest, "LABEL", escape)?))
+}
+
+/// `ARG name[=default]…`.
+fn parse_arg(l: &Logical, rest: &str, escape: char) -> Result<Command, String> {
+    no_flags(&l.flags)?;
+    let words = parse_words(rest, escape);
+    if words.is_empty() {
+        return Err(at_least_one("ARG"));
+    }
+    let mut decls = Vec::new();
+    for w in words {
+        let d = match w.split_once('=') {
+            Some(("", _)) => return Err("ARG names can not be blank".into()),
+            Some((k, v)) => ArgDecl {
+                name: k.to_owned(),
+                default: Some(v.to_owned()),
+            },
+            None => ArgDecl {
+                name: w,
+                default: None,
+            },
+        };
+        decls.push(d);
+    }
+    Ok(Command::Arg(decls))
+}
+
+/// `EXPOSE port…`, sorted as written (BuildKit sorts before expanding).
+fn parse_expose(l: &Logical, rest: &str) -> Result<Command, String> {
+    no_flags(&l.flags)?;
+    let mut ports = split_ws(rest);
+    if ports.is_empty() {
+        return Err(at_least_one("EXPOSE"));
+    }
+    ports.sort();
+    Ok(Command::Expose(ports))
+}
+
+/// `VOLUME path…` or `VOLUME ["path", …]`.
+fn parse_volume(l: &Logical, rest: &str) -> Result<Command, String> {
+    no_flags(&l.flags)?;
+    let (vols, _) = maybe_json_list(rest)?;
+    if vols.is_empty() {
+        return Err(at_least_one("VOLUME"));
+    }
+    let mut out = Vec::new();
+    for v in vols {
+        let v = v.trim();
+        if v.is_empty() {
+            return Err("VOLUME specified can not be an empty string".into());
+        }
+        out.push(v.to_owned());
+    }
+    Ok(Command::Volume(out))
+}
+
+/// `SHELL ["exe", "arg", …]`: JSON form only.
+fn parse_shell(l: &Logical, rest: &str) -> Result<Command, String> {
+    no_flags(&l.flags)?;
+    match maybe_json(rest)? {
+        None => Err(at_least_one("SHELL")),
+        Some(CommandLine::Exec(v)) if v.is_empty() => Err(at_least_one("SHELL")),
+        Some(CommandLine::Exec(v)) => Ok(Command::Shell(v)),
+        Some(CommandLine::Shell(_)) => {
+            Err("SHELL requires the arguments to be in JSON form".into())
+        }
+    }
+}
+
+/// `HEALTHCHECK NONE` or `HEALTHCHECK [--interval=…] [--timeout=…] [--start-period=…]
+/// [--start-interval=…] [--retries=…] CMD command`.
+fn parse_healthcheck(l: &Logical, rest: &str) -> Result<Command, String> {
+    let (typ, after) = match rest.find(char::is_whitespace) {
+        Some(i) => (&rest[..i], rest[i..].trim_start()),
+        None => (rest, ""),
+    };
+    if typ.is_empty() {
+        return Err(at_least_one("HEALTHCHECK"));
+    }
+    let typ_up = typ.to_ascii_uppercase();
+    if typ_up == "NONE" {
+        if !after.is_empty() {
+            return Err("HEALTHCHECK NONE takes no arguments".into());
+        }
+        return Ok(Command::Healthcheck(HealthcheckCmd::None));
+    }
+    let f = Flags::new(&[
+        ("interval", Kind::Str),
+        ("timeout", Kind::Str),
+        ("start-period", Kind::Str),
+        ("start-interval", Kind::Str),
+        ("retries", Kind::Str),
+    ])
+    .parse(&l.flags)?;
+    if typ_up != "CMD" {
+        return Err(format!(
+            "Unknown type {} in HEALTHCHECK (try CMD)",
+            gofmt::go_quote(&typ_up)
+        ));
+    }
+    let test = match maybe_json(after)? {
+        None => return Err("Missing command after HEALTHCHECK CMD".into()),
+        Some(CommandLine::Exec(v)) if v.is_empty() => {
+            return Err("Missing command after HEALTHCHECK CMD".into())
+        }
+        Some(CommandLine::Exec(v)) => std::iter::once("CMD".to_owned()).chain(v).collect(),
+        Some(CommandLine::Shell(s)) => vec!["CMD-SHELL".to_owned(), s],
+    };
+    let retries = retries_flag(&f)?;
+    Ok(Command::Healthcheck(HealthcheckCmd::Check(Healthcheck {
+        test,
+        interval: duration_flag(&f, "interval")?,
+        timeout: duration_flag(&f, "timeout")?,
+        start_period: duration_flag(&f, "start-period")?,
+        start_interval: duration_flag(&f, "start-interval")?,
+        retries,
+    })))
+}
+
+/// HEALTHCHECK `--retries`, 0 when not given; Go's `strconv.ParseInt` texts.
+fn retries_flag(f: &Flags) -> Result<u32, String> {
+    Ok(match f.string("retries").filter(|v| !v.is_empty()) {
+        None => 0,
+        Some(v) => {
+            let n: i64 = v.parse().map_err(|_| {
+                format!(
+                    "strconv.ParseInt: parsing {}: invalid syntax",
+                    gofmt::go_quote(&v)
+                )
+            })?;
+            if n < 0 {
+                return Err(format!("--retries cannot be negative ({n})"));
+            }
+            u32::try_from(n).map_err(|_| {
+                format!(
+                    "strconv.ParseInt: parsing {}: value out of range",
+                    gofmt::go_quote(&v)
+                )
+            })?
+        }
+    })
+}
+
+/// `ONBUILD instruction`: the trigger parsed (it shares the ONBUILD's lines and heredocs) and
+/// kept as the expression the image stores.
+fn parse_onbuild(
+    l: &Logical,
+    original: &str,
+    heredocs: &[Heredoc],
+    escape: char,
+    start: usize,
+    end: usize,
+) -> Result<Command, String> {
+    let rest = l.args.as_str();
+    no_flags(&l.flags)?;
+    if rest.is_empty() {
+        return Err(at_least_one("ONBUILD"));
+    }
+    let sub = split_command(rest, escape);
+    let trigger_name = sub.keyword.to_ascii_uppercase();
+    match trigger_name.as_str() {
+        "ONBUILD" => return Err("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed".into()),
+        "MAINTAINER" | "FROM" => {
+            return Err(format!(
+                "{trigger_name} isn't allowed as an ONBUILD trigger"
+            ))
+        }
+        _ => {}
+    }
+    let command = parse_command(&sub, rest, heredocs, escape, start, end)?;
+    if command == Command::Invalid || !INSTRUCTIONS.contains(&trigger_name.as_str()) {
+        return Err(format!("unknown instruction: {}", sub.keyword));
+    }
+    let mut expression = strip_keyword(original, "ONBUILD").to_owned();
+    for h in heredocs {
+        expression.push('\n');
+        expression.push_str(&h.content);
+        expression.push_str(&h.name);
+    }
+    Ok(Command::Onbuild(OnbuildCmd {
+        expression,
+        trigger: Box::new(Instruction {
+            keyword: sub.keyword.clone(),
+            line: start,
+            end_line: end,
+            original: rest.to_owned(),
+            source: String::new(),
+            flags: sub.flags.clone(),
+            heredocs: heredocs.to_vec(),
+            comments: Vec::new(),
+            command,
+        }),
+    }))
+}
+
+/// A keyword Docker does not know, with the closest known one as a hint.
+fn unknown_instruction(l: &Logical, name: &str) -> String {
+    let mut msg = format!("unknown instruction: {}", l.keyword);
+    if let Some(s) = suggest(name) {
+        msg.push_str(&format!(" (did you mean {}?)", s.to_ascii_lowercase()));
+    }
+    msg
+}
 
 fn at_least_one(name: &str) -> String {
     format!("{name} requires at least one argument")
@@ -136,243 +493,6 @@ fn copy_like(
         json,
     })
 }
-/// Reads one instruction's arguments (BuildKit's line parsers and `instructions.Parse*`).
-pub(super) fn parse_command(
-    l: &Logical,
-    original: &str,
-    heredocs: &[Heredoc],
-    escape: char,
-    start: usize,
-    end: usize,
-) -> Result<Command, String> {
-    let name = l.keyword.to_ascii_uppercase();
-    let rest = l.args.as_str();
-    Ok(match name.as_str() {
-        "FROM" => {
-            let f = Flags::new(&[("platform", Kind::Str)]).parse(&l.flags)?;
-            let args = split_ws(rest);
-            let stage_name = match args.len() {
-                3 if args[1].eq_ignore_ascii_case("as") => {
-                    let n = args[2].to_ascii_lowercase();
-                    if !valid_stage_name(&n) {
-                        return Err(format!(
-                            "invalid name for build stage: {}, name can't start with a number or contain symbols",
-                            gofmt::go_quote(&args[2])
-                        ));
-                    }
-                    Some(n)
-                }
-                1 => None,
-                _ => return Err("FROM requires either one or three arguments".into()),
-            };
-            Command::From(FromCmd {
-                image: args[0].clone(),
-                stage_name,
-                platform: f.string("platform"),
-            })
-        }
-        "RUN" => {
-            let f = Flags::new(&[
-                ("mount", Kind::Strs),
-                ("network", Kind::Str),
-                ("security", Kind::Str),
-            ])
-            .parse(&l.flags)?;
-            let Some(command) = maybe_json(rest)? else {
-                return Err(at_least_one("RUN"));
-            };
-            let mounts = f.strings("mount");
-            for m in &mounts {
-                crate::mount::Mount::parse(m, None).map_err(|e| e.to_string())?;
-            }
-            let network = f.string("network");
-            if let Some(n) = &network {
-                if !matches!(n.as_str(), "default" | "none" | "host") {
-                    return Err(format!("unsupported network mode {}", gofmt::go_quote(n)));
-                }
-            }
-            let security = f.string("security");
-            if let Some(s) = &security {
-                if !matches!(s.as_str(), "sandbox" | "insecure") {
-                    return Err(format!("unsupported security mode {}", gofmt::go_quote(s)));
-                }
-            }
-            Command::Run(RunCmd {
-                command,
-                mounts,
-                network,
-                security,
-            })
-        }
-        "CMD" | "ENTRYPOINT" => {
-            no_flags(&l.flags)?;
-            let Some(c) = maybe_json(rest)? else {
-                return Err(at_least_one(&name));
-            };
-            if name == "CMD" {
-                Command::Cmd(c)
-            } else {
-                Command::Entrypoint(c)
-            }
-        }
-        "COPY" => {
-            let f = Flags::new(&[
-                ("chown", Kind::Str),
-                ("from", Kind::Str),
-                ("chmod", Kind::Str),
-                ("link", Kind::Bool),
-                ("exclude", Kind::Strs),
-                ("parents", Kind::Bool),
-            ])
-            .parse(&l.flags)?;
-            Command::Copy(copy_like("COPY", rest, heredocs, &f)?)
-        }
-        "ADD" => {
-            let f = Flags::new(&[
-                ("chown", Kind::Str),
-                ("chmod", Kind::Str),
-                ("link", Kind::Bool),
-                ("keep-git-dir", Kind::Bool),
-                ("checksum", Kind::Str),
-                ("unpack", Kind::Bool),
-                ("exclude", Kind::Strs),
-            ])
-            .parse(&l.flags)?;
-            Command::Add(copy_like("ADD", rest, heredocs, &f)?)
-        }
-        "WORKDIR" | "USER" | "MAINTAINER" | "STOPSIGNAL" => {
-            no_flags(&l.flags)?;
-            if rest.is_empty() {
-                return Err(exactly_one(&name));
-            }
-            let v = rest.to_owned();
-            match name.as_str() {
-                "WORKDIR" => Command::Workdir(v),
-                "USER" => Command::User(v),
-                "MAINTAINER" => Command::Maintainer(v),
-                _ => Command::StopSignal(v),
-            }
-        }
-        "ENV" => {
-            no_flags(&l.flags)?;
-            Command::Env(key_values(rest, "ENV", escape)?)
-        }
-        "LABEL" => {
-            no_flags(&l.flags)?;
-            Command::Label(key_values(rest, "LABEL", escape)?)
-        }
-        "ARG" => {
-            no_flags(&l.flags)?;
-            let words = parse_words(rest, escape);
-            if words.is_empty() {
-                return Err(at_least_one("ARG"));
-            }
-            let mut decls = Vec::new();
-            for w in words {
-                let d = match w.split_once('=') {
-                    Some(("", _)) => return Err("ARG names can not be blank".into()),
-                    Some((k, v)) => ArgDecl {
-                        name: k.to_owned(),
-                        default: Some(v.to_owned()),
-                    },
-                    None => ArgDecl {
-                        name: w,
-                        default: None,
-                    },
-                };
-                decls.push(d);
-            }
-            Command::Arg(decls)
-        }
-        "EXPOSE" => {
-            no_flags(&l.flags)?;
-            let mut ports = split_ws(rest);
-            if ports.is_empty() {
-                return Err(at_least_one("EXPOSE"));
-            }
-            ports.sort();
-            Command::Expose(ports)
-        }
-        "VOLUME" => {
-            no_flags(&l.flags)?;
-            let (vols, _) = maybe_json_list(rest)?;
-            if vols.is_empty() {
-                return Err(at_least_one("VOLUME"));
-            }
-            let mut out = Vec::new();
-            for v in vols {
-                let v = v.trim();
-                if v.is_empty() {
-                    return Err("VOLUME specified can not be an empty string".into());
-                }
-                out.push(v.to_owned());
-            }
-            Command::Volume(out)
-        }
-        "SHELL" => {
-            no_flags(&l.flags)?;
-            match maybe_json(rest)? {
-                None => return Err(at_least_one("SHELL")),
-                Some(CommandLine::Exec(v)) if v.is_empty() => return Err(at_least_one("SHELL")),
-                Some(CommandLine::Exec(v)) => Command::Shell(v),
-                Some(CommandLine::Shell(_)) => {
-                    return Err("SHELL requires the arguments to be in JSON form".into())
-                }
-            }
-        }
-        "HEALTHCHECK" => parse_healthcheck(l, rest)?,
-        "ONBUILD" => {
-            no_flags(&l.flags)?;
-            if rest.is_empty() {
-                return Err(at_least_one("ONBUILD"));
-            }
-            let sub = split_command(rest, escape);
-            let trigger_name = sub.keyword.to_ascii_uppercase();
-            match trigger_name.as_str() {
-                "ONBUILD" => {
-                    return Err("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed".into())
-                }
-                "MAINTAINER" | "FROM" => {
-                    return Err(format!(
-                        "{trigger_name} isn't allowed as an ONBUILD trigger"
-                    ))
-                }
-                _ => {}
-            }
-            let command = parse_command(&sub, rest, heredocs, escape, start, end)?;
-            if command == Command::Invalid || !INSTRUCTIONS.contains(&trigger_name.as_str()) {
-                return Err(format!("unknown instruction: {}", sub.keyword));
-            }
-            let mut expression = strip_keyword(original, "ONBUILD").to_owned();
-            for h in heredocs {
-                expression.push('\n');
-                expression.push_str(&h.content);
-                expression.push_str(&h.name);
-            }
-            Command::Onbuild(OnbuildCmd {
-                expression,
-                trigger: Box::new(Instruction {
-                    keyword: sub.keyword.clone(),
-                    line: start,
-                    end_line: end,
-                    original: rest.to_owned(),
-                    source: String::new(),
-                    flags: sub.flags.clone(),
-                    heredocs: heredocs.to_vec(),
-                    comments: Vec::new(),
-                    command,
-                }),
-            })
-        }
-        _ => {
-            let mut msg = format!("unknown instruction: {}", l.keyword);
-            if let Some(s) = suggest(&name) {
-                msg.push_str(&format!(" (did you mean {}?)", s.to_ascii_lowercase()));
-            }
-            return Err(msg);
-        }
-    })
-}
 
 fn strip_keyword<'s>(original: &'s str, kw: &str) -> &'s str {
     let t = original.trim_start();
@@ -380,73 +500,6 @@ fn strip_keyword<'s>(original: &'s str, kw: &str) -> &'s str {
         Some(head) if head.eq_ignore_ascii_case(kw) => t[kw.len()..].trim_start(),
         _ => t,
     }
-}
-
-fn parse_healthcheck(l: &Logical, rest: &str) -> Result<Command, String> {
-    let (typ, after) = match rest.find(char::is_whitespace) {
-        Some(i) => (&rest[..i], rest[i..].trim_start()),
-        None => (rest, ""),
-    };
-    if typ.is_empty() {
-        return Err(at_least_one("HEALTHCHECK"));
-    }
-    let typ_up = typ.to_ascii_uppercase();
-    if typ_up == "NONE" {
-        if !after.is_empty() {
-            return Err("HEALTHCHECK NONE takes no arguments".into());
-        }
-        return Ok(Command::Healthcheck(HealthcheckCmd::None));
-    }
-    let f = Flags::new(&[
-        ("interval", Kind::Str),
-        ("timeout", Kind::Str),
-        ("start-period", Kind::Str),
-        ("start-interval", Kind::Str),
-        ("retries", Kind::Str),
-    ])
-    .parse(&l.flags)?;
-    if typ_up != "CMD" {
-        return Err(format!(
-            "Unknown type {} in HEALTHCHECK (try CMD)",
-            gofmt::go_quote(&typ_up)
-        ));
-    }
-    let test = match maybe_json(after)? {
-        None => return Err("Missing command after HEALTHCHECK CMD".into()),
-        Some(CommandLine::Exec(v)) if v.is_empty() => {
-            return Err("Missing command after HEALTHCHECK CMD".into())
-        }
-        Some(CommandLine::Exec(v)) => std::iter::once("CMD".to_owned()).chain(v).collect(),
-        Some(CommandLine::Shell(s)) => vec!["CMD-SHELL".to_owned(), s],
-    };
-    let retries = match f.string("retries").filter(|v| !v.is_empty()) {
-        None => 0,
-        Some(v) => {
-            let n: i64 = v.parse().map_err(|_| {
-                format!(
-                    "strconv.ParseInt: parsing {}: invalid syntax",
-                    gofmt::go_quote(&v)
-                )
-            })?;
-            if n < 0 {
-                return Err(format!("--retries cannot be negative ({n})"));
-            }
-            u32::try_from(n).map_err(|_| {
-                format!(
-                    "strconv.ParseInt: parsing {}: value out of range",
-                    gofmt::go_quote(&v)
-                )
-            })?
-        }
-    };
-    Ok(Command::Healthcheck(HealthcheckCmd::Check(Healthcheck {
-        test,
-        interval: duration_flag(&f, "interval")?,
-        timeout: duration_flag(&f, "timeout")?,
-        start_period: duration_flag(&f, "start-period")?,
-        start_interval: duration_flag(&f, "start-interval")?,
-        retries,
-    })))
 }
 
 /// The known instruction closest to an unknown one (a third of its letters off at most), as

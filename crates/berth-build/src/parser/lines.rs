@@ -6,7 +6,6 @@
 
 use super::ast::{Command, Instruction};
 use super::error::ParseError;
-use super::heredoc::{can_contain_heredoc, heredocs_from_line};
 use super::instructions::parse_command;
 use super::words::split_command;
 use super::Warning;
@@ -33,7 +32,7 @@ fn trim_continuation(line: &str, esc: char) -> (&str, bool) {
 
 pub(super) struct Parser<'a> {
     pub(super) lines: Vec<&'a str>,
-    pos: usize,
+    pub(super) pos: usize,
     pub(super) escape: char,
     lenient: bool,
     pub(super) directives_done: bool,
@@ -163,6 +162,9 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// The logical line starting at line `start` made an instruction: its heredoc bodies read,
+    /// then its arguments (second pass); leniently, an instruction that fails is kept as
+    /// [`Command::Invalid`] and its error recorded.
     fn finish_instruction(
         &mut self,
         start: usize,
@@ -170,37 +172,7 @@ impl<'a> Parser<'a> {
         comments: Vec<String>,
     ) -> Result<Instruction, ParseError> {
         let l = split_command(&logical, self.escape);
-        let at = |this: &Parser, msg: String| ParseError::new(start, this.pos, msg);
-        // Heredocs belong to RUN/COPY/ADD (also as an ONBUILD trigger) in shell form.
-        let mut heredocs = Vec::new();
-        if logical.contains("<<") && can_contain_heredoc(&l, self.escape) {
-            let docs = heredocs_from_line(&logical).map_err(|e| at(self, e))?;
-            for mut doc in docs {
-                let mut content = String::new();
-                let mut terminated = false;
-                while self.pos < self.lines.len() {
-                    let raw = self.lines[self.pos];
-                    self.pos += 1;
-                    let mut candidate = trim_newline(raw);
-                    if doc.chomp {
-                        candidate = candidate.trim_start_matches('\t');
-                    }
-                    if candidate == doc.name {
-                        terminated = true;
-                        break;
-                    }
-                    content.push_str(raw);
-                }
-                if !terminated {
-                    return Err(at(
-                        self,
-                        format!("unterminated heredoc (no line \"{}\" ends it)", doc.name),
-                    ));
-                }
-                doc.content = content;
-                heredocs.push(doc);
-            }
-        }
+        let heredocs = self.read_heredocs(start, &logical, &l)?;
         let end = self.pos;
         let source: String = self.lines[start - 1..end].concat();
         let result = parse_command(&l, &logical, &heredocs, self.escape, start, end);
