@@ -123,102 +123,14 @@ impl BuildPlan {
         let lex = Lexer::new(df.escape);
         let opts = &options.build_args;
         let auto = platform_args(&options.platform, &options.build_platform);
-
-        // Global scope: the automatic platform args, then each ARG before the first FROM.
-        let mut meta: BTreeMap<String, String> = auto.clone();
-        for (k, v) in opts {
-            if let (true, Some(v)) = (auto.contains_key(k), v) {
-                meta.insert(k.clone(), v.clone());
-            }
-        }
-        let mut referenced: BTreeSet<String> = BTreeSet::new();
         let froms = df.froms();
-        let first_from = froms.first().copied().unwrap_or(df.instructions.len());
-        for ins in &df.instructions[..first_from] {
-            let Command::Arg(decls) = &ins.command else {
-                continue;
-            };
-            for d in decls {
-                let name = expand(&lex, &d.name, &meta, ins.line)?;
-                let default = match &d.default {
-                    Some(v) => Some(expand(&lex, v, &meta, ins.line)?),
-                    None => None,
-                };
-                referenced.insert(name.clone());
-                let value = match opts.get(&name) {
-                    Some(Some(v)) => Some(v.clone()),
-                    _ => default,
-                };
-                match value {
-                    Some(v) => meta.insert(name, v),
-                    None => meta.remove(&name),
-                };
-            }
-        }
+        let (meta, mut referenced) = global_args(df, &froms, &lex, opts, &auto)?;
 
-        // Stages.
         let mut stages: Vec<Stage> = Vec::new();
         for (si, &fi) in froms.iter().enumerate() {
-            let from_ins = &df.instructions[fi];
-            let Command::From(f) = &from_ins.command else {
-                continue;
-            };
-            let end = froms.get(si + 1).copied().unwrap_or(df.instructions.len());
-            let instructions: Vec<Instruction> = df.instructions[fi + 1..end].to_vec();
-            let base_name = expand(&lex, &f.image, &meta, from_ins.line)?;
-            if base_name.is_empty() {
-                return Err(PlanError::at(
-                    from_ins.line,
-                    format!("base name ({}) should not be blank", f.image),
-                ));
+            if let Some(stage) = plan_stage(df, &froms, si, fi, &lex, &meta, &stages)? {
+                stages.push(stage);
             }
-            let platform = match &f.platform {
-                Some(p) => {
-                    let p = expand(&lex, p, &meta, from_ins.line)?;
-                    Some(Platform::parse(&p).map_err(|e| PlanError::at(from_ins.line, e))?)
-                }
-                None => None,
-            };
-            let base = if base_name.eq_ignore_ascii_case("scratch") {
-                Base::Scratch
-            } else if let Some(s) = find_stage(&stages, &base_name) {
-                Base::Stage(s)
-            } else {
-                Base::Image(base_name.clone())
-            };
-            let mut deps = BTreeSet::new();
-            let mut images = Vec::new();
-            if let Base::Stage(s) = base {
-                deps.insert(s);
-            }
-            for ins in &instructions {
-                for src in sources_of(ins) {
-                    let src = expand(&lex, &src, &meta, ins.line)?;
-                    match resolve_source(&stages, si, &src)
-                        .map_err(|e| PlanError::at(ins.line, e))?
-                    {
-                        Source::Stage(s) => {
-                            deps.insert(s);
-                        }
-                        Source::Image(i) => {
-                            if !images.contains(&i) {
-                                images.push(i)
-                            }
-                        }
-                    }
-                }
-            }
-            stages.push(Stage {
-                index: si,
-                name: f.stage_name.clone(),
-                base,
-                base_name,
-                platform,
-                from: from_ins.clone(),
-                instructions,
-                deps: deps.into_iter().collect(),
-                images,
-            });
         }
         if stages.is_empty() {
             return Err(PlanError::new("dockerfile contains no stages to build"));
@@ -233,34 +145,8 @@ impl BuildPlan {
                 ))
             })?,
         };
-
-        // The stages the target needs: all earlier ones are candidates, deps point backwards.
-        let mut needed = vec![false; stages.len()];
-        needed[target] = true;
-        for i in (0..=target).rev() {
-            if needed[i] {
-                for &d in &stages[i].deps {
-                    needed[d] = true;
-                }
-            }
-        }
-        let order: Vec<usize> = (0..stages.len()).filter(|&i| needed[i]).collect();
-        let mut level = vec![0usize; stages.len()];
-        for &i in &order {
-            level[i] = stages[i]
-                .deps
-                .iter()
-                .map(|&d| level[d] + 1)
-                .max()
-                .unwrap_or(0);
-        }
-        let mut waves: Vec<Vec<usize>> = Vec::new();
-        for &i in &order {
-            if waves.len() <= level[i] {
-                waves.resize(level[i] + 1, Vec::new());
-            }
-            waves[level[i]].push(i);
-        }
+        let order = needed_in_order(&stages, target);
+        let waves = waves(&stages, &order);
 
         // Unused build args: given, not a proxy arg, declared by no ARG that is built.
         for &i in &order {
@@ -320,6 +206,170 @@ impl BuildPlan {
             .and_then(|s| s.platform.clone())
             .unwrap_or_else(|| self.options.platform.clone())
     }
+}
+
+/// The global scope: the automatic platform args (`--build-arg` may override them), then each
+/// ARG before the first FROM (expanded with what comes before it, `--build-arg` overriding its
+/// default). Returns the values and the names those ARGs declared.
+fn global_args(
+    df: &Dockerfile,
+    froms: &[usize],
+    lex: &Lexer,
+    opts: &BTreeMap<String, Option<String>>,
+    auto: &BTreeMap<String, String>,
+) -> Result<(BTreeMap<String, String>, BTreeSet<String>), PlanError> {
+    let mut meta: BTreeMap<String, String> = auto.clone();
+    for (k, v) in opts {
+        if let (true, Some(v)) = (auto.contains_key(k), v) {
+            meta.insert(k.clone(), v.clone());
+        }
+    }
+    let mut referenced: BTreeSet<String> = BTreeSet::new();
+    let first_from = froms.first().copied().unwrap_or(df.instructions.len());
+    for ins in &df.instructions[..first_from] {
+        let Command::Arg(decls) = &ins.command else {
+            continue;
+        };
+        for d in decls {
+            let name = expand(lex, &d.name, &meta, ins.line)?;
+            let default = match &d.default {
+                Some(v) => Some(expand(lex, v, &meta, ins.line)?),
+                None => None,
+            };
+            referenced.insert(name.clone());
+            let value = match opts.get(&name) {
+                Some(Some(v)) => Some(v.clone()),
+                _ => default,
+            };
+            match value {
+                Some(v) => meta.insert(name, v),
+                None => meta.remove(&name),
+            };
+        }
+    }
+    Ok((meta, referenced))
+}
+
+/// Stage `si`: the FROM at instruction `fi` and what follows up to the next FROM, its image
+/// and `--platform` expanded with the global args `meta`, its base resolved against the
+/// earlier `stages`.
+fn plan_stage(
+    df: &Dockerfile,
+    froms: &[usize],
+    si: usize,
+    fi: usize,
+    lex: &Lexer,
+    meta: &BTreeMap<String, String>,
+    stages: &[Stage],
+) -> Result<Option<Stage>, PlanError> {
+    let from_ins = &df.instructions[fi];
+    let Command::From(f) = &from_ins.command else {
+        return Ok(None);
+    };
+    let end = froms.get(si + 1).copied().unwrap_or(df.instructions.len());
+    let instructions: Vec<Instruction> = df.instructions[fi + 1..end].to_vec();
+    let base_name = expand(lex, &f.image, meta, from_ins.line)?;
+    if base_name.is_empty() {
+        return Err(PlanError::at(
+            from_ins.line,
+            format!("base name ({}) should not be blank", f.image),
+        ));
+    }
+    let platform = match &f.platform {
+        Some(p) => {
+            let p = expand(lex, p, meta, from_ins.line)?;
+            Some(Platform::parse(&p).map_err(|e| PlanError::at(from_ins.line, e))?)
+        }
+        None => None,
+    };
+    let base = if base_name.eq_ignore_ascii_case("scratch") {
+        Base::Scratch
+    } else if let Some(s) = find_stage(stages, &base_name) {
+        Base::Stage(s)
+    } else {
+        Base::Image(base_name.clone())
+    };
+    let (deps, images) = stage_deps(&instructions, &base, si, lex, meta, stages)?;
+    Ok(Some(Stage {
+        index: si,
+        name: f.stage_name.clone(),
+        base,
+        base_name,
+        platform,
+        from: from_ins.clone(),
+        instructions,
+        deps,
+        images,
+    }))
+}
+
+/// What stage `si` needs: its base stage and the stages `COPY --from`/`--mount from=` name
+/// (sorted), and the images they name (in order of first use).
+fn stage_deps(
+    instructions: &[Instruction],
+    base: &Base,
+    si: usize,
+    lex: &Lexer,
+    meta: &BTreeMap<String, String>,
+    stages: &[Stage],
+) -> Result<(Vec<usize>, Vec<String>), PlanError> {
+    let mut deps = BTreeSet::new();
+    let mut images = Vec::new();
+    if let Base::Stage(s) = base {
+        deps.insert(*s);
+    }
+    for ins in instructions {
+        for src in sources_of(ins) {
+            let src = expand(lex, &src, meta, ins.line)?;
+            match resolve_source(stages, si, &src).map_err(|e| PlanError::at(ins.line, e))? {
+                Source::Stage(s) => {
+                    deps.insert(s);
+                }
+                Source::Image(i) => {
+                    if !images.contains(&i) {
+                        images.push(i)
+                    }
+                }
+            }
+        }
+    }
+    Ok((deps.into_iter().collect(), images))
+}
+
+/// The stages the target needs, in index order: all earlier ones are candidates, deps point
+/// backwards.
+fn needed_in_order(stages: &[Stage], target: usize) -> Vec<usize> {
+    let mut needed = vec![false; stages.len()];
+    needed[target] = true;
+    for i in (0..=target).rev() {
+        if needed[i] {
+            for &d in &stages[i].deps {
+                needed[d] = true;
+            }
+        }
+    }
+    (0..stages.len()).filter(|&i| needed[i]).collect()
+}
+
+/// `order` grouped in waves: a stage goes one wave after its latest dependency.
+fn waves(stages: &[Stage], order: &[usize]) -> Vec<Vec<usize>> {
+    let mut level = vec![0usize; stages.len()];
+    for &i in order {
+        level[i] = stages[i]
+            .deps
+            .iter()
+            .map(|&d| level[d] + 1)
+            .max()
+            .unwrap_or(0);
+    }
+    let mut waves: Vec<Vec<usize>> = Vec::new();
+    for &i in order {
+        if waves.len() <= level[i] {
+            waves.resize(level[i] + 1, Vec::new());
+        }
+        waves[level[i]].push(i);
+    }
+    waves
 }
 
 fn find_stage(stages: &[Stage], name: &str) -> Option<usize> {
