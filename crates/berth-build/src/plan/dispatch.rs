@@ -1,28 +1,33 @@
 //! What each instruction does to the stage's image config and history (the classic builder's
-//! dispatchers): metadata instructions change the config and are committed at once as an
-//! empty-layer entry; RUN, COPY/ADD and WORKDIR come back as steps for the engine.
+//! dispatchers): [`StageBuilder::dispatch`] sends each instruction to its own function.
+//! Metadata instructions (here) change the config and are committed at once as an
+//! empty-layer entry; WORKDIR (here), RUN (`run`) and COPY/ADD (`copy`) come back as steps
+//! for the engine.
 
 use std::collections::BTreeMap;
 
 use berth_image::oci::History;
 
 use crate::gofmt;
-use crate::mount::Mount;
 use crate::parser::{
-    self, ArgDecl, Command, CommandLine, CopyCmd, HealthcheckCmd, InlineSource, Instruction,
+    self, ArgDecl, Command, CommandLine, HealthcheckCmd, Instruction, KeyValue, OnbuildCmd,
 };
-use crate::shell::Lexer;
 
-use super::graph::resolve_source;
-use super::values::{normalize_dest, normalize_workdir, port_keys, valid_signal};
-use super::{expand, CopyStep, PlanError, RunStep, StageBuilder, Step, StepKind, PROXY_ARGS};
+use super::values::{normalize_workdir, port_keys, valid_signal};
+use super::{PlanError, StageBuilder, Step, StepKind};
+
+/// A step for the engine as dispatched: what to do, the history entry to commit, the text the
+/// cache key hashes.
+pub(super) type Dispatched = (StepKind, History, String);
 
 impl StageBuilder<'_> {
+    /// Dispatches one instruction (see the module docs); the step is numbered even when it
+    /// fails.
     pub(super) fn dispatch(&mut self, ins: &Instruction) -> Result<Step, PlanError> {
         let line = ins.line;
         let index = self.step_index;
         self.step_index += 1;
-        let step = |kind: StepKind, history: History, cache_text: String| Step {
+        let step = |(kind, history, cache_text): Dispatched| Step {
             index,
             line,
             end_line: ins.end_line,
@@ -31,362 +36,216 @@ impl StageBuilder<'_> {
             history,
             cache_text,
         };
-        match &ins.command {
-            Command::Env(pairs) => {
-                let mut text = String::from("ENV");
-                for kv in pairs {
-                    let k = self.word(&kv.key, line)?;
-                    let v = self.word(&kv.value, line)?;
-                    text.push_str(&format!(" {k}={v}"));
-                    let env = self.image.config.env.get_or_insert_with(Vec::new);
-                    let new = format!("{k}={v}");
-                    match env
-                        .iter_mut()
-                        .find(|e| e.split('=').next() == Some(k.as_str()))
-                    {
-                        Some(e) => *e = new,
-                        None => env.push(new),
-                    }
-                }
-                let h = self.nop(&text);
-                Ok(step(StepKind::Metadata, h, text))
+        let text = match &ins.command {
+            Command::Env(pairs) => self.dispatch_env(pairs, line)?,
+            Command::Label(pairs) => self.dispatch_label(pairs, line)?,
+            Command::Maintainer(m) => self.dispatch_maintainer(m),
+            Command::Arg(decls) => self.dispatch_arg(decls, line)?,
+            Command::Cmd(c) => self.dispatch_cmd(c),
+            Command::Entrypoint(c) => self.dispatch_entrypoint(c),
+            Command::Expose(ports) => self.dispatch_expose(ports, line)?,
+            Command::User(u) => self.dispatch_user(u, line)?,
+            Command::Volume(vols) => self.dispatch_volume(vols, line)?,
+            Command::StopSignal(s) => self.dispatch_stopsignal(s, line)?,
+            Command::Healthcheck(hc) => self.dispatch_healthcheck(hc),
+            Command::Shell(s) => self.dispatch_shell(s),
+            Command::Onbuild(o) => self.dispatch_onbuild(o),
+            Command::Workdir(w) => return self.dispatch_workdir(w, line).map(step),
+            Command::Run(r) => return self.dispatch_run(r, ins).map(step),
+            Command::Copy(c) => return self.dispatch_copy(c, false, line).map(step),
+            Command::Add(c) => return self.dispatch_copy(c, true, line).map(step),
+            Command::From(_) => return Err(PlanError::at(line, "FROM inside a stage")),
+            Command::Invalid => {
+                return Err(PlanError::at(
+                    line,
+                    format!("unknown instruction: {}", ins.keyword),
+                ))
             }
-            Command::Label(pairs) => {
-                let mut text = String::from("LABEL");
-                for kv in pairs {
-                    let k = self.word(&kv.key, line)?;
-                    let v = self.word(&kv.value, line)?;
-                    text.push_str(&format!(" {k}={v}"));
-                    self.image
-                        .config
-                        .labels
-                        .get_or_insert_with(BTreeMap::new)
-                        .insert(k, v);
-                }
-                let h = self.nop(&text);
-                Ok(step(StepKind::Metadata, h, text))
-            }
-            Command::Maintainer(m) => {
-                self.image.author = Some(m.clone());
-                let text = format!("MAINTAINER {m}");
-                let h = self.nop(&text);
-                Ok(step(StepKind::Metadata, h, text))
-            }
-            Command::Arg(decls) => {
-                let mut parts = Vec::new();
-                for ArgDecl { name, default } in decls {
-                    let name = self.word(name, line)?;
-                    let default = self.opt_word(default, line)?;
-                    parts.push(match &default {
-                        Some(d) => format!("{name}={d}"),
-                        None => name.clone(),
-                    });
-                    self.args.declared.insert(name, default);
-                }
-                let text = format!("ARG {}", parts.join(" "));
-                let h = self.nop(&text);
-                Ok(step(StepKind::Metadata, h, text))
-            }
-            Command::Cmd(c) => {
-                let cmd = self.resolve(c);
-                self.image.config.cmd = Some(cmd.clone());
-                self.image.config.args_escaped = None;
-                self.cmd_set = true;
-                let text = format!("CMD {}", gofmt::quote_list(&cmd));
-                let h = self.nop(&text);
-                Ok(step(StepKind::Metadata, h, text))
-            }
-            Command::Entrypoint(c) => {
-                let ep = match c {
-                    CommandLine::Exec(v) if v.is_empty() => None,
-                    c => Some(self.resolve(c)),
-                };
-                self.image.config.entrypoint = ep.clone();
-                self.image.config.args_escaped = None;
-                // An ENTRYPOINT drops the CMD inherited from the base, not one set here.
-                if !self.cmd_set {
-                    self.image.config.cmd = None;
-                }
-                let text = format!("ENTRYPOINT {}", gofmt::quote_list(&ep.unwrap_or_default()));
-                let h = self.nop(&text);
-                Ok(step(StepKind::Metadata, h, text))
-            }
-            Command::Expose(ports) => {
-                let env = self.expansion_env();
-                let mut words = Vec::new();
-                for p in ports {
-                    let w = self
-                        .lex
-                        .process_words(p, &env)
-                        .map_err(|e| PlanError::at(line, e.0))?;
-                    words.extend(w);
-                }
-                let exposed = self
-                    .image
-                    .config
-                    .exposed_ports
-                    .get_or_insert_with(BTreeMap::new);
-                for w in &words {
-                    for port in port_keys(w).map_err(|e| PlanError::at(line, e))? {
-                        exposed.insert(port, serde_json::json!({}));
-                    }
-                }
-                let text = format!("EXPOSE {}", words.join(" "));
-                let h = self.nop(&text);
-                Ok(step(StepKind::Metadata, h, text))
-            }
-            Command::User(u) => {
-                let u = self.word(u, line)?;
-                self.image.config.user = Some(u.clone());
-                let text = format!("USER {u}");
-                let h = self.nop(&text);
-                Ok(step(StepKind::Metadata, h, text))
-            }
-            Command::Volume(vols) => {
-                let mut out = Vec::new();
-                for v in vols {
-                    let v = self.word(v, line)?;
-                    if v.is_empty() {
-                        return Err(PlanError::at(
-                            line,
-                            "VOLUME specified can not be an empty string",
-                        ));
-                    }
-                    out.push(v);
-                }
-                let map = self.image.config.volumes.get_or_insert_with(BTreeMap::new);
-                for v in &out {
-                    map.insert(v.clone(), serde_json::json!({}));
-                }
-                let text = format!("VOLUME {}", gofmt::plain_list(&out));
-                let h = self.nop(&text);
-                Ok(step(StepKind::Metadata, h, text))
-            }
-            Command::StopSignal(s) => {
-                let s = self.word(s, line)?;
-                if !valid_signal(&s) {
-                    return Err(PlanError::at(line, format!("Invalid signal: {s}")));
-                }
-                self.image.config.stop_signal = Some(s.clone());
-                let text = format!("STOPSIGNAL {s}");
-                let h = self.nop(&text);
-                Ok(step(StepKind::Metadata, h, text))
-            }
-            Command::Healthcheck(hc) => {
-                let (json, text) = healthcheck_config(hc);
-                self.image.config.healthcheck = Some(json);
-                let h = self.nop(&text);
-                Ok(step(StepKind::Metadata, h, text))
-            }
-            Command::Shell(s) => {
-                self.image.config.shell = Some(s.clone());
-                let text = format!("SHELL {}", gofmt::plain_list(s));
-                let h = self.nop(&text);
-                Ok(step(StepKind::Metadata, h, text))
-            }
-            Command::Onbuild(o) => {
-                self.image
-                    .config
-                    .on_build
-                    .get_or_insert_with(Vec::new)
-                    .push(o.expression.clone());
-                let text = format!("ONBUILD {}", o.expression);
-                let h = self.nop(&text);
-                Ok(step(StepKind::Metadata, h, text))
-            }
-            Command::Workdir(w) => {
-                let w = self.word(w, line)?;
-                let current = self.image.config.working_dir.clone().unwrap_or_default();
-                let dir = normalize_workdir(&current, &w);
-                self.image.config.working_dir = Some(dir.clone());
-                let h = History {
-                    created_by: Some(format!("{} #(nop) WORKDIR {dir}", self.shell().join(" "))),
-                    empty_layer: false,
-                    ..Default::default()
-                };
-                let cache = format!("WORKDIR {dir}");
-                Ok(step(StepKind::Workdir(dir), h, cache))
-            }
-            Command::Run(r) => {
-                let env_now = self.expansion_env();
-                let lex = self.lex;
-                let exp = |v: &str| -> Result<String, String> {
-                    lex.process_word(v, &env_now).map_err(|e| e.0)
-                };
-                let mut mounts = Vec::new();
-                for m in &r.mounts {
-                    mounts.push(Mount::parse(m, Some(&exp)).map_err(|e| PlanError::at(line, e.0))?);
-                }
-                let (cmdline, script) = run_command_line(&r.command, ins);
-                let argv = self.resolve(&cmdline);
-                let args = self.build_arg_env();
-                // History shows the build args the Dockerfile uses (not bare proxy args).
-                let shown: Vec<String> = args
-                    .iter()
-                    .filter(|kv| {
-                        let k = kv.split('=').next().unwrap_or("");
-                        self.args.declared.contains_key(k) || !PROXY_ARGS.contains(&k)
-                    })
-                    .cloned()
-                    .collect();
-                let mut save = Vec::new();
-                if !args.is_empty() {
-                    save.push(format!("|{}", shown.len()));
-                    save.extend(shown);
-                }
-                save.extend(argv.iter().cloned());
-                let created_by = save.join(" ");
-                let mut env = self.image.config.env.clone().unwrap_or_default();
-                env.extend(args);
-                let mut cache = created_by.clone();
-                for m in &r.mounts {
-                    cache.push_str(&format!(" --mount={m}"));
-                }
-                if let Some(n) = &r.network {
-                    cache.push_str(&format!(" --network={n}"));
-                }
-                if let Some((name, data)) = &script {
-                    cache.push_str(&format!(" <<{name}\n{data}"));
-                }
-                let h = History {
-                    created_by: Some(created_by),
-                    ..Default::default()
-                };
-                let run = RunStep {
-                    argv,
-                    env,
-                    user: self.image.config.user.clone().filter(|u| !u.is_empty()),
-                    workdir: self
-                        .image
-                        .config
-                        .working_dir
-                        .clone()
-                        .filter(|w| !w.is_empty()),
-                    mounts,
-                    network: r.network.clone(),
-                    security: r.security.clone(),
-                    script,
-                };
-                Ok(step(StepKind::Run(run), h, cache))
-            }
-            Command::Copy(c) | Command::Add(c) => {
-                let add = matches!(ins.command, Command::Add(_));
-                let cs = self.copy_step(c, add, line)?;
-                let text = cs.created_by(&self.shell(), &cs.sources.join(" "));
-                let mut cache = format!(
-                    "{} {:?} {:?} {:?} {} {} {:?} {:?}",
-                    if add { "ADD" } else { "COPY" },
-                    cs.from,
-                    cs.chown,
-                    cs.chmod,
-                    cs.link,
-                    cs.parents,
-                    cs.exclude,
-                    cs.checksum
-                );
-                cache.push_str(&format!(" {:?} -> {}", cs.sources, cs.dest));
-                for i in &cs.inline {
-                    cache.push_str(&format!(" <<{}\n{}", i.name, i.content));
-                }
-                let h = History {
-                    created_by: Some(text),
-                    ..Default::default()
-                };
-                Ok(step(StepKind::Copy(cs), h, cache))
-            }
-            Command::From(_) => Err(PlanError::at(line, "FROM inside a stage")),
-            Command::Invalid => Err(PlanError::at(
-                line,
-                format!("unknown instruction: {}", ins.keyword),
-            )),
-        }
-    }
-
-    fn copy_step(&self, c: &CopyCmd, add: bool, line: usize) -> Result<CopyStep, PlanError> {
-        let mut sources = Vec::new();
-        for s in &c.sources {
-            sources.push(self.word(s, line)?);
-        }
-        let mut body = Lexer::new('\\');
-        body.skip_process_quotes = true;
-        let env = self.expansion_env();
-        let mut inline = Vec::new();
-        for i in &c.inline {
-            let content = if i.expand {
-                body.process_word(&i.content, &env)
-                    .map_err(|e| PlanError::at(line, e.0))?
-            } else {
-                i.content.clone()
-            };
-            inline.push(InlineSource {
-                content,
-                ..i.clone()
-            });
-        }
-        let dest = self.word(&c.dest, line)?;
-        let workdir = self.image.config.working_dir.clone().unwrap_or_default();
-        let dest = normalize_dest(&workdir, &dest);
-        let from = match &c.from {
-            Some(f) => {
-                let f = expand(&self.lex, f, &self.plan.meta_args, line)?;
-                Some(
-                    resolve_source(&self.plan.stages[..self.stage], self.stage, &f)
-                        .map_err(|e| PlanError::at(line, e))?,
-                )
-            }
-            None => None,
         };
-        Ok(CopyStep {
-            add,
-            sources,
-            inline,
-            dest,
-            from,
-            chown: self.opt_word(&c.chown, line)?,
-            chmod: self.opt_word(&c.chmod, line)?,
-            link: c.link,
-            parents: c.parents,
-            exclude: c.exclude.clone(),
-            checksum: self.opt_word(&c.checksum, line)?,
-            keep_git_dir: c.keep_git_dir,
-            unpack: c.unpack,
-        })
+        // A metadata instruction, its config change made: its history entry, committed now.
+        let h = self.nop(&text);
+        Ok(step((StepKind::Metadata, h, text)))
     }
-}
 
-/// The command a RUN runs, with BuildKit's heredoc handling: a RUN whose whole command is one
-/// heredoc runs the heredoc's content (or, when it starts with `#!`, the heredoc as a script
-/// file); otherwise the heredocs are appended to the command line for the shell to read.
-fn run_command_line(c: &CommandLine, ins: &Instruction) -> (CommandLine, Option<(String, String)>) {
-    let CommandLine::Shell(line) = c else {
-        return (c.clone(), None);
-    };
-    if ins.heredocs.is_empty() {
-        return (c.clone(), None);
-    }
-    if let Ok(Some(h)) = parser::parse_heredoc_word(line) {
-        let doc = ins
-            .heredocs
-            .iter()
-            .find(|d| d.name == h.name)
-            .unwrap_or(&ins.heredocs[0]);
-        let data = doc.body();
-        if data.starts_with("#!") {
-            let path = format!("/dev/pipes/{}", doc.name);
-            return (
-                CommandLine::Exec(vec![path]),
-                Some((doc.name.clone(), data)),
-            );
+    /// `ENV k=v…`: expanded, each replacing the variable in the config's Env or appended.
+    fn dispatch_env(&mut self, pairs: &[KeyValue], line: usize) -> Result<String, PlanError> {
+        let mut text = String::from("ENV");
+        for kv in pairs {
+            let k = self.word(&kv.key, line)?;
+            let v = self.word(&kv.value, line)?;
+            text.push_str(&format!(" {k}={v}"));
+            let env = self.image.config.env.get_or_insert_with(Vec::new);
+            let new = format!("{k}={v}");
+            match env
+                .iter_mut()
+                .find(|e| e.split('=').next() == Some(k.as_str()))
+            {
+                Some(e) => *e = new,
+                None => env.push(new),
+            }
         }
-        return (CommandLine::Shell(data), None);
+        Ok(text)
     }
-    let mut s = line.clone();
-    for d in &ins.heredocs {
-        s.push('\n');
-        s.push_str(&d.content);
-        s.push_str(&d.name);
+
+    /// `LABEL k=v…`: expanded, into the config's labels.
+    fn dispatch_label(&mut self, pairs: &[KeyValue], line: usize) -> Result<String, PlanError> {
+        let mut text = String::from("LABEL");
+        for kv in pairs {
+            let k = self.word(&kv.key, line)?;
+            let v = self.word(&kv.value, line)?;
+            text.push_str(&format!(" {k}={v}"));
+            self.image
+                .config
+                .labels
+                .get_or_insert_with(BTreeMap::new)
+                .insert(k, v);
+        }
+        Ok(text)
     }
-    (CommandLine::Shell(s), None)
+
+    /// `MAINTAINER name`: the image's author (and so of the history entries from here on).
+    fn dispatch_maintainer(&mut self, m: &str) -> String {
+        self.image.author = Some(m.to_owned());
+        format!("MAINTAINER {m}")
+    }
+
+    /// `ARG name[=default]…`: expanded, declared in the stage's scope.
+    fn dispatch_arg(&mut self, decls: &[ArgDecl], line: usize) -> Result<String, PlanError> {
+        let mut parts = Vec::new();
+        for ArgDecl { name, default } in decls {
+            let name = self.word(name, line)?;
+            let default = self.opt_word(default, line)?;
+            parts.push(match &default {
+                Some(d) => format!("{name}={d}"),
+                None => name.clone(),
+            });
+            self.args.declared.insert(name, default);
+        }
+        Ok(format!("ARG {}", parts.join(" ")))
+    }
+
+    /// `CMD`: not expanded; shell form wrapped in the SHELL.
+    fn dispatch_cmd(&mut self, c: &CommandLine) -> String {
+        let cmd = self.resolve(c);
+        self.image.config.cmd = Some(cmd.clone());
+        self.image.config.args_escaped = None;
+        self.cmd_set = true;
+        format!("CMD {}", gofmt::quote_list(&cmd))
+    }
+
+    /// `ENTRYPOINT`: like CMD (`[]` clears it); drops a CMD inherited from the base.
+    fn dispatch_entrypoint(&mut self, c: &CommandLine) -> String {
+        let ep = match c {
+            CommandLine::Exec(v) if v.is_empty() => None,
+            c => Some(self.resolve(c)),
+        };
+        self.image.config.entrypoint = ep.clone();
+        self.image.config.args_escaped = None;
+        // An ENTRYPOINT drops the CMD inherited from the base, not one set here.
+        if !self.cmd_set {
+            self.image.config.cmd = None;
+        }
+        format!("ENTRYPOINT {}", gofmt::quote_list(&ep.unwrap_or_default()))
+    }
+
+    /// `EXPOSE port…`: expanded into words, each a port spec into the exposed ports.
+    fn dispatch_expose(&mut self, ports: &[String], line: usize) -> Result<String, PlanError> {
+        let env = self.expansion_env();
+        let mut words = Vec::new();
+        for p in ports {
+            let w = self
+                .lex
+                .process_words(p, &env)
+                .map_err(|e| PlanError::at(line, e.0))?;
+            words.extend(w);
+        }
+        let exposed = self
+            .image
+            .config
+            .exposed_ports
+            .get_or_insert_with(BTreeMap::new);
+        for w in &words {
+            for port in port_keys(w).map_err(|e| PlanError::at(line, e))? {
+                exposed.insert(port, serde_json::json!({}));
+            }
+        }
+        Ok(format!("EXPOSE {}", words.join(" ")))
+    }
+
+    /// `USER`: expanded.
+    fn dispatch_user(&mut self, u: &str, line: usize) -> Result<String, PlanError> {
+        let u = self.word(u, line)?;
+        self.image.config.user = Some(u.clone());
+        Ok(format!("USER {u}"))
+    }
+
+    /// `VOLUME`: each path expanded, none empty, into the config's volumes.
+    fn dispatch_volume(&mut self, vols: &[String], line: usize) -> Result<String, PlanError> {
+        let mut out = Vec::new();
+        for v in vols {
+            let v = self.word(v, line)?;
+            if v.is_empty() {
+                return Err(PlanError::at(
+                    line,
+                    "VOLUME specified can not be an empty string",
+                ));
+            }
+            out.push(v);
+        }
+        let map = self.image.config.volumes.get_or_insert_with(BTreeMap::new);
+        for v in &out {
+            map.insert(v.clone(), serde_json::json!({}));
+        }
+        Ok(format!("VOLUME {}", gofmt::plain_list(&out)))
+    }
+
+    /// `STOPSIGNAL`: expanded, a signal Docker knows.
+    fn dispatch_stopsignal(&mut self, s: &str, line: usize) -> Result<String, PlanError> {
+        let s = self.word(s, line)?;
+        if !valid_signal(&s) {
+            return Err(PlanError::at(line, format!("Invalid signal: {s}")));
+        }
+        self.image.config.stop_signal = Some(s.clone());
+        Ok(format!("STOPSIGNAL {s}"))
+    }
+
+    /// `HEALTHCHECK`: not expanded; `NONE` turns the base's off.
+    fn dispatch_healthcheck(&mut self, hc: &HealthcheckCmd) -> String {
+        let (json, text) = healthcheck_config(hc);
+        self.image.config.healthcheck = Some(json);
+        text
+    }
+
+    /// `SHELL`: for the shell forms that follow (and this entry's own history text).
+    fn dispatch_shell(&mut self, s: &[String]) -> String {
+        self.image.config.shell = Some(s.to_vec());
+        format!("SHELL {}", gofmt::plain_list(s))
+    }
+
+    /// `ONBUILD`: the trigger stored unexpanded, for the stages built on this image.
+    fn dispatch_onbuild(&mut self, o: &OnbuildCmd) -> String {
+        self.image
+            .config
+            .on_build
+            .get_or_insert_with(Vec::new)
+            .push(o.expression.clone());
+        format!("ONBUILD {}", o.expression)
+    }
+
+    /// `WORKDIR`: expanded, joined to the current one; a step (the engine creates it).
+    fn dispatch_workdir(&mut self, w: &str, line: usize) -> Result<Dispatched, PlanError> {
+        let w = self.word(w, line)?;
+        let current = self.image.config.working_dir.clone().unwrap_or_default();
+        let dir = normalize_workdir(&current, &w);
+        self.image.config.working_dir = Some(dir.clone());
+        let h = History {
+            created_by: Some(format!("{} #(nop) WORKDIR {dir}", self.shell().join(" "))),
+            empty_layer: false,
+            ..Default::default()
+        };
+        let cache = format!("WORKDIR {dir}");
+        Ok((StepKind::Workdir(dir), h, cache))
+    }
 }
 
 /// The config's `Healthcheck` (Docker's JSON, durations in ns, zero values left out) and the
@@ -431,48 +290,6 @@ mod tests {
     use crate::parser::Dockerfile;
     use crate::plan::testutil::{base_with, build, opts, plan};
     use crate::plan::*;
-
-    #[test]
-    fn run_history_with_build_args() {
-        let text = "FROM a\nARG V=1\nRUN make\nRUN [\"echo\", \"hi\"]\n";
-        let o = opts().with_build_args(["HTTP_PROXY=http://proxy"], |_| None);
-        let p = plan(text, &o);
-        let (cfg, steps) = build(&p, 0, None);
-        match &steps[1].kind {
-            StepKind::Run(r) => {
-                assert_eq!(r.argv, vec!["/bin/sh", "-c", "make"]);
-                assert!(r.env.contains(&"V=1".to_owned()));
-                assert!(r.env.contains(&"HTTP_PROXY=http://proxy".to_owned()));
-            }
-            k => panic!("{k:?}"),
-        }
-        assert_eq!(
-            steps[1].history.created_by.as_deref(),
-            Some("|1 V=1 /bin/sh -c make")
-        );
-        assert_eq!(
-            steps[2].history.created_by.as_deref(),
-            Some("|1 V=1 echo hi")
-        );
-        let h: Vec<_> = cfg
-            .history
-            .iter()
-            .map(|h| (h.created_by.clone().unwrap(), h.empty_layer))
-            .collect();
-        assert_eq!(h[0], ("/bin/sh -c #(nop)  ARG V=1".into(), true));
-        assert_eq!(h[1].0, "|1 V=1 /bin/sh -c make");
-        assert!(h[1].1, "committed with no layer: empty");
-        assert!(cfg
-            .history
-            .iter()
-            .all(|h| h.created.as_deref() == Some("2024-01-01T00:00:00Z")));
-        // Without build args: the plain command.
-        let p = plan("FROM a\nRUN make\n", &opts());
-        assert_eq!(
-            build(&p, 0, None).1[0].history.created_by.as_deref(),
-            Some("/bin/sh -c make")
-        );
-    }
 
     #[test]
     fn cmd_entrypoint_interplay() {
@@ -602,86 +419,5 @@ WORKDIR app/../www
         .unwrap()
         .unwrap_err();
         assert_eq!(e.to_string(), "Dockerfile:2: Invalid signal: SIGFOO");
-    }
-
-    #[test]
-    fn copy_steps_expand_and_join_workdir() {
-        let text = "\
-FROM a AS build
-FROM a
-ARG SRC=src
-WORKDIR /app
-COPY --chown=${U:-app} $SRC/ ./out/
-ADD --chmod=644 https://example.com/x.tgz rel
-COPY --from=build /bin/x /usr/bin/
-COPY <<EOF <<'RAW' conf/
-v=$SRC
-EOF
-v=$SRC
-RAW
-";
-        let p = plan(text, &opts());
-        let (_, steps) = build(&p, 1, None);
-        let copies: Vec<&CopyStep> = steps
-            .iter()
-            .filter_map(|s| match &s.kind {
-                StepKind::Copy(c) => Some(c),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(copies[0].sources, vec!["src/"]);
-        assert_eq!(copies[0].dest, "/app/out/");
-        assert_eq!(copies[0].chown.as_deref(), Some("app"));
-        assert!(copies[1].add);
-        assert_eq!(copies[1].dest, "/app/rel");
-        assert_eq!(copies[2].from, Some(Source::Stage(0)));
-        assert_eq!(copies[3].inline[0].content, "v=src\n");
-        assert_eq!(copies[3].inline[1].content, "v=$SRC\n");
-        assert_eq!(copies[3].dest, "/app/conf/");
-        assert_eq!(
-            copies[0].created_by(&["/bin/sh".into(), "-c".into()], "dir:abc"),
-            "/bin/sh -c #(nop) COPY --chown=app dir:abc in /app/out/ "
-        );
-    }
-
-    #[test]
-    fn run_heredocs_and_mounts() {
-        let text = "\
-FROM a
-ENV DIR=/cache
-RUN <<EOF
-echo one
-echo two
-EOF
-RUN <<EOF
-#!/usr/bin/env python3
-print(1)
-EOF
-RUN cat <<A > /x
-hello
-A
-RUN --mount=type=cache,target=$DIR --network=none make
-";
-        let p = plan(text, &opts());
-        let (_, steps) = build(&p, 0, None);
-        let runs: Vec<&RunStep> = steps
-            .iter()
-            .filter_map(|s| match &s.kind {
-                StepKind::Run(r) => Some(r),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(runs[0].argv, vec!["/bin/sh", "-c", "echo one\necho two\n"]);
-        assert_eq!(runs[1].argv, vec!["/dev/pipes/EOF"]);
-        assert_eq!(
-            runs[1].script,
-            Some(("EOF".into(), "#!/usr/bin/env python3\nprint(1)\n".into()))
-        );
-        assert_eq!(
-            runs[2].argv,
-            vec!["/bin/sh", "-c", "cat <<A > /x\nhello\nA"]
-        );
-        assert_eq!(runs[3].mounts[0].target.as_deref(), Some("/cache"));
-        assert_eq!(runs[3].network.as_deref(), Some("none"));
     }
 }

@@ -29,7 +29,8 @@
 //!   graph, `--target`, order and waves);
 //! - `builder`: phase 2, [`StageBuilder`] (its start on the base config, `next_step`,
 //!   `commit`, `finish`);
-//! - `dispatch`: what each instruction does to the config and history;
+//! - `dispatch`: what each instruction does to the config and history, one function per
+//!   instruction (metadata and WORKDIR there, RUN in `run`, COPY/ADD in `copy`);
 //! - `args`: ARG scoping within a stage;
 //! - `step`: [`Step`] and what the engine must do for it ([`RunStep`], [`CopyStep`]);
 //! - `platform`: [`Platform`] and the automatic platform args;
@@ -37,9 +38,11 @@
 
 mod args;
 mod builder;
+mod copy;
 mod dispatch;
 mod graph;
 mod platform;
+mod run;
 mod step;
 mod values;
 
