@@ -163,7 +163,8 @@ pub enum Command {
     StopSignal(String),
     Onbuild(OnbuildCmd),
     Maintainer(String),
-    /// Only from [`Dockerfile::parse_lenient`]: a keyword Docker does not know, or an
-    /// instruction whose arguments are wrong (the error is reported beside it).
+    /// Only from [`Dockerfile::parse_lenient`](super::Dockerfile::parse_lenient): a keyword
+    /// Docker does not know, or an instruction whose arguments are wrong (the error is
+    /// reported beside it).
     Invalid,
 }

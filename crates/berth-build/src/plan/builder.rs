@@ -197,7 +197,7 @@ impl StageBuilder<'_> {
     /// Records the result of a RUN/COPY/ADD/WORKDIR step: the diff ID of the layer it made,
     /// or `None` when it changed nothing (Docker then marks the history entry `empty_layer`).
     /// `created_by` overrides the step's history text (COPY/ADD: see
-    /// [`CopyStep::created_by`]).
+    /// [`CopyStep::created_by`](super::CopyStep::created_by)).
     pub fn commit(&mut self, step: &Step, diff_id: Option<Digest>, created_by: Option<String>) {
         let mut h = step.history.clone();
         if let Some(c) = created_by {
