@@ -34,7 +34,7 @@ impl Cgroup {
         let own = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
         let mounts = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
         let unified =
-            berth_runtime::host::cgroup_mode() == berth_runtime::host::CgroupMode::Unified;
+            berth_oci::host::cgroup_mode() == berth_oci::host::CgroupMode::Unified;
         locate(&own, &mounts, unified)
     }
 

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use berth_api::containers::{ContainerBackend, ListQuery, LogCursor, LogQuery, Logs, WaitState};
 use berth_api::ApiError;
 use berth_core::ContainerId;
-use berth_runtime::shim;
-use berth_runtime::spec::{docker_default, ContainerOptions, SeccompChoice, Ulimit};
+use berth_oci::shim;
+use berth_oci::spec::{docker_default, ContainerOptions, SeccompChoice, Ulimit};
 use bollard_stubs::models::{
     ContainerConfig, ContainerCreateResponse, ContainerInspectResponse, ContainerState,
     ContainerStateStatusEnum, ContainerSummary, ContainerSummaryStateEnum, HostConfig,
@@ -47,7 +47,7 @@ pub struct Record {
     pub mounts: Vec<crate::volumes::MountRecord>,
     /// The health check the shim runs.
     #[serde(default)]
-    pub healthcheck: Option<berth_runtime::shim::health::HealthConfig>,
+    pub healthcheck: Option<berth_oci::shim::health::HealthConfig>,
     /// Network mode, networks, published ports, DNS and hosts settings.
     #[serde(default)]
     pub net: crate::networks::NetRecord,
@@ -408,7 +408,7 @@ impl Engine {
             return st;
         }
         st.killed_unhealthy =
-            berth_runtime::shim::health::read_health(&dir).is_some_and(|h| h.killed_unhealthy);
+            berth_oci::shim::health::read_health(&dir).is_some_and(|h| h.killed_unhealthy);
         self.unmount_rootfs(id);
         self.network_down(id);
         let _ = self.save_state(id, &st);
@@ -502,9 +502,9 @@ impl Engine {
             mounts,
             host_network: net.host_network,
             netns_path: net.netns,
-            cgroups_path: Some(berth_runtime::host::default_cgroups_path(
+            cgroups_path: Some(berth_oci::host::default_cgroups_path(
                 &rec.id,
-                berth_runtime::host::systemd_is_init(),
+                berth_oci::host::systemd_is_init(),
             )),
             ..Default::default()
         };
@@ -671,7 +671,7 @@ impl Engine {
         if let Some(n) = rec.host.log_max_files {
             cmd.arg("--log-max-file").arg(n.to_string());
         }
-        let _ = std::fs::remove_file(dir.join(berth_runtime::shim::health::HEALTH_FILE));
+        let _ = std::fs::remove_file(dir.join(berth_oci::shim::health::HEALTH_FILE));
         if let Some(h) = &rec.healthcheck {
             let json = serde_json::to_string(h)
                 .map_err(|e| ApiError::internal(format!("health check: {e}")))?;

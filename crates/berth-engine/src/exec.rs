@@ -97,7 +97,7 @@ impl ExecBackend for Engine {
         }
         if let Some(user) = &rec.user {
             // Names are the container's: resolve them in its rootfs, as Docker does.
-            let resolved = berth_runtime::spec::user::resolve(
+            let resolved = berth_oci::spec::user::resolve(
                 user,
                 Some(&self.container_rootfs(&rec.container)),
             )

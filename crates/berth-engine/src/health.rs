@@ -3,7 +3,7 @@
 //! themselves run in the container's shim (berth_runtime::shim::health).
 
 use berth_api::ApiError;
-use berth_runtime::shim::health::{read_health, Health, HealthConfig};
+use berth_oci::shim::health::{read_health, Health, HealthConfig};
 
 use crate::containers::{strings, Record};
 use crate::Engine;

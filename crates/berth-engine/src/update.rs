@@ -216,7 +216,7 @@ impl Request {
             l.memory_swap = new
                 .memory_swap
                 .or(new.memory.map(|m| m * 2))
-                .filter(|_| berth_runtime::host::swap_accounting());
+                .filter(|_| berth_oci::host::swap_accounting());
         }
         if self.nano_cpus.is_some() {
             l.cpu_quota = Some((
