@@ -18,6 +18,7 @@ pub mod logging;
 pub mod seccomp_bpf;
 pub mod shim;
 pub mod state;
+pub mod update;
 
 // Docker's default spec, the host probes and the shim's file formats live in `berth-oci`
 // (which the daemon links without libcontainer); they stay reachable under their old paths.
