@@ -360,7 +360,10 @@ impl Engine {
         }
         let text = String::from_utf8_lossy(&out.stderr);
         let text = text.trim();
-        Err(text.strip_prefix("berth-runtime: ").unwrap_or(text).to_owned())
+        Err(text
+            .strip_prefix("berth-runtime: ")
+            .unwrap_or(text)
+            .to_owned())
     }
 
     /// `POST /containers/{id}/update`.
@@ -387,8 +390,7 @@ impl Engine {
                     // The usual refusal: a memory limit below what the container holds, which
                     // the kernel could not reclaim (v1 refuses; v2 would kill instead).
                     let usage = Cgroup::of_pid(st.pid).and_then(|cg| cgroups::memory_usage(&cg));
-                    if let (Some(limit), Some(usage)) = (limits.memory.filter(|m| *m > 0), usage)
-                    {
+                    if let (Some(limit), Some(usage)) = (limits.memory.filter(|m| *m > 0), usage) {
                         if usage >= limit as u64 {
                             return Err(ApiError::internal(format!(
                                 "Cannot update container {id}: the memory limit {} is below what the container uses now ({}), and the kernel could not reclaim enough: {e}",

@@ -291,8 +291,11 @@ if [ "$(stat -f -c %T /sys/fs/cgroup)" != cgroup2fs ]; then
   mount -t cgroup2 none /sys/fs/cgroup
 fi
 rt() {{ {bin} --root {root} "$@"; }}
-rt run -d -b {bundle} {id} > {bundle}/out.log
 dir=/sys/fs/cgroup/berth/{id}
+# The container lives in this namespace's v2 hierarchy: it is removed here, also on failure
+# (the sandbox's own clean-up runs outside, where this mount is not).
+trap 'rt delete --force {id} 2>/dev/null; rmdir $dir 2>/dev/null; true' EXIT
+rt run -d -b {bundle} {id} > {bundle}/out.log
 if [ -e $dir/pids.max ]; then
   rt update --pids-limit 7 {id}
   test "$(cat $dir/pids.max)" = 7 && echo pids-updated
