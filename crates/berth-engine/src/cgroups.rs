@@ -1,6 +1,7 @@
-//! A running container's cgroup, read and written directly through cgroupfs, on v1
-//! (one hierarchy per controller, possibly co-mounted like `cpu,cpuacct`) and on v2 (one
-//! unified directory). Used by `stats` (Docker's stats JSON) and `update` (new limits).
+//! A running container's cgroup, read directly through cgroupfs, on v1 (one hierarchy per
+//! controller, possibly co-mounted like `cpu,cpuacct`) and on v2 (one unified directory).
+//! Used by `stats` (Docker's stats JSON) and by `update` for its error messages. The engine
+//! never writes a cgroup: new limits go through `berth-runtime update`.
 //!
 //! The cgroup is found from the container's init (`/proc/<pid>/cgroup`, read from the
 //! daemon's cgroup namespace, so paths are from the hierarchy's root) and the mount table,
@@ -33,8 +34,7 @@ impl Cgroup {
         }
         let own = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
         let mounts = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-        let unified =
-            berth_runtime::host::cgroup_mode() == berth_runtime::host::CgroupMode::Unified;
+        let unified = berth_oci::host::cgroup_mode() == berth_oci::host::CgroupMode::Unified;
         locate(&own, &mounts, unified)
     }
 
@@ -414,134 +414,6 @@ pub(crate) fn usage(cg: &Cgroup, machine_mem: u64) -> Usage {
     }
 }
 
-/// New limits for a cgroup; `None` leaves a setting as it is.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct Limits {
-    /// Bytes; -1 for no limit.
-    pub memory: Option<i64>,
-    /// Memory plus swap in bytes; -1 for unlimited swap.
-    pub memory_swap: Option<i64>,
-    /// CFS quota and period in microseconds; a quota of -1 for no limit.
-    pub cpu_quota: Option<(i64, u64)>,
-    /// Docker's CPU shares (relative weight, 2..262144).
-    pub cpu_shares: Option<u64>,
-    /// Most processes; -1 for no limit.
-    pub pids: Option<i64>,
-}
-
-/// A write the kernel refused.
-#[derive(Debug)]
-pub(crate) struct WriteError {
-    pub file: PathBuf,
-    pub value: String,
-    pub error: std::io::Error,
-}
-
-impl std::fmt::Display for WriteError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "failed to write {:?} to {}: {}",
-            self.value,
-            self.file.display(),
-            self.error
-        )
-    }
-}
-
-/// runc's mapping of CPU shares (2..262144) onto cgroup v2's `cpu.weight` (1..10000).
-pub(crate) fn shares_to_weight(shares: u64) -> u64 {
-    if shares == 0 {
-        return 0;
-    }
-    1 + (shares.clamp(2, 262_144) - 2) * 9999 / 262_142
-}
-
-fn max_or(n: i64) -> String {
-    if n < 0 {
-        "max".to_owned()
-    } else {
-        n.to_string()
-    }
-}
-
-/// The writes that set `limits` on `cg`, in order. On v1 memory and memory+swap are ordered
-/// as the kernel accepts them (memory is never above memory+swap at any moment): a raised
-/// memory+swap first, a lowered one last.
-fn plan(cg: &Cgroup, limits: &Limits) -> Vec<(PathBuf, String)> {
-    let mut out = Vec::new();
-    let mut put = |dir: &Path, file: &str, value: String| out.push((dir.join(file), value));
-    match cg {
-        Cgroup::V2(dir) => {
-            if let Some(m) = limits.memory {
-                put(dir, "memory.max", max_or(m));
-            }
-            if let Some(s) = limits.memory_swap {
-                if dir.join("memory.swap.max").exists() {
-                    let swap = match limits.memory {
-                        Some(m) if s >= 0 && m >= 0 => (s - m).max(0).to_string(),
-                        // Unlimited swap, or memory+swap over unlimited memory.
-                        _ => "max".to_owned(),
-                    };
-                    put(dir, "memory.swap.max", swap);
-                }
-            }
-            if let Some((quota, period)) = limits.cpu_quota {
-                put(dir, "cpu.max", format!("{} {period}", max_or(quota)));
-            }
-            if let Some(shares) = limits.cpu_shares {
-                put(dir, "cpu.weight", shares_to_weight(shares).to_string());
-            }
-            if let Some(p) = limits.pids {
-                put(dir, "pids.max", max_or(p));
-            }
-        }
-        Cgroup::V1(_) => {
-            if let Some(dir) = cg.v1("memory") {
-                const MEMSW: &str = "memory.memsw.limit_in_bytes";
-                let memsw = limits
-                    .memory_swap
-                    .filter(|_| dir.join(MEMSW).exists())
-                    .map(|s| s.max(-1));
-                let current = read_u64(dir, MEMSW).unwrap_or(u64::MAX);
-                let swap_first = memsw.is_some_and(|s| s < 0 || s as u64 > current);
-                if let (true, Some(s)) = (swap_first, memsw) {
-                    put(dir, MEMSW, s.to_string());
-                }
-                if let Some(m) = limits.memory {
-                    put(dir, "memory.limit_in_bytes", m.max(-1).to_string());
-                }
-                if let (false, Some(s)) = (swap_first, memsw) {
-                    put(dir, MEMSW, s.to_string());
-                }
-            }
-            if let Some(dir) = cg.v1("cpu") {
-                if let Some((quota, period)) = limits.cpu_quota {
-                    put(dir, "cpu.cfs_period_us", period.to_string());
-                    put(dir, "cpu.cfs_quota_us", quota.max(-1).to_string());
-                }
-                if let Some(shares) = limits.cpu_shares {
-                    put(dir, "cpu.shares", shares.to_string());
-                }
-            }
-            if let (Some(dir), Some(p)) = (cg.v1("pids"), limits.pids) {
-                put(dir, "pids.max", max_or(p));
-            }
-        }
-    }
-    out
-}
-
-/// Writes `limits` into `cg`; stops at the first write the kernel refuses.
-pub(crate) fn apply(cg: &Cgroup, limits: &Limits) -> Result<(), WriteError> {
-    for (file, value) in plan(cg, limits) {
-        if let Err(error) = std::fs::write(&file, &value) {
-            return Err(WriteError { file, value, error });
-        }
-    }
-    Ok(())
-}
-
 /// The memory a cgroup uses now (for error messages).
 pub(crate) fn memory_usage(cg: &Cgroup) -> Option<u64> {
     match cg {
@@ -606,13 +478,6 @@ mod tests {
         let text = "cpu  100 5 50 1000 10 1 2 7 0 0\ncpu0 50 2 25 500 5 0 1 0 0 0\ncpu1 50 3 25 500 5 1 1 0 0 0\nintr 1\n";
         // user..softirq = 1168 ticks at 100 Hz.
         assert_eq!(parse_proc_stat(text, 100), (11_680_000_000, 2));
-    }
-
-    #[test]
-    fn weights_like_runc() {
-        assert_eq!(shares_to_weight(2), 1);
-        assert_eq!(shares_to_weight(1024), 39);
-        assert_eq!(shares_to_weight(262_144), 10_000);
     }
 
     fn fixture(files: &[(&str, &str)]) -> tempfile::TempDir {
@@ -709,112 +574,6 @@ mod tests {
             (io[1].op.as_deref(), io[1].value),
             (Some("Write"), Some(1024))
         );
-    }
-
-    #[test]
-    fn writes_v2_limits() {
-        let d = fixture(&[("memory.swap.max", "max\n")]);
-        let cg = Cgroup::V2(d.path().into());
-        apply(
-            &cg,
-            &Limits {
-                memory: Some(64 << 20),
-                memory_swap: Some(128 << 20),
-                cpu_quota: Some((150_000, 100_000)),
-                cpu_shares: Some(512),
-                pids: Some(-1),
-            },
-        )
-        .unwrap();
-        let r = |f: &str| std::fs::read_to_string(d.path().join(f)).unwrap();
-        assert_eq!(r("memory.max"), (64u64 << 20).to_string());
-        assert_eq!(r("memory.swap.max"), (64u64 << 20).to_string());
-        assert_eq!(r("cpu.max"), "150000 100000");
-        assert_eq!(r("cpu.weight"), "20");
-        assert_eq!(r("pids.max"), "max");
-        apply(
-            &cg,
-            &Limits {
-                cpu_quota: Some((-1, 100_000)),
-                memory_swap: Some(-1),
-                ..Default::default()
-            },
-        )
-        .unwrap();
-        assert_eq!(r("cpu.max"), "max 100000");
-        assert_eq!(r("memory.swap.max"), "max");
-    }
-
-    #[test]
-    fn writes_v1_limits_in_the_order_the_kernel_takes() {
-        let d = fixture(&[("memory.memsw.limit_in_bytes", "268435456\n")]);
-        let dirs: BTreeMap<String, PathBuf> = ["cpu", "memory", "pids"]
-            .iter()
-            .map(|c| (c.to_string(), d.path().to_path_buf()))
-            .collect();
-        let cg = Cgroup::V1(dirs);
-        let names = |l: &Limits| -> Vec<String> {
-            plan(&cg, l)
-                .into_iter()
-                .map(|(f, v)| format!("{}={v}", f.file_name().unwrap().to_string_lossy()))
-                .collect()
-        };
-        // Raising memory+swap above its current 256 MiB: it goes first.
-        let up = Limits {
-            memory: Some(300 << 20),
-            memory_swap: Some(600 << 20),
-            ..Default::default()
-        };
-        assert_eq!(
-            names(&up),
-            [
-                format!("memory.memsw.limit_in_bytes={}", 600u64 << 20),
-                format!("memory.limit_in_bytes={}", 300u64 << 20),
-            ]
-        );
-        // Lowering it: memory first.
-        let down = Limits {
-            memory: Some(64 << 20),
-            memory_swap: Some(128 << 20),
-            cpu_quota: Some((50_000, 100_000)),
-            cpu_shares: Some(512),
-            pids: Some(30),
-        };
-        assert_eq!(
-            names(&down),
-            [
-                format!("memory.limit_in_bytes={}", 64u64 << 20),
-                format!("memory.memsw.limit_in_bytes={}", 128u64 << 20),
-                "cpu.cfs_period_us=100000".to_owned(),
-                "cpu.cfs_quota_us=50000".to_owned(),
-                "cpu.shares=512".to_owned(),
-                "pids.max=30".to_owned(),
-            ]
-        );
-        // Unlimited swap is raised first too.
-        let unlimited = Limits {
-            memory: Some(64 << 20),
-            memory_swap: Some(-1),
-            ..Default::default()
-        };
-        assert_eq!(names(&unlimited)[0], "memory.memsw.limit_in_bytes=-1");
-        apply(&cg, &down).unwrap();
-        let r = |f: &str| std::fs::read_to_string(d.path().join(f)).unwrap();
-        assert_eq!(r("memory.limit_in_bytes"), (64u64 << 20).to_string());
-        assert_eq!(r("pids.max"), "30");
-        // A write the kernel refuses names the file and the value.
-        std::fs::remove_file(d.path().join("pids.max")).unwrap();
-        std::fs::create_dir(d.path().join("pids.max")).unwrap();
-        let e = apply(
-            &cg,
-            &Limits {
-                pids: Some(5),
-                ..Default::default()
-            },
-        )
-        .unwrap_err();
-        assert!(e.to_string().contains("\"5\""), "{e}");
-        assert!(e.to_string().contains("pids.max"), "{e}");
     }
 
     /// The v2 reader on the kernel's own files: a cgroup made on this host's v2 hierarchy

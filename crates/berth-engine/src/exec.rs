@@ -94,11 +94,9 @@ impl ExecBackend for Engine {
         }
         if let Some(user) = &rec.user {
             // Names are the container's: resolve them in its rootfs, as Docker does.
-            let resolved = berth_runtime::spec::user::resolve(
-                user,
-                Some(&self.container_rootfs(&rec.container)),
-            )
-            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+            let resolved =
+                berth_oci::spec::user::resolve(user, Some(&self.container_rootfs(&rec.container)))
+                    .map_err(|e| ApiError::bad_request(e.to_string()))?;
             args.push("--user".into());
             args.push(format!("{}:{}", resolved.uid, resolved.gid));
         }

@@ -1,8 +1,8 @@
 //! Health checks from the engine's side: the check a container gets (its create request's
 //! `Healthcheck`, else its image's), and how its health shows (`ps`, `inspect`). The checks
-//! themselves run in the container's shim (berth_runtime::shim::health).
+//! themselves run in the container's shim (berth_oci::shim::health).
 
-use berth_runtime::shim::health::{read_health, Health, HealthConfig};
+use berth_oci::shim::health::{read_health, Health, HealthConfig};
 
 use crate::container::record::Record;
 use crate::error::{EngineError, Result};

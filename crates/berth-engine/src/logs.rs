@@ -7,7 +7,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use berth_api::containers::{LogCursor, LogQuery, LogStream};
-use berth_runtime::shim::log::Record;
+use berth_oci::shim::log::Record;
 
 /// The log files of a container, oldest first: `<base>.N` … `<base>.1`, `<base>`.
 pub fn files(base: &Path) -> Vec<PathBuf> {

@@ -14,7 +14,7 @@ use berth_api::ApiError;
 use berth_network::{
     files, AttachRequest, Endpoint, HostPort, NetworkConfig, Networking, PortSpec,
 };
-use berth_runtime::spec::UserMount;
+use berth_oci::spec::UserMount;
 use bollard_stubs::models::{
     EndpointSettings, NetworkSettings, PortBinding, PortSummary, PortSummaryTypeEnum,
 };

@@ -1,7 +1,7 @@
 //! `version` and `info`: what this engine is and what it runs on.
 
 use berth_api::system::SystemBackend;
-use berth_runtime::host::{cgroup_mode, CgroupMode};
+use berth_oci::host::{cgroup_mode, CgroupMode};
 use bollard_stubs::models::{
     SystemInfo, SystemInfoCgroupDriverEnum, SystemInfoCgroupVersionEnum, SystemVersion,
     SystemVersionComponents, SystemVersionPlatform,
@@ -117,7 +117,7 @@ impl SystemBackend for Engine {
             name: nix::unistd::gethostname()
                 .ok()
                 .map(|h| h.to_string_lossy().into_owned()),
-            cgroup_driver: Some(if berth_runtime::host::systemd_is_init() {
+            cgroup_driver: Some(if berth_oci::host::systemd_is_init() {
                 SystemInfoCgroupDriverEnum::SYSTEMD
             } else {
                 SystemInfoCgroupDriverEnum::CGROUPFS

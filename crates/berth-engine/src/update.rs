@@ -1,12 +1,17 @@
 //! `docker update`: new memory, CPU and pids limits and a new restart policy. A running
-//! container gets them in its cgroup at once; every container keeps them in its record, so
-//! the next start builds its spec with them. Both happen under the container's lock, and the
-//! record is replaced atomically (a new file renamed over the old one).
+//! container gets them in its cgroup at once, through `berth-runtime update --resources -`
+//! (the runtime owns the cgroup; the engine only reads it, for `stats`); every container keeps
+//! them in its record, so the next start builds its spec with them. Both happen under the
+//! container's lock, and the record is replaced atomically (a new file renamed over the old
+//! one).
+
+use std::io::Write;
+use std::process::Stdio;
 
 use berth_api::ApiError;
-use serde_json::Value;
+use serde_json::{json, Map, Value};
 
-use crate::cgroups::{self, Cgroup, Limits};
+use crate::cgroups::{self, Cgroup};
 use crate::container::record::{Record, RestartPolicy};
 use crate::Engine;
 
@@ -271,7 +276,7 @@ impl Request {
             l.memory_swap = new
                 .memory_swap
                 .or(new.memory.map(|m| m * 2))
-                .filter(|_| berth_runtime::host::swap_accounting());
+                .filter(|_| berth_oci::host::swap_accounting());
         }
         if self.nano_cpus.is_some() {
             l.cpu_quota = Some((
@@ -289,6 +294,54 @@ impl Request {
             l.pids = Some(new.pids_limit.unwrap_or(-1));
         }
         l
+    }
+}
+
+/// New limits for a running container; `None` leaves a setting as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Limits {
+    /// Bytes; -1 for no limit.
+    memory: Option<i64>,
+    /// Memory plus swap in bytes; -1 for unlimited swap.
+    memory_swap: Option<i64>,
+    /// CFS quota and period in microseconds; a quota of -1 for no limit.
+    cpu_quota: Option<(i64, u64)>,
+    /// Docker's CPU shares (relative weight, 2..262144).
+    cpu_shares: Option<u64>,
+    /// Most processes; -1 for no limit.
+    pids: Option<i64>,
+}
+
+impl Limits {
+    /// The OCI `LinuxResources` document `berth-runtime update --resources` takes (runc's:
+    /// what is absent stays as it is).
+    fn to_resources(&self) -> Value {
+        let mut r = Map::new();
+        let mut memory = Map::new();
+        if let Some(m) = self.memory {
+            memory.insert("limit".into(), json!(m));
+        }
+        if let Some(s) = self.memory_swap {
+            memory.insert("swap".into(), json!(s));
+        }
+        if !memory.is_empty() {
+            r.insert("memory".into(), Value::Object(memory));
+        }
+        let mut cpu = Map::new();
+        if let Some((quota, period)) = self.cpu_quota {
+            cpu.insert("quota".into(), json!(quota));
+            cpu.insert("period".into(), json!(period));
+        }
+        if let Some(shares) = self.cpu_shares {
+            cpu.insert("shares".into(), json!(shares));
+        }
+        if !cpu.is_empty() {
+            r.insert("cpu".into(), Value::Object(cpu));
+        }
+        if let Some(p) = self.pids {
+            r.insert("pids".into(), json!({ "limit": p }));
+        }
+        Value::Object(r)
     }
 }
 
@@ -319,6 +372,36 @@ fn mib(n: u64) -> String {
 }
 
 impl Engine {
+    /// `berth-runtime update --resources - ID` with `limits`; the runtime's one-line error.
+    fn runtime_update(&self, id: &str, limits: &Limits) -> Result<(), String> {
+        let mut child = self
+            .runtime()
+            .args(["update", "--resources", "-", id])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("run berth-runtime: {e}"))?;
+        let document = limits.to_resources().to_string();
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin
+                .write_all(document.as_bytes())
+                .map_err(|e| format!("send the limits to berth-runtime: {e}"))?;
+        }
+        let out = child
+            .wait_with_output()
+            .map_err(|e| format!("run berth-runtime: {e}"))?;
+        if out.status.success() {
+            return Ok(());
+        }
+        let text = String::from_utf8_lossy(&out.stderr);
+        let text = text.trim();
+        Err(text
+            .strip_prefix("berth-runtime: ")
+            .unwrap_or(text)
+            .to_owned())
+    }
+
     /// `POST /containers/{id}/update`.
     pub(crate) fn update_resources(
         &self,
@@ -337,44 +420,35 @@ impl Engine {
         let st = self.refresh(&id);
         let mut applied = None;
         if st.running() {
-            let cg = Cgroup::of_pid(st.pid).ok_or_else(|| {
-                ApiError::internal(format!(
-                    "Cannot update container {id}: its cgroup cannot be found (did it just stop?)"
-                ))
-            })?;
             let limits = req.limits(&host);
-            if let Err(e) = cgroups::apply(&cg, &limits) {
-                let _ = cgroups::apply(&cg, &previous(&limits, &current));
-                let memory_file = e
-                    .file
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| {
-                        matches!(
-                            n,
-                            "memory.limit_in_bytes" | "memory.memsw.limit_in_bytes" | "memory.max"
-                        )
-                    });
-                if memory_file && e.error.raw_os_error() == Some(libc::EBUSY) {
-                    let usage = cgroups::memory_usage(&cg).unwrap_or(0);
+            if limits != Limits::default() {
+                // The runtime puts back what it changed when the kernel refuses a write.
+                if let Err(e) = self.runtime_update(&id, &limits) {
+                    // The usual refusal: a memory limit below what the container holds, which
+                    // the kernel could not reclaim (v1 refuses; v2 would kill instead).
+                    let usage = Cgroup::of_pid(st.pid).and_then(|cg| cgroups::memory_usage(&cg));
+                    if let (Some(limit), Some(usage)) = (limits.memory.filter(|m| *m > 0), usage) {
+                        if usage >= limit as u64 {
+                            return Err(ApiError::internal(format!(
+                                "Cannot update container {id}: the memory limit {} is below what the container uses now ({}), and the kernel could not reclaim enough: {e}",
+                                mib(limit as u64),
+                                mib(usage)
+                            )));
+                        }
+                    }
                     return Err(ApiError::internal(format!(
-                        "Cannot update container {id}: the memory limit {} is below what the container uses now ({}), and the kernel could not reclaim enough: {e}",
-                        mib(host.memory.unwrap_or(0).max(0) as u64),
-                        mib(usage)
+                        "Cannot update container {id}: {e}"
                     )));
                 }
-                return Err(ApiError::internal(format!(
-                    "Cannot update container {id}: {e}"
-                )));
+                applied = Some(limits);
             }
-            applied = Some((cg, limits));
         }
         let stored = self.containers.update(&id, |r| host.store_in(r));
         let rec = match stored {
             Ok((rec, ())) => rec,
             Err(e) => {
-                if let Some((cg, limits)) = applied {
-                    let _ = cgroups::apply(&cg, &previous(&limits, &current));
+                if let Some(limits) = applied {
+                    let _ = self.runtime_update(&id, &previous(&limits, &current));
                 }
                 return Err(ApiError::internal(format!(
                     "Cannot update container {id}: write its record: {e}"
@@ -389,7 +463,6 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     fn req(body: Value) -> Request {
         Request::parse(&body).unwrap()
@@ -545,5 +618,29 @@ mod tests {
             Limits::default(),
             "a policy is the record's only"
         );
+    }
+
+    #[test]
+    fn limits_go_to_the_runtime_as_oci_resources() {
+        let l = Limits {
+            memory: Some(64 << 20),
+            memory_swap: Some(-1),
+            cpu_quota: Some((-1, PERIOD)),
+            cpu_shares: Some(512),
+            pids: Some(-1),
+        };
+        assert_eq!(
+            l.to_resources(),
+            json!({
+                "memory": {"limit": 64 << 20, "swap": -1},
+                "cpu": {"quota": -1, "period": 100_000, "shares": 512},
+                "pids": {"limit": -1}
+            })
+        );
+        let only_pids = Limits {
+            pids: Some(30),
+            ..Default::default()
+        };
+        assert_eq!(only_pids.to_resources(), json!({"pids": {"limit": 30}}));
     }
 }

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use berth_api::volumes::VolumeBackend;
 use berth_api::ApiError;
-use berth_runtime::spec::UserMount;
+use berth_oci::spec::UserMount;
 use serde::{Deserialize, Serialize};
 
 use crate::container::record::Record;

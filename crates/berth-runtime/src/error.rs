@@ -30,6 +30,9 @@ pub enum RuntimeError {
     },
     #[error("unknown signal {0:?}")]
     UnknownSignal(String),
+    /// A request the runtime cannot read (e.g. `update --resources` that is not JSON).
+    #[error("invalid {0}")]
+    BadRequest(String),
     #[error("{action} container \"{id}\": {reason}")]
     Operation {
         id: String,
@@ -130,6 +133,7 @@ impl HasErrorKind for RuntimeError {
             | RuntimeError::MissingConfig(_)
             | RuntimeError::MalformedConfig { .. }
             | RuntimeError::UnknownSignal(_)
+            | RuntimeError::BadRequest(_)
             | RuntimeError::CannotRun { .. } => ErrorKind::InvalidArgument,
             RuntimeError::Spec(e) => e.kind(),
             RuntimeError::Operation { .. } | RuntimeError::Io(..) => ErrorKind::Internal,

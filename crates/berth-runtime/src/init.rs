@@ -28,18 +28,14 @@ use std::path::Path;
 
 use nix::errno::Errno;
 
-/// The annotation that makes berth's init the container's pid 1 (value `"true"`).
-pub const INIT_ANNOTATION: &str = "org.berth.init";
+pub use berth_oci::spec::INIT_ANNOTATION;
 
 /// What pid 1 is called (its `comm`, and the start of its command line) under `--init`.
 pub const INIT_NAME: &str = "berth-init";
 
 /// Whether `spec` asks for berth's init.
 pub fn wanted(spec: &oci_spec::runtime::Spec) -> bool {
-    spec.annotations()
-        .as_ref()
-        .and_then(|a| a.get(INIT_ANNOTATION))
-        .is_some_and(|v| v == "true")
+    berth_oci::spec::wants_init(spec)
 }
 
 /// A command ready for `execve`: every string and pointer array built beforehand, so that the

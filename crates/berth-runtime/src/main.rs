@@ -94,6 +94,92 @@ impl CreateArgs {
     }
 }
 
+/// `update`'s flags: runc's names. Sizes take units (`64m`); -1 means no limit; 0 (or an
+/// absent flag) leaves a setting as it is.
+#[derive(clap::Args, Debug)]
+struct UpdateArgs {
+    /// An OCI LinuxResources JSON document with the new limits ('-' reads standard input);
+    /// not combined with the other flags.
+    #[arg(short, long)]
+    resources: Option<String>,
+    /// Memory limit (bytes, or with a unit: 512k, 64m, 1g).
+    #[arg(long, short = 'm', allow_hyphen_values = true)]
+    memory: Option<String>,
+    /// Memory plus swap; -1 for unlimited swap.
+    #[arg(long = "memory-swap", allow_hyphen_values = true)]
+    memory_swap: Option<String>,
+    /// Soft memory limit.
+    #[arg(long = "memory-reservation", allow_hyphen_values = true)]
+    memory_reservation: Option<String>,
+    /// Accepted and ignored, as runc does (kernel memory limits are gone from the kernel).
+    #[arg(long = "kernel-memory", allow_hyphen_values = true)]
+    kernel_memory: Option<String>,
+    /// Accepted and ignored, as runc does.
+    #[arg(long = "kernel-memory-tcp", allow_hyphen_values = true)]
+    kernel_memory_tcp: Option<String>,
+    /// CPU shares (relative weight; cpu.weight on cgroup v2).
+    #[arg(long = "cpu-shares", alias = "cpu-share")]
+    cpu_shares: Option<u64>,
+    /// CFS period in microseconds.
+    #[arg(long = "cpu-period")]
+    cpu_period: Option<u64>,
+    /// CFS quota in microseconds; -1 for no limit.
+    #[arg(long = "cpu-quota", allow_hyphen_values = true)]
+    cpu_quota: Option<i64>,
+    /// CPUs the container may use (0-3, 0,1).
+    #[arg(long = "cpuset-cpus")]
+    cpuset_cpus: Option<String>,
+    /// Memory nodes the container may use.
+    #[arg(long = "cpuset-mems")]
+    cpuset_mems: Option<String>,
+    /// Most processes; -1 for no limit.
+    #[arg(long = "pids-limit", allow_hyphen_values = true)]
+    pids_limit: Option<i64>,
+    /// Block I/O weight (10-1000).
+    #[arg(long = "blkio-weight")]
+    blkio_weight: Option<u16>,
+    container_id: String,
+}
+
+impl UpdateArgs {
+    fn flags(&self) -> berth_runtime::update::LimitFlags {
+        berth_runtime::update::LimitFlags {
+            memory: self.memory.clone(),
+            memory_swap: self.memory_swap.clone(),
+            memory_reservation: self.memory_reservation.clone(),
+            kernel_memory: self.kernel_memory.clone(),
+            kernel_memory_tcp: self.kernel_memory_tcp.clone(),
+            cpu_shares: self.cpu_shares,
+            cpu_period: self.cpu_period,
+            cpu_quota: self.cpu_quota,
+            cpuset_cpus: self.cpuset_cpus.clone(),
+            cpuset_mems: self.cpuset_mems.clone(),
+            pids_limit: self.pids_limit,
+            blkio_weight: self.blkio_weight,
+        }
+    }
+
+    /// The request: the --resources document, or what the flags say.
+    fn request(&self) -> Result<oci_spec::runtime::LinuxResources> {
+        let flags = self.flags();
+        let Some(source) = &self.resources else {
+            return flags.to_resources().map_err(anyhow::Error::msg);
+        };
+        if flags.any() {
+            bail!("--resources cannot be combined with other limit flags");
+        }
+        let text = if source == "-" {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+                .context("read --resources from standard input")?;
+            text
+        } else {
+            std::fs::read_to_string(source).with_context(|| format!("read --resources {source}"))?
+        };
+        Ok(berth_runtime::update::parse_resources(&text)?)
+    }
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Write a config.json with Docker's defaults into the bundle directory.
@@ -198,6 +284,8 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         ps_args: Vec<String>,
     },
+    /// Change a container's resource limits (runc's `update`).
+    Update(UpdateArgs),
     /// Print the features this runtime supports (OCI features.json).
     Features,
     /// Start a container under its own supervisor (for the engine): returns once it runs; the
@@ -493,6 +581,11 @@ fn run(cli: Cli) -> Result<i32> {
             container_id,
         } => {
             rt.delete(&container_id, force)?;
+            Ok(0)
+        }
+        Command::Update(args) => {
+            let req = args.request()?;
+            rt.update(&args.container_id, &req)?;
             Ok(0)
         }
         Command::Pause { container_id } => {

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use berth_api::ApiError;
 use berth_build::mount::{MountType, Sharing};
 use berth_build::{RunStep, Step};
-use berth_runtime::spec::{docker_default, ContainerOptions, UserMount};
+use berth_oci::spec::{docker_default, ContainerOptions, UserMount};
 use sha2::Digest as _;
 
 use super::stages::Build;
@@ -291,9 +291,9 @@ impl Build<'_> {
                 mounts,
                 host_network: net.host_network,
                 netns_path: net.netns.clone(),
-                cgroups_path: Some(berth_runtime::host::default_cgroups_path(
+                cgroups_path: Some(berth_oci::host::default_cgroups_path(
                     &id,
-                    berth_runtime::host::systemd_is_init(),
+                    berth_oci::host::systemd_is_init(),
                 )),
                 ..Default::default()
             };

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use berth_api::containers::WaitState;
-use berth_runtime::shim;
+use berth_oci::shim;
 
 use super::record::{now, unix_time, valid_name, Record, RestartPolicy, State, Status, ZERO_TIME};
 use crate::error::{EngineError, Result};

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use berth_runtime::shim::health::HealthConfig;
+use berth_oci::shim::health::HealthConfig;
 use bollard_stubs::models::{ContainerConfig, HostConfig, NetworkingConfig};
 use serde::{Deserialize, Serialize};
 

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use berth_runtime::shim;
-use berth_runtime::spec::{docker_default, ContainerOptions, SeccompChoice, Ulimit};
+use berth_oci::shim;
+use berth_oci::spec::{docker_default, ContainerOptions, SeccompChoice, Ulimit};
 
 use super::record::{now, Record, State, Status};
 use crate::error::{EngineError, Result};
@@ -149,7 +149,7 @@ impl Engine {
             st.finished_at = exit.finished_at;
         }
         st.killed_unhealthy =
-            berth_runtime::shim::health::read_health(&dir).is_some_and(|h| h.killed_unhealthy);
+            berth_oci::shim::health::read_health(&dir).is_some_and(|h| h.killed_unhealthy);
         self.unmount_rootfs(id);
         self.network_down(id);
         let _ = self.save_state(id, &st);
@@ -197,9 +197,9 @@ impl Engine {
         opts.mounts = mounts;
         opts.host_network = net.host_network;
         opts.netns_path = net.netns;
-        opts.cgroups_path = Some(berth_runtime::host::default_cgroups_path(
+        opts.cgroups_path = Some(berth_oci::host::default_cgroups_path(
             &rec.id,
-            berth_runtime::host::systemd_is_init(),
+            berth_oci::host::systemd_is_init(),
         ));
         let spec = docker_default(&opts).map_err(|e| EngineError::from_kind(&e))?;
         let bytes = serde_json::to_vec_pretty(&spec)

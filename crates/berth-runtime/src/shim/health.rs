@@ -1,66 +1,22 @@
 //! Health checks, run by the shim (so they go on while the engine is down or restarting):
 //! every interval the check runs in the container through `berth-runtime exec`; its result
-//! goes into `health.json` in the state directory, Docker's `State.Health` (status, failing
-//! streak, the last five results). With `kill_unhealthy` (berth's `--restart on-unhealthy`),
-//! a container that turns unhealthy is killed, and the engine's restart policy brings it back.
+//! goes into `health.json` in the state directory (its format is `berth_oci::shim::health`),
+//! Docker's `State.Health` (status, failing streak, the last five results). With
+//! `kill_unhealthy` (berth's `--restart on-unhealthy`), a container that turns unhealthy is
+//! killed, and the engine's restart policy brings it back.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
-
-/// Where a container's health is recorded.
-pub const HEALTH_FILE: &str = "health.json";
+pub use berth_oci::shim::health::{
+    read_health, write_health, Health, HealthConfig, HealthResult, HEALTH_FILE,
+};
 
 /// Output kept per result, as Docker keeps it.
 const MAX_OUTPUT: usize = 4096;
 /// Results kept.
 const MAX_LOG: usize = 5;
-
-/// A container's health check.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HealthConfig {
-    /// Docker's form: `["CMD", args…]` or `["CMD-SHELL", command]`.
-    pub test: Vec<String>,
-    pub interval_ms: u64,
-    pub timeout_ms: u64,
-    pub start_period_ms: u64,
-    pub start_interval_ms: u64,
-    pub retries: u32,
-    /// Kill the container when it turns unhealthy (`--restart on-unhealthy`).
-    #[serde(default)]
-    pub kill_unhealthy: bool,
-    /// The shell for `CMD-SHELL` (the image's SHELL, `/bin/sh -c` by default).
-    #[serde(default)]
-    pub shell: Vec<String>,
-}
-
-/// One result.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct HealthResult {
-    pub start: String,
-    pub end: String,
-    pub exit_code: i64,
-    pub output: String,
-}
-
-/// Docker's `State.Health`, plus whether the shim killed the container for it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct Health {
-    /// `starting`, `healthy` or `unhealthy`.
-    pub status: String,
-    pub failing_streak: u32,
-    pub log: Vec<HealthResult>,
-    #[serde(default)]
-    pub killed_unhealthy: bool,
-}
-
-pub fn read_health(state_dir: &Path) -> Option<Health> {
-    serde_json::from_slice(&std::fs::read(state_dir.join(HEALTH_FILE)).ok()?).ok()
-}
 
 fn now_text() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
@@ -276,12 +232,7 @@ impl Checker {
     }
 
     fn save(&self) {
-        let tmp = self.state_dir.join(".health.json.tmp");
-        if let Ok(bytes) = serde_json::to_vec(&self.health) {
-            if std::fs::write(&tmp, bytes).is_ok() {
-                let _ = std::fs::rename(&tmp, self.state_dir.join(HEALTH_FILE));
-            }
-        }
+        let _ = write_health(&self.state_dir, &self.health);
     }
 }
 

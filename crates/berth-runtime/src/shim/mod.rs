@@ -8,39 +8,32 @@
 //! Because it does not depend on the engine, containers outlive an engine that dies or
 //! restarts; the engine finds everything it needs in the state directory.
 //!
-//! State directory (the engine's `containers/<id>/`):
-//! - `<id>-json.log` (+ `.1`, `.2` after rotation) — the log.
-//! - `shim.json` — `{"shim_pid", "init_pid"}` once the container runs.
-//! - `exit.json` — `{"exit_code", "finished_at"}` once it has ended (written atomically).
-//! - `attach.sock` — clients get the container's output as it comes (Docker's stream framing,
-//!   raw for a tty) and what they send goes to its stdin.
+//! What it keeps in the state directory (the engine's `containers/<id>/`) is defined in
+//! `berth_oci::shim`, re-exported here: the engine reads those files without linking this crate.
 
 pub mod handoff;
 pub mod health;
-pub mod log;
 pub mod relay;
+
+pub use berth_oci::shim::{
+    log, read_exit, read_shim, shim_alive, short_socket_path, write_atomic, ExitInfo, ShimInfo,
+    ATTACH_SOCKET, CONTROL_SOCKET, EXIT_FILE, SHIM_FILE,
+};
 
 use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::unistd::{fork, ForkResult, Pid};
-use serde::{Deserialize, Serialize};
 
 use crate::bundle::Bundle;
 use crate::console::ConsoleSocket;
 use crate::error::{Result, RuntimeError};
 use crate::lifecycle::{CreateOptions, Runtime};
 use relay::Output;
-
-pub const SHIM_FILE: &str = "shim.json";
-pub const EXIT_FILE: &str = "exit.json";
-pub const ATTACH_SOCKET: &str = "attach.sock";
-/// Takes one-line commands: `resize ROWS COLS` sets the pty's window size.
-pub const CONTROL_SOCKET: &str = "control.sock";
 
 /// How to supervise one container.
 #[derive(Debug, Clone)]
@@ -63,49 +56,6 @@ impl ShimOptions {
     pub fn log_path(&self) -> PathBuf {
         self.state_dir.join(format!("{}-json.log", self.id))
     }
-}
-
-/// Written once the container runs.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct ShimInfo {
-    pub shim_pid: i32,
-    pub init_pid: i32,
-}
-
-/// Written once the container has ended.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct ExitInfo {
-    pub exit_code: i32,
-    /// RFC 3339 with nanoseconds.
-    pub finished_at: String,
-}
-
-/// Writes `value` as JSON to `dir/name` through a temporary file, fsync and rename.
-fn write_atomic<T: Serialize>(dir: &Path, name: &str, value: &T) -> std::io::Result<()> {
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(&serde_json::to_vec(value).map_err(std::io::Error::other)?)?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, dir.join(name))?;
-    std::fs::File::open(dir)?.sync_all()
-}
-
-/// A path to `dir/name` short enough for a unix socket address (108 bytes), however long
-/// `dir` is: it goes through an open descriptor of the directory, which the returned file
-/// keeps open; use the path while it lives.
-pub fn short_socket_path(dir: &Path, name: &str) -> std::io::Result<(std::fs::File, PathBuf)> {
-    let d = std::fs::File::open(dir)?;
-    let path = PathBuf::from(format!("/proc/self/fd/{}/{name}", d.as_raw_fd()));
-    Ok((d, path))
-}
-
-pub fn read_exit(state_dir: &Path) -> Option<ExitInfo> {
-    serde_json::from_slice(&std::fs::read(state_dir.join(EXIT_FILE)).ok()?).ok()
-}
-
-pub fn read_shim(state_dir: &Path) -> Option<ShimInfo> {
-    serde_json::from_slice(&std::fs::read(state_dir.join(SHIM_FILE)).ok()?).ok()
 }
 
 /// Starts the shim for a new container and returns once the container runs (or failed to).
@@ -411,17 +361,4 @@ fn start_container(
         },
         first_client,
     ))
-}
-
-/// Whether the shim recorded in `state_dir` is still supervising its container (for an engine
-/// that restarts and re-adopts its containers).
-pub fn shim_alive(state_dir: &Path) -> bool {
-    match read_shim(state_dir) {
-        Some(info) => {
-            // SAFETY: kill with signal 0 only checks that the process exists.
-            let r = unsafe { libc::kill(info.shim_pid, 0) };
-            r == 0 && read_exit(state_dir).is_none()
-        }
-        None => false,
-    }
 }

@@ -26,6 +26,18 @@ pub use user::ResolvedUser;
 /// The PATH Docker gives a container whose image sets none.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
+/// The annotation that makes berth's init the container's pid 1 (value `"true"`); the runtime
+/// reads it (`berth-runtime`'s `init` module).
+pub const INIT_ANNOTATION: &str = "org.berth.init";
+
+/// Whether `spec` asks for berth's init.
+pub fn wants_init(spec: &Spec) -> bool {
+    spec.annotations()
+        .as_ref()
+        .and_then(|a| a.get(INIT_ANNOTATION))
+        .is_some_and(|v| v == "true")
+}
+
 /// Paths hidden from the container (a null device or an empty read-only tmpfs over them).
 pub const MASKED_PATHS: [&str; 10] = [
     "/proc/acpi",
@@ -176,7 +188,7 @@ pub struct ContainerOptions {
     pub netns_path: Option<PathBuf>,
     /// `--init`: pid 1 is berth's own minimal init, which forwards signals to the command,
     /// reaps orphans and exits with the command's status. Recorded in the spec as the
-    /// annotation [`crate::init::INIT_ANNOTATION`] (`org.berth.init`) = `"true"`.
+    /// annotation [`INIT_ANNOTATION`] (`org.berth.init`) = `"true"`.
     pub init: bool,
     /// The user's mounts (volumes, binds, tmpfs), after Docker's standard ones; one at the
     /// destination of a standard mount replaces it (e.g. a bigger /dev/shm).
@@ -705,7 +717,7 @@ pub fn docker_default(opts: &ContainerOptions) -> Result<Spec, SpecError> {
     spec.set_hostname(opts.hostname.clone());
     spec.set_annotations(
         opts.init
-            .then(|| [(crate::init::INIT_ANNOTATION.to_owned(), "true".to_owned())].into()),
+            .then(|| [(INIT_ANNOTATION.to_owned(), "true".to_owned())].into()),
     );
     Ok(spec)
 }
@@ -726,7 +738,7 @@ mod tests {
     fn defaults_match_docker() {
         let s = spec(base());
         assert!(s.annotations().is_none());
-        assert!(!crate::init::wanted(&s));
+        assert!(!wants_init(&s));
         let process = s.process().as_ref().unwrap();
         let caps = process.capabilities().as_ref().unwrap();
         assert_eq!(caps.bounding().as_ref().unwrap().len(), 14);
@@ -811,7 +823,7 @@ mod tests {
             "true",
             "--init is recorded for the runtime"
         );
-        assert!(crate::init::wanted(&s));
+        assert!(wants_init(&s));
         let r = s.linux().as_ref().unwrap().resources().as_ref().unwrap();
         assert_eq!(r.memory().as_ref().unwrap().limit(), Some(64 << 20));
         assert_eq!(r.cpu().as_ref().unwrap().quota(), Some(150_000));
