@@ -15,7 +15,6 @@ pub(crate) mod commit;
 mod diff;
 pub(crate) mod extract;
 pub(crate) mod resolve;
-mod tarball;
 
 use std::ffi::CString;
 use std::io;
@@ -28,8 +27,8 @@ use berth_api::ApiError;
 
 use crate::containers::Record;
 use crate::Engine;
+use berth_image::layer::write::{Flavor, TreeWriter};
 use resolve::{cstring, join, lexical, lstat_at, Root, View};
-use tarball::{Flavor, TreeWriter};
 
 /// `statfs.f_type` of overlayfs.
 const OVERLAYFS_MAGIC: i64 = 0x794c_7630;

@@ -20,70 +20,13 @@ use std::path::{Path, PathBuf};
 
 use berth_api::archive::Change;
 
-use super::resolve::{cstring, is_dir, join, lstat_at, Root};
-use super::tarball::{is_opaque, is_whiteout, list_dir, open_in};
+use super::resolve::{cstring, is_dir, join, list_dir, lstat_at, open_in, Root};
+use berth_image::layer::mount_points::{only_runtime_made, runtime_made};
+use berth_image::layer::whiteout::{is_opaque, is_whiteout};
 
 pub(crate) const MODIFIED: u8 = 0;
 pub(crate) const ADDED: u8 = 1;
 pub(crate) const DELETED: u8 = 2;
-
-/// Mount points the runtime makes in a container's rootfs for files and filesystems it mounts
-/// there (`/etc/hosts`, `/proc`, …): Docker keeps them in an "init" layer under the
-/// container's, so they are neither changes nor part of a commit. Here they land in the upper
-/// dir, as an empty file or directory, and are left out the same way.
-const RUNTIME_FILES: &[&[u8]] = &[
-    b"/etc/hostname",
-    b"/etc/hosts",
-    b"/etc/resolv.conf",
-    b"/.dockerenv",
-    b"/dev/console",
-];
-const RUNTIME_DIRS: &[&[u8]] = &[
-    b"/proc",
-    b"/sys",
-    b"/dev",
-    b"/dev/pts",
-    b"/dev/shm",
-    b"/dev/mqueue",
-];
-
-/// Whether the upper dir's entry at `comps` is such a mount point (`dir`: its descriptor,
-/// when it is a directory).
-pub(crate) fn runtime_made(comps: &[Vec<u8>], st: &libc::stat, dir: Option<RawFd>) -> bool {
-    let path = join(comps);
-    match st.st_mode & libc::S_IFMT {
-        libc::S_IFREG => st.st_size == 0 && RUNTIME_FILES.contains(&path.as_slice()),
-        libc::S_IFDIR => {
-            RUNTIME_DIRS.contains(&path.as_slice())
-                && dir.is_some_and(|d| list_dir(d).is_ok_and(|l| l.is_empty()))
-        }
-        _ => false,
-    }
-}
-
-/// Whether the directory `dir` (at `comps`) holds entries and all of them are runtime mount
-/// points: then it changed only because the runtime made them.
-fn only_runtime_made(dir: RawFd, comps: &mut Vec<Vec<u8>>) -> io::Result<bool> {
-    let names = list_dir(dir)?;
-    if names.is_empty() {
-        return Ok(false);
-    }
-    for name in names {
-        let st = lstat_at(dir, &name)?;
-        let sub = if is_dir(&st) {
-            Some(open_in(dir, &name, libc::O_RDONLY | libc::O_DIRECTORY)?)
-        } else {
-            None
-        };
-        comps.push(name.to_bytes().to_vec());
-        let made = runtime_made(comps, &st, sub.as_ref().map(AsRawFd::as_raw_fd));
-        comps.pop();
-        if !made {
-            return Ok(false);
-        }
-    }
-    Ok(true)
-}
 
 struct Differ {
     lowers: Vec<OwnedFd>,

@@ -12,8 +12,7 @@ use std::ffi::CStr;
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
-use super::resolve::{components, cstring, is_dir, join, lstat_at, View};
-use super::tarball::{list_dir, open_in};
+use super::resolve::{components, cstring, is_dir, join, list_dir, lstat_at, open_in, View};
 
 /// Why an extraction stopped: Docker's wording for the ones a user can cause.
 #[derive(Debug)]
@@ -412,7 +411,7 @@ mod tests {
             match kind {
                 tar::EntryType::Symlink | tar::EntryType::Link => {
                     h.set_size(0);
-                    super::super::tarball::append_raw(
+                    berth_image::layer::write::append_raw(
                         &mut b,
                         &mut h,
                         name.as_bytes(),
@@ -423,7 +422,7 @@ mod tests {
                 }
                 _ => {
                     h.set_size(data.len() as u64);
-                    super::super::tarball::append_raw(
+                    berth_image::layer::write::append_raw(
                         &mut b,
                         &mut h,
                         name.as_bytes(),
