@@ -12,7 +12,6 @@
 //!   element (`foo/…`, `./…`, `/…` for the root) so the docker CLI can rename them.
 
 pub(crate) mod commit;
-mod diff;
 pub(crate) mod extract;
 pub(crate) mod resolve;
 
@@ -357,7 +356,16 @@ impl ArchiveBackend for Engine {
             .images
             .lower_dirs(&config)
             .map_err(|e| ApiError::from_kind(&e))?;
-        diff::changes(&self.container_dir(&rec.id).join("upper"), &lowers).map_err(internal)
+        let changes =
+            berth_image::layer::changes(&self.container_dir(&rec.id).join("upper"), &lowers)
+                .map_err(internal)?;
+        Ok(changes
+            .into_iter()
+            .map(|c| Change {
+                path: c.path,
+                kind: c.kind as u8,
+            })
+            .collect())
     }
 
     fn commit_container(&self, req: CommitRequest) -> Result<String, ApiError> {
