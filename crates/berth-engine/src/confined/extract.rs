@@ -395,7 +395,7 @@ pub(crate) fn lookup_owner(root: &View, user: &str) -> Option<(u32, u32)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::archive::resolve::Root;
+    use crate::confined::Root;
 
     fn tar_of(entries: &[(&str, tar::EntryType, &str)]) -> Vec<u8> {
         let mut b = tar::Builder::new(Vec::new());
