@@ -8,10 +8,16 @@
 //!   resolving a path inside it the way the container sees it.
 //! - [`extract`]: a tar stream into a directory of a root, with Docker's Untar rules
 //!   (`docker cp` into a container, build's COPY/ADD, unpacking a build context).
+//! - [`copy`]: one root's directory into another's (a new volume's copy-up from the image).
 //!
-//! Used by `archive` (`docker cp`, export) and `build` (COPY/ADD, context, RUN's mount points).
+//! Used by `archive` (`docker cp`, export), `build` (COPY/ADD, context, RUN's mount points)
+//! and `volumes` (copy-up).
 
+pub(crate) mod copy;
 pub(crate) mod extract;
 pub(crate) mod resolve;
 
-pub(crate) use resolve::{cstring, is_dir, is_symlink, join, lexical, lstat_at, Root, View};
+pub(crate) use resolve::{
+    cstring, is_dir, is_symlink, join, lexical, list_dir, lstat_at, open_in, readlink_at, Root,
+    View,
+};
