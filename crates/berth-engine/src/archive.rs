@@ -25,9 +25,9 @@ use berth_api::archive::{
 };
 use berth_api::ApiError;
 
+use crate::confined::{cstring, extract, is_dir, is_symlink, join, lexical, lstat_at, Root, View};
 use crate::containers::Record;
 use crate::Engine;
-use crate::confined::{cstring, extract, is_dir, is_symlink, join, lexical, lstat_at, Root, View};
 use berth_image::layer::write::{Flavor, TreeWriter};
 
 /// `statfs.f_type` of overlayfs.

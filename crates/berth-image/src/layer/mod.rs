@@ -62,7 +62,10 @@ mod tests {
                 let ft = m.file_type();
                 if ft.is_dir() {
                     let kind = if opaque(&p) { "o" } else { "d" };
-                    out.push(format!("{rel} {kind} {:o}", m.permissions().mode() & 0o7777));
+                    out.push(format!(
+                        "{rel} {kind} {:o}",
+                        m.permissions().mode() & 0o7777
+                    ));
                     walk(root, &p, out);
                 } else if ft.is_symlink() {
                     let t = std::fs::read_link(&p).unwrap();
@@ -115,22 +118,15 @@ mod tests {
         write(&upper.join("etc/passwd"), "root\nme");
         write(&upper.join("etc/new"), "n");
         std::os::unix::fs::chown(upper.join("etc/new"), Some(1000), Some(1001)).unwrap();
-        std::fs::set_permissions(upper.join("etc/new"), PermissionsExt::from_mode(0o4750))
-            .unwrap();
+        std::fs::set_permissions(upper.join("etc/new"), PermissionsExt::from_mode(0o4750)).unwrap();
         std::os::unix::fs::symlink("/etc/passwd", upper.join("etc/link")).unwrap();
         std::fs::hard_link(upper.join("etc/new"), upper.join("etc/new-too")).unwrap();
         make_whiteout(&upper.join("gone.txt"));
         make_whiteout(&upper.join("etc/motd"));
         write(&upper.join("old/fresh"), "f");
-        whiteout::mark_opaque(
-            std::fs::File::open(upper.join("old"))
-                .unwrap()
-                .as_raw_fd(),
-        )
-        .unwrap();
+        whiteout::mark_opaque(std::fs::File::open(upper.join("old")).unwrap().as_raw_fd()).unwrap();
         write(&upper.join("new/dir/file"), "deep");
-        std::fs::set_permissions(upper.join("new/dir"), PermissionsExt::from_mode(0o700))
-            .unwrap();
+        std::fs::set_permissions(upper.join("new/dir"), PermissionsExt::from_mode(0o700)).unwrap();
         // The runtime's mount points are not part of the layer.
         write(&upper.join("etc/hosts"), "");
         std::fs::create_dir_all(upper.join("proc")).unwrap();
@@ -141,9 +137,7 @@ mod tests {
         assert_eq!(written.size, bytes.len() as u64);
         assert_eq!(
             written.digest,
-            crate::content::sha256_digest(<sha2::Sha256 as sha2::Digest>::new_with_prefix(
-                &bytes
-            ))
+            crate::content::sha256_digest(<sha2::Sha256 as sha2::Digest>::new_with_prefix(&bytes))
         );
         std::fs::create_dir(&applied).unwrap();
         let got = apply(flate2::read::GzDecoder::new(&bytes[..]), &applied).unwrap();
@@ -219,7 +213,10 @@ mod tests {
         assert_eq!((w2.entries, &w2.diff_id), (0, &w.diff_id));
         assert!(changes(&t.path().join("missing"), &[]).unwrap().is_empty());
         // A failed write leaves no file behind.
-        let e = write_layer(&t.path().join("missing"), &t.path().join("no/such/dir/blob"));
-        assert!(e.is_err());
+        let not_a_dir = t.path().join("file");
+        std::fs::write(&not_a_dir, "x").unwrap();
+        let failed = t.path().join("failed-blob");
+        assert!(write_layer(&not_a_dir, &failed).is_err());
+        assert!(!failed.exists());
     }
 }

@@ -99,11 +99,23 @@ mod tests {
         };
         let st = |d: &std::fs::File, n: &std::ffi::CStr| lstat_at(d.as_raw_fd(), n).unwrap();
         assert!(runtime_made(&c("/etc/hosts"), &st(&etc, c"hosts"), None));
-        assert!(!runtime_made(&c("/etc/hostname"), &st(&etc, c"hostname"), None));
+        assert!(!runtime_made(
+            &c("/etc/hostname"),
+            &st(&etc, c"hostname"),
+            None
+        ));
         let proc = std::fs::File::open(p.join("proc")).unwrap();
-        assert!(runtime_made(&c("/proc"), &st(&top, c"proc"), Some(proc.as_raw_fd())));
+        assert!(runtime_made(
+            &c("/proc"),
+            &st(&top, c"proc"),
+            Some(proc.as_raw_fd())
+        ));
         let sys = std::fs::File::open(p.join("sys")).unwrap();
-        assert!(!runtime_made(&c("/sys"), &st(&top, c"sys"), Some(sys.as_raw_fd())));
+        assert!(!runtime_made(
+            &c("/sys"),
+            &st(&top, c"sys"),
+            Some(sys.as_raw_fd())
+        ));
         // /etc holds a real change beside the mount point.
         assert!(!only_runtime_made(etc.as_raw_fd(), &mut c("/etc")).unwrap());
         std::fs::remove_file(p.join("etc/hostname")).unwrap();

@@ -458,7 +458,6 @@ mod tests {
         assert_eq!(got[5].2, "x".repeat(120));
     }
 
-
     /// A directory opened as the engine opens a tree's top (`O_PATH`).
     fn top(path: &Path) -> OwnedFd {
         open_dir_path(path, libc::O_PATH).unwrap()
