@@ -367,3 +367,90 @@ fn volumes_export_and_import_as_tar() {
         "0"
     );
 }
+
+#[test]
+fn copy_up_keeps_the_images_links_and_never_reads_the_host() {
+    if !root_or_skip() {
+        return;
+    }
+    let d = TestDaemon::with_busybox();
+    // An image whose volume path holds links out of it (absolute, and climbing), and one
+    // whose volume path is itself a link climbing out of it.
+    ok(&d.berth(&[
+        "run",
+        "--name",
+        "mk",
+        "bb",
+        "sh",
+        "-c",
+        "mkdir -p /data/sub && echo image > /data/sub/f && chown 1234:5678 /data/sub \
+         && ln -s /etc /data/link && ln -s ../../.. /data/up \
+         && ln -s ../../../../../../etc /vol",
+    ]));
+    ok(&d.berth(&["commit", "mk", "linked"]));
+    ok(&d.berth(&["rm", "mk"]));
+
+    ok(&d.berth(&[
+        "run",
+        "--rm",
+        "-v",
+        "links:/data",
+        "linked",
+        "sh",
+        "-c",
+        ":",
+    ]));
+    let mp = ok(&d.berth(&["volume", "inspect", "-f", "{{.Mountpoint}}", "links"]));
+    let mp = std::path::Path::new(&mp);
+    let mut names: Vec<String> = std::fs::read_dir(mp)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["link", "sub", "up"],
+        "the links, not the host's files"
+    );
+    for (link, target) in [("link", "/etc"), ("up", "../../..")] {
+        let m = std::fs::symlink_metadata(mp.join(link)).unwrap();
+        assert!(m.file_type().is_symlink(), "{link} is still a link");
+        assert_eq!(
+            std::fs::read_link(mp.join(link)).unwrap(),
+            std::path::Path::new(target)
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(mp.join("sub/f")).unwrap(),
+        "image\n"
+    );
+    use std::os::unix::fs::MetadataExt;
+    let sub = std::fs::metadata(mp.join("sub")).unwrap();
+    assert_eq!((sub.uid(), sub.gid()), (1234, 5678));
+    // In the container the links are the container's: /data/link is its own /etc.
+    assert_eq!(
+        ok(&d.berth(&[
+            "run",
+            "--rm",
+            "-v",
+            "links:/data",
+            "linked",
+            "cat",
+            "/data/link/passwd"
+        ])),
+        "root:x:0:0:root:/root:/bin/sh"
+    );
+
+    // The mount point climbing out of the image is the image's /etc: that is what is copied.
+    ok(&d.berth(&["run", "--rm", "-v", "climb:/vol", "linked", "sh", "-c", ":"]));
+    let mp = ok(&d.berth(&["volume", "inspect", "-f", "{{.Mountpoint}}", "climb"]));
+    let mp = std::path::Path::new(&mp);
+    assert_eq!(
+        std::fs::read_to_string(mp.join("passwd")).unwrap(),
+        "root:x:0:0:root:/root:/bin/sh\n"
+    );
+    assert!(
+        !mp.join("os-release").exists(),
+        "nothing of the host's /etc in the volume"
+    );
+}

@@ -1,21 +1,20 @@
 //! A container's files through the archive API (`docker cp`), `export`, `diff` and `commit`.
 //!
-//! - Paths are resolved inside the container ([`resolve`]): `openat2(RESOLVE_IN_ROOT)` from a
-//!   descriptor of its root filesystem (or of a volume's directory for paths in a volume), so
-//!   no symlink the container made can lead berth to a host path; all reading and writing is
-//!   then relative to descriptors opened that way.
+//! - Paths are resolved inside the container ([`crate::confined`]): `openat2(RESOLVE_IN_ROOT)`
+//!   from a descriptor of its root filesystem (or of a volume's directory for paths in a
+//!   volume), so no symlink the container made can lead berth to a host path; all reading and
+//!   writing is then relative to descriptors opened that way.
 //! - A running container's rootfs is its mounted overlay. A stopped one's is mounted for the
 //!   operation and unmounted after, under the container's lock (held to the end, so it cannot
 //!   be started or removed meanwhile and its upper dir is never in two overlays at once).
 //! - Requested paths follow Docker: cleaned lexically, a trailing `/` or `/.` follows a final
 //!   symlink (and `/.` names the directory's content), archives are named after the last
 //!   element (`foo/…`, `./…`, `/…` for the root) so the docker CLI can rename them.
+//! - Archives are written by berth-image's tree writer (`berth_image::layer::write`, the one
+//!   commit's layers are written with); `diff` is berth-image's comparer
+//!   (`berth_image::layer::diff`) over the container's upper dir and its image's snapshots.
 
 pub(crate) mod commit;
-mod diff;
-pub(crate) mod extract;
-pub(crate) mod resolve;
-mod tarball;
 
 use std::ffi::CString;
 use std::io;
@@ -26,10 +25,10 @@ use berth_api::archive::{
 };
 use berth_api::ApiError;
 
+use crate::confined::{cstring, extract, is_dir, is_symlink, join, lexical, lstat_at, Root, View};
 use crate::container::record::Record;
 use crate::Engine;
-use resolve::{cstring, join, lexical, lstat_at, Root, View};
-use tarball::{Flavor, TreeWriter};
+use berth_image::layer::write::{Flavor, TreeWriter};
 
 /// `statfs.f_type` of overlayfs.
 const OVERLAYFS_MAGIC: i64 = 0x794c_7630;
@@ -132,7 +131,7 @@ fn locate(view: &View, req: &Request) -> io::Result<Found> {
 }
 
 fn stat_of(view: &View, req: &Request, found: &Found) -> PathStat {
-    let link_target = if resolve::is_symlink(&found.st) {
+    let link_target = if is_symlink(&found.st) {
         view.resolve_target(&join(&found.logical))
             .map(|c| String::from_utf8_lossy(&join(&c)).into_owned())
             .unwrap_or_default()
@@ -281,7 +280,7 @@ impl ArchiveBackend for Engine {
                 .open_at(&dest, libc::O_PATH)
                 .map_err(|e| path_error(e, path, key))?;
             let st = lstat_at(fd.as_raw_fd(), c"").map_err(internal)?;
-            if !resolve::is_dir(&st) {
+            if !is_dir(&st) {
                 return Err(ApiError::bad_request("extraction point is not a directory"));
             }
             match view.mount_of(&dest) {
@@ -358,7 +357,16 @@ impl ArchiveBackend for Engine {
             .images
             .lower_dirs(&config)
             .map_err(|e| ApiError::from_kind(&e))?;
-        diff::changes(&self.container_dir(&rec.id).join("upper"), &lowers).map_err(internal)
+        let changes =
+            berth_image::layer::changes(&self.container_dir(&rec.id).join("upper"), &lowers)
+                .map_err(internal)?;
+        Ok(changes
+            .into_iter()
+            .map(|c| Change {
+                path: c.path,
+                kind: c.kind as u8,
+            })
+            .collect())
     }
 
     fn commit_container(&self, req: CommitRequest) -> Result<String, ApiError> {

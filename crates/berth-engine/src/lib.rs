@@ -5,6 +5,7 @@ pub mod archive;
 pub mod build;
 pub mod cgroups;
 pub mod changes;
+pub(crate) mod confined;
 pub mod container;
 pub mod disk;
 pub mod distribution;

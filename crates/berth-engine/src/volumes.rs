@@ -595,79 +595,13 @@ fn mount_driver_options(v: &Volume, data: &Path) -> Result<(), ApiError> {
     })
 }
 
-/// Fills an empty volume with what the image has at `target` (Docker's copy-up). The path is
-/// resolved inside `rootfs` (symlinks re-rooted), so an image cannot point it at the host.
+/// Fills an empty volume with what the image has at `target` (Docker's copy-up), through the
+/// confined copy: the path is resolved inside `rootfs` and the tree walked without following
+/// symlinks, so an image cannot point the copy at the host.
 fn copy_up(rootfs: &Path, target: &str, data: &Path) -> Result<(), ApiError> {
-    let empty = std::fs::read_dir(data)
-        .map(|mut d| d.next().is_none())
-        .unwrap_or(false);
-    if !empty {
-        return Ok(());
-    }
-    let Some(src) = resolve_in_root(rootfs, target) else {
-        return Ok(());
-    };
-    if !src.is_dir() {
-        return Ok(());
-    }
-    let status = std::process::Command::new("cp")
-        .arg("-a")
-        .arg("--no-dereference")
-        .arg(format!("{}/.", src.display()))
-        .arg(data)
-        .status()
-        .map_err(|e| io_err("copy the image's content into the volume", e))?;
-    if !status.success() {
-        return Err(ApiError::internal(format!(
-            "copy the image's content at {target} into the volume failed ({status})"
-        )));
-    }
-    Ok(())
-}
-
-/// `path` resolved inside `root` the way the container would see it: symlinks are followed
-/// with `root` as `/`, so the result never leaves `root`. None if a component is missing.
-pub(crate) fn resolve_in_root(root: &Path, path: &str) -> Option<PathBuf> {
-    let mut pending: Vec<String> = path
-        .split('/')
-        .filter(|c| !c.is_empty())
-        .rev()
-        .map(str::to_owned)
-        .collect();
-    let mut parts: Vec<String> = Vec::new();
-    let mut links = 0;
-    while let Some(c) = pending.pop() {
-        match c.as_str() {
-            "." => continue,
-            ".." => {
-                parts.pop();
-                continue;
-            }
-            _ => {}
-        }
-        let candidate = parts
-            .iter()
-            .fold(root.to_path_buf(), |p, c| p.join(c))
-            .join(&c);
-        let meta = std::fs::symlink_metadata(&candidate).ok()?;
-        if meta.file_type().is_symlink() {
-            links += 1;
-            if links > 40 {
-                return None;
-            }
-            let target = std::fs::read_link(&candidate).ok()?;
-            let t = target.to_string_lossy().into_owned();
-            if t.starts_with('/') {
-                parts.clear();
-            }
-            for piece in t.split('/').filter(|p| !p.is_empty()).rev() {
-                pending.push(piece.to_owned());
-            }
-        } else {
-            parts.push(c);
-        }
-    }
-    Some(parts.iter().fold(root.to_path_buf(), |p, c| p.join(c)))
+    crate::confined::copy::copy_up(rootfs, target.as_bytes(), data)
+        .map(|_| ())
+        .map_err(|e| io_err("copy the image's content into the volume", e))
 }
 
 impl VolumeBackend for Engine {
@@ -857,21 +791,5 @@ mod tests {
         assert!(parse_bind("bad name!:/x").is_err());
         assert!(parse_bind("v:/x:sometimes").is_err());
         assert!(parse_bind("v:/").is_err());
-    }
-
-    #[test]
-    fn paths_resolve_inside_the_root() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path();
-        std::fs::create_dir_all(root.join("etc/app")).unwrap();
-        std::os::unix::fs::symlink("/etc", root.join("abs")).unwrap();
-        std::os::unix::fs::symlink("../../..", root.join("etc/up")).unwrap();
-        assert_eq!(
-            resolve_in_root(root, "/abs/app"),
-            Some(root.join("etc/app"))
-        );
-        assert_eq!(resolve_in_root(root, "/etc/up/etc"), Some(root.join("etc")));
-        assert_eq!(resolve_in_root(root, "/../../etc"), Some(root.join("etc")));
-        assert_eq!(resolve_in_root(root, "/missing/x"), None);
     }
 }

@@ -3,7 +3,8 @@
 //! - [`content`]: blobs by digest, visible only once their digest is verified.
 //! - [`compression`]: gzip, zstd or plain layer streams, told apart by their magic bytes.
 //! - [`layer`]: applying a layer tarball to a directory in overlayfs's format, never writing
-//!   outside it.
+//!   outside it; writing an overlayfs upper dir as a layer; what an upper dir changed over
+//!   its lower dirs (`docker diff`); whiteouts in one place.
 //! - [`snapshot`]: unpacked layers by chain ID, shared between images (overlay lower dirs).
 //! - [`oci`]: manifests, indexes, descriptors and image configs.
 //! - [`refs`]: `images.json`, image IDs and the names that point at them.

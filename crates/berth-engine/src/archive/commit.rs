@@ -1,8 +1,9 @@
 //! `docker commit`: the container's overlayfs upper dir becomes a layer on top of its image.
 //!
-//! The upper dir is written as a tar in OCI's layer format (whiteouts as `.wh.` files, opaque
-//! directories marked with `.wh..wh..opq`), hashed uncompressed (the diff ID) and gzip-
-//! compressed into a staging blob (the layer digest) in one pass. The new config is the
+//! The upper dir is written by berth-image's layer writer (`berth_image::layer::write`) as a
+//! tar in OCI's layer format (whiteouts as `.wh.` files, opaque directories marked with
+//! `.wh..wh..opq`), hashed uncompressed (the diff ID) and gzip-compressed into a staging blob
+//! (the layer digest) in one pass. The new config is the
 //! container's (command, environment, working dir, user, labels, …) over the image's, with the
 //! `-c` changes and any config sent in the request applied; history gets one entry and
 //! rootfs.diff_ids the new layer. An empty upper dir adds no layer (an `empty_layer` history
@@ -24,8 +25,6 @@ use berth_image::oci::{
 };
 use berth_image::snapshot::chain_id;
 
-use super::resolve::Root;
-use super::tarball::{Flavor, TreeWriter};
 use crate::container::record::Record;
 use crate::Engine;
 
@@ -168,35 +167,18 @@ impl Engine {
     }
 
     /// Writes an overlayfs upper dir as a gzip-compressed layer blob in staging (runtime mount
-    /// points left out, whiteouts in OCI's form).
+    /// points left out, whiteouts in OCI's form): berth-image's layer writer.
     pub(crate) fn stage_layer_of(&self, upper: &std::path::Path) -> Result<StagedLayer, ApiError> {
         let path = self.images.content.staging_path("commit");
-        let io = |e: std::io::Error| ApiError::internal(format!("write the layer: {e}"));
-        let result = (|| -> std::io::Result<StagedLayer> {
-            let file = std::fs::File::create(&path)?;
-            let compressed = HashingWriter::new(std::io::BufWriter::new(file));
-            let gz = flate2::write::GzEncoder::new(compressed, flate2::Compression::fast());
-            let mut tree = TreeWriter::new(HashingWriter::new(gz), Flavor::Layer);
-            if upper.exists() {
-                let root = Root::open(upper)?;
-                tree.add_children(root.raw(), b"")?;
-            }
-            let entries = tree.entries;
-            let (gz, diff_id, diff_size) = tree.finish()?.finish();
-            let (buf, digest, size) = gz.finish()?.finish();
-            buf.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-            Ok(StagedLayer {
-                path: path.clone(),
-                digest,
-                size,
-                diff_id,
-                diff_size,
-                entries,
-            })
-        })();
-        result.map_err(|e| {
-            let _ = std::fs::remove_file(&path);
-            io(e)
+        let written = berth_image::layer::write_layer(upper, &path)
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        Ok(StagedLayer {
+            path,
+            digest: written.digest,
+            size: written.size,
+            diff_id: written.diff_id,
+            diff_size: written.diff_size,
+            entries: written.entries,
         })
     }
 

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use berth_api::build::BuildContext;
 use berth_api::ApiError;
 
-use crate::archive::extract::{extract, Options};
-use crate::archive::resolve::{Root, View};
+use crate::confined::extract::{extract, Options};
+use crate::confined::{Root, View};
 use crate::Engine;
 
 pub(super) struct Received {

@@ -27,8 +27,8 @@ use std::collections::HashMap;
 
 use super::download::Downloaded;
 use super::workspace::StepRoot;
-use crate::archive::extract::{ensure_dir, extract, lookup_owner, Options};
-use crate::archive::resolve::{join, Root, View};
+use crate::confined::extract::{ensure_dir, extract, lookup_owner, Options};
+use crate::confined::{join, Root, View};
 use crate::Engine;
 
 /// Creates the directory `dir` (WORKDIR) inside the root at `merged`, parents too.

@@ -18,7 +18,7 @@ use sha2::Digest as _;
 use super::stages::Build;
 use super::workspace::StepRoot;
 use super::{internal, Out, Result};
-use crate::archive::resolve::{join, Root, View};
+use crate::confined::{join, Root, View};
 
 /// The PATH a RUN gets when the image sets none (Docker's default).
 const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -436,11 +436,11 @@ pub(super) fn remove_stubs(upper: &std::path::Path, stubs: &[Stub]) {
         let Ok(dir) = view.open_dir(parent) else {
             continue;
         };
-        let Ok(name) = crate::archive::resolve::cstring(leaf) else {
+        let Ok(name) = crate::confined::cstring(leaf) else {
             continue;
         };
         use std::os::fd::AsRawFd;
-        let Ok(st) = crate::archive::resolve::lstat_at(dir.as_raw_fd(), &name) else {
+        let Ok(st) = crate::confined::lstat_at(dir.as_raw_fd(), &name) else {
             continue;
         };
         let flags = match st.st_mode & libc::S_IFMT {

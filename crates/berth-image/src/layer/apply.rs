@@ -1,6 +1,6 @@
 //! Applying a layer (an uncompressed tar stream) to a directory, in overlayfs's format:
 //! `.wh.NAME` becomes a whiteout (a 0/0 character device named NAME) and `.wh..wh..opq`
-//! marks its directory opaque (`trusted.overlay.opaque=y`).
+//! marks its directory opaque (`trusted.overlay.opaque=y`); see [`super::whiteout`].
 //!
 //! Nothing is ever written outside the directory: entries with absolute names or `..` are
 //! refused, parents are opened one component at a time without following symlinks (an entry
@@ -19,6 +19,7 @@ use nix::fcntl::{AtFlags, OFlag};
 use nix::sys::stat::{Mode, SFlag};
 use tar::EntryType;
 
+use super::whiteout;
 use crate::content::HashingReader;
 use crate::error::{ImageError, Result};
 
@@ -31,9 +32,6 @@ pub struct Applied {
     pub size: u64,
     pub entries: u64,
 }
-
-const WHITEOUT_PREFIX: &[u8] = b".wh.";
-const OPAQUE: &[u8] = b".wh..wh..opq";
 
 fn unsafe_entry(entry: &[u8], reason: &'static str) -> ImageError {
     ImageError::UnsafeEntry {
@@ -62,10 +60,14 @@ fn cstr(bytes: &[u8], entry: &[u8]) -> Result<CString> {
     CString::new(bytes).map_err(|_| unsafe_entry(entry, "NUL byte in name"))
 }
 
+fn path_of(entry: &[u8]) -> PathBuf {
+    PathBuf::from(OsStr::from_bytes(entry))
+}
+
 fn sys_err(entry: &[u8], what: &'static str, e: Errno) -> ImageError {
     ImageError::io(
         what,
-        PathBuf::from(OsStr::from_bytes(entry)),
+        path_of(entry),
         std::io::Error::from_raw_os_error(e as i32),
     )
 }
@@ -258,39 +260,23 @@ pub fn apply(reader: impl Read, dest: &Path) -> Result<Applied> {
             };
             let parent = walk(&root, parents, &name, true)?;
 
-            if *last == OPAQUE {
-                let value = b"y";
-                let key = c"trusted.overlay.opaque";
-                // SAFETY: key is NUL-terminated; value is a valid 1-byte buffer.
-                let r = unsafe {
-                    libc::fsetxattr(
-                        parent.as_raw_fd(),
-                        key.as_ptr(),
-                        value.as_ptr().cast(),
-                        1,
-                        0,
-                    )
-                };
-                if r != 0 {
-                    return Err(sys_err(&name, "mark opaque", Errno::last()));
+            match whiteout::entry(last) {
+                whiteout::Entry::Opaque => {
+                    whiteout::mark_opaque(parent.as_raw_fd())
+                        .map_err(|e| ImageError::io("mark opaque", path_of(&name), e))?;
+                    continue;
                 }
-                continue;
-            }
-            if let Some(hidden) = last.strip_prefix(WHITEOUT_PREFIX) {
-                if hidden.is_empty() {
+                whiteout::Entry::Whiteout(b"") => {
                     return Err(unsafe_entry(&name, "empty whiteout"));
                 }
-                let target = cstr(hidden, &name)?;
-                remove_at(&parent, &target, &name)?;
-                nix::sys::stat::mknodat(
-                    Some(parent.as_raw_fd()),
-                    target.as_c_str(),
-                    SFlag::S_IFCHR,
-                    Mode::empty(),
-                    nix::sys::stat::makedev(0, 0),
-                )
-                .map_err(|e| sys_err(&name, "create whiteout", e))?;
-                continue;
+                whiteout::Entry::Whiteout(hidden) => {
+                    let target = cstr(hidden, &name)?;
+                    remove_at(&parent, &target, &name)?;
+                    whiteout::make_whiteout(parent.as_raw_fd(), &target)
+                        .map_err(|e| ImageError::io("create whiteout", path_of(&name), e))?;
+                    continue;
+                }
+                whiteout::Entry::Plain => {}
             }
 
             let leaf = cstr(last, &name)?;

@@ -1,83 +1,30 @@
-//! Writing a directory tree as a tar stream from descriptors: for `GET …/archive`, `export`
-//! and commit's layer (which turns overlayfs whiteouts into OCI ones).
+//! Writing a directory tree as a tar stream from descriptors: an overlayfs upper dir as an
+//! OCI layer ([`write_layer`]: what `commit` and `build` store), and files as they are (the
+//! engine's `GET …/archive` and `export`, which cross into a container's volumes through
+//! [`Mounts`]).
 //!
-//! The tree is walked with `openat(O_NOFOLLOW)` from the descriptor of its top, so nothing the
+//! The tree is walked with `openat(O_NOFOLLOW)` from the descriptor of its top, so nothing a
 //! container does meanwhile (a directory swapped for a symlink) makes the walk leave it. Names
 //! go into the headers byte for byte (GNU long-name records when they do not fit): the docker
 //! CLI renames entries by their first component (`foo/…`, `./…`), which must stay as written.
+//!
+//! As a layer, overlayfs whiteouts become `.wh.` files and opaque directories get
+//! `.wh..wh..opq` ([`super::whiteout`]), overlayfs's own attributes stay out, and so do the
+//! runtime's empty mount points ([`super::mount_points`]).
 
-use super::diff::runtime_made;
-use super::resolve::{lstat_at, readlink_at, View};
 use std::collections::HashMap;
-use std::ffi::{CStr, CString};
+use std::ffi::CStr;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
 
-const WHITEOUT_PREFIX: &[u8] = b".wh.";
-const OPAQUE_MARKER: &[u8] = b".wh..wh..opq";
+use berth_core::Digest;
 
-/// Opens `name` in `dir` with `flags` and `O_NOFOLLOW`.
-pub(crate) fn open_in(dir: RawFd, name: &CStr, flags: i32) -> io::Result<OwnedFd> {
-    // SAFETY: `name` is NUL-terminated.
-    let fd = unsafe {
-        libc::openat(
-            dir,
-            name.as_ptr(),
-            flags | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-        )
-    };
-    if fd < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        // SAFETY: openat returned a new descriptor that nothing else owns.
-        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-    }
-}
-
-/// The names in the directory `dir` (without `.` and `..`), sorted as Go's walk sorts them.
-pub(crate) fn list_dir(dir: RawFd) -> io::Result<Vec<CString>> {
-    let own = open_in(dir, c".", libc::O_RDONLY | libc::O_DIRECTORY)?;
-    let mut listing = nix::dir::Dir::from_fd(own.as_raw_fd()).map_err(io::Error::from)?;
-    std::mem::forget(own); // `listing` owns (and closes) it now
-    let mut names = Vec::new();
-    for e in listing.iter() {
-        let e = e.map_err(io::Error::from)?;
-        let n = e.file_name();
-        if n.to_bytes() != b"." && n.to_bytes() != b".." {
-            names.push(n.to_owned());
-        }
-    }
-    names.sort();
-    Ok(names)
-}
-
-/// An extended attribute of the open file `fd`, if it has it.
-pub(crate) fn fgetxattr(fd: RawFd, name: &CStr) -> Option<Vec<u8>> {
-    let mut buf = vec![0u8; 256];
-    loop {
-        // SAFETY: `name` is NUL-terminated; `buf` is writable for its length.
-        let n = unsafe { libc::fgetxattr(fd, name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-        if n >= 0 {
-            buf.truncate(n as usize);
-            return Some(buf);
-        }
-        if io::Error::last_os_error().raw_os_error() == Some(libc::ERANGE) && buf.len() < 65536 {
-            buf.resize(buf.len() * 4, 0);
-            continue;
-        }
-        return None;
-    }
-}
-
-/// Whether the directory `fd` is an overlayfs opaque directory.
-pub(crate) fn is_opaque(fd: RawFd) -> bool {
-    fgetxattr(fd, c"trusted.overlay.opaque").as_deref() == Some(b"y")
-}
-
-/// Whether `st` is an overlayfs whiteout (a character device 0/0).
-pub(crate) fn is_whiteout(st: &libc::stat) -> bool {
-    st.st_mode & libc::S_IFMT == libc::S_IFCHR && st.st_rdev == 0
-}
+use super::fd::{fgetxattr, list_dir, lstat_at, open_dir_path, open_in, readlink_at};
+use super::mount_points::runtime_made;
+use super::whiteout::{self, is_opaque, is_whiteout};
+use crate::content::HashingWriter;
+use crate::error::{ImageError, Result};
 
 /// Yields exactly `left` bytes of `inner`: zeros when the file shrank while it was read, and
 /// no more than that when it grew (the header already holds the size).
@@ -120,7 +67,7 @@ fn long_record(kind: u8, len: usize) -> tar::Header {
 
 /// Appends an entry named `name` (and linking to `link`) exactly as given: names that do not
 /// fit the header go in GNU long-name records first.
-pub(crate) fn append_raw<W: Write>(
+pub fn append_raw<W: Write>(
     out: &mut tar::Builder<W>,
     header: &mut tar::Header,
     name: &[u8],
@@ -179,7 +126,7 @@ fn append_pax<W: Write>(
 
 /// What a tree is written for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Flavor {
+pub enum Flavor {
     /// Files as they are (`cp`, `export`).
     Files,
     /// An overlayfs upper dir as an OCI layer: whiteouts become `.wh.` files, opaque
@@ -187,18 +134,35 @@ pub(crate) enum Flavor {
     Layer,
 }
 
+/// Directories mounted into the tree being written (a container's volumes and bind mounts),
+/// which the writer descends into instead of what is under them.
+pub trait Mounts {
+    /// The directory mounted at the logical path `comps`, opened for reading, if one is.
+    fn mounted_at(&self, comps: &[Vec<u8>]) -> Option<io::Result<OwnedFd>>;
+}
+
 /// Writes trees into a tar stream.
-pub(crate) struct TreeWriter<'v, W: Write> {
+pub struct TreeWriter<'v, W: Write> {
     out: tar::Builder<W>,
     flavor: Flavor,
-    /// The container's view, to descend into its volumes (`cp` of a directory holding one),
-    /// and the logical path of the entry being written.
-    view: Option<&'v View>,
+    /// The mounts to descend into (`cp` of a directory holding a volume), and the logical
+    /// path of the entry being written.
+    mounts: Option<&'v dyn Mounts>,
     logical: Vec<Vec<u8>>,
     /// Files with several links: (dev, ino) → the name written first.
     links: HashMap<(u64, u64), Vec<u8>>,
     /// Entries written.
-    pub(crate) entries: u64,
+    pub entries: u64,
+}
+
+impl<W: Write> std::fmt::Debug for TreeWriter<'_, W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TreeWriter")
+            .field("flavor", &self.flavor)
+            .field("crossing_mounts", &self.mounts.is_some())
+            .field("entries", &self.entries)
+            .finish_non_exhaustive()
+    }
 }
 
 fn child_name(prefix: &[u8], name: &[u8]) -> Vec<u8> {
@@ -211,26 +175,26 @@ fn child_name(prefix: &[u8], name: &[u8]) -> Vec<u8> {
 }
 
 impl<'v, W: Write> TreeWriter<'v, W> {
-    pub(crate) fn new(out: W, flavor: Flavor) -> TreeWriter<'v, W> {
+    pub fn new(out: W, flavor: Flavor) -> TreeWriter<'v, W> {
         TreeWriter {
             out: tar::Builder::new(out),
             flavor,
-            view: None,
+            mounts: None,
             logical: Vec::new(),
             links: HashMap::new(),
             entries: 0,
         }
     }
 
-    /// Descends into the mounts of `view`; what is added next is at `logical` in it.
-    pub(crate) fn crossing_mounts(mut self, view: &'v View, logical: Vec<Vec<u8>>) -> Self {
-        self.view = Some(view);
+    /// Descends into `mounts`; what is added next is at `logical` among them.
+    pub fn crossing_mounts(mut self, mounts: &'v dyn Mounts, logical: Vec<Vec<u8>>) -> Self {
+        self.mounts = Some(mounts);
         self.logical = logical;
         self
     }
 
     /// Ends the archive; returns the writer.
-    pub(crate) fn finish(self) -> io::Result<W> {
+    pub fn finish(self) -> io::Result<W> {
         self.out.into_inner()
     }
 
@@ -246,12 +210,12 @@ impl<'v, W: Write> TreeWriter<'v, W> {
     }
 
     /// Adds `leaf` of the directory `parent` as `name`, and everything below it.
-    pub(crate) fn add(&mut self, parent: RawFd, leaf: &CStr, name: &[u8]) -> io::Result<()> {
-        let mount = self.view.and_then(|v| v.mount_at(&self.logical));
+    pub fn add(&mut self, parent: RawFd, leaf: &CStr, name: &[u8]) -> io::Result<()> {
+        let mount = self.mounts.and_then(|m| m.mounted_at(&self.logical));
         let (dir, st) = match mount {
             // A volume mounted here: its own directory, as the container sees it.
-            Some(m) => {
-                let dir = m.root.open_dir(&[])?;
+            Some(dir) => {
+                let dir = dir?;
                 let st = lstat_at(dir.as_raw_fd(), c"")?;
                 (Some(dir), st)
             }
@@ -282,12 +246,12 @@ impl<'v, W: Write> TreeWriter<'v, W> {
     }
 
     /// Adds what is in the directory `dir`, named `prefix/<name>` (`prefix` empty: `<name>`).
-    pub(crate) fn add_children(&mut self, dir: RawFd, prefix: &[u8]) -> io::Result<()> {
+    pub fn add_children(&mut self, dir: RawFd, prefix: &[u8]) -> io::Result<()> {
         if self.flavor == Flavor::Layer && is_opaque(dir) {
             let st = lstat_at(dir, c"")?;
             let mut h = Self::header(&st, tar::EntryType::Regular);
             h.set_mode(0o600);
-            let name = child_name(prefix, OPAQUE_MARKER);
+            let name = whiteout::opaque_tar_name(prefix);
             self.append(&mut h, &name, None, io::empty())?;
         }
         for child in list_dir(dir)? {
@@ -325,13 +289,7 @@ impl<'v, W: Write> TreeWriter<'v, W> {
         use tar::EntryType;
         let kind = st.st_mode & libc::S_IFMT;
         if self.flavor == Flavor::Layer && is_whiteout(st) {
-            let (dir, base) = match name.iter().rposition(|&b| b == b'/') {
-                Some(i) => (&name[..=i], &name[i + 1..]),
-                None => (&b""[..], name),
-            };
-            let mut wh = dir.to_vec();
-            wh.extend_from_slice(WHITEOUT_PREFIX);
-            wh.extend_from_slice(base);
+            let wh = whiteout::tar_name(name);
             let mut h = Self::header(st, EntryType::Regular);
             return self.append(&mut h, &wh, None, io::empty());
         }
@@ -393,9 +351,54 @@ impl<'v, W: Write> TreeWriter<'v, W> {
     }
 }
 
+/// A layer [`write_layer`] wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    /// sha256 of the compressed blob (the manifest's layer digest), and its bytes.
+    pub digest: Digest,
+    pub size: u64,
+    /// sha256 of the uncompressed tar (the config's `rootfs.diff_ids` entry), and its bytes.
+    pub diff_id: Digest,
+    pub diff_size: u64,
+    /// Entries in the tar: 0 for an upper dir with nothing in it (then it is no layer).
+    pub entries: u64,
+}
+
+/// Writes the overlayfs upper dir `upper` (missing: empty) as a gzip-compressed OCI layer into
+/// the new file `dest` (the content store's staging area), synced; hashed uncompressed (diff
+/// ID) and compressed (digest) in the same pass. On failure `dest` is removed.
+pub fn write_layer(upper: &Path, dest: &Path) -> Result<Written> {
+    let result = (|| -> io::Result<Written> {
+        let file = std::fs::File::create(dest)?;
+        let compressed = HashingWriter::new(io::BufWriter::new(file));
+        let gz = flate2::write::GzEncoder::new(compressed, flate2::Compression::fast());
+        let mut tree = TreeWriter::new(HashingWriter::new(gz), Flavor::Layer);
+        if upper.exists() {
+            let top = open_dir_path(upper, libc::O_PATH)?;
+            tree.add_children(top.as_raw_fd(), b"")?;
+        }
+        let entries = tree.entries;
+        let (gz, diff_id, diff_size) = tree.finish()?.finish();
+        let (buf, digest, size) = gz.finish()?.finish();
+        buf.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        Ok(Written {
+            digest,
+            size,
+            diff_id,
+            diff_size,
+            entries,
+        })
+    })();
+    result.map_err(|e| {
+        let _ = std::fs::remove_file(dest);
+        ImageError::io("write the layer of", PathBuf::from(upper), e)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::ffi::CString;
     use std::os::unix::ffi::OsStrExt;
 
     fn entries(bytes: &[u8]) -> Vec<(String, tar::EntryType, String)> {
@@ -432,9 +435,9 @@ mod tests {
         std::fs::write(dir.path().join("top/a.txt"), "a").unwrap();
         std::fs::hard_link(dir.path().join("top/a.txt"), dir.path().join("top/b.txt")).unwrap();
         std::os::unix::fs::symlink("x".repeat(120), dir.path().join("top/link")).unwrap();
-        let root = Root::open(dir.path()).unwrap();
+        let root = top(dir.path());
         let mut w = TreeWriter::new(Vec::new(), Flavor::Files);
-        w.add(root.raw(), c"top", b".").unwrap();
+        w.add(root.as_raw_fd(), c"top", b".").unwrap();
         let got = entries(&w.finish().unwrap());
         let names: Vec<&str> = got.iter().map(|(n, _, _)| n.as_str()).collect();
         assert_eq!(
@@ -455,7 +458,10 @@ mod tests {
         assert_eq!(got[5].2, "x".repeat(120));
     }
 
-    use super::super::resolve::Root;
+    /// A directory opened as the engine opens a tree's top (`O_PATH`).
+    fn top(path: &Path) -> OwnedFd {
+        open_dir_path(path, libc::O_PATH).unwrap()
+    }
 
     #[test]
     fn overlay_whiteouts_become_oci_whiteouts() {
@@ -484,9 +490,9 @@ mod tests {
             )
         };
         assert_eq!(r, 0);
-        let root = Root::open(upper).unwrap();
+        let root = top(upper);
         let mut w = TreeWriter::new(Vec::new(), Flavor::Layer);
-        w.add_children(root.raw(), b"").unwrap();
+        w.add_children(root.as_raw_fd(), b"").unwrap();
         let got = entries(&w.finish().unwrap());
         let names: Vec<&str> = got.iter().map(|(n, _, _)| n.as_str()).collect();
         assert_eq!(
@@ -504,17 +510,14 @@ mod tests {
 
         // And berth-image's layer apply turns them back into overlayfs's form.
         let mut w = TreeWriter::new(Vec::new(), Flavor::Layer);
-        w.add_children(root.raw(), b"").unwrap();
+        w.add_children(root.as_raw_fd(), b"").unwrap();
         let tar = w.finish().unwrap();
         let back = tempfile::tempdir().unwrap();
-        berth_image::layer::apply(&tar[..], back.path()).unwrap();
+        crate::layer::apply(&tar[..], back.path()).unwrap();
         let st = std::fs::symlink_metadata(back.path().join("etc/gone")).unwrap();
         use std::os::unix::fs::{FileTypeExt, MetadataExt};
         assert!(st.file_type().is_char_device() && st.rdev() == 0);
-        let back_root = Root::open(back.path()).unwrap();
-        let opaque = back_root
-            .open_at(b"/opaque", libc::O_RDONLY | libc::O_DIRECTORY)
-            .unwrap();
+        let opaque = std::fs::File::open(back.path().join("opaque")).unwrap();
         assert!(is_opaque(opaque.as_raw_fd()));
     }
 

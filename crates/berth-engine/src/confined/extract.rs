@@ -12,8 +12,7 @@ use std::ffi::CStr;
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
-use super::resolve::{components, cstring, is_dir, join, lstat_at, View};
-use super::tarball::{list_dir, open_in};
+use super::resolve::{components, cstring, is_dir, join, list_dir, lstat_at, open_in, View};
 
 /// Why an extraction stopped: Docker's wording for the ones a user can cause.
 #[derive(Debug)]
@@ -49,7 +48,7 @@ pub(crate) struct Options {
     pub(crate) owner: Option<(u32, u32)>,
 }
 
-fn errno(r: libc::c_int) -> io::Result<()> {
+pub(crate) fn errno(r: libc::c_int) -> io::Result<()> {
     if r == 0 {
         Ok(())
     } else {
@@ -79,7 +78,7 @@ pub(crate) fn remove_all(dir: RawFd, name: &CStr) -> io::Result<()> {
 }
 
 /// Creates the new file `name` in `dir` (0600 until its mode is set), never through a symlink.
-fn create_in(dir: RawFd, name: &CStr) -> io::Result<OwnedFd> {
+pub(crate) fn create_in(dir: RawFd, name: &CStr) -> io::Result<OwnedFd> {
     let flags = libc::O_WRONLY
         | libc::O_CREAT
         | libc::O_EXCL
@@ -126,7 +125,7 @@ fn clean(name: &[u8]) -> Option<Vec<Vec<u8>>> {
     Some(out)
 }
 
-fn set_owner(dir: RawFd, name: &CStr, uid: u32, gid: u32) -> io::Result<()> {
+pub(crate) fn set_owner(dir: RawFd, name: &CStr, uid: u32, gid: u32) -> io::Result<()> {
     if !nix::unistd::geteuid().is_root() {
         return Ok(()); // ownership cannot be given without root
     }
@@ -165,7 +164,7 @@ fn set_times(dir: RawFd, name: &CStr, mtime: i64) -> io::Result<()> {
 }
 
 /// The mode of a non-symlink `name` in `dir`: through a descriptor opened without following.
-fn set_mode(dir: RawFd, name: &CStr, mode: u32) -> io::Result<()> {
+pub(crate) fn set_mode(dir: RawFd, name: &CStr, mode: u32) -> io::Result<()> {
     let fd = open_in(dir, name, libc::O_PATH)?;
     // fchmod does not take O_PATH descriptors; its /proc name does, and it is this very file.
     let proc = cstring(format!("/proc/self/fd/{}", fd.as_raw_fd()).as_bytes())?;
@@ -396,7 +395,7 @@ pub(crate) fn lookup_owner(root: &View, user: &str) -> Option<(u32, u32)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::archive::resolve::Root;
+    use crate::confined::Root;
 
     fn tar_of(entries: &[(&str, tar::EntryType, &str)]) -> Vec<u8> {
         let mut b = tar::Builder::new(Vec::new());
@@ -412,7 +411,7 @@ mod tests {
             match kind {
                 tar::EntryType::Symlink | tar::EntryType::Link => {
                     h.set_size(0);
-                    super::super::tarball::append_raw(
+                    berth_image::layer::write::append_raw(
                         &mut b,
                         &mut h,
                         name.as_bytes(),
@@ -423,7 +422,7 @@ mod tests {
                 }
                 _ => {
                     h.set_size(data.len() as u64);
-                    super::super::tarball::append_raw(
+                    berth_image::layer::write::append_raw(
                         &mut b,
                         &mut h,
                         name.as_bytes(),

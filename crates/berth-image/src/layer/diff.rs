@@ -1,5 +1,7 @@
 //! `docker diff`: what a container changed, read from its overlayfs upper dir and compared
-//! with the image's layers (overlay lower dirs), as Docker's overlay driver reports it.
+//! with the image's layers (overlay lower dirs), as Docker's overlay driver reports it. The
+//! comparer beside [`super::apply`] and [`super::write`], reading whiteouts through
+//! [`super::whiteout`].
 //!
 //! - A whiteout (character device 0/0) is a deletion, and so is an opaque directory that
 //!   replaced a directory of the image (its old content is gone; Docker reports it so).
@@ -18,71 +20,37 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
-use berth_api::archive::Change;
+use super::fd::{cstring, is_dir, list_dir, lstat_at, open_dir_path, open_in};
+use super::mount_points::{join, only_runtime_made, runtime_made};
+use super::whiteout::{is_opaque, is_whiteout};
+use crate::error::{ImageError, Result};
 
-use super::resolve::{cstring, is_dir, join, lstat_at, Root};
-use super::tarball::{is_opaque, is_whiteout, list_dir, open_in};
+/// What happened to a path (Docker's `Kind` numbers: 0 modified, 1 added, 2 deleted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(u8)]
+pub enum ChangeKind {
+    Modified = 0,
+    Added = 1,
+    Deleted = 2,
+}
 
-pub(crate) const MODIFIED: u8 = 0;
-pub(crate) const ADDED: u8 = 1;
-pub(crate) const DELETED: u8 = 2;
-
-/// Mount points the runtime makes in a container's rootfs for files and filesystems it mounts
-/// there (`/etc/hosts`, `/proc`, …): Docker keeps them in an "init" layer under the
-/// container's, so they are neither changes nor part of a commit. Here they land in the upper
-/// dir, as an empty file or directory, and are left out the same way.
-const RUNTIME_FILES: &[&[u8]] = &[
-    b"/etc/hostname",
-    b"/etc/hosts",
-    b"/etc/resolv.conf",
-    b"/.dockerenv",
-    b"/dev/console",
-];
-const RUNTIME_DIRS: &[&[u8]] = &[
-    b"/proc",
-    b"/sys",
-    b"/dev",
-    b"/dev/pts",
-    b"/dev/shm",
-    b"/dev/mqueue",
-];
-
-/// Whether the upper dir's entry at `comps` is such a mount point (`dir`: its descriptor,
-/// when it is a directory).
-pub(crate) fn runtime_made(comps: &[Vec<u8>], st: &libc::stat, dir: Option<RawFd>) -> bool {
-    let path = join(comps);
-    match st.st_mode & libc::S_IFMT {
-        libc::S_IFREG => st.st_size == 0 && RUNTIME_FILES.contains(&path.as_slice()),
-        libc::S_IFDIR => {
-            RUNTIME_DIRS.contains(&path.as_slice())
-                && dir.is_some_and(|d| list_dir(d).is_ok_and(|l| l.is_empty()))
+impl ChangeKind {
+    /// The letter `docker diff` prints.
+    pub fn letter(self) -> char {
+        match self {
+            ChangeKind::Modified => 'C',
+            ChangeKind::Added => 'A',
+            ChangeKind::Deleted => 'D',
         }
-        _ => false,
     }
 }
 
-/// Whether the directory `dir` (at `comps`) holds entries and all of them are runtime mount
-/// points: then it changed only because the runtime made them.
-fn only_runtime_made(dir: RawFd, comps: &mut Vec<Vec<u8>>) -> io::Result<bool> {
-    let names = list_dir(dir)?;
-    if names.is_empty() {
-        return Ok(false);
-    }
-    for name in names {
-        let st = lstat_at(dir, &name)?;
-        let sub = if is_dir(&st) {
-            Some(open_in(dir, &name, libc::O_RDONLY | libc::O_DIRECTORY)?)
-        } else {
-            None
-        };
-        comps.push(name.to_bytes().to_vec());
-        let made = runtime_made(comps, &st, sub.as_ref().map(AsRawFd::as_raw_fd));
-        comps.pop();
-        if !made {
-            return Ok(false);
-        }
-    }
-    Ok(true)
+/// One line of `docker diff`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// From the root (`/etc/passwd`).
+    pub path: String,
+    pub kind: ChangeKind,
 }
 
 struct Differ {
@@ -92,27 +60,28 @@ struct Differ {
 }
 
 fn open_dir(path: &Path) -> io::Result<OwnedFd> {
-    let root = Root::open(path)?;
-    root.open_dir(&[])
+    open_dir_path(path, libc::O_RDONLY)
 }
 
-/// The changes in `upper` over `lowers` (top first).
-pub(crate) fn changes(upper: &Path, lowers: &[PathBuf]) -> io::Result<Vec<Change>> {
-    let upper = match open_dir(upper) {
+/// The changes in the upper dir `upper` over the lower dirs `lowers` (top first), sorted by
+/// path. A missing upper dir (a container never started) changed nothing.
+pub fn changes(upper: &Path, lowers: &[PathBuf]) -> Result<Vec<Change>> {
+    let top = match open_dir(upper) {
         Ok(fd) => fd,
         // Never started: nothing changed.
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e),
+        Err(e) => return Err(ImageError::io("open", upper, e)),
     };
     let mut d = Differ {
         lowers: lowers
             .iter()
-            .map(|p| open_dir(p))
-            .collect::<io::Result<_>>()?,
+            .map(|p| open_dir(p).map_err(|e| ImageError::io("open", p, e)))
+            .collect::<Result<_>>()?,
         changed_dirs: HashSet::new(),
         out: Vec::new(),
     };
-    d.walk(upper.as_raw_fd(), &mut Vec::new())?;
+    d.walk(top.as_raw_fd(), &mut Vec::new())
+        .map_err(|e| ImageError::io("compare", upper, e))?;
     // Docker lists changes by path; the walk's order depends on directory order on disk.
     d.out.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(d.out)
@@ -158,7 +127,7 @@ impl Differ {
         Ok(None)
     }
 
-    fn record(&mut self, path: Vec<u8>, kind: u8) {
+    fn record(&mut self, path: Vec<u8>, kind: ChangeKind) {
         self.out.push(Change {
             path: String::from_utf8_lossy(&path).into_owned(),
             kind,
@@ -186,10 +155,10 @@ impl Differ {
             let opaque = sub.as_ref().is_some_and(|s| is_opaque(s.as_raw_fd()));
             let lower = self.lower_stat(comps)?;
             let kind = if is_whiteout(&st) || (opaque && lower.as_ref().is_some_and(is_dir)) {
-                Some(DELETED)
+                Some(ChangeKind::Deleted)
             } else {
                 match &lower {
-                    None => Some(ADDED),
+                    None => Some(ChangeKind::Added),
                     Some(l)
                         if is_dir(&st)
                             && is_dir(l)
@@ -210,17 +179,17 @@ impl Differ {
                     {
                         None
                     }
-                    Some(_) => Some(MODIFIED),
+                    Some(_) => Some(ChangeKind::Modified),
                 }
             };
             if let Some(kind) = kind {
                 if is_dir(&st) {
                     self.changed_dirs.insert(path.clone());
                 }
-                if kind != MODIFIED && comps.len() > 1 {
+                if kind != ChangeKind::Modified && comps.len() > 1 {
                     let parent = join(&comps[..comps.len() - 1]);
                     if self.changed_dirs.insert(parent.clone()) {
-                        self.record(parent, MODIFIED);
+                        self.record(parent, ChangeKind::Modified);
                     }
                 }
                 self.record(path, kind);
@@ -239,26 +208,14 @@ mod tests {
     use super::*;
 
     fn set_opaque(path: &Path) {
-        use std::os::unix::ffi::OsStrExt;
-        let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
-        // SAFETY: both strings are NUL-terminated; the value is a 1-byte buffer.
-        let r = unsafe {
-            libc::setxattr(
-                c.as_ptr(),
-                c"trusted.overlay.opaque".as_ptr(),
-                b"y".as_ptr().cast(),
-                1,
-                0,
-            )
-        };
-        assert_eq!(r, 0);
+        let dir = std::fs::File::open(path).unwrap();
+        super::super::whiteout::mark_opaque(dir.as_raw_fd()).unwrap();
     }
 
     fn whiteout(path: &Path) {
-        use std::os::unix::ffi::OsStrExt;
-        let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
-        // SAFETY: `c` is NUL-terminated.
-        assert_eq!(unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR, 0) }, 0);
+        let dir = std::fs::File::open(path.parent().unwrap()).unwrap();
+        let name = cstring(path.file_name().unwrap().as_encoded_bytes()).unwrap();
+        super::super::whiteout::make_whiteout(dir.as_raw_fd(), &name).unwrap();
     }
 
     #[test]
@@ -313,7 +270,7 @@ mod tests {
         let got: Vec<String> = changes(&upper, &[top, base])
             .unwrap()
             .into_iter()
-            .map(|c| format!("{} {}", ["C", "A", "D"][c.kind as usize], c.path))
+            .map(|c| format!("{} {}", c.kind.letter(), c.path))
             .collect();
         assert_eq!(
             got,

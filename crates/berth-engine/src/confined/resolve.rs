@@ -12,11 +12,15 @@
 //! final target, for `linkTarget` and the directory a PUT extracts into), one component at a
 //! time, each step again through `openat2`.
 
-use std::ffi::{CStr, CString};
+use std::ffi::CStr;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+
+pub(crate) use berth_image::layer::fd::{
+    cstring, is_dir, is_symlink, list_dir, lstat_at, open_in, readlink_at,
+};
 
 /// `struct open_how` of `openat2(2)`.
 #[repr(C)]
@@ -66,56 +70,6 @@ pub(crate) fn openat2(dir: RawFd, path: &CStr, flags: i32, resolve: u64) -> io::
             _ => return Err(e),
         }
     }
-}
-
-/// `fstatat(dir, name, AT_SYMLINK_NOFOLLOW)` (`name` empty: the descriptor itself).
-pub(crate) fn lstat_at(dir: RawFd, name: &CStr) -> io::Result<libc::stat> {
-    let flags = if name.is_empty() {
-        libc::AT_SYMLINK_NOFOLLOW | libc::AT_EMPTY_PATH
-    } else {
-        libc::AT_SYMLINK_NOFOLLOW
-    };
-    // SAFETY: an all-zero stat is a valid value of this plain C struct.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: `name` is NUL-terminated and `st` is a valid out-buffer.
-    let r = unsafe { libc::fstatat(dir, name.as_ptr(), &mut st, flags) };
-    if r == 0 {
-        Ok(st)
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
-/// The target of the symlink `name` in `dir` (`name` empty: the descriptor itself, opened
-/// with `O_PATH|O_NOFOLLOW`).
-pub(crate) fn readlink_at(dir: RawFd, name: &CStr) -> io::Result<Vec<u8>> {
-    let mut buf = vec![0u8; 256];
-    loop {
-        // SAFETY: `name` is NUL-terminated; `buf` is writable for its length.
-        let n = unsafe { libc::readlinkat(dir, name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let n = n as usize;
-        if n < buf.len() {
-            buf.truncate(n);
-            return Ok(buf);
-        }
-        buf.resize(buf.len() * 2, 0);
-    }
-}
-
-pub(crate) fn is_dir(st: &libc::stat) -> bool {
-    st.st_mode & libc::S_IFMT == libc::S_IFDIR
-}
-
-pub(crate) fn is_symlink(st: &libc::stat) -> bool {
-    st.st_mode & libc::S_IFMT == libc::S_IFLNK
-}
-
-pub(crate) fn cstring(bytes: &[u8]) -> io::Result<CString> {
-    CString::new(bytes)
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a NUL byte in a file name"))
 }
 
 /// The components of `path` (`/`-separated; empty ones and `.` dropped, `..` kept).
@@ -311,6 +265,14 @@ impl View {
             }
         }
         Ok(done)
+    }
+}
+
+/// The layer writer descends into the view's volumes and bind mounts (`cp` of a directory
+/// holding one), each through its own root.
+impl berth_image::layer::write::Mounts for View {
+    fn mounted_at(&self, comps: &[Vec<u8>]) -> Option<io::Result<OwnedFd>> {
+        self.mount_at(comps).map(|m| m.root.open_dir(&[]))
     }
 }
 
