@@ -418,9 +418,10 @@ fn update_changes_limits_now_and_after_a_restart() {
         )
         .unwrap(),
     );
-    assert_eq!(record["host"]["memory"], 100 << 20);
-    assert_eq!(record["host"]["restart"], "on-failure");
-    assert_eq!(record["host"]["restart_max"], 2);
+    assert_eq!(record["host_config"]["Memory"], 100 << 20);
+    assert_eq!(record["host_config"]["MemorySwap"], 200 << 20);
+    assert_eq!(record["restart"]["name"], "on-failure");
+    assert_eq!(record["restart"]["max"], 2);
     ok(&d.berth(&["start", "lim"]));
     assert_eq!(limit(&d), 100 << 20);
 
