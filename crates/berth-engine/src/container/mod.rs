@@ -13,11 +13,13 @@
 //! | `inspect.rs` | inspect, list (`ps`), top, logs |
 //! | `filter.rs` | `ps --filter` |
 //! | `backend.rs` | the API's `ContainerBackend` over the verbs above |
+//! | `legacy.rs` | records of earlier berth versions, upgraded at start |
 
 pub mod backend;
 pub mod create;
 pub mod filter;
 pub mod inspect;
+mod legacy;
 pub mod lifecycle;
 pub mod record;
 pub mod runtime;

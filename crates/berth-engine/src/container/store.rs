@@ -49,13 +49,25 @@ impl ContainerStore {
             let Ok(bytes) = std::fs::read(&path) else {
                 continue;
             };
-            match serde_json::from_slice::<Record>(&bytes) {
-                Ok(rec) => {
-                    index.names.insert(rec.name.clone(), rec.id.clone());
-                    index.by_id.insert(rec.id.clone(), Arc::new(rec));
-                }
-                Err(e) => eprintln!("berth: container record {} unreadable: {e}", path.display()),
-            }
+            let rec = match serde_json::from_slice::<Record>(&bytes) {
+                Ok(rec) => rec,
+                Err(e) => match serde_json::from_slice::<super::legacy::LegacyRecord>(&bytes) {
+                    // An earlier berth's record: upgraded, and written back as today's.
+                    Ok(old) => {
+                        let rec = old.upgrade();
+                        if let Err(e) = write_record(&entry.path(), &rec) {
+                            eprintln!("berth: upgrade {}: {e}", path.display());
+                        }
+                        rec
+                    }
+                    Err(_) => {
+                        eprintln!("berth: container record {} unreadable: {e}", path.display());
+                        continue;
+                    }
+                },
+            };
+            index.names.insert(rec.name.clone(), rec.id.clone());
+            index.by_id.insert(rec.id.clone(), Arc::new(rec));
         }
         Ok(ContainerStore {
             dir: dir.to_path_buf(),
