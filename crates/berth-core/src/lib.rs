@@ -3,6 +3,7 @@
 
 pub mod digest;
 pub mod error;
+pub mod fs;
 pub mod humanize;
 pub mod id;
 pub mod reference;

@@ -135,6 +135,16 @@ impl Engine {
     }
 }
 
+/// Writes `value` as a metadata file (indented JSON, whole or not at all: `write_atomic`),
+/// failing with the error the API reports.
+pub(crate) fn save_json<T: serde::Serialize>(
+    path: &Path,
+    value: &T,
+) -> Result<(), berth_api::ApiError> {
+    berth_core::fs::write_json_atomic(path, value)
+        .map_err(|e| berth_api::ApiError::internal(format!("write {}: {e}", path.display())))
+}
+
 /// Bytes used by the files under `dir` (not following symlinks; hard links counted once).
 pub(crate) fn disk_usage(dir: &Path) -> u64 {
     use std::os::unix::fs::MetadataExt;

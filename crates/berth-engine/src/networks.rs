@@ -1013,7 +1013,7 @@ impl berth_api::networks::NetworkBackend for Engine {
         };
         std::fs::create_dir_all(self.root().join("network-meta"))
             .map_err(|e| ApiError::internal(e.to_string()))?;
-        crate::containers::write_json(&self.meta_path(&name), &meta)?;
+        crate::save_json(&self.meta_path(&name), &meta)?;
         if let Err(e) = net.create_network(config) {
             let _ = std::fs::remove_file(self.meta_path(&name));
             return Err(net_err(e));
@@ -1171,7 +1171,7 @@ impl berth_api::networks::NetworkBackend for Engine {
         }
         let net_name = a.name.clone();
         rec.net.networks.push(a);
-        crate::containers::write_json(&self.container_dir(&rec.id).join("config.json"), &rec)?;
+        crate::save_json(&self.container_dir(&rec.id).join("config.json"), &rec)?;
         self.network_event_for("connect", &net_name, Some(&rec.id));
         Ok(())
     }
@@ -1213,7 +1213,7 @@ impl berth_api::networks::NetworkBackend for Engine {
         }
         let _ = self.net_required()?.release_ip(&net_name, &rec.id);
         rec.net.networks.retain(|a| a.name != net_name);
-        crate::containers::write_json(&self.container_dir(&rec.id).join("config.json"), &rec)?;
+        crate::save_json(&self.container_dir(&rec.id).join("config.json"), &rec)?;
         self.network_event_for("disconnect", &net_name, Some(&rec.id));
         Ok(())
     }

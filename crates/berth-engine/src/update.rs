@@ -3,9 +3,6 @@
 //! the next start builds its spec with them. Both happen under the container's lock, and the
 //! record is replaced atomically (a new file renamed over the old one).
 
-use std::io::Write;
-use std::path::Path;
-
 use berth_api::ApiError;
 use serde_json::Value;
 
@@ -263,27 +260,6 @@ fn mib(n: u64) -> String {
     format!("{:.1}MiB", n as f64 / 1048576.0).replace(".0MiB", "MiB")
 }
 
-/// Writes `value` to `path` atomically: a temporary file, synced, renamed over, and the
-/// directory synced.
-fn replace_file(path: &Path, value: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.update.tmp",
-        path.file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("record")
-    ));
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(value)?;
-    f.sync_all()?;
-    drop(f);
-    if let Err(e) = std::fs::rename(&tmp, path) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
-    }
-    std::fs::File::open(dir)?.sync_all()
-}
-
 impl Engine {
     /// `POST /containers/{id}/update`.
     pub(crate) fn update_resources(
@@ -336,8 +312,7 @@ impl Engine {
         }
         let old = std::mem::replace(&mut rec.host, host);
         let path = self.container_dir(&id).join("config.json");
-        let text = serde_json::to_vec_pretty(&rec).expect("records serialize");
-        if let Err(e) = replace_file(&path, &text) {
+        if let Err(e) = berth_core::fs::write_json_atomic(&path, &rec) {
             if let Some((cg, limits)) = applied {
                 let _ = cgroups::apply(&cg, &previous(&limits, &old));
             }

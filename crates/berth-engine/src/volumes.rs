@@ -16,7 +16,7 @@ use berth_api::ApiError;
 use berth_runtime::spec::UserMount;
 use serde::{Deserialize, Serialize};
 
-use crate::containers::{write_json, Record};
+use crate::containers::Record;
 use crate::Engine;
 
 /// A volume's record.
@@ -293,7 +293,7 @@ impl Engine {
             options,
             anonymous,
         };
-        write_json(&dir.join("volume.json"), &v)?;
+        crate::save_json(&dir.join("volume.json"), &v)?;
         self.events.emit(
             "volume",
             "create",

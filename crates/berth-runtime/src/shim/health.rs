@@ -276,11 +276,8 @@ impl Checker {
     }
 
     fn save(&self) {
-        let tmp = self.state_dir.join(".health.json.tmp");
         if let Ok(bytes) = serde_json::to_vec(&self.health) {
-            if std::fs::write(&tmp, bytes).is_ok() {
-                let _ = std::fs::rename(&tmp, self.state_dir.join(HEALTH_FILE));
-            }
+            let _ = berth_core::fs::write_atomic(&self.state_dir.join(HEALTH_FILE), &bytes);
         }
     }
 }

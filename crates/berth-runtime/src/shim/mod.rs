@@ -80,15 +80,10 @@ pub struct ExitInfo {
     pub finished_at: String,
 }
 
-/// Writes `value` as JSON to `dir/name` through a temporary file, fsync and rename.
+/// Writes `value` as compact JSON to `dir/name`, whole or not at all.
 fn write_atomic<T: Serialize>(dir: &Path, name: &str, value: &T) -> std::io::Result<()> {
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(&serde_json::to_vec(value).map_err(std::io::Error::other)?)?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, dir.join(name))?;
-    std::fs::File::open(dir)?.sync_all()
+    let bytes = serde_json::to_vec(value).map_err(std::io::Error::other)?;
+    berth_core::fs::write_atomic(&dir.join(name), &bytes)
 }
 
 /// A path to `dir/name` short enough for a unix socket address (108 bytes), however long
