@@ -128,7 +128,7 @@ pub fn parse_timestamp(text: &str, now_nanos: i64) -> Option<i64> {
             return Some(s * 1_000_000_000 + f);
         }
     }
-    if let Some(d) = go_duration_nanos(t) {
+    if let Ok(d) = berth_core::duration::parse(t) {
         return Some(now_nanos - d);
     }
     if let Ok(d) = chrono::DateTime::parse_from_rfc3339(t) {
@@ -147,37 +147,6 @@ pub fn parse_timestamp(text: &str, now_nanos: i64) -> Option<i64> {
         .ok()
         .and_then(|d| d.and_hms_opt(0, 0, 0))
         .and_then(|d| d.and_utc().timestamp_nanos_opt())
-}
-
-/// A Go duration ("300ms", "1h30m", "42s") in nanoseconds.
-fn go_duration_nanos(t: &str) -> Option<i64> {
-    let mut total: f64 = 0.0;
-    let mut rest = t;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let n = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .filter(|n| *n > 0)?;
-        let value: f64 = rest[..n].parse().ok()?;
-        rest = &rest[n..];
-        let u = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let unit = match &rest[..u] {
-            "ns" => 1.0,
-            "us" | "µs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return None,
-        };
-        total += value * unit;
-        rest = &rest[u..];
-    }
-    Some(total as i64)
 }
 
 /// A `since`/`until` query parameter, or Docker's 400 naming it.

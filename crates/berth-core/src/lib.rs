@@ -2,6 +2,7 @@
 //! its errors into (and the one table that turns a kind into an HTTP status).
 
 pub mod digest;
+pub mod duration;
 pub mod error;
 pub mod fs;
 pub mod humanize;
