@@ -43,6 +43,13 @@ impl ApiError {
     }
 }
 
+/// A bad `filters` parameter is the client's fault: 400 with Docker's text.
+impl From<berth_core::filters::FilterError> for ApiError {
+    fn from(e: berth_core::filters::FilterError) -> Self {
+        ApiError::from_kind(&e)
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (

@@ -62,7 +62,7 @@ impl PruneFilter {
         let until_secs = match until.first() {
             None => None,
             Some(v) => Some(
-                berth_api::query::parse_timestamp(v, now)
+                berth_core::timestamp::parse(v, now)
                     .ok_or_else(|| {
                         ApiError::bad_request(format!(
                             "invalid filter 'until={v}': failed to parse value as time or duration"

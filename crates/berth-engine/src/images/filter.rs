@@ -222,7 +222,7 @@ impl ImageFilter {
                             ));
                         }
                         f.until = Some(
-                            berth_api::query::parse_timestamp(v, now_nanos).ok_or_else(|| {
+                            berth_core::timestamp::parse(v, now_nanos).ok_or_else(|| {
                                 ApiError::bad_request(format!(
                                     "invalid value for 'until' filter: failed to parse value as time or duration: \"{v}\""
                                 ))
