@@ -9,12 +9,16 @@
 //!
 //! Temporary files are named `.tmp-<name>.<pid>.<n>` (see [`is_temp_file`]): a store that
 //! scans its directory skips them, and may delete the ones a crash left behind.
+//!
+//! A tree's size has two meanings, and each has its function: [`apparent_size`], the bytes
+//! its files hold (what Docker reports as a container's `SizeRw` or a volume's size), and
+//! [`allocated_size`], the disk space it takes (what removing it frees).
 
 use std::ffi::OsStr;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -61,6 +65,55 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// The bytes the files under `dir` hold, as Docker's `pkg/directory.Size` counts them: the
+/// length of every file and symlink, not of directories, a hard-linked file once; symlinks
+/// are not followed, and what cannot be read counts 0.
+pub fn apparent_size(dir: &Path) -> u64 {
+    let mut seen = std::collections::HashSet::new();
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let Ok(m) = e.path().symlink_metadata() else {
+                continue;
+            };
+            if m.is_dir() {
+                stack.push(e.path());
+            } else if m.nlink() <= 1 || seen.insert((m.dev(), m.ino())) {
+                total += m.len();
+            }
+        }
+    }
+    total
+}
+
+/// The disk space `path` and everything under it take, as `du` counts it: allocated
+/// blocks (so sparse files count less and directories count too), a hard-linked file once;
+/// symlinks are not followed.
+pub fn allocated_size(path: &Path) -> u64 {
+    let mut seen = std::collections::HashSet::new();
+    let mut total = 0;
+    let mut stack = vec![path.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        let Ok(md) = std::fs::symlink_metadata(&p) else {
+            continue;
+        };
+        if md.nlink() > 1 && !md.is_dir() && !seen.insert((md.dev(), md.ino())) {
+            continue;
+        }
+        total += md.blocks() * 512;
+        if md.is_dir() {
+            if let Ok(entries) = std::fs::read_dir(&p) {
+                stack.extend(entries.flatten().map(|e| e.path()));
+            }
+        }
+    }
+    total
+}
+
 /// The directory `path` is in (`.` for a bare file name).
 fn parent_dir(path: &Path) -> &Path {
     match path.parent() {
@@ -96,7 +149,6 @@ fn create_temp(dir: &Path, path: &Path, mode: u32) -> io::Result<(PathBuf, File)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::MetadataExt;
 
     fn scratch(name: &str) -> PathBuf {
         static N: AtomicU64 = AtomicU64::new(0);
@@ -189,6 +241,30 @@ mod tests {
         assert_eq!(std::fs::read(&stale).unwrap(), b"old");
         assert!(is_temp_file(stale.file_name().unwrap()));
         assert!(!is_temp_file(OsStr::new("cred.json")));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn apparent_and_allocated_sizes_differ_as_they_should() {
+        let d = scratch("sizes");
+        std::fs::create_dir(d.join("sub")).unwrap();
+        std::fs::write(d.join("a"), vec![1u8; 5000]).unwrap();
+        std::fs::write(d.join("sub/b"), b"hello").unwrap();
+        std::fs::hard_link(d.join("a"), d.join("sub/a-again")).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", d.join("link")).unwrap();
+        // A sparse file: a megabyte long, nothing written.
+        File::create(d.join("sparse"))
+            .unwrap()
+            .set_len(1 << 20)
+            .unwrap();
+        let link_len = "/etc/passwd".len() as u64;
+        assert_eq!(apparent_size(&d), 5000 + 5 + link_len + (1 << 20));
+        let allocated = allocated_size(&d);
+        // Blocks of a, b and the directories; the sparse file adds (almost) none.
+        assert!(allocated >= 8192, "{allocated}");
+        assert!(allocated < 1 << 20, "{allocated}");
+        assert_eq!(apparent_size(&d.join("missing")), 0);
+        assert_eq!(allocated_size(&d.join("missing")), 0);
         std::fs::remove_dir_all(&d).unwrap();
     }
 

@@ -24,7 +24,7 @@ fn container_bytes(dir: &Path) -> u64 {
         .flatten()
         .filter(|e| e.file_name() != "rootfs")
         .map(|e| match e.path().symlink_metadata() {
-            Ok(m) if m.is_dir() => crate::disk_usage(&e.path()),
+            Ok(m) if m.is_dir() => berth_core::fs::apparent_size(&e.path()),
             Ok(m) => m.len(),
             Err(_) => 0,
         })
@@ -142,7 +142,7 @@ impl Engine {
                 "Labels": meta["labels"],
                 "Options": meta["options"],
                 "Scope": "local",
-                "UsageData": {"Size": crate::disk_usage(&data), "RefCount": refs},
+                "UsageData": {"Size": berth_core::fs::apparent_size(&data), "RefCount": refs},
             }));
         }
         out.sort_by(|a, b| a["Name"].as_str().cmp(&b["Name"].as_str()));

@@ -145,29 +145,9 @@ pub(crate) fn save_json<T: serde::Serialize>(
         .map_err(|e| berth_api::ApiError::internal(format!("write {}: {e}", path.display())))
 }
 
-/// Bytes used by the files under `dir` (not following symlinks; hard links counted once).
-pub(crate) fn disk_usage(dir: &Path) -> u64 {
-    use std::os::unix::fs::MetadataExt;
-    let mut seen = std::collections::HashSet::new();
-    let mut total = 0;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let Ok(m) = e.path().symlink_metadata() else {
-                continue;
-            };
-            if m.is_dir() {
-                stack.push(e.path());
-            } else if m.nlink() <= 1 || seen.insert((m.dev(), m.ino())) {
-                total += m.len();
-            }
-        }
-    }
-    total
-}
+/// The old name of `berth_core::fs::apparent_size`, kept only for containers.rs (being
+/// rewritten elsewhere); new code calls the core function by its name.
+pub(crate) use berth_core::fs::apparent_size as disk_usage;
 
 impl berth_api::events::EventBackend for Engine {
     fn events_after(&self, seq: u64) -> (Vec<serde_json::Value>, u64) {

@@ -501,7 +501,7 @@ impl Engine {
             nix::mount::umount2(&data, nix::mount::MntFlags::empty())
                 .map_err(|e| io_err("unmount the volume", e.into()))?;
         }
-        let size = crate::disk_usage(&dir);
+        let size = berth_core::fs::apparent_size(&dir);
         // The record first: a half-removed volume is then gone, not a volume with lost data.
         std::fs::remove_file(dir.join("volume.json"))
             .map_err(|e| io_err("remove the volume", e))?;
