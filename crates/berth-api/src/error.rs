@@ -49,6 +49,13 @@ impl From<berth_core::error::BoxError> for ApiError {
     }
 }
 
+/// A bad `filters` parameter is the client's fault: 400 with Docker's text.
+impl From<berth_core::filters::FilterError> for ApiError {
+    fn from(e: berth_core::filters::FilterError) -> Self {
+        ApiError::from_kind(&e)
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (

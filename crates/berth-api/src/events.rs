@@ -1,7 +1,6 @@
 //! `GET /events`: the engine's events as a stream of JSON lines, replayed from `since`, live
 //! until `until` (or until the client goes), filtered like Docker's.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -10,6 +9,8 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+
+use berth_core::filters::Filters;
 
 use crate::query::{timestamp_param, Query};
 use crate::{ApiError, SharedBackend};
@@ -20,31 +21,37 @@ pub trait EventBackend {
     fn events_after(&self, seq: u64) -> (Vec<serde_json::Value>, u64);
 }
 
-fn matches(e: &serde_json::Value, filters: &BTreeMap<String, Vec<String>>) -> bool {
-    let attr = |k: &str| {
-        e["Actor"]["Attributes"][k]
-            .as_str()
-            .unwrap_or("")
-            .to_owned()
-    };
+/// The keys `GET /events` accepts.
+const KEYS: &[&str] = &[
+    "type",
+    "event",
+    "container",
+    "image",
+    "label",
+    "scope",
+    "daemon",
+    "network",
+    "volume",
+];
+
+fn matches(e: &serde_json::Value, filters: &Filters) -> bool {
+    let no_attrs = serde_json::Map::new();
+    let attrs = e["Actor"]["Attributes"].as_object().unwrap_or(&no_attrs);
+    let attr = |k: &str| attrs.get(k).and_then(|v| v.as_str()).unwrap_or("");
     let id = e["Actor"]["ID"].as_str().unwrap_or("");
     let kind = e["Type"].as_str().unwrap_or("");
     let action = e["Action"].as_str().unwrap_or("");
-    filters.iter().all(|(key, values)| {
-        values.iter().any(|v| match key.as_str() {
-            "type" => kind == v,
-            "event" => action == v || action.split(':').next() == Some(v.as_str()),
-            "container" => {
-                kind == "container" && (id.starts_with(v.as_str()) || attr("name") == *v)
-            }
-            "image" => attr("image") == *v || (kind == "image" && (id == v || attr("name") == *v)),
-            "label" => match v.split_once('=') {
-                Some((k, val)) => attr(k) == val,
-                None => e["Actor"]["Attributes"].get(v).is_some(),
-            },
-            _ => true,
+    filters.exact_match("type", kind)
+        && filters.any("event", |v| {
+            action == v || action.split(':').next() == Some(v)
         })
-    })
+        && filters.any("container", |v| {
+            kind == "container" && (id.starts_with(v) || attr("name") == v)
+        })
+        && filters.any("image", |v| {
+            attr("image") == v || (kind == "image" && (id == v || attr("name") == v))
+        })
+        && filters.match_kv_list("label", attrs)
 }
 
 async fn events(
@@ -58,23 +65,8 @@ async fn events(
         .unwrap_or(0);
     let since = timestamp_param(&q, "since", now)?;
     let until = timestamp_param(&q, "until", now)?;
-    let filters = q.filters()?;
-    for key in filters.keys() {
-        if !matches!(
-            key.as_str(),
-            "type"
-                | "event"
-                | "container"
-                | "image"
-                | "label"
-                | "scope"
-                | "daemon"
-                | "network"
-                | "volume"
-        ) {
-            return Err(ApiError::bad_request(format!("invalid filter '{key}'")));
-        }
-    }
+    let filters = Filters::from_query(&q)?;
+    filters.validate(KEYS)?;
     // Without `since`, only what happens from now on.
     let (_, newest) = b.events_after(u64::MAX);
     let start = if since.is_some() { 0 } else { newest };
@@ -128,7 +120,11 @@ mod tests {
     fn filters_match_like_docker() {
         let e = serde_json::json!({"Type": "container", "Action": "exec_start: sh -c true",
             "Actor": {"ID": "abcdef", "Attributes": {"name": "web", "image": "bb", "tier": "x"}}});
-        let f = |k: &str, v: &str| BTreeMap::from([(k.to_owned(), vec![v.to_owned()])]);
+        let f = |k: &str, v: &str| {
+            let mut f = Filters::new();
+            f.add(k, v);
+            f
+        };
         assert!(matches(&e, &f("container", "web")));
         assert!(matches(&e, &f("container", "abc")));
         assert!(!matches(&e, &f("container", "db")));
@@ -136,5 +132,10 @@ mod tests {
         assert!(matches(&e, &f("label", "tier=x")));
         assert!(!matches(&e, &f("type", "image")));
         assert!(matches(&e, &f("image", "bb")));
+        assert!(!matches(&e, &f("label", "tier=y")));
+        assert!(!matches(&e, &f("label", "absent=")));
+        let mut both = f("label", "tier=x");
+        both.add("label", "name");
+        assert!(matches(&e, &both));
     }
 }

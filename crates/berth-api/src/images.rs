@@ -6,7 +6,6 @@
 //! reached through one catch-all route and told apart by their last segment, as Docker's
 //! router does with `{name:.*}`.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 
 use axum::body::{Body, Bytes};
@@ -23,6 +22,7 @@ use futures_util::StreamExt;
 
 use crate::query::Query;
 use crate::{blocking, ApiError, SharedBackend};
+use berth_core::filters::Filters;
 
 /// What `import` asks of the engine.
 #[derive(Debug, Clone, Default)]
@@ -42,7 +42,7 @@ pub struct ListRequest {
     /// RepoDigests filled in (berth always fills them).
     pub digests: bool,
     /// `dangling`, `reference`, `label`, `before`, `since`, `until`.
-    pub filters: BTreeMap<String, Vec<String>>,
+    pub filters: Filters,
 }
 
 /// Writes a `docker save` archive; the engine has resolved the names and pinned the data
@@ -67,10 +67,7 @@ pub trait ImageBackend {
     ) -> Result<Vec<ImageDeleteResponseItem>, ApiError>;
     fn inspect_image(&self, name: &str) -> Result<ImageInspect, ApiError>;
     fn image_history(&self, name: &str) -> Result<Vec<ImageHistoryResponseItem>, ApiError>;
-    fn prune_images(
-        &self,
-        filters: BTreeMap<String, Vec<String>>,
-    ) -> Result<ImagePruneResponse, ApiError>;
+    fn prune_images(&self, filters: Filters) -> Result<ImagePruneResponse, ApiError>;
     /// Prepares `docker save` of `names`; the writer then streams the archive.
     fn export_images(&self, names: Vec<String>) -> Result<ExportWriter, ApiError>;
     /// Loads the archive at `tar`; returns the lines to report (`Loaded image: bb:latest`).
@@ -177,13 +174,10 @@ async fn list(
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Vec<ImageSummary>>, ApiError> {
     let q = Query::parse(raw.as_deref());
-    let mut filters = q.filters()?;
+    let mut filters = Filters::from_query(&q)?;
     // The `filter` parameter of API < 1.41 is a reference pattern.
     if let Some(f) = q.get("filter").filter(|f| !f.is_empty()) {
-        filters
-            .entry("reference".to_owned())
-            .or_default()
-            .push(f.to_owned());
+        filters.add("reference", f);
     }
     let req = ListRequest {
         all: q.flag("all", false),
@@ -197,7 +191,7 @@ async fn prune(
     State(b): State<SharedBackend>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<ImagePruneResponse>, ApiError> {
-    let filters = Query::parse(raw.as_deref()).filters()?;
+    let filters = Filters::from_query(&Query::parse(raw.as_deref()))?;
     Ok(Json(blocking(move || b.prune_images(filters)).await?))
 }
 

@@ -1,8 +1,6 @@
 //! `/networks`: create, list, inspect, remove, prune, connect and disconnect (Docker's
 //! network API, bridge driver only).
 
-use std::collections::BTreeMap;
-
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
@@ -10,23 +8,18 @@ use axum::{Json, Router};
 
 use crate::query::Query;
 use crate::{blocking, ApiError, SharedBackend};
+use berth_core::filters::Filters;
 
 /// What the network endpoints need from the engine (blocking calls).
 pub trait NetworkBackend {
     /// Docker's NetworkCreateRequest in, `{"Id": …, "Warning": ""}` out.
     fn create_network(&self, body: serde_json::Value) -> Result<serde_json::Value, ApiError>;
     /// Docker's Network objects.
-    fn list_networks(
-        &self,
-        filters: BTreeMap<String, Vec<String>>,
-    ) -> Result<serde_json::Value, ApiError>;
+    fn list_networks(&self, filters: Filters) -> Result<serde_json::Value, ApiError>;
     fn inspect_network(&self, name: &str) -> Result<serde_json::Value, ApiError>;
     fn remove_network(&self, name: &str) -> Result<(), ApiError>;
     /// Docker's NetworkPruneResponse.
-    fn prune_networks(
-        &self,
-        filters: BTreeMap<String, Vec<String>>,
-    ) -> Result<serde_json::Value, ApiError>;
+    fn prune_networks(&self, filters: Filters) -> Result<serde_json::Value, ApiError>;
     /// `{"Container": …, "EndpointConfig": {"Aliases": …, "IPAMConfig": {"IPv4Address": …}}}`.
     fn connect_network(&self, name: &str, body: serde_json::Value) -> Result<(), ApiError>;
     /// `{"Container": …, "Force": …}`.
@@ -53,7 +46,7 @@ async fn list(
     State(b): State<SharedBackend>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let filters = Query::parse(raw.as_deref()).filters()?;
+    let filters = Filters::from_query(&Query::parse(raw.as_deref()))?;
     Ok(Json(blocking(move || b.list_networks(filters)).await?))
 }
 
@@ -76,7 +69,7 @@ async fn prune(
     State(b): State<SharedBackend>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let filters = Query::parse(raw.as_deref()).filters()?;
+    let filters = Filters::from_query(&Query::parse(raw.as_deref()))?;
     Ok(Json(blocking(move || b.prune_networks(filters)).await?))
 }
 

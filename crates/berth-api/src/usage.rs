@@ -2,7 +2,6 @@
 //! second), `POST /containers/{id}/update` (new limits), `POST /containers/prune` and
 //! `GET /system/df`.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -15,6 +14,7 @@ use bollard_stubs::models::{ContainerCpuStats, ContainerPruneResponse, Container
 
 use crate::query::Query;
 use crate::{blocking, ApiError, SharedBackend};
+use berth_core::filters::Filters;
 
 /// Go's zero time, which Docker sends for a sample that has no time.
 pub const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
@@ -29,10 +29,7 @@ pub trait UsageBackend {
     /// `body` is Docker's update request (resources and `RestartPolicy`); returns warnings.
     fn update_container(&self, id: &str, body: serde_json::Value) -> Result<Vec<String>, ApiError>;
     /// Removes stopped containers matching `filters` (`until`, `label`, `label!`).
-    fn prune_containers(
-        &self,
-        filters: BTreeMap<String, Vec<String>>,
-    ) -> Result<ContainerPruneResponse, ApiError>;
+    fn prune_containers(&self, filters: Filters) -> Result<ContainerPruneResponse, ApiError>;
     /// Docker's `/system/df` answer for `types` (`container`, `image`, `volume`,
     /// `build-cache`; all when empty).
     fn disk_usage(&self, types: Vec<String>) -> Result<serde_json::Value, ApiError>;
@@ -149,7 +146,7 @@ async fn prune(
     State(b): State<SharedBackend>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<ContainerPruneResponse>, ApiError> {
-    let filters = Query::parse(raw.as_deref()).filters()?;
+    let filters = Filters::from_query(&Query::parse(raw.as_deref()))?;
     Ok(Json(blocking(move || b.prune_containers(filters)).await?))
 }
 

@@ -1,8 +1,6 @@
 //! `/volumes`: create, list, inspect, remove, prune; and berth's own export and import (a
 //! tar of a volume's content, for backups — Docker has no such endpoint).
 
-use std::collections::BTreeMap;
-
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
@@ -13,23 +11,18 @@ use axum::{Json, Router};
 use crate::images::{stream_writer, with_upload, ExportWriter};
 use crate::query::Query;
 use crate::{blocking, ApiError, SharedBackend};
+use berth_core::filters::Filters;
 
 /// What the volume endpoints need from the engine (blocking calls).
 pub trait VolumeBackend {
     /// Docker's VolumeCreateOptions in, a Volume out.
     fn create_volume(&self, body: serde_json::Value) -> Result<serde_json::Value, ApiError>;
     /// Docker's VolumeListResponse.
-    fn list_volumes(
-        &self,
-        filters: BTreeMap<String, Vec<String>>,
-    ) -> Result<serde_json::Value, ApiError>;
+    fn list_volumes(&self, filters: Filters) -> Result<serde_json::Value, ApiError>;
     fn inspect_volume(&self, name: &str) -> Result<serde_json::Value, ApiError>;
     fn remove_volume(&self, name: &str, force: bool) -> Result<(), ApiError>;
     /// Docker's VolumePruneResponse.
-    fn prune_volumes(
-        &self,
-        filters: BTreeMap<String, Vec<String>>,
-    ) -> Result<serde_json::Value, ApiError>;
+    fn prune_volumes(&self, filters: Filters) -> Result<serde_json::Value, ApiError>;
     /// A tar of the volume's content.
     fn export_volume(&self, name: &str) -> Result<ExportWriter, ApiError>;
     /// Fills an empty volume (created if missing) from a tar.
@@ -54,7 +47,7 @@ async fn list(
     State(b): State<SharedBackend>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let filters = Query::parse(raw.as_deref()).filters()?;
+    let filters = Filters::from_query(&Query::parse(raw.as_deref()))?;
     Ok(Json(blocking(move || b.list_volumes(filters)).await?))
 }
 
@@ -79,7 +72,7 @@ async fn prune(
     State(b): State<SharedBackend>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let filters = Query::parse(raw.as_deref()).filters()?;
+    let filters = Filters::from_query(&Query::parse(raw.as_deref()))?;
     Ok(Json(blocking(move || b.prune_volumes(filters)).await?))
 }
 

@@ -195,9 +195,7 @@ impl FileHashCache {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        std::fs::write(&tmp, data)?;
-        std::fs::rename(&tmp, path)?;
+        berth_core::fs::write_atomic(path, &data)?;
         self.dirty = false;
         Ok(())
     }

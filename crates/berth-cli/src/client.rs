@@ -412,18 +412,7 @@ fn read_head(stream: UnixStream, head_only: bool) -> Result<Streaming, ClientErr
     })
 }
 
-/// Percent-encodes a query value.
-pub fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
+pub use berth_core::query::encode;
 
 /// Builds `path?k=v&…` from the pairs whose value is not empty.
 pub fn with_query(path: &str, pairs: &[(&str, String)]) -> String {

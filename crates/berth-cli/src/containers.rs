@@ -562,22 +562,10 @@ fn ps_row(c: &Value, no_trunc: bool, now: i64) -> Value {
     })
 }
 
-/// `key=value` filter flags as the API's `filters` JSON.
+/// `--filter key=value` flags as the API's `filters` JSON, as the docker CLI sends it
+/// (empty for none).
 pub fn filters_json(filters: &[String]) -> Result<String> {
-    let mut map: std::collections::BTreeMap<String, Vec<String>> = Default::default();
-    for f in filters {
-        let (k, v) = f
-            .split_once('=')
-            .ok_or_else(|| anyhow::anyhow!("bad format of filter (expected name=value)"))?;
-        map.entry(k.trim().to_ascii_lowercase())
-            .or_default()
-            .push(v.to_owned());
-    }
-    Ok(if map.is_empty() {
-        String::new()
-    } else {
-        serde_json::to_string(&map)?
-    })
+    Ok(berth_core::filters::Filters::from_flags(filters)?.to_json())
 }
 
 pub fn ps(client: &Client, args: PsArgs) -> Result<i32> {
@@ -939,8 +927,9 @@ mod tests {
     fn filters_and_truncation() {
         assert_eq!(
             filters_json(&["status=exited".into(), "status=created".into()]).unwrap(),
-            r#"{"status":["exited","created"]}"#
+            r#"{"status":{"created":true,"exited":true}}"#
         );
+        assert_eq!(filters_json(&[]).unwrap(), "");
         assert!(filters_json(&["nonsense".into()]).is_err());
         assert_eq!(
             ellipsis("sh -c 'sleep 1000; echo done'", 20),

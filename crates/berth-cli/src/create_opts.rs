@@ -282,43 +282,6 @@ fn parse_mount_flag(spec: &str) -> Result<Value> {
     Ok(m)
 }
 
-/// A Go duration ("30s", "1m30s", "500ms") in nanoseconds.
-pub fn parse_duration_ns(text: &str) -> Result<i64> {
-    let mut total = 0f64;
-    let mut rest = text.trim();
-    if rest.is_empty() {
-        bail!("invalid duration \"{text}\"");
-    }
-    if rest == "0" {
-        return Ok(0);
-    }
-    while !rest.is_empty() {
-        let n = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .filter(|n| *n > 0)
-            .ok_or_else(|| anyhow::anyhow!("invalid duration \"{text}\""))?;
-        let value: f64 = rest[..n]
-            .parse()
-            .map_err(|_| anyhow::anyhow!("invalid duration \"{text}\""))?;
-        rest = &rest[n..];
-        let u = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let unit = match &rest[..u] {
-            "ns" => 1.0,
-            "us" | "µs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => bail!("invalid duration \"{text}\": missing or unknown unit"),
-        };
-        total += value * unit;
-        rest = &rest[u..];
-    }
-    Ok(total as i64)
-}
-
 impl CreateOpts {
     /// The create body's Healthcheck from the --health-* flags (None: the image's).
     fn healthcheck(&self) -> Result<Option<Value>> {
@@ -341,16 +304,26 @@ impl CreateOpts {
         if let Some(cmd) = &self.health_cmd {
             h["Test"] = json!(["CMD-SHELL", cmd]);
         }
-        for (key, value) in [
-            ("Interval", &self.health_interval),
-            ("Timeout", &self.health_timeout),
-            ("StartPeriod", &self.health_start_period),
-            ("StartInterval", &self.health_start_interval),
+        for (key, flag, value) in [
+            ("Interval", "--health-interval", &self.health_interval),
+            ("Timeout", "--health-timeout", &self.health_timeout),
+            (
+                "StartPeriod",
+                "--health-start-period",
+                &self.health_start_period,
+            ),
+            (
+                "StartInterval",
+                "--health-start-interval",
+                &self.health_start_interval,
+            ),
         ] {
             if let Some(v) = value {
-                let ns = parse_duration_ns(v)?;
+                let ns = berth_core::duration::parse(v).map_err(|e| {
+                    anyhow::anyhow!("invalid argument \"{v}\" for \"{flag}\" flag: {e}")
+                })?;
                 if ns < 0 {
-                    bail!("--health-{} cannot be negative", key.to_ascii_lowercase());
+                    bail!("{flag} cannot be negative");
                 }
                 h[key] = ns.into();
             }

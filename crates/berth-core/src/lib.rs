@@ -1,11 +1,19 @@
 //! Shared vocabulary of berth: identifiers, digests, and the error kinds that every crate maps
-//! its errors into (and the one table that turns a kind into an HTTP status).
+//! its errors into (and the one table that turns a kind into an HTTP status); and the one copy
+//! of the helpers every crate needs: atomic file writes ([`fs`]), Docker's `filters`
+//! ([`filters`]), Go durations ([`duration`]), query strings ([`query`]) and `since`/`until`
+//! times ([`timestamp`]).
 
 pub mod digest;
+pub mod duration;
 pub mod error;
+pub mod filters;
+pub mod fs;
 pub mod humanize;
 pub mod id;
+pub mod query;
 pub mod reference;
+pub mod timestamp;
 
 pub use digest::{Digest, DigestError};
 pub use error::ErrorKind;

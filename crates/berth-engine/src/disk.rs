@@ -2,12 +2,13 @@
 //! layers, volumes) and `docker container prune` (stopped containers go, with their
 //! directories; the space reported is what their directories held).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::Path;
 
 use berth_api::containers::{ContainerBackend, ListQuery};
 use berth_api::images::{ImageBackend, ListRequest};
 use berth_api::ApiError;
+use berth_core::filters::Filters;
 use bollard_stubs::models::{ContainerPruneResponse, ContainerSummaryStateEnum};
 use serde_json::{json, Value};
 
@@ -23,65 +24,33 @@ fn container_bytes(dir: &Path) -> u64 {
         .flatten()
         .filter(|e| e.file_name() != "rootfs")
         .map(|e| match e.path().symlink_metadata() {
-            Ok(m) if m.is_dir() => crate::disk_usage(&e.path()),
+            Ok(m) if m.is_dir() => berth_core::fs::apparent_size(&e.path()),
             Ok(m) => m.len(),
             Err(_) => 0,
         })
         .sum()
 }
 
-/// Docker's `label` / `label!` filter values: `key` (present) or `key=value`.
-fn label_matches(labels: &HashMap<String, String>, want: &str) -> bool {
-    match want.split_once('=') {
-        Some((k, v)) => labels.get(k).is_some_and(|x| x == v),
-        None => labels.contains_key(want),
-    }
-}
-
 /// The prune filters of Docker's containers: `until` (created before), `label`, `label!`.
 struct PruneFilter {
     until_secs: Option<i64>,
-    labels: Vec<String>,
-    not_labels: Vec<String>,
+    filters: Filters,
 }
 
 impl PruneFilter {
-    fn new(filters: &BTreeMap<String, Vec<String>>) -> Result<PruneFilter, ApiError> {
-        for key in filters.keys() {
-            if !matches!(key.as_str(), "until" | "label" | "label!") {
-                return Err(ApiError::bad_request(format!("invalid filter '{key}'")));
-            }
-        }
-        let until = filters.get("until").map(Vec::as_slice).unwrap_or_default();
-        if until.len() > 1 {
-            return Err(ApiError::bad_request(
-                "more than one until filter specified",
-            ));
-        }
-        let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0);
-        let until_secs = match until.first() {
-            None => None,
-            Some(v) => Some(
-                berth_api::query::parse_timestamp(v, now)
-                    .ok_or_else(|| {
-                        ApiError::bad_request(format!(
-                            "invalid filter 'until={v}': failed to parse value as time or duration"
-                        ))
-                    })?
-                    .div_euclid(1_000_000_000),
-            ),
-        };
+    fn new(filters: &Filters) -> Result<PruneFilter, ApiError> {
+        filters.validate(&["until", "label", "label!"])?;
+        let until_secs = filters
+            .timestamp("until", berth_core::timestamp::now_nanos())?
+            .map(|n| n.div_euclid(1_000_000_000));
         Ok(PruneFilter {
             until_secs,
-            labels: filters.get("label").cloned().unwrap_or_default(),
-            not_labels: filters.get("label!").cloned().unwrap_or_default(),
+            filters: filters.clone(),
         })
     }
 
     fn matches(&self, created_secs: i64, labels: &HashMap<String, String>) -> bool {
-        self.until_secs.is_none_or(|u| created_secs < u)
-            && self.labels.iter().all(|l| label_matches(labels, l))
-            && !self.not_labels.iter().any(|l| label_matches(labels, l))
+        self.until_secs.is_none_or(|u| created_secs < u) && self.filters.match_labels(labels)
     }
 }
 
@@ -90,7 +59,7 @@ impl Engine {
     /// not one waiting for its restart policy) and matches `filters` is removed.
     pub(crate) fn prune_stopped(
         &self,
-        filters: &BTreeMap<String, Vec<String>>,
+        filters: &Filters,
     ) -> Result<ContainerPruneResponse, ApiError> {
         let filter = PruneFilter::new(filters)?;
         let all = self.list_containers(ListQuery {
@@ -173,7 +142,7 @@ impl Engine {
                 "Labels": meta["labels"],
                 "Options": meta["options"],
                 "Scope": "local",
-                "UsageData": {"Size": crate::disk_usage(&data), "RefCount": refs},
+                "UsageData": {"Size": berth_core::fs::apparent_size(&data), "RefCount": refs},
             }));
         }
         out.sort_by(|a, b| a["Name"].as_str().cmp(&b["Name"].as_str()));
@@ -259,9 +228,9 @@ mod tests {
     #[test]
     fn prune_filters_like_docker() {
         let f = |pairs: &[(&str, &str)]| {
-            let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
+            let mut m = Filters::new();
             for (k, v) in pairs {
-                m.entry(k.to_string()).or_default().push(v.to_string());
+                m.add(k, v);
             }
             PruneFilter::new(&m)
         };
@@ -272,6 +241,9 @@ mod tests {
         assert!(!f(&[("label", "tier=db")]).unwrap().matches(0, &labels));
         assert!(!f(&[("label!", "tier")]).unwrap().matches(0, &labels));
         assert!(f(&[("label!", "tier=db")]).unwrap().matches(0, &labels));
+        // As Docker's: excluded only when every `label!` matches.
+        let two = f(&[("label!", "tier"), ("label!", "other")]).unwrap();
+        assert!(two.matches(0, &labels));
         let until = f(&[("until", "2023-11-14T22:13:20Z")]).unwrap();
         assert!(until.matches(1_699_999_999, &labels));
         assert!(!until.matches(1_700_000_000, &labels));

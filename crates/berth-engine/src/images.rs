@@ -31,10 +31,6 @@ fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
 }
 
-fn now_nanos() -> i64 {
-    chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
-}
-
 fn created_unix(created: Option<&str>) -> i64 {
     created
         .and_then(|c| chrono::DateTime::parse_from_rfc3339(c).ok())
@@ -263,8 +259,12 @@ impl ImageBackend for Engine {
 
     fn list_images(&self, req: ListRequest) -> Result<Vec<ImageSummary>, ApiError> {
         // `all` would add intermediate images: there are none until the builder exists.
-        let filter =
-            ImageFilter::new(&req.filters, LIST_KEYS, |n| self.created_of(n), now_nanos())?;
+        let filter = ImageFilter::new(
+            &req.filters,
+            LIST_KEYS,
+            |n| self.created_of(n),
+            berth_core::timestamp::now_nanos(),
+        )?;
         let mut views = self.images.list().map_err(api)?;
         // Docker lists the newest first by the images' own creation time.
         views.sort_by_key(|v| std::cmp::Reverse(created_nanos(v)));
@@ -419,9 +419,14 @@ impl ImageBackend for Engine {
 
     fn prune_images(
         &self,
-        filters: BTreeMap<String, Vec<String>>,
+        filters: berth_core::filters::Filters,
     ) -> Result<ImagePruneResponse, ApiError> {
-        let filter = ImageFilter::new(&filters, PRUNE_KEYS, |n| self.created_of(n), now_nanos())?;
+        let filter = ImageFilter::new(
+            &filters,
+            PRUNE_KEYS,
+            |n| self.created_of(n),
+            berth_core::timestamp::now_nanos(),
+        )?;
         let dangling_only = filter.dangling.unwrap_or(true);
         let users = self.image_users();
         let used: HashSet<&Digest> = users.iter().map(|u| &u.image).collect();

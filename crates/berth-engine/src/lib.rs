@@ -12,7 +12,6 @@ pub mod distribution;
 pub mod error;
 pub mod events;
 pub mod exec;
-pub(crate) mod fsutil;
 pub mod health;
 pub mod humanize;
 pub mod images;
@@ -141,28 +140,14 @@ impl Engine {
     }
 }
 
-/// Bytes used by the files under `dir` (not following symlinks; hard links counted once).
-pub(crate) fn disk_usage(dir: &Path) -> u64 {
-    use std::os::unix::fs::MetadataExt;
-    let mut seen = std::collections::HashSet::new();
-    let mut total = 0;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let Ok(m) = e.path().symlink_metadata() else {
-                continue;
-            };
-            if m.is_dir() {
-                stack.push(e.path());
-            } else if m.nlink() <= 1 || seen.insert((m.dev(), m.ino())) {
-                total += m.len();
-            }
-        }
-    }
-    total
+/// Writes `value` as a metadata file (indented JSON, whole or not at all: `write_atomic`),
+/// failing with the error the API reports.
+pub(crate) fn save_json<T: serde::Serialize>(
+    path: &Path,
+    value: &T,
+) -> Result<(), berth_api::ApiError> {
+    berth_core::fs::write_json_atomic(path, value)
+        .map_err(|e| berth_api::ApiError::internal(format!("write {}: {e}", path.display())))
 }
 
 impl berth_api::events::EventBackend for Engine {

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use berth_api::ApiError;
+use berth_core::filters::Filters;
 use berth_network::{
     files, AttachRequest, Endpoint, HostPort, NetworkConfig, Networking, PortSpec,
 };
@@ -719,13 +720,6 @@ struct NetworkMeta {
     labels: std::collections::BTreeMap<String, String>,
 }
 
-fn label_matches(labels: &std::collections::BTreeMap<String, String>, want: &str) -> bool {
-    match want.split_once('=') {
-        Some((k, v)) => labels.get(k).is_some_and(|have| have == v),
-        None => labels.contains_key(want),
-    }
-}
-
 impl Engine {
     fn network_event(&self, action: &str, name: &str) {
         self.network_event_for(action, name, None);
@@ -1011,8 +1005,7 @@ impl berth_api::networks::NetworkBackend for Engine {
         };
         std::fs::create_dir_all(self.root().join("network-meta"))
             .map_err(|e| ApiError::internal(e.to_string()))?;
-        crate::fsutil::write_json(&self.meta_path(&name), &meta)
-            .map_err(|e| ApiError::internal(format!("write the network's metadata: {e}")))?;
+        crate::save_json(&self.meta_path(&name), &meta)?;
         if let Err(e) = net.create_network(config) {
             let _ = std::fs::remove_file(self.meta_path(&name));
             return Err(net_err(e));
@@ -1021,10 +1014,9 @@ impl berth_api::networks::NetworkBackend for Engine {
         Ok(serde_json::json!({"Id": id, "Warning": ""}))
     }
 
-    fn list_networks(
-        &self,
-        filters: std::collections::BTreeMap<String, Vec<String>>,
-    ) -> Result<serde_json::Value, ApiError> {
+    fn list_networks(&self, filters: Filters) -> Result<serde_json::Value, ApiError> {
+        filters.validate(&["dangling", "driver", "id", "label", "name", "scope", "type"])?;
+        let dangling = filters.get_bool("dangling")?;
         let net = self.net_required()?;
         let mut out = Vec::new();
         for s in net.networks().map_err(net_err)? {
@@ -1032,18 +1024,13 @@ impl berth_api::networks::NetworkBackend for Engine {
             let id = self.id_of(name);
             let meta = self.meta(name);
             let builtin = name == DEFAULT_NETWORK;
-            let ok = filters.iter().all(|(k, vals)| {
-                vals.iter().any(|v| match k.as_str() {
-                    "name" => name.contains(v.as_str()),
-                    "id" => id.starts_with(v.as_str()),
-                    "label" => label_matches(&meta.labels, v),
-                    "driver" => v == "bridge",
-                    "type" => (v == "builtin") == builtin,
-                    "scope" => v == "local",
-                    "dangling" => (v == "true") == s.endpoints.is_empty(),
-                    _ => false,
-                })
-            });
+            let ok = filters.any("name", |v| name.contains(v))
+                && filters.fuzzy_match("id", &id)
+                && filters.match_kv_list("label", &meta.labels)
+                && filters.exact_match("driver", "bridge")
+                && filters.any("type", |v| (v == "builtin") == builtin)
+                && filters.exact_match("scope", "local")
+                && dangling.is_none_or(|d| d == s.endpoints.is_empty());
             if ok {
                 out.push(self.network_json(&s));
             }
@@ -1051,16 +1038,14 @@ impl berth_api::networks::NetworkBackend for Engine {
         for name in PSEUDO_NETWORKS {
             let id = self.id_of(name);
             let driver = if name == "host" { "host" } else { "null" };
-            let ok = filters.iter().all(|(k, vals)| {
-                vals.iter().any(|v| match k.as_str() {
-                    "name" => name.contains(v.as_str()),
-                    "id" => id.starts_with(v.as_str()),
-                    "driver" => v == driver,
-                    "type" => v == "builtin",
-                    "scope" => v == "local",
-                    _ => false,
-                })
-            });
+            // A pseudo network has no labels, and is never listed by `dangling`.
+            let ok = filters.any("name", |v| name.contains(v))
+                && filters.fuzzy_match("id", &id)
+                && filters.match_kv_list("label", &std::collections::BTreeMap::new())
+                && filters.exact_match("driver", driver)
+                && filters.exact_match("type", "builtin")
+                && filters.exact_match("scope", "local")
+                && dangling.is_none();
             if ok {
                 out.push(self.pseudo_network_json(name));
             }
@@ -1103,10 +1088,9 @@ impl berth_api::networks::NetworkBackend for Engine {
         Ok(())
     }
 
-    fn prune_networks(
-        &self,
-        filters: std::collections::BTreeMap<String, Vec<String>>,
-    ) -> Result<serde_json::Value, ApiError> {
+    fn prune_networks(&self, filters: Filters) -> Result<serde_json::Value, ApiError> {
+        filters.validate(&["until", "label", "label!"])?;
+        let until = filters.timestamp("until", berth_core::timestamp::now_nanos())?;
         let net = self.net_required()?;
         let used: Vec<String> = self
             .records()
@@ -1117,11 +1101,11 @@ impl berth_api::networks::NetworkBackend for Engine {
         for s in net.networks().map_err(net_err)? {
             let name = s.config.name.clone();
             let meta = self.meta(&name);
-            let wanted = filters.iter().all(|(k, vals)| match k.as_str() {
-                "label" => vals.iter().all(|v| label_matches(&meta.labels, v)),
-                "label!" => !vals.iter().any(|v| label_matches(&meta.labels, v)),
-                _ => true,
-            });
+            let created = chrono::DateTime::parse_from_rfc3339(&meta.created)
+                .ok()
+                .and_then(|t| t.timestamp_nanos_opt())
+                .unwrap_or(0);
+            let wanted = filters.match_labels(&meta.labels) && until.is_none_or(|u| created < u);
             if name == DEFAULT_NETWORK || used.contains(&name) || !s.endpoints.is_empty() || !wanted
             {
                 continue;

@@ -1,7 +1,7 @@
 //! `docker stats`: a sample of what a container uses, in Docker's stats JSON, read from its
 //! cgroup (v1 or v2, see `cgroups`) and its network namespace's `/proc/<pid>/net/dev`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use berth_api::usage::{UsageBackend, ZERO_TIME};
 use berth_api::ApiError;
@@ -128,7 +128,7 @@ impl UsageBackend for Engine {
 
     fn prune_containers(
         &self,
-        filters: BTreeMap<String, Vec<String>>,
+        filters: berth_core::filters::Filters,
     ) -> Result<ContainerPruneResponse, ApiError> {
         self.prune_stopped(&filters)
     }

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use berth_api::volumes::VolumeBackend;
 use berth_api::ApiError;
+use berth_core::filters::Filters;
 use berth_oci::spec::UserMount;
 use serde::{Deserialize, Serialize};
 
@@ -312,8 +313,7 @@ impl Engine {
             options,
             anonymous,
         };
-        crate::fsutil::write_json(&dir.join("volume.json"), &v)
-            .map_err(|e| io_err("write the volume's record", e))?;
+        crate::save_json(&dir.join("volume.json"), &v)?;
         self.events.emit(
             "volume",
             "create",
@@ -518,7 +518,7 @@ impl Engine {
             nix::mount::umount2(&data, nix::mount::MntFlags::empty())
                 .map_err(|e| io_err("unmount the volume", e.into()))?;
         }
-        let size = crate::disk_usage(&dir);
+        let size = berth_core::fs::apparent_size(&dir);
         // The record first: a half-removed volume is then gone, not a volume with lost data.
         std::fs::remove_file(dir.join("volume.json"))
             .map_err(|e| io_err("remove the volume", e))?;
@@ -629,33 +629,17 @@ impl VolumeBackend for Engine {
         Ok(self.volume_json(&v))
     }
 
-    fn list_volumes(
-        &self,
-        filters: BTreeMap<String, Vec<String>>,
-    ) -> Result<serde_json::Value, ApiError> {
-        for k in filters.keys() {
-            if !matches!(k.as_str(), "dangling" | "driver" | "label" | "name") {
-                return Err(bad(format!("invalid filter '{k}'")));
-            }
-        }
+    fn list_volumes(&self, filters: Filters) -> Result<serde_json::Value, ApiError> {
+        filters.validate(&["dangling", "driver", "label", "name"])?;
+        let dangling = filters.get_bool("dangling")?;
         let list: Vec<serde_json::Value> = self
             .all_volumes()
             .iter()
             .filter(|v| {
-                filters.iter().all(|(k, vals)| {
-                    vals.iter().any(|val| match k.as_str() {
-                        "dangling" => {
-                            let unused = self.volume_users(&v.name).is_empty();
-                            matches!(val.as_str(), "true" | "1") == unused
-                        }
-                        "driver" => val == "local",
-                        "name" => v.name.contains(val.as_str()),
-                        _ => match val.split_once('=') {
-                            Some((lk, lv)) => v.labels.get(lk).is_some_and(|x| x == lv),
-                            None => v.labels.contains_key(val),
-                        },
-                    })
-                })
+                dangling.is_none_or(|d| d == self.volume_users(&v.name).is_empty())
+                    && filters.exact_match("driver", "local")
+                    && filters.any("name", |n| v.name.contains(n))
+                    && filters.match_kv_list("label", &v.labels)
             })
             .map(|v| self.volume_json(v))
             .collect();
@@ -684,24 +668,16 @@ impl VolumeBackend for Engine {
         self.remove_volume_dir(&v.name).map(|_| ())
     }
 
-    fn prune_volumes(
-        &self,
-        filters: BTreeMap<String, Vec<String>>,
-    ) -> Result<serde_json::Value, ApiError> {
-        let all = filters
-            .get("all")
-            .is_some_and(|v| v.iter().any(|x| matches!(x.as_str(), "true" | "1")));
-        let labels = filters.get("label").cloned().unwrap_or_default();
+    fn prune_volumes(&self, filters: Filters) -> Result<serde_json::Value, ApiError> {
+        filters.validate(&["label", "label!", "all"])?;
+        let all = filters.get_bool("all")?.unwrap_or(false);
         let mut deleted = Vec::new();
         let mut reclaimed = 0u64;
         for v in self.all_volumes() {
             if !(all || v.anonymous) || !self.volume_users(&v.name).is_empty() {
                 continue;
             }
-            if !labels.iter().all(|l| match l.split_once('=') {
-                Some((k, val)) => v.labels.get(k).is_some_and(|x| x == val),
-                None => v.labels.contains_key(l),
-            }) {
+            if !filters.match_labels(&v.labels) {
                 continue;
             }
             reclaimed += self.remove_volume_dir(&v.name)?;

@@ -3,7 +3,6 @@
 //! fsync of the directory), so a crash leaves the old or the new version, never a mix.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use berth_core::{Digest, Reference};
@@ -95,17 +94,7 @@ impl IndexFile {
     }
 
     pub fn save(&self, index: &Index) -> Result<()> {
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        let tmp = dir.join(".images.json.tmp");
-        let io = |e| ImageError::io("write", &tmp, e);
-        let mut f = std::fs::File::create(&tmp).map_err(io)?;
-        f.write_all(&serde_json::to_vec_pretty(index).expect("index serializes"))
-            .map_err(io)?;
-        f.sync_all().map_err(io)?;
-        drop(f);
-        std::fs::rename(&tmp, &self.path).map_err(|e| ImageError::io("replace", &self.path, e))?;
-        std::fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| ImageError::io("sync", dir, e))
+        berth_core::fs::write_json_atomic(&self.path, index)
+            .map_err(|e| ImageError::io("write", &self.path, e))
     }
 }

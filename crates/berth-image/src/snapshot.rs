@@ -193,7 +193,7 @@ impl SnapshotStore {
             Err(e) => return Err(ImageError::io("remove snapshot", &dir, e)),
         }
         let _ = std::fs::File::open(&self.root).and_then(|d| d.sync_all());
-        let bytes = disk_usage(&trash);
+        let bytes = berth_core::fs::allocated_size(&trash);
         std::fs::remove_dir_all(&trash).map_err(|e| ImageError::io("remove", &trash, e))?;
         Ok(bytes)
     }
@@ -267,29 +267,6 @@ impl Drop for Staged<'_> {
         // After a successful rename there is nothing left here.
         let _ = std::fs::remove_dir_all(&self.tmp);
     }
-}
-
-/// Bytes a directory tree takes on disk (allocated blocks; hard links counted once).
-pub fn disk_usage(path: &Path) -> u64 {
-    use std::os::unix::fs::MetadataExt;
-    let mut seen = std::collections::HashSet::new();
-    let mut total = 0;
-    let mut stack = vec![path.to_path_buf()];
-    while let Some(p) = stack.pop() {
-        let Ok(md) = std::fs::symlink_metadata(&p) else {
-            continue;
-        };
-        if md.nlink() > 1 && !md.is_dir() && !seen.insert((md.dev(), md.ino())) {
-            continue;
-        }
-        total += md.blocks() * 512;
-        if md.is_dir() {
-            if let Ok(entries) = std::fs::read_dir(&p) {
-                stack.extend(entries.flatten().map(|e| e.path()));
-            }
-        }
-    }
-    total
 }
 
 #[cfg(test)]

@@ -272,5 +272,7 @@ fn index_file_round_trips_atomically() {
         back.names_of(&id),
         vec!["docker.io/library/busybox:latest".to_owned()]
     );
-    assert!(!t.path().join(".images.json.tmp").exists());
+    assert!(!std::fs::read_dir(t.path())
+        .unwrap()
+        .any(|e| berth_core::fs::is_temp_file(&e.unwrap().file_name())));
 }

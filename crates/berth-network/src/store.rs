@@ -12,7 +12,6 @@
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 
@@ -294,19 +293,12 @@ impl Store {
 
     pub(crate) fn save(&self, state: &NetworkState) -> Result<()> {
         let path = self.path(&state.config.name);
-        let tmp = self.dir.join(format!(".{}.json.tmp", state.config.name));
         let bytes = serde_json::to_vec_pretty(state).map_err(|e| NetError::State {
             path: path.clone(),
             message: e.to_string(),
         })?;
-        let write = || -> std::io::Result<()> {
-            let mut f = File::create(&tmp)?;
-            f.write_all(&bytes)?;
-            f.sync_all()?;
-            fs::rename(&tmp, &path)?;
-            File::open(&self.dir)?.sync_all()
-        };
-        write().map_err(|e| NetError::io(format!("writing {}", path.display()), e))
+        berth_core::fs::write_atomic(&path, &bytes)
+            .map_err(|e| NetError::io(format!("writing {}", path.display()), e))
     }
 
     pub(crate) fn remove(&self, name: &str) -> Result<()> {
@@ -316,9 +308,7 @@ impl Store {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(NetError::io(format!("removing {}", path.display()), e)),
         }
-        File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| NetError::io("syncing state dir", e))
+        berth_core::fs::sync_dir(&self.dir).map_err(|e| NetError::io("syncing state dir", e))
     }
 }
 

@@ -147,9 +147,7 @@ fn write_bundle_copy(dir: &Path, spec: &Spec, origin: &Path) -> Result<()> {
         path: origin.to_path_buf(),
         reason: e.to_string(),
     })?;
-    let tmp = dir.join(".config.json.tmp");
-    std::fs::write(&tmp, text).map_err(io)?;
-    std::fs::rename(&tmp, dir.join("config.json")).map_err(io)?;
+    berth_core::fs::write_atomic(&dir.join("config.json"), &text).map_err(io)?;
     std::fs::write(dir.join(ORIGIN_FILE), origin.as_os_str().as_encoded_bytes()).map_err(io)?;
     Ok(())
 }

@@ -7,7 +7,7 @@
 //! operators, architectures, and one rule per comparison when an argument index repeats).
 
 use std::collections::HashSet;
-use std::io::{Read, Seek, Write};
+use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
 
 use libseccomp::{
@@ -220,7 +220,7 @@ fn key(filter: &LinuxSeccomp) -> String {
 }
 
 /// The compiled program for `filter`, from `cache_dir` when it was built before. A cache
-/// entry is written to a temporary name and renamed into place, so readers see whole files.
+/// entry is written with `write_atomic`, so readers see whole files.
 pub fn cached(cache_dir: &Path, filter: &LinuxSeccomp) -> Result<CompiledFilter, FilterError> {
     let flags = load_flags(filter);
     let path = cache_dir.join(format!("{}.bpf", key(filter)));
@@ -232,11 +232,7 @@ pub fn cached(cache_dir: &Path, filter: &LinuxSeccomp) -> Result<CompiledFilter,
     let compiled = compile(filter)?;
     let cache_err = |e| FilterError::Cache(cache_dir.to_path_buf(), e);
     std::fs::create_dir_all(cache_dir).map_err(cache_err)?;
-    let tmp = cache_dir.join(format!(".{}.{}", key(filter), std::process::id()));
-    let mut f = std::fs::File::create(&tmp).map_err(cache_err)?;
-    f.write_all(&compiled.program).map_err(cache_err)?;
-    drop(f);
-    std::fs::rename(&tmp, &path).map_err(cache_err)?;
+    berth_core::fs::write_atomic(&path, &compiled.program).map_err(cache_err)?;
     Ok(compiled)
 }
 

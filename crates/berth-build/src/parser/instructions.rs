@@ -429,7 +429,7 @@ fn duration_flag(flags: &Flags, name: &str) -> Result<i64, String> {
     let Some(v) = flags.string(name).filter(|v| !v.is_empty()) else {
         return Ok(0);
     };
-    let d = gofmt::parse_duration(&v)?;
+    let d = berth_core::duration::parse(&v).map_err(|e| e.to_string())?;
     if d == 0 {
         return Ok(0);
     }

@@ -276,10 +276,10 @@ fn healthcheck_config(hc: &HealthcheckCmd) -> (serde_json::Value, String) {
     let text = format!(
         "HEALTHCHECK &{{Test:{} Interval:{} Timeout:{} StartPeriod:{} StartInterval:{} Retries:{}}}",
         gofmt::plain_list(&c.test),
-        gofmt::format_duration(c.interval),
-        gofmt::format_duration(c.timeout),
-        gofmt::format_duration(c.start_period),
-        gofmt::format_duration(c.start_interval),
+        berth_core::duration::format(c.interval),
+        berth_core::duration::format(c.timeout),
+        berth_core::duration::format(c.start_period),
+        berth_core::duration::format(c.start_interval),
         c.retries
     );
     (serde_json::Value::Object(m), text)

@@ -61,9 +61,10 @@ impl BuildCache {
         std::fs::create_dir_all(&self.dir)?;
         let key = CacheKey::from_string(entry.key.clone());
         let path = self.path(&key);
-        let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-        std::fs::write(&tmp, serde_json::to_vec(entry).expect("entries serialize"))?;
-        std::fs::rename(&tmp, &path)
+        berth_core::fs::write_atomic(
+            &path,
+            &serde_json::to_vec(entry).map_err(std::io::Error::other)?,
+        )
     }
 
     /// Every entry, with when it was last used, least recently used first.

@@ -300,8 +300,7 @@ impl Build<'_> {
             let spec = docker_default(&opts).map_err(|e| ApiError::from_kind(&e))?;
             let bundle = dir.join("bundle");
             std::fs::create_dir_all(&bundle).map_err(|e| internal("the bundle", e))?;
-            crate::fsutil::write_json(&bundle.join("config.json"), &spec)
-                .map_err(|e| ApiError::internal(format!("write the step's bundle: {e}")))?;
+            crate::save_json(&bundle.join("config.json"), &spec)?;
             self.run_container(&id, &bundle, step, r, out)
         })();
         engine.build_network_down(&id, &dir);

@@ -92,7 +92,7 @@ impl Engine {
     pub(crate) fn save_state(&self, id: &str, state: &State) -> Result<()> {
         let bytes = serde_json::to_vec_pretty(state)
             .map_err(|e| EngineError::internal(format!("encode state: {e}")))?;
-        crate::fsutil::write_atomic(&self.container_dir(id).join("state.json"), &bytes)
+        berth_core::fs::write_atomic(&self.container_dir(id).join("state.json"), &bytes)
             .map_err(|e| EngineError::io(format!("write the state of {id}"), e))
     }
 
@@ -204,7 +204,7 @@ impl Engine {
         let spec = docker_default(&opts).map_err(|e| EngineError::from_kind(&e))?;
         let bytes = serde_json::to_vec_pretty(&spec)
             .map_err(|e| EngineError::internal(format!("encode the spec: {e}")))?;
-        crate::fsutil::write_atomic(&bundle.join("config.json"), &bytes)
+        berth_core::fs::write_atomic(&bundle.join("config.json"), &bytes)
             .map_err(|e| EngineError::io("write the bundle", e))?;
         Ok(bundle)
     }
@@ -287,7 +287,7 @@ impl Engine {
 
     /// Bytes in a container's writable layer.
     pub(crate) fn upper_size(&self, id: &str) -> i64 {
-        crate::disk_usage(&self.container_dir(id).join("upper")) as i64
+        berth_core::fs::apparent_size(&self.container_dir(id).join("upper")) as i64
     }
 
     /// Bytes of a container's image (its unpacked layers).
@@ -297,7 +297,7 @@ impl Engine {
             .ok()
             .and_then(|d| self.images.config(&d).ok())
             .and_then(|c| self.images.lower_dirs(&c).ok())
-            .map(|dirs| dirs.iter().map(|d| crate::disk_usage(d)).sum::<u64>() as i64)
+            .map(|dirs| dirs.iter().map(|d| berth_core::fs::apparent_size(d)).sum::<u64>() as i64)
             .unwrap_or(0)
     }
 }

@@ -232,7 +232,7 @@ impl ContainerStore {
 fn write_record(dir: &Path, rec: &Record) -> Result<()> {
     let bytes = serde_json::to_vec_pretty(rec)
         .map_err(|e| EngineError::internal(format!("encode the record of {}: {e}", rec.id)))?;
-    crate::fsutil::write_atomic(&dir.join(RECORD_FILE), &bytes)
+    berth_core::fs::write_atomic(&dir.join(RECORD_FILE), &bytes)
         .map_err(|e| EngineError::io(format!("write the record of {}", rec.id), e))
 }
 

@@ -1,9 +1,8 @@
 //! `docker images --filter …` and `docker image prune --filter …`: which images a request
 //! means, with Docker's keys, values and errors.
 
-use std::collections::BTreeMap;
-
 use berth_api::ApiError;
+use berth_core::filters::Filters;
 use berth_core::Reference;
 use berth_image::store::ImageView;
 
@@ -134,22 +133,6 @@ pub fn familiar_match(pattern: &str, r: &Reference) -> Result<bool, BadPattern> 
     Ok(path_match(pattern, &r.familiar())? || path_match(pattern, &r.familiar_name())?)
 }
 
-/// A label condition: `key` (present) or `key=value`.
-fn label(v: &str) -> (String, Option<String>) {
-    match v.split_once('=') {
-        Some((k, val)) => (k.to_owned(), Some(val.to_owned())),
-        None => (v.to_owned(), None),
-    }
-}
-
-fn labels_match(want: &[(String, Option<String>)], have: &BTreeMap<String, String>) -> bool {
-    want.iter().all(|(k, v)| match (have.get(k), v) {
-        (Some(h), Some(v)) => h == v,
-        (Some(_), None) => true,
-        (None, _) => false,
-    })
-}
-
 /// When the image was made, in nanoseconds (0 when its config does not say).
 pub fn created_nanos(v: &ImageView) -> i64 {
     v.config
@@ -165,8 +148,8 @@ pub fn created_nanos(v: &ImageView) -> i64 {
 pub struct ImageFilter {
     pub dangling: Option<bool>,
     references: Vec<String>,
-    labels: Vec<(String, Option<String>)>,
-    not_labels: Vec<(String, Option<String>)>,
+    /// For `label` and `label!`.
+    filters: Filters,
     before: Option<i64>,
     since: Option<i64>,
     until: Option<i64>,
@@ -176,62 +159,31 @@ impl ImageFilter {
     /// Checks `filters` against the `accepted` keys. `created_of` finds the creation time
     /// of an image named in `before`/`since`.
     pub fn new(
-        filters: &BTreeMap<String, Vec<String>>,
+        filters: &Filters,
         accepted: &[&str],
         created_of: impl Fn(&str) -> Result<i64, ApiError>,
         now_nanos: i64,
     ) -> Result<ImageFilter, ApiError> {
-        let mut f = ImageFilter::default();
-        for (key, values) in filters {
-            if !accepted.contains(&key.as_str()) {
-                return Err(ApiError::bad_request(format!("invalid filter '{key}'")));
-            }
-            for v in values {
-                match key.as_str() {
-                    "dangling" => {
-                        let b = match v.to_ascii_lowercase().as_str() {
-                            "true" | "1" => true,
-                            "false" | "0" => false,
-                            _ => {
-                                return Err(ApiError::bad_request(format!(
-                                    "invalid filter 'dangling={v}'"
-                                )))
-                            }
-                        };
-                        if f.dangling.is_some_and(|d| d != b) {
-                            return Err(ApiError::bad_request("invalid filter 'dangling'"));
-                        }
-                        f.dangling = Some(b);
-                    }
-                    "reference" => {
-                        check_pattern(v).map_err(|_| {
-                            ApiError::bad_request(format!(
-                                "invalid filter 'reference={v}': syntax error in pattern"
-                            ))
-                        })?;
-                        f.references.push(v.clone());
-                    }
-                    "label" => f.labels.push(label(v)),
-                    "label!" => f.not_labels.push(label(v)),
-                    "before" => f.before = Some(created_of(v)?),
-                    "since" => f.since = Some(created_of(v)?),
-                    "until" => {
-                        if f.until.is_some() {
-                            return Err(ApiError::bad_request(
-                                "more than one until filter specified",
-                            ));
-                        }
-                        f.until = Some(
-                            berth_api::query::parse_timestamp(v, now_nanos).ok_or_else(|| {
-                                ApiError::bad_request(format!(
-                                    "invalid value for 'until' filter: failed to parse value as time or duration: \"{v}\""
-                                ))
-                            })?,
-                        );
-                    }
-                    _ => {}
-                }
-            }
+        filters.validate(accepted)?;
+        let mut f = ImageFilter {
+            dangling: filters.get_bool("dangling")?,
+            until: filters.timestamp("until", now_nanos)?,
+            filters: filters.clone(),
+            ..ImageFilter::default()
+        };
+        for v in filters.get("reference") {
+            check_pattern(v).map_err(|_| {
+                ApiError::bad_request(format!(
+                    "invalid filter 'reference={v}': syntax error in pattern"
+                ))
+            })?;
+            f.references.push(v.to_owned());
+        }
+        for v in filters.get("before") {
+            f.before = Some(created_of(v)?);
+        }
+        for v in filters.get("since") {
+            f.since = Some(created_of(v)?);
         }
         Ok(f)
     }
@@ -240,8 +192,7 @@ impl ImageFilter {
     pub fn matches(&self, v: &ImageView) -> bool {
         let created = created_nanos(v);
         let labels = v.config.config.labels.clone().unwrap_or_default();
-        labels_match(&self.labels, &labels)
-            && (self.not_labels.is_empty() || !labels_match(&self.not_labels, &labels))
+        self.filters.match_labels(&labels)
             && self.before.is_none_or(|b| created < b)
             && self.since.is_none_or(|s| created > s)
             && self.until.is_none_or(|u| created < u)
@@ -313,13 +264,17 @@ mod tests {
     fn filters_are_checked() {
         let none = |_: &str| -> Result<i64, ApiError> { Ok(0) };
         let f = |k: &str, v: &str| {
-            let mut m = BTreeMap::new();
-            m.insert(k.to_owned(), vec![v.to_owned()]);
+            let mut m = Filters::new();
+            m.add(k, v);
             m
         };
         assert!(ImageFilter::new(&f("dangling", "true"), LIST_KEYS, none, 0).is_ok());
         let e = ImageFilter::new(&f("dangling", "maybe"), LIST_KEYS, none, 0).unwrap_err();
         assert_eq!(e.message, "invalid filter 'dangling=maybe'");
+        let mut both = f("dangling", "true");
+        both.add("dangling", "false");
+        let e = ImageFilter::new(&both, LIST_KEYS, none, 0).unwrap_err();
+        assert_eq!(e.message, "invalid filter 'dangling=false,true'");
         let e = ImageFilter::new(&f("colour", "red"), LIST_KEYS, none, 0).unwrap_err();
         assert_eq!(e.message, "invalid filter 'colour'");
         assert!(ImageFilter::new(&f("reference", "a["), LIST_KEYS, none, 0).is_err());
@@ -327,16 +282,5 @@ mod tests {
         assert!(ImageFilter::new(&f("until", "soon"), PRUNE_KEYS, none, 0).is_err());
         let u = ImageFilter::new(&f("until", "10m"), PRUNE_KEYS, none, 3_600_000_000_000).unwrap();
         assert_eq!(u.until, Some(3_000_000_000_000));
-    }
-
-    #[test]
-    fn labels() {
-        let have: BTreeMap<String, String> =
-            [("a".to_owned(), "1".to_owned())].into_iter().collect();
-        assert!(labels_match(&[label("a")], &have));
-        assert!(labels_match(&[label("a=1")], &have));
-        assert!(!labels_match(&[label("a=2")], &have));
-        assert!(!labels_match(&[label("b")], &have));
-        assert!(labels_match(&[], &have));
     }
 }

@@ -302,40 +302,17 @@ impl DockerConfig {
     /// Writes the file as the docker CLI does: a temporary file beside it, mode 0600,
     /// synced, renamed over it (through a symlink to its target).
     fn save(&self, doc: &Map<String, Value>) -> Result<()> {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
         let target = std::fs::canonicalize(&self.path).unwrap_or_else(|_| self.path.clone());
         let dir = target
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("."));
         std::fs::create_dir_all(&dir).map_err(|e| RegistryError::io("create", &dir, e))?;
-        let tmp = dir.join(format!(
-            ".{}.tmp-{}",
-            target
-                .file_name()
-                .map_or("config.json".into(), |n| n.to_string_lossy()),
-            std::process::id()
-        ));
-        let text = serde_json::to_vec_pretty(&Value::Object(doc.clone()))
+        let mut text = serde_json::to_vec_pretty(&Value::Object(doc.clone()))
             .expect("a JSON document serializes");
-        let written = (|| {
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            f.write_all(&text)?;
-            f.write_all(b"\n")?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &target)?;
-            std::fs::File::open(&dir)?.sync_all()
-        })();
-        written.map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            RegistryError::io("write", &target, e)
-        })
+        text.push(b'\n');
+        berth_core::fs::write_atomic_mode(&target, &text, 0o600)
+            .map_err(|e| RegistryError::io("write", &target, e))
     }
 
     async fn helper_get(&self, helper: &str, key: &str) -> Result<Option<AuthConfig>> {

@@ -255,10 +255,10 @@ pub async fn put(
                     .detail(format!("the manifest's digest is {digest}, not {want}")));
             }
             for t in query.all("tag") {
-                if !valid_tag(t) {
+                if !valid_tag(&t) {
                     return Err(invalid(format!("invalid tag {t:?}")));
                 }
-                tags.push(t.to_owned());
+                tags.push(t);
             }
         }
         Some(Reference::Tag(t)) => tags.push(t),

@@ -9,8 +9,6 @@
 //! uploaded blob before linking it, removing a blob nobody links any more).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, RwLock};
 
@@ -118,7 +116,7 @@ fn load_dir(base: &Path, dir: &Path, repos: &mut Repos) -> std::io::Result<()> {
                     ))
                 }
             }
-        } else if file_name.starts_with(".tmp-") {
+        } else if berth_core::fs::is_temp_file(&entry.file_name()) {
             let _ = std::fs::remove_file(&path);
         }
     }
@@ -172,7 +170,10 @@ impl MetaTx<'_> {
             return Ok(());
         }
         let bytes = serde_json::to_vec_pretty(&repo).map_err(std::io::Error::other)?;
-        write_atomic(&path, &bytes)?;
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        berth_core::fs::write_atomic(&path, &bytes)?;
         self.meta
             .repos
             .write()
@@ -181,32 +182,6 @@ impl MetaTx<'_> {
         Ok(())
     }
 }
-
-/// Writes `path` whole or not at all: a temporary file beside it, fsynced, renamed over it,
-/// and the directory fsynced.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(
-        ".tmp-{}-{}",
-        std::process::id(),
-        TMP_COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    ));
-    let result = (|| {
-        let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        drop(f);
-        std::fs::rename(&tmp, path)?;
-        File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
-}
-
-static TMP_COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 #[cfg(test)]
 mod tests {

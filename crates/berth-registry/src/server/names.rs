@@ -167,64 +167,7 @@ pub fn parse_route(path: &str) -> Option<Result<Route>> {
     Some(Ok(route(name)))
 }
 
-/// Decodes `%XX` escapes (and, in query strings, `+` as a space).
-pub fn percent_decode(s: &str, plus_is_space: bool) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
-        match b[i] {
-            b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
-                (Some(h), Some(l)) => {
-                    out.push((h * 16 + l) as u8);
-                    i += 3;
-                    continue;
-                }
-                _ => out.push(b'%'),
-            },
-            b'+' if plus_is_space => out.push(b' '),
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// A query string's pairs, in order, decoded (keys may repeat: `?tag=a&tag=b`).
-#[derive(Debug, Default, Clone)]
-pub struct Query(Vec<(String, String)>);
-
-impl Query {
-    pub fn parse(query: Option<&str>) -> Query {
-        let Some(q) = query else {
-            return Query::default();
-        };
-        Query(
-            q.split('&')
-                .filter(|p| !p.is_empty())
-                .map(|p| {
-                    let (k, v) = p.split_once('=').unwrap_or((p, ""));
-                    (percent_decode(k, true), percent_decode(v, true))
-                })
-                .collect(),
-        )
-    }
-
-    pub fn get(&self, key: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    }
-
-    pub fn all<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.0
-            .iter()
-            .filter(move |(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    }
-}
+pub use berth_core::query::{percent_decode, Query};
 
 /// Percent-encodes what may not stand in a query value (for `Link` headers).
 pub fn query_escape(s: &str) -> String {
@@ -364,7 +307,7 @@ mod tests {
     fn queries_decode_and_repeat() {
         let q = Query::parse(Some("digest=sha256%3Aab&tag=a&tag=b+c&empty&n=5"));
         assert_eq!(q.get("digest"), Some("sha256:ab"));
-        assert_eq!(q.all("tag").collect::<Vec<_>>(), ["a", "b c"]);
+        assert_eq!(q.all("tag"), ["a", "b c"]);
         assert_eq!(q.get("empty"), Some(""));
         assert_eq!(q.get("n"), Some("5"));
         assert_eq!(q.get("missing"), None);
