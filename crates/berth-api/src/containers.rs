@@ -73,7 +73,7 @@ pub struct ListQuery {
     pub limit: Option<usize>,
     /// Report SizeRw and SizeRootFs.
     pub size: bool,
-    pub filters: std::collections::BTreeMap<String, Vec<String>>,
+    pub filters: berth_core::filters::Filters,
 }
 
 /// A `POST /containers/create`, decoded and checked at the edge.
@@ -641,7 +641,7 @@ async fn list(
             .filter(|l| *l > 0)
             .map(|l| l as usize),
         size: q.flag("size", false),
-        filters: q.filters()?,
+        filters: berth_core::filters::Filters::from_query(&q)?,
     };
     Ok(Json(blocking(move || b.list_containers(lq)).await?))
 }

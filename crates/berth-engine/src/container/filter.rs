@@ -1,6 +1,6 @@
 //! `docker ps --filter …`: which containers a list shows.
 
-use std::collections::BTreeMap;
+use berth_core::filters::Filters;
 
 use super::record::{Record, State};
 use crate::error::{EngineError, Result};
@@ -39,13 +39,19 @@ fn find<'a>(recs: &'a [std::sync::Arc<Record>], key: &str) -> Option<&'a Record>
 
 impl ContainerFilter {
     pub fn new(
-        filters: &BTreeMap<String, Vec<String>>,
+        filters: &Filters,
         recs: &[std::sync::Arc<Record>],
     ) -> Result<ContainerFilter> {
+        filters
+            .validate(&[
+                "id", "name", "label", "status", "exited", "ancestor", "before", "since",
+                "health", "network", "volume", "publish", "expose", "is-task",
+            ])
+            .map_err(|e| EngineError::invalid(e.to_string()))?;
         let mut f = ContainerFilter::default();
-        for (key, values) in filters {
+        for (key, values) in filters.iter() {
             for v in values {
-                match key.as_str() {
+                match key {
                     "id" => f.ids.push(v.clone()),
                     "name" => f.names.push(v.trim_start_matches('/').to_owned()),
                     "label" => f.labels.push(match v.split_once('=') {
@@ -74,9 +80,8 @@ impl ContainerFilter {
                             f.since = Some(r.created.clone());
                         }
                     }
-                    // Accepted for compatibility; berth has no such objects yet.
-                    "health" | "network" | "volume" | "publish" | "expose" | "is-task" => {}
-                    other => return Err(EngineError::invalid(format!("invalid filter '{other}'"))),
+                    // Accepted for compatibility; not applied yet.
+                    _ => {}
                 }
             }
         }
