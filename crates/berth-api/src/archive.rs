@@ -20,7 +20,7 @@ use serde::Serialize;
 
 use crate::images::ChannelWriter;
 use crate::query::Query;
-use crate::{blocking, ApiError, SharedBackend};
+use crate::{blocking, ApiError, BackendResult, SharedBackend};
 
 /// The header that carries a path's [`PathStat`] (base64 of its JSON).
 pub const PATH_STAT_HEADER: &str = "X-Docker-Container-Path-Stat";
@@ -77,7 +77,7 @@ pub struct Change {
 /// pool); the streaming ones call `found` once the request is known to be good, before the
 /// first byte of `out`.
 pub trait ArchiveBackend {
-    fn stat_container_path(&self, id: &str, path: &str) -> Result<PathStat, ApiError>;
+    fn stat_container_path(&self, id: &str, path: &str) -> BackendResult<PathStat>;
     /// Writes a tar of `path` (entries named after the path's last element) to `out`.
     fn archive_container_path(
         &self,
@@ -85,7 +85,7 @@ pub trait ArchiveBackend {
         path: &str,
         found: &mut dyn FnMut(&PathStat),
         out: &mut dyn Write,
-    ) -> Result<(), ApiError>;
+    ) -> BackendResult<()>;
     /// Extracts the tar in `tar` (plain or compressed) into the directory at `path`.
     fn extract_to_container(
         &self,
@@ -93,17 +93,17 @@ pub trait ArchiveBackend {
         path: &str,
         opts: ExtractOptions,
         tar: &mut dyn Read,
-    ) -> Result<(), ApiError>;
+    ) -> BackendResult<()>;
     /// Writes a tar of the container's whole filesystem to `out`.
     fn export_container(
         &self,
         id: &str,
         found: &mut dyn FnMut(),
         out: &mut dyn Write,
-    ) -> Result<(), ApiError>;
-    fn container_changes(&self, id: &str) -> Result<Vec<Change>, ApiError>;
+    ) -> BackendResult<()>;
+    fn container_changes(&self, id: &str) -> BackendResult<Vec<Change>>;
     /// Makes an image of the container; returns its ID.
-    fn commit_container(&self, req: CommitRequest) -> Result<String, ApiError>;
+    fn commit_container(&self, req: CommitRequest) -> BackendResult<String>;
 }
 
 /// A 403: writing where the container's rootfs or a volume is read-only.
@@ -237,7 +237,7 @@ async fn get_archive(
     let (_, path) = path_param(raw.as_deref())?;
     stream_tar(
         move |found: &mut dyn FnMut(PathStat), out| {
-            b.archive_container_path(&id, &path, &mut |s| found(s.clone()), out)
+            Ok(b.archive_container_path(&id, &path, &mut |s| found(s.clone()), out)?)
         },
         |stat, body| {
             let mut resp = ([(header::CONTENT_TYPE, "application/x-tar")], body).into_response();
@@ -308,7 +308,9 @@ async fn export(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     stream_tar(
-        move |found: &mut dyn FnMut(()), out| b.export_container(&id, &mut || found(()), out),
+        move |found: &mut dyn FnMut(()), out| {
+            Ok(b.export_container(&id, &mut || found(()), out)?)
+        },
         |(), body| ([(header::CONTENT_TYPE, "application/x-tar")], body).into_response(),
     )
     .await

@@ -17,7 +17,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use crate::distribution::progress_response;
 use crate::images::body_to_file;
 use crate::query::Query;
-use crate::{blocking, ApiError, SharedBackend};
+use crate::{blocking, ApiError, BackendResult, SharedBackend};
 
 /// Where the build context is.
 #[derive(Debug, Clone)]
@@ -69,7 +69,7 @@ pub trait BuildBackend {
         req: BuildRequest,
         context: BuildContext,
         out: UnboundedSender<String>,
-    ) -> Result<(), ApiError>;
+    ) -> BackendResult<()>;
     /// `builder prune`: removes cache entries (`all` of them, those beyond `keep_storage`
     /// bytes least recently used first, or else the dangling ones); Docker's
     /// BuildCachePruneResponse.
@@ -77,7 +77,7 @@ pub trait BuildBackend {
         &self,
         all: bool,
         keep_storage: Option<u64>,
-    ) -> Result<serde_json::Value, ApiError>;
+    ) -> BackendResult<serde_json::Value>;
 }
 
 fn json_map<T: serde::de::DeserializeOwned + Default>(q: &Query, key: &str) -> Result<T, ApiError> {
@@ -165,7 +165,7 @@ async fn build(
         BuildContext::Upload(p) => Some(p.clone()),
         BuildContext::Dir(_) => None,
     };
-    let response = progress_response(move |out| b.build_image(req, context, out)).await;
+    let response = progress_response(move |out| Ok(b.build_image(req, context, out)?)).await;
     if response.is_err() {
         if let Some(p) = upload {
             let _ = std::fs::remove_file(p);

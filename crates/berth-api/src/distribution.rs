@@ -12,7 +12,7 @@ use axum::{Json, Router};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tokio::task::JoinHandle;
 
-use crate::{ApiError, SharedBackend};
+use crate::{ApiError, BackendResult, SharedBackend};
 
 /// One pull as the API asks for it.
 #[derive(Debug, Clone, Default)]
@@ -28,22 +28,22 @@ pub struct PullRequest {
 /// What the registry endpoints need from the engine. Methods block (they run on the blocking
 /// pool) and send Docker's JSON progress lines to `out` as they go.
 pub trait DistributionBackend {
-    fn pull_image(&self, req: PullRequest, out: UnboundedSender<String>) -> Result<(), ApiError>;
+    fn pull_image(&self, req: PullRequest, out: UnboundedSender<String>) -> BackendResult<()>;
     fn push_image(
         &self,
         name: &str,
         tag: Option<&str>,
         auth: Option<&str>,
         out: UnboundedSender<String>,
-    ) -> Result<(), ApiError>;
+    ) -> BackendResult<()>;
     /// `POST /auth`: checks credentials against the registry; Docker's AuthResponse.
-    fn check_auth(&self, body: serde_json::Value) -> Result<serde_json::Value, ApiError>;
+    fn check_auth(&self, body: serde_json::Value) -> BackendResult<serde_json::Value>;
     /// Docker's DistributionInspect of a remote image.
     fn distribution_inspect(
         &self,
         name: &str,
         auth: Option<&str>,
-    ) -> Result<serde_json::Value, ApiError>;
+    ) -> BackendResult<serde_json::Value>;
 }
 
 /// A JSON progress line with Docker's line ending.
@@ -138,7 +138,7 @@ pub(crate) fn registry_auth(headers: &HeaderMap) -> Option<String> {
 }
 
 pub(crate) async fn pull(b: SharedBackend, req: PullRequest) -> Result<Response, ApiError> {
-    progress_response(move |out| b.pull_image(req, out)).await
+    progress_response(move |out| Ok(b.pull_image(req, out)?)).await
 }
 
 pub(crate) async fn push(
@@ -147,7 +147,8 @@ pub(crate) async fn push(
     tag: Option<String>,
     auth: Option<String>,
 ) -> Result<Response, ApiError> {
-    progress_response(move |out| b.push_image(&name, tag.as_deref(), auth.as_deref(), out)).await
+    progress_response(move |out| Ok(b.push_image(&name, tag.as_deref(), auth.as_deref(), out)?))
+        .await
 }
 
 async fn auth(

@@ -12,7 +12,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::{ApiError, SharedBackend};
+use crate::{ApiError, BackendResult, SharedBackend};
 
 /// What an exec runs: a program and its arguments (the engine builds the runtime call).
 #[derive(Debug, Clone)]
@@ -31,13 +31,13 @@ pub trait ExecBackend {
         &self,
         container: &str,
         body: bollard_stubs::models::ExecConfig,
-    ) -> Result<String, ApiError>;
+    ) -> BackendResult<String>;
     /// How to run it; marks it running.
-    fn launch_exec(&self, exec_id: &str) -> Result<ExecLaunch, ApiError>;
+    fn launch_exec(&self, exec_id: &str) -> BackendResult<ExecLaunch>;
     /// Records the end of a run.
     fn finish_exec(&self, exec_id: &str, pid: Option<u32>, exit_code: i64);
     /// Docker's ExecInspectResponse as JSON.
-    fn inspect_exec(&self, exec_id: &str) -> Result<serde_json::Value, ApiError>;
+    fn inspect_exec(&self, exec_id: &str) -> BackendResult<serde_json::Value>;
 }
 
 async fn create(

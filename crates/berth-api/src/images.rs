@@ -21,7 +21,7 @@ use bollard_stubs::models::{
 use futures_util::StreamExt;
 
 use crate::query::Query;
-use crate::{blocking, ApiError, SharedBackend};
+use crate::{blocking, ApiError, BackendResult, SharedBackend};
 use berth_core::filters::Filters;
 
 /// What `import` asks of the engine.
@@ -54,24 +54,24 @@ pub trait ImageBackend {
     /// A directory for request bodies being received.
     fn upload_dir(&self) -> std::path::PathBuf;
     /// Imports the rootfs tarball at `tar` (plain, gzip or zstd); returns the image ID.
-    fn import_image(&self, tar: &std::path::Path, req: ImportRequest) -> Result<String, ApiError>;
-    fn list_images(&self, req: ListRequest) -> Result<Vec<ImageSummary>, ApiError>;
+    fn import_image(&self, tar: &std::path::Path, req: ImportRequest) -> BackendResult<String>;
+    fn list_images(&self, req: ListRequest) -> BackendResult<Vec<ImageSummary>>;
     /// Names image `name` `repo:tag` (`tag` empty: `latest`).
-    fn tag_image(&self, name: &str, repo: &str, tag: &str) -> Result<(), ApiError>;
+    fn tag_image(&self, name: &str, repo: &str, tag: &str) -> BackendResult<()>;
     /// `docker rmi`; `prune` is Docker's (parents of the image; berth images have none).
     fn remove_image(
         &self,
         name: &str,
         force: bool,
         prune: bool,
-    ) -> Result<Vec<ImageDeleteResponseItem>, ApiError>;
-    fn inspect_image(&self, name: &str) -> Result<ImageInspect, ApiError>;
-    fn image_history(&self, name: &str) -> Result<Vec<ImageHistoryResponseItem>, ApiError>;
-    fn prune_images(&self, filters: Filters) -> Result<ImagePruneResponse, ApiError>;
+    ) -> BackendResult<Vec<ImageDeleteResponseItem>>;
+    fn inspect_image(&self, name: &str) -> BackendResult<ImageInspect>;
+    fn image_history(&self, name: &str) -> BackendResult<Vec<ImageHistoryResponseItem>>;
+    fn prune_images(&self, filters: Filters) -> BackendResult<ImagePruneResponse>;
     /// Prepares `docker save` of `names`; the writer then streams the archive.
-    fn export_images(&self, names: Vec<String>) -> Result<ExportWriter, ApiError>;
+    fn export_images(&self, names: Vec<String>) -> BackendResult<ExportWriter>;
     /// Loads the archive at `tar`; returns the lines to report (`Loaded image: bb:latest`).
-    fn load_images(&self, tar: &std::path::Path, quiet: bool) -> Result<Vec<String>, ApiError>;
+    fn load_images(&self, tar: &std::path::Path, quiet: bool) -> BackendResult<Vec<String>>;
 }
 
 /// Receives a request body into a file in `dir` (never whole in memory).
@@ -164,7 +164,7 @@ async fn create(
             .filter(|s| !s.is_empty())
             .map(str::to_owned),
     };
-    let id = with_upload(&b, body, move |b, path| b.import_image(path, req)).await?;
+    let id = with_upload(&b, body, move |b, path| Ok(b.import_image(path, req)?)).await?;
     // Docker answers with a JSON message stream; the last status is the image ID.
     Ok(json_lines([serde_json::json!({ "status": id })]))
 }
@@ -201,7 +201,7 @@ async fn load(
     body: Body,
 ) -> Result<Response, ApiError> {
     let quiet = Query::parse(raw.as_deref()).flag("quiet", true);
-    let lines = with_upload(&b, body, move |b, path| b.load_images(path, quiet)).await?;
+    let lines = with_upload(&b, body, move |b, path| Ok(b.load_images(path, quiet)?)).await?;
     Ok(json_lines(lines.into_iter().map(
         |l| serde_json::json!({ "stream": format!("{l}\n") }),
     )))

@@ -7,23 +7,23 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 
 use crate::query::Query;
-use crate::{blocking, ApiError, SharedBackend};
+use crate::{blocking, ApiError, BackendResult, SharedBackend};
 use berth_core::filters::Filters;
 
 /// What the network endpoints need from the engine (blocking calls).
 pub trait NetworkBackend {
     /// Docker's NetworkCreateRequest in, `{"Id": …, "Warning": ""}` out.
-    fn create_network(&self, body: serde_json::Value) -> Result<serde_json::Value, ApiError>;
+    fn create_network(&self, body: serde_json::Value) -> BackendResult<serde_json::Value>;
     /// Docker's Network objects.
-    fn list_networks(&self, filters: Filters) -> Result<serde_json::Value, ApiError>;
-    fn inspect_network(&self, name: &str) -> Result<serde_json::Value, ApiError>;
-    fn remove_network(&self, name: &str) -> Result<(), ApiError>;
+    fn list_networks(&self, filters: Filters) -> BackendResult<serde_json::Value>;
+    fn inspect_network(&self, name: &str) -> BackendResult<serde_json::Value>;
+    fn remove_network(&self, name: &str) -> BackendResult<()>;
     /// Docker's NetworkPruneResponse.
-    fn prune_networks(&self, filters: Filters) -> Result<serde_json::Value, ApiError>;
+    fn prune_networks(&self, filters: Filters) -> BackendResult<serde_json::Value>;
     /// `{"Container": …, "EndpointConfig": {"Aliases": …, "IPAMConfig": {"IPv4Address": …}}}`.
-    fn connect_network(&self, name: &str, body: serde_json::Value) -> Result<(), ApiError>;
+    fn connect_network(&self, name: &str, body: serde_json::Value) -> BackendResult<()>;
     /// `{"Container": …, "Force": …}`.
-    fn disconnect_network(&self, name: &str, body: serde_json::Value) -> Result<(), ApiError>;
+    fn disconnect_network(&self, name: &str, body: serde_json::Value) -> BackendResult<()>;
 }
 
 fn json_body(body: &[u8]) -> Result<serde_json::Value, ApiError> {

@@ -13,7 +13,7 @@ use axum::{Json, Router};
 use bollard_stubs::models::{ContainerCpuStats, ContainerPruneResponse, ContainerStatsResponse};
 
 use crate::query::Query;
-use crate::{blocking, ApiError, SharedBackend};
+use crate::{blocking, ApiError, BackendResult, SharedBackend};
 use berth_core::filters::Filters;
 
 /// Go's zero time, which Docker sends for a sample that has no time.
@@ -25,14 +25,14 @@ pub trait UsageBackend {
     /// One sample of what container `id` uses now, without `preread`/`precpu_stats` (the
     /// API fills those from the sample before), and whether the container runs. A container
     /// that does not run gives an empty sample (its `id` and `name` only), as Docker's does.
-    fn container_stats(&self, id: &str) -> Result<(ContainerStatsResponse, bool), ApiError>;
+    fn container_stats(&self, id: &str) -> BackendResult<(ContainerStatsResponse, bool)>;
     /// `body` is Docker's update request (resources and `RestartPolicy`); returns warnings.
-    fn update_container(&self, id: &str, body: serde_json::Value) -> Result<Vec<String>, ApiError>;
+    fn update_container(&self, id: &str, body: serde_json::Value) -> BackendResult<Vec<String>>;
     /// Removes stopped containers matching `filters` (`until`, `label`, `label!`).
-    fn prune_containers(&self, filters: Filters) -> Result<ContainerPruneResponse, ApiError>;
+    fn prune_containers(&self, filters: Filters) -> BackendResult<ContainerPruneResponse>;
     /// Docker's `/system/df` answer for `types` (`container`, `image`, `volume`,
     /// `build-cache`; all when empty).
-    fn disk_usage(&self, types: Vec<String>) -> Result<serde_json::Value, ApiError>;
+    fn disk_usage(&self, types: Vec<String>) -> BackendResult<serde_json::Value>;
 }
 
 async fn sample(b: &SharedBackend, id: &str) -> Result<(ContainerStatsResponse, bool), ApiError> {

@@ -10,23 +10,23 @@ use axum::{Json, Router};
 
 use crate::images::{stream_writer, with_upload, ExportWriter};
 use crate::query::Query;
-use crate::{blocking, ApiError, SharedBackend};
+use crate::{blocking, ApiError, BackendResult, SharedBackend};
 use berth_core::filters::Filters;
 
 /// What the volume endpoints need from the engine (blocking calls).
 pub trait VolumeBackend {
     /// Docker's VolumeCreateOptions in, a Volume out.
-    fn create_volume(&self, body: serde_json::Value) -> Result<serde_json::Value, ApiError>;
+    fn create_volume(&self, body: serde_json::Value) -> BackendResult<serde_json::Value>;
     /// Docker's VolumeListResponse.
-    fn list_volumes(&self, filters: Filters) -> Result<serde_json::Value, ApiError>;
-    fn inspect_volume(&self, name: &str) -> Result<serde_json::Value, ApiError>;
-    fn remove_volume(&self, name: &str, force: bool) -> Result<(), ApiError>;
+    fn list_volumes(&self, filters: Filters) -> BackendResult<serde_json::Value>;
+    fn inspect_volume(&self, name: &str) -> BackendResult<serde_json::Value>;
+    fn remove_volume(&self, name: &str, force: bool) -> BackendResult<()>;
     /// Docker's VolumePruneResponse.
-    fn prune_volumes(&self, filters: Filters) -> Result<serde_json::Value, ApiError>;
+    fn prune_volumes(&self, filters: Filters) -> BackendResult<serde_json::Value>;
     /// A tar of the volume's content.
-    fn export_volume(&self, name: &str) -> Result<ExportWriter, ApiError>;
+    fn export_volume(&self, name: &str) -> BackendResult<ExportWriter>;
     /// Fills an empty volume (created if missing) from a tar.
-    fn import_volume(&self, name: &str, tar: &std::path::Path) -> Result<(), ApiError>;
+    fn import_volume(&self, name: &str, tar: &std::path::Path) -> BackendResult<()>;
 }
 
 async fn create(
@@ -89,7 +89,7 @@ async fn import(
     Path(name): Path<String>,
     body: Body,
 ) -> Result<StatusCode, ApiError> {
-    with_upload(&b, body, move |b, path| b.import_volume(&name, path)).await?;
+    with_upload(&b, body, move |b, path| Ok(b.import_volume(&name, path)?)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -2,10 +2,6 @@
 //! (`changes=…&changes=…`, `tag=a&tag=b`), `+` for a space, percent-escapes, and booleans
 //! read as Docker's `httputils.BoolValue` reads them.
 
-use std::collections::BTreeMap;
-
-use crate::filters::{FilterError, Filters};
-
 /// Decodes `%XX` escapes (a malformed one stays as it is) and, when `plus_is_space` (query
 /// strings), `+` as a space.
 pub fn percent_decode(s: &str, plus_is_space: bool) -> String {
@@ -99,12 +95,6 @@ impl Query {
     pub fn flag(&self, key: &str, default: bool) -> bool {
         self.get(key).map_or(default, bool_value)
     }
-
-    /// The `filters` parameter as a plain map of key to values, for callers that still
-    /// take one (the container list); everything else uses [`Filters::from_query`].
-    pub fn filters(&self) -> Result<BTreeMap<String, Vec<String>>, FilterError> {
-        Filters::from_query(self).map(Filters::into_map)
-    }
 }
 
 #[cfg(test)]
@@ -146,13 +136,5 @@ mod tests {
         assert_eq!(encode("a b/c{\"x\"}~-_."), "a%20b%2Fc%7B%22x%22%7D~-_.");
         let q = Query::parse(Some(&format!("v={}", encode("ä&=+ ?"))));
         assert_eq!(q.get("v"), Some("ä&=+ ?"));
-    }
-
-    #[test]
-    fn filters_as_a_map() {
-        let q = Query::parse(Some("filters=%7B%22status%22%3A%5B%22exited%22%5D%7D"));
-        assert_eq!(q.filters().unwrap()["status"], vec!["exited"]);
-        assert!(Query::parse(Some("filters=%7Bnope")).filters().is_err());
-        assert!(Query::parse(None).filters().unwrap().is_empty());
     }
 }

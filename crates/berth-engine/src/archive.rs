@@ -20,14 +20,13 @@ use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 
-use berth_api::archive::{
-    forbidden, ArchiveBackend, Change, CommitRequest, ExtractOptions, PathStat,
-};
-use berth_api::ApiError;
+use crate::error::EngineError;
+use berth_api::archive::{ArchiveBackend, Change, CommitRequest, ExtractOptions, PathStat};
 
 use crate::confined::{cstring, extract, is_dir, is_symlink, join, lexical, lstat_at, Root, View};
 use crate::container::record::Record;
 use crate::Engine;
+use berth_api::BackendResult;
 use berth_image::layer::write::{Flavor, TreeWriter};
 
 /// `statfs.f_type` of overlayfs.
@@ -148,28 +147,28 @@ fn stat_of(view: &View, req: &Request, found: &Found) -> PathStat {
 }
 
 /// Docker's answer for a path that cannot be looked up.
-fn path_error(e: io::Error, path: &str, container: &str) -> ApiError {
+fn path_error(e: io::Error, path: &str, container: &str) -> EngineError {
     match e.raw_os_error() {
-        Some(libc::ENOENT) | Some(libc::ENOTDIR) => ApiError::not_found(format!(
+        Some(libc::ENOENT) | Some(libc::ENOTDIR) => EngineError::not_found(format!(
             "Could not find the file {path} in container {container}"
         )),
-        Some(libc::ELOOP) => ApiError::bad_request(format!(
+        Some(libc::ELOOP) => EngineError::invalid(format!(
             "{path} in container {container}: too many levels of symbolic links"
         )),
-        Some(libc::EROFS) => forbidden(format!(
+        Some(libc::EROFS) => EngineError::forbidden(format!(
             "{path} in container {container}: read-only file system"
         )),
-        _ => ApiError::internal(format!("{path} in container {container}: {e}")),
+        _ => EngineError::internal(format!("{path} in container {container}: {e}")),
     }
 }
 
-fn internal(e: impl std::fmt::Display) -> ApiError {
-    ApiError::internal(e.to_string())
+fn internal(e: impl std::fmt::Display) -> EngineError {
+    EngineError::internal(e.to_string())
 }
 
 /// Opens a container's mounted rootfs, making sure it is its overlay (not the empty mount
 /// point of a container that just stopped).
-fn open_rootfs(path: &std::path::Path) -> Result<Root, ApiError> {
+fn open_rootfs(path: &std::path::Path) -> Result<Root, EngineError> {
     let root =
         Root::open(path).map_err(|e| internal(format!("open the container's rootfs: {e}")))?;
     // SAFETY: an all-zero statfs is a valid value of this plain C struct.
@@ -177,7 +176,7 @@ fn open_rootfs(path: &std::path::Path) -> Result<Root, ApiError> {
     // SAFETY: `fs` is a valid out-buffer; the descriptor is open.
     let r = unsafe { libc::fstatfs(root.raw(), &mut fs) };
     if r != 0 || fs.f_type as i64 != OVERLAYFS_MAGIC {
-        return Err(ApiError::conflict(
+        return Err(EngineError::conflict(
             "the container's filesystem is not mounted (it stopped meanwhile); try again",
         ));
     }
@@ -208,13 +207,13 @@ impl Engine {
     fn with_view<T>(
         &self,
         key: &str,
-        f: impl FnOnce(&Record, &View) -> Result<T, ApiError>,
-    ) -> Result<T, ApiError> {
+        f: impl FnOnce(&Record, &View) -> Result<T, EngineError>,
+    ) -> Result<T, EngineError> {
         let rec = self.find(key)?;
         let lock = self.container_lock(&rec.id);
         let held = lock.lock().unwrap_or_else(|p| p.into_inner());
         if !self.container_dir(&rec.id).join("config.json").exists() {
-            return Err(ApiError::not_found(format!("No such container: {key}")));
+            return Err(EngineError::not_found(format!("No such container: {key}")));
         }
         if self.refresh(&rec.id).running() {
             // The descriptor keeps the overlay reachable even if the container stops now.
@@ -233,8 +232,8 @@ impl Engine {
     }
 }
 
-impl ArchiveBackend for Engine {
-    fn stat_container_path(&self, key: &str, path: &str) -> Result<PathStat, ApiError> {
+impl Engine {
+    pub fn stat_container_path(&self, key: &str, path: &str) -> Result<PathStat, EngineError> {
         let req = parse_request(path);
         self.with_view(key, |_, view| {
             let found = locate(view, &req).map_err(|e| path_error(e, path, key))?;
@@ -242,13 +241,13 @@ impl ArchiveBackend for Engine {
         })
     }
 
-    fn archive_container_path(
+    pub fn archive_container_path(
         &self,
         key: &str,
         path: &str,
         found_cb: &mut dyn FnMut(&PathStat),
         out: &mut dyn io::Write,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), EngineError> {
         let req = parse_request(path);
         self.with_view(key, |rec, view| {
             let found = locate(view, &req).map_err(|e| path_error(e, path, key))?;
@@ -263,13 +262,13 @@ impl ArchiveBackend for Engine {
         })
     }
 
-    fn extract_to_container(
+    pub fn extract_to_container(
         &self,
         key: &str,
         path: &str,
         opts: ExtractOptions,
         tar: &mut dyn io::Read,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), EngineError> {
         let req = parse_request(path);
         self.with_view(key, |rec, view| {
             // The destination is followed to the end: a symlink to a directory extracts there.
@@ -281,20 +280,22 @@ impl ArchiveBackend for Engine {
                 .map_err(|e| path_error(e, path, key))?;
             let st = lstat_at(fd.as_raw_fd(), c"").map_err(internal)?;
             if !is_dir(&st) {
-                return Err(ApiError::bad_request("extraction point is not a directory"));
+                return Err(EngineError::invalid("extraction point is not a directory"));
             }
             match view.mount_of(&dest) {
                 Some(m) if m.readonly => {
-                    return Err(forbidden("mounted volume is marked read-only"))
+                    return Err(EngineError::forbidden("mounted volume is marked read-only"))
                 }
                 None if rec.readonly_rootfs() => {
-                    return Err(forbidden("container rootfs is marked read-only"))
+                    return Err(EngineError::forbidden(
+                        "container rootfs is marked read-only",
+                    ))
                 }
                 _ => {}
             }
             let owner = if opts.copy_uid_gid && !rec.user().is_empty() {
                 Some(extract::lookup_owner(view, rec.user()).ok_or_else(|| {
-                    ApiError::bad_request(format!(
+                    EngineError::invalid(format!(
                         "unable to find user {}: no matching entries in passwd file",
                         rec.user()
                     ))
@@ -303,7 +304,7 @@ impl ArchiveBackend for Engine {
                 None
             };
             let (_, stream) = berth_image::compression::decompressed(tar)
-                .map_err(|e| ApiError::bad_request(format!("reading the archive: {e}")))?;
+                .map_err(|e| EngineError::invalid(format!("reading the archive: {e}")))?;
             extract::extract(
                 view,
                 &dest,
@@ -315,22 +316,22 @@ impl ArchiveBackend for Engine {
             )
             .map_err(|e| match e {
                 extract::ExtractError::Io(_, ref io) if io.raw_os_error() == Some(libc::EROFS) => {
-                    forbidden(e.to_string())
+                    EngineError::forbidden(e.to_string())
                 }
-                extract::ExtractError::Io(..) => ApiError::internal(e.to_string()),
-                _ => ApiError::bad_request(e.to_string()),
+                extract::ExtractError::Io(..) => EngineError::internal(e.to_string()),
+                _ => EngineError::invalid(e.to_string()),
             })?;
             self.container_event(rec, "extract-to-dir", &[]);
             Ok(())
         })
     }
 
-    fn export_container(
+    pub fn export_container(
         &self,
         key: &str,
         found: &mut dyn FnMut(),
         out: &mut dyn io::Write,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), EngineError> {
         self.with_view(key, |rec, view| {
             // Docker's export is the container's own filesystem: volumes are not in it.
             let top = view.root.open_dir(&[]).map_err(internal)?;
@@ -343,7 +344,7 @@ impl ArchiveBackend for Engine {
         })
     }
 
-    fn container_changes(&self, key: &str) -> Result<Vec<Change>, ApiError> {
+    pub fn container_changes(&self, key: &str) -> Result<Vec<Change>, EngineError> {
         let rec = self.find(key)?;
         let image: berth_core::Digest = rec
             .image_id
@@ -352,11 +353,11 @@ impl ArchiveBackend for Engine {
         let config = self
             .images
             .config(&image)
-            .map_err(|e| ApiError::from_kind(&e))?;
+            .map_err(|e| EngineError::from_kind(&e))?;
         let lowers = self
             .images
             .lower_dirs(&config)
-            .map_err(|e| ApiError::from_kind(&e))?;
+            .map_err(|e| EngineError::from_kind(&e))?;
         let changes =
             berth_image::layer::changes(&self.container_dir(&rec.id).join("upper"), &lowers)
                 .map_err(internal)?;
@@ -369,8 +370,48 @@ impl ArchiveBackend for Engine {
             .collect())
     }
 
-    fn commit_container(&self, req: CommitRequest) -> Result<String, ApiError> {
+    pub fn commit_container(&self, req: CommitRequest) -> Result<String, EngineError> {
         self.commit(req)
+    }
+}
+
+impl ArchiveBackend for Engine {
+    fn stat_container_path(&self, key: &str, path: &str) -> BackendResult<PathStat> {
+        Ok(Engine::stat_container_path(self, key, path)?)
+    }
+    fn archive_container_path(
+        &self,
+        key: &str,
+        path: &str,
+        found_cb: &mut dyn FnMut(&PathStat),
+        out: &mut dyn io::Write,
+    ) -> BackendResult<()> {
+        Ok(Engine::archive_container_path(
+            self, key, path, found_cb, out,
+        )?)
+    }
+    fn extract_to_container(
+        &self,
+        key: &str,
+        path: &str,
+        opts: ExtractOptions,
+        tar: &mut dyn io::Read,
+    ) -> BackendResult<()> {
+        Ok(Engine::extract_to_container(self, key, path, opts, tar)?)
+    }
+    fn export_container(
+        &self,
+        key: &str,
+        found: &mut dyn FnMut(),
+        out: &mut dyn io::Write,
+    ) -> BackendResult<()> {
+        Ok(Engine::export_container(self, key, found, out)?)
+    }
+    fn container_changes(&self, key: &str) -> BackendResult<Vec<Change>> {
+        Ok(Engine::container_changes(self, key)?)
+    }
+    fn commit_container(&self, req: CommitRequest) -> BackendResult<String> {
+        Ok(Engine::commit_container(self, req)?)
     }
 }
 

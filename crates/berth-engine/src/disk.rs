@@ -5,9 +5,9 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use berth_api::containers::{ContainerBackend, ListQuery};
-use berth_api::images::{ImageBackend, ListRequest};
-use berth_api::ApiError;
+use crate::error::EngineError;
+use berth_api::containers::ListQuery;
+use berth_api::images::ListRequest;
 use berth_core::filters::Filters;
 use bollard_stubs::models::{ContainerPruneResponse, ContainerSummaryStateEnum};
 use serde_json::{json, Value};
@@ -38,7 +38,7 @@ struct PruneFilter {
 }
 
 impl PruneFilter {
-    fn new(filters: &Filters) -> Result<PruneFilter, ApiError> {
+    fn new(filters: &Filters) -> Result<PruneFilter, EngineError> {
         filters.validate(&["until", "label", "label!"])?;
         let until_secs = filters
             .timestamp("until", berth_core::timestamp::now_nanos())?
@@ -60,9 +60,9 @@ impl Engine {
     pub(crate) fn prune_stopped(
         &self,
         filters: &Filters,
-    ) -> Result<ContainerPruneResponse, ApiError> {
+    ) -> Result<ContainerPruneResponse, EngineError> {
         let filter = PruneFilter::new(filters)?;
-        let all = self.list_containers(ListQuery {
+        let all = self.list(ListQuery {
             all: true,
             ..Default::default()
         })?;
@@ -85,7 +85,7 @@ impl Engine {
             let bytes = container_bytes(&self.container_dir(&id));
             // Not forced: a container started meanwhile stays (the removal refuses it); its
             // anonymous volumes stay too, as with Docker's prune.
-            if self.remove_container(&id, false, false).is_ok() {
+            if self.remove(&id, false, false).is_ok() {
                 reclaimed += bytes;
                 deleted.push(id);
             }
@@ -151,7 +151,7 @@ impl Engine {
 
     /// `GET /system/df`, in the shape of API 1.45 (`LayersSize`, `Images`, `Containers`,
     /// `Volumes`, `BuildCache`); kinds not asked for are `null`.
-    pub(crate) fn system_df(&self, types: &[String]) -> Result<Value, ApiError> {
+    pub(crate) fn system_df(&self, types: &[String]) -> Result<Value, EngineError> {
         let want = |t: &str| types.is_empty() || types.iter().any(|x| x == t);
         let mut out = json!({
             "LayersSize": 0,
@@ -164,7 +164,7 @@ impl Engine {
             let views = self
                 .images
                 .list()
-                .map_err(|e| ApiError::internal(e.to_string()))?;
+                .map_err(|e| EngineError::internal(e.to_string()))?;
             // How many images each layer (snapshot) serves, and its size.
             let mut layers: HashMap<String, (u64, usize)> = HashMap::new();
             let image_layers: HashMap<String, Vec<(String, u64)>> = views
@@ -204,7 +204,7 @@ impl Engine {
             out["Images"] = serde_json::to_value(images).unwrap_or_default();
         }
         if want("container") {
-            let containers = self.list_containers(ListQuery {
+            let containers = self.list(ListQuery {
                 all: true,
                 size: true,
                 ..Default::default()
@@ -249,7 +249,7 @@ mod tests {
         assert!(!until.matches(1_700_000_000, &labels));
         assert!(f(&[("until", "10m")]).unwrap().matches(0, &labels));
         assert_eq!(
-            f(&[("status", "exited")]).err().unwrap().message,
+            f(&[("status", "exited")]).err().unwrap().to_string(),
             "invalid filter 'status'"
         );
         assert!(f(&[("until", "soon")]).is_err());

@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::error::EngineError;
 use berth_api::distribution::{DistributionBackend, PullRequest};
-use berth_api::ApiError;
 use berth_core::Reference;
 use berth_registry::client::{
     parse_platform, progress::to_json, reference_for_pull, AuthConfig, PullOptions, PushOptions,
@@ -14,12 +14,13 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use crate::images::ImageAction;
 use crate::Engine;
+use berth_api::BackendResult;
 
-fn api_err(e: berth_registry::client::RegistryError) -> ApiError {
-    ApiError::from_kind(&e)
+fn api_err(e: berth_registry::client::RegistryError) -> EngineError {
+    EngineError::from_kind(&e)
 }
 
-fn auth_of(header: Option<&str>) -> Result<Option<AuthConfig>, ApiError> {
+fn auth_of(header: Option<&str>) -> Result<Option<AuthConfig>, EngineError> {
     header
         .map(AuthConfig::from_header)
         .transpose()
@@ -33,9 +34,9 @@ fn names_a_version(from_image: &str) -> bool {
 }
 
 impl Engine {
-    fn runtime_handle(&self) -> Result<tokio::runtime::Handle, ApiError> {
+    fn runtime_handle(&self) -> Result<tokio::runtime::Handle, EngineError> {
         tokio::runtime::Handle::try_current()
-            .map_err(|_| ApiError::internal("registry operations need the daemon's runtime"))
+            .map_err(|_| EngineError::internal("registry operations need the daemon's runtime"))
     }
 
     fn pull_one(
@@ -43,7 +44,7 @@ impl Engine {
         reference: &Reference,
         opts: &PullOptions,
         out: &UnboundedSender<String>,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), EngineError> {
         let handle = self.runtime_handle()?;
         let sender = out.clone();
         let pulled = handle
@@ -60,8 +61,12 @@ impl Engine {
     }
 }
 
-impl DistributionBackend for Engine {
-    fn pull_image(&self, req: PullRequest, out: UnboundedSender<String>) -> Result<(), ApiError> {
+impl Engine {
+    pub fn pull_image(
+        &self,
+        req: PullRequest,
+        out: UnboundedSender<String>,
+    ) -> Result<(), EngineError> {
         // Refused before any request: a malformed name or platform.
         let reference = reference_for_pull(&req.from_image, req.tag.as_deref()).map_err(api_err)?;
         let platform = req
@@ -91,22 +96,22 @@ impl DistributionBackend for Engine {
         Ok(())
     }
 
-    fn push_image(
+    pub fn push_image(
         &self,
         name: &str,
         tag: Option<&str>,
         auth: Option<&str>,
         out: UnboundedSender<String>,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), EngineError> {
         let wanted = match tag {
             Some(t) => format!("{name}:{t}"),
             None => name.to_owned(),
         };
         let reference: Reference = wanted
             .parse()
-            .map_err(|e: berth_core::ReferenceError| ApiError::bad_request(e.to_string()))?;
+            .map_err(|e: berth_core::ReferenceError| EngineError::invalid(e.to_string()))?;
         let view = self.images.view(&reference.to_string()).map_err(|_| {
-            ApiError::not_found(format!(
+            EngineError::not_found(format!(
                 "An image does not exist locally with the tag: {}",
                 reference.familiar_name()
             ))
@@ -135,9 +140,9 @@ impl DistributionBackend for Engine {
         Ok(())
     }
 
-    fn check_auth(&self, body: serde_json::Value) -> Result<serde_json::Value, ApiError> {
+    pub fn check_auth(&self, body: serde_json::Value) -> Result<serde_json::Value, EngineError> {
         let auth: AuthConfig = serde_json::from_value(body)
-            .map_err(|e| ApiError::bad_request(format!("invalid auth configuration: {e}")))?;
+            .map_err(|e| EngineError::invalid(format!("invalid auth configuration: {e}")))?;
         let server = auth.server_address.clone();
         let handle = self.runtime_handle()?;
         let outcome = handle
@@ -149,14 +154,14 @@ impl DistributionBackend for Engine {
         }))
     }
 
-    fn distribution_inspect(
+    pub fn distribution_inspect(
         &self,
         name: &str,
         auth: Option<&str>,
-    ) -> Result<serde_json::Value, ApiError> {
+    ) -> Result<serde_json::Value, EngineError> {
         let reference: Reference = name
             .parse()
-            .map_err(|e: berth_core::ReferenceError| ApiError::bad_request(e.to_string()))?;
+            .map_err(|e: berth_core::ReferenceError| EngineError::invalid(e.to_string()))?;
         let auth = auth_of(auth)?;
         let handle = self.runtime_handle()?;
         let found = handle
@@ -169,6 +174,31 @@ impl DistributionBackend for Engine {
             "Descriptor": found.descriptor,
             "Platforms": found.platforms,
         }))
+    }
+}
+
+impl DistributionBackend for Engine {
+    fn pull_image(&self, req: PullRequest, out: UnboundedSender<String>) -> BackendResult<()> {
+        Ok(Engine::pull_image(self, req, out)?)
+    }
+    fn push_image(
+        &self,
+        name: &str,
+        tag: Option<&str>,
+        auth: Option<&str>,
+        out: UnboundedSender<String>,
+    ) -> BackendResult<()> {
+        Ok(Engine::push_image(self, name, tag, auth, out)?)
+    }
+    fn check_auth(&self, body: serde_json::Value) -> BackendResult<serde_json::Value> {
+        Ok(Engine::check_auth(self, body)?)
+    }
+    fn distribution_inspect(
+        &self,
+        name: &str,
+        auth: Option<&str>,
+    ) -> BackendResult<serde_json::Value> {
+        Ok(Engine::distribution_inspect(self, name, auth)?)
     }
 }
 

@@ -26,6 +26,9 @@ pub enum EngineError {
     /// berth does not do this.
     #[error("{0}")]
     NotImplemented(String),
+    /// What may never be done (removing a pre-defined network, writing a read-only path).
+    #[error("{0}")]
+    Forbidden(String),
     /// Credentials missing or refused.
     #[error("{0}")]
     Unauthorized(String),
@@ -61,6 +64,9 @@ impl EngineError {
     }
     pub fn not_implemented(message: impl Into<String>) -> Self {
         EngineError::NotImplemented(message.into())
+    }
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        EngineError::Forbidden(message.into())
     }
     pub fn unavailable(message: impl Into<String>) -> Self {
         EngineError::Unavailable(message.into())
@@ -105,6 +111,7 @@ impl HasErrorKind for EngineError {
             EngineError::Unavailable(_) => ErrorKind::Unavailable,
             EngineError::NotImplemented(_) => ErrorKind::NotImplemented,
             EngineError::Unauthorized(_) => ErrorKind::Unauthorized,
+            EngineError::Forbidden(_) => ErrorKind::Forbidden,
             EngineError::Internal(_) | EngineError::Io { .. } => ErrorKind::Internal,
             EngineError::Library { kind, .. } => *kind,
         }
@@ -113,6 +120,12 @@ impl HasErrorKind for EngineError {
 
 impl From<berth_image::ImageError> for EngineError {
     fn from(e: berth_image::ImageError) -> Self {
+        EngineError::from_kind(&e)
+    }
+}
+
+impl From<berth_core::filters::FilterError> for EngineError {
+    fn from(e: berth_core::filters::FilterError) -> Self {
         EngineError::from_kind(&e)
     }
 }
@@ -139,30 +152,5 @@ mod tests {
             (e.kind(), e.to_string()),
             (ErrorKind::Unauthorized, "denied".into())
         );
-    }
-}
-
-// Bridges while the engine's older modules still speak `ApiError`; they go once every module
-// returns `EngineError`.
-impl From<EngineError> for berth_api::ApiError {
-    fn from(e: EngineError) -> Self {
-        berth_api::ApiError::from_kind(&e)
-    }
-}
-
-impl From<berth_api::ApiError> for EngineError {
-    fn from(e: berth_api::ApiError) -> Self {
-        let kind = match e.status.as_u16() {
-            404 => ErrorKind::NotFound,
-            409 => ErrorKind::Conflict,
-            400 => ErrorKind::InvalidArgument,
-            304 => ErrorKind::NotModified,
-            401 => ErrorKind::Unauthorized,
-            403 => ErrorKind::Forbidden,
-            501 => ErrorKind::NotImplemented,
-            503 => ErrorKind::Unavailable,
-            _ => ErrorKind::Internal,
-        };
-        EngineError::with_kind(kind, e.message)
     }
 }

@@ -5,11 +5,12 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use crate::error::EngineError;
 use berth_api::exec::{ExecBackend, ExecLaunch};
-use berth_api::ApiError;
 use berth_core::ContainerId;
 
 use crate::Engine;
+use berth_api::BackendResult;
 
 #[derive(Debug, Clone, Default)]
 pub struct ExecRecord {
@@ -35,22 +36,24 @@ impl Execs {
     }
 }
 
-impl ExecBackend for Engine {
-    fn create_exec(
+impl Engine {
+    pub fn create_exec(
         &self,
         container: &str,
         body: bollard_stubs::models::ExecConfig,
-    ) -> Result<String, ApiError> {
+    ) -> Result<String, EngineError> {
         let (id, running) = self.container_status(container)?;
         if !running {
-            return Err(ApiError::conflict(format!("Container {id} is not running")));
+            return Err(EngineError::conflict(format!(
+                "Container {id} is not running"
+            )));
         }
         let cmd = body.cmd.unwrap_or_default();
         if cmd.is_empty() {
-            return Err(ApiError::bad_request("No exec command specified"));
+            return Err(EngineError::invalid("No exec command specified"));
         }
         let exec_id = ContainerId::generate()
-            .map_err(|e| ApiError::internal(e.to_string()))?
+            .map_err(|e| EngineError::internal(e.to_string()))?
             .to_string();
         let record = ExecRecord {
             container: id,
@@ -66,13 +69,13 @@ impl ExecBackend for Engine {
         Ok(exec_id)
     }
 
-    fn launch_exec(&self, exec_id: &str) -> Result<ExecLaunch, ApiError> {
+    pub fn launch_exec(&self, exec_id: &str) -> Result<ExecLaunch, EngineError> {
         let rec = self
             .execs
             .with(|m| m.get(exec_id).cloned())
-            .ok_or_else(|| ApiError::not_found(format!("No such exec instance: {exec_id}")))?;
+            .ok_or_else(|| EngineError::not_found(format!("No such exec instance: {exec_id}")))?;
         if rec.running || rec.exit_code.is_some() {
-            return Err(ApiError::conflict(format!(
+            return Err(EngineError::conflict(format!(
                 "Error: Exec command {exec_id} has already run"
             )));
         }
@@ -96,7 +99,7 @@ impl ExecBackend for Engine {
             // Names are the container's: resolve them in its rootfs, as Docker does.
             let resolved =
                 berth_oci::spec::user::resolve(user, Some(&self.container_rootfs(&rec.container)))
-                    .map_err(|e| ApiError::bad_request(e.to_string()))?;
+                    .map_err(|e| EngineError::invalid(e.to_string()))?;
             args.push("--user".into());
             args.push(format!("{}:{}", resolved.uid, resolved.gid));
         }
@@ -115,7 +118,7 @@ impl ExecBackend for Engine {
         })
     }
 
-    fn finish_exec(&self, exec_id: &str, pid: Option<u32>, exit_code: i64) {
+    pub fn finish_exec(&self, exec_id: &str, pid: Option<u32>, exit_code: i64) {
         self.execs.with(|m| {
             if let Some(r) = m.get_mut(exec_id) {
                 r.running = false;
@@ -125,11 +128,11 @@ impl ExecBackend for Engine {
         });
     }
 
-    fn inspect_exec(&self, exec_id: &str) -> Result<serde_json::Value, ApiError> {
+    pub fn inspect_exec(&self, exec_id: &str) -> Result<serde_json::Value, EngineError> {
         let rec = self
             .execs
             .with(|m| m.get(exec_id).cloned())
-            .ok_or_else(|| ApiError::not_found(format!("No such exec instance: {exec_id}")))?;
+            .ok_or_else(|| EngineError::not_found(format!("No such exec instance: {exec_id}")))?;
         Ok(serde_json::json!({
             "ID": exec_id,
             "Running": rec.running,
@@ -144,5 +147,24 @@ impl ExecBackend for Engine {
                 "user": rec.user.clone().unwrap_or_default(),
             },
         }))
+    }
+}
+
+impl ExecBackend for Engine {
+    fn finish_exec(&self, exec_id: &str, pid: Option<u32>, exit_code: i64) {
+        Engine::finish_exec(self, exec_id, pid, exit_code)
+    }
+    fn create_exec(
+        &self,
+        container: &str,
+        body: bollard_stubs::models::ExecConfig,
+    ) -> BackendResult<String> {
+        Ok(Engine::create_exec(self, container, body)?)
+    }
+    fn launch_exec(&self, exec_id: &str) -> BackendResult<ExecLaunch> {
+        Ok(Engine::launch_exec(self, exec_id)?)
+    }
+    fn inspect_exec(&self, exec_id: &str) -> BackendResult<serde_json::Value> {
+        Ok(Engine::inspect_exec(self, exec_id)?)
     }
 }

@@ -8,8 +8,8 @@ mod filter;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
+use crate::error::EngineError;
 use berth_api::images::{ExportWriter, ImageBackend, ImportRequest, ListRequest};
-use berth_api::ApiError;
 use berth_core::{Digest, Reference};
 use berth_image::delete::{ImageUser, Removal};
 use berth_image::oci::RunConfig;
@@ -22,6 +22,7 @@ use bollard_stubs::models::{
 };
 
 use crate::{changes, Engine};
+use berth_api::BackendResult;
 use filter::{created_nanos, ImageFilter, LIST_KEYS, PRUNE_KEYS};
 
 /// Docker's zero time, for an image never tagged.
@@ -37,8 +38,8 @@ fn created_unix(created: Option<&str>) -> i64 {
         .map_or(0, |t| t.timestamp())
 }
 
-fn api(e: ImageError) -> ApiError {
-    ApiError::from_kind(&e)
+fn api(e: ImageError) -> EngineError {
+    EngineError::from_kind(&e)
 }
 
 /// An image operation that finished, for `docker events`: the one place they all pass.
@@ -126,7 +127,7 @@ impl Engine {
     }
 
     /// When the image `name` was created, for `before`/`since` filters.
-    fn created_of(&self, name: &str) -> Result<i64, ApiError> {
+    fn created_of(&self, name: &str) -> Result<i64, EngineError> {
         Ok(created_nanos(&self.images.view(name).map_err(api)?))
     }
 }
@@ -191,9 +192,9 @@ fn repo_digests(v: &ImageView, shown: &[Reference]) -> Vec<String> {
 }
 
 /// A tag target from the `repo` and `tag` parameters, checked as Docker checks it.
-fn tag_target(repo: &str, tag: &str) -> Result<Reference, ApiError> {
+fn tag_target(repo: &str, tag: &str) -> Result<Reference, EngineError> {
     if repo.is_empty() {
-        return Err(ApiError::bad_request(
+        return Err(EngineError::invalid(
             "repository name must have at least one component",
         ));
     }
@@ -202,33 +203,33 @@ fn tag_target(repo: &str, tag: &str) -> Result<Reference, ApiError> {
     } else {
         format!("{repo}:{tag}")
     };
-    let r: Reference = text.parse().map_err(|e| ApiError::from_kind(&e))?;
+    let r: Reference = text.parse().map_err(|e| EngineError::from_kind(&e))?;
     if r.digest.is_some() {
-        return Err(ApiError::bad_request(
+        return Err(EngineError::invalid(
             "refusing to create a tag with a digest reference",
         ));
     }
     let name = r.familiar_name();
     if name == "sha256" {
-        return Err(ApiError::bad_request(
+        return Err(EngineError::invalid(
             "refusing to create an ambiguous tag using digest algorithm as name",
         ));
     }
     let last = name.rsplit('/').next().unwrap_or(&name);
     if last.len() == 64 && last.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(ApiError::bad_request(format!(
+        return Err(EngineError::invalid(format!(
             "invalid repository name ({last}), cannot specify 64-byte hexadecimal strings"
         )));
     }
     Ok(r)
 }
 
-impl ImageBackend for Engine {
-    fn upload_dir(&self) -> PathBuf {
+impl Engine {
+    pub fn upload_dir(&self) -> PathBuf {
         self.root().join("tmp")
     }
 
-    fn import_image(&self, tar: &Path, req: ImportRequest) -> Result<String, ApiError> {
+    pub fn import_image(&self, tar: &Path, req: ImportRequest) -> Result<String, EngineError> {
         let reference = match &req.repo {
             Some(repo) => {
                 let name = match &req.tag {
@@ -237,14 +238,14 @@ impl ImageBackend for Engine {
                 };
                 Some(
                     name.parse::<Reference>()
-                        .map_err(|e| ApiError::from_kind(&e))?,
+                        .map_err(|e| EngineError::from_kind(&e))?,
                 )
             }
             None => None,
         };
         let mut config = RunConfig::default();
-        changes::apply(&mut config, &req.changes).map_err(ApiError::bad_request)?;
-        let file = std::fs::File::open(tar).map_err(|e| ApiError::internal(e.to_string()))?;
+        changes::apply(&mut config, &req.changes).map_err(EngineError::invalid)?;
+        let file = std::fs::File::open(tar).map_err(|e| EngineError::internal(e.to_string()))?;
         let imported = self
             .images
             .import(file, reference.as_ref(), config, req.message, &now())
@@ -257,7 +258,7 @@ impl ImageBackend for Engine {
         Ok(imported.id.to_string())
     }
 
-    fn list_images(&self, req: ListRequest) -> Result<Vec<ImageSummary>, ApiError> {
+    pub fn list_images(&self, req: ListRequest) -> Result<Vec<ImageSummary>, EngineError> {
         // `all` would add intermediate images: there are none until the builder exists.
         let filter = ImageFilter::new(
             &req.filters,
@@ -296,7 +297,7 @@ impl ImageBackend for Engine {
             .collect())
     }
 
-    fn tag_image(&self, name: &str, repo: &str, tag: &str) -> Result<(), ApiError> {
+    pub fn tag_image(&self, name: &str, repo: &str, tag: &str) -> Result<(), EngineError> {
         let target = tag_target(repo, tag)?;
         let id = self.images.lookup(name).map_err(api)?;
         self.images.tag(&id, &target, &now()).map_err(api)?;
@@ -308,12 +309,12 @@ impl ImageBackend for Engine {
         Ok(())
     }
 
-    fn remove_image(
+    pub fn remove_image(
         &self,
         name: &str,
         force: bool,
         _prune: bool,
-    ) -> Result<Vec<ImageDeleteResponseItem>, ApiError> {
+    ) -> Result<Vec<ImageDeleteResponseItem>, EngineError> {
         // `prune` deletes untagged parents in Docker; berth's images have no parents.
         let users = self.image_users();
         let records = self.images.remove(name, force, &users).map_err(api)?;
@@ -324,7 +325,7 @@ impl ImageBackend for Engine {
         Ok(delete_items(&records))
     }
 
-    fn inspect_image(&self, name: &str) -> Result<ImageInspect, ApiError> {
+    pub fn inspect_image(&self, name: &str) -> Result<ImageInspect, EngineError> {
         let v = self.images.view(name).map_err(api)?;
         let c = &v.config;
         let comment = c
@@ -382,7 +383,7 @@ impl ImageBackend for Engine {
         })
     }
 
-    fn image_history(&self, name: &str) -> Result<Vec<ImageHistoryResponseItem>, ApiError> {
+    pub fn image_history(&self, name: &str) -> Result<Vec<ImageHistoryResponseItem>, EngineError> {
         let v = self.images.view(name).map_err(api)?;
         let mut layer = 0;
         let mut items = Vec::new();
@@ -391,7 +392,7 @@ impl ImageBackend for Engine {
                 0
             } else {
                 let Some(size) = v.layer_sizes.get(layer) else {
-                    return Err(ApiError::internal(
+                    return Err(EngineError::internal(
                         "too many non-empty layers in History section",
                     ));
                 };
@@ -417,10 +418,10 @@ impl ImageBackend for Engine {
         Ok(items)
     }
 
-    fn prune_images(
+    pub fn prune_images(
         &self,
         filters: berth_core::filters::Filters,
-    ) -> Result<ImagePruneResponse, ApiError> {
+    ) -> Result<ImagePruneResponse, EngineError> {
         let filter = ImageFilter::new(
             &filters,
             PRUNE_KEYS,
@@ -458,7 +459,7 @@ impl ImageBackend for Engine {
         })
     }
 
-    fn export_images(&self, names: Vec<String>) -> Result<ExportWriter, ApiError> {
+    pub fn export_images(&self, names: Vec<String>) -> Result<ExportWriter, EngineError> {
         let export = self.images.export(&names).map_err(api)?;
         let engine = self.clone();
         Ok(Box::new(move |out| {
@@ -470,7 +471,7 @@ impl ImageBackend for Engine {
         }))
     }
 
-    fn load_images(&self, tar: &Path, _quiet: bool) -> Result<Vec<String>, ApiError> {
+    pub fn load_images(&self, tar: &Path, _quiet: bool) -> Result<Vec<String>, EngineError> {
         // Progress bars (`quiet=false`) would need the archive streamed as it loads; berth
         // reports when it is done.
         let loaded = self.images.load(tar, &now()).map_err(api)?;
@@ -494,6 +495,47 @@ impl ImageBackend for Engine {
     }
 }
 
+impl ImageBackend for Engine {
+    fn upload_dir(&self) -> PathBuf {
+        Engine::upload_dir(self)
+    }
+    fn import_image(&self, tar: &Path, req: ImportRequest) -> BackendResult<String> {
+        Ok(Engine::import_image(self, tar, req)?)
+    }
+    fn list_images(&self, req: ListRequest) -> BackendResult<Vec<ImageSummary>> {
+        Ok(Engine::list_images(self, req)?)
+    }
+    fn tag_image(&self, name: &str, repo: &str, tag: &str) -> BackendResult<()> {
+        Ok(Engine::tag_image(self, name, repo, tag)?)
+    }
+    fn remove_image(
+        &self,
+        name: &str,
+        force: bool,
+        _prune: bool,
+    ) -> BackendResult<Vec<ImageDeleteResponseItem>> {
+        Ok(Engine::remove_image(self, name, force, _prune)?)
+    }
+    fn inspect_image(&self, name: &str) -> BackendResult<ImageInspect> {
+        Ok(Engine::inspect_image(self, name)?)
+    }
+    fn image_history(&self, name: &str) -> BackendResult<Vec<ImageHistoryResponseItem>> {
+        Ok(Engine::image_history(self, name)?)
+    }
+    fn prune_images(
+        &self,
+        filters: berth_core::filters::Filters,
+    ) -> BackendResult<ImagePruneResponse> {
+        Ok(Engine::prune_images(self, filters)?)
+    }
+    fn export_images(&self, names: Vec<String>) -> BackendResult<ExportWriter> {
+        Ok(Engine::export_images(self, names)?)
+    }
+    fn load_images(&self, tar: &Path, _quiet: bool) -> BackendResult<Vec<String>> {
+        Ok(Engine::load_images(self, tar, _quiet)?)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -514,7 +556,7 @@ mod tests {
         assert!(tag_target("Upper", "").is_err());
         let d = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
         assert_eq!(
-            tag_target(&format!("bb@{d}"), "").unwrap_err().message,
+            tag_target(&format!("bb@{d}"), "").unwrap_err().to_string(),
             "refusing to create a tag with a digest reference"
         );
         assert!(tag_target("sha256", "x").is_err());

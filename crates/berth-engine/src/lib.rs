@@ -27,6 +27,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use crate::error::EngineError;
 use berth_image::store::ImageStore;
 
 /// The engine over one root directory (`/var/lib/berth` by default).
@@ -145,9 +146,9 @@ impl Engine {
 pub(crate) fn save_json<T: serde::Serialize>(
     path: &Path,
     value: &T,
-) -> Result<(), berth_api::ApiError> {
+) -> Result<(), crate::error::EngineError> {
     berth_core::fs::write_json_atomic(path, value)
-        .map_err(|e| berth_api::ApiError::internal(format!("write {}: {e}", path.display())))
+        .map_err(|e| EngineError::internal(format!("write {}: {e}", path.display())))
 }
 
 impl berth_api::events::EventBackend for Engine {

@@ -10,7 +10,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use berth_api::ApiError;
+use crate::error::EngineError;
 use berth_core::filters::Filters;
 use berth_network::{
     files, AttachRequest, Endpoint, HostPort, NetworkConfig, Networking, PortSpec,
@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::container::record::Record;
 use crate::Engine;
+use berth_api::BackendResult;
 use bollard_stubs::models::ContainerCreateBody;
 
 /// The default network's name (Docker's).
@@ -92,8 +93,8 @@ pub(crate) struct NetSetup {
     pub mounts: Vec<UserMount>,
 }
 
-fn net_err(e: berth_network::NetError) -> ApiError {
-    ApiError::from_kind(&e)
+fn net_err(e: berth_network::NetError) -> EngineError {
+    EngineError::from_kind(&e)
 }
 
 const NSFS_MAGIC: nix::sys::statfs::FsType = nix::sys::statfs::FsType(0x6e73_6673);
@@ -247,7 +248,7 @@ impl Engine {
         body: &ContainerCreateBody,
         body_mac: &Option<String>,
         image_exposed: &[String],
-    ) -> Result<NetRecord, ApiError> {
+    ) -> Result<NetRecord, EngineError> {
         let empty = Default::default();
         let hc = body.host_config.as_ref().unwrap_or(&empty);
         let mode = match hc.network_mode.as_deref().unwrap_or("") {
@@ -262,7 +263,7 @@ impl Engine {
             mode: mode.clone(),
             ..Default::default()
         };
-        let bad = |m: String| ApiError::bad_request(m);
+        let bad = |m: String| EngineError::invalid(m);
         match mode.as_str() {
             "host" | "none" => {}
             m if m.starts_with("container:") => {
@@ -272,9 +273,9 @@ impl Engine {
             name => {
                 if let Some(net) = self.networking() {
                     net.network(name)
-                        .map_err(|_| ApiError::not_found(format!("network {name} not found")))?;
+                        .map_err(|_| EngineError::not_found(format!("network {name} not found")))?;
                 } else if name != DEFAULT_NETWORK {
-                    return Err(ApiError::not_found(format!("network {name} not found")));
+                    return Err(EngineError::not_found(format!("network {name} not found")));
                 }
                 // The docker CLI keys the endpoint by the mode as given (`default` too).
                 let ep = endpoints.and_then(|e| {
@@ -373,9 +374,9 @@ impl Engine {
     }
 
     /// Before the container starts: its namespace, endpoints and files.
-    pub(crate) fn network_up(&self, rec: &Record) -> Result<NetSetup, ApiError> {
+    pub(crate) fn network_up(&self, rec: &Record) -> Result<NetSetup, EngineError> {
         let dir = self.container_dir(&rec.id);
-        let io = |what: &str, e: std::io::Error| ApiError::internal(format!("{what}: {e}"));
+        let io = |what: &str, e: std::io::Error| EngineError::internal(format!("{what}: {e}"));
         // Containers created before networking have no settings: the default network.
         let legacy;
         let n = if rec.net.mode.is_empty() {
@@ -394,7 +395,7 @@ impl Engine {
         if let Some(other) = n.mode.strip_prefix("container:") {
             let other_rec = self.find(other)?;
             if !self.refresh(&other_rec.id).running() {
-                return Err(ApiError::conflict(format!(
+                return Err(EngineError::conflict(format!(
                     "cannot join network of a non running container: {}",
                     other_rec.id
                 )));
@@ -513,14 +514,14 @@ impl Engine {
         dir: &Path,
         mode: &str,
         extra_hosts: &[String],
-    ) -> Result<NetSetup, ApiError> {
-        let io = |what: &str, e: std::io::Error| ApiError::internal(format!("{what}: {e}"));
+    ) -> Result<NetSetup, EngineError> {
+        let io = |what: &str, e: std::io::Error| EngineError::internal(format!("{what}: {e}"));
         let hostname = id.get(..12).unwrap_or(id).to_owned();
         let extra = extra_hosts
             .iter()
             .map(|h| {
                 files::ExtraHost::parse(h, self.host_gateway())
-                    .map_err(|e| ApiError::bad_request(format!("invalid --add-host {h:?}: {e}")))
+                    .map_err(|e| EngineError::invalid(format!("invalid --add-host {h:?}: {e}")))
             })
             .collect::<Result<Vec<_>, _>>()?;
         let mut hosts = files::HostsOptions {
@@ -547,7 +548,7 @@ impl Engine {
                 }
             }
             other => {
-                return Err(ApiError::bad_request(format!(
+                return Err(EngineError::invalid(format!(
                     "network mode {other:?} not supported for RUN: use default, host or none"
                 )))
             }
@@ -695,21 +696,8 @@ fn file_mounts(dir: &Path) -> Vec<UserMount> {
         .collect()
 }
 
-/// A 403 (Docker's answer for what may never be done, e.g. removing `bridge`).
-fn forbidden(message: String) -> ApiError {
-    #[derive(Debug)]
-    struct Forbidden(String);
-    impl std::fmt::Display for Forbidden {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str(&self.0)
-        }
-    }
-    impl berth_core::error::HasErrorKind for Forbidden {
-        fn kind(&self) -> berth_core::ErrorKind {
-            berth_core::ErrorKind::Forbidden
-        }
-    }
-    ApiError::from_kind(&Forbidden(message))
+fn forbidden(message: String) -> EngineError {
+    EngineError::forbidden(message)
 }
 
 /// What the engine keeps about a user network beside berth-network's state.
@@ -739,9 +727,9 @@ impl Engine {
             .emit("network", action, &self.id_of(name), attrs);
     }
 
-    fn net_required(&self) -> Result<&Arc<Networking>, ApiError> {
+    fn net_required(&self) -> Result<&Arc<Networking>, EngineError> {
         self.networking()
-            .ok_or_else(|| ApiError::internal("networking is not enabled in this engine"))
+            .ok_or_else(|| EngineError::internal("networking is not enabled in this engine"))
     }
 
     fn meta_path(&self, name: &str) -> PathBuf {
@@ -762,7 +750,7 @@ impl Engine {
     }
 
     /// A network by name, ID or ID prefix.
-    fn find_network(&self, key: &str) -> Result<berth_network::NetworkState, ApiError> {
+    fn find_network(&self, key: &str) -> Result<berth_network::NetworkState, EngineError> {
         let net = self.net_required()?;
         if let Ok(s) = net.network(key) {
             return Ok(s);
@@ -773,8 +761,8 @@ impl Engine {
             .filter(|s| !key.is_empty() && self.id_of(&s.config.name).starts_with(key));
         match (hits.next(), hits.next()) {
             (Some(s), None) => Ok(s),
-            (Some(_), Some(_)) => Err(ApiError::bad_request(format!("network {key} is ambiguous"))),
-            _ => Err(ApiError::not_found(format!("network {key} not found"))),
+            (Some(_), Some(_)) => Err(EngineError::invalid(format!("network {key} is ambiguous"))),
+            _ => Err(EngineError::not_found(format!("network {key} not found"))),
         }
     }
 
@@ -893,7 +881,7 @@ impl Engine {
             String,
             Arc<std::sync::Mutex<()>>,
         ),
-        ApiError,
+        EngineError,
     > {
         if let Some(p) = self.pseudo_network(name) {
             return Err(forbidden(format!(
@@ -903,14 +891,14 @@ impl Engine {
         let s = self.find_network(name)?;
         let key = body["Container"]
             .as_str()
-            .ok_or_else(|| ApiError::bad_request("no container given"))?;
+            .ok_or_else(|| EngineError::invalid("no container given"))?;
         let id = self.find(key)?.id.clone();
         let lock = self.container_lock(&id);
         Ok((s, id, lock))
     }
 
     /// Attaches a running container to one more network (`network connect`).
-    fn attach_running(&self, rec: &Record, a: &NetAttach) -> Result<(), ApiError> {
+    fn attach_running(&self, rec: &Record, a: &NetAttach) -> Result<(), EngineError> {
         let net = self.net_required()?;
         let ns = self.netns_file(&rec.id);
         let n = net.endpoints_of(&rec.id).map_err(net_err)?.len();
@@ -938,39 +926,43 @@ impl Engine {
     }
 }
 
-impl berth_api::networks::NetworkBackend for Engine {
-    fn create_network(&self, body: serde_json::Value) -> Result<serde_json::Value, ApiError> {
+impl Engine {
+    pub fn create_network(
+        &self,
+        body: serde_json::Value,
+    ) -> Result<serde_json::Value, EngineError> {
         let net = self.net_required()?;
         let name = body["Name"]
             .as_str()
             .filter(|n| !n.is_empty())
-            .ok_or_else(|| ApiError::bad_request("network name is required"))?
+            .ok_or_else(|| EngineError::invalid("network name is required"))?
             .to_owned();
         match body["Driver"].as_str().unwrap_or("") {
             "" | "bridge" => {}
-            d => return Err(ApiError::not_found(format!("plugin \"{d}\" not found"))),
+            d => return Err(EngineError::not_found(format!("plugin \"{d}\" not found"))),
         }
         if PSEUDO_NETWORKS.contains(&name.as_str())
             || self
                 .find_network(&name)
                 .is_ok_and(|s| s.config.name == name)
         {
-            return Err(ApiError::conflict(format!(
+            return Err(EngineError::conflict(format!(
                 "network with name {name} already exists"
             )));
         }
         let ipam = &body["IPAM"]["Config"][0];
-        let subnet = match ipam["Subnet"].as_str().unwrap_or("") {
-            "" => net
-                .free_subnet(
-                    berth_network::DEFAULT_POOL
-                        .parse()
-                        .map_err(|e: berth_network::NetError| ApiError::internal(e.to_string()))?,
-                    24,
-                )
-                .map_err(net_err)?,
-            s => s.parse().map_err(net_err)?,
-        };
+        let subnet =
+            match ipam["Subnet"].as_str().unwrap_or("") {
+                "" => net
+                    .free_subnet(
+                        berth_network::DEFAULT_POOL.parse().map_err(
+                            |e: berth_network::NetError| EngineError::internal(e.to_string()),
+                        )?,
+                        24,
+                    )
+                    .map_err(net_err)?,
+                s => s.parse().map_err(net_err)?,
+            };
         let id = self.id_of(&name);
         let opts = &body["Options"];
         let bridge = opts["com.docker.network.bridge.name"]
@@ -981,13 +973,13 @@ impl berth_api::networks::NetworkBackend for Engine {
         if let Some(gw) = ipam["Gateway"].as_str().filter(|s| !s.is_empty()) {
             config.gateway = Some(
                 gw.parse()
-                    .map_err(|_| ApiError::bad_request(format!("invalid gateway {gw}")))?,
+                    .map_err(|_| EngineError::invalid(format!("invalid gateway {gw}")))?,
             );
         }
         if let Some(mtu) = opts["com.docker.network.driver.mtu"].as_str() {
             config.mtu = Some(
                 mtu.parse()
-                    .map_err(|_| ApiError::bad_request(format!("invalid MTU {mtu}")))?,
+                    .map_err(|_| EngineError::invalid(format!("invalid MTU {mtu}")))?,
             );
         }
         config.internal = body["Internal"].as_bool().unwrap_or(false);
@@ -1004,7 +996,7 @@ impl berth_api::networks::NetworkBackend for Engine {
                 .unwrap_or_default(),
         };
         std::fs::create_dir_all(self.root().join("network-meta"))
-            .map_err(|e| ApiError::internal(e.to_string()))?;
+            .map_err(|e| EngineError::internal(e.to_string()))?;
         crate::save_json(&self.meta_path(&name), &meta)?;
         if let Err(e) = net.create_network(config) {
             let _ = std::fs::remove_file(self.meta_path(&name));
@@ -1014,7 +1006,7 @@ impl berth_api::networks::NetworkBackend for Engine {
         Ok(serde_json::json!({"Id": id, "Warning": ""}))
     }
 
-    fn list_networks(&self, filters: Filters) -> Result<serde_json::Value, ApiError> {
+    pub fn list_networks(&self, filters: Filters) -> Result<serde_json::Value, EngineError> {
         filters.validate(&["dangling", "driver", "id", "label", "name", "scope", "type"])?;
         let dangling = filters.get_bool("dangling")?;
         let net = self.net_required()?;
@@ -1053,7 +1045,7 @@ impl berth_api::networks::NetworkBackend for Engine {
         Ok(serde_json::Value::Array(out))
     }
 
-    fn inspect_network(&self, name: &str) -> Result<serde_json::Value, ApiError> {
+    pub fn inspect_network(&self, name: &str) -> Result<serde_json::Value, EngineError> {
         if let Some(p) = self.pseudo_network(name) {
             return Ok(self.pseudo_network_json(p));
         }
@@ -1061,7 +1053,7 @@ impl berth_api::networks::NetworkBackend for Engine {
         Ok(self.network_json(&s))
     }
 
-    fn remove_network(&self, name: &str) -> Result<(), ApiError> {
+    pub fn remove_network(&self, name: &str) -> Result<(), EngineError> {
         if let Some(p) = self.pseudo_network(name) {
             return Err(forbidden(format!(
                 "{p} is a pre-defined network and cannot be removed"
@@ -1075,7 +1067,7 @@ impl berth_api::networks::NetworkBackend for Engine {
             )));
         }
         if !s.endpoints.is_empty() {
-            return Err(ApiError::conflict(format!(
+            return Err(EngineError::conflict(format!(
                 "error while removing network: network {name} id {} has active endpoints",
                 self.id_of(&name)
             )));
@@ -1088,7 +1080,7 @@ impl berth_api::networks::NetworkBackend for Engine {
         Ok(())
     }
 
-    fn prune_networks(&self, filters: Filters) -> Result<serde_json::Value, ApiError> {
+    pub fn prune_networks(&self, filters: Filters) -> Result<serde_json::Value, EngineError> {
         filters.validate(&["until", "label", "label!"])?;
         let until = filters.timestamp("until", berth_core::timestamp::now_nanos())?;
         let net = self.net_required()?;
@@ -1110,21 +1102,21 @@ impl berth_api::networks::NetworkBackend for Engine {
             {
                 continue;
             }
-            if berth_api::networks::NetworkBackend::remove_network(self, &name).is_ok() {
+            if Engine::remove_network(self, &name).is_ok() {
                 deleted.push(name);
             }
         }
         Ok(serde_json::json!({ "NetworksDeleted": deleted }))
     }
 
-    fn connect_network(&self, name: &str, body: serde_json::Value) -> Result<(), ApiError> {
+    pub fn connect_network(&self, name: &str, body: serde_json::Value) -> Result<(), EngineError> {
         let (s, id, lock) = self.connection(name, &body)?;
         let _held = lock.lock().unwrap_or_else(|p| p.into_inner());
         let rec = self.find(&id)?;
         if matches!(rec.net.mode.as_str(), "host" | "none")
             || rec.net.mode.starts_with("container:")
         {
-            return Err(ApiError::bad_request(format!(
+            return Err(EngineError::invalid(format!(
                 "container sharing network namespace with another container or host cannot be connected to any other network (network mode {})",
                 rec.net.mode
             )));
@@ -1141,7 +1133,7 @@ impl berth_api::networks::NetworkBackend for Engine {
             "" => None,
             v => Some(
                 v.parse::<Ipv4Addr>()
-                    .map_err(|_| ApiError::bad_request(format!("invalid IPv4 address: {v}")))?,
+                    .map_err(|_| EngineError::invalid(format!("invalid IPv4 address: {v}")))?,
             ),
         };
         let a = NetAttach {
@@ -1166,7 +1158,11 @@ impl berth_api::networks::NetworkBackend for Engine {
         Ok(())
     }
 
-    fn disconnect_network(&self, name: &str, body: serde_json::Value) -> Result<(), ApiError> {
+    pub fn disconnect_network(
+        &self,
+        name: &str,
+        body: serde_json::Value,
+    ) -> Result<(), EngineError> {
         let (s, id, lock) = self.connection(name, &body)?;
         let _held = lock.lock().unwrap_or_else(|p| p.into_inner());
         let rec = self.find(&id)?;
@@ -1208,5 +1204,29 @@ impl berth_api::networks::NetworkBackend for Engine {
         })?;
         self.network_event_for("disconnect", &net_name, Some(&rec.id));
         Ok(())
+    }
+}
+
+impl berth_api::networks::NetworkBackend for Engine {
+    fn create_network(&self, body: serde_json::Value) -> BackendResult<serde_json::Value> {
+        Ok(Engine::create_network(self, body)?)
+    }
+    fn list_networks(&self, filters: Filters) -> BackendResult<serde_json::Value> {
+        Ok(Engine::list_networks(self, filters)?)
+    }
+    fn inspect_network(&self, name: &str) -> BackendResult<serde_json::Value> {
+        Ok(Engine::inspect_network(self, name)?)
+    }
+    fn remove_network(&self, name: &str) -> BackendResult<()> {
+        Ok(Engine::remove_network(self, name)?)
+    }
+    fn prune_networks(&self, filters: Filters) -> BackendResult<serde_json::Value> {
+        Ok(Engine::prune_networks(self, filters)?)
+    }
+    fn connect_network(&self, name: &str, body: serde_json::Value) -> BackendResult<()> {
+        Ok(Engine::connect_network(self, name, body)?)
+    }
+    fn disconnect_network(&self, name: &str, body: serde_json::Value) -> BackendResult<()> {
+        Ok(Engine::disconnect_network(self, name, body)?)
     }
 }

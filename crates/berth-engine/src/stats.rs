@@ -3,8 +3,8 @@
 
 use std::collections::HashMap;
 
+use crate::error::EngineError;
 use berth_api::usage::{UsageBackend, ZERO_TIME};
-use berth_api::ApiError;
 use bollard_stubs::models::{
     ContainerBlkioStats, ContainerMemoryStats, ContainerNetworkStats, ContainerPidsStats,
     ContainerPruneResponse, ContainerStatsResponse, ContainerStorageStats,
@@ -12,6 +12,7 @@ use bollard_stubs::models::{
 
 use crate::cgroups::{self, Cgroup};
 use crate::Engine;
+use berth_api::BackendResult;
 
 /// `/proc/<pid>/net/dev` as Docker's `networks`: every interface but the loopback.
 fn parse_net_dev(text: &str) -> HashMap<String, ContainerNetworkStats> {
@@ -82,7 +83,7 @@ fn empty(id: &str, name: &str) -> ContainerStatsResponse {
 }
 
 impl Engine {
-    fn stats_sample(&self, key: &str) -> Result<(ContainerStatsResponse, bool), ApiError> {
+    fn stats_sample(&self, key: &str) -> Result<(ContainerStatsResponse, bool), EngineError> {
         let rec = self.find(key)?;
         let st = self.refresh(&rec.id);
         if !st.running() {
@@ -117,24 +118,46 @@ impl Engine {
     }
 }
 
-impl UsageBackend for Engine {
-    fn container_stats(&self, id: &str) -> Result<(ContainerStatsResponse, bool), ApiError> {
+impl Engine {
+    pub fn container_stats(&self, id: &str) -> Result<(ContainerStatsResponse, bool), EngineError> {
         self.stats_sample(id)
     }
 
-    fn update_container(&self, id: &str, body: serde_json::Value) -> Result<Vec<String>, ApiError> {
+    pub fn update_container(
+        &self,
+        id: &str,
+        body: serde_json::Value,
+    ) -> Result<Vec<String>, EngineError> {
         self.update_resources(id, &body)
     }
 
-    fn prune_containers(
+    pub fn prune_containers(
         &self,
         filters: berth_core::filters::Filters,
-    ) -> Result<ContainerPruneResponse, ApiError> {
+    ) -> Result<ContainerPruneResponse, EngineError> {
         self.prune_stopped(&filters)
     }
 
-    fn disk_usage(&self, types: Vec<String>) -> Result<serde_json::Value, ApiError> {
+    pub fn disk_usage(&self, types: Vec<String>) -> Result<serde_json::Value, EngineError> {
         self.system_df(&types)
+    }
+}
+
+impl UsageBackend for Engine {
+    fn container_stats(&self, id: &str) -> BackendResult<(ContainerStatsResponse, bool)> {
+        Ok(Engine::container_stats(self, id)?)
+    }
+    fn update_container(&self, id: &str, body: serde_json::Value) -> BackendResult<Vec<String>> {
+        Ok(Engine::update_container(self, id, body)?)
+    }
+    fn prune_containers(
+        &self,
+        filters: berth_core::filters::Filters,
+    ) -> BackendResult<ContainerPruneResponse> {
+        Ok(Engine::prune_containers(self, filters)?)
+    }
+    fn disk_usage(&self, types: Vec<String>) -> BackendResult<serde_json::Value> {
+        Ok(Engine::disk_usage(self, types)?)
     }
 }
 

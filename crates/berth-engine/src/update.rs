@@ -8,7 +8,7 @@
 use std::io::Write;
 use std::process::Stdio;
 
-use berth_api::ApiError;
+use crate::error::EngineError;
 use serde_json::{json, Map, Value};
 
 use crate::cgroups::{self, Cgroup};
@@ -121,21 +121,21 @@ fn set(v: &Value) -> bool {
     }
 }
 
-fn number(body: &Value, key: &str) -> Result<Option<i64>, ApiError> {
+fn number(body: &Value, key: &str) -> Result<Option<i64>, EngineError> {
     match &body[key] {
         Value::Null => Ok(None),
         v => v
             .as_i64()
             .map(|n| Some(n).filter(|n| *n != 0))
-            .ok_or_else(|| ApiError::bad_request(format!("invalid {key}: {v}"))),
+            .ok_or_else(|| EngineError::invalid(format!("invalid {key}: {v}"))),
     }
 }
 
 impl Request {
-    fn parse(body: &Value) -> Result<Request, ApiError> {
+    fn parse(body: &Value) -> Result<Request, EngineError> {
         for key in UNSUPPORTED {
             if set(&body[key]) {
-                return Err(ApiError::bad_request(format!(
+                return Err(EngineError::invalid(format!(
                     "updating {key} is not supported by this berth version"
                 )));
             }
@@ -161,7 +161,7 @@ impl Request {
                 Value::Null => None,
                 v => Some(
                     v.as_i64()
-                        .ok_or_else(|| ApiError::bad_request(format!("invalid PidsLimit: {v}")))?,
+                        .ok_or_else(|| EngineError::invalid(format!("invalid PidsLimit: {v}")))?,
                 ),
             },
             restart,
@@ -169,8 +169,8 @@ impl Request {
     }
 
     /// `host` with the request applied, or Docker's error for a request it refuses.
-    fn apply_to(&self, host: &Host, ncpu: i64) -> Result<Host, ApiError> {
-        let bad = |m: &str| Err(ApiError::bad_request(m));
+    fn apply_to(&self, host: &Host, ncpu: i64) -> Result<Host, EngineError> {
+        let bad = |m: &str| Err(EngineError::invalid(m));
         let mut h = host.clone();
         if let Some(m) = self.memory {
             if m < 6 * 1024 * 1024 {
@@ -202,7 +202,7 @@ impl Request {
         }
         if let Some(n) = self.nano_cpus {
             if n < 10_000_000 || n > ncpu * 1_000_000_000 {
-                return Err(ApiError::bad_request(format!(
+                return Err(EngineError::invalid(format!(
                     "Range of CPUs is from 0.01 to {ncpu}.00, as there are only {ncpu} CPUs available"
                 )));
             }
@@ -243,7 +243,7 @@ impl Request {
                 }
                 "no" | "always" | "unless-stopped" | "on-failure" => {}
                 other => {
-                    return Err(ApiError::bad_request(format!(
+                    return Err(EngineError::invalid(format!(
                         "invalid restart policy: unknown policy '{other}'; use one of 'no', 'always', 'on-failure', or 'unless-stopped'"
                     )))
                 }
@@ -407,7 +407,7 @@ impl Engine {
         &self,
         key: &str,
         body: &Value,
-    ) -> Result<Vec<String>, ApiError> {
+    ) -> Result<Vec<String>, EngineError> {
         let req = Request::parse(body)?;
         let id = self.find(key)?.id.clone();
         let lock = self.container_lock(&id);
@@ -429,14 +429,14 @@ impl Engine {
                     let usage = Cgroup::of_pid(st.pid).and_then(|cg| cgroups::memory_usage(&cg));
                     if let (Some(limit), Some(usage)) = (limits.memory.filter(|m| *m > 0), usage) {
                         if usage >= limit as u64 {
-                            return Err(ApiError::internal(format!(
+                            return Err(EngineError::internal(format!(
                                 "Cannot update container {id}: the memory limit {} is below what the container uses now ({}), and the kernel could not reclaim enough: {e}",
                                 mib(limit as u64),
                                 mib(usage)
                             )));
                         }
                     }
-                    return Err(ApiError::internal(format!(
+                    return Err(EngineError::internal(format!(
                         "Cannot update container {id}: {e}"
                     )));
                 }
@@ -450,7 +450,7 @@ impl Engine {
                 if let Some(limits) = applied {
                     let _ = self.runtime_update(&id, &previous(&limits, &current));
                 }
-                return Err(ApiError::internal(format!(
+                return Err(EngineError::internal(format!(
                     "Cannot update container {id}: write its record: {e}"
                 )));
             }
@@ -491,7 +491,7 @@ mod tests {
             }
         );
         let e = Request::parse(&json!({"CpusetCpus": "0-1"})).unwrap_err();
-        assert!(e.message.contains("CpusetCpus"), "{}", e.message);
+        assert!(e.message().contains("CpusetCpus"), "{}", e.message());
     }
 
     #[test]
@@ -501,7 +501,7 @@ mod tests {
             memory_swap: Some(128 << 20),
             ..Default::default()
         };
-        let err = |r: Request| r.apply_to(&host, 2).unwrap_err().message;
+        let err = |r: Request| r.apply_to(&host, 2).unwrap_err().to_string();
         assert_eq!(
             err(Request {
                 memory: Some(1 << 20),
@@ -548,7 +548,7 @@ mod tests {
         }
         .apply_to(&auto, 2)
         .unwrap_err();
-        assert!(e.message.contains("AutoRemove"));
+        assert!(e.message().contains("AutoRemove"));
         let none = Host::default();
         let e = Request {
             memory_swap: Some(1 << 30),
@@ -557,7 +557,7 @@ mod tests {
         .apply_to(&none, 2)
         .unwrap_err();
         assert!(e
-            .message
+            .message()
             .starts_with("You should always set the Memory limit"));
     }
 

@@ -11,14 +11,15 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::error::EngineError;
 use berth_api::volumes::VolumeBackend;
-use berth_api::ApiError;
 use berth_core::filters::Filters;
 use berth_oci::spec::UserMount;
 use serde::{Deserialize, Serialize};
 
 use crate::container::record::Record;
 use crate::Engine;
+use berth_api::BackendResult;
 use bollard_stubs::models::{ContainerCreateBody, Mount, MountType as MountTypeEnum};
 
 /// A volume's record.
@@ -63,15 +64,15 @@ fn valid_volume_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
 }
 
-fn bad(msg: impl Into<String>) -> ApiError {
-    ApiError::bad_request(msg)
+fn bad(msg: impl Into<String>) -> EngineError {
+    EngineError::invalid(msg)
 }
 
-fn io_err(what: &str, e: std::io::Error) -> ApiError {
-    ApiError::internal(format!("{what}: {e}"))
+fn io_err(what: &str, e: std::io::Error) -> EngineError {
+    EngineError::internal(format!("{what}: {e}"))
 }
 
-fn clean_target(target: &str) -> Result<String, ApiError> {
+fn clean_target(target: &str) -> Result<String, EngineError> {
     if !target.starts_with('/') {
         return Err(bad(format!(
             "invalid mount config for type \"volume\": invalid mount path: '{target}' mount path must be absolute"
@@ -98,7 +99,7 @@ const PROPAGATIONS: [&str; 6] = [
 ];
 
 /// `-v SRC:DST[:OPTS]`, `-v DST` (an anonymous volume).
-fn parse_bind(spec: &str) -> Result<MountRecord, ApiError> {
+fn parse_bind(spec: &str) -> Result<MountRecord, EngineError> {
     let parts: Vec<&str> = spec.split(':').collect();
     let (source, target, opts) = match parts.as_slice() {
         [t] => ("", *t, ""),
@@ -144,7 +145,7 @@ fn parse_bind(spec: &str) -> Result<MountRecord, ApiError> {
 }
 
 /// One entry of HostConfig.Mounts (`--mount`).
-fn parse_mount(v: &Mount) -> Result<MountRecord, ApiError> {
+fn parse_mount(v: &Mount) -> Result<MountRecord, EngineError> {
     let kind = match v.typ {
         None | Some(MountTypeEnum::VOLUME) => "volume",
         Some(MountTypeEnum::BIND) => "bind",
@@ -192,10 +193,8 @@ fn parse_mount(v: &Mount) -> Result<MountRecord, ApiError> {
                 )));
             }
         }
-        "volume" => {
-            if !m.source.is_empty() && !valid_volume_name(&m.source) {
-                return Err(bad(format!("invalid volume name: {:?}", m.source)));
-            }
+        "volume" if !m.source.is_empty() && !valid_volume_name(&m.source) => {
+            return Err(bad(format!("invalid volume name: {:?}", m.source)));
         }
         "tmpfs" => {
             if !m.source.is_empty() {
@@ -226,9 +225,9 @@ fn parse_mount(v: &Mount) -> Result<MountRecord, ApiError> {
 }
 
 /// A random anonymous volume name (64 hex digits, like Docker's).
-fn anonymous_name() -> Result<String, ApiError> {
+fn anonymous_name() -> Result<String, EngineError> {
     Ok(berth_core::ContainerId::generate()
-        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(|e| EngineError::internal(e.to_string()))?
         .to_string())
 }
 
@@ -257,9 +256,9 @@ impl Engine {
         serde_json::from_slice(&std::fs::read(self.volume_dir(name).join("volume.json")).ok()?).ok()
     }
 
-    fn volume(&self, name: &str) -> Result<Volume, ApiError> {
+    fn volume(&self, name: &str) -> Result<Volume, EngineError> {
         self.read_volume(name)
-            .ok_or_else(|| ApiError::not_found(format!("get {name}: no such volume")))
+            .ok_or_else(|| EngineError::not_found(format!("get {name}: no such volume")))
     }
 
     fn all_volumes(&self) -> Vec<Volume> {
@@ -280,7 +279,7 @@ impl Engine {
         name: Option<&str>,
         labels: BTreeMap<String, String>,
         options: BTreeMap<String, String>,
-    ) -> Result<Volume, ApiError> {
+    ) -> Result<Volume, EngineError> {
         let anonymous = name.is_none_or(str::is_empty);
         let name = match name.filter(|n| !n.is_empty()) {
             Some(n) => {
@@ -354,11 +353,11 @@ impl Engine {
         &self,
         body: &ContainerCreateBody,
         image_volumes: &[String],
-    ) -> Result<Vec<MountRecord>, ApiError> {
+    ) -> Result<Vec<MountRecord>, EngineError> {
         let empty = Default::default();
         let hc = body.host_config.as_ref().unwrap_or(&empty);
         let mut mounts: Vec<MountRecord> = Vec::new();
-        let push = |m: MountRecord, mounts: &mut Vec<MountRecord>| -> Result<(), ApiError> {
+        let push = |m: MountRecord, mounts: &mut Vec<MountRecord>| -> Result<(), EngineError> {
             if mounts.iter().any(|o| o.target == m.target) {
                 return Err(bad(format!("Duplicate mount point: {}", m.target)));
             }
@@ -456,7 +455,7 @@ impl Engine {
 
     /// The runtime's mounts for a container about to start (its rootfs is mounted): empty
     /// volumes are filled from the image first.
-    pub(crate) fn user_mounts(&self, rec: &Record) -> Result<Vec<UserMount>, ApiError> {
+    pub(crate) fn user_mounts(&self, rec: &Record) -> Result<Vec<UserMount>, EngineError> {
         let rootfs = self.rootfs(&rec.id);
         let mut out = Vec::new();
         for m in &rec.mounts {
@@ -509,7 +508,7 @@ impl Engine {
         }
     }
 
-    fn remove_volume_dir(&self, name: &str) -> Result<u64, ApiError> {
+    fn remove_volume_dir(&self, name: &str) -> Result<u64, EngineError> {
         let dir = self.volume_dir(name);
         // A volume with driver options (tmpfs, a bind) is unmounted first: nothing is ever
         // removed through the mount.
@@ -545,7 +544,7 @@ fn is_mountpoint(path: &Path) -> bool {
 /// The local driver's options (`--opt type=tmpfs --opt device=tmpfs --opt o=size=64m`, or
 /// `--opt type=none --opt o=bind --opt device=/path`): mounted on `_data` at first use, as
 /// mount(8) would, and kept until the volume is removed.
-fn mount_driver_options(v: &Volume, data: &Path) -> Result<(), ApiError> {
+fn mount_driver_options(v: &Volume, data: &Path) -> Result<(), EngineError> {
     let (Some(kind), Some(device)) = (v.options.get("type"), v.options.get("device")) else {
         return Ok(());
     };
@@ -598,14 +597,14 @@ fn mount_driver_options(v: &Volume, data: &Path) -> Result<(), ApiError> {
 /// Fills an empty volume with what the image has at `target` (Docker's copy-up), through the
 /// confined copy: the path is resolved inside `rootfs` and the tree walked without following
 /// symlinks, so an image cannot point the copy at the host.
-fn copy_up(rootfs: &Path, target: &str, data: &Path) -> Result<(), ApiError> {
+fn copy_up(rootfs: &Path, target: &str, data: &Path) -> Result<(), EngineError> {
     crate::confined::copy::copy_up(rootfs, target.as_bytes(), data)
         .map(|_| ())
         .map_err(|e| io_err("copy the image's content into the volume", e))
 }
 
-impl VolumeBackend for Engine {
-    fn create_volume(&self, body: serde_json::Value) -> Result<serde_json::Value, ApiError> {
+impl Engine {
+    pub fn create_volume(&self, body: serde_json::Value) -> Result<serde_json::Value, EngineError> {
         let driver = body["Driver"].as_str().unwrap_or("local");
         if !driver.is_empty() && driver != "local" {
             return Err(bad(format!(
@@ -629,7 +628,7 @@ impl VolumeBackend for Engine {
         Ok(self.volume_json(&v))
     }
 
-    fn list_volumes(&self, filters: Filters) -> Result<serde_json::Value, ApiError> {
+    pub fn list_volumes(&self, filters: Filters) -> Result<serde_json::Value, EngineError> {
         filters.validate(&["dangling", "driver", "label", "name"])?;
         let dangling = filters.get_bool("dangling")?;
         let list: Vec<serde_json::Value> = self
@@ -646,21 +645,25 @@ impl VolumeBackend for Engine {
         Ok(serde_json::json!({"Volumes": list, "Warnings": []}))
     }
 
-    fn inspect_volume(&self, name: &str) -> Result<serde_json::Value, ApiError> {
+    pub fn inspect_volume(&self, name: &str) -> Result<serde_json::Value, EngineError> {
         let v = self.volume(name)?;
         Ok(self.volume_json(&v))
     }
 
-    fn remove_volume(&self, name: &str, force: bool) -> Result<(), ApiError> {
+    pub fn remove_volume(&self, name: &str, force: bool) -> Result<(), EngineError> {
         let v = match self.read_volume(name) {
             Some(v) => v,
             None if force => return Ok(()),
-            None => return Err(ApiError::not_found(format!("get {name}: no such volume"))),
+            None => {
+                return Err(EngineError::not_found(format!(
+                    "get {name}: no such volume"
+                )))
+            }
         };
         // Even with force: a volume a container references is never removed.
         let users = self.volume_users(&v.name);
         if !users.is_empty() {
-            return Err(ApiError::conflict(format!(
+            return Err(EngineError::conflict(format!(
                 "remove {name}: volume is in use - [{}]",
                 users.join(", ")
             )));
@@ -668,7 +671,7 @@ impl VolumeBackend for Engine {
         self.remove_volume_dir(&v.name).map(|_| ())
     }
 
-    fn prune_volumes(&self, filters: Filters) -> Result<serde_json::Value, ApiError> {
+    pub fn prune_volumes(&self, filters: Filters) -> Result<serde_json::Value, EngineError> {
         filters.validate(&["label", "label!", "all"])?;
         let all = filters.get_bool("all")?.unwrap_or(false);
         let mut deleted = Vec::new();
@@ -686,7 +689,10 @@ impl VolumeBackend for Engine {
         Ok(serde_json::json!({"VolumesDeleted": deleted, "SpaceReclaimed": reclaimed}))
     }
 
-    fn export_volume(&self, name: &str) -> Result<berth_api::images::ExportWriter, ApiError> {
+    pub fn export_volume(
+        &self,
+        name: &str,
+    ) -> Result<berth_api::images::ExportWriter, EngineError> {
         let v = self.volume(name)?;
         let data = self.volume_data(&v.name);
         Ok(Box::new(move |out: &mut dyn std::io::Write| {
@@ -697,14 +703,14 @@ impl VolumeBackend for Engine {
         }))
     }
 
-    fn import_volume(&self, name: &str, tar_path: &Path) -> Result<(), ApiError> {
+    pub fn import_volume(&self, name: &str, tar_path: &Path) -> Result<(), EngineError> {
         let v = self.ensure_volume(Some(name), BTreeMap::new(), BTreeMap::new())?;
         let data = self.volume_data(&v.name);
         let non_empty = std::fs::read_dir(&data)
             .map(|mut d| d.next().is_some())
             .unwrap_or(false);
         if non_empty {
-            return Err(ApiError::conflict(format!(
+            return Err(EngineError::conflict(format!(
                 "volume {name} is not empty: import into an empty volume"
             )));
         }
@@ -712,7 +718,7 @@ impl VolumeBackend for Engine {
         let staging = self.volume_dir(&v.name).join(".import");
         let _ = std::fs::remove_dir_all(&staging);
         std::fs::create_dir_all(&staging).map_err(|e| io_err("prepare the import", e))?;
-        let result = (|| -> Result<(), ApiError> {
+        let result = (|| -> Result<(), EngineError> {
             let file = std::fs::File::open(tar_path).map_err(|e| io_err("open the upload", e))?;
             let mut archive = tar::Archive::new(file);
             archive.set_preserve_permissions(true);
@@ -745,6 +751,30 @@ impl VolumeBackend for Engine {
         }
         std::fs::remove_dir(&data).map_err(|e| io_err("replace the volume's data", e))?;
         std::fs::rename(&staging, &data).map_err(|e| io_err("replace the volume's data", e))
+    }
+}
+
+impl VolumeBackend for Engine {
+    fn create_volume(&self, body: serde_json::Value) -> BackendResult<serde_json::Value> {
+        Ok(Engine::create_volume(self, body)?)
+    }
+    fn list_volumes(&self, filters: Filters) -> BackendResult<serde_json::Value> {
+        Ok(Engine::list_volumes(self, filters)?)
+    }
+    fn inspect_volume(&self, name: &str) -> BackendResult<serde_json::Value> {
+        Ok(Engine::inspect_volume(self, name)?)
+    }
+    fn remove_volume(&self, name: &str, force: bool) -> BackendResult<()> {
+        Ok(Engine::remove_volume(self, name, force)?)
+    }
+    fn prune_volumes(&self, filters: Filters) -> BackendResult<serde_json::Value> {
+        Ok(Engine::prune_volumes(self, filters)?)
+    }
+    fn export_volume(&self, name: &str) -> BackendResult<berth_api::images::ExportWriter> {
+        Ok(Engine::export_volume(self, name)?)
+    }
+    fn import_volume(&self, name: &str, tar_path: &Path) -> BackendResult<()> {
+        Ok(Engine::import_volume(self, name, tar_path)?)
     }
 }
 

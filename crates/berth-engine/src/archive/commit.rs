@@ -15,8 +15,8 @@
 
 use std::io::Write;
 
+use crate::error::EngineError;
 use berth_api::archive::CommitRequest;
-use berth_api::ApiError;
 use berth_core::{Digest, Reference};
 use berth_image::content::HashingWriter;
 use berth_image::oci::{
@@ -32,8 +32,8 @@ fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
 }
 
-fn img_err(e: berth_image::ImageError) -> ApiError {
-    ApiError::from_kind(&e)
+fn img_err(e: berth_image::ImageError) -> EngineError {
+    EngineError::from_kind(&e)
 }
 
 fn digest_of(bytes: &[u8]) -> Digest {
@@ -98,7 +98,7 @@ pub(crate) fn run_config(
     image: &RunConfig,
     changes: &[String],
     body: Option<&serde_json::Value>,
-) -> Result<RunConfig, ApiError> {
+) -> Result<RunConfig, EngineError> {
     let mut c = image.clone();
     let (entrypoint, cmd) = rec.split_command(image);
     c.entrypoint = entrypoint;
@@ -113,11 +113,11 @@ pub(crate) fn run_config(
     if rec.stop_signal.is_some() {
         c.stop_signal = rec.stop_signal.clone();
     }
-    crate::changes::apply(&mut c, changes).map_err(ApiError::bad_request)?;
+    crate::changes::apply(&mut c, changes).map_err(EngineError::invalid)?;
     if let Some(body) = body {
         // Fields of a config sent with the request win (Docker merges them the same way).
         let given: RunConfig = serde_json::from_value(body.clone())
-            .map_err(|e| ApiError::bad_request(format!("invalid container config: {e}")))?;
+            .map_err(|e| EngineError::invalid(format!("invalid container config: {e}")))?;
         macro_rules! take {
             ($($f:ident),*) => { $( if given.$f.is_some() { c.$f = given.$f.clone(); } )* };
         }
@@ -140,10 +140,10 @@ pub(crate) fn run_config(
 }
 
 /// `repo[:tag]` as a name to give the image (Docker's rules for tags).
-fn target(repo: Option<&str>, tag: Option<&str>) -> Result<Option<Reference>, ApiError> {
+fn target(repo: Option<&str>, tag: Option<&str>) -> Result<Option<Reference>, EngineError> {
     let Some(repo) = repo else {
         if tag.is_some() {
-            return Err(ApiError::bad_request("tag requires a repository name"));
+            return Err(EngineError::invalid("tag requires a repository name"));
         }
         return Ok(None);
     };
@@ -151,9 +151,9 @@ fn target(repo: Option<&str>, tag: Option<&str>) -> Result<Option<Reference>, Ap
         Some(t) => format!("{repo}:{t}"),
         None => repo.to_owned(),
     };
-    let r: Reference = text.parse().map_err(|e| ApiError::from_kind(&e))?;
+    let r: Reference = text.parse().map_err(|e| EngineError::from_kind(&e))?;
     if r.digest.is_some() {
-        return Err(ApiError::bad_request(
+        return Err(EngineError::invalid(
             "refusing to create a tag with a digest reference",
         ));
     }
@@ -162,16 +162,19 @@ fn target(repo: Option<&str>, tag: Option<&str>) -> Result<Option<Reference>, Ap
 
 impl Engine {
     /// Writes the container's upper dir as a gzip-compressed layer blob in staging.
-    fn stage_layer(&self, id: &str) -> Result<StagedLayer, ApiError> {
+    fn stage_layer(&self, id: &str) -> Result<StagedLayer, EngineError> {
         self.stage_layer_of(&self.container_dir(id).join("upper"))
     }
 
     /// Writes an overlayfs upper dir as a gzip-compressed layer blob in staging (runtime mount
     /// points left out, whiteouts in OCI's form): berth-image's layer writer.
-    pub(crate) fn stage_layer_of(&self, upper: &std::path::Path) -> Result<StagedLayer, ApiError> {
+    pub(crate) fn stage_layer_of(
+        &self,
+        upper: &std::path::Path,
+    ) -> Result<StagedLayer, EngineError> {
         let path = self.images.content.staging_path("commit");
         let written = berth_image::layer::write_layer(upper, &path)
-            .map_err(|e| ApiError::internal(e.to_string()))?;
+            .map_err(|e| EngineError::internal(e.to_string()))?;
         Ok(StagedLayer {
             path,
             digest: written.digest,
@@ -192,7 +195,7 @@ impl Engine {
         staged: Option<&StagedLayer>,
         names: &[Reference],
         created: &str,
-    ) -> Result<berth_image::store::Added, ApiError> {
+    ) -> Result<berth_image::store::Added, EngineError> {
         let config_bytes = serde_json::to_vec(image_config).expect("configs serialize");
         let config_digest = digest_of(&config_bytes);
         let manifest = Manifest {
@@ -238,16 +241,16 @@ impl Engine {
         stored
     }
 
-    pub(crate) fn commit(&self, req: CommitRequest) -> Result<String, ApiError> {
+    pub(crate) fn commit(&self, req: CommitRequest) -> Result<String, EngineError> {
         if req.container.is_empty() {
-            return Err(ApiError::bad_request("No container was specified"));
+            return Err(EngineError::invalid("No container was specified"));
         }
         let rec = self.find(&req.container)?;
         let name = target(req.repo.as_deref(), req.tag.as_deref())?;
         let image_id: Digest = rec
             .image_id
             .parse()
-            .map_err(|_| ApiError::internal("bad image id in container record"))?;
+            .map_err(|_| EngineError::internal("bad image id in container record"))?;
         let base = self.images.config(&image_id).map_err(img_err)?;
         let index = self.images.index().map_err(img_err)?;
         let base_manifest: Manifest = match index.images.get(&image_id) {
@@ -258,9 +261,9 @@ impl Engine {
                     .read_blob(&r.manifest)
                     .map_err(img_err)?,
             )
-            .map_err(|e| ApiError::internal(format!("the image's manifest: {e}")))?,
+            .map_err(|e| EngineError::internal(format!("the image's manifest: {e}")))?,
             None => {
-                return Err(ApiError::conflict(format!(
+                return Err(EngineError::conflict(format!(
                     "cannot commit container {}: its image {image_id} was removed",
                     rec.id
                 )))
@@ -275,7 +278,7 @@ impl Engine {
             let lock = self.container_lock(&rec.id);
             let _held = lock.lock().unwrap_or_else(|p| p.into_inner());
             if !self.container_dir(&rec.id).join("config.json").exists() {
-                return Err(ApiError::not_found(format!(
+                return Err(EngineError::not_found(format!(
                     "No such container: {}",
                     req.container
                 )));
@@ -283,12 +286,11 @@ impl Engine {
             let st = self.refresh(&rec.id);
             let freeze = req.pause && st.running() && !st.paused;
             if freeze {
-                berth_api::containers::ContainerBackend::pause_container(self, &rec.id, true)?;
+                self.pause(&rec.id, true)?;
             }
             let layer = self.stage_layer(&rec.id);
             if freeze {
-                let _ =
-                    berth_api::containers::ContainerBackend::pause_container(self, &rec.id, false);
+                let _ = self.pause(&rec.id, false);
             }
             layer?
         };

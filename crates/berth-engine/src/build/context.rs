@@ -6,8 +6,8 @@
 use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
 
+use crate::error::EngineError;
 use berth_api::build::BuildContext;
-use berth_api::ApiError;
 
 use crate::confined::extract::{extract, Options};
 use crate::confined::{Root, View};
@@ -45,7 +45,7 @@ fn is_tar_header(block: &[u8]) -> bool {
 }
 
 impl Received {
-    pub(super) fn open(engine: &Engine, context: BuildContext) -> Result<Received, ApiError> {
+    pub(super) fn open(engine: &Engine, context: BuildContext) -> Result<Received, EngineError> {
         match context {
             BuildContext::Dir(dir) => Ok(Received {
                 root: dir,
@@ -54,7 +54,7 @@ impl Received {
             }),
             BuildContext::Upload(file) => {
                 let id = berth_core::ContainerId::generate()
-                    .map_err(|e| ApiError::internal(e.to_string()))?;
+                    .map_err(|e| EngineError::internal(e.to_string()))?;
                 let root = engine
                     .root()
                     .join("build")
@@ -66,15 +66,15 @@ impl Received {
                     upload: Some(file.clone()),
                 };
                 std::fs::create_dir_all(&received.root)
-                    .map_err(|e| ApiError::internal(format!("context directory: {e}")))?;
+                    .map_err(|e| EngineError::internal(format!("context directory: {e}")))?;
                 received.unpack(&file)?;
                 Ok(received)
             }
         }
     }
 
-    fn unpack(&self, file: &Path) -> Result<(), ApiError> {
-        let bad = |e: std::io::Error| ApiError::bad_request(format!("reading the context: {e}"));
+    fn unpack(&self, file: &Path) -> Result<(), EngineError> {
+        let bad = |e: std::io::Error| EngineError::invalid(format!("reading the context: {e}"));
         let f = std::fs::File::open(file).map_err(bad)?;
         let (_, stream) = berth_image::compression::decompressed(f).map_err(bad)?;
         let mut stream = std::io::BufReader::with_capacity(64 * 1024, stream);
@@ -85,14 +85,14 @@ impl Received {
             let mut text = Vec::new();
             stream.read_to_end(&mut text).map_err(bad)?;
             return std::fs::write(self.root.join("Dockerfile"), text)
-                .map_err(|e| ApiError::internal(format!("context: {e}")));
+                .map_err(|e| EngineError::internal(format!("context: {e}")));
         }
         if empty {
             return Ok(());
         }
-        let root = Root::open(&self.root).map_err(|e| ApiError::internal(e.to_string()))?;
+        let root = Root::open(&self.root).map_err(|e| EngineError::internal(e.to_string()))?;
         extract(&View::new(root), &[], stream, Options::default())
-            .map_err(|e| ApiError::bad_request(format!("unpacking the build context: {e}")))?;
+            .map_err(|e| EngineError::invalid(format!("unpacking the build context: {e}")))?;
         Ok(())
     }
 
@@ -106,10 +106,10 @@ impl Received {
     }
 
     /// The Dockerfile's text, and its path in the context when it is in it.
-    pub(super) fn dockerfile(&self, name: &str) -> Result<(String, Option<String>), ApiError> {
+    pub(super) fn dockerfile(&self, name: &str) -> Result<(String, Option<String>), EngineError> {
         let name = if name.is_empty() { "Dockerfile" } else { name };
         let missing =
-            || ApiError::bad_request(format!("Cannot locate specified Dockerfile: {name}"));
+            || EngineError::invalid(format!("Cannot locate specified Dockerfile: {name}"));
         let (path, rel) = if Path::new(name).is_absolute() {
             if self.owned {
                 return Err(missing());
@@ -139,7 +139,7 @@ impl Received {
             .and_then(|mut f| f.read_to_string(&mut text))
             .map_err(|e| match e.kind() {
                 std::io::ErrorKind::NotFound => missing(),
-                _ => ApiError::bad_request(format!("reading the Dockerfile {name}: {e}")),
+                _ => EngineError::invalid(format!("reading the Dockerfile {name}: {e}")),
             })?;
         Ok((text, rel))
     }

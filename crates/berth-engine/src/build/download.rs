@@ -6,7 +6,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use berth_api::ApiError;
+use crate::error::EngineError;
 use sha2::Digest as _;
 
 use super::Out;
@@ -36,21 +36,21 @@ pub(crate) fn fetch(
     dir: &Path,
     checksum: Option<&str>,
     out: &Out,
-) -> Result<Downloaded, ApiError> {
+) -> Result<Downloaded, EngineError> {
     let name = url_file_name(url).ok_or_else(|| {
-        ApiError::bad_request(format!(
+        EngineError::invalid(format!(
             "cannot determine filename from url: {url}: add a file name to the URL"
         ))
     })?;
     let handle = tokio::runtime::Handle::try_current()
-        .map_err(|_| ApiError::internal("downloads need the daemon's runtime"))?;
-    std::fs::create_dir_all(dir).map_err(|e| ApiError::internal(format!("{e}")))?;
+        .map_err(|_| EngineError::internal("downloads need the daemon's runtime"))?;
+    std::fs::create_dir_all(dir).map_err(|e| EngineError::internal(format!("{e}")))?;
     let path = dir.join(format!(
         "download-{}",
         DOWNLOADS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     ));
     out.text(&format!("Downloading {url}\n"));
-    let fail = |e: String| ApiError::bad_request(format!("ADD {url}: {e}"));
+    let fail = |e: String| EngineError::invalid(format!("ADD {url}: {e}"));
     let (digest, modified) = handle.block_on(async {
         let resp = reqwest::get(url).await.map_err(|e| fail(e.to_string()))?;
         if !resp.status().is_success() {

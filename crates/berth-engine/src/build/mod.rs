@@ -36,9 +36,10 @@ mod workspace;
 
 use std::sync::Mutex;
 
+use crate::error::EngineError;
 use berth_api::build::{BuildContext, BuildRequest};
-use berth_api::distribution::{DistributionBackend, PullRequest};
-use berth_api::ApiError;
+use berth_api::distribution::PullRequest;
+use berth_api::BackendResult;
 use berth_build::{BuildOptions, BuildPlan, Context, Dockerfile, FileHashCache, Platform};
 use berth_core::{Digest, Reference};
 use berth_image::oci::{Descriptor, ImageConfig};
@@ -51,12 +52,12 @@ use stages::{Build, Scratch};
 /// Docker's cache has none.
 pub const DEFAULT_CACHE_MAX: u64 = 20 << 30;
 
-fn img_err(e: berth_image::ImageError) -> ApiError {
-    ApiError::from_kind(&e)
+fn img_err(e: berth_image::ImageError) -> EngineError {
+    EngineError::from_kind(&e)
 }
 
-fn internal(what: &str, e: impl std::fmt::Display) -> ApiError {
-    ApiError::internal(format!("{what}: {e}"))
+fn internal(what: &str, e: impl std::fmt::Display) -> EngineError {
+    EngineError::internal(format!("{what}: {e}"))
 }
 
 /// A pipe (read end, write end), close-on-exec.
@@ -110,7 +111,7 @@ impl Out {
 }
 
 /// Why a build stopped.
-type Result<T> = std::result::Result<T, ApiError>;
+type Result<T> = std::result::Result<T, EngineError>;
 
 impl Engine {
     fn build_dir(&self) -> std::path::PathBuf {
@@ -130,7 +131,7 @@ impl Engine {
         let id = match local {
             Some(id) if !pull => id,
             _ => {
-                let r: Reference = name.parse().map_err(|e| ApiError::from_kind(&e))?;
+                let r: Reference = name.parse().map_err(|e| EngineError::from_kind(&e))?;
                 let tag = match (&r.digest, &r.tag) {
                     (Some(d), _) => d.to_string(),
                     (None, Some(t)) => t.clone(),
@@ -162,7 +163,7 @@ impl Engine {
         let record = index
             .images
             .get(id)
-            .ok_or_else(|| ApiError::not_found(format!("No such image: {id}")))?;
+            .ok_or_else(|| EngineError::not_found(format!("No such image: {id}")))?;
         let manifest: berth_image::oci::Manifest = serde_json::from_slice(
             &self
                 .images
@@ -192,9 +193,9 @@ impl Engine {
             .map(|t| {
                 let mut r: Reference = t
                     .parse()
-                    .map_err(|e| ApiError::bad_request(format!("invalid tag {t:?}: {e}")))?;
+                    .map_err(|e| EngineError::invalid(format!("invalid tag {t:?}: {e}")))?;
                 if r.digest.is_some() {
-                    return Err(ApiError::bad_request(format!(
+                    return Err(EngineError::invalid(format!(
                         "invalid tag {t:?}: a tag cannot name a digest"
                     )));
                 }
@@ -206,7 +207,7 @@ impl Engine {
             .collect::<Result<Vec<_>>>()?;
         let received = context::Received::open(self, context)?;
         let (df_text, df_rel) = received.dockerfile(&req.dockerfile)?;
-        let df = Dockerfile::parse(&df_text).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let df = Dockerfile::parse(&df_text).map_err(|e| EngineError::invalid(e.to_string()))?;
         let mut opts = BuildOptions {
             target: req.target.clone(),
             labels: req.labels.clone(),
@@ -215,11 +216,11 @@ impl Engine {
         };
         if let Some(p) = &req.platform {
             opts.platform = Platform::parse(p)
-                .map_err(|e| ApiError::bad_request(format!("invalid platform {p:?}: {e}")))?;
+                .map_err(|e| EngineError::invalid(format!("invalid platform {p:?}: {e}")))?;
         }
-        let plan = BuildPlan::new(&df, &opts).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let plan = BuildPlan::new(&df, &opts).map_err(|e| EngineError::invalid(e.to_string()))?;
         let ctx = Context::open_for(received.root(), df_rel.as_deref())
-            .map_err(|e| ApiError::bad_request(format!("the context's .dockerignore: {e}")))?;
+            .map_err(|e| EngineError::invalid(format!("the context's .dockerignore: {e}")))?;
         let hashes = if received.in_place() {
             FileHashCache::open(self.build_dir().join("hashes.json"))
         } else {
@@ -314,15 +315,15 @@ impl berth_api::build::BuildBackend for Engine {
         req: BuildRequest,
         context: BuildContext,
         out: UnboundedSender<String>,
-    ) -> std::result::Result<(), ApiError> {
-        self.build(req, context, out)
+    ) -> BackendResult<()> {
+        Ok(self.build(req, context, out)?)
     }
 
     fn prune_build_cache(
         &self,
         all: bool,
         keep_storage: Option<u64>,
-    ) -> std::result::Result<serde_json::Value, ApiError> {
+    ) -> BackendResult<serde_json::Value> {
         Ok(self.prune_build(all, keep_storage))
     }
 }

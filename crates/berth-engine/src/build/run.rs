@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use berth_api::ApiError;
+use crate::error::EngineError;
 use berth_build::mount::{MountType, Sharing};
 use berth_build::{RunStep, Step};
 use berth_oci::spec::{docker_default, ContainerOptions, UserMount};
@@ -74,7 +74,7 @@ impl Build<'_> {
         keep: &mut Vec<Held>,
         out: &Out,
     ) -> Result<(Vec<UserMount>, Vec<String>)> {
-        let fail = |m: String| ApiError::bad_request(format!("Dockerfile:{}: {m}", step.line));
+        let fail = |m: String| EngineError::invalid(format!("Dockerfile:{}: {m}", step.line));
         let mut mounts = Vec::new();
         let mut env = Vec::new();
         for m in &r.mounts {
@@ -297,7 +297,7 @@ impl Build<'_> {
                 )),
                 ..Default::default()
             };
-            let spec = docker_default(&opts).map_err(|e| ApiError::from_kind(&e))?;
+            let spec = docker_default(&opts).map_err(|e| EngineError::from_kind(&e))?;
             let bundle = dir.join("bundle");
             std::fs::create_dir_all(&bundle).map_err(|e| internal("the bundle", e))?;
             crate::save_json(&bundle.join("config.json"), &spec)?;
@@ -384,11 +384,11 @@ impl Build<'_> {
             &id[..12]
         ));
         if canceled {
-            return Err(ApiError::bad_request("the build was canceled"));
+            return Err(EngineError::invalid("the build was canceled"));
         }
         let code = status.code().unwrap_or(1);
         if code != 0 {
-            return Err(ApiError::bad_request(format!(
+            return Err(EngineError::invalid(format!(
                 "The command '{}' returned a non-zero code: {code} (Dockerfile:{}: {})",
                 r.argv.join(" "),
                 step.line,

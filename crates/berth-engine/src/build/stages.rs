@@ -5,8 +5,8 @@
 use std::sync::Mutex;
 use std::time::Instant;
 
+use crate::error::EngineError;
 use berth_api::build::BuildRequest;
-use berth_api::ApiError;
 use berth_build::{
     Base, BuildPlan, CacheKey, Context, ContextHasher, FileHashCache, Source, Step, StepKind,
 };
@@ -113,9 +113,9 @@ impl Build<'_> {
                 handles
                     .into_iter()
                     .map(|(h, rx)| {
-                        let r = h
-                            .join()
-                            .unwrap_or_else(|_| Err(ApiError::internal("a build stage panicked")));
+                        let r = h.join().unwrap_or_else(|_| {
+                            Err(EngineError::internal("a build stage panicked"))
+                        });
                         (r, rx)
                     })
                     .collect::<Vec<_>>()
@@ -136,7 +136,7 @@ impl Build<'_> {
             }
         }
         self.result(self.plan.target)
-            .ok_or_else(|| ApiError::internal("the target stage was not built"))
+            .ok_or_else(|| EngineError::internal("the target stage was not built"))
     }
 
     /// Where a stage starts.
@@ -148,7 +148,7 @@ impl Build<'_> {
                 config: self
                     .plan
                     .stage_builder(stage, None)
-                    .map_err(|e| ApiError::bad_request(e.to_string()))?
+                    .map_err(|e| EngineError::invalid(e.to_string()))?
                     .config()
                     .clone(),
                 layers: Vec::new(),
@@ -158,7 +158,7 @@ impl Build<'_> {
             }),
             Base::Stage(i) => self
                 .result(*i)
-                .ok_or_else(|| ApiError::internal(format!("stage {i} was not built"))),
+                .ok_or_else(|| EngineError::internal(format!("stage {i} was not built"))),
             Base::Image(name) => {
                 let (id, config, layers) =
                     self.engine
@@ -184,7 +184,7 @@ impl Build<'_> {
         let chain = match src {
             Source::Stage(i) => {
                 self.result(*i)
-                    .ok_or_else(|| ApiError::internal(format!("stage {i} was not built")))?
+                    .ok_or_else(|| EngineError::internal(format!("stage {i} was not built")))?
                     .chain
             }
             Source::Image(name) => {
@@ -241,11 +241,11 @@ impl Build<'_> {
         let mut builder = self
             .plan
             .stage_builder(stage, base_config.as_ref())
-            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+            .map_err(|e| EngineError::invalid(e.to_string()))?;
         while let Some(step) = builder.next_step() {
-            let step = step.map_err(|e| ApiError::bad_request(e.to_string()))?;
+            let step = step.map_err(|e| EngineError::invalid(e.to_string()))?;
             if out.closed() {
-                return Err(ApiError::bad_request("the build was canceled"));
+                return Err(EngineError::invalid("the build was canceled"));
             }
             if step.line > 0 {
                 number += 1;
@@ -346,7 +346,7 @@ impl Build<'_> {
                 }
                 for url in urls {
                     let d = download::fetch(url, &self.scratch.0, c.checksum.as_deref(), out)
-                        .map_err(|e| step_error(step, e.message))?;
+                        .map_err(|e| step_error(step, e.message()))?;
                     parts.push((
                         d.digest.clone(),
                         format!("file:{}", d.digest.trim_start_matches("sha256:")),
@@ -507,8 +507,8 @@ impl Build<'_> {
 }
 
 /// A step's failure, naming its line and instruction.
-fn step_error(step: &Step, e: impl std::fmt::Display) -> ApiError {
-    ApiError::bad_request(format!(
+fn step_error(step: &Step, e: impl std::fmt::Display) -> EngineError {
+    EngineError::invalid(format!(
         "Dockerfile:{}: {}: {e}",
         step.line,
         step.text.trim()

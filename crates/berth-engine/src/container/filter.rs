@@ -38,14 +38,11 @@ fn find<'a>(recs: &'a [std::sync::Arc<Record>], key: &str) -> Option<&'a Record>
 }
 
 impl ContainerFilter {
-    pub fn new(
-        filters: &Filters,
-        recs: &[std::sync::Arc<Record>],
-    ) -> Result<ContainerFilter> {
+    pub fn new(filters: &Filters, recs: &[std::sync::Arc<Record>]) -> Result<ContainerFilter> {
         filters
             .validate(&[
-                "id", "name", "label", "status", "exited", "ancestor", "before", "since",
-                "health", "network", "volume", "publish", "expose", "is-task",
+                "id", "name", "label", "status", "exited", "ancestor", "before", "since", "health",
+                "network", "volume", "publish", "expose", "is-task",
             ])
             .map_err(|e| EngineError::invalid(e.to_string()))?;
         let mut f = ContainerFilter::default();

@@ -297,7 +297,11 @@ impl Engine {
             .ok()
             .and_then(|d| self.images.config(&d).ok())
             .and_then(|c| self.images.lower_dirs(&c).ok())
-            .map(|dirs| dirs.iter().map(|d| berth_core::fs::apparent_size(d)).sum::<u64>() as i64)
+            .map(|dirs| {
+                dirs.iter()
+                    .map(|d| berth_core::fs::apparent_size(d))
+                    .sum::<u64>() as i64
+            })
             .unwrap_or(0)
     }
 }

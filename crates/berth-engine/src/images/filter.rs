@@ -1,7 +1,7 @@
 //! `docker images --filter …` and `docker image prune --filter …`: which images a request
 //! means, with Docker's keys, values and errors.
 
-use berth_api::ApiError;
+use crate::error::EngineError;
 use berth_core::filters::Filters;
 use berth_core::Reference;
 use berth_image::store::ImageView;
@@ -161,9 +161,9 @@ impl ImageFilter {
     pub fn new(
         filters: &Filters,
         accepted: &[&str],
-        created_of: impl Fn(&str) -> Result<i64, ApiError>,
+        created_of: impl Fn(&str) -> Result<i64, EngineError>,
         now_nanos: i64,
-    ) -> Result<ImageFilter, ApiError> {
+    ) -> Result<ImageFilter, EngineError> {
         filters.validate(accepted)?;
         let mut f = ImageFilter {
             dangling: filters.get_bool("dangling")?,
@@ -173,7 +173,7 @@ impl ImageFilter {
         };
         for v in filters.get("reference") {
             check_pattern(v).map_err(|_| {
-                ApiError::bad_request(format!(
+                EngineError::invalid(format!(
                     "invalid filter 'reference={v}': syntax error in pattern"
                 ))
             })?;
@@ -262,7 +262,7 @@ mod tests {
 
     #[test]
     fn filters_are_checked() {
-        let none = |_: &str| -> Result<i64, ApiError> { Ok(0) };
+        let none = |_: &str| -> Result<i64, EngineError> { Ok(0) };
         let f = |k: &str, v: &str| {
             let mut m = Filters::new();
             m.add(k, v);
@@ -270,13 +270,13 @@ mod tests {
         };
         assert!(ImageFilter::new(&f("dangling", "true"), LIST_KEYS, none, 0).is_ok());
         let e = ImageFilter::new(&f("dangling", "maybe"), LIST_KEYS, none, 0).unwrap_err();
-        assert_eq!(e.message, "invalid filter 'dangling=maybe'");
+        assert_eq!(e.message(), "invalid filter 'dangling=maybe'");
         let mut both = f("dangling", "true");
         both.add("dangling", "false");
         let e = ImageFilter::new(&both, LIST_KEYS, none, 0).unwrap_err();
-        assert_eq!(e.message, "invalid filter 'dangling=false,true'");
+        assert_eq!(e.message(), "invalid filter 'dangling=false,true'");
         let e = ImageFilter::new(&f("colour", "red"), LIST_KEYS, none, 0).unwrap_err();
-        assert_eq!(e.message, "invalid filter 'colour'");
+        assert_eq!(e.message(), "invalid filter 'colour'");
         assert!(ImageFilter::new(&f("reference", "a["), LIST_KEYS, none, 0).is_err());
         assert!(ImageFilter::new(&f("before", "x"), PRUNE_KEYS, none, 0).is_err());
         assert!(ImageFilter::new(&f("until", "soon"), PRUNE_KEYS, none, 0).is_err());
