@@ -77,7 +77,7 @@ pub trait BuildBackend {
         &self,
         all: bool,
         keep_storage: Option<u64>,
-    ) -> BackendResult<serde_json::Value>;
+    ) -> BackendResult<bollard_stubs::models::BuildPruneResponse>;
 }
 
 fn json_map<T: serde::de::DeserializeOwned + Default>(q: &Query, key: &str) -> Result<T, ApiError> {
@@ -177,7 +177,7 @@ async fn build(
 async fn prune(
     State(b): State<SharedBackend>,
     RawQuery(raw): RawQuery,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<bollard_stubs::models::BuildPruneResponse>, ApiError> {
     let q = Query::parse(raw.as_deref());
     let all = q.flag("all", false);
     let keep = match q.get("keep-storage").filter(|v| !v.is_empty()) {

@@ -12,7 +12,9 @@ use axum::{Json, Router};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tokio::task::JoinHandle;
 
-use crate::{ApiError, BackendResult, SharedBackend};
+use bollard_stubs::models::{AuthResponse, DistributionInspect};
+
+use crate::{blocking, ApiError, BackendResult, SharedBackend};
 
 /// One pull as the API asks for it.
 #[derive(Debug, Clone, Default)]
@@ -37,13 +39,34 @@ pub trait DistributionBackend {
         out: UnboundedSender<String>,
     ) -> BackendResult<()>;
     /// `POST /auth`: checks credentials against the registry; Docker's AuthResponse.
-    fn check_auth(&self, body: serde_json::Value) -> BackendResult<serde_json::Value>;
+    fn check_auth(&self, body: AuthRequest) -> BackendResult<AuthResponse>;
     /// Docker's DistributionInspect of a remote image.
     fn distribution_inspect(
         &self,
         name: &str,
         auth: Option<&str>,
-    ) -> BackendResult<serde_json::Value>;
+    ) -> BackendResult<DistributionInspect>;
+}
+
+/// Docker's AuthConfig as `POST /auth` and `X-Registry-Auth` carry it (bollard's model lacks
+/// `auth`, `email`, `identitytoken` and `registrytoken`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AuthRequest {
+    #[serde(default)]
+    pub username: String,
+    #[serde(default)]
+    pub password: String,
+    /// base64 of `username:password`.
+    #[serde(default)]
+    pub auth: String,
+    #[serde(default)]
+    pub email: String,
+    #[serde(default)]
+    pub serveraddress: String,
+    #[serde(default)]
+    pub identitytoken: String,
+    #[serde(default)]
+    pub registrytoken: String,
 }
 
 /// A JSON progress line with Docker's line ending.
@@ -154,20 +177,16 @@ pub(crate) async fn push(
 async fn auth(
     State(b): State<SharedBackend>,
     body: axum::body::Bytes,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let body: serde_json::Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?;
-    let answer = tokio::task::spawn_blocking(move || b.check_auth(body))
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))??;
-    Ok(Json(answer))
+) -> Result<Json<AuthResponse>, ApiError> {
+    let body: AuthRequest = crate::body::decode(&body, "AuthConfig")?;
+    Ok(Json(blocking(move || b.check_auth(body)).await?))
 }
 
 async fn distribution(
     State(b): State<SharedBackend>,
     Path(rest): Path<String>,
     headers: HeaderMap,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<DistributionInspect>, ApiError> {
     let Some(name) = rest.strip_suffix("/json") else {
         return Err(ApiError::not_found(format!(
             "page not found: /distribution/{rest}"
@@ -175,11 +194,9 @@ async fn distribution(
     };
     let name = name.to_owned();
     let auth = registry_auth(&headers);
-    let answer =
-        tokio::task::spawn_blocking(move || b.distribution_inspect(&name, auth.as_deref()))
-            .await
-            .map_err(|e| ApiError::internal(e.to_string()))??;
-    Ok(Json(answer))
+    Ok(Json(
+        blocking(move || b.distribution_inspect(&name, auth.as_deref())).await?,
+    ))
 }
 
 pub fn routes() -> Router<SharedBackend> {

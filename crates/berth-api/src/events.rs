@@ -18,7 +18,39 @@ use crate::{ApiError, SharedBackend};
 /// What the events endpoint needs from the engine.
 pub trait EventBackend {
     /// Events after sequence number `seq` (every kept one for 0) and the newest number.
-    fn events_after(&self, seq: u64) -> (Vec<serde_json::Value>, u64);
+    fn events_after(&self, seq: u64) -> (Vec<Event>, u64);
+}
+
+/// One event in Docker's wire form. Not bollard's `EventMessage`: container events also carry
+/// the older `status`, `id` and `from` fields, which docker clients still read.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Event {
+    #[serde(rename = "Type")]
+    pub kind: String,
+    #[serde(rename = "Action")]
+    pub action: String,
+    #[serde(rename = "Actor")]
+    pub actor: EventActor,
+    pub scope: String,
+    /// Seconds since the epoch.
+    pub time: i64,
+    #[serde(rename = "timeNano")]
+    pub time_nano: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+}
+
+/// What an event is about: its ID and attributes (name, image, labels…).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct EventActor {
+    #[serde(rename = "ID")]
+    pub id: String,
+    #[serde(rename = "Attributes")]
+    pub attributes: std::collections::BTreeMap<String, String>,
 }
 
 /// The keys `GET /events` accepts.
@@ -34,13 +66,12 @@ const KEYS: &[&str] = &[
     "volume",
 ];
 
-fn matches(e: &serde_json::Value, filters: &Filters) -> bool {
-    let no_attrs = serde_json::Map::new();
-    let attrs = e["Actor"]["Attributes"].as_object().unwrap_or(&no_attrs);
-    let attr = |k: &str| attrs.get(k).and_then(|v| v.as_str()).unwrap_or("");
-    let id = e["Actor"]["ID"].as_str().unwrap_or("");
-    let kind = e["Type"].as_str().unwrap_or("");
-    let action = e["Action"].as_str().unwrap_or("");
+fn matches(e: &Event, filters: &Filters) -> bool {
+    let attrs = &e.actor.attributes;
+    let attr = |k: &str| attrs.get(k).map(String::as_str).unwrap_or("");
+    let id = e.actor.id.as_str();
+    let kind = e.kind.as_str();
+    let action = e.action.as_str();
     filters.exact_match("type", kind)
         && filters.any("event", |v| {
             action == v || action.split(':').next() == Some(v)
@@ -80,12 +111,12 @@ async fn events(
                 let (events, newest) = b.events_after(seq);
                 let mut body = Vec::new();
                 for e in &events {
-                    let t = e["timeNano"].as_i64().unwrap_or(0);
+                    let t = e.time_nano;
                     if since.is_some_and(|s| t < s) || until.is_some_and(|u| t > u) {
                         continue;
                     }
                     if matches(e, &filters) {
-                        body.extend_from_slice(e.to_string().as_bytes());
+                        body.extend_from_slice(&serde_json::to_vec(e).unwrap_or_default());
                         body.push(b'\n');
                     }
                 }
@@ -118,8 +149,10 @@ mod tests {
 
     #[test]
     fn filters_match_like_docker() {
-        let e = serde_json::json!({"Type": "container", "Action": "exec_start: sh -c true",
-            "Actor": {"ID": "abcdef", "Attributes": {"name": "web", "image": "bb", "tier": "x"}}});
+        let e: Event = serde_json::from_value(serde_json::json!({"Type": "container",
+            "Action": "exec_start: sh -c true", "scope": "local", "time": 1, "timeNano": 1,
+            "Actor": {"ID": "abcdef", "Attributes": {"name": "web", "image": "bb", "tier": "x"}}}))
+        .unwrap();
         let f = |k: &str, v: &str| {
             let mut f = Filters::new();
             f.add(k, v);

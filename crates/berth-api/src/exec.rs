@@ -12,7 +12,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::{ApiError, BackendResult, SharedBackend};
+use crate::{blocking, ApiError, BackendResult, SharedBackend};
 
 /// What an exec runs: a program and its arguments (the engine builds the runtime call).
 #[derive(Debug, Clone)]
@@ -22,6 +22,44 @@ pub struct ExecLaunch {
     pub stdin: bool,
     /// The process gets a terminal (`exec -t`).
     pub tty: bool,
+}
+
+/// `GET /exec/{id}/json`: Docker's ExecInspect. Not bollard's model, which leaves `ExitCode`
+/// out while the command runs; Docker sends `null` there, and clients index it.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ExecInspect {
+    #[serde(rename = "ID")]
+    pub id: String,
+    #[serde(rename = "Running")]
+    pub running: bool,
+    #[serde(rename = "ExitCode")]
+    pub exit_code: Option<i64>,
+    #[serde(rename = "ProcessConfig")]
+    pub process_config: ExecProcessConfig,
+    #[serde(rename = "OpenStdin")]
+    pub open_stdin: bool,
+    #[serde(rename = "OpenStderr")]
+    pub open_stderr: bool,
+    #[serde(rename = "OpenStdout")]
+    pub open_stdout: bool,
+    #[serde(rename = "CanRemove")]
+    pub can_remove: bool,
+    #[serde(rename = "ContainerID")]
+    pub container_id: String,
+    #[serde(rename = "DetachKeys")]
+    pub detach_keys: String,
+    #[serde(rename = "Pid")]
+    pub pid: i64,
+}
+
+/// The command of an exec instance, as Docker names its fields (lower case).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ExecProcessConfig {
+    pub privileged: bool,
+    pub user: String,
+    pub tty: bool,
+    pub entrypoint: String,
+    pub arguments: Vec<String>,
 }
 
 /// What the exec endpoints need from the engine.
@@ -36,8 +74,8 @@ pub trait ExecBackend {
     fn launch_exec(&self, exec_id: &str) -> BackendResult<ExecLaunch>;
     /// Records the end of a run.
     fn finish_exec(&self, exec_id: &str, pid: Option<u32>, exit_code: i64);
-    /// Docker's ExecInspectResponse as JSON.
-    fn inspect_exec(&self, exec_id: &str) -> BackendResult<serde_json::Value>;
+    /// Docker's ExecInspectResponse.
+    fn inspect_exec(&self, exec_id: &str) -> BackendResult<ExecInspect>;
 }
 
 async fn create(
@@ -185,11 +223,8 @@ async fn start(
 async fn inspect(
     State(b): State<SharedBackend>,
     Path(id): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let v = tokio::task::spawn_blocking(move || b.inspect_exec(&id))
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))??;
-    Ok(Json(v))
+) -> Result<Json<ExecInspect>, ApiError> {
+    Ok(Json(blocking(move || b.inspect_exec(&id)).await?))
 }
 
 async fn resize(

@@ -10,7 +10,10 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use bollard_stubs::models::{ContainerCpuStats, ContainerPruneResponse, ContainerStatsResponse};
+use bollard_stubs::models::{
+    ContainerCpuStats, ContainerPruneResponse, ContainerStatsResponse, ContainerSummary,
+    ContainerUpdateBody, ContainerUpdateResponse,
+};
 
 use crate::query::Query;
 use crate::{blocking, ApiError, BackendResult, SharedBackend};
@@ -26,13 +29,29 @@ pub trait UsageBackend {
     /// API fills those from the sample before), and whether the container runs. A container
     /// that does not run gives an empty sample (its `id` and `name` only), as Docker's does.
     fn container_stats(&self, id: &str) -> BackendResult<(ContainerStatsResponse, bool)>;
-    /// `body` is Docker's update request (resources and `RestartPolicy`); returns warnings.
-    fn update_container(&self, id: &str, body: serde_json::Value) -> BackendResult<Vec<String>>;
+    /// Docker's update request (resources and `RestartPolicy`); returns warnings.
+    fn update_container(&self, id: &str, body: ContainerUpdateBody) -> BackendResult<Vec<String>>;
     /// Removes stopped containers matching `filters` (`until`, `label`, `label!`).
     fn prune_containers(&self, filters: Filters) -> BackendResult<ContainerPruneResponse>;
     /// Docker's `/system/df` answer for `types` (`container`, `image`, `volume`,
     /// `build-cache`; all when empty).
-    fn disk_usage(&self, types: Vec<String>) -> BackendResult<serde_json::Value>;
+    fn disk_usage(&self, types: Vec<String>) -> BackendResult<DiskUsage>;
+}
+
+/// `GET /system/df` in the shape of API 1.45, which the docker CLI 28 reads (bollard's model
+/// follows API 1.52's `ImageUsage`/`ContainerUsage`…). Kinds not asked for are `null`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DiskUsage {
+    #[serde(rename = "LayersSize")]
+    pub layers_size: i64,
+    #[serde(rename = "Images")]
+    pub images: Option<Vec<bollard_stubs::models::ImageSummary>>,
+    #[serde(rename = "Containers")]
+    pub containers: Option<Vec<ContainerSummary>>,
+    #[serde(rename = "Volumes")]
+    pub volumes: Option<Vec<bollard_stubs::models::Volume>>,
+    #[serde(rename = "BuildCache")]
+    pub build_cache: Option<Vec<bollard_stubs::models::BuildCache>>,
 }
 
 async fn sample(b: &SharedBackend, id: &str) -> Result<(ContainerStatsResponse, bool), ApiError> {
@@ -131,15 +150,33 @@ async fn update(
     State(b): State<SharedBackend>,
     Path(id): Path<String>,
     body: axum::body::Bytes,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let body: serde_json::Value = if body.is_empty() {
+) -> Result<Json<ContainerUpdateResponse>, ApiError> {
+    let mut v: serde_json::Value = if body.iter().all(u8::is_ascii_whitespace) {
         serde_json::json!({})
     } else {
         serde_json::from_slice(&body)
             .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?
     };
+    // Go matches field names without regard to case; clients send `NanoCPUs` too.
+    if let Some(obj) = v.as_object_mut() {
+        if !obj.contains_key("NanoCpus") {
+            if let Some(n) = obj.remove("NanoCPUs") {
+                obj.insert("NanoCpus".into(), n);
+            }
+        }
+    }
+    if let Some(name) = v["RestartPolicy"]["Name"].as_str() {
+        if !matches!(name, "" | "no" | "always" | "unless-stopped" | "on-failure") {
+            return Err(ApiError::bad_request(format!(
+                "invalid restart policy: unknown policy '{name}'; use one of 'no', 'always', 'on-failure', or 'unless-stopped'"
+            )));
+        }
+    }
+    let body: ContainerUpdateBody = crate::body::decode_value(v, "UpdateConfig")?;
     let warnings = blocking(move || b.update_container(&id, body)).await?;
-    Ok(Json(serde_json::json!({ "Warnings": warnings })))
+    Ok(Json(ContainerUpdateResponse {
+        warnings: Some(warnings),
+    }))
 }
 
 async fn prune(
@@ -153,7 +190,7 @@ async fn prune(
 async fn df(
     State(b): State<SharedBackend>,
     RawQuery(raw): RawQuery,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<DiskUsage>, ApiError> {
     let types = Query::parse(raw.as_deref()).all("type");
     for t in &types {
         if !matches!(t.as_str(), "container" | "image" | "volume" | "build-cache") {

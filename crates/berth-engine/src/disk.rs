@@ -8,9 +8,12 @@ use std::path::Path;
 use crate::error::EngineError;
 use berth_api::containers::ListQuery;
 use berth_api::images::ListRequest;
+use berth_api::usage::DiskUsage;
 use berth_core::filters::Filters;
-use bollard_stubs::models::{ContainerPruneResponse, ContainerSummaryStateEnum};
-use serde_json::{json, Value};
+use bollard_stubs::models::{
+    ContainerPruneResponse, ContainerSummaryStateEnum, Volume, VolumeScopeEnum, VolumeUsageData,
+};
+use serde_json::Value;
 
 use crate::Engine;
 
@@ -104,19 +107,12 @@ impl Engine {
 
     /// Volumes under `<root>/volumes/<name>/` (`volume.json`, `_data`) with their size and
     /// the number of containers whose record mounts them.
-    fn volumes_usage(&self) -> Vec<Value> {
+    fn volumes_usage(&self) -> Vec<Volume> {
         let Ok(entries) = std::fs::read_dir(self.root().join("volumes")) else {
             return Vec::new();
         };
-        let records: Vec<Value> = std::fs::read_dir(self.containers_dir())
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|e| {
-                serde_json::from_slice(&std::fs::read(e.path().join("config.json")).ok()?).ok()
-            })
-            .collect();
-        let mut out: Vec<Value> = Vec::new();
+        let records = self.records();
+        let mut out: Vec<Volume> = Vec::new();
         for e in entries.flatten() {
             let dir = e.path();
             let Ok(meta) = std::fs::read(dir.join("volume.json")) else {
@@ -127,39 +123,39 @@ impl Engine {
             let refs = records
                 .iter()
                 .filter(|r| {
-                    r["mounts"].as_array().is_some_and(|ms| {
-                        ms.iter()
-                            .any(|m| m["kind"] == "volume" && m["source"] == name.as_str())
-                    })
+                    r.mounts
+                        .iter()
+                        .any(|m| m.kind == "volume" && m.source == name)
                 })
                 .count();
             let data = dir.join("_data");
-            out.push(json!({
-                "Name": name,
-                "Driver": "local",
-                "Mountpoint": data.display().to_string(),
-                "CreatedAt": meta["created"],
-                "Labels": meta["labels"],
-                "Options": meta["options"],
-                "Scope": "local",
-                "UsageData": {"Size": berth_core::fs::apparent_size(&data), "RefCount": refs},
-            }));
+            let map = |v: &Value| -> std::collections::HashMap<String, String> {
+                serde_json::from_value(v.clone()).unwrap_or_default()
+            };
+            out.push(Volume {
+                name,
+                driver: "local".into(),
+                mountpoint: data.display().to_string(),
+                created_at: meta["created"].as_str().map(str::to_owned),
+                labels: map(&meta["labels"]),
+                options: map(&meta["options"]),
+                scope: Some(VolumeScopeEnum::LOCAL),
+                usage_data: Some(VolumeUsageData {
+                    size: berth_core::fs::apparent_size(&data) as i64,
+                    ref_count: refs as i64,
+                }),
+                ..Default::default()
+            });
         }
-        out.sort_by(|a, b| a["Name"].as_str().cmp(&b["Name"].as_str()));
+        out.sort_by(|a, b| a.name.cmp(&b.name));
         out
     }
 
     /// `GET /system/df`, in the shape of API 1.45 (`LayersSize`, `Images`, `Containers`,
     /// `Volumes`, `BuildCache`); kinds not asked for are `null`.
-    pub(crate) fn system_df(&self, types: &[String]) -> Result<Value, EngineError> {
+    pub(crate) fn system_df(&self, types: &[String]) -> Result<DiskUsage, EngineError> {
         let want = |t: &str| types.is_empty() || types.iter().any(|x| x == t);
-        let mut out = json!({
-            "LayersSize": 0,
-            "Images": null,
-            "Containers": null,
-            "Volumes": null,
-            "BuildCache": null,
-        });
+        let mut out = DiskUsage::default();
         if want("image") {
             let views = self
                 .images
@@ -200,8 +196,8 @@ impl Engine {
                 i.shared_size = shared as i64;
                 i.containers = users.get(&i.id).copied().unwrap_or(0);
             }
-            out["LayersSize"] = json!(layers.values().map(|(s, _)| s).sum::<u64>());
-            out["Images"] = serde_json::to_value(images).unwrap_or_default();
+            out.layers_size = layers.values().map(|(s, _)| *s as i64).sum();
+            out.images = Some(images);
         }
         if want("container") {
             let containers = self.list(ListQuery {
@@ -209,13 +205,13 @@ impl Engine {
                 size: true,
                 ..Default::default()
             })?;
-            out["Containers"] = serde_json::to_value(containers).unwrap_or_default();
+            out.containers = Some(containers);
         }
         if want("volume") {
-            out["Volumes"] = json!(self.volumes_usage());
+            out.volumes = Some(self.volumes_usage());
         }
         if want("build-cache") {
-            out["BuildCache"] = json!(self.build_cache_usage());
+            out.build_cache = Some(self.build_cache_usage());
         }
         Ok(out)
     }

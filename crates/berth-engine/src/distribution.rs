@@ -5,11 +5,12 @@
 use std::collections::BTreeMap;
 
 use crate::error::EngineError;
-use berth_api::distribution::{DistributionBackend, PullRequest};
+use berth_api::distribution::{AuthRequest, DistributionBackend, PullRequest};
 use berth_core::Reference;
 use berth_registry::client::{
     parse_platform, progress::to_json, reference_for_pull, AuthConfig, PullOptions, PushOptions,
 };
+use bollard_stubs::models::{AuthResponse, DistributionInspect, OciDescriptor, OciPlatform};
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::images::ImageAction;
@@ -140,25 +141,32 @@ impl Engine {
         Ok(())
     }
 
-    pub fn check_auth(&self, body: serde_json::Value) -> Result<serde_json::Value, EngineError> {
-        let auth: AuthConfig = serde_json::from_value(body)
-            .map_err(|e| EngineError::invalid(format!("invalid auth configuration: {e}")))?;
+    pub fn check_auth(&self, req: AuthRequest) -> Result<AuthResponse, EngineError> {
+        let auth = AuthConfig {
+            username: req.username,
+            password: req.password,
+            auth: req.auth,
+            email: req.email,
+            server_address: req.serveraddress,
+            identity_token: req.identitytoken,
+            registry_token: req.registrytoken,
+        };
         let server = auth.server_address.clone();
         let handle = self.runtime_handle()?;
         let outcome = handle
             .block_on(self.registry.check_login(&server, &auth))
             .map_err(api_err)?;
-        Ok(serde_json::json!({
-            "Status": outcome.status,
-            "IdentityToken": outcome.identity_token.unwrap_or_default(),
-        }))
+        Ok(AuthResponse {
+            status: outcome.status,
+            identity_token: Some(outcome.identity_token.unwrap_or_default()),
+        })
     }
 
     pub fn distribution_inspect(
         &self,
         name: &str,
         auth: Option<&str>,
-    ) -> Result<serde_json::Value, EngineError> {
+    ) -> Result<DistributionInspect, EngineError> {
         let reference: Reference = name
             .parse()
             .map_err(|e: berth_core::ReferenceError| EngineError::invalid(e.to_string()))?;
@@ -170,10 +178,25 @@ impl Engine {
                     .distribution_inspect(&reference, auth.as_ref()),
             )
             .map_err(api_err)?;
-        Ok(serde_json::json!({
-            "Descriptor": found.descriptor,
-            "Platforms": found.platforms,
-        }))
+        let platform = |p: &berth_image::oci::Platform| OciPlatform {
+            architecture: Some(p.architecture.clone()),
+            os: Some(p.os.clone()),
+            variant: p.variant.clone(),
+            ..Default::default()
+        };
+        let d = &found.descriptor;
+        Ok(DistributionInspect {
+            descriptor: OciDescriptor {
+                media_type: Some(d.media_type.clone()),
+                digest: Some(d.digest.to_string()),
+                size: Some(d.size as i64),
+                annotations: Some(d.annotations.clone().into_iter().collect())
+                    .filter(|a: &std::collections::HashMap<_, _>| !a.is_empty()),
+                platform: d.platform.as_ref().map(platform),
+                ..Default::default()
+            },
+            platforms: found.platforms.iter().map(platform).collect(),
+        })
     }
 }
 
@@ -190,14 +213,14 @@ impl DistributionBackend for Engine {
     ) -> BackendResult<()> {
         Ok(Engine::push_image(self, name, tag, auth, out)?)
     }
-    fn check_auth(&self, body: serde_json::Value) -> BackendResult<serde_json::Value> {
+    fn check_auth(&self, body: AuthRequest) -> BackendResult<AuthResponse> {
         Ok(Engine::check_auth(self, body)?)
     }
     fn distribution_inspect(
         &self,
         name: &str,
         auth: Option<&str>,
-    ) -> BackendResult<serde_json::Value> {
+    ) -> BackendResult<DistributionInspect> {
         Ok(Engine::distribution_inspect(self, name, auth)?)
     }
 }

@@ -4,34 +4,36 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
 
+use berth_api::events::{Event, EventActor};
+
 /// How many events are kept for `events --since`.
 const KEPT: usize = 1024;
 
 #[derive(Debug, Default)]
 pub struct EventLog {
-    inner: Mutex<(u64, VecDeque<(u64, serde_json::Value)>)>,
+    inner: Mutex<(u64, VecDeque<(u64, Event)>)>,
 }
 
 impl EventLog {
     /// Records an event in Docker's wire form.
     pub fn emit(&self, kind: &str, action: &str, id: &str, attributes: BTreeMap<String, String>) {
         let nanos = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0);
-        let mut event = serde_json::json!({
-            "Type": kind,
-            "Action": action,
-            "Actor": {"ID": id, "Attributes": attributes},
-            "scope": "local",
-            "time": nanos / 1_000_000_000,
-            "timeNano": nanos,
-        });
-        if kind == "container" {
+        let container = kind == "container";
+        let event = Event {
+            kind: kind.to_owned(),
+            action: action.to_owned(),
+            scope: "local".into(),
+            time: nanos / 1_000_000_000,
+            time_nano: nanos,
             // The older fields docker clients still read.
-            event["status"] = action.into();
-            event["id"] = id.into();
-            if let Some(image) = attributes.get("image") {
-                event["from"] = image.clone().into();
-            }
-        }
+            status: container.then(|| action.to_owned()),
+            id: container.then(|| id.to_owned()),
+            from: attributes.get("image").filter(|_| container).cloned(),
+            actor: EventActor {
+                id: id.to_owned(),
+                attributes,
+            },
+        };
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         inner.0 += 1;
         let seq = inner.0;
@@ -42,7 +44,7 @@ impl EventLog {
     }
 
     /// Events after sequence number `seq` (all kept ones for 0), and the newest number.
-    pub fn after(&self, seq: u64) -> (Vec<serde_json::Value>, u64) {
+    pub fn after(&self, seq: u64) -> (Vec<Event>, u64) {
         let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let events = inner
             .1

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use crate::error::EngineError;
-use berth_api::exec::{ExecBackend, ExecLaunch};
+use berth_api::exec::{ExecBackend, ExecInspect, ExecLaunch, ExecProcessConfig};
 use berth_core::ContainerId;
 
 use crate::Engine;
@@ -128,25 +128,29 @@ impl Engine {
         });
     }
 
-    pub fn inspect_exec(&self, exec_id: &str) -> Result<serde_json::Value, EngineError> {
+    pub fn inspect_exec(&self, exec_id: &str) -> Result<ExecInspect, EngineError> {
         let rec = self
             .execs
             .with(|m| m.get(exec_id).cloned())
             .ok_or_else(|| EngineError::not_found(format!("No such exec instance: {exec_id}")))?;
-        Ok(serde_json::json!({
-            "ID": exec_id,
-            "Running": rec.running,
-            "ExitCode": rec.exit_code,
-            "ContainerID": rec.container,
-            "OpenStdin": rec.stdin,
-            "Pid": rec.pid.unwrap_or(0),
-            "ProcessConfig": {
-                "entrypoint": rec.cmd.first(),
-                "arguments": rec.cmd.get(1..).unwrap_or_default(),
-                "tty": rec.tty,
-                "user": rec.user.clone().unwrap_or_default(),
+        Ok(ExecInspect {
+            id: exec_id.to_owned(),
+            running: rec.running,
+            exit_code: rec.exit_code,
+            container_id: rec.container.clone(),
+            open_stdin: rec.stdin,
+            open_stdout: true,
+            open_stderr: true,
+            pid: rec.pid.map_or(0, i64::from),
+            process_config: ExecProcessConfig {
+                entrypoint: rec.cmd.first().cloned().unwrap_or_default(),
+                arguments: rec.cmd.get(1..).unwrap_or_default().to_vec(),
+                tty: rec.tty,
+                user: rec.user.clone().unwrap_or_default(),
+                privileged: false,
             },
-        }))
+            ..Default::default()
+        })
     }
 }
 
@@ -164,7 +168,7 @@ impl ExecBackend for Engine {
     fn launch_exec(&self, exec_id: &str) -> BackendResult<ExecLaunch> {
         Ok(Engine::launch_exec(self, exec_id)?)
     }
-    fn inspect_exec(&self, exec_id: &str) -> BackendResult<serde_json::Value> {
+    fn inspect_exec(&self, exec_id: &str) -> BackendResult<ExecInspect> {
         Ok(Engine::inspect_exec(self, exec_id)?)
     }
 }

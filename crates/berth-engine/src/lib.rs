@@ -152,7 +152,7 @@ pub(crate) fn save_json<T: serde::Serialize>(
 }
 
 impl berth_api::events::EventBackend for Engine {
-    fn events_after(&self, seq: u64) -> (Vec<serde_json::Value>, u64) {
+    fn events_after(&self, seq: u64) -> (Vec<berth_api::events::Event>, u64) {
         self.events.after(seq)
     }
 }

@@ -118,46 +118,25 @@ impl Engine {
     }
 }
 
-impl Engine {
-    pub fn container_stats(&self, id: &str) -> Result<(ContainerStatsResponse, bool), EngineError> {
-        self.stats_sample(id)
-    }
-
-    pub fn update_container(
-        &self,
-        id: &str,
-        body: serde_json::Value,
-    ) -> Result<Vec<String>, EngineError> {
-        self.update_resources(id, &body)
-    }
-
-    pub fn prune_containers(
-        &self,
-        filters: berth_core::filters::Filters,
-    ) -> Result<ContainerPruneResponse, EngineError> {
-        self.prune_stopped(&filters)
-    }
-
-    pub fn disk_usage(&self, types: Vec<String>) -> Result<serde_json::Value, EngineError> {
-        self.system_df(&types)
-    }
-}
-
 impl UsageBackend for Engine {
     fn container_stats(&self, id: &str) -> BackendResult<(ContainerStatsResponse, bool)> {
-        Ok(Engine::container_stats(self, id)?)
+        Ok(self.stats_sample(id)?)
     }
-    fn update_container(&self, id: &str, body: serde_json::Value) -> BackendResult<Vec<String>> {
-        Ok(Engine::update_container(self, id, body)?)
+    fn update_container(
+        &self,
+        id: &str,
+        body: bollard_stubs::models::ContainerUpdateBody,
+    ) -> BackendResult<Vec<String>> {
+        Ok(self.update_resources(id, &body)?)
     }
     fn prune_containers(
         &self,
         filters: berth_core::filters::Filters,
     ) -> BackendResult<ContainerPruneResponse> {
-        Ok(Engine::prune_containers(self, filters)?)
+        Ok(self.prune_stopped(&filters)?)
     }
-    fn disk_usage(&self, types: Vec<String>) -> BackendResult<serde_json::Value> {
-        Ok(Engine::disk_usage(self, types)?)
+    fn disk_usage(&self, types: Vec<String>) -> BackendResult<berth_api::usage::DiskUsage> {
+        Ok(self.system_df(&types)?)
     }
 }
 

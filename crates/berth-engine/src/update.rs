@@ -9,6 +9,7 @@ use std::io::Write;
 use std::process::Stdio;
 
 use crate::error::EngineError;
+use bollard_stubs::models::ContainerUpdateBody;
 use serde_json::{json, Map, Value};
 
 use crate::cgroups::{self, Cgroup};
@@ -91,79 +92,63 @@ struct Request {
     restart: Option<(String, i64)>,
 }
 
-/// Fields of Docker's update request that berth cannot apply yet: refused when set, never
-/// silently dropped.
-const UNSUPPORTED: [&str; 14] = [
-    "BlkioWeight",
-    "BlkioWeightDevice",
-    "BlkioDeviceReadBps",
-    "BlkioDeviceWriteBps",
-    "BlkioDeviceReadIOps",
-    "BlkioDeviceWriteIOps",
-    "CpusetCpus",
-    "CpusetMems",
-    "CpuRealtimePeriod",
-    "CpuRealtimeRuntime",
-    "MemoryReservation",
-    "KernelMemory",
-    "KernelMemoryTCP",
-    "Devices",
-];
-
-fn set(v: &Value) -> bool {
-    match v {
-        Value::Null => false,
-        Value::Bool(b) => *b,
-        Value::Number(n) => n.as_f64() != Some(0.0),
-        Value::String(s) => !s.is_empty(),
-        Value::Array(a) => !a.is_empty(),
-        Value::Object(o) => !o.is_empty(),
+/// The settings of Docker's update request that berth cannot apply yet, named as Docker
+/// names them, when `body` sets them: refused, never silently dropped.
+fn unsupported(body: &ContainerUpdateBody) -> Option<&'static str> {
+    fn some_list<T>(l: &Option<Vec<T>>) -> bool {
+        l.as_ref().is_some_and(|l| !l.is_empty())
     }
-}
-
-fn number(body: &Value, key: &str) -> Result<Option<i64>, EngineError> {
-    match &body[key] {
-        Value::Null => Ok(None),
-        v => v
-            .as_i64()
-            .map(|n| Some(n).filter(|n| *n != 0))
-            .ok_or_else(|| EngineError::invalid(format!("invalid {key}: {v}"))),
-    }
+    let some_text = |t: &Option<String>| t.as_ref().is_some_and(|t| !t.is_empty());
+    let some_number = |n: Option<i64>| n.is_some_and(|n| n != 0);
+    [
+        ("BlkioWeight", body.blkio_weight.is_some_and(|w| w != 0)),
+        ("BlkioWeightDevice", some_list(&body.blkio_weight_device)),
+        ("BlkioDeviceReadBps", some_list(&body.blkio_device_read_bps)),
+        (
+            "BlkioDeviceWriteBps",
+            some_list(&body.blkio_device_write_bps),
+        ),
+        (
+            "BlkioDeviceReadIOps",
+            some_list(&body.blkio_device_read_iops),
+        ),
+        (
+            "BlkioDeviceWriteIOps",
+            some_list(&body.blkio_device_write_iops),
+        ),
+        ("CpusetCpus", some_text(&body.cpuset_cpus)),
+        ("CpusetMems", some_text(&body.cpuset_mems)),
+        ("CpuRealtimePeriod", some_number(body.cpu_realtime_period)),
+        ("CpuRealtimeRuntime", some_number(body.cpu_realtime_runtime)),
+        ("MemoryReservation", some_number(body.memory_reservation)),
+        ("Devices", some_list(&body.devices)),
+    ]
+    .into_iter()
+    .find(|(_, set)| *set)
+    .map(|(name, _)| name)
 }
 
 impl Request {
-    fn parse(body: &Value) -> Result<Request, EngineError> {
-        for key in UNSUPPORTED {
-            if set(&body[key]) {
-                return Err(EngineError::invalid(format!(
-                    "updating {key} is not supported by this berth version"
-                )));
-            }
+    fn parse(body: &ContainerUpdateBody) -> Result<Request, EngineError> {
+        if let Some(key) = unsupported(body) {
+            return Err(EngineError::invalid(format!(
+                "updating {key} is not supported by this berth version"
+            )));
         }
-        let restart = match body["RestartPolicy"]["Name"].as_str().unwrap_or("") {
-            "" => None,
-            name => Some((
-                name.to_owned(),
-                body["RestartPolicy"]["MaximumRetryCount"]
-                    .as_i64()
-                    .unwrap_or(0),
-            )),
-        };
+        let restart = body.restart_policy.as_ref().and_then(|p| {
+            let name = p.name.map(|n| n.to_string()).unwrap_or_default();
+            (!name.is_empty()).then(|| (name, p.maximum_retry_count.unwrap_or(0)))
+        });
+        let set = |n: Option<i64>| n.filter(|n| *n != 0);
         Ok(Request {
-            memory: number(body, "Memory")?,
-            memory_swap: number(body, "MemorySwap")?,
-            nano_cpus: number(body, "NanoCpus")?.or(number(body, "NanoCPUs")?),
-            cpu_quota: number(body, "CpuQuota")?,
-            cpu_period: number(body, "CpuPeriod")?,
-            cpu_shares: number(body, "CpuShares")?,
+            memory: set(body.memory),
+            memory_swap: set(body.memory_swap),
+            nano_cpus: set(body.nano_cpus),
+            cpu_quota: set(body.cpu_quota),
+            cpu_period: set(body.cpu_period),
+            cpu_shares: set(body.cpu_shares),
             // null: no change; 0 or -1: no limit.
-            pids_limit: match &body["PidsLimit"] {
-                Value::Null => None,
-                v => Some(
-                    v.as_i64()
-                        .ok_or_else(|| EngineError::invalid(format!("invalid PidsLimit: {v}")))?,
-                ),
-            },
+            pids_limit: body.pids_limit,
             restart,
         })
     }
@@ -406,7 +391,7 @@ impl Engine {
     pub(crate) fn update_resources(
         &self,
         key: &str,
-        body: &Value,
+        body: &ContainerUpdateBody,
     ) -> Result<Vec<String>, EngineError> {
         let req = Request::parse(body)?;
         let id = self.find(key)?.id.clone();
@@ -465,7 +450,7 @@ mod tests {
     use super::*;
 
     fn req(body: Value) -> Request {
-        Request::parse(&body).unwrap()
+        Request::parse(&serde_json::from_value(body).unwrap()).unwrap()
     }
 
     #[test]
@@ -490,7 +475,8 @@ mod tests {
                 ..Default::default()
             }
         );
-        let e = Request::parse(&json!({"CpusetCpus": "0-1"})).unwrap_err();
+        let e = Request::parse(&serde_json::from_value(json!({"CpusetCpus": "0-1"})).unwrap())
+            .unwrap_err();
         assert!(e.message().contains("CpusetCpus"), "{}", e.message());
     }
 

@@ -98,7 +98,7 @@ impl Engine {
 
     /// The cache's entries as `system df` lists them (Docker's BuildCache records): a layer an
     /// image also uses is `Shared` (pruning the cache does not free it).
-    pub(crate) fn build_cache_usage(&self) -> Vec<serde_json::Value> {
+    pub(crate) fn build_cache_usage(&self) -> Vec<bollard_stubs::models::BuildCache> {
         let image_chains = self.image_chains();
         let time = |t: std::time::SystemTime| {
             chrono::DateTime::<chrono::Utc>::from(t)
@@ -109,18 +109,18 @@ impl Engine {
             .into_iter()
             .map(|(e, used, _)| {
                 let hex = e.key.trim_start_matches("sha256:");
-                serde_json::json!({
-                    "ID": hex.get(..25).unwrap_or(hex),
-                    "Parents": null,
-                    "Type": "regular",
-                    "Description": e.created_by.clone().unwrap_or_default(),
-                    "InUse": false,
-                    "Shared": e.chain.as_ref().is_some_and(|c| image_chains.contains(c)),
-                    "Size": e.size,
-                    "CreatedAt": time(used),
-                    "LastUsedAt": time(used),
-                    "UsageCount": 1,
-                })
+                bollard_stubs::models::BuildCache {
+                    id: Some(hex.get(..25).unwrap_or(hex).to_owned()),
+                    parents: None,
+                    typ: Some(bollard_stubs::models::BuildCacheTypeEnum::REGULAR),
+                    description: Some(e.created_by.clone().unwrap_or_default()),
+                    in_use: Some(false),
+                    shared: Some(e.chain.as_ref().is_some_and(|c| image_chains.contains(c))),
+                    size: Some(e.size as i64),
+                    created_at: Some(time(used)),
+                    last_used_at: Some(time(used)),
+                    usage_count: Some(1),
+                }
             })
             .collect()
     }
@@ -128,7 +128,11 @@ impl Engine {
     /// `builder prune`: with `all`, every entry; with `keep` (`--keep-storage`), the least
     /// recently used until the rest fits; otherwise the dangling ones — entries whose layer
     /// no image uses (removing the others would lose cache and free nothing).
-    pub(crate) fn prune_build(&self, all: bool, keep: Option<u64>) -> serde_json::Value {
+    pub(crate) fn prune_build(
+        &self,
+        all: bool,
+        keep: Option<u64>,
+    ) -> bollard_stubs::models::BuildPruneResponse {
         let used = self.image_chains();
         let (removed, freed) = self.evict_build_cache(keep, |e| {
             all || keep.is_some() || e.chain.as_ref().is_none_or(|c| !used.contains(c))
@@ -146,6 +150,9 @@ impl Engine {
                 }
             }
         }
-        serde_json::json!({ "CachesDeleted": removed, "SpaceReclaimed": freed })
+        bollard_stubs::models::BuildPruneResponse {
+            caches_deleted: Some(removed),
+            space_reclaimed: Some(freed as i64),
+        }
     }
 }

@@ -323,7 +323,7 @@ impl berth_api::build::BuildBackend for Engine {
         &self,
         all: bool,
         keep_storage: Option<u64>,
-    ) -> BackendResult<serde_json::Value> {
+    ) -> BackendResult<bollard_stubs::models::BuildPruneResponse> {
         Ok(self.prune_build(all, keep_storage))
     }
 }
