@@ -97,9 +97,8 @@ impl Engine {
         }
         if let Some(user) = &rec.user {
             // Names are the container's: resolve them in its rootfs, as Docker does.
-            let resolved =
-                berth_oci::spec::user::resolve(user, Some(&self.container_rootfs(&rec.container)))
-                    .map_err(|e| EngineError::invalid(e.to_string()))?;
+            let resolved = berth_oci::spec::user::resolve(user, Some(&self.rootfs(&rec.container)))
+                .map_err(|e| EngineError::invalid(e.to_string()))?;
             args.push("--user".into());
             args.push(format!("{}:{}", resolved.uid, resolved.gid));
         }

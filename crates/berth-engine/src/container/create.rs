@@ -283,8 +283,16 @@ impl Engine {
         let dir = self.container_dir(id);
         std::fs::create_dir_all(&dir)
             .map_err(|e| EngineError::io(format!("create {}", dir.display()), e))?;
-        self.save_state(id, &State::default())?;
-        let record = self.containers.insert(record)?;
+        let stored = self
+            .save_state(id, &State::default())
+            .and_then(|()| self.containers.insert(record));
+        let record = match stored {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(e);
+            }
+        };
         self.container_event(&record, "create", &[]);
         Ok(ContainerCreateResponse {
             id: id.to_owned(),

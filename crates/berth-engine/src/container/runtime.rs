@@ -107,10 +107,6 @@ impl Engine {
         self.container_dir(id).join("rootfs")
     }
 
-    pub(crate) fn container_rootfs(&self, id: &str) -> PathBuf {
-        self.rootfs(id)
-    }
-
     pub(crate) fn unmount_rootfs(&self, id: &str) {
         let _ = nix::mount::umount2(&self.rootfs(id), nix::mount::MntFlags::MNT_DETACH);
     }
