@@ -53,37 +53,7 @@ impl Default for NetworkOptions {
     }
 }
 
-/// One network a container is to be attached to.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct NetAttach {
-    pub name: String,
-    #[serde(default)]
-    pub aliases: Vec<String>,
-    #[serde(default)]
-    pub ip: Option<Ipv4Addr>,
-}
-
-/// A container's network settings, fixed at create.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct NetRecord {
-    /// `bridge`, `none`, `host`, `container:<id>` or a user network's name.
-    pub mode: String,
-    /// The networks attached at start, in order (`eth0`, `eth1` …).
-    #[serde(default)]
-    pub networks: Vec<NetAttach>,
-    #[serde(default)]
-    pub ports: Vec<PortSpec>,
-    #[serde(default)]
-    pub dns: Vec<IpAddr>,
-    #[serde(default)]
-    pub dns_search: Vec<String>,
-    #[serde(default)]
-    pub dns_options: Vec<String>,
-    #[serde(default)]
-    pub extra_hosts: Vec<String>,
-    #[serde(default)]
-    pub mac: Option<String>,
-}
+pub use crate::container::record::{NetAttach, NetRecord};
 
 /// What the spec needs from networking.
 #[derive(Debug, Default)]

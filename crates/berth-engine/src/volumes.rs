@@ -36,26 +36,7 @@ pub struct Volume {
     pub anonymous: bool,
 }
 
-/// One mount of a container, as recorded at create.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MountRecord {
-    /// `volume`, `bind` or `tmpfs`.
-    pub kind: String,
-    /// The volume's name, or the host path of a bind.
-    #[serde(default)]
-    pub source: String,
-    pub target: String,
-    #[serde(default)]
-    pub readonly: bool,
-    #[serde(default)]
-    pub propagation: Option<String>,
-    /// Volumes: do not fill an empty volume from the image.
-    #[serde(default)]
-    pub nocopy: bool,
-    /// tmpfs: mount options (`size=…`, `mode=…`).
-    #[serde(default)]
-    pub options: Vec<String>,
-}
+pub use crate::container::record::MountRecord;
 
 fn valid_volume_name(name: &str) -> bool {
     let mut chars = name.chars();

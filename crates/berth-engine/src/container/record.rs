@@ -10,8 +10,9 @@ use berth_oci::shim::health::HealthConfig;
 use bollard_stubs::models::{ContainerConfig, HostConfig, NetworkingConfig};
 use serde::{Deserialize, Serialize};
 
-use crate::networks::NetRecord;
-use crate::volumes::MountRecord;
+use std::net::{IpAddr, Ipv4Addr};
+
+use berth_network::PortSpec;
 
 /// What a container is. Fixed at create except where an API call changes it on purpose
 /// (rename, update, network connect/disconnect), always through `ContainerStore::update`.
@@ -49,6 +50,59 @@ pub struct Record {
     /// Network mode, networks, published ports, DNS and hosts settings.
     #[serde(default)]
     pub net: NetRecord,
+}
+
+/// One mount of a container, as recorded at create.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MountRecord {
+    /// `volume`, `bind` or `tmpfs`.
+    pub kind: String,
+    /// The volume's name, or the host path of a bind.
+    #[serde(default)]
+    pub source: String,
+    pub target: String,
+    #[serde(default)]
+    pub readonly: bool,
+    #[serde(default)]
+    pub propagation: Option<String>,
+    /// Volumes: do not fill an empty volume from the image.
+    #[serde(default)]
+    pub nocopy: bool,
+    /// tmpfs: mount options (`size=…`, `mode=…`).
+    #[serde(default)]
+    pub options: Vec<String>,
+}
+
+/// One network a container is to be attached to.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct NetAttach {
+    pub name: String,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    #[serde(default)]
+    pub ip: Option<Ipv4Addr>,
+}
+
+/// A container's network settings, fixed at create.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct NetRecord {
+    /// `bridge`, `none`, `host`, `container:<id>` or a user network's name.
+    pub mode: String,
+    /// The networks attached at start, in order (`eth0`, `eth1` …).
+    #[serde(default)]
+    pub networks: Vec<NetAttach>,
+    #[serde(default)]
+    pub ports: Vec<PortSpec>,
+    #[serde(default)]
+    pub dns: Vec<IpAddr>,
+    #[serde(default)]
+    pub dns_search: Vec<String>,
+    #[serde(default)]
+    pub dns_options: Vec<String>,
+    #[serde(default)]
+    pub extra_hosts: Vec<String>,
+    #[serde(default)]
+    pub mac: Option<String>,
 }
 
 /// When a container is started again after it ended.
