@@ -16,6 +16,7 @@ mod exec_tty;
 pub mod images;
 pub mod networks;
 pub mod query;
+pub mod swarm;
 pub mod system;
 pub mod usage;
 pub mod volumes;
@@ -137,7 +138,8 @@ pub fn router(backend: SharedBackend) -> Router {
         .merge(networks::routes())
         .merge(usage::routes())
         .merge(archive::routes())
-        .merge(build::routes());
+        .merge(build::routes())
+        .merge(swarm::routes());
     let mut app = api.clone();
     for n in MIN_MINOR..=MAX_MINOR {
         app = app.nest(&format!("/v1.{n}"), api.clone());

@@ -681,3 +681,38 @@ async fn auth_and_exec_inspect_speak_dockers_models() {
     let (status, _, _) = call(&fake, "GET", "/system/df?type=galaxy", "").await;
     assert_eq!(status, 400);
 }
+
+#[tokio::test]
+async fn swarm_and_plugin_endpoints_answer_as_a_docker_outside_a_swarm() {
+    let fake = Arc::new(Fake::default());
+    for (method, path) in [
+        ("GET", "/swarm"),
+        ("GET", "/v1.41/nodes"),
+        ("GET", "/services"),
+        ("POST", "/services/create"),
+        ("GET", "/tasks"),
+        ("GET", "/secrets"),
+        ("GET", "/configs/x"),
+    ] {
+        let (status, _, body) = call(&fake, method, path, "").await;
+        assert_eq!(status, 503, "{method} {path}");
+        assert!(json(&body)["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("This node is not a swarm manager. Use \"docker swarm init\""));
+    }
+    let (status, _, body) = call(&fake, "POST", "/swarm/leave?force=1", "").await;
+    assert_eq!(status, 503);
+    assert_eq!(json(&body)["message"], "This node is not part of a swarm");
+    let (status, _, _) = call(&fake, "POST", "/swarm/init", "{}").await;
+    assert_eq!(status, 503);
+    let (status, _, body) = call(&fake, "GET", "/plugins", "").await;
+    assert_eq!(status, 200);
+    assert_eq!(json(&body), serde_json::json!([]));
+    let (status, _, body) = call(&fake, "GET", "/v1.41/plugins/vieux/sshfs/json", "").await;
+    assert_eq!(status, 404);
+    assert_eq!(
+        json(&body)["message"],
+        "plugin \"vieux/sshfs:latest\" not found"
+    );
+}

@@ -3,8 +3,8 @@
 use berth_api::system::SystemBackend;
 use berth_oci::host::{cgroup_mode, CgroupMode};
 use bollard_stubs::models::{
-    SystemInfo, SystemInfoCgroupDriverEnum, SystemInfoCgroupVersionEnum, SystemVersion,
-    SystemVersionComponents, SystemVersionPlatform,
+    LocalNodeState, PluginsInfo, SwarmInfo, SystemInfo, SystemInfoCgroupDriverEnum,
+    SystemInfoCgroupVersionEnum, SystemVersion, SystemVersionComponents, SystemVersionPlatform,
 };
 
 use crate::Engine;
@@ -125,6 +125,39 @@ impl SystemBackend for Engine {
             cgroup_version: Some(cgroup_version),
             default_runtime: Some("berth-runtime".to_owned()),
             logging_driver: Some("json-file".to_owned()),
+            // What berth has; Docker lists its built-in drivers the same way.
+            plugins: Some(PluginsInfo {
+                volume: Some(vec!["local".into()]),
+                network: Some(vec!["bridge".into(), "host".into(), "null".into()]),
+                authorization: None,
+                log: Some(vec!["json-file".into()]),
+            }),
+            swarm: Some(SwarmInfo {
+                node_id: Some(String::new()),
+                node_addr: Some(String::new()),
+                local_node_state: Some(LocalNodeState::INACTIVE),
+                control_available: Some(false),
+                error: Some(String::new()),
+                remote_managers: None,
+                ..Default::default()
+            }),
+            debug: Some(false),
+            experimental_build: Some(false),
+            live_restore_enabled: Some(false),
+            memory_limit: Some(true),
+            swap_limit: Some(berth_oci::host::swap_accounting()),
+            cpu_cfs_period: Some(true),
+            cpu_cfs_quota: Some(true),
+            cpu_shares: Some(true),
+            cpu_set: Some(true),
+            pids_limit: Some(true),
+            oom_kill_disable: Some(false),
+            index_server_address: Some("https://index.docker.io/v1/".to_owned()),
+            security_options: Some(vec!["name=seccomp,profile=builtin".to_owned()]),
+            labels: Some(Vec::new()),
+            system_time: Some(
+                chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+            ),
             ..Default::default()
         }
     }
