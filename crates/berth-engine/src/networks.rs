@@ -597,16 +597,17 @@ impl Engine {
         let mut networks = HashMap::new();
         for a in &rec.net.networks {
             let ep = eps.iter().find(|e| e.network == a.name);
+            // The same IDs as network inspect gives (Compose compares them).
             let net_id = self
                 .networking()
                 .and_then(|n| n.network(&a.name).ok())
-                .map(|s| network_id(&s.config.name));
+                .map(|s| self.id_of(&s.config.name));
             networks.insert(
                 a.name.clone(),
                 EndpointSettings {
                     aliases: Some(a.aliases.clone()),
                     network_id: net_id,
-                    endpoint_id: ep.map(|e| format!("{}-{}", e.network, e.id)),
+                    endpoint_id: ep.map(|e| network_id(&format!("{}\0{}", e.network, e.id))),
                     gateway: ep.map(|e| e.gateway.map(|g| g.to_string()).unwrap_or_default()),
                     ip_address: ep.map(|e| e.ip.to_string()),
                     ip_prefix_len: ep.map(|e| i64::from(e.prefix)),

@@ -7,7 +7,8 @@ use std::process::Command;
 use berth_api::containers::{ListQuery, LogCursor, LogQuery, Logs};
 use bollard_stubs::models::{
     ContainerInspectResponse, ContainerState, ContainerStateStatusEnum, ContainerSummary,
-    ContainerSummaryStateEnum, ContainerTopResponse, MountPoint,
+    ContainerSummaryHostConfig, ContainerSummaryNetworkSettings, ContainerSummaryStateEnum,
+    ContainerTopResponse, MountPoint,
 };
 
 use super::record::{unix_time, Record, State, Status, ZERO_TIME};
@@ -79,8 +80,16 @@ impl Engine {
                 "created" => ContainerSummaryStateEnum::CREATED,
                 _ => ContainerSummaryStateEnum::DEAD,
             };
+            // Compose reads the networks of listed containers to decide what to recreate.
+            let networks = self.network_settings(rec).networks;
             out.push(ContainerSummary {
                 id: Some(rec.id.clone()),
+                network_settings: Some(ContainerSummaryNetworkSettings { networks }),
+                host_config: Some(ContainerSummaryHostConfig {
+                    network_mode: Some(rec.net.mode.clone()),
+                    annotations: None,
+                }),
+                mounts: Some(rec.mounts.iter().map(|m| self.mount_point(m)).collect()),
                 names: Some(vec![format!("/{}", rec.name)]),
                 image: Some(rec.image.clone()),
                 image_id: Some(rec.image_id.clone()),
