@@ -99,7 +99,10 @@ fn rename_update_and_connect_racing_all_land_in_the_record() {
     d.stop();
     d.start_again();
     let v = json(&ok(&d.docker(&["inspect", &current])))[0].clone();
-    assert_eq!(v["HostConfig"]["Memory"].as_i64(), Some((64 + rounds) * 1024 * 1024));
+    assert_eq!(
+        v["HostConfig"]["Memory"].as_i64(),
+        Some((64 + rounds) * 1024 * 1024)
+    );
     assert_eq!(
         v["NetworkSettings"]["Networks"]
             .as_object()
@@ -174,7 +177,13 @@ fn inspect_echoes_the_host_config_as_given() {
     for (field, sent) in host_config.as_object().unwrap() {
         assert_eq!(&v["HostConfig"][field], sent, "HostConfig.{field}");
     }
-    for field in ["Labels", "StopSignal", "StopTimeout", "Hostname", "ExposedPorts"] {
+    for field in [
+        "Labels",
+        "StopSignal",
+        "StopTimeout",
+        "Hostname",
+        "ExposedPorts",
+    ] {
         assert_eq!(v["Config"][field], body[field], "Config.{field}");
     }
     assert_eq!(v["Config"]["Cmd"], body["Cmd"]);
