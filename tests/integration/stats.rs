@@ -117,9 +117,11 @@ fn run_holding_50mib(d: &TestDaemon, name: &str) {
         "-c",
         "busybox dd if=/dev/zero of=/dev/shm/fill bs=1M count=50 2>/dev/null; echo filled; sleep 1000",
     ]));
-    eventually("the container to fill its memory", Duration::from_secs(30), || {
-        text(&d.berth(&["logs", name])).contains("filled")
-    });
+    eventually(
+        "the container to fill its memory",
+        Duration::from_secs(30),
+        || text(&d.berth(&["logs", name])).contains("filled"),
+    );
 }
 
 #[test]
@@ -396,9 +398,9 @@ fn update_changes_limits_now_and_after_a_restart() {
         )
         .unwrap(),
     );
-    assert_eq!(record["host"]["memory"], 100 << 20);
-    assert_eq!(record["host"]["restart"], "on-failure");
-    assert_eq!(record["host"]["restart_max"], 2);
+    assert_eq!(record["host_config"]["Memory"], 100 << 20);
+    assert_eq!(record["restart"]["name"], "on-failure");
+    assert_eq!(record["restart"]["max"], 2);
     ok(&d.berth(&["start", "lim"]));
     assert_eq!(limit(&d), 100 << 20);
 
