@@ -1,8 +1,7 @@
 //! Importing a rootfs tarball into the store, snapshots shared by chain ID, and overlayfs
 //! reading our snapshots the way the kernel will for containers. Needs root.
 
-mod common;
-use common::require_root;
+use berth_testutil::root_or_skip;
 
 use std::io::Read;
 use std::path::Path;
@@ -16,10 +15,7 @@ use sha2::Digest as _;
 
 /// A busybox rootfs as a tar stream, made from the host's busybox-static.
 fn busybox_tar() -> Vec<u8> {
-    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-        .expect("the tests need Debian's busybox-static (apt-get install busybox-static)");
+    let busybox = berth_testutil::busybox();
     let mut b = tar::Builder::new(Vec::new());
     let mut dir = tar::Header::new_gnu();
     dir.set_entry_type(tar::EntryType::Directory);
@@ -51,7 +47,7 @@ fn busybox_tar() -> Vec<u8> {
 
 #[test]
 fn import_makes_a_verified_one_layer_image() {
-    if !require_root() {
+    if !root_or_skip() {
         return;
     }
     let t = tempfile::tempdir().unwrap();
@@ -120,7 +116,7 @@ fn import_makes_a_verified_one_layer_image() {
 
 #[test]
 fn a_bad_tarball_leaves_no_trace() {
-    if !require_root() {
+    if !root_or_skip() {
         return;
     }
     let t = tempfile::tempdir().unwrap();
@@ -178,7 +174,7 @@ impl Drop for Mount {
 
 #[test]
 fn overlay_sees_layers_whiteouts_and_opaque_dirs() {
-    if !require_root() {
+    if !root_or_skip() {
         return;
     }
     let t = tempfile::tempdir().unwrap();

@@ -1,8 +1,7 @@
 //! Applying layers: file kinds and metadata, overlay whiteouts, and every way a layer could
 //! try to write outside its directory. Needs root (ownership, device nodes, trusted xattrs).
 
-mod common;
-use common::require_root;
+use berth_testutil::root_or_skip;
 
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::Path;
@@ -89,7 +88,7 @@ fn nothing_outside(t: &Path, expected: &[&str]) {
 
 #[test]
 fn files_links_and_metadata() {
-    if !require_root() {
+    if !root_or_skip() {
         return;
     }
     let (_t, dest) = sandbox();
@@ -133,7 +132,7 @@ fn files_links_and_metadata() {
 
 #[test]
 fn whiteouts_become_overlay_whiteouts() {
-    if !require_root() {
+    if !root_or_skip() {
         return;
     }
     let (_t, dest) = sandbox();
@@ -166,7 +165,7 @@ fn whiteouts_become_overlay_whiteouts() {
 
 #[test]
 fn later_entries_replace_earlier_ones() {
-    if !require_root() {
+    if !root_or_skip() {
         return;
     }
     let (_t, dest) = sandbox();
@@ -184,7 +183,7 @@ fn later_entries_replace_earlier_ones() {
 
 #[test]
 fn dot_dot_and_absolute_names_are_refused() {
-    if !require_root() {
+    if !root_or_skip() {
         return;
     }
     let (t, dest) = sandbox();
@@ -205,7 +204,7 @@ fn dot_dot_and_absolute_names_are_refused() {
 
 #[test]
 fn symlink_escapes_are_refused() {
-    if !require_root() {
+    if !root_or_skip() {
         return;
     }
     let (t, dest) = sandbox();
@@ -235,7 +234,7 @@ fn symlink_escapes_are_refused() {
 
 #[test]
 fn hardlink_escapes_are_refused() {
-    if !require_root() {
+    if !root_or_skip() {
         return;
     }
     let (t, dest) = sandbox();

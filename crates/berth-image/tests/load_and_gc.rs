@@ -2,8 +2,7 @@
 //! what it added, a collection removes exactly what no image needs, and blobs being saved stay
 //! until the save is done. Needs root (layers are unpacked with their owners).
 
-mod common;
-use common::require_root;
+use berth_testutil::root_or_skip;
 
 use std::path::Path;
 
@@ -65,7 +64,7 @@ fn count(dir: &Path) -> usize {
 
 #[test]
 fn a_load_that_fails_halfway_takes_back_its_first_layers() {
-    if !require_root() {
+    if !root_or_skip() {
         return;
     }
     let t = tempfile::tempdir().unwrap();
@@ -101,7 +100,7 @@ fn a_load_that_fails_halfway_takes_back_its_first_layers() {
 
 #[test]
 fn collection_keeps_what_images_containers_and_saves_need() {
-    if !require_root() {
+    if !root_or_skip() {
         return;
     }
     let t = tempfile::tempdir().unwrap();

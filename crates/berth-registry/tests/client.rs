@@ -22,6 +22,7 @@ use berth_registry::client::{
     logout, parse_platform, reference_for_pull, AuthConfig, Client, ClientOptions, DockerConfig,
     LayerState, Progress, PullOptions, PushOptions, RegistryError,
 };
+use berth_testutil::free_port;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 // ---------------------------------------------------------------------------------------------
@@ -52,11 +53,7 @@ fn busybox_layer() -> Layer {
     static LAYER: OnceLock<Layer> = OnceLock::new();
     LAYER
         .get_or_init(|| {
-            let bin = Path::new("/bin/busybox");
-            assert!(
-                bin.is_file(),
-                "these tests need /bin/busybox: apt-get install busybox-static"
-            );
+            let bin = berth_testutil::busybox();
             let mut b = tar::Builder::new(Vec::new());
             let mut h = tar::Header::new_gnu();
             h.set_entry_type(tar::EntryType::Directory);
@@ -216,14 +213,6 @@ fn reference(s: &str) -> Reference {
 
 // ---------------------------------------------------------------------------------------------
 // Debian's docker-registry
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A `docker-registry serve` on 127.0.0.1, stopped (and its files removed) when dropped.
 struct Registry {

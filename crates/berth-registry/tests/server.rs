@@ -1003,25 +1003,11 @@ fn write_blob(layout: &Path, data: &[u8]) -> String {
     digest
 }
 
-/// An OCI layout in `dir/layout` holding a busybox image (one gzip layer of a rootfs made
-/// from Debian's busybox-static) for amd64 and arm64 under one index tagged `latest`, and the
+/// An OCI layout in `dir/layout` holding a busybox image (one gzip layer of berth-testutil's
+/// busybox rootfs) for amd64 and arm64 under one index tagged `latest`, and the
 /// amd64 manifest alone tagged `single`. Returns (index digest, amd64 manifest digest).
 fn busybox_layout(dir: &Path) -> (PathBuf, String, String) {
-    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-        .unwrap_or_else(|| {
-            panic!("this test needs Debian's busybox-static: apt-get install busybox-static")
-        });
-    let rootfs = dir.join("rootfs");
-    for d in ["bin", "etc", "tmp"] {
-        std::fs::create_dir_all(rootfs.join(d)).unwrap();
-    }
-    std::fs::copy(busybox, rootfs.join("bin/busybox")).unwrap();
-    for applet in ["sh", "echo", "cat", "ls"] {
-        std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet)).unwrap();
-    }
-    std::fs::write(rootfs.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
+    let rootfs = berth_testutil::busybox_rootfs(dir);
     let tar = dir.join("layer.tar");
     let st = Command::new("tar")
         .arg("-C")

@@ -12,7 +12,7 @@ use common::*;
 
 #[test]
 fn lifecycle_on_cgroup_v2() {
-    if !require_root() {
+    if !root_or_skip() {
         return;
     }
     let sb = Sandbox::new();

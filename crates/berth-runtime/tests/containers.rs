@@ -1,5 +1,5 @@
 //! berth-runtime on real containers: processes, identity, limits, confinement, terminal,
-//! lifecycle operations and hooks. Needs root (see `common::require_root`).
+//! lifecycle operations and hooks. Needs root (see `berth_testutil::root_or_skip`).
 
 #[macro_use]
 mod common;

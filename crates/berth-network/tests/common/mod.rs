@@ -24,10 +24,10 @@ pub fn unique(prefix: &str) -> String {
     name
 }
 
-/// Whether this host can run the tests (root, ip, nft, busybox); prints why not.
+/// Whether this host can run the tests: berth-testutil's root check (fails without root
+/// unless `BERTH_TEST_ALLOW_NONROOT` is set), then ip, nft and busybox; prints why not.
 pub fn can_run() -> bool {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipping: networking tests need root");
+    if !berth_testutil::root_or_skip() {
         return false;
     }
     for tool in ["ip", "nft", "busybox"] {

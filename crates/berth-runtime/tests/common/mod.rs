@@ -1,6 +1,8 @@
 //! Test harness for the runtime's integration tests: a busybox rootfs made from Debian's
-//! `busybox-static` (cached under the target dir), per-test bundles and state roots, and a
-//! guard that force-deletes every container a test made, also when the test fails.
+//! `busybox-static` (cached under the target dir, with every applet, a second user and the
+//! syscall probe), per-test bundles and state roots, and a guard that force-deletes every
+//! container a test made, also when the test fails. The root check, the busybox binary and
+//! the process helpers are berth-testutil's, re-exported here.
 
 #![allow(dead_code)]
 
@@ -11,54 +13,24 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use berth_runtime::spec::{docker_default, ContainerOptions};
+// Each test binary uses some of these.
+#[allow(unused_imports)]
+pub use berth_testutil::{busybox, output_with_timeout, root_or_skip, stderr, stdout};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_berth-runtime");
 
-/// Returns from the test early (with a note) when `require_root` says to skip it.
+/// Returns from the test early when berth-testutil's root check says to skip it.
 #[macro_export]
 macro_rules! root_only {
     () => {
-        if !$crate::common::require_root() {
+        if !berth_testutil::root_or_skip() {
             return;
         }
     };
 }
 
-/// Root tests fail loudly without root; `BERTH_TEST_ALLOW_NONROOT=1` turns that into a skip
-/// that still prints why.
-pub fn require_root() -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    if std::env::var_os("BERTH_TEST_ALLOW_NONROOT").is_some() {
-        eprintln!("SKIPPED: this test needs root (BERTH_TEST_ALLOW_NONROOT is set)");
-        return false;
-    }
-    panic!(
-        "this test runs real containers and needs root: run `cargo test` as root (CI does), \
-         or set BERTH_TEST_ALLOW_NONROOT=1 to skip the root tests"
-    );
-}
-
 fn fixtures_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("fixtures")
-}
-
-fn ensure_busybox() -> PathBuf {
-    for p in ["/bin/busybox", "/usr/bin/busybox"] {
-        if Path::new(p).exists() {
-            return PathBuf::from(p);
-        }
-    }
-    let status = Command::new("apt-get")
-        .args(["install", "-y", "-q", "busybox-static"])
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .status();
-    assert!(
-        status.is_ok_and(|s| s.success()) && Path::new("/bin/busybox").exists(),
-        "the tests need Debian's busybox-static (apt-get install busybox-static)"
-    );
-    PathBuf::from("/bin/busybox")
 }
 
 /// A directory tree with busybox, its applets, /etc/passwd and group, and the probe binary.
@@ -70,7 +42,7 @@ pub fn busybox_rootfs() -> &'static Path {
         if done.join("bin/syscall-probe").exists() {
             return done;
         }
-        let busybox = ensure_busybox();
+        let busybox = busybox();
         std::fs::create_dir_all(fixtures_dir()).unwrap();
         let tmp = fixtures_dir().join(format!("rootfs.tmp.{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&tmp);
@@ -79,8 +51,8 @@ pub fn busybox_rootfs() -> &'static Path {
         ] {
             std::fs::create_dir_all(tmp.join(d)).unwrap();
         }
-        std::fs::copy(&busybox, tmp.join("bin/busybox")).unwrap();
-        let list = Command::new(&busybox).arg("--list").output().unwrap();
+        std::fs::copy(busybox, tmp.join("bin/busybox")).unwrap();
+        let list = Command::new(busybox).arg("--list").output().unwrap();
         for applet in String::from_utf8_lossy(&list.stdout).lines() {
             if applet != "busybox" && !applet.is_empty() {
                 std::os::unix::fs::symlink("busybox", tmp.join("bin").join(applet)).unwrap();
@@ -302,42 +274,6 @@ pub fn write_spec(bundle: &Path, spec: &oci_spec::runtime::Spec) {
     .unwrap();
 }
 
-/// Runs `cmd` with stdout and stderr going to files, so that a detached container that keeps
-/// them open cannot hold us up; kills it after `limit`.
-pub fn output_with_timeout(mut cmd: Command, limit: Duration) -> Output {
-    let out_file = tempfile::tempfile().unwrap();
-    let err_file = tempfile::tempfile().unwrap();
-    let mut child = cmd
-        .stdout(out_file.try_clone().unwrap())
-        .stderr(err_file.try_clone().unwrap())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("command timed out after {limit:?}: {cmd:?}");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    let read = |mut f: std::fs::File| {
-        use std::io::{Read, Seek};
-        let mut v = Vec::new();
-        f.seek(std::io::SeekFrom::Start(0)).unwrap();
-        f.read_to_end(&mut v).unwrap();
-        v
-    };
-    Output {
-        status,
-        stdout: read(out_file),
-        stderr: read(err_file),
-    }
-}
-
 /// Options running `sh -c SCRIPT` with defaults.
 pub fn sh(script: &str) -> ContainerOptions {
     ContainerOptions::new("rootfs", vec!["/bin/sh".into(), "-c".into(), script.into()])
@@ -346,14 +282,6 @@ pub fn sh(script: &str) -> ContainerOptions {
 /// Options running an exact argv.
 pub fn argv(args: &[&str]) -> ContainerOptions {
     ContainerOptions::new("rootfs", args.iter().map(|s| s.to_string()).collect())
-}
-
-pub fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-pub fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// The cgroup directories berth-runtime makes for container `id` on this host.

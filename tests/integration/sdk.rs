@@ -1,8 +1,7 @@
 //! Docker's SDK for Python (Debian's python3-docker, which scripts/deps.sh installs) against
 //! berth's socket: see tests/fixtures/sdk_interop.py for what it drives.
 
-mod common;
-use common::*;
+use berth_testutil::*;
 
 #[test]
 fn the_python_sdk_drives_berth() {

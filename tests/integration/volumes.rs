@@ -2,12 +2,7 @@
 //! read-only and tmpfs mounts behave, nothing a container uses is ever removed, anonymous
 //! volumes go with `rm -v`/`--rm`/prune, and a volume exports and imports as a tar.
 
-mod common;
-use common::*;
-
-fn err(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).trim().to_owned()
-}
+use berth_testutil::*;
 
 #[test]
 fn named_volumes_persist_and_fill_from_the_image() {

@@ -4,21 +4,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-mod common;
-use common::*;
-
-fn err(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).trim().to_owned()
-}
-
-/// Waits until `f` holds (20 s at most).
-fn eventually(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+use berth_testutil::*;
 
 #[test]
 fn run_ps_logs_exec_inspect_rm() {
@@ -43,7 +29,7 @@ fn run_ps_logs_exec_inspect_rm() {
     let out = d.berth(&["run", "--rm", "-e", "A=1", "bb", "sh", "-c", "echo $A -n"]);
     assert_eq!(ok(&out), "1 -n");
     // stdin with -i.
-    let mut child = Command::new(BERTH)
+    let mut child = Command::new(berth_bin())
         .args(["-H", &d.host(), "run", "-i", "--rm", "bb", "cat"])
         .env("BERTH_NO_AUTOSTART", "1")
         .stdin(std::process::Stdio::piped())
@@ -99,7 +85,7 @@ fn run_ps_logs_exec_inspect_rm() {
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(v["Names"], "web");
 
-    eventually("the first log line", || {
+    eventually("the first log line", Duration::from_secs(20), || {
         text(&d.berth(&["logs", "web"])) == "started"
     });
     let out = d.berth(&["logs", "-t", "web"]);
@@ -261,7 +247,7 @@ fn run_it_is_a_terminal_that_resizes_and_detaches() {
         return;
     }
     let d = TestDaemon::with_busybox();
-    let mut cmd = Command::new(BERTH);
+    let mut cmd = Command::new(berth_bin());
     cmd.args(["-H", &d.host(), "run", "-it", "--rm", "bb", "sh", "-c"])
         .arg("sleep 0.3; stty size; tty; read x; echo got:$x; exit 4")
         .env("BERTH_NO_AUTOSTART", "1");
@@ -277,8 +263,9 @@ fn run_it_is_a_terminal_that_resizes_and_detaches() {
     // exec -it: a terminal of the caller's size, input, and the exit code; the docker CLI
     // gets the same.
     ok(&d.berth(&["run", "-d", "--name", "box", "bb", "sleep", "100"]));
-    for cli in [BERTH, DOCKER] {
+    for cli in [berth_bin(), std::path::Path::new(DOCKER)] {
         let mut cmd = Command::new(cli);
+        let cli = cli.display();
         cmd.args(["-H", &d.host(), "exec", "-it", "box", "sh", "-c"])
             .arg("sleep 0.5; stty size; tty; read x; echo got:$x; exit 5")
             .env("BERTH_NO_AUTOSTART", "1")
@@ -295,7 +282,7 @@ fn run_it_is_a_terminal_that_resizes_and_detaches() {
     ok(&d.berth(&["rm", "-f", "box"]));
 
     // ctrl-p ctrl-q detaches: the CLI ends, the container keeps running.
-    let mut cmd = Command::new(BERTH);
+    let mut cmd = Command::new(berth_bin());
     cmd.args(["-H", &d.host(), "run", "-it", "--name", "stay", "bb", "sh"])
         .env("BERTH_NO_AUTOSTART", "1");
     let (status, text) = run_in_pty(cmd, 24, 80, Duration::from_millis(1500), b"\x10\x11");
@@ -614,7 +601,7 @@ fn restarting_containers_show_it_and_rm_never_races_the_supervisor() {
             "-c",
             "exit 1",
         ]));
-        eventually("the restarting state", || {
+        eventually("the restarting state", Duration::from_secs(20), || {
             let st = text(&d.berth(&[
                 "ps",
                 "-a",
@@ -740,7 +727,7 @@ fn a_run_rm_container_goes_even_when_its_client_died() {
         return;
     }
     let d = TestDaemon::with_busybox();
-    let mut client = Command::new(BERTH)
+    let mut client = Command::new(berth_bin())
         .args([
             "-H",
             &d.host(),
@@ -755,13 +742,13 @@ fn a_run_rm_container_goes_even_when_its_client_died() {
         .env("BERTH_NO_AUTOSTART", "1")
         .spawn()
         .unwrap();
-    eventually("the container to run", || {
+    eventually("the container to run", Duration::from_secs(20), || {
         ok(&d.berth(&["ps", "-q", "--filter", "name=orphan"])).len() == 12
     });
     // The client is killed before the container ends: nobody waits to remove it.
     client.kill().unwrap();
     client.wait().unwrap();
-    eventually("the container to end", || {
+    eventually("the container to end", Duration::from_secs(20), || {
         ok(&d.berth(&[
             "ps",
             "-aq",
@@ -774,7 +761,7 @@ fn a_run_rm_container_goes_even_when_its_client_died() {
             == 12
     });
     // The daemon removes it by itself (after its grace period).
-    eventually("the daemon to remove it", || {
+    eventually("the daemon to remove it", Duration::from_secs(20), || {
         ok(&d.berth(&["ps", "-aq", "--filter", "name=orphan"])).is_empty()
     });
 }

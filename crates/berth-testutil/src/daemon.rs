@@ -1,6 +1,7 @@
-//! The whole-system test harness: a berth daemon on a private root and socket, the busybox
-//! fixture, and helpers to drive it with the `berth` CLI and the real `docker` CLI.
-#![allow(dead_code)]
+//! `TestDaemon`: a whole berth daemon for one test, on its own `--root`, socket, bridge,
+//! subnet and nftables table, so tests run side by side and never touch the host's setup.
+//! Dropping it force-removes its containers, stops the daemon, unmounts whatever is left
+//! under its root and deletes its bridges and table, also when the test failed.
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -8,28 +9,18 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub const BERTH: &str = env!("CARGO_BIN_EXE_berth");
+use crate::bins::{berth_bin, runtime_bin};
+use crate::busybox::busybox_tarball;
+use crate::process::{ok, output_with_stdin};
+
+/// The real docker CLI, which the tests drive berth with.
 pub const DOCKER: &str = "/usr/local/bin/docker";
 
 /// A daemon on a private root and socket; stopped (SIGTERM, then SIGKILL) on drop.
+#[derive(Debug)]
 pub struct TestDaemon {
     pub dir: tempfile::TempDir,
     pub child: Child,
-}
-
-/// `berth-runtime`, built beside `berth` (cargo test --workspace builds both).
-pub fn runtime_bin() -> PathBuf {
-    // `cargo test` builds only this package's binaries: bring berth-runtime and berth-shim
-    // up to date once per test process (a no-op when they are), so no test runs a stale one.
-    static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
-    BUILT.get_or_init(|| {
-        let st = Command::new(env!("CARGO"))
-            .args(["build", "-q", "-p", "berth-runtime", "--bins"])
-            .status()
-            .unwrap();
-        assert!(st.success(), "cannot build berth-runtime");
-    });
-    Path::new(BERTH).parent().unwrap().join("berth-runtime")
 }
 
 /// The daemon's own bridge, subnet and nftables table (`--bridge`, `--bip`, `--nft-table`),
@@ -93,13 +84,14 @@ pub fn remove_net(dir: &Path) {
         .output();
 }
 
+/// A daemon on `dir`'s root, socket and network (see [`net_args`]); not waited for.
 pub fn spawn_daemon(dir: &Path) -> Child {
     spawn_daemon_with(dir, &[])
 }
 
 /// A daemon with `extra` flags.
 pub fn spawn_daemon_with(dir: &Path, extra: &[&str]) -> Child {
-    Command::new(BERTH)
+    Command::new(berth_bin())
         .args(["daemon", "--root"])
         .arg(dir.join("root"))
         .args(net_args(dir))
@@ -113,6 +105,7 @@ pub fn spawn_daemon_with(dir: &Path, extra: &[&str]) -> Child {
         .unwrap()
 }
 
+/// Waits (20 s at most) until something accepts connections on `sock`.
 pub fn wait_listening(sock: &Path) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while UnixStream::connect(sock).is_err() {
@@ -122,6 +115,7 @@ pub fn wait_listening(sock: &Path) {
 }
 
 impl TestDaemon {
+    /// A daemon with no images.
     pub fn start() -> TestDaemon {
         TestDaemon::start_with(&[])
     }
@@ -157,14 +151,17 @@ impl TestDaemon {
         d
     }
 
+    /// Its API socket.
     pub fn socket(&self) -> PathBuf {
         self.dir.path().join("berth.sock")
     }
 
+    /// Its socket as a `-H`/`DOCKER_HOST` value.
     pub fn host(&self) -> String {
         format!("unix://{}", self.socket().display())
     }
 
+    /// The docker CLI against this daemon (with a config dir of its own).
     pub fn docker(&self, args: &[&str]) -> std::process::Output {
         Command::new(DOCKER)
             .arg("-H")
@@ -177,27 +174,21 @@ impl TestDaemon {
 
     /// One raw HTTP/1.0 request; returns status code and body.
     pub fn request(&self, method: &str, path: &str) -> (u16, String) {
-        let mut s = UnixStream::connect(self.socket()).unwrap();
-        write!(s, "{method} {path} HTTP/1.0\r\nHost: berth\r\n\r\n").unwrap();
-        let mut resp = String::new();
-        s.read_to_string(&mut resp).unwrap();
-        let status = resp.split(' ').nth(1).unwrap().parse().unwrap();
-        let body = resp
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_owned())
-            .unwrap_or_default();
-        (status, body)
+        self.exchange(format!("{method} {path} HTTP/1.0\r\nHost: berth\r\n\r\n"))
     }
 
-    /// One raw HTTP/1.0 request with a body; returns status code and body.
+    /// One raw HTTP/1.0 request with a JSON body; returns status code and body.
     pub fn request_body(&self, method: &str, path: &str, body: &str) -> (u16, String) {
-        let mut s = UnixStream::connect(self.socket()).unwrap();
-        write!(
-            s,
+        self.exchange(format!(
             "{method} {path} HTTP/1.0\r\nHost: berth\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
-        )
-        .unwrap();
+        ))
+    }
+
+    /// Writes `raw` on a new connection and reads the answer to the end: (status, body).
+    fn exchange(&self, raw: String) -> (u16, String) {
+        let mut s = UnixStream::connect(self.socket()).unwrap();
+        s.write_all(raw.as_bytes()).unwrap();
         let mut resp = String::new();
         s.read_to_string(&mut resp).unwrap();
         let status = resp.split(' ').nth(1).unwrap().parse().unwrap();
@@ -221,7 +212,7 @@ impl TestDaemon {
 
     /// The `berth` CLI with `input` on its stdin.
     pub fn berth_with_stdin(&self, args: &[&str], input: &[u8]) -> std::process::Output {
-        let mut cmd = Command::new(BERTH);
+        let mut cmd = Command::new(berth_bin());
         cmd.arg("-H")
             .arg(self.host())
             .args(args)
@@ -239,6 +230,7 @@ impl TestDaemon {
         output_with_stdin(cmd, input)
     }
 
+    /// SIGTERM, then SIGKILL after 10 s; how the daemon ended.
     pub fn stop(&mut self) -> std::process::ExitStatus {
         let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
@@ -281,165 +273,13 @@ impl Drop for TestDaemon {
     }
 }
 
-/// Runs `cmd` with `input` on its stdin (then closed); its output.
-pub fn output_with_stdin(mut cmd: Command, input: &[u8]) -> std::process::Output {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(input).unwrap();
-    child.wait_with_output().unwrap()
-}
-
-pub fn text(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-/// Waits for `child` (SIGKILLing it after `limit`, so a hung daemon fails the test instead of
-/// hanging it).
-pub fn exits_within(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("process {} did not exit within {limit:?}", child.id());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
+/// The `berth` CLI against the daemon at `host` (never starting one itself).
 pub fn berth(host: &str, args: &[&str]) -> std::process::Output {
-    Command::new(BERTH)
+    Command::new(berth_bin())
         .arg("-H")
         .arg(host)
         .args(args)
         .env("BERTH_NO_AUTOSTART", "1")
         .output()
         .unwrap()
-}
-
-/// A busybox rootfs tarball made from Debian's busybox-static, in `dir`.
-pub fn busybox_tarball(dir: &Path) -> PathBuf {
-    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-        .expect("the tests need Debian's busybox-static (apt-get install busybox-static)");
-    let rootfs = dir.join("rootfs");
-    for d in ["bin", "etc", "tmp", "proc", "sys", "dev"] {
-        std::fs::create_dir_all(rootfs.join(d)).unwrap();
-    }
-    std::fs::copy(busybox, rootfs.join("bin/busybox")).unwrap();
-    for applet in ["sh", "echo", "cat", "ls", "sleep", "id"] {
-        std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet)).unwrap();
-    }
-    std::fs::write(rootfs.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
-    let tarball = dir.join("busybox.tar");
-    let st = Command::new("tar")
-        .arg("-C")
-        .arg(&rootfs)
-        .arg("-cf")
-        .arg(&tarball)
-        .arg(".")
-        .status()
-        .unwrap();
-    assert!(st.success());
-    tarball
-}
-
-pub fn root_or_skip() -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    assert!(
-        std::env::var_os("BERTH_TEST_ALLOW_NONROOT").is_some(),
-        "this test needs root (or BERTH_TEST_ALLOW_NONROOT=1 to skip it)"
-    );
-    false
-}
-
-#[track_caller]
-pub fn ok(out: &std::process::Output) -> String {
-    assert!(
-        out.status.success(),
-        "failed ({}): {}\nstdout: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    text(out)
-}
-
-/// Runs `cmd` on a new pseudo-terminal of `rows`x`cols`, as a person at a terminal would:
-/// after `delay`, types `input`; returns the exit status and everything the terminal showed.
-/// The process is killed (and the test fails) if it has not ended within 20 s.
-pub fn run_in_pty(
-    mut cmd: Command,
-    rows: u16,
-    cols: u16,
-    delay: Duration,
-    input: &[u8],
-) -> (std::process::ExitStatus, String) {
-    use std::os::fd::AsRawFd;
-    let pty = nix::pty::openpty(
-        Some(&nix::pty::Winsize {
-            ws_row: rows,
-            ws_col: cols,
-            ws_xpixel: 0,
-            ws_ypixel: 0,
-        }),
-        None,
-    )
-    .unwrap();
-    let slave = std::fs::File::from(pty.slave);
-    let mut child = cmd
-        .stdin(slave.try_clone().unwrap())
-        .stdout(slave.try_clone().unwrap())
-        .stderr(slave)
-        .spawn()
-        .unwrap();
-    let mut master = std::fs::File::from(pty.master);
-    nix::fcntl::fcntl(
-        master.as_raw_fd(),
-        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
-    )
-    .unwrap();
-    let mut text = Vec::new();
-    let mut buf = [0u8; 4096];
-    let mut drain = |master: &mut std::fs::File, text: &mut Vec<u8>| {
-        while let Ok(n) = master.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            text.extend_from_slice(&buf[..n]);
-        }
-    };
-    let start = Instant::now();
-    let mut typed = false;
-    let status = loop {
-        drain(&mut master, &mut text);
-        if !typed && start.elapsed() >= delay {
-            master.write_all(input).unwrap();
-            typed = true;
-        }
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if start.elapsed() > Duration::from_secs(20) {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "the process on the terminal did not end: {:?}",
-                String::from_utf8_lossy(&text)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    drain(&mut master, &mut text);
-    (status, String::from_utf8_lossy(&text).into_owned())
 }

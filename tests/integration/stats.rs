@@ -7,25 +7,11 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-mod common;
-use common::*;
+use berth_testutil::*;
 
 const MIB: f64 = 1024.0 * 1024.0;
-
-fn err(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).trim().to_owned()
-}
-
-/// Waits until `f` holds (30 s at most).
-fn eventually(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 /// Bytes of docker's binary sizes ("52.38MiB", "1GiB", "0B").
 fn binary_bytes(text: &str) -> f64 {
@@ -111,14 +97,6 @@ fn cgroup_file(d: &TestDaemon, name: &str, controller: &str, v1: &str, v2: &str)
         .to_owned()
 }
 
-fn unified() -> bool {
-    Command::new("stat")
-        .args(["-f", "-c", "%T", "/sys/fs/cgroup"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "cgroup2fs")
-        .unwrap()
-}
-
 /// One stats sample through the API (`stream=0`: two samples a second apart).
 fn api_stats(d: &TestDaemon, name: &str) -> serde_json::Value {
     let (status, body) = d.request("GET", &format!("/containers/{name}/stats?stream=0"));
@@ -139,9 +117,11 @@ fn run_holding_50mib(d: &TestDaemon, name: &str) {
         "-c",
         "busybox dd if=/dev/zero of=/dev/shm/fill bs=1M count=50 2>/dev/null; echo filled; sleep 1000",
     ]));
-    eventually("the container to fill its memory", || {
-        text(&d.berth(&["logs", name])).contains("filled")
-    });
+    eventually(
+        "the container to fill its memory",
+        Duration::from_secs(30),
+        || text(&d.berth(&["logs", name])).contains("filled"),
+    );
 }
 
 #[test]
@@ -288,7 +268,7 @@ fn stats_redraw_a_terminal_until_the_container_goes() {
         std::thread::sleep(Duration::from_secs(3));
         berth(&host, &["rm", "-f", "short"])
     });
-    let mut cmd = Command::new(BERTH);
+    let mut cmd = Command::new(berth_bin());
     cmd.args(["-H", &d.host(), "stats", "short"])
         .env("BERTH_NO_AUTOSTART", "1");
     let (status, screen) = run_in_pty(cmd, 24, 120, Duration::from_secs(30), b"");
@@ -346,7 +326,7 @@ fn update_changes_limits_now_and_after_a_restart() {
         api_stats(&d, "lim")["pids_stats"]["limit"].as_u64(),
         Some(50)
     );
-    if unified() {
+    if cgroup_v2() {
         assert_eq!(cgroup_file(&d, "lim", "cpu", "", "cpu.max"), "50000 100000");
     } else {
         assert_eq!(
@@ -359,7 +339,7 @@ fn update_changes_limits_now_and_after_a_restart() {
     // Below what it holds (50 MiB of tmpfs, no swap to push it to): the kernel refuses on
     // v1, and the limits stay as they were. (On v2 the kernel would kill instead, as it
     // does under Docker: not tried there.)
-    if !unified() {
+    if !cgroup_v2() {
         let out = d.berth(&["update", "--memory", "20m", "--memory-swap", "20m", "lim"]);
         assert_eq!(out.status.code(), Some(1));
         assert!(
@@ -386,7 +366,7 @@ fn update_changes_limits_now_and_after_a_restart() {
 
     // A restart keeps the new limits.
     ok(&d.berth(&["restart", "-t", "1", "lim"]));
-    eventually("the restarted container", || {
+    eventually("the restarted container", Duration::from_secs(30), || {
         ok(&d.berth(&["inspect", "-f", "{{.State.Status}}", "lim"])) == "running"
     });
     assert_eq!(limit(&d), 200 << 20);

@@ -5,12 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-mod common;
-use common::*;
-
-fn stderr(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
+use berth_testutil::*;
 
 /// A command that must fail, with `needle` in what it says.
 fn fails_with(out: &std::process::Output, needle: &str) {

@@ -2,18 +2,9 @@
 //! failing, the last results in inspect, the state in ps; `--restart on-unhealthy` brings an
 //! unhealthy container back; checks go on while the daemon is down.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-mod common;
-use common::*;
-
-fn eventually(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
+use berth_testutil::*;
 
 #[test]
 fn healthy_then_unhealthy() {

@@ -1,17 +1,12 @@
 //! Networking end to end (issue 6), as root: each test daemon has its own bridge, subnet and
-//! nftables table (tests/common `net_args`); traffic goes only to 127.0.0.1, the test
+//! nftables table (berth-testutil's `net_args`); traffic goes only to 127.0.0.1, the test
 //! bridge's address and the containers the test started.
 
-mod common;
-use common::*;
+use berth_testutil::*;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
-
-fn err(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).trim().to_owned()
-}
 
 /// The test daemon's bridge and gateway address.
 fn bridge_of(d: &TestDaemon) -> (String, String) {
@@ -43,14 +38,6 @@ fn http_get(addr: &str) -> String {
 }
 
 const HTTPD: &str = "mkdir -p /www && echo hello-from-httpd > /www/index.html && exec busybox httpd -f -p 80 -h /www";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// The links on `bridge` (the host ends of containers' veths).
 fn links(bridge: &str) -> Vec<String> {

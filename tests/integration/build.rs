@@ -3,8 +3,7 @@
 //! refused with the line and nothing tagged, and the docker CLI's legacy builder on berth's
 //! socket.
 
-mod common;
-use common::*;
+use berth_testutil::*;
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -47,10 +46,6 @@ fn docker_build(d: &TestDaemon, ctx: &Path, args: &[&str]) -> Output {
         .env("DOCKER_CONFIG", d.dir.path().join("docker-config"))
         .output()
         .unwrap()
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// The output lines of the step whose header contains `what`, up to the next step.
@@ -747,7 +742,7 @@ fn a_client_that_goes_away_cancels_the_build() {
     }
     let d = TestDaemon::with_busybox();
     let ctx = context(&[("Dockerfile", "FROM bb\nRUN sleep 60\n")]);
-    let mut client = Command::new(BERTH)
+    let mut client = Command::new(berth_bin())
         .args(["-H", &d.host(), "build", "-t", "never"])
         .arg(ctx.path())
         .env("BERTH_NO_AUTOSTART", "1")
@@ -784,7 +779,7 @@ fn a_daemon_killed_mid_build_leaves_nothing_behind() {
     }
     let mut d = TestDaemon::with_busybox();
     let ctx = context(&[("Dockerfile", "FROM bb\nRUN sleep 60\n")]);
-    let client = Command::new(BERTH)
+    let client = Command::new(berth_bin())
         .args(["-H", &d.host(), "build", "-t", "never"])
         .arg(ctx.path())
         .env("BERTH_NO_AUTOSTART", "1")
@@ -911,7 +906,7 @@ fn a_dockerfile_can_bring_its_own_dockerignore() {
     // dev.Dockerfile's own ignore file wins over the context's (BuildKit's rule).
     assert_eq!(listed("dev"), "Dockerfile\na.txt\ndev.Dockerfile");
     // The same when the context is sent as a tar.
-    let mut cmd = Command::new(BERTH);
+    let mut cmd = Command::new(berth_bin());
     cmd.args([
         "-H",
         &d.host(),

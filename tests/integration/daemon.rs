@@ -9,8 +9,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-mod common;
-use common::*;
+use berth_testutil::*;
 
 #[test]
 fn docker_cli_talks_to_berth() {
@@ -83,7 +82,7 @@ fn the_socket_is_guarded() {
     // A second daemon does not take over a live socket (with networking of its own).
     let net2 = d.dir.path().join("second");
     std::fs::create_dir_all(&net2).unwrap();
-    let second = Command::new(BERTH)
+    let second = Command::new(berth_bin())
         .args(["daemon", "--root"])
         .arg(d.dir.path().join("root2"))
         .args(net_args(&net2))
@@ -115,7 +114,7 @@ fn a_stale_socket_is_replaced() {
     let sock = dir.path().join("berth.sock");
     drop(std::os::unix::net::UnixListener::bind(&sock).unwrap()); // leaves the file behind
     assert!(Path::new(&sock).exists());
-    let mut child = Command::new(BERTH)
+    let mut child = Command::new(berth_bin())
         .args(["daemon", "--root"])
         .arg(dir.path().join("root"))
         .args(net_args(dir.path()))
@@ -198,7 +197,7 @@ fn the_cli_starts_the_daemon_when_root() {
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("auto.sock");
     let net = net_args(dir.path());
-    let out = Command::new(BERTH)
+    let out = Command::new(berth_bin())
         .args(["info", "--format", "{{.DockerRootDir}}"])
         .env("BERTH_HOST", format!("unix://{}", sock.display()))
         .env("BERTH_ROOT", dir.path().join("root"))

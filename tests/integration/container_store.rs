@@ -4,8 +4,7 @@
 
 use std::sync::Arc;
 
-mod common;
-use common::*;
+use berth_testutil::*;
 
 fn json(body: &str) -> serde_json::Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))

@@ -3,26 +3,11 @@
 //! berth daemon; login against a registry that requires it; Docker's errors for unknown
 //! manifests and malformed references.
 
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-mod common;
-use common::*;
-
-fn err(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).trim().to_owned()
-}
-
-/// A loopback port nobody listens on now.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use berth_testutil::*;
 
 /// A registry process on 127.0.0.1, killed on drop.
 struct Registry {
@@ -46,7 +31,7 @@ impl Registry {
     /// `berth registry serve` (with an htpasswd file when given).
     fn berth(dir: &Path, htpasswd: Option<&Path>) -> Registry {
         let port = free_port();
-        let mut cmd = Command::new(BERTH);
+        let mut cmd = Command::new(berth_bin());
         cmd.args([
             "registry",
             "serve",
@@ -111,7 +96,7 @@ impl Drop for Registry {
 
 /// The berth CLI with a private credentials file (DOCKER_CONFIG).
 fn berth_as_user(d: &TestDaemon, args: &[&str], stdin: Option<&str>) -> std::process::Output {
-    let mut cmd = Command::new(BERTH);
+    let mut cmd = Command::new(berth_bin());
     cmd.arg("-H")
         .arg(d.host())
         .args(args)

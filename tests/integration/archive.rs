@@ -5,14 +5,9 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-mod common;
-use common::*;
-
-fn err(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).trim().to_owned()
-}
+use berth_testutil::*;
 
 fn fails(out: &std::process::Output) -> String {
     assert!(
@@ -21,15 +16,6 @@ fn fails(out: &std::process::Output) -> String {
         text(out)
     );
     err(out)
-}
-
-/// Waits until `f` holds (20 s at most).
-fn eventually(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn read(p: impl AsRef<Path>) -> String {
@@ -49,7 +35,7 @@ fn running(d: &TestDaemon, name: &str, script: &str) {
         "-c",
         &format!("{script} && echo ready > /ready && exec sleep 1000"),
     ]));
-    eventually("the container to be ready", || {
+    eventually("the container to be ready", Duration::from_secs(20), || {
         d.berth(&["exec", name, "cat", "/ready"]).status.success()
     });
 }
@@ -175,7 +161,7 @@ fn cp_both_ways_running_stopped_and_created() {
         mounts_under(&d, &id)
     );
     ok(&d.berth(&["start", "c"]));
-    eventually("the restarted container", || {
+    eventually("the restarted container", Duration::from_secs(20), || {
         d.berth(&["exec", "c", "cat", "/while-stopped/sub/f2"])
             .status
             .success()
@@ -564,7 +550,7 @@ fn commit_diff_export() {
     assert!(docker.status.success(), "{}", err(&docker));
     assert_eq!(tar_names(&docker.stdout), names);
     // Not onto a terminal.
-    let mut cmd = Command::new(BERTH);
+    let mut cmd = Command::new(berth_bin());
     cmd.args(["-H", &d.host(), "export", "c"])
         .env("BERTH_NO_AUTOSTART", "1");
     let (status, shown) = run_in_pty(cmd, 24, 80, Duration::from_millis(0), b"");
@@ -602,7 +588,7 @@ fn cp_reaches_volumes_and_bind_mounts() {
         "-c",
         "echo in-volume > /srv/data/v && echo ready > /ready && exec sleep 1000",
     ]));
-    eventually("the container to be ready", || {
+    eventually("the container to be ready", Duration::from_secs(20), || {
         d.berth(&["exec", "c", "cat", "/ready"]).status.success()
     });
     std::fs::write(s.join("f"), "copied").unwrap();
@@ -626,7 +612,7 @@ fn cp_reaches_volumes_and_bind_mounts() {
     ok(&d.berth(&["stop", "-t", "1", "c"]));
     ok(&d.berth(&["cp", &p("f"), "c:/srv/data/while-stopped"]));
     ok(&d.berth(&["start", "c"]));
-    eventually("the restarted container", || {
+    eventually("the restarted container", Duration::from_secs(20), || {
         d.berth(&["exec", "c", "cat", "/srv/data/while-stopped"])
             .status
             .success()

@@ -1,0 +1,34 @@
+//! Shared by every test binary in the workspace (a dev-dependency only, never shipped):
+//!
+//! - [`root_or_skip`]: the one root check. Root tests fail loudly without root;
+//!   `BERTH_TEST_ALLOW_NONROOT=1` turns that into a skip that says so on stderr.
+//! - [`busybox`], [`busybox_rootfs`], [`busybox_tarball`]: the busybox fixture, made from the
+//!   host's Debian `busybox-static`.
+//! - [`TestDaemon`]: a whole berth daemon on its own `--root`, socket, bridge, subnet and
+//!   nftables table, driven with the `berth` and `docker` CLIs or raw HTTP, and torn down
+//!   (containers, mounts, bridges, table) on drop, also when the test fails.
+//! - [`berth_bin`], [`runtime_bin`]: the workspace's built binaries, found beside the test
+//!   executable (`CARGO_BIN_EXE_*` names only a package's own binaries).
+//! - process and output helpers ([`ok`], [`text`], [`err`], [`output_with_stdin`],
+//!   [`output_with_timeout`], [`exits_within`], [`run_in_pty`], [`free_port`], …).
+//!
+//! Crate-specific fixtures (the runtime's bundles, the network crate's namespaces) stay in
+//! that crate's `tests/common`.
+
+mod bins;
+mod busybox;
+mod daemon;
+mod process;
+mod root;
+
+pub use bins::{berth_bin, bin_dir, runtime_bin};
+pub use busybox::{busybox, busybox_rootfs, busybox_tarball};
+pub use daemon::{
+    berth, net_args, remove_net, spawn_daemon, spawn_daemon_with, wait_listening, TestDaemon,
+    DOCKER,
+};
+pub use process::{
+    cgroup_v2, err, eventually, exits_within, free_port, ok, output_with_stdin,
+    output_with_timeout, run_in_pty, stderr, stdout, text,
+};
+pub use root::root_or_skip;
