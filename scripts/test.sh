@@ -7,7 +7,7 @@ source scripts/deps.sh
 berth_deps
 
 cargo fmt --all -- --check
-cargo clippy --all-targets --quiet -- -D warnings
+cargo clippy --workspace --all-targets --quiet -- -D warnings
 # Unit tests, each crate's tests/ (on berth-testutil), and the whole-system tests: one binary,
 # tests/integration, a module per area (`cargo test --test integration network::` runs one).
 # A hung test fails the run instead of outliving it (CI allows 90 minutes in all).

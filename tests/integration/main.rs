@@ -6,6 +6,7 @@
 mod archive;
 mod build;
 mod cli;
+mod compose;
 mod container_store;
 mod daemon;
 mod health;

@@ -1,0 +1,169 @@
+//! Docker Compose v2 (the upstream binary, `scripts/deps.sh` fetches it) drives real projects
+//! on berth: `up -d --wait` with a health check and a `service_healthy` dependency, a second
+//! `up -d` that recreates nothing, `run --rm` reaching a service by name, `exec`, `ps --format
+//! json`, `--scale`, profiles, `build:`, `stop`/`start`, and `down -v` leaving nothing.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use berth_testutil::*;
+
+const COMPOSE_VERSION: &str = "2.40.3";
+
+fn compose_bin() -> PathBuf {
+    let dir =
+        std::env::var_os("BERTH_COMPOSE_DIR").unwrap_or_else(|| "/var/cache/berth-test".into());
+    let bin = Path::new(&dir).join(format!("docker-compose-{COMPOSE_VERSION}"));
+    assert!(
+        bin.exists(),
+        "Docker Compose {COMPOSE_VERSION} is not at {} (scripts/deps.sh fetches it)",
+        bin.display()
+    );
+    bin
+}
+
+/// `docker compose -p PROJECT ARGS` in `dir` against the test daemon.
+fn compose(d: &TestDaemon, dir: &Path, args: &[&str]) -> Output {
+    Command::new(compose_bin())
+        .current_dir(dir)
+        .env("DOCKER_HOST", d.host())
+        .env("DOCKER_CONFIG", d.dir.path().join("docker-config"))
+        .env("COMPOSE_PROGRESS", "plain")
+        // berth has the classic builder API only (no BuildKit session): as with a Docker
+        // daemon without BuildKit, Compose must be told to use it.
+        .env("DOCKER_BUILDKIT", "0")
+        .env("COMPOSE_BAKE", "false")
+        .args(["-p", "bt"])
+        .args(args)
+        .output()
+        .expect("run docker compose")
+}
+
+const PROJECT: &str = r#"
+services:
+  web:
+    image: bb
+    command: ["sh", "-c", "busybox mkdir -p /www && echo hello > /www/index.html && exec busybox httpd -f -p 8080 -h /www"]
+    healthcheck:
+      test: ["CMD", "busybox", "wget", "-q", "-O-", "http://localhost:8080/"]
+      interval: 1s
+      retries: 20
+    volumes:
+      - data:/data
+  app:
+    image: bb
+    command: ["sleep", "300"]
+    depends_on:
+      web:
+        condition: service_healthy
+  built:
+    build: ./ctx
+    command: ["sleep", "300"]
+  extra:
+    image: bb
+    command: ["sleep", "300"]
+    profiles: ["debug"]
+volumes:
+  data: {}
+"#;
+
+/// The running containers' IDs by service (`ps --format json`), sorted.
+fn ps(d: &TestDaemon, dir: &Path) -> Vec<(String, String, String)> {
+    let out = ok(&compose(d, dir, &["ps", "--format", "json"]));
+    let mut rows: Vec<(String, String, String)> = out
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let v: serde_json::Value =
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+            (
+                v["Service"].as_str().unwrap().to_owned(),
+                v["ID"].as_str().unwrap().to_owned(),
+                v["State"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
+#[test]
+fn a_compose_project_comes_up_converges_and_goes_away() {
+    if !root_or_skip() {
+        return;
+    }
+    let d = TestDaemon::with_busybox();
+    let dir = d.dir.path().join("project");
+    std::fs::create_dir_all(dir.join("ctx")).unwrap();
+    std::fs::write(dir.join("compose.yaml"), PROJECT).unwrap();
+    std::fs::write(
+        dir.join("ctx/Dockerfile"),
+        "FROM bb\nRUN echo built > /built\n",
+    )
+    .unwrap();
+
+    ok(&compose(&d, &dir, &["up", "-d", "--wait"]));
+    let first = ps(&d, &dir);
+    let services: Vec<&str> = first.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(services, ["app", "built", "web"], "{first:?}");
+    assert!(first.iter().all(|r| r.2 == "running"), "{first:?}");
+    let health = ok(&d.docker(&["inspect", "-f", "{{.State.Health.Status}}", "bt-web-1"]));
+    assert_eq!(health, "healthy");
+
+    // Nothing changed: nothing is recreated.
+    ok(&compose(&d, &dir, &["up", "-d"]));
+    assert_eq!(ps(&d, &dir), first);
+
+    // A one-off container reaches a service by name; exec runs in a service's container.
+    let out = ok(&compose(
+        &d,
+        &dir,
+        &[
+            "run",
+            "--rm",
+            "app",
+            "wget",
+            "-q",
+            "-O-",
+            "http://web:8080/",
+        ],
+    ));
+    assert_eq!(out, "hello");
+    assert_eq!(
+        ok(&compose(
+            &d,
+            &dir,
+            &["exec", "-T", "built", "cat", "/built"]
+        )),
+        "built"
+    );
+
+    // Scale up and back down.
+    ok(&compose(&d, &dir, &["up", "-d", "--scale", "app=2"]));
+    assert_eq!(ps(&d, &dir).iter().filter(|r| r.0 == "app").count(), 2);
+    ok(&compose(&d, &dir, &["up", "-d", "--scale", "app=1"]));
+    assert_eq!(ps(&d, &dir).iter().filter(|r| r.0 == "app").count(), 1);
+
+    // A profile's service only when asked for.
+    ok(&compose(&d, &dir, &["--profile", "debug", "up", "-d"]));
+    assert!(ps(&d, &dir).iter().any(|r| r.0 == "extra"));
+
+    // Stop and start keep the containers.
+    ok(&compose(&d, &dir, &["stop"]));
+    assert!(ps(&d, &dir).is_empty());
+    ok(&compose(&d, &dir, &["start"]));
+    let web = ps(&d, &dir).into_iter().find(|r| r.0 == "web").unwrap();
+    assert_eq!(web.1, first.iter().find(|r| r.0 == "web").unwrap().1);
+
+    let logs = ok(&compose(&d, &dir, &["logs", "--no-color", "web"]));
+    assert!(
+        logs.is_empty() || logs.lines().all(|l| l.starts_with("web-1")),
+        "{logs}"
+    );
+
+    // down -v: no container, network or volume of the project is left.
+    ok(&compose(&d, &dir, &["--profile", "debug", "down", "-v"]));
+    assert_eq!(ok(&d.docker(&["ps", "-aq"])), "");
+    assert!(!ok(&d.docker(&["network", "ls", "--format", "{{.Name}}"])).contains("bt_"));
+    assert!(!ok(&d.docker(&["volume", "ls", "-q"])).contains("bt_data"));
+}
