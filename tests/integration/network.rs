@@ -607,3 +607,98 @@ fn exposed_ports_of_the_image_and_exits_while_the_daemon_is_down() {
     assert!(http_get(&format!("127.0.0.1:{fixed}")).contains("hello-from-httpd"));
     ok(&d.docker(&["rm", "-f", &c]));
 }
+
+/// The network endpoints read bodies as dockerd does (a wrong type is its 400, in its words)
+/// and answer with the objects berth has always sent, field for field.
+#[test]
+fn network_bodies_are_read_as_dockerd_reads_them() {
+    if !root_or_skip() {
+        return;
+    }
+    let d = TestDaemon::start();
+    let json = |s: &str| serde_json::from_str::<serde_json::Value>(s).unwrap();
+    let refused = |path: &str, body: &str, want: &str| {
+        let (status, text) = d.request_body("POST", path, body);
+        assert_eq!(
+            (status, json(&text)["message"].as_str()),
+            (400, Some(want)),
+            "{body}"
+        );
+    };
+    refused(
+        "/networks/create",
+        r#"{"Name":5}"#,
+        "invalid JSON: json: cannot unmarshal number into Go struct field CreateRequest.Name of type string",
+    );
+    refused(
+        "/networks/create",
+        r#"{"Name":"typed","Labels":"x"}"#,
+        "invalid JSON: json: cannot unmarshal string into Go struct field CreateRequest.Labels of type map[string]string",
+    );
+    refused("/networks/create", "{}", "network name is required");
+    let (status, text) = d.request_body(
+        "POST",
+        "/networks/create",
+        r#"{"Name":"typed","Labels":{"app":"x"},"Internal":true,
+            "Options":{"com.docker.network.driver.mtu":"1400"}}"#,
+    );
+    assert_eq!(status, 201, "{text}");
+    let created = json(&text);
+    assert_eq!(created["Warning"], "");
+    let id = created["Id"].as_str().unwrap().to_owned();
+
+    let (status, text) = d.request("GET", "/networks/typed");
+    assert_eq!(status, 200, "{text}");
+    let mut n = json(&text);
+    let config = n["IPAM"]["Config"][0].take();
+    assert!(
+        config["Subnet"].as_str().unwrap().ends_with("/24"),
+        "{config}"
+    );
+    assert!(config["Gateway"].is_string(), "{config}");
+    let created_at = n["Created"].take();
+    assert!(created_at.as_str().unwrap().ends_with('Z'), "{created_at}");
+    assert_eq!(
+        n,
+        serde_json::json!({
+            "Name": "typed", "Id": id, "Created": null, "Scope": "local", "Driver": "bridge",
+            "EnableIPv4": true, "EnableIPv6": false,
+            "IPAM": {"Driver": "default", "Options": {}, "Config": [null]},
+            "Internal": true, "Attachable": false, "Ingress": false,
+            "ConfigFrom": {"Network": ""}, "ConfigOnly": false, "Containers": {},
+            "Options": {"com.docker.network.bridge.name": format!("br-{}", &id[..12]),
+                        "com.docker.network.driver.mtu": "1400"},
+            "Labels": {"app": "x"},
+        })
+    );
+    // host and none: IPAM options null, as Docker sends them.
+    let (_, text) = d.request("GET", "/networks/host");
+    assert_eq!(
+        json(&text)["IPAM"],
+        serde_json::json!({"Driver": "default", "Options": null, "Config": []})
+    );
+    let (_, text) = d.request(
+        "GET",
+        "/networks?filters=%7B%22label%22%3A%5B%22app%3Dx%22%5D%7D",
+    );
+    let listed = json(&text);
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+    assert_eq!(listed[0]["Id"], id.as_str());
+
+    refused(
+        "/networks/typed/connect",
+        r#"{"Container":5}"#,
+        "invalid JSON: json: cannot unmarshal number into Go struct field ConnectOptions.Container of type string",
+    );
+    refused("/networks/typed/connect", "{}", "no container given");
+    refused(
+        "/networks/typed/disconnect",
+        r#"{"Container":"c","Force":"yes"}"#,
+        "invalid JSON: json: cannot unmarshal string into Go struct field DisconnectOptions.Force of type bool",
+    );
+    let (status, text) = d.request("POST", "/networks/prune");
+    assert_eq!(
+        (status, json(&text)),
+        (200, serde_json::json!({"NetworksDeleted": ["typed"]}))
+    );
+}

@@ -449,3 +449,69 @@ fn copy_up_keeps_the_images_links_and_never_reads_the_host() {
         "nothing of the host's /etc in the volume"
     );
 }
+
+/// The volume endpoints read the create body as dockerd does (a wrong type is its 400, in its
+/// words, not an anonymous volume) and answer with the objects berth has always sent.
+#[test]
+fn volume_bodies_are_read_as_dockerd_reads_them() {
+    if !root_or_skip() {
+        return;
+    }
+    let d = TestDaemon::start();
+    let json = |s: &str| serde_json::from_str::<serde_json::Value>(s).unwrap();
+    for (body, want) in [
+        (
+            r#"{"Name":3}"#,
+            "number into Go struct field CreateOptions.Name of type string",
+        ),
+        (
+            r#"{"Labels":"x"}"#,
+            "string into Go struct field CreateOptions.Labels of type map[string]string",
+        ),
+        (
+            r#"{"Name":"v","DriverOpts":{"o":1}}"#,
+            "number into Go struct field CreateOptions.DriverOpts.o of type string",
+        ),
+    ] {
+        let (status, text) = d.request_body("POST", "/volumes/create", body);
+        assert_eq!(status, 400, "{body}: {text}");
+        assert_eq!(
+            json(&text)["message"],
+            format!("invalid JSON: json: cannot unmarshal {want}"),
+            "{body}"
+        );
+    }
+    let (_, text) = d.request("GET", "/volumes");
+    assert_eq!(
+        json(&text),
+        serde_json::json!({"Volumes": [], "Warnings": []})
+    );
+
+    let (status, text) = d.request_body(
+        "POST",
+        "/volumes/create",
+        r#"{"Name":"typed","Labels":{"app":"x"},"DriverOpts":{"type":"tmpfs","device":"tmpfs"}}"#,
+    );
+    assert_eq!(status, 201, "{text}");
+    let mut v = json(&text);
+    assert!(v["CreatedAt"].take().as_str().unwrap().ends_with('Z'));
+    let mountpoint = d.dir.path().join("root/volumes/typed/_data");
+    let want = serde_json::json!({
+        "Name": "typed", "Driver": "local", "Mountpoint": mountpoint.display().to_string(),
+        "CreatedAt": null, "Labels": {"app": "x"},
+        "Options": {"type": "tmpfs", "device": "tmpfs"}, "Scope": "local",
+    });
+    assert_eq!(v, want);
+    let (_, text) = d.request("GET", "/volumes/typed");
+    let mut v = json(&text);
+    v["CreatedAt"].take();
+    assert_eq!(v, want);
+    let (status, text) = d.request(
+        "POST",
+        "/volumes/prune?filters=%7B%22all%22%3A%5B%22true%22%5D%7D",
+    );
+    assert_eq!(status, 200, "{text}");
+    let pruned = json(&text);
+    assert_eq!(pruned["VolumesDeleted"], serde_json::json!(["typed"]));
+    assert!(pruned["SpaceReclaimed"].is_u64(), "{pruned}");
+}

@@ -33,6 +33,55 @@ pub fn decode_value<T: DeserializeOwned>(
     })
 }
 
+/// Decodes a body as dockerd's `httputils.ReadJSON` does (the network and volume endpoints
+/// among others). `go_type` is the request's Go type with its package
+/// (`network.CreateRequest`): its name starts the field path of a wrong type's message. As
+/// dockerd: an empty body or `null` is `{}`; a body that is no object is refused as Go refuses
+/// it; every error starts with "invalid JSON: ". `strings` name the top-level string fields Go
+/// leaves empty when they are missing or `null` and bollard's models require (`Name`): they
+/// become `""`, for the engine to judge as dockerd does.
+pub fn read_json<T: DeserializeOwned>(
+    bytes: &[u8],
+    go_type: &str,
+    strings: &[&str],
+) -> Result<T, ApiError> {
+    let mut value: serde_json::Value = if bytes.iter().all(u8::is_ascii_whitespace) {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_slice(bytes)
+            .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?
+    };
+    if value.is_null() {
+        value = serde_json::json!({});
+    }
+    let Some(object) = value.as_object_mut() else {
+        return Err(ApiError::bad_request(format!(
+            "invalid JSON: json: cannot unmarshal {} into Go value of type {go_type}",
+            json_kind(&value)
+        )));
+    };
+    for key in strings {
+        if object.get(*key).is_none_or(serde_json::Value::is_null) {
+            object.insert((*key).to_owned(), serde_json::Value::String(String::new()));
+        }
+    }
+    let name = go_type.rsplit('.').next().unwrap_or(go_type);
+    decode_value(value, name)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON: {}", e.message)))
+}
+
+/// Go's word for a JSON value's kind, as its decoder names it in errors.
+fn json_kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "bool",
+        serde_json::Value::Number(_) => "number",
+        serde_json::Value::String(_) => "string",
+        serde_json::Value::Array(_) => "array",
+        serde_json::Value::Object(_) => "object",
+    }
+}
+
 /// Turns serde's "invalid type: string \"abc\", expected i64" at `path` into Go's
 /// "json: cannot unmarshal string into Go struct field T.path of type int64".
 fn go_message(what: &str, path: &str, serde: &str) -> String {
@@ -110,6 +159,58 @@ mod tests {
         assert_eq!(
             e.message,
             "json: cannot unmarshal number into Go struct field X.HostConfig.Privileged of type bool"
+        );
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Named {
+        #[serde(rename = "Name")]
+        name: String,
+        #[serde(rename = "Labels")]
+        labels: Option<std::collections::HashMap<String, String>>,
+    }
+
+    #[test]
+    fn read_json_answers_as_dockerds_read_json() {
+        let e =
+            read_json::<Named>(br#"{"Name":5}"#, "network.CreateRequest", &["Name"]).unwrap_err();
+        assert_eq!(e.status.as_u16(), 400);
+        assert_eq!(
+            e.message,
+            "invalid JSON: json: cannot unmarshal number into Go struct field CreateRequest.Name of type string"
+        );
+        let e = read_json::<Named>(br#"{"Labels":"x"}"#, "network.CreateRequest", &["Name"])
+            .unwrap_err();
+        assert_eq!(
+            e.message,
+            "invalid JSON: json: cannot unmarshal string into Go struct field CreateRequest.Labels of type map[string]string"
+        );
+        let e = read_json::<Named>(b"[1]", "network.CreateRequest", &["Name"]).unwrap_err();
+        assert_eq!(
+            e.message,
+            "invalid JSON: json: cannot unmarshal array into Go value of type network.CreateRequest"
+        );
+        let e = read_json::<Named>(b"{", "network.CreateRequest", &["Name"]).unwrap_err();
+        assert!(e.message.starts_with("invalid JSON: "), "{}", e.message);
+    }
+
+    #[test]
+    fn read_json_leaves_missing_strings_empty_as_go_does() {
+        for body in [&b""[..], b"null", b"{}", br#"{"Name":null}"#] {
+            let n: Named = read_json(body, "network.CreateRequest", &["Name"]).unwrap();
+            assert_eq!(n.name, "", "{}", String::from_utf8_lossy(body));
+            assert!(n.labels.is_none());
+        }
+        let n: Named = read_json(
+            br#"{"Name":"n","Labels":{"a":"b"}}"#,
+            "network.CreateRequest",
+            &["Name"],
+        )
+        .unwrap();
+        assert_eq!(
+            (n.name.as_str(), n.labels.unwrap()["a"].as_str()),
+            ("n", "b")
         );
     }
 

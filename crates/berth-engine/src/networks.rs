@@ -11,13 +11,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::error::EngineError;
+use berth_api::networks::{NetworkIpam, NetworkResource};
 use berth_core::filters::Filters;
 use berth_network::{
     files, AttachRequest, Endpoint, HostPort, NetworkConfig, Networking, PortSpec,
 };
 use berth_oci::spec::UserMount;
 use bollard_stubs::models::{
-    EndpointSettings, NetworkSettings, PortBinding, PortSummary, PortSummaryTypeEnum,
+    ConfigReference, EndpointResource, EndpointSettings, IpamConfig, NetworkConnectRequest,
+    NetworkCreateRequest, NetworkCreateResponse, NetworkDisconnectRequest, NetworkInspect,
+    NetworkPruneResponse, NetworkSettings, PortBinding, PortSummary, PortSummaryTypeEnum,
 };
 use serde::{Deserialize, Serialize};
 
@@ -655,6 +658,28 @@ pub(crate) fn network_id(name: &str) -> String {
         .collect()
 }
 
+/// What every network berth shows has in common: bridge or pseudo network alike, local,
+/// IPv4 only, never attachable, ingress or config-only. `created` is Go's zero time when
+/// unknown (the default network and the pseudo networks).
+fn network_common(name: &str, id: String, created: Option<String>) -> NetworkInspect {
+    NetworkInspect {
+        name: Some(name.to_owned()),
+        id: Some(id),
+        created: Some(created.unwrap_or_else(|| "0001-01-01T00:00:00Z".to_owned())),
+        scope: Some("local".into()),
+        enable_ipv4: Some(true),
+        enable_ipv6: Some(false),
+        internal: Some(false),
+        attachable: Some(false),
+        ingress: Some(false),
+        config_from: Some(ConfigReference {
+            network: Some(String::new()),
+        }),
+        config_only: Some(false),
+        ..Default::default()
+    }
+}
+
 fn file_mounts(dir: &Path) -> Vec<UserMount> {
     ["hosts", "hostname", "resolv.conf"]
         .iter()
@@ -747,49 +772,46 @@ impl Engine {
             .find(|n| key == *n || (key.len() >= 3 && self.id_of(n).starts_with(key)))
     }
 
-    fn pseudo_network_json(&self, name: &str) -> serde_json::Value {
-        let containers: serde_json::Map<String, serde_json::Value> = self
+    fn pseudo_network_json(&self, name: &str) -> NetworkResource {
+        let containers = self
             .records()
             .into_iter()
             .filter(|r| r.net.mode == name && self.refresh(&r.id).running())
             .map(|r| {
                 (
                     r.id.clone(),
-                    serde_json::json!({
-                        "Name": r.name,
-                        "EndpointID": network_id(&format!("{name}\0{}", r.id)),
-                        "MacAddress": "",
-                        "IPv4Address": "",
-                        "IPv6Address": "",
-                    }),
+                    EndpointResource {
+                        name: Some(r.name.clone()),
+                        endpoint_id: Some(network_id(&format!("{name}\0{}", r.id))),
+                        mac_address: Some(String::new()),
+                        ipv4_address: Some(String::new()),
+                        ipv6_address: Some(String::new()),
+                    },
                 )
             })
             .collect();
-        serde_json::json!({
-            "Name": name,
-            "Id": self.id_of(name),
-            "Created": "0001-01-01T00:00:00Z",
-            "Scope": "local",
-            "Driver": if name == "host" { "host" } else { "null" },
-            "EnableIPv4": true,
-            "EnableIPv6": false,
-            "IPAM": {"Driver": "default", "Options": null, "Config": []},
-            "Internal": false,
-            "Attachable": false,
-            "Ingress": false,
-            "ConfigFrom": {"Network": ""},
-            "ConfigOnly": false,
-            "Containers": containers,
-            "Options": {},
-            "Labels": {},
-        })
+        NetworkResource {
+            network: NetworkInspect {
+                driver: Some(if name == "host" { "host" } else { "null" }.into()),
+                containers: Some(containers),
+                options: Some(HashMap::new()),
+                labels: Some(HashMap::new()),
+                ..network_common(name, self.id_of(name), None)
+            },
+            // Docker's IPAM of host and none: options null, not {}.
+            ipam: NetworkIpam {
+                driver: "default".into(),
+                options: None,
+                config: Vec::new(),
+            },
+        }
     }
 
-    fn network_json(&self, s: &berth_network::NetworkState) -> serde_json::Value {
+    fn network_json(&self, s: &berth_network::NetworkState) -> NetworkResource {
         let name = &s.config.name;
         let meta = self.meta(name);
         let records = self.records();
-        let containers: serde_json::Map<String, serde_json::Value> = s
+        let containers = s
             .endpoints
             .values()
             .map(|ep| {
@@ -800,44 +822,45 @@ impl Engine {
                     .unwrap_or_default();
                 (
                     ep.id.clone(),
-                    serde_json::json!({
-                        "Name": cname,
-                        "EndpointID": network_id(&format!("{}\0{}", ep.network, ep.id)),
-                        "MacAddress": ep.mac,
-                        "IPv4Address": format!("{}/{}", ep.ip, ep.prefix),
-                        "IPv6Address": "",
-                    }),
+                    EndpointResource {
+                        name: Some(cname),
+                        endpoint_id: Some(network_id(&format!("{}\0{}", ep.network, ep.id))),
+                        mac_address: Some(ep.mac.clone()),
+                        ipv4_address: Some(format!("{}/{}", ep.ip, ep.prefix)),
+                        ipv6_address: Some(String::new()),
+                    },
                 )
             })
             .collect();
-        serde_json::json!({
-            "Name": name,
-            "Id": self.id_of(name),
-            "Created": if meta.created.is_empty() { "0001-01-01T00:00:00Z".to_owned() } else { meta.created },
-            "Scope": "local",
-            "Driver": "bridge",
-            "EnableIPv4": true,
-            "EnableIPv6": false,
-            "IPAM": {
-                "Driver": "default",
-                "Options": {},
-                "Config": [{
-                    "Subnet": s.config.subnet.to_string(),
-                    "Gateway": s.config.gateway().to_string(),
+        let created = (!meta.created.is_empty()).then_some(meta.created);
+        NetworkResource {
+            network: NetworkInspect {
+                driver: Some("bridge".into()),
+                internal: Some(s.config.internal),
+                containers: Some(containers),
+                options: Some(HashMap::from([
+                    (
+                        "com.docker.network.bridge.name".to_owned(),
+                        s.config.bridge.clone(),
+                    ),
+                    (
+                        "com.docker.network.driver.mtu".to_owned(),
+                        s.config.mtu().to_string(),
+                    ),
+                ])),
+                labels: Some(meta.labels.into_iter().collect()),
+                ..network_common(name, self.id_of(name), created)
+            },
+            ipam: NetworkIpam {
+                driver: "default".into(),
+                options: Some(HashMap::new()),
+                config: vec![IpamConfig {
+                    subnet: Some(s.config.subnet.to_string()),
+                    gateway: Some(s.config.gateway().to_string()),
+                    ..Default::default()
                 }],
             },
-            "Internal": s.config.internal,
-            "Attachable": false,
-            "Ingress": false,
-            "ConfigFrom": {"Network": ""},
-            "ConfigOnly": false,
-            "Containers": containers,
-            "Options": {
-                "com.docker.network.bridge.name": s.config.bridge,
-                "com.docker.network.driver.mtu": s.config.mtu().to_string(),
-            },
-            "Labels": meta.labels,
-        })
+        }
     }
 
     /// What `network connect`/`disconnect` name: the network, the container's ID and its lock
@@ -845,7 +868,7 @@ impl Engine {
     fn connection(
         &self,
         name: &str,
-        body: &serde_json::Value,
+        container: &str,
     ) -> Result<
         (
             berth_network::NetworkState,
@@ -860,10 +883,10 @@ impl Engine {
             )));
         }
         let s = self.find_network(name)?;
-        let key = body["Container"]
-            .as_str()
-            .ok_or_else(|| EngineError::invalid("no container given"))?;
-        let id = self.find(key)?.id.clone();
+        if container.is_empty() {
+            return Err(EngineError::invalid("no container given"));
+        }
+        let id = self.find(container)?.id.clone();
         let lock = self.container_lock(&id);
         Ok((s, id, lock))
     }
@@ -900,15 +923,14 @@ impl Engine {
 impl Engine {
     pub fn create_network(
         &self,
-        body: serde_json::Value,
-    ) -> Result<serde_json::Value, EngineError> {
+        req: NetworkCreateRequest,
+    ) -> Result<NetworkCreateResponse, EngineError> {
         let net = self.net_required()?;
-        let name = body["Name"]
-            .as_str()
-            .filter(|n| !n.is_empty())
-            .ok_or_else(|| EngineError::invalid("network name is required"))?
-            .to_owned();
-        match body["Driver"].as_str().unwrap_or("") {
+        let name = req.name;
+        if name.is_empty() {
+            return Err(EngineError::invalid("network name is required"));
+        }
+        match req.driver.as_deref().unwrap_or("") {
             "" | "bridge" => {}
             d => return Err(EngineError::not_found(format!("plugin \"{d}\" not found"))),
         }
@@ -921,9 +943,14 @@ impl Engine {
                 "network with name {name} already exists"
             )));
         }
-        let ipam = &body["IPAM"]["Config"][0];
+        // The first IPAM config only: berth's networks have one IPv4 subnet.
+        let ipam = req
+            .ipam
+            .and_then(|i| i.config)
+            .and_then(|c| c.into_iter().next())
+            .unwrap_or_default();
         let subnet =
-            match ipam["Subnet"].as_str().unwrap_or("") {
+            match ipam.subnet.as_deref().unwrap_or("") {
                 "" => net
                     .free_subnet(
                         berth_network::DEFAULT_POOL.parse().map_err(
@@ -935,36 +962,29 @@ impl Engine {
                 s => s.parse().map_err(net_err)?,
             };
         let id = self.id_of(&name);
-        let opts = &body["Options"];
-        let bridge = opts["com.docker.network.bridge.name"]
-            .as_str()
-            .map(str::to_owned)
+        let opts = req.options.unwrap_or_default();
+        let bridge = opts
+            .get("com.docker.network.bridge.name")
+            .cloned()
             .unwrap_or_else(|| format!("br-{}", &id[..12]));
         let mut config = NetworkConfig::new(&name, bridge, subnet);
-        if let Some(gw) = ipam["Gateway"].as_str().filter(|s| !s.is_empty()) {
+        if let Some(gw) = ipam.gateway.as_deref().filter(|s| !s.is_empty()) {
             config.gateway = Some(
                 gw.parse()
                     .map_err(|_| EngineError::invalid(format!("invalid gateway {gw}")))?,
             );
         }
-        if let Some(mtu) = opts["com.docker.network.driver.mtu"].as_str() {
+        if let Some(mtu) = opts.get("com.docker.network.driver.mtu") {
             config.mtu = Some(
                 mtu.parse()
                     .map_err(|_| EngineError::invalid(format!("invalid MTU {mtu}")))?,
             );
         }
-        config.internal = body["Internal"].as_bool().unwrap_or(false);
+        config.internal = req.internal.unwrap_or(false);
         config.dns = true;
         let meta = NetworkMeta {
             created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
-            labels: body["Labels"]
-                .as_object()
-                .map(|o| {
-                    o.iter()
-                        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
-                        .collect()
-                })
-                .unwrap_or_default(),
+            labels: req.labels.unwrap_or_default().into_iter().collect(),
         };
         std::fs::create_dir_all(self.root().join("network-meta"))
             .map_err(|e| EngineError::internal(e.to_string()))?;
@@ -974,10 +994,13 @@ impl Engine {
             return Err(net_err(e));
         }
         self.network_event("create", &name);
-        Ok(serde_json::json!({"Id": id, "Warning": ""}))
+        Ok(NetworkCreateResponse {
+            id,
+            warning: String::new(),
+        })
     }
 
-    pub fn list_networks(&self, filters: Filters) -> Result<serde_json::Value, EngineError> {
+    pub fn list_networks(&self, filters: Filters) -> Result<Vec<NetworkResource>, EngineError> {
         filters.validate(&["dangling", "driver", "id", "label", "name", "scope", "type"])?;
         let dangling = filters.get_bool("dangling")?;
         let net = self.net_required()?;
@@ -1013,10 +1036,10 @@ impl Engine {
                 out.push(self.pseudo_network_json(name));
             }
         }
-        Ok(serde_json::Value::Array(out))
+        Ok(out)
     }
 
-    pub fn inspect_network(&self, name: &str) -> Result<serde_json::Value, EngineError> {
+    pub fn inspect_network(&self, name: &str) -> Result<NetworkResource, EngineError> {
         if let Some(p) = self.pseudo_network(name) {
             return Ok(self.pseudo_network_json(p));
         }
@@ -1051,7 +1074,7 @@ impl Engine {
         Ok(())
     }
 
-    pub fn prune_networks(&self, filters: Filters) -> Result<serde_json::Value, EngineError> {
+    pub fn prune_networks(&self, filters: Filters) -> Result<NetworkPruneResponse, EngineError> {
         filters.validate(&["until", "label", "label!"])?;
         let until = filters.timestamp("until", berth_core::timestamp::now_nanos())?;
         let net = self.net_required()?;
@@ -1077,11 +1100,17 @@ impl Engine {
                 deleted.push(name);
             }
         }
-        Ok(serde_json::json!({ "NetworksDeleted": deleted }))
+        Ok(NetworkPruneResponse {
+            networks_deleted: Some(deleted),
+        })
     }
 
-    pub fn connect_network(&self, name: &str, body: serde_json::Value) -> Result<(), EngineError> {
-        let (s, id, lock) = self.connection(name, &body)?;
+    pub fn connect_network(
+        &self,
+        name: &str,
+        req: NetworkConnectRequest,
+    ) -> Result<(), EngineError> {
+        let (s, id, lock) = self.connection(name, &req.container)?;
         let _held = lock.lock().unwrap_or_else(|p| p.into_inner());
         let rec = self.find(&id)?;
         if matches!(rec.net.mode.as_str(), "host" | "none")
@@ -1099,8 +1128,13 @@ impl Engine {
                 rec.name
             )));
         }
-        let ep = &body["EndpointConfig"];
-        let ip = match ep["IPAMConfig"]["IPv4Address"].as_str().unwrap_or("") {
+        let ep = req.endpoint_config.unwrap_or_default();
+        let ip = match ep
+            .ipam_config
+            .as_ref()
+            .and_then(|i| i.ipv4_address.as_deref())
+            .unwrap_or("")
+        {
             "" => None,
             v => Some(
                 v.parse::<Ipv4Addr>()
@@ -1109,12 +1143,7 @@ impl Engine {
         };
         let a = NetAttach {
             name: net_name,
-            aliases: ep["Aliases"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|a| a.as_str().map(str::to_owned))
-                .collect(),
+            aliases: ep.aliases.unwrap_or_default(),
             ip,
         };
         if self.refresh(&rec.id).running() {
@@ -1129,12 +1158,13 @@ impl Engine {
         Ok(())
     }
 
+    /// `Force` changes nothing: berth's endpoints are always local, and are let go at once.
     pub fn disconnect_network(
         &self,
         name: &str,
-        body: serde_json::Value,
+        req: NetworkDisconnectRequest,
     ) -> Result<(), EngineError> {
-        let (s, id, lock) = self.connection(name, &body)?;
+        let (s, id, lock) = self.connection(name, &req.container)?;
         let _held = lock.lock().unwrap_or_else(|p| p.into_inner());
         let rec = self.find(&id)?;
         let net_name = s.config.name.clone();
@@ -1179,25 +1209,96 @@ impl Engine {
 }
 
 impl berth_api::networks::NetworkBackend for Engine {
-    fn create_network(&self, body: serde_json::Value) -> BackendResult<serde_json::Value> {
-        Ok(Engine::create_network(self, body)?)
+    fn create_network(&self, req: NetworkCreateRequest) -> BackendResult<NetworkCreateResponse> {
+        Ok(Engine::create_network(self, req)?)
     }
-    fn list_networks(&self, filters: Filters) -> BackendResult<serde_json::Value> {
+    fn list_networks(&self, filters: Filters) -> BackendResult<Vec<NetworkResource>> {
         Ok(Engine::list_networks(self, filters)?)
     }
-    fn inspect_network(&self, name: &str) -> BackendResult<serde_json::Value> {
+    fn inspect_network(&self, name: &str) -> BackendResult<NetworkResource> {
         Ok(Engine::inspect_network(self, name)?)
     }
     fn remove_network(&self, name: &str) -> BackendResult<()> {
         Ok(Engine::remove_network(self, name)?)
     }
-    fn prune_networks(&self, filters: Filters) -> BackendResult<serde_json::Value> {
+    fn prune_networks(&self, filters: Filters) -> BackendResult<NetworkPruneResponse> {
         Ok(Engine::prune_networks(self, filters)?)
     }
-    fn connect_network(&self, name: &str, body: serde_json::Value) -> BackendResult<()> {
-        Ok(Engine::connect_network(self, name, body)?)
+    fn connect_network(&self, name: &str, req: NetworkConnectRequest) -> BackendResult<()> {
+        Ok(Engine::connect_network(self, name, req)?)
     }
-    fn disconnect_network(&self, name: &str, body: serde_json::Value) -> BackendResult<()> {
-        Ok(Engine::disconnect_network(self, name, body)?)
+    fn disconnect_network(&self, name: &str, req: NetworkDisconnectRequest) -> BackendResult<()> {
+        Ok(Engine::disconnect_network(self, name, req)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn engine() -> (tempfile::TempDir, Engine) {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::new(dir.path()).unwrap();
+        (dir, engine)
+    }
+
+    #[test]
+    fn host_and_none_are_sent_as_before_the_typed_models() {
+        let (_dir, e) = engine();
+        for (name, driver) in [("host", "host"), ("none", "null")] {
+            let got = serde_json::to_value(Engine::inspect_network(&e, name).unwrap()).unwrap();
+            // What berth sent when it built this object as JSON by hand.
+            let want = serde_json::json!({
+                "Name": name,
+                "Id": e.id_of(name),
+                "Created": "0001-01-01T00:00:00Z",
+                "Scope": "local",
+                "Driver": driver,
+                "EnableIPv4": true,
+                "EnableIPv6": false,
+                "IPAM": {"Driver": "default", "Options": null, "Config": []},
+                "Internal": false,
+                "Attachable": false,
+                "Ingress": false,
+                "ConfigFrom": {"Network": ""},
+                "ConfigOnly": false,
+                "Containers": {},
+                "Options": {},
+                "Labels": {},
+            });
+            assert_eq!(got, want, "{name}");
+        }
+        // By ID prefix too.
+        let id = e.id_of("host");
+        let n = Engine::inspect_network(&e, &id[..5]).unwrap();
+        assert_eq!(n.network.name.as_deref(), Some("host"));
+    }
+
+    #[test]
+    fn host_and_none_take_no_connections_and_stay() {
+        let (_dir, e) = engine();
+        let req = NetworkConnectRequest {
+            container: "c".into(),
+            ..Default::default()
+        };
+        let err = Engine::connect_network(&e, "host", req).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "container cannot be disconnected from host network or connected to host network"
+        );
+        let req = NetworkDisconnectRequest {
+            container: "c".into(),
+            force: Some(true),
+        };
+        let err = Engine::disconnect_network(&e, "none", req).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "container cannot be disconnected from none network or connected to none network"
+        );
+        let err = Engine::remove_network(&e, "none").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "none is a pre-defined network and cannot be removed"
+        );
     }
 }

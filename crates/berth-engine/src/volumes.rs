@@ -20,7 +20,10 @@ use serde::{Deserialize, Serialize};
 use crate::container::record::Record;
 use crate::Engine;
 use berth_api::BackendResult;
-use bollard_stubs::models::{ContainerCreateBody, Mount, MountType as MountTypeEnum};
+use bollard_stubs::models::{
+    ContainerCreateBody, Mount, MountType as MountTypeEnum, Volume as VolumeModel,
+    VolumeCreateRequest, VolumeListResponse, VolumePruneResponse, VolumeScopeEnum,
+};
 
 /// A volume's record.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -316,16 +319,18 @@ impl Engine {
             .collect()
     }
 
-    fn volume_json(&self, v: &Volume) -> serde_json::Value {
-        serde_json::json!({
-            "Name": v.name,
-            "Driver": "local",
-            "Mountpoint": self.volume_data(&v.name).display().to_string(),
-            "CreatedAt": v.created,
-            "Labels": v.labels,
-            "Options": v.options,
-            "Scope": "local",
-        })
+    /// The volume as the API shows it (Docker's Volume: no Status, no UsageData).
+    fn volume_json(&self, v: &Volume) -> VolumeModel {
+        VolumeModel {
+            name: v.name.clone(),
+            driver: "local".into(),
+            mountpoint: self.volume_data(&v.name).display().to_string(),
+            created_at: Some(v.created.clone()),
+            labels: v.labels.clone().into_iter().collect(),
+            scope: Some(VolumeScopeEnum::LOCAL),
+            options: v.options.clone().into_iter().collect(),
+            ..Default::default()
+        }
     }
 
     /// Resolves a create request's mounts: `-v`, `--mount`, `--tmpfs`, `--volumes-from`, the
@@ -585,34 +590,26 @@ fn copy_up(rootfs: &Path, target: &str, data: &Path) -> Result<(), EngineError> 
 }
 
 impl Engine {
-    pub fn create_volume(&self, body: serde_json::Value) -> Result<serde_json::Value, EngineError> {
-        let driver = body["Driver"].as_str().unwrap_or("local");
+    /// `ClusterVolumeSpec` is not looked at: berth has no swarm.
+    pub fn create_volume(&self, req: VolumeCreateRequest) -> Result<VolumeModel, EngineError> {
+        let driver = req.driver.as_deref().unwrap_or("local");
         if !driver.is_empty() && driver != "local" {
             return Err(bad(format!(
                 "volume driver {driver:?} is not supported: berth has \"local\""
             )));
         }
-        let map = |v: &serde_json::Value| -> BTreeMap<String, String> {
-            v.as_object()
-                .map(|o| {
-                    o.iter()
-                        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
         let v = self.ensure_volume(
-            body["Name"].as_str(),
-            map(&body["Labels"]),
-            map(&body["DriverOpts"]),
+            req.name.as_deref(),
+            req.labels.unwrap_or_default().into_iter().collect(),
+            req.driver_opts.unwrap_or_default().into_iter().collect(),
         )?;
         Ok(self.volume_json(&v))
     }
 
-    pub fn list_volumes(&self, filters: Filters) -> Result<serde_json::Value, EngineError> {
+    pub fn list_volumes(&self, filters: Filters) -> Result<VolumeListResponse, EngineError> {
         filters.validate(&["dangling", "driver", "label", "name"])?;
         let dangling = filters.get_bool("dangling")?;
-        let list: Vec<serde_json::Value> = self
+        let list: Vec<VolumeModel> = self
             .all_volumes()
             .iter()
             .filter(|v| {
@@ -623,10 +620,13 @@ impl Engine {
             })
             .map(|v| self.volume_json(v))
             .collect();
-        Ok(serde_json::json!({"Volumes": list, "Warnings": []}))
+        Ok(VolumeListResponse {
+            volumes: Some(list),
+            warnings: Some(Vec::new()),
+        })
     }
 
-    pub fn inspect_volume(&self, name: &str) -> Result<serde_json::Value, EngineError> {
+    pub fn inspect_volume(&self, name: &str) -> Result<VolumeModel, EngineError> {
         let v = self.volume(name)?;
         Ok(self.volume_json(&v))
     }
@@ -652,7 +652,7 @@ impl Engine {
         self.remove_volume_dir(&v.name).map(|_| ())
     }
 
-    pub fn prune_volumes(&self, filters: Filters) -> Result<serde_json::Value, EngineError> {
+    pub fn prune_volumes(&self, filters: Filters) -> Result<VolumePruneResponse, EngineError> {
         filters.validate(&["label", "label!", "all"])?;
         let all = filters.get_bool("all")?.unwrap_or(false);
         let mut deleted = Vec::new();
@@ -667,7 +667,10 @@ impl Engine {
             reclaimed += self.remove_volume_dir(&v.name)?;
             deleted.push(v.name);
         }
-        Ok(serde_json::json!({"VolumesDeleted": deleted, "SpaceReclaimed": reclaimed}))
+        Ok(VolumePruneResponse {
+            volumes_deleted: Some(deleted),
+            space_reclaimed: Some(i64::try_from(reclaimed).unwrap_or(i64::MAX)),
+        })
     }
 
     pub fn export_volume(
@@ -736,19 +739,19 @@ impl Engine {
 }
 
 impl VolumeBackend for Engine {
-    fn create_volume(&self, body: serde_json::Value) -> BackendResult<serde_json::Value> {
-        Ok(Engine::create_volume(self, body)?)
+    fn create_volume(&self, req: VolumeCreateRequest) -> BackendResult<VolumeModel> {
+        Ok(Engine::create_volume(self, req)?)
     }
-    fn list_volumes(&self, filters: Filters) -> BackendResult<serde_json::Value> {
+    fn list_volumes(&self, filters: Filters) -> BackendResult<VolumeListResponse> {
         Ok(Engine::list_volumes(self, filters)?)
     }
-    fn inspect_volume(&self, name: &str) -> BackendResult<serde_json::Value> {
+    fn inspect_volume(&self, name: &str) -> BackendResult<VolumeModel> {
         Ok(Engine::inspect_volume(self, name)?)
     }
     fn remove_volume(&self, name: &str, force: bool) -> BackendResult<()> {
         Ok(Engine::remove_volume(self, name, force)?)
     }
-    fn prune_volumes(&self, filters: Filters) -> BackendResult<serde_json::Value> {
+    fn prune_volumes(&self, filters: Filters) -> BackendResult<VolumePruneResponse> {
         Ok(Engine::prune_volumes(self, filters)?)
     }
     fn export_volume(&self, name: &str) -> BackendResult<berth_api::images::ExportWriter> {
@@ -778,5 +781,129 @@ mod tests {
         assert!(parse_bind("bad name!:/x").is_err());
         assert!(parse_bind("v:/x:sometimes").is_err());
         assert!(parse_bind("v:/").is_err());
+    }
+
+    fn engine() -> (tempfile::TempDir, Engine) {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::new(dir.path()).unwrap();
+        (dir, engine)
+    }
+
+    fn map(pairs: &[(&str, &str)]) -> std::collections::HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn a_created_volume_is_sent_as_before_the_typed_models() {
+        let (dir, e) = engine();
+        let req = VolumeCreateRequest {
+            name: Some("data".into()),
+            driver: Some("local".into()),
+            labels: Some(map(&[("l1", "v1")])),
+            driver_opts: Some(map(&[
+                ("type", "tmpfs"),
+                ("device", "tmpfs"),
+                ("o", "size=1m"),
+            ])),
+            ..Default::default()
+        };
+        let v = serde_json::to_value(Engine::create_volume(&e, req).unwrap()).unwrap();
+        let created = v["CreatedAt"].as_str().unwrap().to_owned();
+        assert!(created.ends_with('Z'), "{created}");
+        // What berth sent when it built this object as JSON by hand.
+        let want = serde_json::json!({
+            "Name": "data",
+            "Driver": "local",
+            "Mountpoint": dir.path().join("volumes/data/_data").display().to_string(),
+            "CreatedAt": created,
+            "Labels": {"l1": "v1"},
+            "Options": {"device": "tmpfs", "o": "size=1m", "type": "tmpfs"},
+            "Scope": "local",
+        });
+        assert_eq!(v, want);
+        assert_eq!(
+            serde_json::to_value(Engine::inspect_volume(&e, "data").unwrap()).unwrap(),
+            want
+        );
+        // Created again: the volume as it is, its labels unchanged.
+        let again = Engine::create_volume(
+            &e,
+            VolumeCreateRequest {
+                name: Some("data".into()),
+                labels: Some(map(&[("other", "x")])),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(serde_json::to_value(again).unwrap(), want);
+        let list =
+            serde_json::to_value(Engine::list_volumes(&e, Filters::default()).unwrap()).unwrap();
+        assert_eq!(list, serde_json::json!({"Volumes": [want], "Warnings": []}));
+    }
+
+    #[test]
+    fn create_refuses_as_before() {
+        let (_dir, e) = engine();
+        let create = |name: &str, driver: Option<&str>| {
+            Engine::create_volume(
+                &e,
+                VolumeCreateRequest {
+                    name: Some(name.into()),
+                    driver: driver.map(str::to_owned),
+                    ..Default::default()
+                },
+            )
+            .unwrap_err()
+            .to_string()
+        };
+        assert_eq!(
+            create("v", Some("nfsx")),
+            "volume driver \"nfsx\" is not supported: berth has \"local\""
+        );
+        assert_eq!(
+            create("bad/name", None),
+            "create bad/name: \"bad/name\" includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path"
+        );
+        let err = Engine::create_volume(
+            &e,
+            VolumeCreateRequest {
+                driver_opts: Some(map(&[("size", "1m")])),
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+        assert_eq!(err.to_string(), "invalid option key: \"size\"");
+    }
+
+    #[test]
+    fn anonymous_volumes_are_named_and_pruned() {
+        let (_dir, e) = engine();
+        let anon = Engine::create_volume(&e, VolumeCreateRequest::default()).unwrap();
+        assert_eq!(anon.name.len(), 64);
+        assert!(anon.labels.is_empty() && anon.options.is_empty());
+        Engine::create_volume(
+            &e,
+            VolumeCreateRequest {
+                name: Some("named".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let pruned = Engine::prune_volumes(&e, Filters::default()).unwrap();
+        assert_eq!(pruned.volumes_deleted, Some(vec![anon.name]));
+        assert!(pruned.space_reclaimed.is_some_and(|n| n >= 0));
+        let left = Engine::list_volumes(&e, Filters::default()).unwrap();
+        let names: Vec<_> = left.volumes.unwrap().into_iter().map(|v| v.name).collect();
+        assert_eq!(names, ["named"]);
+        // Nothing to prune: an empty list, not null (as berth sent before).
+        let v =
+            serde_json::to_value(Engine::prune_volumes(&e, Filters::default()).unwrap()).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"VolumesDeleted": [], "SpaceReclaimed": 0})
+        );
     }
 }
