@@ -99,9 +99,15 @@ fn go_message(what: &str, path: &str, serde: &str) -> String {
         other => other,
     };
     let ty = go_type(expected.trim());
-    // Go names the struct that holds the field, then the field path; serde's path is from
-    // the top, so the holder is the top-level type.
-    let field = path.replace("[", ".").replace("]", "");
+    // Go names the struct that holds the field, then the field path without list indices
+    // (`IPAM.Config.Subnet`); serde's path is from the top, so the holder is the top-level type.
+    let field = path
+        .replace('[', ".")
+        .replace(']', "")
+        .split('.')
+        .filter(|p| !p.is_empty() && !p.bytes().all(|b| b.is_ascii_digit()))
+        .collect::<Vec<_>>()
+        .join(".");
     format!("json: cannot unmarshal {found} into Go struct field {what}.{field} of type {ty}")
 }
 
@@ -211,6 +217,34 @@ mod tests {
         assert_eq!(
             (n.name.as_str(), n.labels.unwrap()["a"].as_str()),
             ("n", "b")
+        );
+    }
+
+    #[test]
+    fn list_indices_are_not_part_of_gos_field_path() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Pool {
+            #[serde(rename = "Subnet")]
+            subnet: Option<String>,
+        }
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Ipam {
+            #[serde(rename = "Config")]
+            config: Vec<Pool>,
+        }
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Net {
+            #[serde(rename = "IPAM")]
+            ipam: Ipam,
+        }
+        let e =
+            decode::<Net>(br#"{"IPAM":{"Config":[{"Subnet":1}]}}"#, "CreateRequest").unwrap_err();
+        assert_eq!(
+            e.message,
+            "json: cannot unmarshal number into Go struct field CreateRequest.IPAM.Config.Subnet of type string"
         );
     }
 
