@@ -7,7 +7,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use berth_oci::shim;
-use berth_oci::spec::{docker_default, ContainerOptions, SeccompChoice, Ulimit};
+use berth_oci::spec::{
+    docker_default, ContainerOptions, NamespaceMode, SeccompChoice, Shm, Ulimit,
+};
 
 use super::record::{now, Record, State, Status};
 use crate::error::{EngineError, Result};
@@ -17,9 +19,73 @@ fn read_json<T: for<'de> serde::Deserialize<'de>>(path: &std::path::Path) -> Opt
     serde_json::from_slice(&std::fs::read(path).ok()?).ok()
 }
 
+/// A `container:NAME` mode's NAME (empty names are invalid modes).
+fn joined(mode: &str) -> Option<&str> {
+    mode.strip_prefix("container:").filter(|n| !n.is_empty())
+}
+
+/// The PID, IPC, UTS and cgroup namespaces and the /dev/shm a HostConfig asks for, as far as
+/// they need no other container (`container:NAME` is resolved at start: [`Engine::join`]).
+/// Docker's words for a mode it does not know.
+fn namespace_options(rec: &Record, opts: &mut ContainerOptions) -> Result<()> {
+    let hc = &rec.host_config;
+    opts.pid_ns = match hc.pid_mode.as_deref().unwrap_or("") {
+        "" => NamespaceMode::Private,
+        "host" => NamespaceMode::Host,
+        m if joined(m).is_some() => NamespaceMode::Private,
+        m => return Err(EngineError::invalid(format!("invalid PID mode: {m}"))),
+    };
+    // Docker's default IPC mode is `private`: a namespace and a /dev/shm of its own, which no
+    // other container may join; `shareable` makes the engine's own tmpfs its /dev/shm.
+    (opts.ipc_ns, opts.shm) = match ipc_mode(rec) {
+        "private" | "shareable" => (NamespaceMode::Private, Shm::Tmpfs),
+        "none" => (NamespaceMode::Private, Shm::None),
+        "host" => (NamespaceMode::Host, Shm::Bind("/dev/shm".into())),
+        m if joined(m).is_some() => (NamespaceMode::Private, Shm::Tmpfs),
+        m => return Err(EngineError::invalid(format!("invalid IPC mode: {m}"))),
+    };
+    opts.uts_ns = match hc.uts_mode.as_deref().unwrap_or("") {
+        "" => NamespaceMode::Private,
+        "host" => NamespaceMode::Host,
+        m => return Err(EngineError::invalid(format!("invalid UTS mode: {m}"))),
+    };
+    opts.cgroup_ns = match hc.cgroupns_mode.map(|m| m.to_string()).as_deref() {
+        None | Some("") => None,
+        Some("private") => Some(NamespaceMode::Private),
+        Some("host") => Some(NamespaceMode::Host),
+        Some(m) => {
+            return Err(EngineError::invalid(format!(
+                "invalid cgroup namespace mode: {m}"
+            )))
+        }
+    };
+    opts.shm_size = hc.shm_size.filter(|s| *s > 0);
+    Ok(())
+}
+
+/// The record's IPC mode, Docker's default (`private`) when it names none.
+fn ipc_mode(rec: &Record) -> &str {
+    match rec.host_config.ipc_mode.as_deref() {
+        None | Some("") => "private",
+        Some(m) => m,
+    }
+}
+
 /// The spec options a record asks for (everything but what start resolves: rootfs, mounts,
-/// network).
+/// network, other containers' namespaces).
 pub(crate) fn spec_options(rec: &Record) -> Result<ContainerOptions> {
+    let mut opts = base_options(rec)?;
+    namespace_options(rec, &mut opts)?;
+    if opts.uts_ns == NamespaceMode::Host {
+        // The host's name is the container's: HOSTNAME says so, as in Docker.
+        opts.hostname = nix::unistd::gethostname()
+            .ok()
+            .map(|h| h.to_string_lossy().into_owned());
+    }
+    Ok(opts)
+}
+
+fn base_options(rec: &Record) -> Result<ContainerOptions> {
     let hc = &rec.host_config;
     let mut seccomp = SeccompChoice::Default;
     let mut no_new_privileges = false;
@@ -107,8 +173,14 @@ impl Engine {
         self.container_dir(id).join("rootfs")
     }
 
+    /// Unmounts the container's rootfs, and the /dev/shm of a shareable one (they live and
+    /// go together: mounted at start, gone when the container stops or is removed).
     pub(crate) fn unmount_rootfs(&self, id: &str) {
         let _ = nix::mount::umount2(&self.rootfs(id), nix::mount::MntFlags::MNT_DETACH);
+        let shm = self.shm_dir(id);
+        if shm.exists() {
+            let _ = nix::mount::umount2(&shm, nix::mount::MntFlags::MNT_DETACH);
+        }
     }
 
     /// Brings the recorded state up to date with what the shim recorded.
@@ -186,6 +258,7 @@ impl Engine {
         std::fs::create_dir_all(&bundle)
             .map_err(|e| EngineError::io(format!("create {}", bundle.display()), e))?;
         let mut opts = spec_options(rec)?;
+        self.join(rec, &mut opts)?;
         let net = self.network_up(rec)?;
         let mut mounts = self.user_mounts(rec)?;
         mounts.extend(net.mounts);
@@ -203,6 +276,82 @@ impl Engine {
         berth_core::fs::write_atomic(&bundle.join("config.json"), &bytes)
             .map_err(|e| EngineError::io("write the bundle", e))?;
         Ok(bundle)
+    }
+
+    /// The namespaces `rec` shares with other containers (`--pid`/`--ipc container:NAME`, which
+    /// must be running) and the /dev/shm of a shareable one (a tmpfs the engine mounts at
+    /// `containers/<id>/shm`, so others can bind it; unmounted with the rootfs).
+    fn join(&self, rec: &Record, opts: &mut ContainerOptions) -> Result<()> {
+        if let Some(name) = rec.host_config.pid_mode.as_deref().and_then(joined) {
+            let pid = self.running_pid(name, "PID")?;
+            opts.pid_ns = NamespaceMode::Join(format!("/proc/{pid}/ns/pid").into());
+        }
+        let mode = ipc_mode(rec);
+        if let Some(name) = joined(mode) {
+            let pid = self.running_pid(name, "IPC")?;
+            opts.ipc_ns = NamespaceMode::Join(format!("/proc/{pid}/ns/ipc").into());
+            opts.shm = Shm::Bind(self.shareable_shm(name, 0)?);
+        } else if mode == "shareable" {
+            opts.shm = Shm::Bind(self.mount_shm(rec)?);
+        }
+        Ok(())
+    }
+
+    /// The init pid of running container `name`, whose `what` namespace another joins.
+    fn running_pid(&self, name: &str, what: &str) -> Result<i64> {
+        let other = self.find(name)?;
+        let st = self.refresh(&other.id);
+        if !st.running() || st.pid <= 0 {
+            return Err(EngineError::conflict(format!(
+                "cannot join {what} of a non running container: {name}"
+            )));
+        }
+        Ok(st.pid)
+    }
+
+    /// The /dev/shm that joining container `name`'s IPC namespace brings: its own when it is
+    /// shareable, the host's or the one it joined in turn. A private one is not for sharing.
+    fn shareable_shm(&self, name: &str, depth: usize) -> Result<PathBuf> {
+        let donor = self.find(name)?;
+        match ipc_mode(&donor) {
+            "shareable" => return Ok(self.shm_dir(&donor.id)),
+            "host" => return Ok(PathBuf::from("/dev/shm")),
+            m => {
+                if let Some(next) = joined(m).filter(|_| depth < 8) {
+                    return self.shareable_shm(next, depth + 1);
+                }
+            }
+        }
+        Err(EngineError::invalid(format!(
+            "container {name}: non-shareable IPC (hint: use IpcMode:shareable for the donor container)"
+        )))
+    }
+
+    pub(crate) fn shm_dir(&self, id: &str) -> PathBuf {
+        self.container_dir(id).join("shm")
+    }
+
+    /// Mounts a shareable container's /dev/shm: a tmpfs of its `--shm-size` in its directory.
+    fn mount_shm(&self, rec: &Record) -> Result<PathBuf> {
+        let dir = self.shm_dir(&rec.id);
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| EngineError::io(format!("create {}", dir.display()), e))?;
+        let _ = nix::mount::umount2(&dir, nix::mount::MntFlags::MNT_DETACH);
+        let size = rec
+            .host_config
+            .shm_size
+            .filter(|s| *s > 0)
+            .unwrap_or(berth_oci::spec::DEFAULT_SHM_SIZE);
+        use nix::mount::MsFlags;
+        nix::mount::mount(
+            Some("shm"),
+            &dir,
+            Some("tmpfs"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            Some(format!("mode=1777,size={size}").as_str()),
+        )
+        .map_err(|e| EngineError::io("mount the container's /dev/shm", e.into()))?;
+        Ok(dir)
     }
 
     /// Builds the spec once at create, so bad flag values are refused then, with nothing made.

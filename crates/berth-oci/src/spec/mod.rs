@@ -140,6 +140,50 @@ pub enum SeccompChoice {
     Custom(Box<LinuxSeccomp>),
 }
 
+/// Where the container gets one of the namespaces Docker lets a user choose (`--pid`, `--ipc`,
+/// `--uts`, `--cgroupns`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum NamespaceMode {
+    /// A new namespace of its own (Docker's default).
+    #[default]
+    Private,
+    /// The host's: the namespace is left out of the spec (`host`).
+    Host,
+    /// An existing one, such as another container's `/proc/<pid>/ns/<kind>` (`container:NAME`).
+    Join(PathBuf),
+}
+
+impl NamespaceMode {
+    /// The namespace of `typ` as the spec lists it, or `None` for the host's.
+    fn to_oci(&self, typ: LinuxNamespaceType) -> Result<Option<LinuxNamespace>, SpecError> {
+        Ok(match self {
+            NamespaceMode::Private => Some(namespace(typ)?),
+            NamespaceMode::Host => None,
+            NamespaceMode::Join(path) => {
+                let mut ns = namespace(typ)?;
+                ns.set_path(Some(path.clone()));
+                Some(ns)
+            }
+        })
+    }
+}
+
+/// The container's /dev/shm.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Shm {
+    /// A tmpfs of its own of [`ContainerOptions::shm_size`] bytes (`--ipc private`).
+    #[default]
+    Tmpfs,
+    /// This directory bound there: the engine's tmpfs of a shareable container, the host's
+    /// /dev/shm (`--ipc host`) or the one of the container whose IPC namespace it joins.
+    Bind(PathBuf),
+    /// None at all (`--ipc none`).
+    None,
+}
+
+/// Docker's /dev/shm size when `--shm-size` is not given: 64 MiB.
+pub const DEFAULT_SHM_SIZE: i64 = 64 << 20;
+
 /// What `docker run` lets a user change, at the runtime's level (the engine resolves images,
 /// names and networks into these).
 #[derive(Debug, Clone, Default)]
@@ -186,6 +230,21 @@ pub struct ContainerOptions {
     /// Join this network namespace (an nsfs file the engine made and configured) instead of
     /// a new one; ignored with `host_network`.
     pub netns_path: Option<PathBuf>,
+    /// `--pid`: host, or another container's.
+    pub pid_ns: NamespaceMode,
+    /// `--ipc`: host, none, private, shareable or another container's (the namespace; its
+    /// /dev/shm is [`ContainerOptions::shm`]).
+    pub ipc_ns: NamespaceMode,
+    /// `--uts host`: the host's hostname, which the container cannot change (no hostname is
+    /// set in the spec).
+    pub uts_ns: NamespaceMode,
+    /// `--cgroupns host|private`; `None` is Docker's default for the host: private on cgroup
+    /// v2, the host's on v1.
+    pub cgroup_ns: Option<NamespaceMode>,
+    /// What /dev/shm is.
+    pub shm: Shm,
+    /// `--shm-size` in bytes: the size of a private /dev/shm ([`DEFAULT_SHM_SIZE`] when absent).
+    pub shm_size: Option<i64>,
     /// `--init`: pid 1 is berth's own minimal init, which forwards signals to the command,
     /// reaps orphans and exits with the command's status. Recorded in the spec as the
     /// annotation [`INIT_ANNOTATION`] (`org.berth.init`) = `"true"`.
@@ -286,10 +345,45 @@ impl UserMount {
     }
 }
 
-/// Docker's standard mounts; `privileged` makes sysfs and cgroupfs writable.
-fn standard_mounts(privileged: bool) -> Result<Vec<Mount>, SpecError> {
+/// `size=` for a tmpfs of `bytes`: in KiB when it is a whole number of them (so Docker's
+/// default stays `65536k`).
+fn tmpfs_size(bytes: i64) -> String {
+    if bytes % 1024 == 0 {
+        format!("size={}k", bytes / 1024)
+    } else {
+        format!("size={bytes}")
+    }
+}
+
+/// Docker's /dev/shm for `opts`: a tmpfs of its own, a bind, or none.
+fn shm_mount(opts: &ContainerOptions) -> Result<Option<Mount>, SpecError> {
+    Ok(match &opts.shm {
+        Shm::Tmpfs => {
+            let size = tmpfs_size(opts.shm_size.filter(|s| *s > 0).unwrap_or(DEFAULT_SHM_SIZE));
+            Some(mount(
+                "/dev/shm",
+                "tmpfs",
+                "shm",
+                &["nosuid", "noexec", "nodev", "mode=1777", &size],
+            )?)
+        }
+        Shm::Bind(source) => Some(
+            MountBuilder::default()
+                .destination("/dev/shm")
+                .typ("bind")
+                .source(source)
+                .options(vec!["rbind".to_owned(), "rprivate".to_owned()])
+                .build()?,
+        ),
+        Shm::None => None,
+    })
+}
+
+/// Docker's standard mounts; `privileged` makes sysfs and cgroupfs writable; /dev/shm as
+/// `shm` has it.
+fn standard_mounts(privileged: bool, shm: Option<Mount>) -> Result<Vec<Mount>, SpecError> {
     let ro_or_rw = if privileged { "rw" } else { "ro" };
-    Ok(vec![
+    let mut mounts = vec![
         mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"])?,
         mount(
             "/dev",
@@ -328,13 +422,9 @@ fn standard_mounts(privileged: bool) -> Result<Vec<Mount>, SpecError> {
             "mqueue",
             &["nosuid", "noexec", "nodev"],
         )?,
-        mount(
-            "/dev/shm",
-            "tmpfs",
-            "shm",
-            &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
-        )?,
-    ])
+    ];
+    mounts.extend(shm);
+    Ok(mounts)
 }
 
 /// The standard mounts, minus those the user's replace, then the user's in order.
@@ -637,12 +727,16 @@ pub fn docker_default(opts: &ContainerOptions) -> Result<Spec, SpecError> {
         }
     }
 
-    let mut namespaces = vec![
-        namespace(LinuxNamespaceType::Pid)?,
-        namespace(LinuxNamespaceType::Ipc)?,
-        namespace(LinuxNamespaceType::Uts)?,
-        namespace(LinuxNamespaceType::Mount)?,
-    ];
+    // In Docker's order; `host` leaves a namespace out, `container:NAME` joins its path.
+    let mut namespaces: Vec<LinuxNamespace> = [
+        opts.pid_ns.to_oci(LinuxNamespaceType::Pid)?,
+        opts.ipc_ns.to_oci(LinuxNamespaceType::Ipc)?,
+        opts.uts_ns.to_oci(LinuxNamespaceType::Uts)?,
+        Some(namespace(LinuxNamespaceType::Mount)?),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     if !opts.host_network {
         let mut net = namespace(LinuxNamespaceType::Network)?;
         if let Some(path) = &opts.netns_path {
@@ -650,10 +744,16 @@ pub fn docker_default(opts: &ContainerOptions) -> Result<Spec, SpecError> {
         }
         namespaces.push(net);
     }
-    // Docker gives each container its own cgroup namespace on v2 hosts.
-    if host::cgroup_mode() == CgroupMode::Unified {
-        namespaces.push(namespace(LinuxNamespaceType::Cgroup)?);
-    }
+    // Docker gives each container its own cgroup namespace on v2 hosts, the host's on v1,
+    // unless `--cgroupns` says otherwise.
+    let cgroup_ns = opts.cgroup_ns.clone().unwrap_or_else(|| {
+        if host::cgroup_mode() == CgroupMode::Unified {
+            NamespaceMode::Private
+        } else {
+            NamespaceMode::Host
+        }
+    });
+    namespaces.extend(cgroup_ns.to_oci(LinuxNamespaceType::Cgroup)?);
 
     let mut sysctls = HashMap::new();
     for (k, v) in &opts.sysctls {
@@ -708,13 +808,18 @@ pub fn docker_default(opts: &ContainerOptions) -> Result<Spec, SpecError> {
         )
         .process(process)
         .mounts(with_user_mounts(
-            standard_mounts(opts.privileged)?,
+            standard_mounts(opts.privileged, shm_mount(opts)?)?,
             &opts.mounts,
         )?)
         .linux(linux.build()?)
         .build()?;
     // Not oci-spec's default ("youki"): the engine names the host, or it keeps the runtime's.
-    spec.set_hostname(opts.hostname.clone());
+    // Without a UTS namespace of its own the container has the host's name and sets none.
+    spec.set_hostname(
+        opts.hostname
+            .clone()
+            .filter(|_| opts.uts_ns != NamespaceMode::Host),
+    );
     spec.set_annotations(
         opts.init
             .then(|| [(INIT_ANNOTATION.to_owned(), "true".to_owned())].into()),
@@ -876,5 +981,111 @@ mod tests {
             assert!(bad.parse::<Ulimit>().is_err(), "{bad} accepted");
         }
         assert_eq!("nproc=unlimited".parse::<Ulimit>().unwrap().soft, u64::MAX);
+    }
+
+    fn namespaces(s: &Spec) -> Vec<(LinuxNamespaceType, Option<PathBuf>)> {
+        s.linux()
+            .as_ref()
+            .unwrap()
+            .namespaces()
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|n| (n.typ(), n.path().clone()))
+            .collect()
+    }
+
+    fn shm(s: &Spec) -> Option<Mount> {
+        s.mounts()
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|m| m.destination() == Path::new("/dev/shm"))
+            .cloned()
+    }
+
+    #[test]
+    fn default_namespaces_are_dockers() {
+        let ns = namespaces(&spec(base()));
+        let types: Vec<_> = ns.iter().map(|(t, _)| *t).collect();
+        let mut expected = vec![
+            LinuxNamespaceType::Pid,
+            LinuxNamespaceType::Ipc,
+            LinuxNamespaceType::Uts,
+            LinuxNamespaceType::Mount,
+            LinuxNamespaceType::Network,
+        ];
+        if host::cgroup_mode() == CgroupMode::Unified {
+            expected.push(LinuxNamespaceType::Cgroup);
+        }
+        assert_eq!(types, expected);
+        assert!(ns.iter().all(|(_, p)| p.is_none()));
+    }
+
+    #[test]
+    fn host_modes_leave_namespaces_out_and_joins_name_paths() {
+        let s = spec(ContainerOptions {
+            pid_ns: NamespaceMode::Host,
+            ipc_ns: NamespaceMode::Join("/proc/42/ns/ipc".into()),
+            uts_ns: NamespaceMode::Host,
+            cgroup_ns: Some(NamespaceMode::Private),
+            hostname: Some("box".into()),
+            ..base()
+        });
+        let ns = namespaces(&s);
+        assert!(!ns.iter().any(|(t, _)| *t == LinuxNamespaceType::Pid));
+        assert!(!ns.iter().any(|(t, _)| *t == LinuxNamespaceType::Uts));
+        assert!(ns.contains(&(LinuxNamespaceType::Ipc, Some("/proc/42/ns/ipc".into()))));
+        assert!(ns.contains(&(LinuxNamespaceType::Cgroup, None)));
+        // The host's name: none is set, but HOSTNAME is still the one given.
+        assert_eq!(s.hostname(), &None);
+        let s = spec(ContainerOptions {
+            pid_ns: NamespaceMode::Join("/proc/7/ns/pid".into()),
+            cgroup_ns: Some(NamespaceMode::Host),
+            ..base()
+        });
+        let ns = namespaces(&s);
+        assert_eq!(
+            ns[0],
+            (LinuxNamespaceType::Pid, Some("/proc/7/ns/pid".into()))
+        );
+        assert!(!ns.iter().any(|(t, _)| *t == LinuxNamespaceType::Cgroup));
+    }
+
+    #[test]
+    fn shm_is_sized_bound_or_left_out() {
+        let sized = shm(&spec(ContainerOptions {
+            shm_size: Some(8 << 20),
+            ..base()
+        }))
+        .unwrap();
+        let options = sized.options().as_ref().unwrap();
+        assert!(options.contains(&"size=8192k".to_owned()), "{options:?}");
+        assert!(options.contains(&"mode=1777".to_owned()));
+        let odd = shm(&spec(ContainerOptions {
+            shm_size: Some(1000),
+            ..base()
+        }))
+        .unwrap();
+        assert!(odd
+            .options()
+            .as_ref()
+            .unwrap()
+            .contains(&"size=1000".to_owned()));
+        let bound = shm(&spec(ContainerOptions {
+            shm: Shm::Bind("/var/lib/berth/containers/x/shm".into()),
+            ..base()
+        }))
+        .unwrap();
+        assert_eq!(bound.typ().as_deref(), Some("bind"));
+        assert_eq!(
+            bound.source().as_deref(),
+            Some(Path::new("/var/lib/berth/containers/x/shm"))
+        );
+        assert!(shm(&spec(ContainerOptions {
+            shm: Shm::None,
+            ..base()
+        }))
+        .is_none());
     }
 }

@@ -1,0 +1,280 @@
+//! HostConfig settings applied to the container as Docker applies them, through the docker
+//! CLI: shared or host namespaces, /dev/shm, devices, cpu and memory limits, groups, the OOM
+//! score; bad values refused at create with Docker's words and nothing left behind.
+
+mod common;
+use common::*;
+
+/// `docker run --rm ARGS`, its stdout (it must succeed).
+fn run(d: &TestDaemon, args: &[&str]) -> String {
+    let mut all = vec!["run", "--rm"];
+    all.extend_from_slice(args);
+    ok(&d.docker(&all))
+}
+
+/// `docker run --rm ARGS` must fail; its stderr.
+fn refused(d: &TestDaemon, args: &[&str]) -> String {
+    let mut all = vec!["run", "--rm"];
+    all.extend_from_slice(args);
+    let out = d.docker(&all);
+    assert!(
+        !out.status.success(),
+        "{args:?} succeeded: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The IDs of every container the daemon has.
+fn containers(d: &TestDaemon) -> String {
+    ok(&d.docker(&["ps", "-aq"]))
+}
+
+fn host_ns(kind: &str) -> String {
+    std::fs::read_link(format!("/proc/self/ns/{kind}"))
+        .unwrap()
+        .display()
+        .to_string()
+}
+
+#[test]
+fn pid_ipc_uts_and_cgroup_namespaces() {
+    if !root_or_skip() {
+        return;
+    }
+    let d = TestDaemon::with_busybox();
+    // --pid host: the host's processes, whose pid 1 is not the container's shell.
+    let comm = run(&d, &["--pid", "host", "bb", "cat", "/proc/1/comm"]);
+    assert_ne!(comm, "sh");
+    assert_eq!(
+        run(
+            &d,
+            &[
+                "--pid",
+                "host",
+                "bb",
+                "busybox",
+                "readlink",
+                "/proc/self/ns/pid"
+            ]
+        ),
+        host_ns("pid")
+    );
+    // Its own by default.
+    assert_eq!(run(&d, &["bb", "cat", "/proc/1/comm"]), "cat");
+
+    // --pid container:A sees A's processes.
+    ok(&d.docker(&["run", "-d", "--name", "pa", "bb", "sleep", "300"]));
+    let ps = run(&d, &["--pid", "container:pa", "bb", "busybox", "ps"]);
+    assert!(ps.contains("sleep 300"), "{ps}");
+
+    // --ipc: a shareable container's /dev/shm and namespace are another's to join.
+    ok(&d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "ia",
+        "--ipc",
+        "shareable",
+        "bb",
+        "sh",
+        "-c",
+        "echo hello > /dev/shm/note && sleep 300",
+    ]));
+    let a_ns = ok(&d.docker(&["exec", "ia", "busybox", "readlink", "/proc/self/ns/ipc"]));
+    let mut note = String::new();
+    for _ in 0..50 {
+        note = run(&d, &["--ipc", "container:ia", "bb", "cat", "/dev/shm/note"]);
+        if !note.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(note, "hello");
+    assert_eq!(
+        run(
+            &d,
+            &[
+                "--ipc",
+                "container:ia",
+                "bb",
+                "busybox",
+                "readlink",
+                "/proc/self/ns/ipc"
+            ]
+        ),
+        a_ns
+    );
+    // A write of the joiner is seen by the donor.
+    run(
+        &d,
+        &[
+            "--ipc",
+            "container:ia",
+            "bb",
+            "sh",
+            "-c",
+            "echo back > /dev/shm/reply",
+        ],
+    );
+    assert_eq!(
+        ok(&d.docker(&["exec", "ia", "cat", "/dev/shm/reply"])),
+        "back"
+    );
+    // A private one (Docker's default) is not.
+    let err = refused(&d, &["--ipc", "container:pa", "bb", "true"]);
+    assert!(
+        err.contains(
+            "container pa: non-shareable IPC (hint: use IpcMode:shareable for the donor container)"
+        ),
+        "{err}"
+    );
+    // --ipc host: the host's namespace; none: no /dev/shm.
+    assert_eq!(
+        run(
+            &d,
+            &[
+                "--ipc",
+                "host",
+                "bb",
+                "busybox",
+                "readlink",
+                "/proc/self/ns/ipc"
+            ]
+        ),
+        host_ns("ipc")
+    );
+    assert_ne!(
+        run(&d, &["bb", "busybox", "readlink", "/proc/self/ns/ipc"]),
+        host_ns("ipc")
+    );
+    let none = d.docker(&["run", "--rm", "--ipc", "none", "bb", "ls", "/dev/shm"]);
+    assert!(!none.status.success(), "/dev/shm exists with --ipc none");
+
+    // Joining a container that does not run: Docker's words, and the --rm container is gone.
+    ok(&d.docker(&[
+        "create",
+        "--name",
+        "idle",
+        "--ipc",
+        "shareable",
+        "bb",
+        "true",
+    ]));
+    let before = containers(&d);
+    let err = refused(&d, &["--pid", "container:idle", "bb", "true"]);
+    assert!(
+        err.contains("cannot join PID of a non running container: idle"),
+        "{err}"
+    );
+    let err = refused(&d, &["--ipc", "container:idle", "bb", "true"]);
+    assert!(
+        err.contains("cannot join IPC of a non running container: idle"),
+        "{err}"
+    );
+    assert_eq!(containers(&d), before);
+
+    // --uts host: the host's name.
+    let host_name = nix::unistd::gethostname()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    assert_eq!(
+        run(&d, &["--uts", "host", "bb", "busybox", "hostname"]),
+        host_name
+    );
+    assert_eq!(
+        run(
+            &d,
+            &[
+                "--uts",
+                "host",
+                "bb",
+                "busybox",
+                "readlink",
+                "/proc/self/ns/uts"
+            ]
+        ),
+        host_ns("uts")
+    );
+
+    // --cgroupns private gives one of its own; host the host's.
+    assert_ne!(
+        run(
+            &d,
+            &[
+                "--cgroupns",
+                "private",
+                "bb",
+                "busybox",
+                "readlink",
+                "/proc/self/ns/cgroup"
+            ]
+        ),
+        host_ns("cgroup")
+    );
+    assert_eq!(
+        run(
+            &d,
+            &[
+                "--cgroupns",
+                "host",
+                "bb",
+                "busybox",
+                "readlink",
+                "/proc/self/ns/cgroup"
+            ]
+        ),
+        host_ns("cgroup")
+    );
+
+    // Bad modes are refused at create, with nothing made.
+    let before = containers(&d);
+    for (flag, value, words) in [
+        ("--pid", "bogus", "invalid PID mode: bogus"),
+        ("--ipc", "bogus", "invalid IPC mode: bogus"),
+        ("--uts", "bogus", "invalid UTS mode: bogus"),
+    ] {
+        let body = serde_json::json!({
+            "Image": "bb",
+            "HostConfig": { match flag { "--pid" => "PidMode", "--ipc" => "IpcMode", _ => "UTSMode" }: value },
+        });
+        let (status, answer) = d.request_body("POST", "/containers/create", &body.to_string());
+        assert_eq!(status, 400, "{answer}");
+        assert!(answer.contains(words), "{answer}");
+    }
+    assert_eq!(containers(&d), before);
+}
+
+#[test]
+fn shm_size() {
+    if !root_or_skip() {
+        return;
+    }
+    let d = TestDaemon::with_busybox();
+    let df = run(
+        &d,
+        &["--shm-size", "8m", "bb", "busybox", "df", "-k", "/dev/shm"],
+    );
+    assert!(df.contains(" 8192 "), "{df}");
+    let df = run(&d, &["bb", "busybox", "df", "-k", "/dev/shm"]);
+    assert!(df.contains(" 65536 "), "{df}");
+    // A shareable container's /dev/shm is the engine's tmpfs, of its size too; it is
+    // unmounted when the container stops.
+    let id = ok(&d.docker(&[
+        "run",
+        "-d",
+        "--ipc",
+        "shareable",
+        "--shm-size",
+        "4m",
+        "bb",
+        "sleep",
+        "300",
+    ]));
+    let df = ok(&d.docker(&["exec", &id, "busybox", "df", "-k", "/dev/shm"]));
+    assert!(df.contains(" 4096 "), "{df}");
+    ok(&d.docker(&["rm", "-f", &id]));
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(&id), "left mounted: {mounts}");
+}
