@@ -278,3 +278,118 @@ fn shm_size() {
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(!mounts.contains(&id), "left mounted: {mounts}");
 }
+
+/// The container's cgroup file `file` of `controller` (`devices`, `cpuset`, `cpu`, `memory`),
+/// read on the host: cgroup v1's per-controller hierarchy, or v2's one.
+fn cgroup_file(d: &TestDaemon, id: &str, controller: &str, file: &str) -> String {
+    let pid = ok(&d.docker(&["inspect", "-f", "{{.State.Pid}}", id]));
+    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let path = cgroups
+        .lines()
+        .find_map(|l| {
+            let mut f = l.splitn(3, ':');
+            let (_, ctrls, path) = (f.next()?, f.next()?, f.next()?);
+            ctrls
+                .split(',')
+                .any(|c| c == controller)
+                .then(|| path.to_owned())
+        })
+        .map(|p| format!("/sys/fs/cgroup/{controller}{p}"))
+        .or_else(|| {
+            let p = cgroups.lines().find_map(|l| l.strip_prefix("0::"))?;
+            Some(format!("/sys/fs/cgroup{p}"))
+        })
+        .unwrap();
+    std::fs::read_to_string(format!("{path}/{file}"))
+        .unwrap_or_else(|e| panic!("{path}/{file}: {e}"))
+        .trim()
+        .to_owned()
+}
+
+fn v2() -> bool {
+    std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+}
+
+/// `POST /containers/create` with `host_config` must be refused with a 400 saying `words`.
+fn create_refused(d: &TestDaemon, host_config: serde_json::Value, words: &str) {
+    let body = serde_json::json!({"Image": "bb", "HostConfig": host_config});
+    let (status, answer) = d.request_body("POST", "/containers/create", &body.to_string());
+    assert_eq!(status, 400, "{host_config}: {answer}");
+    assert!(answer.contains(words), "{host_config}: {answer}");
+}
+
+#[test]
+fn devices_and_device_cgroup_rules() {
+    if !root_or_skip() {
+        return;
+    }
+    let d = TestDaemon::with_busybox();
+    let out = run(
+        &d,
+        &[
+            "--device",
+            "/dev/null:/dev/mynull",
+            "bb",
+            "sh",
+            "-c",
+            "echo gone > /dev/mynull && ls -l /dev/mynull",
+        ],
+    );
+    assert!(out.starts_with("crw-rw-rw-"), "{out}");
+    assert!(out.contains("1,   3"), "{out}");
+    // Read-only (a device Docker does not allow by default): a write is refused by the
+    // device cgroup.
+    let ro = d.docker(&[
+        "run",
+        "--rm",
+        "--device",
+        "/dev/kmsg:/dev/mykmsg:r",
+        "bb",
+        "sh",
+        "-c",
+        "echo x > /dev/mykmsg",
+    ]);
+    assert!(!ro.status.success(), "wrote to a read-only device");
+    assert!(
+        String::from_utf8_lossy(&ro.stderr).contains("Operation not permitted"),
+        "{}",
+        String::from_utf8_lossy(&ro.stderr)
+    );
+
+    if !v2() {
+        let id = ok(&d.docker(&[
+            "run",
+            "-d",
+            "--device-cgroup-rule",
+            "c 42:* rm",
+            "bb",
+            "sleep",
+            "300",
+        ]));
+        let list = cgroup_file(&d, &id, "devices", "devices.list");
+        assert!(list.lines().any(|l| l == "c 42:* rm"), "{list}");
+        ok(&d.docker(&["rm", "-f", &id]));
+    }
+
+    let before = containers(&d);
+    let e = d.docker(&["create", "--device", "/dev/nonexistent-dev", "bb"]);
+    assert!(!e.status.success());
+    assert!(
+        String::from_utf8_lossy(&e.stderr).contains(
+            "error gathering device information while adding custom device \"/dev/nonexistent-dev\": no such file or directory"
+        ),
+        "{}",
+        String::from_utf8_lossy(&e.stderr)
+    );
+    create_refused(
+        &d,
+        serde_json::json!({"DeviceCgroupRules": ["c 1:3"]}),
+        "invalid device cgroup rule format: 'c 1:3'",
+    );
+    create_refused(
+        &d,
+        serde_json::json!({"Devices": [{"PathOnHost": "/dev/null", "PathInContainer": "/dev/n", "CgroupPermissions": "rwx"}]}),
+        "invalid device mode: rwx",
+    );
+    assert_eq!(containers(&d), before);
+}

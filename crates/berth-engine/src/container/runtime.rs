@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use berth_oci::shim;
 use berth_oci::spec::{
-    docker_default, ContainerOptions, NamespaceMode, SeccompChoice, Shm, Ulimit,
+    docker_default, ContainerOptions, DeviceMapping, NamespaceMode, SeccompChoice, Shm, Ulimit,
 };
 
 use super::record::{now, Record, State, Status};
@@ -146,6 +146,17 @@ fn base_options(rec: &Record) -> Result<ContainerOptions> {
         ulimits,
         tty: rec.tty(),
         init: hc.init.unwrap_or(false),
+        devices: hc
+            .devices
+            .iter()
+            .flatten()
+            .map(|d| DeviceMapping {
+                path_on_host: d.path_on_host.clone().unwrap_or_default(),
+                path_in_container: d.path_in_container.clone().unwrap_or_default(),
+                permissions: d.cgroup_permissions.clone().unwrap_or_default(),
+            })
+            .collect(),
+        device_cgroup_rules: hc.device_cgroup_rules.clone().unwrap_or_default(),
         ..Default::default()
     })
 }

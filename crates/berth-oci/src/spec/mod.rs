@@ -2,6 +2,7 @@
 //! the runtime-level meaning of `docker run`'s flags.
 
 pub mod caps;
+pub mod devices;
 pub mod seccomp;
 pub mod user;
 
@@ -21,6 +22,7 @@ use thiserror::Error;
 
 use crate::host::{self, CgroupMode};
 
+pub use devices::DeviceMapping;
 pub use user::ResolvedUser;
 
 /// The PATH Docker gives a container whose image sets none.
@@ -77,6 +79,12 @@ pub enum SpecError {
     InvalidMemory(i64),
     #[error("invalid sysctl {0:?}: {1}")]
     InvalidSysctl(String, &'static str),
+    #[error("error gathering device information while adding custom device {path:?}: {reason}")]
+    Device { path: String, reason: String },
+    #[error("invalid device mode: {0}")]
+    InvalidDeviceMode(String),
+    #[error("invalid device cgroup rule format: '{0}'")]
+    InvalidDeviceCgroupRule(String),
     #[error("cannot list host devices for --privileged: {0}")]
     HostDevices(std::io::Error),
     #[error("cannot build the OCI spec: {0}")]
@@ -249,6 +257,11 @@ pub struct ContainerOptions {
     /// reaps orphans and exits with the command's status. Recorded in the spec as the
     /// annotation [`INIT_ANNOTATION`] (`org.berth.init`) = `"true"`.
     pub init: bool,
+    /// `--device`: host device nodes made in the container, their use allowed.
+    pub devices: Vec<DeviceMapping>,
+    /// `--device-cgroup-rule`: more devices allowed (`c 1:3 mr`); ignored with `privileged`,
+    /// which allows every device.
+    pub device_cgroup_rules: Vec<String>,
     /// The user's mounts (volumes, binds, tmpfs), after Docker's standard ones; one at the
     /// destination of a standard mount replaces it (e.g. a bigger /dev/shm).
     pub mounts: Vec<UserMount>,
@@ -682,13 +695,41 @@ pub fn docker_default(opts: &ContainerOptions) -> Result<Spec, SpecError> {
     // `true` for the order of seccomp and capability dropping, and the filter then fails to load.
     process.set_no_new_privileges(opts.no_new_privileges.then_some(true));
 
-    // Resources.
-    let mut resources = LinuxResourcesBuilder::default();
-    let mut device_rules = default_device_rules()?;
-    if opts.privileged {
-        device_rules = vec![device_rule(None, None, None, "rwm")?];
+    // Devices: Docker's, the host's with --privileged, then the user's (which replace one at
+    // the same path), each allowed with its permissions, then the extra rules.
+    let mut linux_devices = if opts.privileged {
+        host_devices()?
+    } else {
+        default_devices()?
+    };
+    let mut device_rules = if opts.privileged {
+        vec![device_rule(None, None, None, "rwm")?]
+    } else {
+        default_device_rules()?
+    };
+    for mapping in &opts.devices {
+        let access = mapping.access()?;
+        for dev in mapping.resolve()? {
+            if opts.privileged && dev.path() == Path::new(&mapping.path_on_host) {
+                // Already there, as every host device is (Docker skips it too).
+                continue;
+            }
+            if !opts.privileged {
+                device_rules.push(devices::rule_for(&dev, access)?);
+            }
+            linux_devices.retain(|d| d.path() != dev.path());
+            linux_devices.push(dev);
+        }
     }
-    resources = resources.devices(device_rules);
+    for rule in &opts.device_cgroup_rules {
+        let rule = devices::parse_cgroup_rule(rule)?;
+        if !opts.privileged {
+            device_rules.push(rule);
+        }
+    }
+
+    // Resources.
+    let mut resources = LinuxResourcesBuilder::default().devices(device_rules);
     if let Some(mem) = opts.memory {
         if mem < 6 * 1024 * 1024 {
             return Err(SpecError::InvalidMemory(mem));
@@ -764,11 +805,7 @@ pub fn docker_default(opts: &ContainerOptions) -> Result<Spec, SpecError> {
     let mut linux = LinuxBuilder::default()
         .namespaces(namespaces)
         .resources(resources.build()?)
-        .devices(if opts.privileged {
-            host_devices()?
-        } else {
-            default_devices()?
-        });
+        .devices(linux_devices);
     if !sysctls.is_empty() {
         linux = linux.sysctl(sysctls);
     }
@@ -1002,6 +1039,77 @@ mod tests {
             .iter()
             .find(|m| m.destination() == Path::new("/dev/shm"))
             .cloned()
+    }
+
+    #[test]
+    fn user_devices_are_made_and_allowed() {
+        let s = spec(ContainerOptions {
+            devices: vec![DeviceMapping {
+                path_on_host: "/dev/null".into(),
+                path_in_container: "/dev/mynull".into(),
+                permissions: "rw".into(),
+            }],
+            device_cgroup_rules: vec!["c 10:200 rwm".into(), "b *:* m".into()],
+            ..base()
+        });
+        let linux = s.linux().as_ref().unwrap();
+        let devs = linux.devices().as_ref().unwrap();
+        assert_eq!(devs.len(), 7);
+        let mine = devs
+            .iter()
+            .find(|d| d.path() == Path::new("/dev/mynull"))
+            .unwrap();
+        assert_eq!((mine.major(), mine.minor()), (1, 3));
+        let rules = linux
+            .resources()
+            .as_ref()
+            .unwrap()
+            .devices()
+            .as_ref()
+            .unwrap();
+        let n = default_device_rules().unwrap().len();
+        assert_eq!(rules.len(), n + 3);
+        assert_eq!(rules[n].access().as_deref(), Some("rw"));
+        assert_eq!(rules[n].major(), Some(1));
+        assert_eq!(rules[n + 2].typ(), Some(LinuxDeviceType::B));
+        assert_eq!(rules[n + 2].major(), None);
+        // Without any, Docker's devices and rules only.
+        let plain = spec(base());
+        let linux = plain.linux().as_ref().unwrap();
+        assert_eq!(linux.devices().as_ref().unwrap().len(), 6);
+        assert_eq!(
+            linux
+                .resources()
+                .as_ref()
+                .unwrap()
+                .devices()
+                .as_ref()
+                .unwrap()
+                .len(),
+            n
+        );
+        for (opts, words) in [
+            (
+                ContainerOptions {
+                    devices: vec![DeviceMapping {
+                        path_on_host: "/dev/nonexistent".into(),
+                        path_in_container: String::new(),
+                        permissions: String::new(),
+                    }],
+                    ..base()
+                },
+                "error gathering device information while adding custom device \"/dev/nonexistent\": no such file or directory",
+            ),
+            (
+                ContainerOptions {
+                    device_cgroup_rules: vec!["c 1:3".into()],
+                    ..base()
+                },
+                "invalid device cgroup rule format: 'c 1:3'",
+            ),
+        ] {
+            assert_eq!(docker_default(&opts).unwrap_err().to_string(), words);
+        }
     }
 
     #[test]
