@@ -393,3 +393,104 @@ fn devices_and_device_cgroup_rules() {
     );
     assert_eq!(containers(&d), before);
 }
+
+#[test]
+fn cpu_and_memory_limits() {
+    if !root_or_skip() {
+        return;
+    }
+    let d = TestDaemon::with_busybox();
+    let id = ok(&d.docker(&[
+        "run",
+        "-d",
+        "--cpuset-cpus",
+        "0",
+        "--cpuset-mems",
+        "0",
+        "--cpu-quota",
+        "50000",
+        "--cpu-period",
+        "200000",
+        "--memory",
+        "64m",
+        "--memory-reservation",
+        "32m",
+        "--memory-swappiness",
+        "10",
+        "--oom-kill-disable",
+        "bb",
+        "sleep",
+        "300",
+    ]));
+    assert_eq!(cgroup_file(&d, &id, "cpuset", "cpuset.cpus"), "0");
+    assert_eq!(cgroup_file(&d, &id, "cpuset", "cpuset.mems"), "0");
+    if v2() {
+        assert_eq!(cgroup_file(&d, &id, "cpu", "cpu.max"), "50000 200000");
+        assert_eq!(
+            cgroup_file(&d, &id, "memory", "memory.low"),
+            (32u64 << 20).to_string()
+        );
+    } else {
+        assert_eq!(cgroup_file(&d, &id, "cpu", "cpu.cfs_quota_us"), "50000");
+        assert_eq!(cgroup_file(&d, &id, "cpu", "cpu.cfs_period_us"), "200000");
+        assert_eq!(
+            cgroup_file(&d, &id, "memory", "memory.soft_limit_in_bytes"),
+            (32u64 << 20).to_string()
+        );
+        assert_eq!(cgroup_file(&d, &id, "memory", "memory.swappiness"), "10");
+        let oom = cgroup_file(&d, &id, "memory", "memory.oom_control");
+        assert!(oom.lines().any(|l| l == "oom_kill_disable 1"), "{oom}");
+    }
+    ok(&d.docker(&["rm", "-f", &id]));
+
+    // A quota alone, at create (not only through `docker update`).
+    let id = ok(&d.docker(&["run", "-d", "--cpu-quota", "50000", "bb", "sleep", "300"]));
+    if v2() {
+        assert_eq!(cgroup_file(&d, &id, "cpu", "cpu.max"), "50000 100000");
+    } else {
+        assert_eq!(cgroup_file(&d, &id, "cpu", "cpu.cfs_quota_us"), "50000");
+    }
+    ok(&d.docker(&["rm", "-f", &id]));
+
+    // What Docker refuses at create, in its words, with nothing made.
+    let before = containers(&d);
+    let e = d.docker(&["create", "--cpuset-cpus", "0-x", "bb"]);
+    assert!(
+        String::from_utf8_lossy(&e.stderr)
+            .contains("Invalid value 0-x for cpuset cpus: invalid format: 0-x"),
+        "{}",
+        String::from_utf8_lossy(&e.stderr)
+    );
+    let e = d.docker(&["create", "--cpuset-cpus", "4000", "bb"]);
+    assert!(
+        String::from_utf8_lossy(&e.stderr)
+            .contains("Requested CPUs are not available - requested 4000, available: "),
+        "{}",
+        String::from_utf8_lossy(&e.stderr)
+    );
+    for (hc, words) in [
+        (
+            serde_json::json!({"MemorySwappiness": 101}),
+            "Invalid value: 101, valid memory swappiness range is 0-100",
+        ),
+        (
+            serde_json::json!({"NanoCpus": 1_000_000_000i64, "CpuQuota": 50000}),
+            "Conflicting options: Nano CPUs and CPU Quota cannot both be set",
+        ),
+        (
+            serde_json::json!({"CpuPeriod": 100}),
+            "CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)",
+        ),
+        (
+            serde_json::json!({"MemoryReservation": 1024}),
+            "Minimum memory reservation allowed is 6MB",
+        ),
+    ] {
+        create_refused(&d, hc, words);
+    }
+    assert_eq!(containers(&d), before);
+    // -1 swappiness is the host's: accepted.
+    let body = serde_json::json!({"Image": "bb", "HostConfig": {"MemorySwappiness": -1}});
+    let (status, answer) = d.request_body("POST", "/containers/create", &body.to_string());
+    assert_eq!(status, 201, "{answer}");
+}

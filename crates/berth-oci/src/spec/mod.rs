@@ -77,6 +77,9 @@ pub enum SpecError {
     InvalidCpus(f64),
     #[error("invalid memory limit {0}: minimum is 6MB")]
     InvalidMemory(i64),
+    /// A resource setting Docker refuses, in Docker's words.
+    #[error("{0}")]
+    InvalidResource(String),
     #[error("invalid sysctl {0:?}: {1}")]
     InvalidSysctl(String, &'static str),
     #[error("error gathering device information while adding custom device {path:?}: {reason}")]
@@ -221,6 +224,20 @@ pub struct ContainerOptions {
     pub cpu_shares: Option<u64>,
     /// `--pids-limit`.
     pub pids_limit: Option<i64>,
+    /// `--cpuset-cpus` (`0-2,4`): the CPUs the container may run on.
+    pub cpuset_cpus: Option<String>,
+    /// `--cpuset-mems`: the memory nodes it may use.
+    pub cpuset_mems: Option<String>,
+    /// `--cpu-quota` in microseconds per period; -1 for none. Not with `cpus`.
+    pub cpu_quota: Option<i64>,
+    /// `--cpu-period` in microseconds (1000 to 1000000). Not with `cpus`.
+    pub cpu_period: Option<i64>,
+    /// `--memory-reservation` in bytes: the soft limit.
+    pub memory_reservation: Option<i64>,
+    /// `--memory-swappiness` 0 to 100 (cgroup v1 only; -1 or absent: the host's).
+    pub memory_swappiness: Option<i64>,
+    /// `--oom-kill-disable` (cgroup v1 only, as in Docker).
+    pub oom_kill_disable: bool,
     pub cap_add: Vec<String>,
     pub cap_drop: Vec<String>,
     pub privileged: bool,
@@ -608,6 +625,118 @@ fn check_sysctl(key: &str, host_network: bool) -> Result<(), SpecError> {
     ))
 }
 
+/// A CPU or memory-node list (`0-2,4`), as Docker reads it: its numbers, or `None`.
+fn parse_cpuset(list: &str) -> Option<std::collections::BTreeSet<u32>> {
+    let mut out = std::collections::BTreeSet::new();
+    if list.is_empty() {
+        return Some(out);
+    }
+    for item in list.split(',') {
+        let (lo, hi) = item.split_once('-').unwrap_or((item, item));
+        let number = |s: &str| {
+            (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| s.parse::<u32>().ok())
+                .flatten()
+        };
+        let (lo, hi) = (number(lo)?, number(hi)?);
+        if lo > hi {
+            return None;
+        }
+        out.extend(lo..=hi);
+    }
+    Some(out)
+}
+
+/// Docker's check of `--cpuset-cpus`/`--cpuset-mems` (`what`: "cpus" or "mems") against what
+/// the host has (`available`, a list).
+fn check_cpuset(list: &str, available: &str, what: &str) -> Result<(), SpecError> {
+    let bad = |m: String| Err(SpecError::InvalidResource(m));
+    let Some(asked) = parse_cpuset(list) else {
+        return bad(format!(
+            "Invalid value {list} for cpuset {what}: invalid format: {list}"
+        ));
+    };
+    let have = parse_cpuset(available).unwrap_or_default();
+    if asked.iter().all(|n| have.contains(n)) {
+        return Ok(());
+    }
+    let noun = if what == "cpus" {
+        "CPUs"
+    } else {
+        "memory nodes"
+    };
+    bad(format!(
+        "Requested {noun} are not available - requested {list}, available: {available}"
+    ))
+}
+
+/// Docker's checks of the CPU and memory settings it validates at create.
+fn check_resources(opts: &ContainerOptions) -> Result<(), SpecError> {
+    let bad = |m: &str| Err(SpecError::InvalidResource(m.to_owned()));
+    if opts.cpus.is_some() && opts.cpu_period.is_some_and(|p| p > 0) {
+        return bad("Conflicting options: Nano CPUs and CPU Period cannot both be set");
+    }
+    if opts.cpus.is_some() && opts.cpu_quota.is_some_and(|q| q > 0) {
+        return bad("Conflicting options: Nano CPUs and CPU Quota cannot both be set");
+    }
+    if opts
+        .cpu_period
+        .is_some_and(|p| p != 0 && !(1000..=1_000_000).contains(&p))
+    {
+        return bad(
+            "CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)",
+        );
+    }
+    if opts.cpu_quota.is_some_and(|q| q > 0 && q < 1000) {
+        return bad("CPU cfs quota can not be less than 1ms (i.e. 1000)");
+    }
+    if let Some(s) = opts.memory_swappiness.filter(|s| *s != -1) {
+        if !(0..=100).contains(&s) {
+            return Err(SpecError::InvalidResource(format!(
+                "Invalid value: {s}, valid memory swappiness range is 0-100"
+            )));
+        }
+    }
+    if let Some(r) = opts.memory_reservation.filter(|r| *r > 0) {
+        if r < 6 * 1024 * 1024 {
+            return bad("Minimum memory reservation allowed is 6MB");
+        }
+        if opts.memory.is_some_and(|m| m > 0 && m < r) {
+            return bad(
+                "Minimum memory limit can not be less than memory reservation limit, see usage",
+            );
+        }
+    }
+    if let Some(cpus) = opts.cpuset_cpus.as_deref().filter(|c| !c.is_empty()) {
+        check_cpuset(cpus, &host::cpuset_cpus(), "cpus")?;
+    }
+    if let Some(mems) = opts.cpuset_mems.as_deref().filter(|m| !m.is_empty()) {
+        check_cpuset(mems, &host::cpuset_mems(), "mems")?;
+    }
+    Ok(())
+}
+
+/// Docker's warnings for settings of `opts` this host discards or that are risky (what
+/// `docker create` prints): swappiness and the OOM killer on cgroup v2, an OOM killer
+/// disabled without a memory limit.
+pub fn warnings(opts: &ContainerOptions) -> Vec<String> {
+    let mut out = Vec::new();
+    let v2 = host::cgroup_mode() == CgroupMode::Unified;
+    if v2 && opts.memory_swappiness.is_some_and(|s| s != -1) {
+        out.push("Your kernel does not support memory swappiness capabilities or the cgroup is not mounted. Memory swappiness discarded.".to_owned());
+    }
+    if opts.oom_kill_disable {
+        if v2 {
+            out.push(
+                "Your kernel does not support OomKillDisable. OomKillDisable discarded.".to_owned(),
+            );
+        } else if opts.memory.is_none_or(|m| m <= 0) {
+            out.push("OOM killer is disabled for the container, but no memory limit is set, this can result in the system running out of resources.".to_owned());
+        }
+    }
+    out
+}
+
 /// Merges `KEY=value` lists: later entries replace earlier ones with the same key, order kept.
 fn merge_env(lists: &[&[String]]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
@@ -729,24 +858,67 @@ pub fn docker_default(opts: &ContainerOptions) -> Result<Spec, SpecError> {
     }
 
     // Resources.
+    check_resources(opts)?;
+    let v1 = host::cgroup_mode() == CgroupMode::Legacy;
     let mut resources = LinuxResourcesBuilder::default().devices(device_rules);
-    if let Some(mem) = opts.memory {
-        if mem < 6 * 1024 * 1024 {
-            return Err(SpecError::InvalidMemory(mem));
+    let reservation = opts.memory_reservation.filter(|r| *r > 0);
+    // Swappiness and the OOM killer switch exist on cgroup v1 only; Docker drops them on v2.
+    let swappiness = opts
+        .memory_swappiness
+        .filter(|s| *s != -1 && v1)
+        .map(|s| s as u64);
+    let oom_kill_disable = opts.oom_kill_disable && v1;
+    if opts.memory.is_some() || reservation.is_some() || swappiness.is_some() || oom_kill_disable {
+        let mut m = LinuxMemoryBuilder::default();
+        if let Some(mem) = opts.memory {
+            if mem < 6 * 1024 * 1024 {
+                return Err(SpecError::InvalidMemory(mem));
+            }
+            m = m.limit(mem);
+            let swap = match opts.memory_swap {
+                Some(s) => Some(s),
+                None if host::swap_accounting() => Some(mem * 2),
+                None => None,
+            };
+            if let Some(s) = swap {
+                m = m.swap(s);
+            }
         }
-        let mut m = LinuxMemoryBuilder::default().limit(mem);
-        let swap = match opts.memory_swap {
-            Some(s) => Some(s),
-            None if host::swap_accounting() => Some(mem * 2),
-            None => None,
-        };
-        if let Some(s) = swap {
-            m = m.swap(s);
+        if let Some(r) = reservation {
+            m = m.reservation(r);
+        }
+        if let Some(s) = swappiness {
+            m = m.swappiness(s);
+        }
+        if oom_kill_disable {
+            m = m.disable_oom_killer(true);
         }
         resources = resources.memory(m.build()?);
     }
-    if opts.cpus.is_some() || opts.cpu_shares.is_some() {
+    let cpuset_cpus = opts.cpuset_cpus.clone().filter(|c| !c.is_empty());
+    let cpuset_mems = opts.cpuset_mems.clone().filter(|m| !m.is_empty());
+    let quota = opts.cpu_quota.filter(|q| *q != 0);
+    let period = opts.cpu_period.filter(|p| *p > 0).map(|p| p as u64);
+    if opts.cpus.is_some()
+        || opts.cpu_shares.is_some()
+        || cpuset_cpus.is_some()
+        || cpuset_mems.is_some()
+        || quota.is_some()
+        || period.is_some()
+    {
         let mut c = LinuxCpuBuilder::default();
+        if let Some(q) = quota {
+            c = c.quota(q);
+        }
+        if let Some(p) = period {
+            c = c.period(p);
+        }
+        if let Some(cpus) = cpuset_cpus {
+            c = c.cpus(cpus);
+        }
+        if let Some(mems) = cpuset_mems {
+            c = c.mems(mems);
+        }
         if let Some(cpus) = opts.cpus {
             if !(cpus.is_finite() && cpus > 0.0) {
                 return Err(SpecError::InvalidCpus(cpus));
@@ -1109,6 +1281,151 @@ mod tests {
             ),
         ] {
             assert_eq!(docker_default(&opts).unwrap_err().to_string(), words);
+        }
+    }
+
+    #[test]
+    fn cpu_and_memory_settings_reach_the_resources() {
+        let s = spec(ContainerOptions {
+            cpuset_cpus: Some("0".into()),
+            cpuset_mems: Some("0".into()),
+            cpu_quota: Some(50_000),
+            cpu_period: Some(200_000),
+            memory: Some(64 << 20),
+            memory_reservation: Some(32 << 20),
+            memory_swappiness: Some(10),
+            oom_kill_disable: true,
+            ..base()
+        });
+        let r = s.linux().as_ref().unwrap().resources().as_ref().unwrap();
+        let cpu = r.cpu().as_ref().unwrap();
+        assert_eq!(cpu.cpus().as_deref(), Some("0"));
+        assert_eq!(cpu.mems().as_deref(), Some("0"));
+        assert_eq!((cpu.quota(), cpu.period()), (Some(50_000), Some(200_000)));
+        let mem = r.memory().as_ref().unwrap();
+        assert_eq!(mem.reservation(), Some(32 << 20));
+        let v1 = host::cgroup_mode() == CgroupMode::Legacy;
+        // Cgroup v1 only, as Docker.
+        assert_eq!(mem.swappiness(), v1.then_some(10));
+        assert_eq!(mem.disable_oom_killer(), v1.then_some(true));
+        // A reservation alone makes a memory section without a limit.
+        let s = spec(ContainerOptions {
+            memory_reservation: Some(32 << 20),
+            ..base()
+        });
+        let mem = s.linux().as_ref().unwrap().resources().as_ref().unwrap();
+        let mem = mem.memory().as_ref().unwrap();
+        assert_eq!((mem.limit(), mem.reservation()), (None, Some(32 << 20)));
+        // None of them: no cpu or memory section at all.
+        let plain = spec(base());
+        let r = plain
+            .linux()
+            .as_ref()
+            .unwrap()
+            .resources()
+            .as_ref()
+            .unwrap();
+        assert!(r.cpu().is_none() && r.memory().is_none());
+        // -1 swappiness is "the host's".
+        let s = spec(ContainerOptions {
+            memory_swappiness: Some(-1),
+            ..base()
+        });
+        assert!(s
+            .linux()
+            .as_ref()
+            .unwrap()
+            .resources()
+            .as_ref()
+            .unwrap()
+            .memory()
+            .is_none());
+    }
+
+    #[test]
+    fn cpu_and_memory_settings_are_checked_as_docker_does() {
+        let cases: Vec<(ContainerOptions, &str)> = vec![
+            (
+                ContainerOptions { cpus: Some(1.0), cpu_quota: Some(50_000), ..base() },
+                "Conflicting options: Nano CPUs and CPU Quota cannot both be set",
+            ),
+            (
+                ContainerOptions { cpus: Some(1.0), cpu_period: Some(50_000), ..base() },
+                "Conflicting options: Nano CPUs and CPU Period cannot both be set",
+            ),
+            (
+                ContainerOptions { cpu_period: Some(999), ..base() },
+                "CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)",
+            ),
+            (
+                ContainerOptions { cpu_quota: Some(999), ..base() },
+                "CPU cfs quota can not be less than 1ms (i.e. 1000)",
+            ),
+            (
+                ContainerOptions { memory_swappiness: Some(101), ..base() },
+                "Invalid value: 101, valid memory swappiness range is 0-100",
+            ),
+            (
+                ContainerOptions { memory_swappiness: Some(-2), ..base() },
+                "Invalid value: -2, valid memory swappiness range is 0-100",
+            ),
+            (
+                ContainerOptions { memory_reservation: Some(1024), ..base() },
+                "Minimum memory reservation allowed is 6MB",
+            ),
+            (
+                ContainerOptions {
+                    memory: Some(64 << 20),
+                    memory_reservation: Some(128 << 20),
+                    ..base()
+                },
+                "Minimum memory limit can not be less than memory reservation limit, see usage",
+            ),
+            (
+                ContainerOptions { cpuset_cpus: Some("0-x".into()), ..base() },
+                "Invalid value 0-x for cpuset cpus: invalid format: 0-x",
+            ),
+            (
+                ContainerOptions { cpuset_mems: Some("1-0".into()), ..base() },
+                "Invalid value 1-0 for cpuset mems: invalid format: 1-0",
+            ),
+        ];
+        for (opts, words) in cases {
+            assert_eq!(docker_default(&opts).unwrap_err().to_string(), words);
+        }
+        let e = docker_default(&ContainerOptions {
+            cpuset_cpus: Some("4000".into()),
+            ..base()
+        })
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "Requested CPUs are not available - requested 4000, available: {}",
+                host::cpuset_cpus()
+            )
+        );
+        // -1 quota (none) goes with --cpus; a quota alone is fine.
+        assert!(docker_default(&ContainerOptions {
+            cpus: Some(1.0),
+            cpu_quota: Some(-1),
+            ..base()
+        })
+        .is_ok());
+    }
+
+    #[test]
+    fn cpuset_lists_read_as_docker_reads_them() {
+        assert_eq!(
+            parse_cpuset("0-2,5")
+                .unwrap()
+                .into_iter()
+                .collect::<Vec<_>>(),
+            [0, 1, 2, 5]
+        );
+        assert!(parse_cpuset("").unwrap().is_empty());
+        for bad in ["a", "1-", "-1", "2-1", "1,,2", " 1"] {
+            assert!(parse_cpuset(bad).is_none(), "{bad}");
         }
     }
 
