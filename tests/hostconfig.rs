@@ -494,3 +494,48 @@ fn cpu_and_memory_limits() {
     let (status, answer) = d.request_body("POST", "/containers/create", &body.to_string());
     assert_eq!(status, 201, "{answer}");
 }
+
+#[test]
+fn groups_and_the_oom_score() {
+    if !root_or_skip() {
+        return;
+    }
+    let d = TestDaemon::with_busybox();
+    assert_eq!(run(&d, &["--group-add", "10", "bb", "id", "-G"]), "0 10");
+    // By name, from the container's own /etc/group (read at start).
+    let id = ok(&d.docker(&["create", "--group-add", "wheel", "bb", "id", "-G"]));
+    let group = d.dir.path().join("group");
+    std::fs::write(&group, "root:x:0:\nwheel:x:10:\n").unwrap();
+    ok(&d.docker(&["cp", group.to_str().unwrap(), &format!("{id}:/etc/group")]));
+    ok(&d.docker(&["start", "-a", &id]));
+    assert_eq!(ok(&d.docker(&["logs", &id])), "0 10");
+    ok(&d.docker(&["rm", &id]));
+    let before = containers(&d);
+    let err = refused(&d, &["--group-add", "nosuchgroup", "bb", "true"]);
+    assert!(
+        err.contains("unable to find group nosuchgroup: no matching entries in group file"),
+        "{err}"
+    );
+    assert_eq!(containers(&d), before);
+
+    assert_eq!(
+        run(
+            &d,
+            &[
+                "--oom-score-adj",
+                "100",
+                "bb",
+                "cat",
+                "/proc/self/oom_score_adj"
+            ]
+        ),
+        "100"
+    );
+    assert_eq!(run(&d, &["bb", "cat", "/proc/self/oom_score_adj"]), "0");
+    create_refused(
+        &d,
+        serde_json::json!({"OomScoreAdj": 1001}),
+        "Invalid value 1001, range for oom score adj is [-1000, 1000]",
+    );
+    assert_eq!(containers(&d), before);
+}

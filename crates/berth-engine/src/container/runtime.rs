@@ -139,6 +139,8 @@ fn base_options(rec: &Record) -> Result<ContainerOptions> {
         memory_reservation: positive(hc.memory_reservation),
         memory_swappiness: hc.memory_swappiness,
         oom_kill_disable: hc.oom_kill_disable.unwrap_or(false),
+        oom_score_adj: hc.oom_score_adj,
+        group_add: hc.group_add.clone().unwrap_or_default(),
         cap_add: hc.cap_add.clone().unwrap_or_default(),
         cap_drop: hc.cap_drop.clone().unwrap_or_default(),
         privileged: hc.privileged.unwrap_or(false),
@@ -376,7 +378,9 @@ impl Engine {
     pub(crate) fn check_spec(&self, rec: &Record) -> Result<()> {
         let mut opts = spec_options(rec)?;
         opts.rootfs = PathBuf::from("/nonexistent");
-        opts.user = None; // names are resolved against the rootfs at start
+        // Names are resolved against the rootfs at start.
+        opts.user = None;
+        opts.group_add.retain(|g| g.parse::<u32>().is_ok());
         docker_default(&opts)
             .map(|_| ())
             .map_err(|e| EngineError::from_kind(&e))

@@ -209,8 +209,10 @@ pub struct ContainerOptions {
     pub cwd: Option<String>,
     /// `--user user[:group]`; names are looked up in the rootfs's /etc/passwd and /etc/group.
     pub user: Option<String>,
-    /// Extra groups (`--group-add`), numeric.
-    pub group_add: Vec<u32>,
+    /// Extra groups (`--group-add`): numbers, or names looked up in the rootfs's /etc/group.
+    pub group_add: Vec<String>,
+    /// `--oom-score-adj` (-1000 to 1000) of the container's processes.
+    pub oom_score_adj: Option<i64>,
     pub hostname: Option<String>,
     pub readonly_rootfs: bool,
     /// Memory limit in bytes (`--memory`).
@@ -765,9 +767,9 @@ pub fn docker_default(opts: &ContainerOptions) -> Result<Spec, SpecError> {
         None => ResolvedUser::default(),
     };
     let mut gids = user.additional_gids.clone();
-    for g in &opts.group_add {
-        if !gids.contains(g) {
-            gids.push(*g);
+    for g in user::group_ids(&opts.group_add, Some(&opts.rootfs))? {
+        if !gids.contains(&g) {
+            gids.push(g);
         }
     }
     let mut user_b = UserBuilder::default().uid(user.uid).gid(user.gid);
@@ -819,6 +821,14 @@ pub fn docker_default(opts: &ContainerOptions) -> Result<Spec, SpecError> {
         .capabilities(capabilities)
         .rlimits(rlimits)
         .build()?;
+    if let Some(adj) = opts.oom_score_adj.filter(|a| *a != 0) {
+        if !(-1000..=1000).contains(&adj) {
+            return Err(SpecError::InvalidResource(format!(
+                "Invalid value {adj}, range for oom score adj is [-1000, 1000]"
+            )));
+        }
+        process.set_oom_score_adj(Some(adj as i32));
+    }
     // oci-spec's defaults (which the builders start from) set noNewPrivileges; Docker does
     // not. And only `true` is ever written: libcontainer 0.7 treats an explicit `false` like
     // `true` for the order of seccomp and capability dropping, and the filter then fails to load.
@@ -1427,6 +1437,40 @@ mod tests {
         for bad in ["a", "1-", "-1", "2-1", "1,,2", " 1"] {
             assert!(parse_cpuset(bad).is_none(), "{bad}");
         }
+    }
+
+    #[test]
+    fn groups_and_the_oom_score() {
+        let s = spec(ContainerOptions {
+            group_add: vec!["10".into(), "10".into(), "27".into()],
+            oom_score_adj: Some(100),
+            ..base()
+        });
+        let p = s.process().as_ref().unwrap();
+        assert_eq!(p.user().additional_gids().as_deref(), Some(&[10, 27][..]));
+        assert_eq!(p.oom_score_adj(), Some(100));
+        let plain = spec(base());
+        let p = plain.process().as_ref().unwrap();
+        assert_eq!(p.oom_score_adj(), None);
+        assert!(p.user().additional_gids().is_none());
+        let e = docker_default(&ContainerOptions {
+            oom_score_adj: Some(1001),
+            ..base()
+        })
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "Invalid value 1001, range for oom score adj is [-1000, 1000]"
+        );
+        let e = docker_default(&ContainerOptions {
+            group_add: vec!["nosuchgroup".into()],
+            ..base()
+        })
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "unable to find group nosuchgroup: no matching entries in group file"
+        );
     }
 
     #[test]
