@@ -539,3 +539,41 @@ fn groups_and_the_oom_score() {
     );
     assert_eq!(containers(&d), before);
 }
+
+#[test]
+fn runtime_isolation_and_security_options() {
+    if !root_or_skip() {
+        return;
+    }
+    let d = TestDaemon::with_busybox();
+    for runtime in ["runc", "berth", "berth-runtime"] {
+        assert_eq!(run(&d, &["--runtime", runtime, "bb", "echo", "ok"]), "ok");
+    }
+    assert_eq!(
+        run(
+            &d,
+            &[
+                "--isolation",
+                "default",
+                "--security-opt",
+                "label=disable",
+                "--security-opt",
+                "apparmor=unconfined",
+                "bb",
+                "echo",
+                "ok"
+            ]
+        ),
+        "ok"
+    );
+    let before = containers(&d);
+    let e = d.docker(&["create", "--runtime", "kata", "bb"]);
+    assert!(!e.status.success());
+    assert!(
+        String::from_utf8_lossy(&e.stderr)
+            .contains("Error response from daemon: unknown or invalid runtime name: kata"),
+        "{}",
+        String::from_utf8_lossy(&e.stderr)
+    );
+    assert_eq!(containers(&d), before);
+}

@@ -71,9 +71,39 @@ fn ipc_mode(rec: &Record) -> &str {
     }
 }
 
+/// Whether this host enforces AppArmor (berth loads no profile of its own).
+fn apparmor_on() -> bool {
+    std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+        .is_ok_and(|v| v.trim() == "Y")
+}
+
+/// The OCI runtimes a container may name (`--runtime`): berth's own, under its names and
+/// runc's, whose CLI and behaviour it has; empty is the default, berth's.
+const RUNTIMES: [&str; 4] = ["", "runc", "berth", "berth-runtime"];
+
+/// `--runtime` and `--isolation` as Docker checks them at create.
+fn check_runtime(rec: &Record) -> Result<()> {
+    let hc = &rec.host_config;
+    let runtime = hc.runtime.as_deref().unwrap_or("");
+    if !RUNTIMES.contains(&runtime) {
+        return Err(EngineError::invalid(format!(
+            "unknown or invalid runtime name: {runtime}"
+        )));
+    }
+    if let Some(isolation) = hc.isolation.map(|i| i.to_string()) {
+        if !matches!(isolation.as_str(), "" | "default") {
+            return Err(EngineError::invalid(format!(
+                "Invalid isolation: \"{isolation}\" - linux only supports 'default'"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The spec options a record asks for (everything but what start resolves: rootfs, mounts,
 /// network, other containers' namespaces).
 pub(crate) fn spec_options(rec: &Record) -> Result<ContainerOptions> {
+    check_runtime(rec)?;
     let mut opts = base_options(rec)?;
     namespace_options(rec, &mut opts)?;
     if opts.uts_ns == NamespaceMode::Host {
@@ -95,6 +125,14 @@ fn base_options(rec: &Record) -> Result<ContainerOptions> {
             "no-new-privileges" | "no-new-privileges=true" | "no-new-privileges:true" => {
                 no_new_privileges = true
             }
+            // SELinux labels: this host applies none, and Docker accepts them all then
+            // (`label=disable` above all, which turns labeling off).
+            "disable" => {}
+            o if o.starts_with("label=") || o.starts_with("label:") => {}
+            // AppArmor: unconfined is what berth gives anyway; a named profile is accepted
+            // only where Docker would ignore it too, on a host without AppArmor.
+            "apparmor=unconfined" | "apparmor:unconfined" => {}
+            o if (o.starts_with("apparmor=") || o.starts_with("apparmor:")) && !apparmor_on() => {}
             other => {
                 return Err(EngineError::invalid(format!(
                     "invalid --security-opt: {other:?}"
@@ -470,5 +508,134 @@ impl Engine {
                     .sum::<u64>() as i64
             })
             .unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_api::containers::CreateRequest;
+    use berth_image::oci::RunConfig;
+
+    const ID: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    fn record(host_config: serde_json::Value) -> Record {
+        let body = serde_json::json!({"Cmd": ["sh"], "HostConfig": host_config});
+        let req = CreateRequest::decode(None, body.to_string().as_bytes()).unwrap();
+        super::super::create::new_record(ID, "x", &req, "bb", "sha256:x", &RunConfig::default())
+            .unwrap()
+    }
+
+    fn options(host_config: serde_json::Value) -> Result<ContainerOptions> {
+        spec_options(&record(host_config))
+    }
+
+    #[test]
+    fn namespace_modes_become_options() {
+        let o = options(serde_json::json!({})).unwrap();
+        assert_eq!(
+            (&o.pid_ns, &o.ipc_ns, &o.uts_ns, &o.cgroup_ns, &o.shm),
+            (
+                &NamespaceMode::Private,
+                &NamespaceMode::Private,
+                &NamespaceMode::Private,
+                &None,
+                &Shm::Tmpfs
+            )
+        );
+        let o = options(serde_json::json!({
+            "PidMode": "host", "IpcMode": "host", "UTSMode": "host", "CgroupnsMode": "private",
+            "ShmSize": 8388608
+        }))
+        .unwrap();
+        assert_eq!(o.pid_ns, NamespaceMode::Host);
+        assert_eq!(o.ipc_ns, NamespaceMode::Host);
+        assert_eq!(o.shm, Shm::Bind("/dev/shm".into()));
+        assert_eq!(o.uts_ns, NamespaceMode::Host);
+        assert_eq!(o.cgroup_ns, Some(NamespaceMode::Private));
+        assert_eq!(o.shm_size, Some(8 << 20));
+        // The host's name for HOSTNAME.
+        assert_eq!(
+            o.hostname.as_deref(),
+            nix::unistd::gethostname()
+                .ok()
+                .as_deref()
+                .and_then(|h| h.to_str())
+        );
+        let o = options(serde_json::json!({"IpcMode": "none"})).unwrap();
+        assert_eq!(o.shm, Shm::None);
+        // Joins are resolved at start; at create the modes are only checked.
+        let o = options(serde_json::json!({"PidMode": "container:a", "IpcMode": "container:b"}))
+            .unwrap();
+        assert_eq!(o.pid_ns, NamespaceMode::Private);
+        for (hc, words) in [
+            (
+                serde_json::json!({"PidMode": "bogus"}),
+                "invalid PID mode: bogus",
+            ),
+            (
+                serde_json::json!({"PidMode": "container:"}),
+                "invalid PID mode: container:",
+            ),
+            (
+                serde_json::json!({"IpcMode": "bogus"}),
+                "invalid IPC mode: bogus",
+            ),
+            (
+                serde_json::json!({"UTSMode": "private"}),
+                "invalid UTS mode: private",
+            ),
+        ] {
+            assert_eq!(options(hc).unwrap_err().to_string(), words);
+        }
+    }
+
+    #[test]
+    fn runtime_isolation_and_security_options() {
+        for runtime in ["", "runc", "berth", "berth-runtime"] {
+            options(serde_json::json!({"Runtime": runtime})).unwrap();
+        }
+        assert_eq!(
+            options(serde_json::json!({"Runtime": "kata"}))
+                .unwrap_err()
+                .to_string(),
+            "unknown or invalid runtime name: kata"
+        );
+        options(serde_json::json!({"Isolation": "default"})).unwrap();
+        let o = options(serde_json::json!({"SecurityOpt": [
+            "label=disable", "label:disable", "label=type:svirt_apache_t", "disable",
+            "apparmor=unconfined", "no-new-privileges", "seccomp=unconfined"
+        ]}))
+        .unwrap();
+        assert!(o.no_new_privileges);
+        assert!(matches!(o.seccomp, SeccompChoice::Unconfined));
+        assert!(options(serde_json::json!({"SecurityOpt": ["wizardry=on"]})).is_err());
+        assert_eq!(
+            options(serde_json::json!({"SecurityOpt": ["apparmor=docker-default"]})).is_ok(),
+            !apparmor_on()
+        );
+    }
+
+    #[test]
+    fn resources_devices_and_groups_become_options() {
+        let o = options(serde_json::json!({
+            "CpusetCpus": "0", "CpusetMems": "", "CpuQuota": 50000, "CpuPeriod": 0,
+            "MemoryReservation": 33554432, "MemorySwappiness": -1, "OomKillDisable": true,
+            "OomScoreAdj": 100, "GroupAdd": ["10", "wheel"],
+            "Devices": [{"PathOnHost": "/dev/null", "PathInContainer": "/dev/n", "CgroupPermissions": "rw"}],
+            "DeviceCgroupRules": ["c 1:3 mr"]
+        }))
+        .unwrap();
+        assert_eq!(o.cpuset_cpus.as_deref(), Some("0"));
+        assert_eq!(o.cpuset_mems, None);
+        assert_eq!((o.cpu_quota, o.cpu_period), (Some(50000), None));
+        assert_eq!(o.memory_reservation, Some(32 << 20));
+        assert_eq!(o.memory_swappiness, Some(-1));
+        assert!(o.oom_kill_disable);
+        assert_eq!(o.oom_score_adj, Some(100));
+        assert_eq!(o.group_add, ["10", "wheel"]);
+        assert_eq!(o.devices[0].path_in_container, "/dev/n");
+        assert_eq!(o.devices[0].permissions, "rw");
+        assert_eq!(o.device_cgroup_rules, ["c 1:3 mr"]);
     }
 }
