@@ -92,6 +92,36 @@ fn probe_x32() -> Option<bool> {
     Some(false)
 }
 
+fn first_line(paths: &[&str]) -> Option<String> {
+    paths.iter().find_map(|p| {
+        std::fs::read_to_string(p)
+            .ok()
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+    })
+}
+
+/// The CPUs containers may be given (`--cpuset-cpus`), as a list (`0-3,6`): the root cpuset
+/// cgroup's, or the online ones.
+pub fn cpuset_cpus() -> String {
+    first_line(&[
+        "/sys/fs/cgroup/cpuset.cpus.effective",
+        "/sys/fs/cgroup/cpuset/cpuset.cpus",
+        "/sys/devices/system/cpu/online",
+    ])
+    .unwrap_or_else(|| "0".into())
+}
+
+/// The memory nodes containers may be given (`--cpuset-mems`), as a list.
+pub fn cpuset_mems() -> String {
+    first_line(&[
+        "/sys/fs/cgroup/cpuset.mems.effective",
+        "/sys/fs/cgroup/cpuset/cpuset.mems",
+        "/sys/devices/system/node/online",
+    ])
+    .unwrap_or_else(|| "0".into())
+}
+
 /// The cgroups path berth uses for a container when none is given: a `berth` parent under
 /// the cgroupfs root, or a transient scope in system.slice under systemd.
 pub fn default_cgroups_path(id: &str, systemd: bool) -> String {

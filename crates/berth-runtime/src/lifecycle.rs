@@ -290,6 +290,7 @@ impl Runtime {
                 .with_no_pivot(opts.no_pivot)
                 .build()
                 .map_err(|e| RuntimeError::libcontainer(id, "create", e))?;
+            crate::update::disable_oom_killer(id, &container, &bundle.spec)?;
             // From now on the copy describes the container as it is (its filter and its own
             // capabilities): that is what exec reads.
             if let Some((dir, recorded)) = &shadow {

@@ -406,6 +406,50 @@ impl Runtime {
     }
 }
 
+/// `--oom-kill-disable` for a container just created from `spec`. libcontainer 0.7 applies
+/// the spec's memory limits but never its `disableOOMKiller` (it always passes `false`), so
+/// when the spec asks for it the memory controller is applied once more with the switch on.
+/// Only cgroup v1 has it; the spec builder never asks for it on v2.
+pub(crate) fn disable_oom_killer(
+    id: &str,
+    container: &libcontainer::container::Container,
+    spec: &oci_spec::runtime::Spec,
+) -> Result<()> {
+    let Some(memory) = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.resources().as_ref())
+        .and_then(|r| *r.memory())
+        .filter(|m| m.disable_oom_killer() == Some(true))
+    else {
+        return Ok(());
+    };
+    let failed = |reason: String| RuntimeError::Operation {
+        id: id.to_owned(),
+        action: "disable the OOM killer of",
+        reason,
+    };
+    let config = container
+        .spec()
+        .map_err(|e| RuntimeError::libcontainer(id, "read config of", e))?;
+    let manager = create_cgroup_manager(CgroupConfig {
+        cgroup_path: config.cgroup_path.clone(),
+        systemd_cgroup: container.systemd(),
+        container_name: id.to_owned(),
+    })
+    .map_err(|e| failed(cause_chain(&e)))?;
+    let mut resources = LinuxResources::default();
+    resources.set_memory(Some(memory));
+    manager
+        .apply(&ControllerOpt {
+            resources: &resources,
+            disable_oom_killer: true,
+            oom_score_adj: None,
+            freezer_state: None,
+        })
+        .map_err(|e| failed(cause_chain(&e)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

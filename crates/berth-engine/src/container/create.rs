@@ -259,13 +259,13 @@ impl Engine {
         )?;
         // What the runtime would refuse at start is refused now.
         self.check_spec(&record)?;
+        let mut warnings = berth_oci::spec::warnings(&super::runtime::spec_options(&record)?);
         let image_exposed: Vec<String> = ic
             .exposed_ports
             .as_ref()
             .map(|p| p.keys().cloned().collect())
             .unwrap_or_default();
         record.net = self.net_for_create(&req.body, &req.mac_address, &image_exposed)?;
-        let mut warnings = Vec::new();
         let hc = &record.host_config;
         let publishes = hc.port_bindings.as_ref().is_some_and(|p| !p.is_empty())
             || hc.publish_all_ports == Some(true);

@@ -7,7 +7,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use berth_oci::shim;
-use berth_oci::spec::{docker_default, ContainerOptions, SeccompChoice, Ulimit};
+use berth_oci::spec::{
+    docker_default, ContainerOptions, DeviceMapping, NamespaceMode, SeccompChoice, Shm, Ulimit,
+};
 
 use super::record::{now, Record, State, Status};
 use crate::error::{EngineError, Result};
@@ -17,9 +19,103 @@ fn read_json<T: for<'de> serde::Deserialize<'de>>(path: &std::path::Path) -> Opt
     serde_json::from_slice(&std::fs::read(path).ok()?).ok()
 }
 
+/// A `container:NAME` mode's NAME (empty names are invalid modes).
+fn joined(mode: &str) -> Option<&str> {
+    mode.strip_prefix("container:").filter(|n| !n.is_empty())
+}
+
+/// The PID, IPC, UTS and cgroup namespaces and the /dev/shm a HostConfig asks for, as far as
+/// they need no other container (`container:NAME` is resolved at start: [`Engine::join`]).
+/// Docker's words for a mode it does not know.
+fn namespace_options(rec: &Record, opts: &mut ContainerOptions) -> Result<()> {
+    let hc = &rec.host_config;
+    opts.pid_ns = match hc.pid_mode.as_deref().unwrap_or("") {
+        "" => NamespaceMode::Private,
+        "host" => NamespaceMode::Host,
+        m if joined(m).is_some() => NamespaceMode::Private,
+        m => return Err(EngineError::invalid(format!("invalid PID mode: {m}"))),
+    };
+    // Docker's default IPC mode is `private`: a namespace and a /dev/shm of its own, which no
+    // other container may join; `shareable` makes the engine's own tmpfs its /dev/shm.
+    (opts.ipc_ns, opts.shm) = match ipc_mode(rec) {
+        "private" | "shareable" => (NamespaceMode::Private, Shm::Tmpfs),
+        "none" => (NamespaceMode::Private, Shm::None),
+        "host" => (NamespaceMode::Host, Shm::Bind("/dev/shm".into())),
+        m if joined(m).is_some() => (NamespaceMode::Private, Shm::Tmpfs),
+        m => return Err(EngineError::invalid(format!("invalid IPC mode: {m}"))),
+    };
+    opts.uts_ns = match hc.uts_mode.as_deref().unwrap_or("") {
+        "" => NamespaceMode::Private,
+        "host" => NamespaceMode::Host,
+        m => return Err(EngineError::invalid(format!("invalid UTS mode: {m}"))),
+    };
+    opts.cgroup_ns = match hc.cgroupns_mode.map(|m| m.to_string()).as_deref() {
+        None | Some("") => None,
+        Some("private") => Some(NamespaceMode::Private),
+        Some("host") => Some(NamespaceMode::Host),
+        Some(m) => {
+            return Err(EngineError::invalid(format!(
+                "invalid cgroup namespace mode: {m}"
+            )))
+        }
+    };
+    opts.shm_size = hc.shm_size.filter(|s| *s > 0);
+    Ok(())
+}
+
+/// The record's IPC mode, Docker's default (`private`) when it names none.
+fn ipc_mode(rec: &Record) -> &str {
+    match rec.host_config.ipc_mode.as_deref() {
+        None | Some("") => "private",
+        Some(m) => m,
+    }
+}
+
+/// Whether this host enforces AppArmor (berth loads no profile of its own).
+fn apparmor_on() -> bool {
+    std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+        .is_ok_and(|v| v.trim() == "Y")
+}
+
+/// The OCI runtimes a container may name (`--runtime`): berth's own, under its names and
+/// runc's, whose CLI and behaviour it has; empty is the default, berth's.
+const RUNTIMES: [&str; 4] = ["", "runc", "berth", "berth-runtime"];
+
+/// `--runtime` and `--isolation` as Docker checks them at create.
+fn check_runtime(rec: &Record) -> Result<()> {
+    let hc = &rec.host_config;
+    let runtime = hc.runtime.as_deref().unwrap_or("");
+    if !RUNTIMES.contains(&runtime) {
+        return Err(EngineError::invalid(format!(
+            "unknown or invalid runtime name: {runtime}"
+        )));
+    }
+    if let Some(isolation) = hc.isolation.map(|i| i.to_string()) {
+        if !matches!(isolation.as_str(), "" | "default") {
+            return Err(EngineError::invalid(format!(
+                "Invalid isolation: \"{isolation}\" - linux only supports 'default'"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The spec options a record asks for (everything but what start resolves: rootfs, mounts,
-/// network).
+/// network, other containers' namespaces).
 pub(crate) fn spec_options(rec: &Record) -> Result<ContainerOptions> {
+    check_runtime(rec)?;
+    let mut opts = base_options(rec)?;
+    namespace_options(rec, &mut opts)?;
+    if opts.uts_ns == NamespaceMode::Host {
+        // The host's name is the container's: HOSTNAME says so, as in Docker.
+        opts.hostname = nix::unistd::gethostname()
+            .ok()
+            .map(|h| h.to_string_lossy().into_owned());
+    }
+    Ok(opts)
+}
+
+fn base_options(rec: &Record) -> Result<ContainerOptions> {
     let hc = &rec.host_config;
     let mut seccomp = SeccompChoice::Default;
     let mut no_new_privileges = false;
@@ -29,6 +125,14 @@ pub(crate) fn spec_options(rec: &Record) -> Result<ContainerOptions> {
             "no-new-privileges" | "no-new-privileges=true" | "no-new-privileges:true" => {
                 no_new_privileges = true
             }
+            // SELinux labels: this host applies none, and Docker accepts them all then
+            // (`label=disable` above all, which turns labeling off).
+            "disable" => {}
+            o if o.starts_with("label=") || o.starts_with("label:") => {}
+            // AppArmor: unconfined is what berth gives anyway; a named profile is accepted
+            // only where Docker would ignore it too, on a host without AppArmor.
+            "apparmor=unconfined" | "apparmor:unconfined" => {}
+            o if (o.starts_with("apparmor=") || o.starts_with("apparmor:")) && !apparmor_on() => {}
             other => {
                 return Err(EngineError::invalid(format!(
                     "invalid --security-opt: {other:?}"
@@ -66,6 +170,15 @@ pub(crate) fn spec_options(rec: &Record) -> Result<ContainerOptions> {
         cpus: positive(hc.nano_cpus).map(|n| n as f64 / 1e9),
         cpu_shares: positive(hc.cpu_shares).map(|n| n as u64),
         pids_limit: positive(hc.pids_limit),
+        cpuset_cpus: hc.cpuset_cpus.clone().filter(|c| !c.is_empty()),
+        cpuset_mems: hc.cpuset_mems.clone().filter(|m| !m.is_empty()),
+        cpu_quota: positive(hc.cpu_quota),
+        cpu_period: positive(hc.cpu_period),
+        memory_reservation: positive(hc.memory_reservation),
+        memory_swappiness: hc.memory_swappiness,
+        oom_kill_disable: hc.oom_kill_disable.unwrap_or(false),
+        oom_score_adj: hc.oom_score_adj,
+        group_add: hc.group_add.clone().unwrap_or_default(),
         cap_add: hc.cap_add.clone().unwrap_or_default(),
         cap_drop: hc.cap_drop.clone().unwrap_or_default(),
         privileged: hc.privileged.unwrap_or(false),
@@ -80,6 +193,17 @@ pub(crate) fn spec_options(rec: &Record) -> Result<ContainerOptions> {
         ulimits,
         tty: rec.tty(),
         init: hc.init.unwrap_or(false),
+        devices: hc
+            .devices
+            .iter()
+            .flatten()
+            .map(|d| DeviceMapping {
+                path_on_host: d.path_on_host.clone().unwrap_or_default(),
+                path_in_container: d.path_in_container.clone().unwrap_or_default(),
+                permissions: d.cgroup_permissions.clone().unwrap_or_default(),
+            })
+            .collect(),
+        device_cgroup_rules: hc.device_cgroup_rules.clone().unwrap_or_default(),
         ..Default::default()
     })
 }
@@ -107,8 +231,14 @@ impl Engine {
         self.container_dir(id).join("rootfs")
     }
 
+    /// Unmounts the container's rootfs, and the /dev/shm of a shareable one (they live and
+    /// go together: mounted at start, gone when the container stops or is removed).
     pub(crate) fn unmount_rootfs(&self, id: &str) {
         let _ = nix::mount::umount2(&self.rootfs(id), nix::mount::MntFlags::MNT_DETACH);
+        let shm = self.shm_dir(id);
+        if shm.exists() {
+            let _ = nix::mount::umount2(&shm, nix::mount::MntFlags::MNT_DETACH);
+        }
     }
 
     /// Brings the recorded state up to date with what the shim recorded.
@@ -186,6 +316,7 @@ impl Engine {
         std::fs::create_dir_all(&bundle)
             .map_err(|e| EngineError::io(format!("create {}", bundle.display()), e))?;
         let mut opts = spec_options(rec)?;
+        self.join(rec, &mut opts)?;
         let net = self.network_up(rec)?;
         let mut mounts = self.user_mounts(rec)?;
         mounts.extend(net.mounts);
@@ -205,11 +336,89 @@ impl Engine {
         Ok(bundle)
     }
 
+    /// The namespaces `rec` shares with other containers (`--pid`/`--ipc container:NAME`, which
+    /// must be running) and the /dev/shm of a shareable one (a tmpfs the engine mounts at
+    /// `containers/<id>/shm`, so others can bind it; unmounted with the rootfs).
+    fn join(&self, rec: &Record, opts: &mut ContainerOptions) -> Result<()> {
+        if let Some(name) = rec.host_config.pid_mode.as_deref().and_then(joined) {
+            let pid = self.running_pid(name, "PID")?;
+            opts.pid_ns = NamespaceMode::Join(format!("/proc/{pid}/ns/pid").into());
+        }
+        let mode = ipc_mode(rec);
+        if let Some(name) = joined(mode) {
+            let pid = self.running_pid(name, "IPC")?;
+            opts.ipc_ns = NamespaceMode::Join(format!("/proc/{pid}/ns/ipc").into());
+            opts.shm = Shm::Bind(self.shareable_shm(name, 0)?);
+        } else if mode == "shareable" {
+            opts.shm = Shm::Bind(self.mount_shm(rec)?);
+        }
+        Ok(())
+    }
+
+    /// The init pid of running container `name`, whose `what` namespace another joins.
+    fn running_pid(&self, name: &str, what: &str) -> Result<i64> {
+        let other = self.find(name)?;
+        let st = self.refresh(&other.id);
+        if !st.running() || st.pid <= 0 {
+            return Err(EngineError::conflict(format!(
+                "cannot join {what} of a non running container: {name}"
+            )));
+        }
+        Ok(st.pid)
+    }
+
+    /// The /dev/shm that joining container `name`'s IPC namespace brings: its own when it is
+    /// shareable, the host's or the one it joined in turn. A private one is not for sharing.
+    fn shareable_shm(&self, name: &str, depth: usize) -> Result<PathBuf> {
+        let donor = self.find(name)?;
+        match ipc_mode(&donor) {
+            "shareable" => return Ok(self.shm_dir(&donor.id)),
+            "host" => return Ok(PathBuf::from("/dev/shm")),
+            m => {
+                if let Some(next) = joined(m).filter(|_| depth < 8) {
+                    return self.shareable_shm(next, depth + 1);
+                }
+            }
+        }
+        Err(EngineError::invalid(format!(
+            "container {name}: non-shareable IPC (hint: use IpcMode:shareable for the donor container)"
+        )))
+    }
+
+    pub(crate) fn shm_dir(&self, id: &str) -> PathBuf {
+        self.container_dir(id).join("shm")
+    }
+
+    /// Mounts a shareable container's /dev/shm: a tmpfs of its `--shm-size` in its directory.
+    fn mount_shm(&self, rec: &Record) -> Result<PathBuf> {
+        let dir = self.shm_dir(&rec.id);
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| EngineError::io(format!("create {}", dir.display()), e))?;
+        let _ = nix::mount::umount2(&dir, nix::mount::MntFlags::MNT_DETACH);
+        let size = rec
+            .host_config
+            .shm_size
+            .filter(|s| *s > 0)
+            .unwrap_or(berth_oci::spec::DEFAULT_SHM_SIZE);
+        use nix::mount::MsFlags;
+        nix::mount::mount(
+            Some("shm"),
+            &dir,
+            Some("tmpfs"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            Some(format!("mode=1777,size={size}").as_str()),
+        )
+        .map_err(|e| EngineError::io("mount the container's /dev/shm", e.into()))?;
+        Ok(dir)
+    }
+
     /// Builds the spec once at create, so bad flag values are refused then, with nothing made.
     pub(crate) fn check_spec(&self, rec: &Record) -> Result<()> {
         let mut opts = spec_options(rec)?;
         opts.rootfs = PathBuf::from("/nonexistent");
-        opts.user = None; // names are resolved against the rootfs at start
+        // Names are resolved against the rootfs at start.
+        opts.user = None;
+        opts.group_add.retain(|g| g.parse::<u32>().is_ok());
         docker_default(&opts)
             .map(|_| ())
             .map_err(|e| EngineError::from_kind(&e))
@@ -299,5 +508,134 @@ impl Engine {
                     .sum::<u64>() as i64
             })
             .unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_api::containers::CreateRequest;
+    use berth_image::oci::RunConfig;
+
+    const ID: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    fn record(host_config: serde_json::Value) -> Record {
+        let body = serde_json::json!({"Cmd": ["sh"], "HostConfig": host_config});
+        let req = CreateRequest::decode(None, body.to_string().as_bytes()).unwrap();
+        super::super::create::new_record(ID, "x", &req, "bb", "sha256:x", &RunConfig::default())
+            .unwrap()
+    }
+
+    fn options(host_config: serde_json::Value) -> Result<ContainerOptions> {
+        spec_options(&record(host_config))
+    }
+
+    #[test]
+    fn namespace_modes_become_options() {
+        let o = options(serde_json::json!({})).unwrap();
+        assert_eq!(
+            (&o.pid_ns, &o.ipc_ns, &o.uts_ns, &o.cgroup_ns, &o.shm),
+            (
+                &NamespaceMode::Private,
+                &NamespaceMode::Private,
+                &NamespaceMode::Private,
+                &None,
+                &Shm::Tmpfs
+            )
+        );
+        let o = options(serde_json::json!({
+            "PidMode": "host", "IpcMode": "host", "UTSMode": "host", "CgroupnsMode": "private",
+            "ShmSize": 8388608
+        }))
+        .unwrap();
+        assert_eq!(o.pid_ns, NamespaceMode::Host);
+        assert_eq!(o.ipc_ns, NamespaceMode::Host);
+        assert_eq!(o.shm, Shm::Bind("/dev/shm".into()));
+        assert_eq!(o.uts_ns, NamespaceMode::Host);
+        assert_eq!(o.cgroup_ns, Some(NamespaceMode::Private));
+        assert_eq!(o.shm_size, Some(8 << 20));
+        // The host's name for HOSTNAME.
+        assert_eq!(
+            o.hostname.as_deref(),
+            nix::unistd::gethostname()
+                .ok()
+                .as_deref()
+                .and_then(|h| h.to_str())
+        );
+        let o = options(serde_json::json!({"IpcMode": "none"})).unwrap();
+        assert_eq!(o.shm, Shm::None);
+        // Joins are resolved at start; at create the modes are only checked.
+        let o = options(serde_json::json!({"PidMode": "container:a", "IpcMode": "container:b"}))
+            .unwrap();
+        assert_eq!(o.pid_ns, NamespaceMode::Private);
+        for (hc, words) in [
+            (
+                serde_json::json!({"PidMode": "bogus"}),
+                "invalid PID mode: bogus",
+            ),
+            (
+                serde_json::json!({"PidMode": "container:"}),
+                "invalid PID mode: container:",
+            ),
+            (
+                serde_json::json!({"IpcMode": "bogus"}),
+                "invalid IPC mode: bogus",
+            ),
+            (
+                serde_json::json!({"UTSMode": "private"}),
+                "invalid UTS mode: private",
+            ),
+        ] {
+            assert_eq!(options(hc).unwrap_err().to_string(), words);
+        }
+    }
+
+    #[test]
+    fn runtime_isolation_and_security_options() {
+        for runtime in ["", "runc", "berth", "berth-runtime"] {
+            options(serde_json::json!({"Runtime": runtime})).unwrap();
+        }
+        assert_eq!(
+            options(serde_json::json!({"Runtime": "kata"}))
+                .unwrap_err()
+                .to_string(),
+            "unknown or invalid runtime name: kata"
+        );
+        options(serde_json::json!({"Isolation": "default"})).unwrap();
+        let o = options(serde_json::json!({"SecurityOpt": [
+            "label=disable", "label:disable", "label=type:svirt_apache_t", "disable",
+            "apparmor=unconfined", "no-new-privileges", "seccomp=unconfined"
+        ]}))
+        .unwrap();
+        assert!(o.no_new_privileges);
+        assert!(matches!(o.seccomp, SeccompChoice::Unconfined));
+        assert!(options(serde_json::json!({"SecurityOpt": ["wizardry=on"]})).is_err());
+        assert_eq!(
+            options(serde_json::json!({"SecurityOpt": ["apparmor=docker-default"]})).is_ok(),
+            !apparmor_on()
+        );
+    }
+
+    #[test]
+    fn resources_devices_and_groups_become_options() {
+        let o = options(serde_json::json!({
+            "CpusetCpus": "0", "CpusetMems": "", "CpuQuota": 50000, "CpuPeriod": 0,
+            "MemoryReservation": 33554432, "MemorySwappiness": -1, "OomKillDisable": true,
+            "OomScoreAdj": 100, "GroupAdd": ["10", "wheel"],
+            "Devices": [{"PathOnHost": "/dev/null", "PathInContainer": "/dev/n", "CgroupPermissions": "rw"}],
+            "DeviceCgroupRules": ["c 1:3 mr"]
+        }))
+        .unwrap();
+        assert_eq!(o.cpuset_cpus.as_deref(), Some("0"));
+        assert_eq!(o.cpuset_mems, None);
+        assert_eq!((o.cpu_quota, o.cpu_period), (Some(50000), None));
+        assert_eq!(o.memory_reservation, Some(32 << 20));
+        assert_eq!(o.memory_swappiness, Some(-1));
+        assert!(o.oom_kill_disable);
+        assert_eq!(o.oom_score_adj, Some(100));
+        assert_eq!(o.group_add, ["10", "wheel"]);
+        assert_eq!(o.devices[0].path_in_container, "/dev/n");
+        assert_eq!(o.devices[0].permissions, "rw");
+        assert_eq!(o.device_cgroup_rules, ["c 1:3 mr"]);
     }
 }

@@ -2,6 +2,7 @@
 //! the runtime-level meaning of `docker run`'s flags.
 
 pub mod caps;
+pub mod devices;
 pub mod seccomp;
 pub mod user;
 
@@ -21,6 +22,7 @@ use thiserror::Error;
 
 use crate::host::{self, CgroupMode};
 
+pub use devices::DeviceMapping;
 pub use user::ResolvedUser;
 
 /// The PATH Docker gives a container whose image sets none.
@@ -75,8 +77,17 @@ pub enum SpecError {
     InvalidCpus(f64),
     #[error("invalid memory limit {0}: minimum is 6MB")]
     InvalidMemory(i64),
+    /// A resource setting Docker refuses, in Docker's words.
+    #[error("{0}")]
+    InvalidResource(String),
     #[error("invalid sysctl {0:?}: {1}")]
     InvalidSysctl(String, &'static str),
+    #[error("error gathering device information while adding custom device {path:?}: {reason}")]
+    Device { path: String, reason: String },
+    #[error("invalid device mode: {0}")]
+    InvalidDeviceMode(String),
+    #[error("invalid device cgroup rule format: '{0}'")]
+    InvalidDeviceCgroupRule(String),
     #[error("cannot list host devices for --privileged: {0}")]
     HostDevices(std::io::Error),
     #[error("cannot build the OCI spec: {0}")]
@@ -140,6 +151,50 @@ pub enum SeccompChoice {
     Custom(Box<LinuxSeccomp>),
 }
 
+/// Where the container gets one of the namespaces Docker lets a user choose (`--pid`, `--ipc`,
+/// `--uts`, `--cgroupns`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum NamespaceMode {
+    /// A new namespace of its own (Docker's default).
+    #[default]
+    Private,
+    /// The host's: the namespace is left out of the spec (`host`).
+    Host,
+    /// An existing one, such as another container's `/proc/<pid>/ns/<kind>` (`container:NAME`).
+    Join(PathBuf),
+}
+
+impl NamespaceMode {
+    /// The namespace of `typ` as the spec lists it, or `None` for the host's.
+    fn to_oci(&self, typ: LinuxNamespaceType) -> Result<Option<LinuxNamespace>, SpecError> {
+        Ok(match self {
+            NamespaceMode::Private => Some(namespace(typ)?),
+            NamespaceMode::Host => None,
+            NamespaceMode::Join(path) => {
+                let mut ns = namespace(typ)?;
+                ns.set_path(Some(path.clone()));
+                Some(ns)
+            }
+        })
+    }
+}
+
+/// The container's /dev/shm.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Shm {
+    /// A tmpfs of its own of [`ContainerOptions::shm_size`] bytes (`--ipc private`).
+    #[default]
+    Tmpfs,
+    /// This directory bound there: the engine's tmpfs of a shareable container, the host's
+    /// /dev/shm (`--ipc host`) or the one of the container whose IPC namespace it joins.
+    Bind(PathBuf),
+    /// None at all (`--ipc none`).
+    None,
+}
+
+/// Docker's /dev/shm size when `--shm-size` is not given: 64 MiB.
+pub const DEFAULT_SHM_SIZE: i64 = 64 << 20;
+
 /// What `docker run` lets a user change, at the runtime's level (the engine resolves images,
 /// names and networks into these).
 #[derive(Debug, Clone, Default)]
@@ -154,8 +209,10 @@ pub struct ContainerOptions {
     pub cwd: Option<String>,
     /// `--user user[:group]`; names are looked up in the rootfs's /etc/passwd and /etc/group.
     pub user: Option<String>,
-    /// Extra groups (`--group-add`), numeric.
-    pub group_add: Vec<u32>,
+    /// Extra groups (`--group-add`): numbers, or names looked up in the rootfs's /etc/group.
+    pub group_add: Vec<String>,
+    /// `--oom-score-adj` (-1000 to 1000) of the container's processes.
+    pub oom_score_adj: Option<i64>,
     pub hostname: Option<String>,
     pub readonly_rootfs: bool,
     /// Memory limit in bytes (`--memory`).
@@ -169,6 +226,20 @@ pub struct ContainerOptions {
     pub cpu_shares: Option<u64>,
     /// `--pids-limit`.
     pub pids_limit: Option<i64>,
+    /// `--cpuset-cpus` (`0-2,4`): the CPUs the container may run on.
+    pub cpuset_cpus: Option<String>,
+    /// `--cpuset-mems`: the memory nodes it may use.
+    pub cpuset_mems: Option<String>,
+    /// `--cpu-quota` in microseconds per period; -1 for none. Not with `cpus`.
+    pub cpu_quota: Option<i64>,
+    /// `--cpu-period` in microseconds (1000 to 1000000). Not with `cpus`.
+    pub cpu_period: Option<i64>,
+    /// `--memory-reservation` in bytes: the soft limit.
+    pub memory_reservation: Option<i64>,
+    /// `--memory-swappiness` 0 to 100 (cgroup v1 only; -1 or absent: the host's).
+    pub memory_swappiness: Option<i64>,
+    /// `--oom-kill-disable` (cgroup v1 only, as in Docker).
+    pub oom_kill_disable: bool,
     pub cap_add: Vec<String>,
     pub cap_drop: Vec<String>,
     pub privileged: bool,
@@ -186,10 +257,30 @@ pub struct ContainerOptions {
     /// Join this network namespace (an nsfs file the engine made and configured) instead of
     /// a new one; ignored with `host_network`.
     pub netns_path: Option<PathBuf>,
+    /// `--pid`: host, or another container's.
+    pub pid_ns: NamespaceMode,
+    /// `--ipc`: host, none, private, shareable or another container's (the namespace; its
+    /// /dev/shm is [`ContainerOptions::shm`]).
+    pub ipc_ns: NamespaceMode,
+    /// `--uts host`: the host's hostname, which the container cannot change (no hostname is
+    /// set in the spec).
+    pub uts_ns: NamespaceMode,
+    /// `--cgroupns host|private`; `None` is Docker's default for the host: private on cgroup
+    /// v2, the host's on v1.
+    pub cgroup_ns: Option<NamespaceMode>,
+    /// What /dev/shm is.
+    pub shm: Shm,
+    /// `--shm-size` in bytes: the size of a private /dev/shm ([`DEFAULT_SHM_SIZE`] when absent).
+    pub shm_size: Option<i64>,
     /// `--init`: pid 1 is berth's own minimal init, which forwards signals to the command,
     /// reaps orphans and exits with the command's status. Recorded in the spec as the
     /// annotation [`INIT_ANNOTATION`] (`org.berth.init`) = `"true"`.
     pub init: bool,
+    /// `--device`: host device nodes made in the container, their use allowed.
+    pub devices: Vec<DeviceMapping>,
+    /// `--device-cgroup-rule`: more devices allowed (`c 1:3 mr`); ignored with `privileged`,
+    /// which allows every device.
+    pub device_cgroup_rules: Vec<String>,
     /// The user's mounts (volumes, binds, tmpfs), after Docker's standard ones; one at the
     /// destination of a standard mount replaces it (e.g. a bigger /dev/shm).
     pub mounts: Vec<UserMount>,
@@ -286,10 +377,45 @@ impl UserMount {
     }
 }
 
-/// Docker's standard mounts; `privileged` makes sysfs and cgroupfs writable.
-fn standard_mounts(privileged: bool) -> Result<Vec<Mount>, SpecError> {
+/// `size=` for a tmpfs of `bytes`: in KiB when it is a whole number of them (so Docker's
+/// default stays `65536k`).
+fn tmpfs_size(bytes: i64) -> String {
+    if bytes % 1024 == 0 {
+        format!("size={}k", bytes / 1024)
+    } else {
+        format!("size={bytes}")
+    }
+}
+
+/// Docker's /dev/shm for `opts`: a tmpfs of its own, a bind, or none.
+fn shm_mount(opts: &ContainerOptions) -> Result<Option<Mount>, SpecError> {
+    Ok(match &opts.shm {
+        Shm::Tmpfs => {
+            let size = tmpfs_size(opts.shm_size.filter(|s| *s > 0).unwrap_or(DEFAULT_SHM_SIZE));
+            Some(mount(
+                "/dev/shm",
+                "tmpfs",
+                "shm",
+                &["nosuid", "noexec", "nodev", "mode=1777", &size],
+            )?)
+        }
+        Shm::Bind(source) => Some(
+            MountBuilder::default()
+                .destination("/dev/shm")
+                .typ("bind")
+                .source(source)
+                .options(vec!["rbind".to_owned(), "rprivate".to_owned()])
+                .build()?,
+        ),
+        Shm::None => None,
+    })
+}
+
+/// Docker's standard mounts; `privileged` makes sysfs and cgroupfs writable; /dev/shm as
+/// `shm` has it.
+fn standard_mounts(privileged: bool, shm: Option<Mount>) -> Result<Vec<Mount>, SpecError> {
     let ro_or_rw = if privileged { "rw" } else { "ro" };
-    Ok(vec![
+    let mut mounts = vec![
         mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"])?,
         mount(
             "/dev",
@@ -328,13 +454,9 @@ fn standard_mounts(privileged: bool) -> Result<Vec<Mount>, SpecError> {
             "mqueue",
             &["nosuid", "noexec", "nodev"],
         )?,
-        mount(
-            "/dev/shm",
-            "tmpfs",
-            "shm",
-            &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
-        )?,
-    ])
+    ];
+    mounts.extend(shm);
+    Ok(mounts)
 }
 
 /// The standard mounts, minus those the user's replace, then the user's in order.
@@ -505,6 +627,118 @@ fn check_sysctl(key: &str, host_network: bool) -> Result<(), SpecError> {
     ))
 }
 
+/// A CPU or memory-node list (`0-2,4`), as Docker reads it: its numbers, or `None`.
+fn parse_cpuset(list: &str) -> Option<std::collections::BTreeSet<u32>> {
+    let mut out = std::collections::BTreeSet::new();
+    if list.is_empty() {
+        return Some(out);
+    }
+    for item in list.split(',') {
+        let (lo, hi) = item.split_once('-').unwrap_or((item, item));
+        let number = |s: &str| {
+            (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| s.parse::<u32>().ok())
+                .flatten()
+        };
+        let (lo, hi) = (number(lo)?, number(hi)?);
+        if lo > hi {
+            return None;
+        }
+        out.extend(lo..=hi);
+    }
+    Some(out)
+}
+
+/// Docker's check of `--cpuset-cpus`/`--cpuset-mems` (`what`: "cpus" or "mems") against what
+/// the host has (`available`, a list).
+fn check_cpuset(list: &str, available: &str, what: &str) -> Result<(), SpecError> {
+    let bad = |m: String| Err(SpecError::InvalidResource(m));
+    let Some(asked) = parse_cpuset(list) else {
+        return bad(format!(
+            "Invalid value {list} for cpuset {what}: invalid format: {list}"
+        ));
+    };
+    let have = parse_cpuset(available).unwrap_or_default();
+    if asked.iter().all(|n| have.contains(n)) {
+        return Ok(());
+    }
+    let noun = if what == "cpus" {
+        "CPUs"
+    } else {
+        "memory nodes"
+    };
+    bad(format!(
+        "Requested {noun} are not available - requested {list}, available: {available}"
+    ))
+}
+
+/// Docker's checks of the CPU and memory settings it validates at create.
+fn check_resources(opts: &ContainerOptions) -> Result<(), SpecError> {
+    let bad = |m: &str| Err(SpecError::InvalidResource(m.to_owned()));
+    if opts.cpus.is_some() && opts.cpu_period.is_some_and(|p| p > 0) {
+        return bad("Conflicting options: Nano CPUs and CPU Period cannot both be set");
+    }
+    if opts.cpus.is_some() && opts.cpu_quota.is_some_and(|q| q > 0) {
+        return bad("Conflicting options: Nano CPUs and CPU Quota cannot both be set");
+    }
+    if opts
+        .cpu_period
+        .is_some_and(|p| p != 0 && !(1000..=1_000_000).contains(&p))
+    {
+        return bad(
+            "CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)",
+        );
+    }
+    if opts.cpu_quota.is_some_and(|q| q > 0 && q < 1000) {
+        return bad("CPU cfs quota can not be less than 1ms (i.e. 1000)");
+    }
+    if let Some(s) = opts.memory_swappiness.filter(|s| *s != -1) {
+        if !(0..=100).contains(&s) {
+            return Err(SpecError::InvalidResource(format!(
+                "Invalid value: {s}, valid memory swappiness range is 0-100"
+            )));
+        }
+    }
+    if let Some(r) = opts.memory_reservation.filter(|r| *r > 0) {
+        if r < 6 * 1024 * 1024 {
+            return bad("Minimum memory reservation allowed is 6MB");
+        }
+        if opts.memory.is_some_and(|m| m > 0 && m < r) {
+            return bad(
+                "Minimum memory limit can not be less than memory reservation limit, see usage",
+            );
+        }
+    }
+    if let Some(cpus) = opts.cpuset_cpus.as_deref().filter(|c| !c.is_empty()) {
+        check_cpuset(cpus, &host::cpuset_cpus(), "cpus")?;
+    }
+    if let Some(mems) = opts.cpuset_mems.as_deref().filter(|m| !m.is_empty()) {
+        check_cpuset(mems, &host::cpuset_mems(), "mems")?;
+    }
+    Ok(())
+}
+
+/// Docker's warnings for settings of `opts` this host discards or that are risky (what
+/// `docker create` prints): swappiness and the OOM killer on cgroup v2, an OOM killer
+/// disabled without a memory limit.
+pub fn warnings(opts: &ContainerOptions) -> Vec<String> {
+    let mut out = Vec::new();
+    let v2 = host::cgroup_mode() == CgroupMode::Unified;
+    if v2 && opts.memory_swappiness.is_some_and(|s| s != -1) {
+        out.push("Your kernel does not support memory swappiness capabilities or the cgroup is not mounted. Memory swappiness discarded.".to_owned());
+    }
+    if opts.oom_kill_disable {
+        if v2 {
+            out.push(
+                "Your kernel does not support OomKillDisable. OomKillDisable discarded.".to_owned(),
+            );
+        } else if opts.memory.is_none_or(|m| m <= 0) {
+            out.push("OOM killer is disabled for the container, but no memory limit is set, this can result in the system running out of resources.".to_owned());
+        }
+    }
+    out
+}
+
 /// Merges `KEY=value` lists: later entries replace earlier ones with the same key, order kept.
 fn merge_env(lists: &[&[String]]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
@@ -533,9 +767,9 @@ pub fn docker_default(opts: &ContainerOptions) -> Result<Spec, SpecError> {
         None => ResolvedUser::default(),
     };
     let mut gids = user.additional_gids.clone();
-    for g in &opts.group_add {
-        if !gids.contains(g) {
-            gids.push(*g);
+    for g in user::group_ids(&opts.group_add, Some(&opts.rootfs))? {
+        if !gids.contains(&g) {
+            gids.push(g);
         }
     }
     let mut user_b = UserBuilder::default().uid(user.uid).gid(user.gid);
@@ -587,35 +821,114 @@ pub fn docker_default(opts: &ContainerOptions) -> Result<Spec, SpecError> {
         .capabilities(capabilities)
         .rlimits(rlimits)
         .build()?;
+    if let Some(adj) = opts.oom_score_adj.filter(|a| *a != 0) {
+        if !(-1000..=1000).contains(&adj) {
+            return Err(SpecError::InvalidResource(format!(
+                "Invalid value {adj}, range for oom score adj is [-1000, 1000]"
+            )));
+        }
+        process.set_oom_score_adj(Some(adj as i32));
+    }
     // oci-spec's defaults (which the builders start from) set noNewPrivileges; Docker does
     // not. And only `true` is ever written: libcontainer 0.7 treats an explicit `false` like
     // `true` for the order of seccomp and capability dropping, and the filter then fails to load.
     process.set_no_new_privileges(opts.no_new_privileges.then_some(true));
 
-    // Resources.
-    let mut resources = LinuxResourcesBuilder::default();
-    let mut device_rules = default_device_rules()?;
-    if opts.privileged {
-        device_rules = vec![device_rule(None, None, None, "rwm")?];
-    }
-    resources = resources.devices(device_rules);
-    if let Some(mem) = opts.memory {
-        if mem < 6 * 1024 * 1024 {
-            return Err(SpecError::InvalidMemory(mem));
+    // Devices: Docker's, the host's with --privileged, then the user's (which replace one at
+    // the same path), each allowed with its permissions, then the extra rules.
+    let mut linux_devices = if opts.privileged {
+        host_devices()?
+    } else {
+        default_devices()?
+    };
+    let mut device_rules = if opts.privileged {
+        vec![device_rule(None, None, None, "rwm")?]
+    } else {
+        default_device_rules()?
+    };
+    for mapping in &opts.devices {
+        let access = mapping.access()?;
+        for dev in mapping.resolve()? {
+            if opts.privileged && dev.path() == Path::new(&mapping.path_on_host) {
+                // Already there, as every host device is (Docker skips it too).
+                continue;
+            }
+            if !opts.privileged {
+                device_rules.push(devices::rule_for(&dev, access)?);
+            }
+            linux_devices.retain(|d| d.path() != dev.path());
+            linux_devices.push(dev);
         }
-        let mut m = LinuxMemoryBuilder::default().limit(mem);
-        let swap = match opts.memory_swap {
-            Some(s) => Some(s),
-            None if host::swap_accounting() => Some(mem * 2),
-            None => None,
-        };
-        if let Some(s) = swap {
-            m = m.swap(s);
+    }
+    for rule in &opts.device_cgroup_rules {
+        let rule = devices::parse_cgroup_rule(rule)?;
+        if !opts.privileged {
+            device_rules.push(rule);
+        }
+    }
+
+    // Resources.
+    check_resources(opts)?;
+    let v1 = host::cgroup_mode() == CgroupMode::Legacy;
+    let mut resources = LinuxResourcesBuilder::default().devices(device_rules);
+    let reservation = opts.memory_reservation.filter(|r| *r > 0);
+    // Swappiness and the OOM killer switch exist on cgroup v1 only; Docker drops them on v2.
+    let swappiness = opts
+        .memory_swappiness
+        .filter(|s| *s != -1 && v1)
+        .map(|s| s as u64);
+    let oom_kill_disable = opts.oom_kill_disable && v1;
+    if opts.memory.is_some() || reservation.is_some() || swappiness.is_some() || oom_kill_disable {
+        let mut m = LinuxMemoryBuilder::default();
+        if let Some(mem) = opts.memory {
+            if mem < 6 * 1024 * 1024 {
+                return Err(SpecError::InvalidMemory(mem));
+            }
+            m = m.limit(mem);
+            let swap = match opts.memory_swap {
+                Some(s) => Some(s),
+                None if host::swap_accounting() => Some(mem * 2),
+                None => None,
+            };
+            if let Some(s) = swap {
+                m = m.swap(s);
+            }
+        }
+        if let Some(r) = reservation {
+            m = m.reservation(r);
+        }
+        if let Some(s) = swappiness {
+            m = m.swappiness(s);
+        }
+        if oom_kill_disable {
+            m = m.disable_oom_killer(true);
         }
         resources = resources.memory(m.build()?);
     }
-    if opts.cpus.is_some() || opts.cpu_shares.is_some() {
+    let cpuset_cpus = opts.cpuset_cpus.clone().filter(|c| !c.is_empty());
+    let cpuset_mems = opts.cpuset_mems.clone().filter(|m| !m.is_empty());
+    let quota = opts.cpu_quota.filter(|q| *q != 0);
+    let period = opts.cpu_period.filter(|p| *p > 0).map(|p| p as u64);
+    if opts.cpus.is_some()
+        || opts.cpu_shares.is_some()
+        || cpuset_cpus.is_some()
+        || cpuset_mems.is_some()
+        || quota.is_some()
+        || period.is_some()
+    {
         let mut c = LinuxCpuBuilder::default();
+        if let Some(q) = quota {
+            c = c.quota(q);
+        }
+        if let Some(p) = period {
+            c = c.period(p);
+        }
+        if let Some(cpus) = cpuset_cpus {
+            c = c.cpus(cpus);
+        }
+        if let Some(mems) = cpuset_mems {
+            c = c.mems(mems);
+        }
         if let Some(cpus) = opts.cpus {
             if !(cpus.is_finite() && cpus > 0.0) {
                 return Err(SpecError::InvalidCpus(cpus));
@@ -637,12 +950,16 @@ pub fn docker_default(opts: &ContainerOptions) -> Result<Spec, SpecError> {
         }
     }
 
-    let mut namespaces = vec![
-        namespace(LinuxNamespaceType::Pid)?,
-        namespace(LinuxNamespaceType::Ipc)?,
-        namespace(LinuxNamespaceType::Uts)?,
-        namespace(LinuxNamespaceType::Mount)?,
-    ];
+    // In Docker's order; `host` leaves a namespace out, `container:NAME` joins its path.
+    let mut namespaces: Vec<LinuxNamespace> = [
+        opts.pid_ns.to_oci(LinuxNamespaceType::Pid)?,
+        opts.ipc_ns.to_oci(LinuxNamespaceType::Ipc)?,
+        opts.uts_ns.to_oci(LinuxNamespaceType::Uts)?,
+        Some(namespace(LinuxNamespaceType::Mount)?),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     if !opts.host_network {
         let mut net = namespace(LinuxNamespaceType::Network)?;
         if let Some(path) = &opts.netns_path {
@@ -650,10 +967,16 @@ pub fn docker_default(opts: &ContainerOptions) -> Result<Spec, SpecError> {
         }
         namespaces.push(net);
     }
-    // Docker gives each container its own cgroup namespace on v2 hosts.
-    if host::cgroup_mode() == CgroupMode::Unified {
-        namespaces.push(namespace(LinuxNamespaceType::Cgroup)?);
-    }
+    // Docker gives each container its own cgroup namespace on v2 hosts, the host's on v1,
+    // unless `--cgroupns` says otherwise.
+    let cgroup_ns = opts.cgroup_ns.clone().unwrap_or_else(|| {
+        if host::cgroup_mode() == CgroupMode::Unified {
+            NamespaceMode::Private
+        } else {
+            NamespaceMode::Host
+        }
+    });
+    namespaces.extend(cgroup_ns.to_oci(LinuxNamespaceType::Cgroup)?);
 
     let mut sysctls = HashMap::new();
     for (k, v) in &opts.sysctls {
@@ -664,11 +987,7 @@ pub fn docker_default(opts: &ContainerOptions) -> Result<Spec, SpecError> {
     let mut linux = LinuxBuilder::default()
         .namespaces(namespaces)
         .resources(resources.build()?)
-        .devices(if opts.privileged {
-            host_devices()?
-        } else {
-            default_devices()?
-        });
+        .devices(linux_devices);
     if !sysctls.is_empty() {
         linux = linux.sysctl(sysctls);
     }
@@ -708,13 +1027,18 @@ pub fn docker_default(opts: &ContainerOptions) -> Result<Spec, SpecError> {
         )
         .process(process)
         .mounts(with_user_mounts(
-            standard_mounts(opts.privileged)?,
+            standard_mounts(opts.privileged, shm_mount(opts)?)?,
             &opts.mounts,
         )?)
         .linux(linux.build()?)
         .build()?;
     // Not oci-spec's default ("youki"): the engine names the host, or it keeps the runtime's.
-    spec.set_hostname(opts.hostname.clone());
+    // Without a UTS namespace of its own the container has the host's name and sets none.
+    spec.set_hostname(
+        opts.hostname
+            .clone()
+            .filter(|_| opts.uts_ns != NamespaceMode::Host),
+    );
     spec.set_annotations(
         opts.init
             .then(|| [(INIT_ANNOTATION.to_owned(), "true".to_owned())].into()),
@@ -876,5 +1200,361 @@ mod tests {
             assert!(bad.parse::<Ulimit>().is_err(), "{bad} accepted");
         }
         assert_eq!("nproc=unlimited".parse::<Ulimit>().unwrap().soft, u64::MAX);
+    }
+
+    fn namespaces(s: &Spec) -> Vec<(LinuxNamespaceType, Option<PathBuf>)> {
+        s.linux()
+            .as_ref()
+            .unwrap()
+            .namespaces()
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|n| (n.typ(), n.path().clone()))
+            .collect()
+    }
+
+    fn shm(s: &Spec) -> Option<Mount> {
+        s.mounts()
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|m| m.destination() == Path::new("/dev/shm"))
+            .cloned()
+    }
+
+    #[test]
+    fn user_devices_are_made_and_allowed() {
+        let s = spec(ContainerOptions {
+            devices: vec![DeviceMapping {
+                path_on_host: "/dev/null".into(),
+                path_in_container: "/dev/mynull".into(),
+                permissions: "rw".into(),
+            }],
+            device_cgroup_rules: vec!["c 10:200 rwm".into(), "b *:* m".into()],
+            ..base()
+        });
+        let linux = s.linux().as_ref().unwrap();
+        let devs = linux.devices().as_ref().unwrap();
+        assert_eq!(devs.len(), 7);
+        let mine = devs
+            .iter()
+            .find(|d| d.path() == Path::new("/dev/mynull"))
+            .unwrap();
+        assert_eq!((mine.major(), mine.minor()), (1, 3));
+        let rules = linux
+            .resources()
+            .as_ref()
+            .unwrap()
+            .devices()
+            .as_ref()
+            .unwrap();
+        let n = default_device_rules().unwrap().len();
+        assert_eq!(rules.len(), n + 3);
+        assert_eq!(rules[n].access().as_deref(), Some("rw"));
+        assert_eq!(rules[n].major(), Some(1));
+        assert_eq!(rules[n + 2].typ(), Some(LinuxDeviceType::B));
+        assert_eq!(rules[n + 2].major(), None);
+        // Without any, Docker's devices and rules only.
+        let plain = spec(base());
+        let linux = plain.linux().as_ref().unwrap();
+        assert_eq!(linux.devices().as_ref().unwrap().len(), 6);
+        assert_eq!(
+            linux
+                .resources()
+                .as_ref()
+                .unwrap()
+                .devices()
+                .as_ref()
+                .unwrap()
+                .len(),
+            n
+        );
+        for (opts, words) in [
+            (
+                ContainerOptions {
+                    devices: vec![DeviceMapping {
+                        path_on_host: "/dev/nonexistent".into(),
+                        path_in_container: String::new(),
+                        permissions: String::new(),
+                    }],
+                    ..base()
+                },
+                "error gathering device information while adding custom device \"/dev/nonexistent\": no such file or directory",
+            ),
+            (
+                ContainerOptions {
+                    device_cgroup_rules: vec!["c 1:3".into()],
+                    ..base()
+                },
+                "invalid device cgroup rule format: 'c 1:3'",
+            ),
+        ] {
+            assert_eq!(docker_default(&opts).unwrap_err().to_string(), words);
+        }
+    }
+
+    #[test]
+    fn cpu_and_memory_settings_reach_the_resources() {
+        let s = spec(ContainerOptions {
+            cpuset_cpus: Some("0".into()),
+            cpuset_mems: Some("0".into()),
+            cpu_quota: Some(50_000),
+            cpu_period: Some(200_000),
+            memory: Some(64 << 20),
+            memory_reservation: Some(32 << 20),
+            memory_swappiness: Some(10),
+            oom_kill_disable: true,
+            ..base()
+        });
+        let r = s.linux().as_ref().unwrap().resources().as_ref().unwrap();
+        let cpu = r.cpu().as_ref().unwrap();
+        assert_eq!(cpu.cpus().as_deref(), Some("0"));
+        assert_eq!(cpu.mems().as_deref(), Some("0"));
+        assert_eq!((cpu.quota(), cpu.period()), (Some(50_000), Some(200_000)));
+        let mem = r.memory().as_ref().unwrap();
+        assert_eq!(mem.reservation(), Some(32 << 20));
+        let v1 = host::cgroup_mode() == CgroupMode::Legacy;
+        // Cgroup v1 only, as Docker.
+        assert_eq!(mem.swappiness(), v1.then_some(10));
+        assert_eq!(mem.disable_oom_killer(), v1.then_some(true));
+        // A reservation alone makes a memory section without a limit.
+        let s = spec(ContainerOptions {
+            memory_reservation: Some(32 << 20),
+            ..base()
+        });
+        let mem = s.linux().as_ref().unwrap().resources().as_ref().unwrap();
+        let mem = mem.memory().as_ref().unwrap();
+        assert_eq!((mem.limit(), mem.reservation()), (None, Some(32 << 20)));
+        // None of them: no cpu or memory section at all.
+        let plain = spec(base());
+        let r = plain
+            .linux()
+            .as_ref()
+            .unwrap()
+            .resources()
+            .as_ref()
+            .unwrap();
+        assert!(r.cpu().is_none() && r.memory().is_none());
+        // -1 swappiness is "the host's".
+        let s = spec(ContainerOptions {
+            memory_swappiness: Some(-1),
+            ..base()
+        });
+        assert!(s
+            .linux()
+            .as_ref()
+            .unwrap()
+            .resources()
+            .as_ref()
+            .unwrap()
+            .memory()
+            .is_none());
+    }
+
+    #[test]
+    fn cpu_and_memory_settings_are_checked_as_docker_does() {
+        let cases: Vec<(ContainerOptions, &str)> = vec![
+            (
+                ContainerOptions { cpus: Some(1.0), cpu_quota: Some(50_000), ..base() },
+                "Conflicting options: Nano CPUs and CPU Quota cannot both be set",
+            ),
+            (
+                ContainerOptions { cpus: Some(1.0), cpu_period: Some(50_000), ..base() },
+                "Conflicting options: Nano CPUs and CPU Period cannot both be set",
+            ),
+            (
+                ContainerOptions { cpu_period: Some(999), ..base() },
+                "CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)",
+            ),
+            (
+                ContainerOptions { cpu_quota: Some(999), ..base() },
+                "CPU cfs quota can not be less than 1ms (i.e. 1000)",
+            ),
+            (
+                ContainerOptions { memory_swappiness: Some(101), ..base() },
+                "Invalid value: 101, valid memory swappiness range is 0-100",
+            ),
+            (
+                ContainerOptions { memory_swappiness: Some(-2), ..base() },
+                "Invalid value: -2, valid memory swappiness range is 0-100",
+            ),
+            (
+                ContainerOptions { memory_reservation: Some(1024), ..base() },
+                "Minimum memory reservation allowed is 6MB",
+            ),
+            (
+                ContainerOptions {
+                    memory: Some(64 << 20),
+                    memory_reservation: Some(128 << 20),
+                    ..base()
+                },
+                "Minimum memory limit can not be less than memory reservation limit, see usage",
+            ),
+            (
+                ContainerOptions { cpuset_cpus: Some("0-x".into()), ..base() },
+                "Invalid value 0-x for cpuset cpus: invalid format: 0-x",
+            ),
+            (
+                ContainerOptions { cpuset_mems: Some("1-0".into()), ..base() },
+                "Invalid value 1-0 for cpuset mems: invalid format: 1-0",
+            ),
+        ];
+        for (opts, words) in cases {
+            assert_eq!(docker_default(&opts).unwrap_err().to_string(), words);
+        }
+        let e = docker_default(&ContainerOptions {
+            cpuset_cpus: Some("4000".into()),
+            ..base()
+        })
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "Requested CPUs are not available - requested 4000, available: {}",
+                host::cpuset_cpus()
+            )
+        );
+        // -1 quota (none) goes with --cpus; a quota alone is fine.
+        assert!(docker_default(&ContainerOptions {
+            cpus: Some(1.0),
+            cpu_quota: Some(-1),
+            ..base()
+        })
+        .is_ok());
+    }
+
+    #[test]
+    fn cpuset_lists_read_as_docker_reads_them() {
+        assert_eq!(
+            parse_cpuset("0-2,5")
+                .unwrap()
+                .into_iter()
+                .collect::<Vec<_>>(),
+            [0, 1, 2, 5]
+        );
+        assert!(parse_cpuset("").unwrap().is_empty());
+        for bad in ["a", "1-", "-1", "2-1", "1,,2", " 1"] {
+            assert!(parse_cpuset(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn groups_and_the_oom_score() {
+        let s = spec(ContainerOptions {
+            group_add: vec!["10".into(), "10".into(), "27".into()],
+            oom_score_adj: Some(100),
+            ..base()
+        });
+        let p = s.process().as_ref().unwrap();
+        assert_eq!(p.user().additional_gids().as_deref(), Some(&[10, 27][..]));
+        assert_eq!(p.oom_score_adj(), Some(100));
+        let plain = spec(base());
+        let p = plain.process().as_ref().unwrap();
+        assert_eq!(p.oom_score_adj(), None);
+        assert!(p.user().additional_gids().is_none());
+        let e = docker_default(&ContainerOptions {
+            oom_score_adj: Some(1001),
+            ..base()
+        })
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "Invalid value 1001, range for oom score adj is [-1000, 1000]"
+        );
+        let e = docker_default(&ContainerOptions {
+            group_add: vec!["nosuchgroup".into()],
+            ..base()
+        })
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "unable to find group nosuchgroup: no matching entries in group file"
+        );
+    }
+
+    #[test]
+    fn default_namespaces_are_dockers() {
+        let ns = namespaces(&spec(base()));
+        let types: Vec<_> = ns.iter().map(|(t, _)| *t).collect();
+        let mut expected = vec![
+            LinuxNamespaceType::Pid,
+            LinuxNamespaceType::Ipc,
+            LinuxNamespaceType::Uts,
+            LinuxNamespaceType::Mount,
+            LinuxNamespaceType::Network,
+        ];
+        if host::cgroup_mode() == CgroupMode::Unified {
+            expected.push(LinuxNamespaceType::Cgroup);
+        }
+        assert_eq!(types, expected);
+        assert!(ns.iter().all(|(_, p)| p.is_none()));
+    }
+
+    #[test]
+    fn host_modes_leave_namespaces_out_and_joins_name_paths() {
+        let s = spec(ContainerOptions {
+            pid_ns: NamespaceMode::Host,
+            ipc_ns: NamespaceMode::Join("/proc/42/ns/ipc".into()),
+            uts_ns: NamespaceMode::Host,
+            cgroup_ns: Some(NamespaceMode::Private),
+            hostname: Some("box".into()),
+            ..base()
+        });
+        let ns = namespaces(&s);
+        assert!(!ns.iter().any(|(t, _)| *t == LinuxNamespaceType::Pid));
+        assert!(!ns.iter().any(|(t, _)| *t == LinuxNamespaceType::Uts));
+        assert!(ns.contains(&(LinuxNamespaceType::Ipc, Some("/proc/42/ns/ipc".into()))));
+        assert!(ns.contains(&(LinuxNamespaceType::Cgroup, None)));
+        // The host's name: none is set, but HOSTNAME is still the one given.
+        assert_eq!(s.hostname(), &None);
+        let s = spec(ContainerOptions {
+            pid_ns: NamespaceMode::Join("/proc/7/ns/pid".into()),
+            cgroup_ns: Some(NamespaceMode::Host),
+            ..base()
+        });
+        let ns = namespaces(&s);
+        assert_eq!(
+            ns[0],
+            (LinuxNamespaceType::Pid, Some("/proc/7/ns/pid".into()))
+        );
+        assert!(!ns.iter().any(|(t, _)| *t == LinuxNamespaceType::Cgroup));
+    }
+
+    #[test]
+    fn shm_is_sized_bound_or_left_out() {
+        let sized = shm(&spec(ContainerOptions {
+            shm_size: Some(8 << 20),
+            ..base()
+        }))
+        .unwrap();
+        let options = sized.options().as_ref().unwrap();
+        assert!(options.contains(&"size=8192k".to_owned()), "{options:?}");
+        assert!(options.contains(&"mode=1777".to_owned()));
+        let odd = shm(&spec(ContainerOptions {
+            shm_size: Some(1000),
+            ..base()
+        }))
+        .unwrap();
+        assert!(odd
+            .options()
+            .as_ref()
+            .unwrap()
+            .contains(&"size=1000".to_owned()));
+        let bound = shm(&spec(ContainerOptions {
+            shm: Shm::Bind("/var/lib/berth/containers/x/shm".into()),
+            ..base()
+        }))
+        .unwrap();
+        assert_eq!(bound.typ().as_deref(), Some("bind"));
+        assert_eq!(
+            bound.source().as_deref(),
+            Some(Path::new("/var/lib/berth/containers/x/shm"))
+        );
+        assert!(shm(&spec(ContainerOptions {
+            shm: Shm::None,
+            ..base()
+        }))
+        .is_none());
     }
 }

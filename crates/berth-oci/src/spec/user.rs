@@ -131,6 +131,30 @@ pub fn resolve(spec: &str, rootfs: Option<&Path>) -> Result<ResolvedUser, SpecEr
     })
 }
 
+/// The gids of `--group-add` entries: numbers as they are, names looked up in the rootfs's
+/// /etc/group (Docker's error when one is not there).
+pub fn group_ids(groups: &[String], rootfs: Option<&Path>) -> Result<Vec<u32>, SpecError> {
+    let mut table = None;
+    groups
+        .iter()
+        .map(|g| {
+            if let Ok(gid) = g.parse::<u32>() {
+                return Ok(gid);
+            }
+            table
+                .get_or_insert_with(|| read_group(rootfs))
+                .iter()
+                .find(|e| e.name == *g)
+                .map(|e| e.gid)
+                .ok_or_else(|| {
+                    SpecError::UnknownUser(format!(
+                        "unable to find group {g}: no matching entries in group file"
+                    ))
+                })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,6 +186,22 @@ mod tests {
             }
         );
         assert_eq!(resolve("42", None).unwrap().gid, 0);
+    }
+
+    #[test]
+    fn added_groups_are_numbers_or_names() {
+        let r = rootfs();
+        let ids = group_ids(
+            &["10".into(), "staff".into(), "4242".into()],
+            Some(r.path()),
+        );
+        assert_eq!(ids.unwrap(), [10, 50, 4242]);
+        let e = group_ids(&["ghosts".into()], Some(r.path())).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "unable to find group ghosts: no matching entries in group file"
+        );
+        assert_eq!(group_ids(&["7".into()], None).unwrap(), [7]);
     }
 
     #[test]
