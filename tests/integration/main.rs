@@ -10,6 +10,7 @@ mod compose;
 mod container_store;
 mod daemon;
 mod health;
+mod hostconfig;
 mod images;
 mod network;
 mod registry;

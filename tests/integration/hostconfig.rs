@@ -2,8 +2,7 @@
 //! CLI: shared or host namespaces, /dev/shm, devices, cpu and memory limits, groups, the OOM
 //! score; bad values refused at create with Docker's words and nothing left behind.
 
-mod common;
-use common::*;
+use berth_testutil::*;
 
 /// `docker run --rm ARGS`, its stdout (it must succeed).
 fn run(d: &TestDaemon, args: &[&str]) -> String {
