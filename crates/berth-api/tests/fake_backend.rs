@@ -17,7 +17,7 @@ use berth_api::distribution::{AuthRequest, DistributionBackend, PullRequest};
 use berth_api::events::{Event, EventActor, EventBackend};
 use berth_api::exec::{ExecBackend, ExecInspect, ExecLaunch};
 use berth_api::images::{ExportWriter, ImageBackend, ImportRequest, ListRequest};
-use berth_api::networks::NetworkBackend;
+use berth_api::networks::{NetworkBackend, NetworkResource};
 use berth_api::system::SystemBackend;
 use berth_api::usage::{DiskUsage, UsageBackend};
 use berth_api::volumes::VolumeBackend;
@@ -251,19 +251,19 @@ impl DistributionBackend for Fake {
 }
 
 impl VolumeBackend for Fake {
-    fn create_volume(&self, _: serde_json::Value) -> BackendResult<serde_json::Value> {
+    fn create_volume(&self, _: VolumeCreateRequest) -> BackendResult<Volume> {
         nope()
     }
-    fn list_volumes(&self, _: Filters) -> BackendResult<serde_json::Value> {
+    fn list_volumes(&self, _: Filters) -> BackendResult<VolumeListResponse> {
         nope()
     }
-    fn inspect_volume(&self, _: &str) -> BackendResult<serde_json::Value> {
+    fn inspect_volume(&self, _: &str) -> BackendResult<Volume> {
         nope()
     }
     fn remove_volume(&self, _: &str, _: bool) -> BackendResult<()> {
         nope()
     }
-    fn prune_volumes(&self, _: Filters) -> BackendResult<serde_json::Value> {
+    fn prune_volumes(&self, _: Filters) -> BackendResult<VolumePruneResponse> {
         nope()
     }
     fn export_volume(&self, _: &str) -> BackendResult<ExportWriter> {
@@ -275,13 +275,13 @@ impl VolumeBackend for Fake {
 }
 
 impl NetworkBackend for Fake {
-    fn create_network(&self, _: serde_json::Value) -> BackendResult<serde_json::Value> {
+    fn create_network(&self, _: NetworkCreateRequest) -> BackendResult<NetworkCreateResponse> {
         nope()
     }
-    fn list_networks(&self, _: Filters) -> BackendResult<serde_json::Value> {
+    fn list_networks(&self, _: Filters) -> BackendResult<Vec<NetworkResource>> {
         nope()
     }
-    fn inspect_network(&self, _: &str) -> BackendResult<serde_json::Value> {
+    fn inspect_network(&self, _: &str) -> BackendResult<NetworkResource> {
         nope()
     }
     fn remove_network(&self, _: &str) -> BackendResult<()> {
@@ -291,13 +291,13 @@ impl NetworkBackend for Fake {
         )
         .into())
     }
-    fn prune_networks(&self, _: Filters) -> BackendResult<serde_json::Value> {
+    fn prune_networks(&self, _: Filters) -> BackendResult<NetworkPruneResponse> {
         nope()
     }
-    fn connect_network(&self, _: &str, _: serde_json::Value) -> BackendResult<()> {
+    fn connect_network(&self, _: &str, _: NetworkConnectRequest) -> BackendResult<()> {
         nope()
     }
-    fn disconnect_network(&self, _: &str, _: serde_json::Value) -> BackendResult<()> {
+    fn disconnect_network(&self, _: &str, _: NetworkDisconnectRequest) -> BackendResult<()> {
         nope()
     }
 }
