@@ -273,7 +273,10 @@ targets=("$t")
 for a in "${extra[@]}"; do case $a in tests/*) targets=() ;; esac; done
 junit=()
 [ -z "$artifacts" ] || junit=(--junitxml="$artifacts/junit-$engine.xml")
-mkdir "$tmp/t" "$tmp/home"
+# A client config file, as on any docker host: without one docker-py keeps its contexts in
+# ./contexts, i.e. in the checkout, where one test leaves a context that fails the next run.
+mkdir -p "$tmp/t" "$tmp/home/.docker"
+echo '{}' >"$tmp/home/.docker/config.json"
 echo "== pytest in $src ($(git -C "$src" rev-parse HEAD 2>/dev/null || echo 'not a git tree'))" >&2
 set +e
 (
