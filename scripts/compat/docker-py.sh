@@ -59,7 +59,7 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 
 tmp=$(mktemp -d /tmp/berth-dockerpy-XXXXXX)
 sock=$tmp/engine.sock
-daemon_pid= bridge= table= bridges=() cids=()
+daemon_pid= pytest_pid= tail_pid= bridge= table= bridges=() cids=()
 # Directories a daemon makes outside its roots (cgroup parents, dockerd's plugin dir): the
 # ones that are not there yet go again at the end, when empty (rmdir: never one in use).
 host_dirs=(/run/docker/plugins /run/docker /sys/fs/cgroup/docker /sys/fs/cgroup/berth)
@@ -99,6 +99,10 @@ cleanup() {
   local rc=$? id pid mnt b c
   set +e
   trap - EXIT INT TERM
+  # An interrupted run: the suite first, so it does not see its containers vanish.
+  for pid in $pytest_pid $tail_pid; do
+    kill "$pid" 2>/dev/null && { wait "$pid"; } 2>/dev/null
+  done
   if [ -n "$daemon_pid" ] && kill -0 "$daemon_pid" 2>/dev/null; then
     # Containers first: they outlive the daemon. Then the networks (their bridges go with them).
     cids=($(api GET '/containers/json?all=1' 2>/dev/null |
@@ -278,16 +282,21 @@ junit=()
 mkdir -p "$tmp/t" "$tmp/home/.docker"
 echo '{}' >"$tmp/home/.docker/config.json"
 echo "== pytest in $src ($(git -C "$src" rev-parse HEAD 2>/dev/null || echo 'not a git tree'))" >&2
-set +e
+# pytest runs in the background and is waited for, so a TERM to this script is handled at once
+# (the trap's sweep of processes running from $tmp ends pytest too); its output is followed live.
 (
   cd "$src"
   # No bytecode or pytest cache left in the checkout; the tests' temp dirs in ours.
-  env DOCKER_HOST="unix://$sock" DOCKER_TEST_API_VERSION=1.41 PYTHONPATH="$src" \
+  exec env DOCKER_HOST="unix://$sock" DOCKER_TEST_API_VERSION=1.41 PYTHONPATH="$src" \
     PYTHONDONTWRITEBYTECODE=1 TMPDIR="$tmp/t" HOME="$tmp/home" DOCKER_CONFIG="$tmp/home/.docker" \
     "$tmp/venv/bin/python" -m pytest -p no:cacheprovider --timeout=120 "${junit[@]}" \
     "${deselect[@]}" "${extra[@]}" "${targets[@]}"
-) 2>&1 | tee "$tmp/pytest.out"
-set -e
+) >"$tmp/pytest.out" 2>&1 &
+pytest_pid=$!
+tail -n +1 -f --pid=$pytest_pid "$tmp/pytest.out" &
+tail_pid=$!
+wait $pytest_pid || true
+wait $tail_pid || true
 [ -z "$artifacts" ] || cp "$tmp/pytest.out" "$artifacts/pytest-$engine.out"
 summary=$(grep -E '^=+ .*( in [0-9.]+s).* =+$' "$tmp/pytest.out" | tail -1)
 if [ -z "$summary" ]; then
