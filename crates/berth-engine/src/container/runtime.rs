@@ -331,7 +331,9 @@ impl Engine {
         let spec = docker_default(&opts).map_err(|e| EngineError::from_kind(&e))?;
         let bytes = serde_json::to_vec_pretty(&spec)
             .map_err(|e| EngineError::internal(format!("encode the spec: {e}")))?;
-        berth_core::fs::write_atomic(&bundle.join("config.json"), &bytes)
+        // Written anew at every start and read at once by the runtime: a crash can leave at
+        // worst a bundle the next start replaces, so it needs no fsync (metadata does).
+        std::fs::write(bundle.join("config.json"), &bytes)
             .map_err(|e| EngineError::io("write the bundle", e))?;
         Ok(bundle)
     }
