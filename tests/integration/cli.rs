@@ -587,6 +587,7 @@ fn restarting_containers_show_it_and_rm_never_races_the_supervisor() {
         return;
     }
     let d = TestDaemon::with_busybox();
+    let mut refused_restarting = 0;
     for i in 0..5 {
         let name = format!("flappy{i}");
         ok(&d.berth(&[
@@ -621,6 +622,16 @@ fn restarting_containers_show_it_and_rm_never_races_the_supervisor() {
             ])),
             "true restarting"
         );
+        // Without force, Docker refuses (in its words); it may just be running again, which
+        // is refused too.
+        let out = d.berth(&["rm", &name]);
+        assert!(!out.status.success(), "a restarting container was removed");
+        let err = String::from_utf8_lossy(&out.stderr);
+        if err.contains(&format!("You cannot remove a restarting container {}. Stop the container before attempting removal or force remove", ok(&d.berth(&["inspect", "-f", "{{.Id}}", &name])))) {
+            refused_restarting += 1;
+        } else {
+            assert!(err.contains("container is running"), "{err}");
+        }
         // Removal while the supervisor may be starting it again: it goes, and stays gone.
         ok(&d.berth(&["rm", "-f", &name]));
         std::thread::sleep(Duration::from_millis(300));
@@ -630,6 +641,7 @@ fn restarting_containers_show_it_and_rm_never_races_the_supervisor() {
             "a removed container came back"
         );
     }
+    assert!(refused_restarting > 0, "never refused as restarting");
     // Nothing of theirs is left mounted or on disk.
     let containers = d.dir.path().join("root/containers");
     assert_eq!(std::fs::read_dir(&containers).unwrap().count(), 0);

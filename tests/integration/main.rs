@@ -9,6 +9,7 @@ mod cli;
 mod compose;
 mod container_store;
 mod daemon;
+mod exec_attach;
 mod health;
 mod hostconfig;
 mod images;

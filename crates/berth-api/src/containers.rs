@@ -351,15 +351,51 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 async fn attach(
     State(b): State<SharedBackend>,
     Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
     mut req: axum::extract::Request,
 ) -> Result<Response, ApiError> {
-    let (b2, id2) = (b.clone(), id.clone());
-    let (full_id, socket) = blocking(move || b2.begin_attach(&id2)).await?;
+    let q = Query::parse(raw.as_deref());
+    let keys =
+        crate::detach::parse(q.get("detachKeys").unwrap_or("")).map_err(ApiError::bad_request)?;
     let upgrade = hyper::upgrade::on(&mut req);
     let wants_upgrade = req
         .headers()
         .get(header::UPGRADE)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"tcp"));
+    if !q.flag("stream", false) {
+        // No live stream: the logs if asked for, then the end (Docker's `logs=1&stream=0`).
+        let lq = LogQuery {
+            stdout: q.flag("stdout", false),
+            stderr: q.flag("stderr", false),
+            ..Default::default()
+        };
+        let want_logs = q.flag("logs", false) && (lq.stdout || lq.stderr);
+        let (b2, id2) = (b.clone(), id.clone());
+        let logs = blocking(move || b2.container_logs(&id2, &lq, None)).await?;
+        let tty = logs.tty;
+        let body = if want_logs {
+            frame_all(tty, logs.records)
+        } else {
+            Vec::new()
+        };
+        tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            if let Ok(upgraded) = upgrade.await {
+                let mut client = hyper_util::rt::TokioIo::new(upgraded);
+                let _ = client.write_all(&body).await;
+                let _ = client.shutdown().await;
+            }
+        });
+        return Ok(attach_response(wants_upgrade));
+    }
+    let (b2, id2) = (b.clone(), id.clone());
+    let tty = blocking(move || b2.inspect_container(&id2))
+        .await?
+        .config
+        .and_then(|c| c.tty)
+        .unwrap_or(false);
+    let (b2, id2) = (b.clone(), id.clone());
+    let (full_id, socket) = blocking(move || b2.begin_attach(&id2)).await?;
     tokio::spawn(async move {
         // Wait for the shim's socket (the container may not be started yet).
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
@@ -400,9 +436,72 @@ async fn attach(
             }
         };
         let mut client = hyper_util::rt::TokioIo::new(upgraded);
-        let copied = tokio::io::copy_bidirectional(&mut client, &mut shim).await;
-        tracing::debug!(container = %full_id, ?copied, "attach ended");
+        if tty {
+            // A terminal's input is watched for the detach keys, as Docker does.
+            let detached = relay_watching(client, shim, keys).await;
+            tracing::debug!(container = %full_id, detached, "attach ended");
+        } else {
+            let copied = tokio::io::copy_bidirectional(&mut client, &mut shim).await;
+            tracing::debug!(container = %full_id, ?copied, "attach ended");
+        }
     });
+    Ok(attach_response(wants_upgrade))
+}
+
+/// Relays between an attached client and the shim, passing the client's input through a
+/// detach-keys watch: on the sequence, the connection is closed (the container runs on).
+/// Returns whether the client detached.
+async fn relay_watching<C, S>(client: C, shim: S, keys: Vec<u8>) -> bool
+where
+    C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (mut crd, mut cwr) = tokio::io::split(client);
+    let (mut srd, mut swr) = tokio::io::split(shim);
+    let input = async {
+        let mut watch = crate::detach::Watch::new(keys);
+        let mut buf = vec![0u8; 8192];
+        loop {
+            let n = match crd.read(&mut buf).await {
+                Ok(0) | Err(_) => {
+                    // The client's end of input: the container's stdin ends too.
+                    let _ = swr.shutdown().await;
+                    return false;
+                }
+                Ok(n) => n,
+            };
+            let (pass, detached) = watch.feed(&buf[..n]);
+            if !pass.is_empty() && swr.write_all(&pass).await.is_err() {
+                return false;
+            }
+            if detached {
+                return true;
+            }
+        }
+    };
+    let output = async {
+        let _ = tokio::io::copy(&mut srd, &mut cwr).await;
+    };
+    let detached = {
+        tokio::pin!(input, output);
+        tokio::select! {
+            d = &mut input => {
+                if !d {
+                    // Input is over; output goes on until the container's ends.
+                    (&mut output).await;
+                }
+                d
+            }
+            _ = &mut output => false,
+        }
+    };
+    let _ = cwr.shutdown().await;
+    detached
+}
+
+/// The answer to an attach: a hijacked stream when the client asked to upgrade.
+fn attach_response(wants_upgrade: bool) -> Response {
     let mut resp = Response::new(Body::empty());
     if wants_upgrade {
         *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
@@ -417,7 +516,7 @@ async fn attach(
         header::CONTENT_TYPE,
         header::HeaderValue::from_static("application/vnd.docker.raw-stream"),
     );
-    Ok(resp)
+    resp
 }
 
 async fn stop(

@@ -22,6 +22,9 @@ pub struct ExecLaunch {
     pub stdin: bool,
     /// The process gets a terminal (`exec -t`).
     pub tty: bool,
+    /// The exec's `DetachKeys` (empty: the default sequence), watched for on a terminal's
+    /// input.
+    pub detach_keys: String,
 }
 
 /// `GET /exec/{id}/json`: Docker's ExecInspect. Not bollard's model, which leaves `ExitCode`
@@ -108,24 +111,52 @@ fn frame(stream: u8, data: &[u8]) -> Vec<u8> {
     out
 }
 
+/// `Detach` and `Tty` of an exec start request. Docker frames (multiplexes) the output unless
+/// the *start* request says `Tty: true`, whatever the exec was created with: a tty exec
+/// started with `Tty: false` (docker-py's default) gets its terminal's output as stdout frames.
+fn start_options(body: &serde_json::Value) -> (bool, bool) {
+    (
+        body["Detach"].as_bool().unwrap_or(false),
+        body["Tty"].as_bool().unwrap_or(false),
+    )
+}
+
+/// `data` as the client reads it: as is on a raw stream, else in a frame of `stream`.
+pub(crate) fn framed(raw: bool, stream: u8, data: &[u8]) -> Vec<u8> {
+    if raw {
+        data.to_vec()
+    } else {
+        frame(stream, data)
+    }
+}
+
+/// The hijacked stream's content type, as Docker names it.
+pub(crate) fn stream_type(raw: bool) -> &'static str {
+    if raw {
+        "application/vnd.docker.raw-stream"
+    } else {
+        "application/vnd.docker.multiplexed-stream"
+    }
+}
+
 async fn start(
     State(b): State<SharedBackend>,
     Path(id): Path<String>,
     mut req: axum::extract::Request,
 ) -> Result<Response, ApiError> {
-    let detach = {
+    let (detach, raw) = {
         let bytes = axum::body::to_bytes(std::mem::take(req.body_mut()), 64 * 1024)
             .await
             .unwrap_or_default();
         let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
-        v["Detach"].as_bool().unwrap_or(false)
+        start_options(&v)
     };
     let (b2, id2) = (b.clone(), id.clone());
     let launch = tokio::task::spawn_blocking(move || b2.launch_exec(&id2))
         .await
         .map_err(|e| ApiError::internal(e.to_string()))??;
     if launch.tty && !detach {
-        return crate::exec_tty::start(b, id, launch, req).await;
+        return crate::exec_tty::start(b, id, launch, raw, req).await;
     }
     let mut cmd = tokio::process::Command::new(&launch.program);
     cmd.args(&launch.args)
@@ -176,13 +207,13 @@ async fn start(
                     n = async { stdout.as_mut().unwrap().read(&mut obuf).await }, if stdout.is_some() => {
                         match n {
                             Ok(0) | Err(_) => stdout = None,
-                            Ok(n) => { if wr.write_all(&frame(1, &obuf[..n])).await.is_err() { break; } }
+                            Ok(n) => { if wr.write_all(&framed(raw, 1, &obuf[..n])).await.is_err() { break; } }
                         }
                     }
                     n = async { stderr.as_mut().unwrap().read(&mut ebuf).await }, if stderr.is_some() => {
                         match n {
                             Ok(0) | Err(_) => stderr = None,
-                            Ok(n) => { if wr.write_all(&frame(2, &ebuf[..n])).await.is_err() { break; } }
+                            Ok(n) => { if wr.write_all(&framed(raw, 2, &ebuf[..n])).await.is_err() { break; } }
                         }
                     }
                     n = rd.read(&mut ibuf), if stdin.is_some() => {
@@ -212,10 +243,7 @@ async fn start(
         .status(StatusCode::SWITCHING_PROTOCOLS)
         .header(header::CONNECTION, "Upgrade")
         .header(header::UPGRADE, "tcp")
-        .header(
-            header::CONTENT_TYPE,
-            "application/vnd.docker.multiplexed-stream",
-        )
+        .header(header::CONTENT_TYPE, stream_type(raw))
         .body(Body::empty())
         .expect("static response"))
 }
@@ -243,4 +271,30 @@ pub fn routes() -> Router<SharedBackend> {
         .route("/exec/{id}/start", post(start))
         .route("/exec/{id}/json", get(inspect))
         .route("/exec/{id}/resize", post(resize))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_start_request_decides_the_framing() {
+        assert_eq!(start_options(&serde_json::json!({})), (false, false));
+        assert_eq!(
+            start_options(&serde_json::json!({"Detach": false, "Tty": false})),
+            (false, false)
+        );
+        assert_eq!(
+            start_options(&serde_json::json!({"Detach": true, "Tty": true})),
+            (true, true)
+        );
+        assert_eq!(framed(true, 1, b"hello"), b"hello");
+        assert_eq!(framed(false, 1, b"hello"), b"\x01\0\0\0\0\0\0\x05hello");
+        assert_eq!(framed(false, 2, b"e")[..8], [2, 0, 0, 0, 0, 0, 0, 1]);
+        assert_eq!(stream_type(true), "application/vnd.docker.raw-stream");
+        assert_eq!(
+            stream_type(false),
+            "application/vnd.docker.multiplexed-stream"
+        );
+    }
 }

@@ -12,7 +12,7 @@ use axum::http::{header, StatusCode};
 use axum::response::Response;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::exec::ExecLaunch;
+use crate::exec::{framed, stream_type, ExecLaunch};
 use crate::{ApiError, SharedBackend};
 
 /// The terminal masters of running `exec -t` instances, by exec ID.
@@ -49,6 +49,7 @@ pub async fn start(
     b: SharedBackend,
     id: String,
     launch: ExecLaunch,
+    raw: bool,
     mut req: axum::extract::Request,
 ) -> Result<Response, ApiError> {
     let pty = nix::pty::openpty(None, None)
@@ -86,24 +87,68 @@ pub async fn start(
             let conn = hyper_util::rt::TokioIo::new(upgraded);
             let (mut rd, mut wr) = tokio::io::split(conn);
             let stdin = launch.stdin;
-            // The client's keys to the terminal, while it sends them.
+            // An unparsable sequence was refused at create; the default then.
+            let keys = crate::detach::parse(&launch.detach_keys)
+                .or_else(|_| crate::detach::parse(""))
+                .unwrap_or_default();
+            let (detach_tx, mut detach_rx) = tokio::sync::oneshot::channel::<()>();
+            // The client's keys to the terminal, while it sends them, until the detach keys.
             let input = tokio::spawn(async move {
                 if !stdin {
                     return;
                 }
+                let mut watch = crate::detach::Watch::new(keys);
                 let mut buf = vec![0u8; 8192];
                 while let Ok(n) = rd.read(&mut buf).await {
-                    if n == 0 || to_tty.write_all(&buf[..n]).await.is_err() {
+                    if n == 0 {
+                        break;
+                    }
+                    let (pass, detached) = watch.feed(&buf[..n]);
+                    if !pass.is_empty() && to_tty.write_all(&pass).await.is_err() {
                         break;
                     }
                     let _ = to_tty.flush().await;
+                    if detached {
+                        let _ = detach_tx.send(());
+                        return;
+                    }
                 }
             });
-            // The terminal's output to the client, until the process is gone (EIO).
+            // The terminal's output to the client, until the process is gone (EIO) or the
+            // client detaches.
             let mut buf = vec![0u8; 32768];
-            while let Ok(n) = from_tty.read(&mut buf).await {
-                if n == 0 || wr.write_all(&buf[..n]).await.is_err() {
-                    break;
+            let mut watching = true;
+            let mut detached = false;
+            loop {
+                tokio::select! {
+                    r = from_tty.read(&mut buf) => match r {
+                        Ok(n) if n > 0 => {
+                            if wr.write_all(&framed(raw, 1, &buf[..n])).await.is_err() {
+                                break;
+                            }
+                        }
+                        _ => break,
+                    },
+                    r = &mut detach_rx, if watching => match r {
+                        Ok(()) => {
+                            detached = true;
+                            break;
+                        }
+                        Err(_) => watching = false,
+                    },
+                }
+            }
+            if detached {
+                // Docker's words, then the end of the stream; the process runs on, its
+                // terminal's output drained so that it never blocks on it.
+                let msg = b"exec attach failed: error on attach stdin: read escape sequence\r\n";
+                let _ = wr.write_all(&framed(raw, 1, msg)).await;
+                let _ = wr.shutdown().await;
+                input.abort();
+                while let Ok(n) = from_tty.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
                 }
             }
             input.abort();
@@ -123,7 +168,7 @@ pub async fn start(
         .status(StatusCode::SWITCHING_PROTOCOLS)
         .header(header::CONNECTION, "Upgrade")
         .header(header::UPGRADE, "tcp")
-        .header(header::CONTENT_TYPE, "application/vnd.docker.raw-stream")
+        .header(header::CONTENT_TYPE, stream_type(raw))
         .body(Body::empty())
         .expect("static response"))
 }

@@ -8,6 +8,7 @@ pub mod archive;
 pub mod body;
 pub mod build;
 pub mod containers;
+pub mod detach;
 pub mod distribution;
 pub mod error;
 pub mod events;

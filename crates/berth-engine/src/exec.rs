@@ -21,6 +21,8 @@ pub struct ExecRecord {
     pub cwd: Option<String>,
     pub stdin: bool,
     pub tty: bool,
+    /// The exec's `DetachKeys` as given (empty: the default sequence).
+    pub detach_keys: String,
     pub running: bool,
     pub exit_code: Option<i64>,
     pub pid: Option<u32>,
@@ -52,6 +54,12 @@ impl Engine {
         if cmd.is_empty() {
             return Err(EngineError::invalid("No exec command specified"));
         }
+        let detach_keys = body.detach_keys.clone().unwrap_or_default();
+        if berth_api::detach::parse(&detach_keys).is_err() {
+            return Err(EngineError::invalid(format!(
+                "Invalid escape keys ({detach_keys}) provided"
+            )));
+        }
         let exec_id = ContainerId::generate()
             .map_err(|e| EngineError::internal(e.to_string()))?
             .to_string();
@@ -63,6 +71,7 @@ impl Engine {
             cwd: body.working_dir.filter(|s| !s.is_empty()),
             stdin: body.attach_stdin.unwrap_or(false),
             tty: body.tty.unwrap_or(false),
+            detach_keys,
             ..Default::default()
         };
         self.execs.with(|m| m.insert(exec_id.clone(), record));
@@ -114,6 +123,7 @@ impl Engine {
             args,
             stdin: rec.stdin,
             tty: rec.tty,
+            detach_keys: rec.detach_keys.clone(),
         })
     }
 
@@ -141,6 +151,7 @@ impl Engine {
             open_stdout: true,
             open_stderr: true,
             pid: rec.pid.map_or(0, i64::from),
+            detach_keys: rec.detach_keys.clone(),
             process_config: ExecProcessConfig {
                 entrypoint: rec.cmd.first().cloned().unwrap_or_default(),
                 arguments: rec.cmd.get(1..).unwrap_or_default().to_vec(),

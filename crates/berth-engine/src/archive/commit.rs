@@ -284,12 +284,13 @@ impl Engine {
                 )));
             }
             let st = self.refresh(&rec.id);
-            let freeze = req.pause && st.running() && !st.paused;
-            if freeze {
-                self.pause(&rec.id, true)?;
-            }
+            // A pause that fails is no error, as in Docker (`daemon/commit.go` ignores it):
+            // the container may have exited since the look above (its record lagging), and
+            // then there is nothing to freeze.
+            let frozen =
+                req.pause && st.running() && !st.paused && self.pause(&rec.id, true).is_ok();
             let layer = self.stage_layer(&rec.id);
-            if freeze {
+            if frozen {
                 let _ = self.pause(&rec.id, false);
             }
             layer?

@@ -17,6 +17,17 @@ fn not_running(id: &str) -> EngineError {
     EngineError::conflict(format!("Container {id} is not running"))
 }
 
+/// Whether `signal` (as the kill API takes it: a name with or without `SIG`, or a number)
+/// is SIGKILL.
+fn is_sigkill(signal: &str) -> bool {
+    let s = signal.trim();
+    let s = s
+        .strip_prefix("SIG")
+        .or_else(|| s.strip_prefix("sig"))
+        .unwrap_or(s);
+    s.eq_ignore_ascii_case("KILL") || s == "9"
+}
+
 impl Engine {
     /// `docker start`: Ok(false) when it was already running. A `--rm` container that cannot
     /// start is removed (the docker CLI waits for that).
@@ -169,8 +180,16 @@ impl Engine {
         self.mark_manually_stopped(&rec.id);
         self.signal(&rec.id, signal)?;
         self.container_event(&rec, "kill", &[("signal", signal.to_owned())]);
-        if matches!(signal.trim_start_matches("SIG"), "KILL" | "9") {
+        if is_sigkill(signal) {
             self.thaw(&rec.id);
+            // As Docker: a SIGKILL is answered once the container has stopped, so that the
+            // next inspect (or a remove without force) sees it exited, with its code.
+            if !self.wait_exited(&rec.id, Duration::from_secs(10)) {
+                return Err(EngineError::internal(format!(
+                    "container {} did not stop after SIGKILL",
+                    rec.id
+                )));
+            }
         }
         Ok(())
     }
@@ -303,7 +322,17 @@ impl Engine {
         if !self.containers.contains(&rec.id) {
             return Err(EngineError::not_found(format!("No such container: {key}")));
         }
-        if self.refresh(&rec.id).running() {
+        let st = self.refresh(&rec.id);
+        // Between two runs by its restart policy: Docker refuses that too without force (its
+        // words); with force the removal cancels the restart (the supervisor decides under
+        // the lock held here, and finds the container gone).
+        if !force && rec.policy_restarts(&st) {
+            return Err(EngineError::conflict(format!(
+                "You cannot remove a restarting container {}. Stop the container before attempting removal or force remove",
+                rec.id
+            )));
+        }
+        if st.running() {
             if !force {
                 return Err(EngineError::conflict(format!(
                     "cannot remove container \"/{}\": container is running: stop the container before removing or force remove",
@@ -415,6 +444,21 @@ impl Engine {
                     st.finished_at = now();
                 });
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_sigkill;
+
+    #[test]
+    fn sigkill_in_its_spellings() {
+        for s in ["SIGKILL", "KILL", "kill", "sigkill", "9"] {
+            assert!(is_sigkill(s), "{s}");
+        }
+        for s in ["SIGTERM", "15", "SIGKILLX", "HUP", ""] {
+            assert!(!is_sigkill(s), "{s}");
         }
     }
 }
