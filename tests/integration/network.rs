@@ -663,11 +663,11 @@ fn network_bodies_are_read_as_dockerd_reads_them() {
         serde_json::json!({
             "Name": "typed", "Id": id, "Created": null, "Scope": "local", "Driver": "bridge",
             "EnableIPv4": true, "EnableIPv6": false,
-            "IPAM": {"Driver": "default", "Options": {}, "Config": [null]},
+            "IPAM": {"Driver": "default", "Options": null, "Config": [null]},
             "Internal": true, "Attachable": false, "Ingress": false,
             "ConfigFrom": {"Network": ""}, "ConfigOnly": false, "Containers": {},
-            "Options": {"com.docker.network.bridge.name": format!("br-{}", &id[..12]),
-                        "com.docker.network.driver.mtu": "1400"},
+            // As created, nothing added (Docker).
+            "Options": {"com.docker.network.driver.mtu": "1400"},
             "Labels": {"app": "x"},
         })
     );
@@ -701,4 +701,160 @@ fn network_bodies_are_read_as_dockerd_reads_them() {
         (status, json(&text)),
         (200, serde_json::json!({"NetworksDeleted": ["typed"]}))
     );
+}
+
+#[test]
+fn endpoints_and_ipam_are_shown_as_docker_shows_them() {
+    if !root_or_skip() {
+        return;
+    }
+    let d = TestDaemon::with_busybox();
+    let json = |s: &str| serde_json::from_str::<serde_json::Value>(s).unwrap();
+    // IPAM as given: Options, IPRange and AuxiliaryAddresses back, the range used.
+    let (status, text) = d.request_body(
+        "POST",
+        "/v1.41/networks/create",
+        r#"{"Name":"ipam net","IPAM":{"Driver":"default","Options":{"o":"1"},
+            "Config":[{"Subnet":"172.31.0.0/16","IPRange":"172.31.5.0/24",
+                       "Gateway":"172.31.5.254","AuxiliaryAddresses":{"a":"172.31.1.5"}}]}}"#,
+    );
+    assert_eq!(status, 201, "{text}");
+    let (status, text) = d.request("GET", "/networks/ipam%20net");
+    assert_eq!(status, 200, "{text}");
+    let n = json(&text);
+    assert_eq!(
+        n["IPAM"],
+        serde_json::json!({"Driver": "default", "Options": {"o": "1"},
+            "Config": [{"Subnet": "172.31.0.0/16", "IPRange": "172.31.5.0/24",
+                        "Gateway": "172.31.5.254", "AuxiliaryAddresses": {"a": "172.31.1.5"}}]})
+    );
+    assert_eq!(n["Options"], serde_json::json!({}));
+
+    // Created, not started: the endpoint with what was asked for, the rest empty.
+    let (status, text) = d.request_body(
+        "POST",
+        "/v1.41/containers/create?name=ep1",
+        r#"{"Image":"bb","Cmd":["sleep","60"],"HostConfig":{"NetworkMode":"ipam net"},
+            "NetworkingConfig":{"EndpointsConfig":{"ipam net":{
+                "IPAMConfig":{"IPv4Address":"172.31.9.9"},"DriverOpts":{"k":"v"},
+                "MacAddress":"02:42:ac:11:00:09"}}}}"#,
+    );
+    assert_eq!(status, 201, "{text}");
+    let (_, text) = d.request("GET", "/v1.41/containers/ep1/json");
+    let ep = json(&text)["NetworkSettings"]["Networks"]["ipam net"].clone();
+    assert_eq!(
+        ep["IPAMConfig"],
+        serde_json::json!({"IPv4Address": "172.31.9.9"})
+    );
+    assert_eq!(ep["DriverOpts"], serde_json::json!({"k": "v"}));
+    assert_eq!(ep["MacAddress"], "02:42:ac:11:00:09");
+    for k in ["Links", "Aliases", "DNSNames"] {
+        assert!(ep.get(k).is_some_and(|v| v.is_null()), "{k}: {ep}");
+    }
+    for k in ["EndpointID", "Gateway", "IPAddress"] {
+        assert_eq!(ep[k], "", "{k}: {ep}");
+    }
+    assert_eq!(ep["IPPrefixLen"], 0);
+    assert_eq!(ep["NetworkID"].as_str().map(str::len), Some(64), "{ep}");
+
+    // Started: the addresses; a second container gets the range's first address.
+    ok(&d.docker(&["start", "ep1"]));
+    let (_, text) = d.request("GET", "/v1.41/containers/ep1/json");
+    let ep = json(&text)["NetworkSettings"]["Networks"]["ipam net"].clone();
+    assert_eq!(ep["IPAddress"], "172.31.9.9");
+    assert_eq!(ep["IPPrefixLen"], 16);
+    assert_eq!(ep["Gateway"], "172.31.5.254");
+    assert_eq!(ep["MacAddress"], "02:42:ac:11:00:09");
+    assert_eq!(
+        ep["IPAMConfig"],
+        serde_json::json!({"IPv4Address": "172.31.9.9"})
+    );
+    let names: Vec<&str> = ep["DNSNames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let mut unique = names.clone();
+    unique.dedup();
+    assert_eq!(names, unique, "{ep}");
+    assert!(names.contains(&"ep1"), "{ep}");
+    ok(&d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "ep2",
+        "--network",
+        "ipam net",
+        "bb",
+        "sleep",
+        "60",
+    ]));
+    let ip = ok(&d.docker(&[
+        "inspect",
+        "-f",
+        "{{(index .NetworkSettings.Networks \"ipam net\").IPAddress}}",
+        "ep2",
+    ]));
+    assert_eq!(ip.trim(), "172.31.5.0");
+
+    // network connect to a created container: MAC, aliases and links shown before start.
+    let (status, text) = d.request_body(
+        "POST",
+        "/v1.41/containers/create?name=ep3",
+        r#"{"Image":"bb","Cmd":["true"]}"#,
+    );
+    assert_eq!(status, 201, "{text}");
+    let (status, text) = d.request_body(
+        "POST",
+        "/v1.41/networks/ipam%20net/connect",
+        r#"{"Container":"ep3","EndpointConfig":{"MacAddress":"02:42:ac:11:00:02",
+            "Aliases":["x3"],"Links":["ep1:up"]}}"#,
+    );
+    assert_eq!(status, 200, "{text}");
+    let (_, text) = d.request("GET", "/v1.41/containers/ep3/json");
+    let nets = json(&text)["NetworkSettings"]["Networks"].clone();
+    let ep = &nets["ipam net"];
+    assert_eq!(ep["MacAddress"], "02:42:ac:11:00:02", "{ep}");
+    assert_eq!(ep["Aliases"], serde_json::json!(["x3"]));
+    assert_eq!(ep["Links"], serde_json::json!(["ep1:up"]));
+    assert!(
+        ep["IPAMConfig"].is_null() && ep["DriverOpts"].is_null(),
+        "{ep}"
+    );
+    // The default network's endpoint: no aliases given, null (Docker), not [].
+    assert!(
+        nets["bridge"].get("Aliases").is_some_and(|v| v.is_null()),
+        "{nets}"
+    );
+
+    // Two endpoints at create before API 1.44: Docker's 400.
+    let (status, text) = d.request_body(
+        "POST",
+        "/v1.41/containers/create",
+        r#"{"Image":"bb","HostConfig":{"NetworkMode":"ipam net"},
+            "NetworkingConfig":{"EndpointsConfig":{"ipam net":{},"bar":{}}}}"#,
+    );
+    assert_eq!(
+        (status, json(&text)["message"].as_str()),
+        (
+            400,
+            Some("Container cannot be connected to network endpoints: bar, ipam net")
+        )
+    );
+    // One entry for another network: not put on the mode's network.
+    let (status, text) = d.request_body(
+        "POST",
+        "/v1.41/containers/create?name=ep4",
+        r#"{"Image":"bb","HostConfig":{"NetworkMode":"ipam net"},
+            "NetworkingConfig":{"EndpointsConfig":{"bar":{"Aliases":["hello"]}}}}"#,
+    );
+    assert_eq!(status, 201, "{text}");
+    let (_, text) = d.request("GET", "/v1.41/containers/ep4/json");
+    let ep = json(&text)["NetworkSettings"]["Networks"]["ipam net"].clone();
+    assert!(ep.get("Aliases").is_some_and(|v| v.is_null()), "{ep}");
+
+    ok(&d.docker(&["rm", "-f", "ep1", "ep2", "ep3", "ep4"]));
+    let (status, text) = d.request("DELETE", "/networks/ipam%20net");
+    assert_eq!(status, 204, "{text}");
 }

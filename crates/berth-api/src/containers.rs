@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{OriginalUri, Path, RawQuery, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -237,12 +237,14 @@ pub trait ContainerBackend {
 
 async fn create(
     State(b): State<SharedBackend>,
+    OriginalUri(uri): OriginalUri,
     RawQuery(raw): RawQuery,
     body: axum::body::Bytes,
 ) -> Result<(StatusCode, Json<ContainerCreateResponse>), ApiError> {
     let q = Query::parse(raw.as_deref());
     let name = q.get("name").filter(|n| !n.is_empty()).map(str::to_owned);
     let req = CreateRequest::decode(name, &body)?;
+    one_endpoint_before_1_44(uri.path(), &req.body)?;
     let resp = blocking(move || b.create_container(req)).await?;
     Ok((StatusCode::CREATED, Json(resp)))
 }
@@ -753,7 +755,52 @@ async fn inspect(
     let mut v =
         serde_json::to_value(info).map_err(|e| ApiError::internal(format!("inspect: {e}")))?;
     with_default_endpoint(&mut v);
+    with_endpoint_nulls(&mut v);
     Ok(Json(v))
+}
+
+/// The API minor version of a `/v1.NN/...` path (None: unversioned, the newest).
+fn path_minor(path: &str) -> Option<u32> {
+    path.strip_prefix("/v1.")?.split('/').next()?.parse().ok()
+}
+
+/// Before API 1.44 a container is created on one network: dockerd refuses more than one
+/// `NetworkingConfig.EndpointsConfig` entry (its words; Go lists them in map order, berth
+/// sorted).
+fn one_endpoint_before_1_44(path: &str, body: &ContainerCreateBody) -> Result<(), ApiError> {
+    let Some(eps) = body
+        .networking_config
+        .as_ref()
+        .and_then(|n| n.endpoints_config.as_ref())
+    else {
+        return Ok(());
+    };
+    if eps.len() > 1 && path_minor(path).is_some_and(|n| n < 44) {
+        let mut names: Vec<&str> = eps.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        return Err(ApiError::bad_request(format!(
+            "Container cannot be connected to network endpoints: {}",
+            names.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+/// Docker sends every field of an endpoint's settings: the ones berth's model leaves out
+/// when unset (`IPAMConfig`, `Links`, `Aliases`, `DriverOpts`, `DNSNames`) are `null`.
+fn with_endpoint_nulls(v: &mut serde_json::Value) {
+    let Some(nets) = v
+        .get_mut("NetworkSettings")
+        .and_then(|n| n.get_mut("Networks"))
+        .and_then(|n| n.as_object_mut())
+    else {
+        return;
+    };
+    for ep in nets.values_mut().filter_map(|e| e.as_object_mut()) {
+        for k in ["IPAMConfig", "Links", "Aliases", "DriverOpts", "DNSNames"] {
+            ep.entry(k).or_insert(serde_json::Value::Null);
+        }
+    }
 }
 
 /// Docker still fills the deprecated top-level `NetworkSettings.IPAddress` & co. from the
@@ -824,5 +871,49 @@ mod tests {
         with_default_endpoint(&mut v);
         assert_eq!(v["NetworkSettings"]["IPAddress"], "");
         assert_eq!(v["NetworkSettings"]["IPPrefixLen"], 0);
+    }
+
+    #[test]
+    fn endpoints_carry_nulls_for_what_was_not_given() {
+        let mut v = serde_json::json!({"NetworkSettings": {"Networks": {
+            "app": {"Aliases": ["a"], "NetworkID": "n", "MacAddress": ""},
+            "none": {}}}});
+        with_endpoint_nulls(&mut v);
+        let app = &v["NetworkSettings"]["Networks"]["app"];
+        assert_eq!(app["Aliases"], serde_json::json!(["a"]));
+        for k in ["IPAMConfig", "Links", "DriverOpts", "DNSNames"] {
+            assert!(app[k].is_null() && app.get(k).is_some(), "{k}");
+        }
+        assert!(v["NetworkSettings"]["Networks"]["none"]
+            .get("Aliases")
+            .is_some_and(|a| a.is_null()));
+        // No NetworkSettings: nothing added.
+        let mut v = serde_json::json!({"Id": "x"});
+        with_endpoint_nulls(&mut v);
+        assert_eq!(v, serde_json::json!({"Id": "x"}));
+    }
+
+    #[test]
+    fn two_endpoints_at_create_are_refused_before_api_1_44() {
+        let body: ContainerCreateBody = serde_json::from_value(serde_json::json!({
+            "NetworkingConfig": {"EndpointsConfig": {"net1": {}, "bar": {"Aliases": ["x"]}}}
+        }))
+        .unwrap();
+        let e = one_endpoint_before_1_44("/v1.41/containers/create", &body).unwrap_err();
+        assert_eq!(e.status.as_u16(), 400);
+        assert_eq!(
+            e.message,
+            "Container cannot be connected to network endpoints: bar, net1"
+        );
+        // 1.44 and later (and no version: the newest) take several.
+        assert!(one_endpoint_before_1_44("/v1.44/containers/create", &body).is_ok());
+        assert!(one_endpoint_before_1_44("/containers/create", &body).is_ok());
+        let one: ContainerCreateBody = serde_json::from_value(serde_json::json!({
+            "NetworkingConfig": {"EndpointsConfig": {"net1": {}}}
+        }))
+        .unwrap();
+        assert!(one_endpoint_before_1_44("/v1.41/containers/create", &one).is_ok());
+        assert_eq!(path_minor("/v1.24/x"), Some(24));
+        assert_eq!(path_minor("/containers/create"), None);
     }
 }

@@ -232,6 +232,7 @@ impl Engine {
             .networking_config
             .as_ref()
             .and_then(|n| n.endpoints_config.as_ref());
+        let raw_mode = hc.network_mode.as_deref().unwrap_or("");
         let mut rec = NetRecord {
             mode: mode.clone(),
             ..Default::default()
@@ -250,11 +251,9 @@ impl Engine {
                 } else if name != DEFAULT_NETWORK {
                     return Err(EngineError::not_found(format!("network {name} not found")));
                 }
-                // The docker CLI keys the endpoint by the mode as given (`default` too).
-                let ep = endpoints.and_then(|e| {
-                    e.get(name)
-                        .or_else(|| (e.len() == 1).then(|| e.values().next()).flatten())
-                });
+                // The docker CLI keys the endpoint by the mode as given (`default` too); an
+                // entry for another network is not this one's (Docker drops it at start).
+                let ep = endpoints.and_then(|e| e.get(name).or_else(|| e.get(raw_mode)));
                 let ip = match ep
                     .and_then(|e| e.ipam_config.as_ref())
                     .and_then(|i| i.ipv4_address.as_deref())
@@ -280,6 +279,10 @@ impl Engine {
                     name: name.to_owned(),
                     aliases: ep.and_then(|e| e.aliases.clone()).unwrap_or_default(),
                     ip,
+                    ipam_config: ep.and_then(|e| e.ipam_config.clone()),
+                    links: ep.and_then(|e| e.links.clone()),
+                    driver_opts: ep.and_then(|e| e.driver_opts.clone()),
+                    mac: None,
                 });
             }
         }
@@ -418,6 +421,7 @@ impl Engine {
                     req.ifname = format!("eth{i}");
                     req.ip = a.ip;
                     req.mac = if i == 0 { n.mac.clone() } else { None };
+                    req.mac = req.mac.or_else(|| a.mac.clone());
                     req.names = [rec.name.clone(), short.clone()]
                         .into_iter()
                         .chain(a.aliases.iter().cloned())
@@ -598,26 +602,18 @@ impl Engine {
                 .or_insert(None);
         }
         let mut networks = HashMap::new();
-        for a in &rec.net.networks {
+        for (i, a) in rec.net.networks.iter().enumerate() {
             let ep = eps.iter().find(|e| e.network == a.name);
             // The same IDs as network inspect gives (Compose compares them).
             let net_id = self
                 .networking()
                 .and_then(|n| n.network(&a.name).ok())
                 .map(|s| self.id_of(&s.config.name));
+            // Before start (no endpoint): the MAC asked for, if any (Docker shows it).
+            let asked_mac = if i == 0 { rec.net.mac.clone() } else { None };
             networks.insert(
                 a.name.clone(),
-                EndpointSettings {
-                    aliases: Some(a.aliases.clone()),
-                    network_id: net_id,
-                    endpoint_id: ep.map(|e| network_id(&format!("{}\0{}", e.network, e.id))),
-                    gateway: ep.map(|e| e.gateway.map(|g| g.to_string()).unwrap_or_default()),
-                    ip_address: ep.map(|e| e.ip.to_string()),
-                    ip_prefix_len: ep.map(|e| i64::from(e.prefix)),
-                    mac_address: ep.map(|e| e.mac.clone()),
-                    dns_names: ep.map(|e| e.names.clone()),
-                    ..Default::default()
-                },
+                endpoint_view(a, net_id, ep, asked_mac.or_else(|| a.mac.clone())),
             );
             if let Some(ep) = ep {
                 for p in &ep.ports {
@@ -646,6 +642,47 @@ impl Engine {
             ports: Some(ports),
             networks: Some(networks),
         }
+    }
+}
+
+/// One `NetworkSettings.Networks.<net>` as Docker's `EndpointSettings`: the config as given
+/// (`IPAMConfig`, `Links`, `Aliases`, `DriverOpts`; the API edge sends `null` for the ones
+/// not given), then the endpoint's addresses, empty before start (the MAC asked for shows).
+fn endpoint_view(
+    a: &NetAttach,
+    network_id_: Option<String>,
+    ep: Option<&Endpoint>,
+    asked_mac: Option<String>,
+) -> EndpointSettings {
+    let mut dns_names: Option<Vec<String>> = None;
+    if let Some(e) = ep {
+        let mut names: Vec<String> = Vec::new();
+        for n in &e.names {
+            if !names.contains(n) {
+                names.push(n.clone());
+            }
+        }
+        dns_names = Some(names);
+    }
+    EndpointSettings {
+        ipam_config: a.ipam_config.clone(),
+        links: a.links.clone(),
+        aliases: (!a.aliases.is_empty()).then(|| a.aliases.clone()),
+        driver_opts: a.driver_opts.clone(),
+        network_id: Some(network_id_.unwrap_or_default()),
+        endpoint_id: Some(
+            ep.map(|e| network_id(&format!("{}\0{}", e.network, e.id)))
+                .unwrap_or_default(),
+        ),
+        gateway: Some(
+            ep.and_then(|e| e.gateway.map(|g| g.to_string()))
+                .unwrap_or_default(),
+        ),
+        ip_address: Some(ep.map(|e| e.ip.to_string()).unwrap_or_default()),
+        ip_prefix_len: Some(ep.map(|e| i64::from(e.prefix)).unwrap_or(0)),
+        mac_address: Some(ep.map(|e| e.mac.clone()).or(asked_mac).unwrap_or_default()),
+        dns_names,
+        ..Default::default()
     }
 }
 
@@ -702,6 +739,18 @@ struct NetworkMeta {
     created: String,
     #[serde(default)]
     labels: std::collections::BTreeMap<String, String>,
+    /// `Options` as created (None: a network made before berth kept them; it shows the
+    /// bridge's name and MTU as before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    options: Option<std::collections::BTreeMap<String, String>>,
+    /// `IPAM.Options` as given (`null` in inspect when not given, as Docker).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ipam_options: Option<std::collections::BTreeMap<String, String>>,
+    /// `IPAM.Config[0].IPRange` and `AuxiliaryAddresses` as given, echoed by inspect.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ip_range: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    aux_addresses: Option<std::collections::BTreeMap<String, String>>,
 }
 
 impl Engine {
@@ -832,32 +881,45 @@ impl Engine {
                 )
             })
             .collect();
-        let created = (!meta.created.is_empty()).then_some(meta.created);
+        let default_network = meta.created.is_empty();
+        let created = (!default_network).then_some(meta.created);
         NetworkResource {
             network: NetworkInspect {
                 driver: Some("bridge".into()),
                 internal: Some(s.config.internal),
                 containers: Some(containers),
-                options: Some(HashMap::from([
-                    (
-                        "com.docker.network.bridge.name".to_owned(),
-                        s.config.bridge.clone(),
-                    ),
-                    (
-                        "com.docker.network.driver.mtu".to_owned(),
-                        s.config.mtu().to_string(),
-                    ),
-                ])),
+                // As created (nothing added); the default network and networks made before
+                // berth kept them show the bridge's name and MTU.
+                options: Some(match meta.options {
+                    Some(o) => o.into_iter().collect(),
+                    None => HashMap::from([
+                        (
+                            "com.docker.network.bridge.name".to_owned(),
+                            s.config.bridge.clone(),
+                        ),
+                        (
+                            "com.docker.network.driver.mtu".to_owned(),
+                            s.config.mtu().to_string(),
+                        ),
+                    ]),
+                }),
                 labels: Some(meta.labels.into_iter().collect()),
                 ..network_common(name, self.id_of(name), created)
             },
             ipam: NetworkIpam {
                 driver: "default".into(),
-                options: Some(HashMap::new()),
+                // User networks: as given, `null` when not given (Docker). The default
+                // network (no meta file) keeps `{}`.
+                options: if default_network {
+                    Some(HashMap::new())
+                } else {
+                    meta.ipam_options.map(|o| o.into_iter().collect())
+                },
                 config: vec![IpamConfig {
                     subnet: Some(s.config.subnet.to_string()),
+                    ip_range: meta.ip_range,
                     gateway: Some(s.config.gateway().to_string()),
-                    ..Default::default()
+                    auxiliary_addresses: meta.aux_addresses.map(|a| a.into_iter().collect()),
                 }],
             },
         }
@@ -899,6 +961,7 @@ impl Engine {
         let mut req = AttachRequest::new(&a.name, &rec.id, &ns);
         req.ifname = format!("eth{n}");
         req.ip = a.ip;
+        req.mac = a.mac.clone();
         let short = rec.id.get(..12).unwrap_or(&rec.id).to_owned();
         req.names = [rec.name.clone(), short]
             .into_iter()
@@ -944,6 +1007,7 @@ impl Engine {
             )));
         }
         // The first IPAM config only: berth's networks have one IPv4 subnet.
+        let ipam_options = req.ipam.as_ref().and_then(|i| i.options.clone());
         let ipam = req
             .ipam
             .and_then(|i| i.config)
@@ -980,11 +1044,19 @@ impl Engine {
                     .map_err(|_| EngineError::invalid(format!("invalid MTU {mtu}")))?,
             );
         }
+        let ip_range = ipam.ip_range.clone().filter(|r| !r.is_empty());
+        if let Some(r) = &ip_range {
+            config.ip_range = Some(r.parse().map_err(net_err)?);
+        }
         config.internal = req.internal.unwrap_or(false);
         config.dns = true;
         let meta = NetworkMeta {
             created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
             labels: req.labels.unwrap_or_default().into_iter().collect(),
+            options: Some(opts.into_iter().collect()),
+            ipam_options: ipam_options.map(|o| o.into_iter().collect()),
+            ip_range,
+            aux_addresses: ipam.auxiliary_addresses.map(|a| a.into_iter().collect()),
         };
         std::fs::create_dir_all(self.root().join("network-meta"))
             .map_err(|e| EngineError::internal(e.to_string()))?;
@@ -1145,6 +1217,10 @@ impl Engine {
             name: net_name,
             aliases: ep.aliases.unwrap_or_default(),
             ip,
+            ipam_config: ep.ipam_config,
+            links: ep.links,
+            driver_opts: ep.driver_opts,
+            mac: ep.mac_address.filter(|m| !m.is_empty()),
         };
         if self.refresh(&rec.id).running() {
             self.attach_running(&rec, &a)?;
@@ -1235,6 +1311,54 @@ impl berth_api::networks::NetworkBackend for Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_endpoint_shows_what_was_asked_for_before_start_and_its_addresses_after() {
+        let a = NetAttach {
+            name: "app".into(),
+            ipam_config: Some(bollard_stubs::models::EndpointIpamConfig {
+                ipv4_address: Some("10.9.0.7".into()),
+                ..Default::default()
+            }),
+            driver_opts: Some(HashMap::from([("k".to_owned(), "v".to_owned())])),
+            ..Default::default()
+        };
+        let v = endpoint_view(&a, Some("n".into()), None, Some("02:42:ac:11:00:02".into()));
+        assert_eq!(
+            serde_json::to_value(&v).unwrap(),
+            serde_json::json!({"IPAMConfig": {"IPv4Address": "10.9.0.7"},
+                "MacAddress": "02:42:ac:11:00:02", "DriverOpts": {"k": "v"},
+                "NetworkID": "n", "EndpointID": "", "Gateway": "", "IPAddress": "",
+                "IPPrefixLen": 0})
+        );
+        let ep = Endpoint {
+            id: "c".into(),
+            network: "app".into(),
+            ip: Ipv4Addr::new(10, 9, 0, 7),
+            prefix: 24,
+            gateway: Some(Ipv4Addr::new(10, 9, 0, 1)),
+            mac: "02:42:0a:09:00:07".into(),
+            host_veth: "bv0".into(),
+            ifname: "eth0".into(),
+            netns: PathBuf::new(),
+            names: vec!["web".into(), "abc".into(), "web".into()],
+            ports: vec![],
+            dns_servers: vec![],
+        };
+        let a = NetAttach {
+            aliases: vec!["web".into()],
+            ..a
+        };
+        let v = endpoint_view(&a, None, Some(&ep), None);
+        assert_eq!(v.aliases, Some(vec!["web".to_owned()]));
+        assert_eq!(v.ip_address.as_deref(), Some("10.9.0.7"));
+        assert_eq!(v.ip_prefix_len, Some(24));
+        assert_eq!(v.gateway.as_deref(), Some("10.9.0.1"));
+        assert_eq!(v.mac_address.as_deref(), Some("02:42:0a:09:00:07"));
+        // No duplicates in DNSNames.
+        assert_eq!(v.dns_names, Some(vec!["web".to_owned(), "abc".to_owned()]));
+        assert_eq!(v.network_id.as_deref(), Some(""));
+    }
 
     fn engine() -> (tempfile::TempDir, Engine) {
         let dir = tempfile::tempdir().unwrap();

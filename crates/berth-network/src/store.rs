@@ -45,6 +45,10 @@ pub struct NetworkConfig {
     /// `bridge` network has none).
     #[serde(default)]
     pub dns: bool,
+    /// `--ip-range`: addresses are handed out from this part of the subnet only (Docker's
+    /// sub-pool: its first address too, unless it is the subnet's own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_range: Option<Subnet>,
 }
 
 impl NetworkConfig {
@@ -58,6 +62,7 @@ impl NetworkConfig {
             mtu: None,
             internal: false,
             dns: false,
+            ip_range: None,
         }
     }
 
@@ -70,8 +75,16 @@ impl NetworkConfig {
     }
 
     pub(crate) fn validate(&self) -> Result<()> {
-        validate_name("network", &self.name)?;
+        validate_network_name(&self.name)?;
         validate_ifname(&self.bridge)?;
+        if let Some(r) = self.ip_range {
+            if !(self.subnet.contains(r.network()) && self.subnet.contains(r.broadcast())) {
+                return Err(NetError::invalid(format!(
+                    "ip range {r} is not within subnet {}",
+                    self.subnet
+                )));
+            }
+        }
         let gw = self.gateway();
         if !self.subnet.is_host(gw) {
             return Err(NetError::AddressOutOfRange {
@@ -180,10 +193,14 @@ impl NetworkState {
             self.allocations.insert(ip, owner.to_string());
             return Ok(ip);
         }
-        let first = u32::from(subnet.first_host());
-        let last = u32::from(subnet.broadcast()) - 1;
+        let mut first = u32::from(subnet.first_host());
+        let mut last = u32::from(subnet.broadcast()) - 1;
+        if let Some(r) = self.config.ip_range {
+            first = first.max(u32::from(r.network()));
+            last = last.min(u32::from(r.broadcast()));
+        }
         let start = match self.last_allocated {
-            Some(prev) if subnet.is_host(prev) && u32::from(prev) < last => u32::from(prev) + 1,
+            Some(prev) if (first..last).contains(&u32::from(prev)) => u32::from(prev) + 1,
             _ => first,
         };
         let candidates = (start..=last).chain(first..start).map(Ipv4Addr::from);
@@ -327,6 +344,21 @@ pub(crate) fn validate_name(what: &str, name: &str) -> Result<()> {
     }
 }
 
+/// A network's name, as Docker takes it (libnetwork's `IsValidName`: anything but blank, so
+/// `test 01` too), within what a state file's name can be: no `/`, no control characters, no
+/// leading `.` (hidden files are not networks), at most 128 bytes.
+pub(crate) fn validate_network_name(name: &str) -> Result<()> {
+    let ok = !name.trim().is_empty()
+        && name.len() <= 128
+        && !name.starts_with('.')
+        && !name.chars().any(|c| c == '/' || c.is_control());
+    if ok {
+        Ok(())
+    } else {
+        Err(NetError::invalid(format!("invalid network name {name:?}")))
+    }
+}
+
 /// A Linux interface name: 1 to 15 bytes, no `/`, `:` or whitespace.
 pub(crate) fn validate_ifname(name: &str) -> Result<()> {
     let ok = !name.is_empty()
@@ -428,11 +460,50 @@ mod tests {
     }
 
     #[test]
+    fn an_ip_range_bounds_allocation() {
+        let mut s = state("172.28.0.0/16");
+        s.config.ip_range = Some("172.28.5.0/30".parse().unwrap());
+        s.config.gateway = Some(Ipv4Addr::new(172, 28, 5, 1));
+        s.config.validate().unwrap();
+        let got: Vec<Ipv4Addr> = ["a", "b", "c"]
+            .iter()
+            .map(|o| s.allocate(o, None).unwrap())
+            .collect();
+        // Docker's sub-pool: its first address too, the gateway skipped.
+        assert_eq!(
+            got,
+            [
+                Ipv4Addr::new(172, 28, 5, 0),
+                Ipv4Addr::new(172, 28, 5, 2),
+                Ipv4Addr::new(172, 28, 5, 3)
+            ]
+        );
+        assert!(matches!(
+            s.allocate("d", None),
+            Err(NetError::PoolExhausted(_))
+        ));
+        // A requested address may lie outside the range (Docker: anywhere in the subnet).
+        assert_eq!(
+            s.allocate("e", Some(Ipv4Addr::new(172, 28, 1, 9))).unwrap(),
+            Ipv4Addr::new(172, 28, 1, 9)
+        );
+        s.config.ip_range = Some("10.0.0.0/24".parse().unwrap());
+        assert!(s.config.validate().is_err());
+    }
+
+    #[test]
     fn names() {
         assert!(validate_ifname("berth0").is_ok());
         assert!(validate_ifname("abcdefghijklmnop").is_err());
         assert!(validate_ifname("a/b").is_err());
         assert!(validate_name("network", "my-net_1.x").is_ok());
         assert!(validate_name("network", "../x").is_err());
+        // Docker takes any name that is not blank; berth's files keep out `/` and `.x`.
+        for ok in ["my-net_1.x", "test 01", "a:b", "ünï"] {
+            assert!(validate_network_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "  ", "../x", "a/b", ".hidden", "a\nb", &"x".repeat(129)] {
+            assert!(validate_network_name(bad).is_err(), "{bad:?}");
+        }
     }
 }

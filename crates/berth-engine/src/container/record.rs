@@ -81,6 +81,19 @@ pub struct NetAttach {
     pub aliases: Vec<String>,
     #[serde(default)]
     pub ip: Option<Ipv4Addr>,
+    /// The endpoint's `IPAMConfig` as given (Docker echoes it in inspect).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipam_config: Option<bollard_stubs::models::EndpointIpamConfig>,
+    /// The endpoint's `Links` as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub links: Option<Vec<String>>,
+    /// The endpoint's `DriverOpts` as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver_opts: Option<std::collections::HashMap<String, String>>,
+    /// The endpoint's `MacAddress` as given (`network connect`; the first network's is
+    /// `NetRecord::mac`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
 }
 
 /// A container's network settings, fixed at create.
