@@ -10,10 +10,7 @@ use berth_api::containers::ListQuery;
 use berth_api::images::ListRequest;
 use berth_api::usage::DiskUsage;
 use berth_core::filters::Filters;
-use bollard_stubs::models::{
-    ContainerPruneResponse, ContainerSummaryStateEnum, Volume, VolumeScopeEnum, VolumeUsageData,
-};
-use serde_json::Value;
+use bollard_stubs::models::{ContainerPruneResponse, ContainerSummaryStateEnum};
 
 use crate::Engine;
 
@@ -103,52 +100,6 @@ impl Engine {
             containers_deleted: Some(deleted),
             space_reclaimed: Some(reclaimed as i64),
         })
-    }
-
-    /// Volumes under `<root>/volumes/<name>/` (`volume.json`, `_data`) with their size and
-    /// the number of containers whose record mounts them.
-    fn volumes_usage(&self) -> Vec<Volume> {
-        let Ok(entries) = std::fs::read_dir(self.root().join("volumes")) else {
-            return Vec::new();
-        };
-        let records = self.records();
-        let mut out: Vec<Volume> = Vec::new();
-        for e in entries.flatten() {
-            let dir = e.path();
-            let Ok(meta) = std::fs::read(dir.join("volume.json")) else {
-                continue;
-            };
-            let meta: Value = serde_json::from_slice(&meta).unwrap_or_default();
-            let name = e.file_name().to_string_lossy().into_owned();
-            let refs = records
-                .iter()
-                .filter(|r| {
-                    r.mounts
-                        .iter()
-                        .any(|m| m.kind == "volume" && m.source == name)
-                })
-                .count();
-            let data = dir.join("_data");
-            let map = |v: &Value| -> std::collections::HashMap<String, String> {
-                serde_json::from_value(v.clone()).unwrap_or_default()
-            };
-            out.push(Volume {
-                name,
-                driver: "local".into(),
-                mountpoint: data.display().to_string(),
-                created_at: meta["created"].as_str().map(str::to_owned),
-                labels: map(&meta["labels"]),
-                options: map(&meta["options"]),
-                scope: Some(VolumeScopeEnum::LOCAL),
-                usage_data: Some(VolumeUsageData {
-                    size: berth_core::fs::apparent_size(&data) as i64,
-                    ref_count: refs as i64,
-                }),
-                ..Default::default()
-            });
-        }
-        out.sort_by(|a, b| a.name.cmp(&b.name));
-        out
     }
 
     /// `GET /system/df`, in the shape of API 1.45 (`LayersSize`, `Images`, `Containers`,

@@ -38,13 +38,7 @@ impl Host {
     fn of(rec: &Record) -> Host {
         let hc = &rec.host_config;
         let set = |n: Option<i64>| n.filter(|n| *n != 0);
-        let (restart, restart_max) = match rec.restart {
-            RestartPolicy::No => ("no", 0),
-            RestartPolicy::Always => ("always", 0),
-            RestartPolicy::UnlessStopped => ("unless-stopped", 0),
-            RestartPolicy::OnFailure { max } => ("on-failure", max),
-            RestartPolicy::OnUnhealthy => ("on-unhealthy", 0),
-        };
+        let (restart, restart_max) = rec.restart.name_and_max();
         Host {
             memory: set(hc.memory),
             memory_swap: set(hc.memory_swap),

@@ -22,7 +22,7 @@ use crate::Engine;
 use berth_api::BackendResult;
 use bollard_stubs::models::{
     ContainerCreateBody, Mount, MountType as MountTypeEnum, Volume as VolumeModel,
-    VolumeCreateRequest, VolumeListResponse, VolumePruneResponse, VolumeScopeEnum,
+    VolumeCreateRequest, VolumeListResponse, VolumePruneResponse, VolumeScopeEnum, VolumeUsageData,
 };
 
 /// A volume's record.
@@ -316,6 +316,21 @@ impl Engine {
                     .any(|m| m.kind == "volume" && m.source == name)
             })
             .map(|r| r.id.clone())
+            .collect()
+    }
+
+    /// Every volume as `system df` shows it: the API's view plus its size and how many
+    /// containers' records mount it.
+    pub(crate) fn volumes_usage(&self) -> Vec<VolumeModel> {
+        self.all_volumes()
+            .iter()
+            .map(|v| VolumeModel {
+                usage_data: Some(VolumeUsageData {
+                    size: berth_core::fs::apparent_size(&self.volume_data(&v.name)) as i64,
+                    ref_count: self.volume_users(&v.name).len() as i64,
+                }),
+                ..self.volume_json(v)
+            })
             .collect()
     }
 

@@ -157,18 +157,26 @@ impl RestartPolicy {
         Ok(policy)
     }
 
+    /// The policy's name (Docker's, or berth's `on-unhealthy`) and retry count: what
+    /// [`RestartPolicy::parse`] takes.
+    pub fn name_and_max(self) -> (&'static str, i64) {
+        match self {
+            RestartPolicy::No => ("no", 0),
+            RestartPolicy::Always => ("always", 0),
+            RestartPolicy::UnlessStopped => ("unless-stopped", 0),
+            RestartPolicy::OnFailure { max } => ("on-failure", max),
+            RestartPolicy::OnUnhealthy => ("on-unhealthy", 0),
+        }
+    }
+
     /// Docker's RestartPolicy (berth's `on-unhealthy` has no name in Docker's models).
     pub fn to_api(self) -> Option<bollard_stubs::models::RestartPolicy> {
-        use bollard_stubs::models::RestartPolicyNameEnum as Name;
-        let (name, max) = match self {
-            RestartPolicy::No => (Name::NO, 0),
-            RestartPolicy::Always => (Name::ALWAYS, 0),
-            RestartPolicy::UnlessStopped => (Name::UNLESS_STOPPED, 0),
-            RestartPolicy::OnFailure { max } => (Name::ON_FAILURE, max),
-            RestartPolicy::OnUnhealthy => return None,
-        };
+        if self == RestartPolicy::OnUnhealthy {
+            return None;
+        }
+        let (name, max) = self.name_and_max();
         Some(bollard_stubs::models::RestartPolicy {
-            name: Some(name),
+            name: name.parse().ok(),
             maximum_retry_count: Some(max),
         })
     }
