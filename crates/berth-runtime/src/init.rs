@@ -6,11 +6,12 @@
 //! is not the user's process but this code, already confined (seccomp loaded, capabilities
 //! final) in the container process that libcontainer set up:
 //!
-//! - every signal is blocked, then the process forks;
+//! - every signal is blocked, the process names itself `berth-init` (before the command can
+//!   look at pid 1), then it forks;
 //! - the child puts itself in a process group of its own, makes that group the terminal's
 //!   foreground group when stdin is its controlling terminal (so an interactive shell gets
 //!   job control and the terminal's ^C), unblocks signals and executes the command;
-//! - the parent names itself `berth-init`, waits for signals with `sigwaitinfo`, forwards each
+//! - the parent waits for signals with `sigwaitinfo`, forwards each
 //!   one except SIGCHLD to the child (the child itself, not its group, as tini does by default),
 //!   reaps every child that ends (orphans are reparented to it), and when the command ends
 //!   exits with its status: its exit code, or 128+N when signal N killed it.
@@ -197,6 +198,9 @@ pub fn run(cmd: &PreparedExec) -> ! {
     unsafe {
         libc::sigprocmask(libc::SIG_SETMASK, &all, std::ptr::null_mut());
     }
+    // Named before the fork: the command may look at pid 1 (`/proc/1/comm`, `ps`) as soon as
+    // it runs. The child's copy of the name lasts until its exec replaces it.
+    name_self(cmd);
     // SAFETY: this process is single-threaded (libcontainer's container process); the child
     // only calls async-signal-safe functions on memory prepared before the fork, then execs.
     let child = unsafe { libc::fork() };
@@ -221,7 +225,6 @@ pub fn run(cmd: &PreparedExec) -> ! {
         cmd.exec();
     }
     close_inherited_fds();
-    name_self(cmd);
     supervise(child, &all)
 }
 
