@@ -43,6 +43,12 @@ pub fn is_id_prefix(id: &Digest, name: &str) -> bool {
     !name.is_empty() && (id.to_string().starts_with(name) || id.hex().starts_with(name))
 }
 
+/// Whether `name` is one of the stored names (so `rmi` removes a name, not the image).
+fn names_a_reference(index: &Index, name: &str) -> bool {
+    name.parse::<Reference>()
+        .is_ok_and(|r| index.refs.contains_key(&r.to_string()))
+}
+
 /// All names are of one repository with at most one tag (the rest digests). Docker lets such
 /// an image go with its name; several tags or repositories need `force`.
 fn is_single_reference(refs: &[Reference]) -> bool {
@@ -140,8 +146,10 @@ pub fn delete(
 ) -> Result<Vec<Removal>> {
     let mut records = Vec::new();
     let refs = index.references_of(id);
-    // By name, the image itself goes quietly: a conflict just leaves it (dangling).
-    let quiet = !is_id_prefix(id, name);
+    // By name, the image itself goes quietly: a conflict just leaves it (dangling). A name
+    // wins over an ID prefix that looks the same (`bb` for an ID starting `bb…`), as it does
+    // in resolution.
+    let quiet = !is_id_prefix(id, name) || names_a_reference(index, name);
     if quiet {
         if !force && is_single_reference(&refs) {
             if let Some(u) = users.iter().find(|u| u.image == *id) {
@@ -287,6 +295,21 @@ mod tests {
         let r = delete(&mut ix, "bb", &id, true, &user(&id, true)).unwrap();
         assert_eq!(shown(&r), ["Untagged: bb:latest"]);
         assert!(ix.images.contains_key(&id) && ix.is_dangling(&id));
+    }
+
+    #[test]
+    fn a_name_that_looks_like_the_id_prefix_is_a_name() {
+        // The image's ID starts `aa…`; `rmi aa` means the name `aa:latest`.
+        let (mut ix, id) = index(&["aa"]);
+        let err = delete(&mut ix, "aa", &id, false, &user(&id, false)).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("conflict: unable to remove repository reference \"aa\""),
+            "{err}"
+        );
+        let (mut ix, id) = index(&["aa", "other"]);
+        let r = delete(&mut ix, "aa", &id, false, &[]).unwrap();
+        assert_eq!(shown(&r), ["Untagged: aa:latest"]);
     }
 
     #[test]
