@@ -187,8 +187,8 @@ fn daemon(
                 }
             })
             .context("start the restart supervisor")?;
-        let router = berth_api::router(Arc::new(engine));
-        berth_api::serve(listener, router, shutdown).await?;
+        let api = berth_api::router(Arc::new(engine));
+        berth_api::serve(listener, api, shutdown).await?;
         tracing::info!("berth daemon stopped");
         anyhow::Ok(path)
     });

@@ -3,17 +3,18 @@
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{OriginalUri, Path, RawQuery, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use bollard_stubs::models::{
     ContainerCreateBody, ContainerCreateResponse, ContainerInspectResponse, ContainerSummary,
     ContainerTopResponse, ContainerWaitResponse,
 };
 
 use crate::query::Query;
+use crate::version::ApiVersion;
 use crate::{blocking, ApiError, BackendResult, SharedBackend};
 
 /// One piece of a container's output.
@@ -237,14 +238,14 @@ pub trait ContainerBackend {
 
 async fn create(
     State(b): State<SharedBackend>,
-    OriginalUri(uri): OriginalUri,
+    Extension(version): Extension<ApiVersion>,
     RawQuery(raw): RawQuery,
     body: axum::body::Bytes,
 ) -> Result<(StatusCode, Json<ContainerCreateResponse>), ApiError> {
     let q = Query::parse(raw.as_deref());
     let name = q.get("name").filter(|n| !n.is_empty()).map(str::to_owned);
     let req = CreateRequest::decode(name, &body)?;
-    one_endpoint_before_1_44(uri.path(), &req.body)?;
+    one_endpoint_before_1_44(version, &req.body)?;
     let resp = blocking(move || b.create_container(req)).await?;
     Ok((StatusCode::CREATED, Json(resp)))
 }
@@ -760,14 +761,13 @@ async fn inspect(
 }
 
 /// The API minor version of a `/v1.NN/...` path (None: unversioned, the newest).
-fn path_minor(path: &str) -> Option<u32> {
-    path.strip_prefix("/v1.")?.split('/').next()?.parse().ok()
-}
-
 /// Before API 1.44 a container is created on one network: dockerd refuses more than one
 /// `NetworkingConfig.EndpointsConfig` entry (its words; Go lists them in map order, berth
 /// sorted).
-fn one_endpoint_before_1_44(path: &str, body: &ContainerCreateBody) -> Result<(), ApiError> {
+fn one_endpoint_before_1_44(
+    version: ApiVersion,
+    body: &ContainerCreateBody,
+) -> Result<(), ApiError> {
     let Some(eps) = body
         .networking_config
         .as_ref()
@@ -775,7 +775,7 @@ fn one_endpoint_before_1_44(path: &str, body: &ContainerCreateBody) -> Result<()
     else {
         return Ok(());
     };
-    if eps.len() > 1 && path_minor(path).is_some_and(|n| n < 44) {
+    if eps.len() > 1 && version.minor < 44 {
         let mut names: Vec<&str> = eps.keys().map(String::as_str).collect();
         names.sort_unstable();
         return Err(ApiError::bad_request(format!(
@@ -899,21 +899,19 @@ mod tests {
             "NetworkingConfig": {"EndpointsConfig": {"net1": {}, "bar": {"Aliases": ["x"]}}}
         }))
         .unwrap();
-        let e = one_endpoint_before_1_44("/v1.41/containers/create", &body).unwrap_err();
+        let e = one_endpoint_before_1_44(ApiVersion { minor: 41 }, &body).unwrap_err();
         assert_eq!(e.status.as_u16(), 400);
         assert_eq!(
             e.message,
             "Container cannot be connected to network endpoints: bar, net1"
         );
         // 1.44 and later (and no version: the newest) take several.
-        assert!(one_endpoint_before_1_44("/v1.44/containers/create", &body).is_ok());
-        assert!(one_endpoint_before_1_44("/containers/create", &body).is_ok());
+        assert!(one_endpoint_before_1_44(ApiVersion { minor: 44 }, &body).is_ok());
+        assert!(one_endpoint_before_1_44(ApiVersion { minor: 45 }, &body).is_ok());
         let one: ContainerCreateBody = serde_json::from_value(serde_json::json!({
             "NetworkingConfig": {"EndpointsConfig": {"net1": {}}}
         }))
         .unwrap();
-        assert!(one_endpoint_before_1_44("/v1.41/containers/create", &one).is_ok());
-        assert_eq!(path_minor("/v1.24/x"), Some(24));
-        assert_eq!(path_minor("/containers/create"), None);
+        assert!(one_endpoint_before_1_44(ApiVersion { minor: 41 }, &one).is_ok());
     }
 }

@@ -20,6 +20,7 @@ pub mod query;
 pub mod swarm;
 pub mod system;
 pub mod usage;
+pub mod version;
 pub mod volumes;
 
 use std::sync::Arc;
@@ -34,8 +35,7 @@ pub use error::ApiError;
 pub const API_VERSION: &str = "1.45";
 /// The oldest API version a client may ask for.
 pub const MIN_API_VERSION: &str = "1.24";
-const MIN_MINOR: u32 = 24;
-const MAX_MINOR: u32 = 45;
+use version::{MAX_MINOR, MIN_MINOR};
 
 /// Everything the API needs from the engine (one trait per resource, added as they come).
 pub trait Backend:
@@ -93,11 +93,7 @@ pub(crate) async fn blocking<T: Send + 'static, E: Into<ApiError> + Send + 'stat
 /// unknown is a 404.
 async fn fallback(uri: Uri) -> ApiError {
     let path = uri.path();
-    if let Some(n) = path
-        .strip_prefix("/v1.")
-        .and_then(|r| r.split('/').next())
-        .and_then(|n| n.parse::<u32>().ok())
-    {
+    if let Some((n, _)) = version::split(path) {
         if n > MAX_MINOR {
             return ApiError::bad_request(format!(
                 "client version 1.{n} is too new. Maximum supported API version is {API_VERSION}"
@@ -127,9 +123,14 @@ async fn docker_headers(mut resp: Response) -> Response {
     resp
 }
 
-/// The API's router for `backend`.
-pub fn router(backend: SharedBackend) -> Router {
-    let api: Router<SharedBackend> = system::routes()
+/// The API as one service: the version prefix is taken off (see [`version`]), then the
+/// routes answer.
+pub type Api =
+    tower::util::MapRequest<Router, fn(axum::extract::Request) -> axum::extract::Request>;
+
+/// The API's service for `backend`.
+pub fn router(backend: SharedBackend) -> Api {
+    let routes = system::routes()
         .merge(images::routes())
         .merge(containers::routes())
         .merge(exec::routes())
@@ -140,23 +141,21 @@ pub fn router(backend: SharedBackend) -> Router {
         .merge(usage::routes())
         .merge(archive::routes())
         .merge(build::routes())
-        .merge(swarm::routes());
-    let mut app = api.clone();
-    for n in MIN_MINOR..=MAX_MINOR {
-        app = app.nest(&format!("/v1.{n}"), api.clone());
-    }
-    app.fallback(fallback)
+        .merge(swarm::routes())
+        .fallback(fallback)
         .layer(axum::middleware::map_response(docker_headers))
-        .with_state(backend)
+        .with_state(backend);
+    tower::ServiceExt::map_request(routes, version::strip as fn(_) -> _)
 }
 
-/// Serves `router` on `listener` until `shutdown` resolves.
+/// Serves `api` on `listener` until `shutdown` resolves.
 pub async fn serve(
     listener: tokio::net::UnixListener,
-    router: Router,
+    api: Api,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
+    // One clone of the service per connection: a reference count, not the route table.
+    axum::serve(listener, axum::ServiceExt::into_make_service(api))
         .with_graceful_shutdown(shutdown)
         .await
 }
