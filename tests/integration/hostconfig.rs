@@ -576,3 +576,120 @@ fn runtime_isolation_and_security_options() {
     );
     assert_eq!(containers(&d), before);
 }
+
+#[test]
+fn inspect_shows_what_create_filled_in() {
+    if !root_or_skip() {
+        return;
+    }
+    let d = TestDaemon::with_busybox();
+    let id = ok(&d.docker(&["create", "bb", "true"]));
+    let shown = ok(&d.docker(&[
+        "inspect",
+        "--format",
+        "{{json .HostConfig.Runtime}} {{.HostConfig.IpcMode}} {{.HostConfig.ShmSize}} \
+         {{.HostConfig.CgroupnsMode}} {{json .HostConfig.MemorySwappiness}} \
+         {{json .HostConfig.PidsLimit}}",
+        &id,
+    ]));
+    let cgroupns = if v2() { "private" } else { "host" };
+    assert_eq!(
+        shown,
+        format!("\"runc\" private 67108864 {cgroupns} null null")
+    );
+    // What the container got is what inspect says: the cgroup namespace and /dev/shm.
+    let ns = run(&d, &["bb", "busybox", "readlink", "/proc/self/ns/cgroup"]);
+    assert_eq!(ns == host_ns("cgroup"), cgroupns == "host", "{ns}");
+    let shm = run(&d, &["bb", "busybox", "df", "-k", "/dev/shm"]);
+    assert!(shm.contains(" 65536 "), "{shm}");
+    // Given values stay as given.
+    let id = ok(&d.docker(&[
+        "create",
+        "--runtime",
+        "berth",
+        "--ipc",
+        "shareable",
+        "--pids-limit",
+        "50",
+        "bb",
+        "true",
+    ]));
+    let shown = ok(&d.docker(&[
+        "inspect",
+        "--format",
+        "{{.HostConfig.Runtime}} {{.HostConfig.IpcMode}} {{.HostConfig.PidsLimit}}",
+        &id,
+    ]));
+    assert_eq!(shown, "berth shareable 50");
+    let info = ok(&d.docker(&["info", "--format", "{{.DefaultRuntime}}"]));
+    assert_eq!(info, "runc");
+}
+
+#[test]
+fn log_drivers_json_file_local_and_none() {
+    if !root_or_skip() {
+        return;
+    }
+    let d = TestDaemon::with_busybox();
+    // none: the output still reaches an attached client, but nothing is kept.
+    let out = ok(&d.docker(&[
+        "run",
+        "--name",
+        "quiet",
+        "--log-driver",
+        "none",
+        "bb",
+        "echo",
+        "hi",
+    ]));
+    assert_eq!(out, "hi");
+    let logs = d.docker(&["logs", "quiet"]);
+    assert!(!logs.status.success());
+    assert!(
+        err(&logs).contains("configured logging driver does not support reading"),
+        "{}",
+        err(&logs)
+    );
+    let (status, _) = d.request("GET", "/containers/quiet/logs?stdout=1");
+    assert_eq!(status, 501);
+    let id = ok(&d.docker(&["inspect", "--format", "{{.Id}}", "quiet"]));
+    let dir = d.dir.path().join("root/containers").join(&id);
+    assert!(
+        !dir.join(format!("{id}-json.log")).exists(),
+        "a none container has a log file"
+    );
+    // local: logs are kept and read back, its options checked as Docker checks them.
+    ok(&d.docker(&[
+        "run",
+        "--name",
+        "kept",
+        "--log-driver",
+        "local",
+        "--log-opt",
+        "max-size=1k",
+        "bb",
+        "echo",
+        "kept",
+    ]));
+    assert_eq!(ok(&d.docker(&["logs", "kept"])), "kept");
+    assert_eq!(
+        ok(&d.docker(&[
+            "inspect",
+            "--format",
+            "{{json .HostConfig.LogConfig}}",
+            "kept"
+        ])),
+        r#"{"Type":"local","Config":{"max-size":"1k"}}"#
+    );
+    let before = containers(&d);
+    assert!(
+        refused(&d, &["--log-driver", "local", "--log-opt", "bogus=1", "bb"])
+            .contains("unknown log opt 'bogus' for local log driver")
+    );
+    assert!(refused(&d, &["--log-driver", "asdf", "bb"])
+        .contains(r#"error looking up logging plugin asdf: plugin "asdf" not found"#));
+    assert!(refused(&d, &["--log-driver", "syslog", "bb"])
+        .contains("logging driver \"syslog\" is not supported by berth"));
+    assert_eq!(containers(&d), before, "a refused create left a container");
+    ok(&d.docker(&["rm", "quiet", "kept"]));
+}

@@ -515,3 +515,65 @@ fn volume_bodies_are_read_as_dockerd_reads_them() {
     assert_eq!(pruned["VolumesDeleted"], serde_json::json!(["typed"]));
     assert!(pruned["SpaceReclaimed"].is_u64(), "{pruned}");
 }
+
+#[test]
+fn inspect_shows_each_mounts_mode_and_propagation_as_docker() {
+    if !root_or_skip() {
+        return;
+    }
+    let d = TestDaemon::with_busybox();
+    let host = d.dir.path().join("host");
+    std::fs::create_dir(&host).unwrap();
+    let h = host.to_str().unwrap();
+    let bind = |opts: &str| format!("{h}:/{opts}{}", if opts.is_empty() { "" } else { ":" }) + opts;
+    let id = ok(&d.docker(&[
+        "create",
+        "-v",
+        &format!("{h}:/plain"),
+        "-v",
+        &bind("ro"),
+        "-v",
+        &bind("rw"),
+        "-v",
+        &bind("rshared"),
+        "-v",
+        "vol:/named",
+        "-v",
+        "vol:/namedro:ro",
+        "-v",
+        "/anon",
+        "--mount",
+        &format!("type=bind,src={h},dst=/mbind"),
+        "--mount",
+        "type=volume,src=vol,dst=/mvol",
+        "--mount",
+        "type=tmpfs,dst=/mtmp",
+        "bb",
+        "true",
+    ]));
+    let shown = ok(&d.docker(&[
+        "inspect",
+        "--format",
+        "{{range .Mounts}}{{.Destination}}|{{.Type}}|{{.Mode}}|{{.RW}}|{{.Propagation}}\n{{end}}",
+        &id,
+    ]));
+    let mut lines: Vec<&str> = shown.lines().collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            "/anon|volume||true|",
+            "/mbind|bind||true|rprivate",
+            "/mtmp|tmpfs||true|",
+            "/mvol|volume|z|true|",
+            "/namedro|volume|ro|false|",
+            "/named|volume|z|true|",
+            "/plain|bind||true|rprivate",
+            "/ro|bind|ro|false|rprivate",
+            "/rshared|bind|rshared|true|rshared",
+            "/rw|bind|rw|true|rprivate",
+        ]
+    );
+    ok(&d.docker(&["rm", "-v", &id]));
+    ok(&d.docker(&["volume", "rm", "vol"]));
+}

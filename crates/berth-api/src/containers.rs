@@ -373,12 +373,14 @@ async fn attach(
             ..Default::default()
         };
         let want_logs = q.flag("logs", false) && (lq.stdout || lq.stderr);
-        let (b2, id2) = (b.clone(), id.clone());
-        let logs = blocking(move || b2.container_logs(&id2, &lq, None)).await?;
-        let tty = logs.tty;
         let body = if want_logs {
-            frame_all(tty, logs.records)
+            let (b2, id2) = (b.clone(), id.clone());
+            let logs = blocking(move || b2.container_logs(&id2, &lq, None)).await?;
+            frame_all(logs.tty, logs.records)
         } else {
+            // Nothing to send, but the container must exist.
+            let (b2, id2) = (b.clone(), id.clone());
+            blocking(move || b2.inspect_container(&id2)).await?;
             Vec::new()
         };
         tokio::spawn(async move {

@@ -123,14 +123,27 @@ impl SystemBackend for Engine {
                 SystemInfoCgroupDriverEnum::CGROUPFS
             }),
             cgroup_version: Some(cgroup_version),
-            default_runtime: Some("berth-runtime".to_owned()),
+            // berth-runtime has runc's CLI and answers to its name, as containers record it.
+            default_runtime: Some("runc".to_owned()),
+            runtimes: Some(
+                ["runc", "berth"]
+                    .into_iter()
+                    .map(|name| {
+                        let rt = bollard_stubs::models::Runtime {
+                            path: Some(self.runtime_bin().display().to_string()),
+                            ..Default::default()
+                        };
+                        (name.to_owned(), rt)
+                    })
+                    .collect(),
+            ),
             logging_driver: Some("json-file".to_owned()),
             // What berth has; Docker lists its built-in drivers the same way.
             plugins: Some(PluginsInfo {
                 volume: Some(vec!["local".into()]),
                 network: Some(vec!["bridge".into(), "host".into(), "null".into()]),
                 authorization: None,
-                log: Some(vec!["json-file".into()]),
+                log: Some(vec!["json-file".into(), "local".into(), "none".into()]),
             }),
             swarm: Some(SwarmInfo {
                 node_id: Some(String::new()),

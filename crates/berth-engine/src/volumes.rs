@@ -102,9 +102,13 @@ fn parse_bind(spec: &str) -> Result<MountRecord, EngineError> {
         target: clean_target(target)?,
         readonly: false,
         propagation: None,
+        mode: opts.to_owned(),
         nocopy: false,
         options: Vec::new(),
     };
+    if opts.is_empty() && m.kind == "volume" && !source.is_empty() {
+        m.mode = "z".to_owned();
+    }
     for o in opts.split(',').filter(|o| !o.is_empty()) {
         match o {
             "ro" => m.readonly = true,
@@ -155,6 +159,7 @@ fn parse_mount(v: &Mount) -> Result<MountRecord, EngineError> {
             .and_then(|b| b.propagation)
             .map(|p| p.as_ref().to_owned())
             .filter(|p| !p.is_empty()),
+        mode: if kind == "volume" { "z" } else { "" }.to_owned(),
         nocopy: v
             .volume_options
             .as_ref()
@@ -388,6 +393,7 @@ impl Engine {
                         target: clean_target(target)?,
                         readonly,
                         propagation: None,
+                        mode: String::new(),
                         nocopy: false,
                         options: options
                             .into_iter()
@@ -428,6 +434,7 @@ impl Engine {
                 target,
                 readonly: false,
                 propagation: None,
+                mode: String::new(),
                 nocopy: false,
                 options: Vec::new(),
             });

@@ -302,7 +302,7 @@ enum Command {
         /// Rotate the log at this many bytes.
         #[arg(long = "log-max-size", default_value_t = berth_runtime::shim::log::DEFAULT_MAX_SIZE)]
         log_max_size: u64,
-        /// Keep this many log files.
+        /// Keep this many log files (0: keep no log at all).
         #[arg(long = "log-max-file", default_value_t = berth_runtime::shim::log::DEFAULT_MAX_FILES)]
         log_max_files: u32,
         /// Wait up to this many milliseconds for an attach client before starting the process.

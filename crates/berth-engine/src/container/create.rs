@@ -6,9 +6,12 @@ use std::collections::HashMap;
 
 use berth_api::containers::CreateRequest;
 use berth_image::oci::RunConfig;
-use bollard_stubs::models::{ContainerConfig, ContainerCreateResponse, HostConfigLogConfig};
+use bollard_stubs::models::{
+    ContainerConfig, ContainerCreateResponse, HostConfig, HostConfigCgroupnsModeEnum,
+    HostConfigLogConfig,
+};
 
-use super::record::{now, valid_name, LogOptions, Record, RestartPolicy, State};
+use super::record::{now, valid_name, LogDriver, LogOptions, Record, RestartPolicy, State};
 use crate::error::{EngineError, Result};
 use crate::{humanize, Engine};
 
@@ -132,8 +135,9 @@ pub fn new_record(
         Some(m) => m.to_owned(),
     });
     host_config.restart_policy = restart.to_api();
+    fill_host_defaults(&mut host_config);
     host_config.log_config = Some(HostConfigLogConfig {
-        typ: Some("json-file".into()),
+        typ: Some(log.driver.name().into()),
         config: Some(
             host_config
                 .log_config
@@ -161,15 +165,80 @@ pub fn new_record(
     })
 }
 
-/// The json-file options of a create request (`--log-opt max-size=10m --log-opt max-file=3`).
-fn log_options(lc: Option<&HostConfigLogConfig>) -> Result<LogOptions> {
-    let driver = lc.and_then(|l| l.typ.as_deref()).unwrap_or("");
-    if !matches!(driver, "" | "json-file") {
-        return Err(EngineError::invalid(format!(
-            "logging driver {driver:?} is not supported: berth logs with json-file"
-        )));
+/// What Docker fills in at create where the request left a setting open, so that inspect
+/// shows what the container gets: the runtime (berth's, under runc's name, whose CLI it has),
+/// a private IPC namespace, a 64 MiB /dev/shm, the cgroup namespace of the host's cgroup
+/// version; "unset" markers (`MemorySwappiness: -1`, `PidsLimit: 0`) become null.
+fn fill_host_defaults(hc: &mut HostConfig) {
+    if hc.runtime.as_deref().unwrap_or("").is_empty() {
+        hc.runtime = Some("runc".to_owned());
     }
-    let mut opts = LogOptions::default();
+    if hc.ipc_mode.as_deref().unwrap_or("").is_empty() {
+        hc.ipc_mode = Some("private".to_owned());
+    }
+    if hc.shm_size.unwrap_or(0) == 0 {
+        hc.shm_size = Some(berth_oci::spec::DEFAULT_SHM_SIZE);
+    }
+    if hc
+        .cgroupns_mode
+        .is_none_or(|m| m == HostConfigCgroupnsModeEnum::EMPTY)
+    {
+        hc.cgroupns_mode = Some(
+            if berth_oci::host::cgroup_mode() == berth_oci::host::CgroupMode::Unified {
+                HostConfigCgroupnsModeEnum::PRIVATE
+            } else {
+                HostConfigCgroupnsModeEnum::HOST
+            },
+        );
+    }
+    if hc.memory_swappiness == Some(-1) {
+        hc.memory_swappiness = None;
+    }
+    if hc.pids_limit == Some(0) {
+        hc.pids_limit = None;
+    }
+}
+
+/// Docker's logging drivers that berth does not have: named in the refusal, where any other
+/// name gets Docker's "plugin not found".
+const OTHER_DOCKER_DRIVERS: [&str; 9] = [
+    "syslog",
+    "journald",
+    "gelf",
+    "fluentd",
+    "awslogs",
+    "splunk",
+    "etwlogs",
+    "gcplogs",
+    "logentries",
+];
+
+/// The logging driver and options of a create request (`--log-driver local --log-opt
+/// max-size=10m --log-opt max-file=3`), checked as Docker checks them.
+fn log_options(lc: Option<&HostConfigLogConfig>) -> Result<LogOptions> {
+    let driver = match lc.and_then(|l| l.typ.as_deref()).unwrap_or("") {
+        "" | "json-file" => LogDriver::JsonFile,
+        "local" => LogDriver::Local,
+        "none" => LogDriver::None,
+        d if OTHER_DOCKER_DRIVERS.contains(&d) => {
+            return Err(EngineError::invalid(format!(
+                "logging driver {d:?} is not supported by berth: use json-file, local or none"
+            )))
+        }
+        d => {
+            return Err(EngineError::invalid(format!(
+                "error looking up logging plugin {d}: plugin \"{d}\" not found"
+            )))
+        }
+    };
+    let mut opts = LogOptions {
+        driver,
+        ..Default::default()
+    };
+    if driver == LogDriver::None {
+        // Nothing is logged; Docker's API takes any options here (its CLI refuses them).
+        return Ok(opts);
+    }
     for (k, v) in lc.and_then(|l| l.config.as_ref()).into_iter().flatten() {
         match k.as_str() {
             "max-size" => {
@@ -188,9 +257,21 @@ fn log_options(lc: Option<&HostConfigLogConfig>) -> Result<LogOptions> {
                         .ok_or_else(|| EngineError::invalid(format!("invalid max-file: {v}")))?,
                 )
             }
+            // Logs are not compressed (rotated files stay readable as they are).
+            "compress" if v.parse::<bool>().is_ok() => {}
+            "compress" => {
+                return Err(EngineError::invalid(format!(
+                    "error parsing compress option: {v:?} is not a boolean"
+                )))
+            }
             other => {
                 return Err(EngineError::invalid(format!(
-                    "unknown log opt '{other}' for json-file log driver"
+                    "unknown log opt '{other}' for {} log driver",
+                    if driver == LogDriver::Local {
+                        "local"
+                    } else {
+                        "json-file"
+                    }
                 )))
             }
         }

@@ -183,9 +183,14 @@ impl Engine {
             }),
             destination: Some(m.target.clone()),
             driver: (m.kind == "volume").then(|| "local".to_owned()),
-            mode: Some(if m.readonly { "ro" } else { "" }.to_owned()),
+            mode: Some(m.mode.clone()),
             rw: Some(!m.readonly),
-            propagation: Some(m.propagation.clone().unwrap_or_default()),
+            // Binds without a propagation are private (recursively), as Docker says.
+            propagation: Some(match (&m.propagation, m.kind.as_str()) {
+                (Some(p), _) => p.clone(),
+                (None, "bind") => "rprivate".to_owned(),
+                (None, _) => String::new(),
+            }),
         }
     }
 
@@ -250,6 +255,11 @@ impl Engine {
     /// The log of a container from `cursor` on.
     pub fn logs(&self, key: &str, q: &LogQuery, cursor: Option<LogCursor>) -> Result<Logs> {
         let rec = self.find(key)?;
+        if rec.log.driver == super::record::LogDriver::None {
+            return Err(EngineError::not_implemented(
+                "configured logging driver does not support reading",
+            ));
+        }
         let running = self.refresh(&rec.id).running();
         let base = self
             .container_dir(&rec.id)

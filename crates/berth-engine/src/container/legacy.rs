@@ -82,6 +82,7 @@ impl LegacyRecord {
             })
             .collect();
         let log = LogOptions {
+            driver: Default::default(),
             max_size: h.log_max_size,
             max_files: h.log_max_files,
         };

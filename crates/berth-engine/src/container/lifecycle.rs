@@ -81,7 +81,9 @@ impl Engine {
         if let Some(n) = rec.log.max_size {
             cmd.arg("--log-max-size").arg(n.to_string());
         }
-        if let Some(n) = rec.log.max_files {
+        if rec.log.driver == super::record::LogDriver::None {
+            cmd.arg("--log-max-file").arg("0");
+        } else if let Some(n) = rec.log.max_files {
             cmd.arg("--log-max-file").arg(n.to_string());
         }
         if let Some(h) = &rec.healthcheck {

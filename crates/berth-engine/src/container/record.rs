@@ -65,6 +65,10 @@ pub struct MountRecord {
     pub readonly: bool,
     #[serde(default)]
     pub propagation: Option<String>,
+    /// What inspect shows as `Mode`: a `-v` spec's options as given (`ro`, `rw,rshared`),
+    /// `z` for a volume given without options or by `--mount`, else empty (Docker's rules).
+    #[serde(default)]
+    pub mode: String,
     /// Volumes: do not fill an empty volume from the image.
     #[serde(default)]
     pub nocopy: bool,
@@ -186,12 +190,35 @@ impl RestartPolicy {
     }
 }
 
-/// The json-file log's rotation (`--log-opt max-size=10m --log-opt max-file=3`); the shim's
-/// defaults when absent.
+/// The container's logging driver and the log's rotation (`--log-opt max-size=10m --log-opt
+/// max-file=3`; the shim's defaults when absent).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogOptions {
+    #[serde(default)]
+    pub driver: LogDriver,
     pub max_size: Option<u64>,
     pub max_files: Option<u32>,
+}
+
+/// The logging drivers berth has. `local` keeps the same log files as `json-file` (berth's
+/// format is its own either way); `none` keeps no log, so `logs` cannot be read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LogDriver {
+    #[default]
+    JsonFile,
+    Local,
+    None,
+}
+
+impl LogDriver {
+    pub fn name(self) -> &'static str {
+        match self {
+            LogDriver::JsonFile => "json-file",
+            LogDriver::Local => "local",
+            LogDriver::None => "none",
+        }
+    }
 }
 
 /// Where a container is in its life.

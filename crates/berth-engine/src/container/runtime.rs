@@ -535,13 +535,19 @@ mod tests {
     #[test]
     fn namespace_modes_become_options() {
         let o = options(serde_json::json!({})).unwrap();
+        // Create names the cgroup namespace Docker would give on this host.
+        let cgroup_ns = if berth_oci::host::cgroup_mode() == berth_oci::host::CgroupMode::Unified {
+            NamespaceMode::Private
+        } else {
+            NamespaceMode::Host
+        };
         assert_eq!(
             (&o.pid_ns, &o.ipc_ns, &o.uts_ns, &o.cgroup_ns, &o.shm),
             (
                 &NamespaceMode::Private,
                 &NamespaceMode::Private,
                 &NamespaceMode::Private,
-                &None,
+                &Some(cgroup_ns),
                 &Shm::Tmpfs
             )
         );
@@ -632,7 +638,8 @@ mod tests {
         assert_eq!(o.cpuset_mems, None);
         assert_eq!((o.cpu_quota, o.cpu_period), (Some(50000), None));
         assert_eq!(o.memory_reservation, Some(32 << 20));
-        assert_eq!(o.memory_swappiness, Some(-1));
+        // -1 is Docker's "unset": create stores none.
+        assert_eq!(o.memory_swappiness, None);
         assert!(o.oom_kill_disable);
         assert_eq!(o.oom_score_adj, Some(100));
         assert_eq!(o.group_add, ["10", "wheel"]);

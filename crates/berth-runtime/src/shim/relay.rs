@@ -157,7 +157,10 @@ pub fn run(opts: &RelayOptions, fds: RelayFds) -> i32 {
     let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None);
     let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC).ok();
 
-    let mut log = JsonLog::open(&opts.log_path(), opts.log_max_size, opts.log_max_files).ok();
+    // No files kept: no log at all (the `none` logging driver).
+    let mut log = (opts.log_max_files > 0)
+        .then(|| JsonLog::open(&opts.log_path(), opts.log_max_size, opts.log_max_files).ok())
+        .flatten();
 
     let (mut sources, mut stdin_fd, tty): (Vec<(OwnedFd, Stream)>, Option<OwnedFd>, bool) =
         match output {
