@@ -737,6 +737,16 @@ fn bad_archives_fail_and_change_nothing() {
     let layer = x.join(manifest[0]["Layers"][0].as_str().unwrap());
     let layer_hex = layer.file_name().unwrap().to_str().unwrap().to_owned();
 
+    // Not a tar at all: Docker's 200 with the error in the stream (docker-py looks there).
+    let (status, body) = d.request_body("POST", "/images/load?quiet=1", "abc");
+    assert_eq!(status, 200, "{body}");
+    let msg: serde_json::Value = serde_json::from_str(body.trim()).unwrap();
+    assert!(
+        msg["error"].as_str().unwrap().contains("not a tar archive"),
+        "{body}"
+    );
+    assert_eq!(msg["errorDetail"]["message"], msg["error"]);
+
     let check = |bad: &Path, needle: &str| {
         let before = store_state(&d);
         let out = d.docker(&["load", "-i", bad.to_str().unwrap()]);

@@ -201,10 +201,23 @@ async fn load(
     body: Body,
 ) -> Result<Response, ApiError> {
     let quiet = Query::parse(raw.as_deref()).flag("quiet", true);
-    let lines = with_upload(&b, body, move |b, path| Ok(b.load_images(path, quiet)?)).await?;
-    Ok(json_lines(lines.into_iter().map(
-        |l| serde_json::json!({ "stream": format!("{l}\n") }),
-    )))
+    let path = body_to_file(body, &b.upload_dir()).await?;
+    let (backend, upload) = (b.clone(), path.clone());
+    let result = blocking(move || backend.load_images(&upload, quiet)).await;
+    let _ = std::fs::remove_file(&path);
+    // Docker answers 200 once the upload is in and reports what went wrong with the archive
+    // in the stream (clients such as docker-py look for `error` there).
+    Ok(match result {
+        Ok(lines) => json_lines(
+            lines
+                .into_iter()
+                .map(|l| serde_json::json!({ "stream": format!("{l}\n") })),
+        ),
+        Err(e) => json_lines([serde_json::json!({
+            "errorDetail": { "message": e.message },
+            "error": e.message,
+        })]),
+    })
 }
 
 /// Bytes written into a bounded channel, so an archive streams at the client's pace (save,
