@@ -463,6 +463,23 @@ fn commit_diff_export() {
     );
     let img = inspect(&d, "snap:1");
     assert_eq!(img["RootFS"]["Layers"].as_array().unwrap().len(), 2);
+    // Where it came from, as Docker records it: the image and container it was made of
+    // (ContainerConfig and Container only before API 1.45, which dropped them).
+    let base = inspect(&d, "bb");
+    let api = |version: &str| -> serde_json::Value {
+        let (status, body) = d.request("GET", &format!("/{version}/images/snap:1/json"));
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).unwrap()
+    };
+    let old = api("v1.41");
+    assert_eq!(old["Parent"], base["Id"]);
+    assert_eq!(old["Container"], inspect(&d, "c")["Id"]);
+    assert_eq!(old["ContainerConfig"]["Image"], "bb");
+    assert_eq!(old["VirtualSize"], old["Size"]);
+    let new = api("v1.45");
+    assert_eq!(new["Parent"], base["Id"]);
+    assert!(new.get("ContainerConfig").is_none(), "{new}");
+    assert_eq!(base["Parent"], "");
 
     // -c, -m, -a: the config changes, the message and author are recorded.
     let id2 = ok(&d.berth(&[

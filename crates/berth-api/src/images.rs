@@ -13,14 +13,15 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use bollard_stubs::models::{
-    ImageDeleteResponseItem, ImageHistoryResponseItem, ImageInspect, ImagePruneResponse,
-    ImageSummary,
+    ContainerConfig, ImageDeleteResponseItem, ImageHistoryResponseItem, ImageInspect,
+    ImagePruneResponse, ImageSummary,
 };
 use futures_util::StreamExt;
 
 use crate::query::Query;
+use crate::version::ApiVersion;
 use crate::{blocking, ApiError, BackendResult, SharedBackend};
 use berth_core::filters::Filters;
 
@@ -45,6 +46,44 @@ pub struct ListRequest {
     pub filters: Filters,
 }
 
+/// `GET /images/{name}/json`: API 1.45's image and the fields Docker still sends beside it
+/// (bollard's model has dropped them): `Parent` and `DockerVersion` always; `Container`,
+/// `ContainerConfig` and `VirtualSize` before the API versions that removed them.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ImageInspectResponse {
+    #[serde(flatten)]
+    pub image: ImageInspect,
+    /// The image a commit was made on (its ID), or empty.
+    #[serde(rename = "Parent")]
+    pub parent: String,
+    #[serde(rename = "DockerVersion")]
+    pub docker_version: String,
+    /// The container a commit was made from (its ID), or empty.
+    #[serde(rename = "Container", skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    /// That container's config (Docker's empty config for other images).
+    #[serde(rename = "ContainerConfig", skip_serializing_if = "Option::is_none")]
+    pub container_config: Option<ContainerConfig>,
+    #[serde(rename = "VirtualSize", skip_serializing_if = "Option::is_none")]
+    pub virtual_size: Option<i64>,
+}
+
+impl ImageInspectResponse {
+    /// The answer for a client that speaks API `version`: what that version has.
+    pub fn for_version(mut self, version: ApiVersion) -> Self {
+        if version.minor >= 44 {
+            self.virtual_size = None;
+        } else if self.virtual_size.is_none() {
+            self.virtual_size = self.image.size;
+        }
+        if version.minor >= 45 {
+            self.container = None;
+            self.container_config = None;
+        }
+        self
+    }
+}
+
 /// Writes a `docker save` archive; the engine has resolved the names and pinned the data
 /// before handing it out, so errors after the first byte are rare (and end the stream).
 pub type ExportWriter = Box<dyn FnOnce(&mut dyn Write) -> std::io::Result<()> + Send>;
@@ -65,7 +104,7 @@ pub trait ImageBackend {
         force: bool,
         prune: bool,
     ) -> BackendResult<Vec<ImageDeleteResponseItem>>;
-    fn inspect_image(&self, name: &str) -> BackendResult<ImageInspect>;
+    fn inspect_image(&self, name: &str) -> BackendResult<ImageInspectResponse>;
     fn image_history(&self, name: &str) -> BackendResult<Vec<ImageHistoryResponseItem>>;
     fn prune_images(&self, filters: Filters) -> BackendResult<ImagePruneResponse>;
     /// Prepares `docker save` of `names`; the writer then streams the archive.
@@ -304,6 +343,7 @@ fn page_not_found(rest: &str) -> ApiError {
 /// `GET /images/{name}/json|history|get`.
 async fn by_name_get(
     State(b): State<SharedBackend>,
+    Extension(version): Extension<ApiVersion>,
     Path(rest): Path<String>,
 ) -> Result<Response, ApiError> {
     let Some((name, what)) = rest.rsplit_once('/') else {
@@ -311,7 +351,10 @@ async fn by_name_get(
     };
     let name = name.to_owned();
     match what {
-        "json" => Ok(Json(blocking(move || b.inspect_image(&name)).await?).into_response()),
+        "json" => {
+            let image = blocking(move || b.inspect_image(&name)).await?;
+            Ok(Json(image.for_version(version)).into_response())
+        }
         "history" => Ok(Json(blocking(move || b.image_history(&name)).await?).into_response()),
         "get" => save(b, vec![name]).await,
         _ => Err(page_not_found(&rest)),

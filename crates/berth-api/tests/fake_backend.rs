@@ -208,7 +208,7 @@ impl ImageBackend for Fake {
     ) -> BackendResult<Vec<ImageDeleteResponseItem>> {
         nope()
     }
-    fn inspect_image(&self, _: &str) -> BackendResult<ImageInspect> {
+    fn inspect_image(&self, _: &str) -> BackendResult<berth_api::images::ImageInspectResponse> {
         nope()
     }
     fn image_history(&self, _: &str) -> BackendResult<Vec<ImageHistoryResponseItem>> {

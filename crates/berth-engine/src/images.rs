@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use crate::error::EngineError;
+use berth_api::images::ImageInspectResponse;
 use berth_api::images::{ExportWriter, ImageBackend, ImportRequest, ListRequest};
 use berth_core::{Digest, Reference};
 use berth_image::delete::{ImageUser, Removal};
@@ -16,9 +17,9 @@ use berth_image::oci::RunConfig;
 use berth_image::store::ImageView;
 use berth_image::ImageError;
 use bollard_stubs::models::{
-    DriverData, HealthConfig, ImageConfig as ApiImageConfig, ImageDeleteResponseItem,
-    ImageHistoryResponseItem, ImageInspect, ImageInspectMetadata, ImageInspectRootFs,
-    ImagePruneResponse, ImageSummary,
+    ContainerConfig, DriverData, HealthConfig, ImageConfig as ApiImageConfig,
+    ImageDeleteResponseItem, ImageHistoryResponseItem, ImageInspect, ImageInspectMetadata,
+    ImageInspectRootFs, ImagePruneResponse, ImageSummary,
 };
 
 use crate::{changes, Engine};
@@ -149,6 +150,25 @@ fn delete_items(records: &[Removal]) -> Vec<ImageDeleteResponseItem> {
 }
 
 /// The `Config` of inspect, in the API's form.
+/// The `ContainerConfig` Docker shows for an image no commit made: every text empty, every
+/// flag false.
+fn empty_container_config() -> ContainerConfig {
+    ContainerConfig {
+        hostname: Some(String::new()),
+        domainname: Some(String::new()),
+        user: Some(String::new()),
+        attach_stdin: Some(false),
+        attach_stdout: Some(false),
+        attach_stderr: Some(false),
+        tty: Some(false),
+        open_stdin: Some(false),
+        stdin_once: Some(false),
+        image: Some(String::new()),
+        working_dir: Some(String::new()),
+        ..Default::default()
+    }
+}
+
 fn api_config(c: &RunConfig) -> ApiImageConfig {
     ApiImageConfig {
         user: Some(c.user.clone().unwrap_or_default()),
@@ -276,7 +296,7 @@ impl Engine {
                 let shown = filter.shown_names(v)?;
                 Some(ImageSummary {
                     id: v.id.to_string(),
-                    parent_id: String::new(),
+                    parent_id: v.config.docker.parent.clone().unwrap_or_default(),
                     repo_tags: familiar(&shown),
                     repo_digests: repo_digests(v, &shown),
                     created: created_unix(v.config.created.as_deref()),
@@ -325,7 +345,7 @@ impl Engine {
         Ok(delete_items(&records))
     }
 
-    pub fn inspect_image(&self, name: &str) -> Result<ImageInspect, EngineError> {
+    pub fn inspect_image(&self, name: &str) -> Result<ImageInspectResponse, EngineError> {
         let v = self.images.view(name).map_err(api)?;
         let c = &v.config;
         let comment = c
@@ -348,7 +368,7 @@ impl Engine {
         if !dirs.is_empty() {
             data.insert("LowerDir".to_owned(), dirs.join(":"));
         }
-        Ok(ImageInspect {
+        let image = ImageInspect {
             id: Some(v.id.to_string()),
             repo_tags: Some(familiar(&v.refs)),
             repo_digests: Some(repo_digests(&v, &v.refs)),
@@ -380,6 +400,21 @@ impl Engine {
                 ),
             }),
             ..Default::default()
+        };
+        let docker = &c.docker;
+        Ok(ImageInspectResponse {
+            image,
+            parent: docker.parent.clone().unwrap_or_default(),
+            docker_version: docker.docker_version.clone().unwrap_or_default(),
+            container: Some(docker.container.clone().unwrap_or_default()),
+            container_config: Some(
+                docker
+                    .container_config
+                    .clone()
+                    .and_then(|v| serde_json::from_value(v).ok())
+                    .unwrap_or_else(empty_container_config),
+            ),
+            virtual_size: None,
         })
     }
 
@@ -516,7 +551,7 @@ impl ImageBackend for Engine {
     ) -> BackendResult<Vec<ImageDeleteResponseItem>> {
         Ok(Engine::remove_image(self, name, force, _prune)?)
     }
-    fn inspect_image(&self, name: &str) -> BackendResult<ImageInspect> {
+    fn inspect_image(&self, name: &str) -> BackendResult<ImageInspectResponse> {
         Ok(Engine::inspect_image(self, name)?)
     }
     fn image_history(&self, name: &str) -> BackendResult<Vec<ImageHistoryResponseItem>> {

@@ -115,6 +115,7 @@ pub fn import_rootfs(
             comment: Some(comment),
             ..Default::default()
         }],
+        docker: Default::default(),
     };
     let config_bytes = serde_json::to_vec(&image_config).expect("config serializes");
     let config_blob = content.put(&config_bytes)?;

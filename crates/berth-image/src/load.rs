@@ -613,6 +613,7 @@ mod tests {
                 diff_ids,
             },
             history: Vec::new(),
+            docker: Default::default(),
         })
         .unwrap()
     }

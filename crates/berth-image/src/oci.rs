@@ -179,6 +179,26 @@ pub struct ImageConfig {
         skip_serializing_if = "Vec::is_empty"
     )]
     pub history: Vec<History>,
+    /// Docker's own fields, kept as read (pulled images have them) and written by commit.
+    #[serde(flatten)]
+    pub docker: DockerFields,
+}
+
+/// The fields Docker's image JSON has beyond OCI's: what a commit was made from.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DockerFields {
+    /// The image committed on (its ID).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    /// The container committed (its ID).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    /// That container's config, in the Engine API's shape.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_config: Option<serde_json::Value>,
+    /// The engine that made the image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub docker_version: Option<String>,
 }
 
 impl ImageConfig {
@@ -235,6 +255,7 @@ mod tests {
                 empty_layer: true,
                 ..Default::default()
             }],
+            docker: Default::default(),
         };
         let v = serde_json::to_value(&c).unwrap();
         assert_eq!(v["config"]["Cmd"][0], "sh");

@@ -42,10 +42,13 @@ impl BuildPlan {
                     diff_ids: Vec::new(),
                 },
                 history: Vec::new(),
+                docker: Default::default(),
             },
         };
         image.created = None;
         image.comment = None;
+        // What the base was committed from is not what this image is built from.
+        image.docker = Default::default();
         if image.architecture.is_empty() {
             image.architecture = platform.architecture.clone();
         }

@@ -56,6 +56,7 @@ pub(super) fn base_with(f: impl FnOnce(&mut RunConfig)) -> ImageConfig {
             diff_ids: vec![],
         },
         history: vec![],
+        docker: Default::default(),
     };
     f(&mut c.config);
     c

@@ -340,6 +340,14 @@ impl Engine {
                 diff_ids: diff_ids.clone(),
             },
             history,
+            // Docker's record of where a commit came from (inspect's Parent, Container,
+            // ContainerConfig).
+            docker: berth_image::oci::DockerFields {
+                parent: Some(image_id.to_string()),
+                container: Some(rec.id.clone()),
+                container_config: serde_json::to_value(&rec.config).ok(),
+                docker_version: Some(env!("CARGO_PKG_VERSION").to_owned()),
+            },
         };
         if empty {
             let _ = std::fs::remove_file(&layer.path);
