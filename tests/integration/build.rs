@@ -1056,3 +1056,54 @@ fn context_symlinks_never_reach_the_host() {
         "../../../../../../etc"
     );
 }
+
+#[test]
+fn cache_from_trusts_only_those_images_and_config_steps_hit_the_cache_too() {
+    if !root_or_skip() {
+        return;
+    }
+    let d = TestDaemon::with_busybox();
+    let ctx = context(&[(
+        "Dockerfile",
+        "FROM bb\nENV FOO=bar\nRUN touch /baz\nRUN touch /bax\n",
+    )]);
+    let using_cache = |out: &Output| {
+        assert!(out.status.success(), "{}", err(out));
+        stdout(out).matches(" ---> Using cache").count()
+    };
+    let first = docker_build(&d, ctx.path(), &["-t", "build1"]);
+    assert_eq!(using_cache(&first), 0, "{}", stdout(&first));
+    // ENV, RUN, RUN: all three from the cache, as Docker's builder says.
+    let again = docker_build(&d, ctx.path(), &["-t", "build2", "--cache-from", "build1"]);
+    assert_eq!(using_cache(&again), 3, "{}", stdout(&again));
+    let plain = docker_build(&d, ctx.path(), &["-t", "build3"]);
+    assert_eq!(using_cache(&plain), 3, "{}", stdout(&plain));
+    // A cache source that is no image: nothing is trusted, everything is built again.
+    let none = docker_build(
+        &d,
+        ctx.path(),
+        &["-t", "build4", "--cache-from", "nosuchtag"],
+    );
+    assert_eq!(using_cache(&none), 0, "{}", stdout(&none));
+    // Moby's Go client sends unset maps as null.
+    let (status, body) = d.request("POST", "/build?buildargs=null&labels=null&cachefrom=null");
+    assert_ne!(status, 500, "{body}");
+    assert!(!body.contains("invalid buildargs"), "{body}");
+}
+
+#[test]
+fn run_steps_stderr_is_marked_red_as_dockers_builder_marks_it() {
+    if !root_or_skip() {
+        return;
+    }
+    let d = TestDaemon::with_busybox();
+    let ctx = context(&[(
+        "Dockerfile",
+        "FROM bb\nRUN sh -c 'echo to-stdout; echo to-stderr >&2'\n",
+    )]);
+    let out = docker_build(&d, ctx.path(), &["--no-cache", "-t", "red"]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{}", err(&out));
+    assert!(text.contains("\u{1b}[91mto-stderr\n\u{1b}[0m"), "{text:?}");
+    assert!(text.contains("\nto-stdout\n"), "{text:?}");
+}

@@ -45,6 +45,9 @@ pub struct BuildRequest {
     pub pull: bool,
     pub quiet: bool,
     pub platform: Option<String>,
+    /// `cachefrom`: images to trust as the cache. When given, a step is taken from the cache
+    /// only if the result is where one of these images went (Docker's classic builder).
+    pub cache_from: Vec<String>,
     /// `networkmode` for RUN: `default`, `host`, `none`.
     pub network: Option<String>,
     /// `extrahosts`: `--add-host` entries for RUN steps (`name:ip`, `host-gateway`).
@@ -80,10 +83,13 @@ pub trait BuildBackend {
     ) -> BackendResult<bollard_stubs::models::BuildPruneResponse>;
 }
 
+/// A JSON parameter; absent, empty or `null` (moby's Go client sends `null` for an unset
+/// map) is the default.
 fn json_map<T: serde::de::DeserializeOwned + Default>(q: &Query, key: &str) -> Result<T, ApiError> {
     match q.get(key).filter(|v| !v.is_empty()) {
         None => Ok(T::default()),
-        Some(v) => serde_json::from_str(v)
+        Some(v) => serde_json::from_str::<Option<T>>(v)
+            .map(Option::unwrap_or_default)
             .map_err(|e| ApiError::bad_request(format!("invalid {key} parameter: {e}"))),
     }
 }
@@ -118,6 +124,7 @@ fn request(q: &Query) -> Result<BuildRequest, ApiError> {
             .is_some_and(|v| !v.is_empty() && v != "0" && v != "false"),
         quiet: q.flag("q", false),
         platform: nonempty("platform"),
+        cache_from: json_map(q, "cachefrom")?,
         network: nonempty("networkmode"),
         secrets: json_map(q, "berthsecrets")?,
         memory: number(q, "memory")?,
@@ -217,5 +224,14 @@ mod tests {
         assert_eq!(r.labels["k"], "v");
         let bad = Query::parse(Some("buildargs=%7Bnope"));
         assert!(request(&bad).unwrap_err().message.contains("buildargs"));
+    }
+
+    #[test]
+    fn null_maps_and_cache_sources_as_gos_client_sends_them() {
+        let q = Query::parse(Some("buildargs=null&labels=null&cachefrom=null&t=x"));
+        let r = request(&q).unwrap();
+        assert!(r.build_args.is_empty() && r.labels.is_empty() && r.cache_from.is_empty());
+        let q = Query::parse(Some("cachefrom=%5B%22build1%22%2C%22b%3A2%22%5D"));
+        assert_eq!(request(&q).unwrap().cache_from, ["build1", "b:2"]);
     }
 }

@@ -249,6 +249,7 @@ impl Engine {
                 ))),
             first_step,
             total_steps: total,
+            cache_sources: stages::cache_sources(self, &req.cache_from),
             plan,
         };
         for w in &build.plan.warnings {

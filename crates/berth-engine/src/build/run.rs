@@ -318,7 +318,7 @@ impl Build<'_> {
         out: &Out,
     ) -> Result<()> {
         let (reader, writer) = super::pipe().map_err(|e| internal("a pipe", e))?;
-        let writer2 = writer.try_clone().map_err(|e| internal("a pipe", e))?;
+        let (err_reader, err_writer) = super::pipe().map_err(|e| internal("a pipe", e))?;
         let mut cmd = self.engine.runtime();
         cmd.arg("run")
             .arg("--bundle")
@@ -326,7 +326,7 @@ impl Build<'_> {
             .arg(id)
             .stdin(Stdio::null())
             .stdout(writer)
-            .stderr(writer2);
+            .stderr(err_writer);
         let mut child = cmd.spawn().map_err(|e| internal("run berth-runtime", e))?;
         drop(cmd); // our copies of the pipe's write end
                    // A client that goes away cancels the build: a watcher kills the step's container
@@ -354,15 +354,9 @@ impl Build<'_> {
                     std::thread::sleep(std::time::Duration::from_millis(100));
                 }
             });
-            let mut lines = BufReader::new(reader);
-            let mut buf = Vec::new();
-            loop {
-                buf.clear();
-                match lines.read_until(b'\n', &mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => out.text(&String::from_utf8_lossy(&buf)),
-                }
-            }
+            let errors = s.spawn(|| relay_lines(err_reader, out, true));
+            relay_lines(reader, out, false);
+            let _ = errors.join();
             done.store(true, Ordering::Relaxed);
         });
         let canceled = canceled.into_inner();
@@ -449,5 +443,23 @@ pub(super) fn remove_stubs(upper: &std::path::Path, stubs: &[Stub]) {
         };
         // SAFETY: `name` is NUL-terminated; `dir` is open. A non-empty directory stays.
         unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), flags) };
+    }
+}
+
+/// Sends what a step writes to `from` to the client line by line; stderr (`error`) in red, as
+/// Docker's classic builder marks it (`\x1b[91m…\x1b[0m`: clients such as docker-py look for
+/// it).
+fn relay_lines(from: impl std::io::Read, out: &Out, error: bool) {
+    let mut lines = BufReader::new(from);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match lines.read_until(b'\n', &mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(_) if error => {
+                out.text(&format!("\x1b[91m{}\x1b[0m", String::from_utf8_lossy(&buf)))
+            }
+            Ok(_) => out.text(&String::from_utf8_lossy(&buf)),
+        }
     }
 }

@@ -52,6 +52,27 @@ pub(super) struct Build<'a> {
     /// Step numbers: the first step of each stage (FROM counts, as in Docker's output).
     pub(super) first_step: Vec<usize>,
     pub(super) total_steps: usize,
+    /// With `cachefrom`: the layers (diff IDs) and history length of each image named that
+    /// exists. None: the whole cache is trusted.
+    pub(super) cache_sources: Option<Vec<(Vec<Digest>, usize)>>,
+}
+
+/// What `cachefrom` names, as [`Build::cache_sources`] keeps it (names that are no image are
+/// left out, as Docker leaves them).
+pub(super) fn cache_sources(
+    engine: &Engine,
+    names: &[String],
+) -> Option<Vec<(Vec<Digest>, usize)>> {
+    if names.is_empty() {
+        return None;
+    }
+    Some(
+        names
+            .iter()
+            .filter_map(|n| engine.images.view(n).ok())
+            .map(|v| (v.config.rootfs.diff_ids.clone(), v.config.history.len()))
+            .collect(),
+    )
 }
 
 /// A directory removed when dropped.
@@ -257,13 +278,41 @@ impl Build<'_> {
             }
             let started = Instant::now();
             let key = match &step.kind {
-                StepKind::Metadata => step.cache_key(&cur.key, None),
+                StepKind::Metadata => {
+                    // Docker's builder makes an image of every step, so a step that only
+                    // changes the config is "Using cache" too when it was built before.
+                    let key = step.cache_key(&cur.key, None);
+                    let config = builder.config();
+                    let hit = !self.req.no_cache
+                        && self.cache_source_has(&config.rootfs.diff_ids, config.history.len())
+                        && self.cache.get(&key).is_some();
+                    if hit {
+                        out.line(" ---> Using cache");
+                        out.line(&format!(" ---> {} CACHED", short(key.as_str())));
+                        cur.key = key;
+                        continue;
+                    }
+                    let _ = self.cache.put(&cache::Entry {
+                        key: key.as_str().to_owned(),
+                        layer: None,
+                        diff_id: None,
+                        chain: None,
+                        created_by: None,
+                        size: 0,
+                    });
+                    key
+                }
                 _ => {
                     let content = self.content_of(&step, out)?;
                     let key = step.cache_key(&cur.key, content.as_ref().map(|c| c.0.as_str()));
                     let hit = match self.req.no_cache {
                         true => None,
-                        false => self.cached(&key),
+                        false => self.cached(&key).filter(|e| {
+                            let config = builder.config();
+                            let mut ids = config.rootfs.diff_ids.clone();
+                            ids.extend(e.diff_id.clone());
+                            self.cache_source_has(&ids, config.history.len() + 1)
+                        }),
                     };
                     let (entry, hit) = match hit {
                         Some(e) => (e, true),
@@ -299,6 +348,17 @@ impl Build<'_> {
         cur.config = builder.finish(None);
         self.results.lock().unwrap_or_else(|p| p.into_inner())[stage] = Some(cur);
         Ok(())
+    }
+
+    /// Whether a step that leaves the image at `diff_ids` with `history` entries may come from
+    /// the cache: always without `cachefrom`; with it, only where one of its images went.
+    fn cache_source_has(&self, diff_ids: &[Digest], history: usize) -> bool {
+        match &self.cache_sources {
+            None => true,
+            Some(sources) => sources
+                .iter()
+                .any(|(ids, len)| ids.starts_with(diff_ids) && *len >= history),
+        }
     }
 
     /// The cache entry for `key`, when its data is all there (pinned for this build from
