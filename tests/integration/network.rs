@@ -1061,6 +1061,42 @@ fn dual_stack_networks_give_containers_ipv6_addresses_names_and_routes() {
 
     ok(&d.docker(&["rm", "-f", "six1", "six2", "six3"]));
     ok(&d.docker(&["network", "rm", "v6net"]));
+
+    // berth's own CLI: a gateway goes with the subnet of its family; `run --ip6`.
+    let q = ula_prefix();
+    ok(&d.berth(&[
+        "network",
+        "create",
+        "--ipv6",
+        "--subnet",
+        &format!("{q}::/64"),
+        "--gateway",
+        &format!("{q}::fffe"),
+        "v6cli",
+    ]));
+    let gw = ok(&d.docker(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{(index .IPAM.Config 1).Gateway}}",
+        "v6cli",
+    ]));
+    assert_eq!(gw, format!("{q}::fffe"));
+    let out = ok(&d.berth(&[
+        "run",
+        "--rm",
+        "--network",
+        "v6cli",
+        "--ip6",
+        &format!("{q}::7"),
+        "bb",
+        "busybox",
+        "ip",
+        "-6",
+        "route",
+    ]));
+    assert!(out.contains(&format!("default via {q}::fffe")), "{out}");
+    ok(&d.berth(&["network", "rm", "v6cli"]));
     // No dual-stack network left: the ip6 table goes too.
     let out = std::process::Command::new("nft")
         .args(["list", "table", "ip6", &table])
