@@ -142,7 +142,7 @@ print(b or "")' "$f" 2>/dev/null))
   for b in "${bridges[@]}" $bridge; do
     [ -n "$b" ] && ip link show "$b" >/dev/null 2>&1 && ip link del "$b"
   done
-  [ -n "$table" ] && nft list table ip "$table" >/dev/null 2>&1 && nft delete table ip "$table"
+  for fam in ip ip6; do [ -n "$table" ] && nft list table $fam "$table" >/dev/null 2>&1 && nft delete table $fam "$table"; done
   for id in "${cids[@]}"; do
     for c in /sys/fs/cgroup/*/berth/$id /sys/fs/cgroup/*/docker/$id /sys/fs/cgroup/berth/$id \
              /sys/fs/cgroup/docker/$id /sys/fs/cgroup/system.slice/docker-$id.scope; do

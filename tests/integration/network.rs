@@ -858,3 +858,253 @@ fn endpoints_and_ipam_are_shown_as_docker_shows_them() {
     let (status, text) = d.request("DELETE", "/networks/ipam%20net");
     assert_eq!(status, 204, "{text}");
 }
+
+/// A ULA /64 prefix (`fdxx:xxxx:xxxx:xxxx`) of this test run's own: random enough not to
+/// clash with another run or anything on the host.
+fn ula_prefix() -> String {
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+        ^ (u128::from(std::process::id()) << 64);
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in seed.to_le_bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    format!(
+        "fd{:02x}:{:x}:{:x}:{:x}",
+        (h >> 56) as u8,
+        (h >> 40) as u16,
+        (h >> 24) as u16,
+        (h >> 8) as u16
+    )
+}
+
+#[test]
+fn dual_stack_networks_give_containers_ipv6_addresses_names_and_routes() {
+    if !root_or_skip() {
+        return;
+    }
+    let d = TestDaemon::with_busybox();
+    let json = |s: &str| serde_json::from_str::<serde_json::Value>(s).unwrap();
+    let p = ula_prefix();
+    let subnet = format!("{p}::/64");
+    let table = net_args(d.dir.path())[5].clone();
+
+    // Refused requests leave no network behind.
+    for (body, status, want) in [
+        (
+            format!(r#"{{"Name":"bad6","EnableIPv6":true,"IPAM":{{"Config":[{{"Subnet":"{p}::/164"}}]}}}}"#),
+            400,
+            format!("invalid CIDR address: {p}::/164"),
+        ),
+        (
+            format!(r#"{{"Name":"bad6","EnableIPv6":true,"IPAM":{{"Config":[{{"Subnet":"{subnet}","Gateway":"fd00::1"}}]}}}}"#),
+            400,
+            "failed to allocate gateway (fd00::1): Requested address is out of range".to_owned(),
+        ),
+        (
+            r#"{"Name":"bad6","EnableIPv6":true}"#.to_owned(),
+            404,
+            "could not find an available, non-overlapping IPv6 address pool among the defaults to assign to the network".to_owned(),
+        ),
+    ] {
+        let (got, text) = d.request_body("POST", "/v1.41/networks/create", &body);
+        assert_eq!((got, json(&text)["message"].as_str()), (status, Some(want.as_str())), "{body}");
+    }
+    assert!(!ok(&d.docker(&["network", "ls", "--format", "{{.Name}}"])).contains("bad6"));
+
+    // The docker CLI's `--ipv6 --subnet`: an IPv4 pool is still taken (dual stack).
+    let id = ok(&d.docker(&["network", "create", "--ipv6", "--subnet", &subnet, "v6net"]));
+    let (_, text) = d.request("GET", "/v1.41/networks/v6net");
+    let n = json(&text);
+    assert_eq!(n["EnableIPv6"], true, "{n}");
+    let config = n["IPAM"]["Config"].as_array().unwrap().clone();
+    assert_eq!(config.len(), 2, "{n}");
+    assert!(config[0]["Subnet"].as_str().unwrap().contains('.'), "{n}");
+    assert_eq!(config[1], serde_json::json!({"Subnet": subnet}));
+    // Its bridge has the gateway's IPv6 address; an ip6 table masquerades the subnet.
+    let bridge = format!("br-{}", &id[..12]);
+    let addrs = std::process::Command::new("ip")
+        .args(["-6", "addr", "show", "dev", &bridge])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&addrs.stdout).contains(&format!("{p}::1/64")),
+        "{addrs:?}"
+    );
+    let rules = std::process::Command::new("nft")
+        .args(["list", "table", "ip6", &table])
+        .output()
+        .unwrap();
+    let rules = String::from_utf8_lossy(&rules.stdout).to_string();
+    assert!(
+        rules.contains(&format!("ip6 saddr {subnet}")) && rules.contains("masquerade"),
+        "{rules}"
+    );
+
+    ok(&d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "six1",
+        "--network",
+        "v6net",
+        "--ip6",
+        &format!("{p}::f00d"),
+        "bb",
+        "sleep",
+        "120",
+    ]));
+    ok(&d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "six2",
+        "--network",
+        "v6net",
+        "bb",
+        "sleep",
+        "120",
+    ]));
+    let (_, text) = d.request("GET", "/v1.41/containers/six1/json");
+    let ep = json(&text)["NetworkSettings"]["Networks"]["v6net"].clone();
+    assert_eq!(
+        ep["IPAMConfig"],
+        serde_json::json!({"IPv6Address": format!("{p}::f00d")})
+    );
+    assert_eq!(ep["GlobalIPv6Address"], format!("{p}::f00d"), "{ep}");
+    assert_eq!(ep["GlobalIPv6PrefixLen"], 64, "{ep}");
+    assert_eq!(ep["IPv6Gateway"], format!("{p}::1"), "{ep}");
+    assert!(
+        ep["IPAddress"].as_str().is_some_and(|a| a.contains('.')),
+        "{ep}"
+    );
+    // Pool addresses start after the gateway.
+    let six2 = ok(&d.docker(&[
+        "inspect",
+        "-f",
+        "{{(index .NetworkSettings.Networks \"v6net\").GlobalIPv6Address}}",
+        "six2",
+    ]));
+    assert_eq!(six2, format!("{p}::2"));
+    let (_, text) = d.request("GET", "/v1.41/networks/v6net");
+    let members = json(&text)["Containers"].to_string();
+    assert!(members.contains(&format!("\"{p}::f00d/64\"")), "{members}");
+
+    // Over IPv6, by address and by name (AAAA from the embedded DNS); routes and hosts.
+    let out = ok(&d.docker(&[
+        "exec", "six2", "sh", "-c",
+        &format!("busybox ping -6 -c1 -W 3 {p}::f00d && busybox ping -6 -c1 -W 3 six1 && busybox ip -6 route"),
+    ]));
+    assert!(out.contains(&format!("from {p}::f00d")), "{out}");
+    assert!(out.contains(&format!("default via {p}::1")), "{out}");
+    let hosts = ok(&d.docker(&["exec", "six1", "cat", "/etc/hosts"]));
+    let host = ok(&d.docker(&["exec", "six1", "busybox", "hostname"]));
+    assert!(hosts.ends_with(&format!("\n{p}::f00d\t{host}")), "{hosts}");
+
+    // A requested address outside the subnet, or taken: Docker's errors at start.
+    for (ip, want) in [
+        (
+            "2001:999::5".to_owned(),
+            format!("invalid address 2001:999::5: it does not belong to subnet {subnet}"),
+        ),
+        (format!("{p}::f00d"), "Address already in use".to_owned()),
+        ("zz::1".to_owned(), "invalid IPv6 address: zz::1".to_owned()),
+    ] {
+        let out = d.docker(&[
+            "run",
+            "--rm",
+            "--network",
+            "v6net",
+            "--ip6",
+            &ip,
+            "bb",
+            "true",
+        ]);
+        assert_ne!(out.status.code(), Some(0));
+        assert!(err(&out).contains(&want), "{ip}: {}", err(&out));
+    }
+
+    // connect with --ip6 to a running container on another network: a second interface.
+    ok(&d.docker(&["run", "-d", "--name", "six3", "bb", "sleep", "120"]));
+    ok(&d.docker(&[
+        "network",
+        "connect",
+        "--ip6",
+        &format!("{p}::abcd"),
+        "v6net",
+        "six3",
+    ]));
+    let (_, text) = d.request("GET", "/v1.41/containers/six3/json");
+    let ep = json(&text)["NetworkSettings"]["Networks"]["v6net"].clone();
+    assert_eq!(
+        ep["IPAMConfig"]["IPv6Address"],
+        format!("{p}::abcd"),
+        "{ep}"
+    );
+    assert_eq!(ep["GlobalIPv6Address"], format!("{p}::abcd"), "{ep}");
+    let out = ok(&d.docker(&[
+        "exec",
+        "six3",
+        "sh",
+        "-c",
+        &format!("busybox ping -6 -c1 -W 3 {p}::f00d && cat /etc/hosts"),
+    ]));
+    assert!(
+        out.contains(&format!("from {p}::f00d")) && out.contains(&format!("{p}::abcd\t")),
+        "{out}"
+    );
+    ok(&d.docker(&["network", "disconnect", "v6net", "six3"]));
+    let hosts = ok(&d.docker(&["exec", "six3", "cat", "/etc/hosts"]));
+    assert!(!hosts.contains(&p), "{hosts}");
+
+    ok(&d.docker(&["rm", "-f", "six1", "six2", "six3"]));
+    ok(&d.docker(&["network", "rm", "v6net"]));
+
+    // berth's own CLI: a gateway goes with the subnet of its family; `run --ip6`.
+    let q = ula_prefix();
+    ok(&d.berth(&[
+        "network",
+        "create",
+        "--ipv6",
+        "--subnet",
+        &format!("{q}::/64"),
+        "--gateway",
+        &format!("{q}::fffe"),
+        "v6cli",
+    ]));
+    let gw = ok(&d.docker(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{(index .IPAM.Config 1).Gateway}}",
+        "v6cli",
+    ]));
+    assert_eq!(gw, format!("{q}::fffe"));
+    let out = ok(&d.berth(&[
+        "run",
+        "--rm",
+        "--network",
+        "v6cli",
+        "--ip6",
+        &format!("{q}::7"),
+        "bb",
+        "busybox",
+        "ip",
+        "-6",
+        "route",
+    ]));
+    assert!(out.contains(&format!("default via {q}::fffe")), "{out}");
+    ok(&d.berth(&["network", "rm", "v6cli"]));
+    // No dual-stack network left: the ip6 table goes too.
+    let out = std::process::Command::new("nft")
+        .args(["list", "table", "ip6", &table])
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

@@ -115,6 +115,9 @@ pub struct CreateOpts {
     /// IPv4 address (e.g. 172.30.100.104).
     #[arg(long = "ip", value_name = "string")]
     pub ip: Option<String>,
+    /// IPv6 address (e.g. 2001:db8::33).
+    #[arg(long = "ip6", value_name = "string")]
+    pub ip6: Option<String>,
     /// Container MAC address (e.g. 92:d0:c6:0a:29:33).
     #[arg(long = "mac-address", value_name = "string")]
     pub mac_address: Option<String>,
@@ -494,8 +497,15 @@ impl CreateOpts {
         if !self.network_alias.is_empty() {
             endpoint.insert("Aliases".into(), json!(self.network_alias));
         }
+        let mut ipam = serde_json::Map::new();
         if let Some(ip) = &self.ip {
-            endpoint.insert("IPAMConfig".into(), json!({"IPv4Address": ip}));
+            ipam.insert("IPv4Address".into(), ip.clone().into());
+        }
+        if let Some(ip6) = &self.ip6 {
+            ipam.insert("IPv6Address".into(), ip6.clone().into());
+        }
+        if !ipam.is_empty() {
+            endpoint.insert("IPAMConfig".into(), Value::Object(ipam));
         }
         if let Some(mac) = &self.mac_address {
             endpoint.insert("MacAddress".into(), mac.clone().into());

@@ -46,6 +46,9 @@ pub enum NetworkCommand {
         /// IPv4 address (e.g. 172.30.100.104).
         #[arg(long)]
         ip: Option<String>,
+        /// IPv6 address (e.g. 2001:db8::33).
+        #[arg(long)]
+        ip6: Option<String>,
         network: String,
         container: String,
     },
@@ -64,12 +67,15 @@ pub struct CreateArgs {
     /// Driver to manage the Network.
     #[arg(short = 'd', long, default_value = "bridge")]
     pub driver: String,
-    /// Subnet in CIDR format that represents a network segment.
+    /// Subnet in CIDR format that represents a network segment (one IPv4 and one IPv6).
     #[arg(long)]
-    pub subnet: Option<String>,
-    /// IPv4 Gateway for the master subnet.
+    pub subnet: Vec<String>,
+    /// IPv4 or IPv6 Gateway for the master subnet.
     #[arg(long)]
-    pub gateway: Option<String>,
+    pub gateway: Vec<String>,
+    /// Enable or disable IPv6 networking.
+    #[arg(long)]
+    pub ipv6: bool,
     /// Restrict external access to the network.
     #[arg(long)]
     pub internal: bool,
@@ -110,25 +116,39 @@ fn key_values(list: &[String]) -> serde_json::Map<String, Value> {
 pub fn run(client: &Client, cmd: NetworkCommand) -> Result<i32> {
     match cmd {
         NetworkCommand::Create(a) => {
-            let mut config = serde_json::Map::new();
-            if let Some(s) = &a.subnet {
-                config.insert("Subnet".into(), s.clone().into());
-            }
-            if let Some(g) = &a.gateway {
-                if a.subnet.is_none() {
+            // A gateway goes with the subnet of its family (IPv6 ones have a `:`).
+            let mut ipam_config: Vec<serde_json::Map<String, Value>> = a
+                .subnet
+                .iter()
+                .map(|s| {
+                    [("Subnet".to_owned(), Value::from(s.clone()))]
+                        .into_iter()
+                        .collect()
+                })
+                .collect();
+            for g in &a.gateway {
+                if a.subnet.is_empty() {
                     bail!("every ip-range or gateway must have a corresponding subnet");
                 }
-                config.insert("Gateway".into(), g.clone().into());
+                let slot = ipam_config.iter_mut().find(|c| {
+                    !c.contains_key("Gateway")
+                        && c["Subnet"]
+                            .as_str()
+                            .is_some_and(|s| s.contains(':') == g.contains(':'))
+                });
+                match slot {
+                    Some(c) => {
+                        c.insert("Gateway".into(), g.clone().into());
+                    }
+                    None => bail!("no matching subnet for gateway {g}"),
+                }
             }
-            let ipam_config: Vec<Value> = if config.is_empty() {
-                Vec::new()
-            } else {
-                vec![Value::Object(config)]
-            };
+            let ipam_config: Vec<Value> = ipam_config.into_iter().map(Value::Object).collect();
             let body = json!({
                 "Name": a.name,
                 "Driver": a.driver,
                 "Internal": a.internal,
+                "EnableIPv6": a.ipv6,
                 "Labels": key_values(&a.label),
                 "Options": key_values(&a.opt),
                 "IPAM": {"Driver": "default", "Config": ipam_config},
@@ -209,12 +229,20 @@ pub fn run(client: &Client, cmd: NetworkCommand) -> Result<i32> {
         NetworkCommand::Connect {
             alias,
             ip,
+            ip6,
             network,
             container,
         } => {
             let mut endpoint = json!({"Aliases": alias});
+            let mut ipam = serde_json::Map::new();
             if let Some(ip) = ip {
-                endpoint["IPAMConfig"] = json!({"IPv4Address": ip});
+                ipam.insert("IPv4Address".into(), ip.into());
+            }
+            if let Some(ip6) = ip6 {
+                ipam.insert("IPv6Address".into(), ip6.into());
+            }
+            if !ipam.is_empty() {
+                endpoint["IPAMConfig"] = Value::Object(ipam);
             }
             let body = json!({"Container": container, "EndpointConfig": endpoint});
             client.post(&format!("/networks/{network}/connect"), Some(&body))?;

@@ -6,7 +6,7 @@
 //! `/etc/resolv.conf`.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -18,9 +18,10 @@ use berth_network::{
 };
 use berth_oci::spec::UserMount;
 use bollard_stubs::models::{
-    ConfigReference, EndpointResource, EndpointSettings, IpamConfig, NetworkConnectRequest,
-    NetworkCreateRequest, NetworkCreateResponse, NetworkDisconnectRequest, NetworkInspect,
-    NetworkPruneResponse, NetworkSettings, PortBinding, PortSummary, PortSummaryTypeEnum,
+    ConfigReference, EndpointIpamConfig, EndpointResource, EndpointSettings, IpamConfig,
+    NetworkConnectRequest, NetworkCreateRequest, NetworkCreateResponse, NetworkDisconnectRequest,
+    NetworkInspect, NetworkPruneResponse, NetworkSettings, PortBinding, PortSummary,
+    PortSummaryTypeEnum,
 };
 use serde::{Deserialize, Serialize};
 
@@ -265,7 +266,8 @@ impl Engine {
                             .map_err(|_| bad(format!("invalid IPv4 address: {s}")))?,
                     ),
                 };
-                if ip.is_some() && name == DEFAULT_NETWORK {
+                let ip6 = requested_ip6(ep.and_then(|e| e.ipam_config.as_ref()))?;
+                if (ip.is_some() || ip6.is_some()) && name == DEFAULT_NETWORK {
                     return Err(bad(
                         "user specified IP address is supported on user defined networks only"
                             .into(),
@@ -420,6 +422,7 @@ impl Engine {
                     let mut req = AttachRequest::new(&a.name, &rec.id, &ns);
                     req.ifname = format!("eth{i}");
                     req.ip = a.ip;
+                    req.ip6 = requested_ip6(a.ipam_config.as_ref()).ok().flatten();
                     req.mac = if i == 0 { n.mac.clone() } else { None };
                     req.mac = req.mac.or_else(|| a.mac.clone());
                     req.names = [rec.name.clone(), short.clone()]
@@ -438,6 +441,7 @@ impl Engine {
                         }
                     };
                     hosts.addresses.push(ep.ip);
+                    hosts.addresses6.extend(ep.ip6);
                     if a.name != DEFAULT_NETWORK {
                         hosts.aliases.extend(a.aliases.iter().cloned());
                     }
@@ -680,9 +684,33 @@ fn endpoint_view(
         ),
         ip_address: Some(ep.map(|e| e.ip.to_string()).unwrap_or_default()),
         ip_prefix_len: Some(ep.map(|e| i64::from(e.prefix)).unwrap_or(0)),
+        ipv6_gateway: Some(
+            ep.and_then(|e| e.gateway6.map(|g| g.to_string()))
+                .unwrap_or_default(),
+        ),
+        global_ipv6_address: Some(
+            ep.and_then(|e| e.ip6.map(|ip| ip.to_string()))
+                .unwrap_or_default(),
+        ),
+        global_ipv6_prefix_len: Some(
+            ep.filter(|e| e.ip6.is_some())
+                .map_or(0, |e| i64::from(e.prefix6)),
+        ),
         mac_address: Some(ep.map(|e| e.mac.clone()).or(asked_mac).unwrap_or_default()),
         dns_names,
         ..Default::default()
+    }
+}
+
+/// `IPAMConfig.IPv6Address` of an endpoint (`--ip6`): None when not given, Docker's 400
+/// when it is not an IPv6 address. Used on dual-stack networks; elsewhere Docker ignores it.
+fn requested_ip6(ipam: Option<&EndpointIpamConfig>) -> Result<Option<Ipv6Addr>, EngineError> {
+    match ipam.and_then(|i| i.ipv6_address.as_deref()).unwrap_or("") {
+        "" => Ok(None),
+        s => s
+            .parse::<Ipv6Addr>()
+            .map(Some)
+            .map_err(|_| EngineError::invalid(format!("invalid IPv6 address: {s}"))),
     }
 }
 
@@ -729,6 +757,51 @@ fn file_mounts(dir: &Path) -> Vec<UserMount> {
         .collect()
 }
 
+/// `IPAM.Config` by family: an entry is IPv6 when its subnet (else its gateway, else its
+/// range) is. Two of one family: Docker's refusal.
+fn split_ipam(
+    configs: Vec<IpamConfig>,
+) -> Result<(Option<IpamConfig>, Option<IpamConfig>), EngineError> {
+    let (mut v4, mut v6) = (None, None);
+    for c in configs {
+        let is6 = [&c.subnet, &c.gateway, &c.ip_range]
+            .into_iter()
+            .find_map(|f| f.as_deref().filter(|s| !s.is_empty()))
+            .is_some_and(|s| s.contains(':'));
+        let slot = if is6 { &mut v6 } else { &mut v4 };
+        if slot.is_some() {
+            return Err(forbidden(
+                "bridge driver doesn't support multiple subnets".into(),
+            ));
+        }
+        *slot = Some(c);
+    }
+    Ok((v4, v6))
+}
+
+/// The IPv6 half of a network from its `IPAM.Config` entry, with Docker's words for what is
+/// wrong in it.
+fn ipv6_config(c: &IpamConfig) -> Result<berth_network::Ipv6Config, EngineError> {
+    let subnet = c.subnet.as_deref().unwrap_or("");
+    if subnet.is_empty() {
+        return Err(EngineError::invalid(
+            "an IPv6 IPAM entry needs a Subnet (berth has no IPv6 pool to take one from)",
+        ));
+    }
+    let mut v6 = berth_network::Ipv6Config::new(subnet.parse().map_err(net_err)?);
+    if let Some(gw) = c.gateway.as_deref().filter(|s| !s.is_empty()) {
+        v6.gateway = Some(gw.parse().map_err(|_| {
+            EngineError::invalid(format!(
+                "invalid gateway address {gw} in Ipam configuration"
+            ))
+        })?);
+    }
+    if let Some(r) = c.ip_range.as_deref().filter(|s| !s.is_empty()) {
+        v6.ip_range = Some(r.parse().map_err(net_err)?);
+    }
+    Ok(v6)
+}
+
 fn forbidden(message: String) -> EngineError {
     EngineError::forbidden(message)
 }
@@ -751,6 +824,10 @@ struct NetworkMeta {
     ip_range: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     aux_addresses: Option<std::collections::BTreeMap<String, String>>,
+    /// The IPv6 entry of `IPAM.Config` as given (inspect lists it after the IPv4 one, with
+    /// or without `EnableIPv6`, as Docker does).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ipv6_config: Option<IpamConfig>,
 }
 
 impl Engine {
@@ -876,7 +953,11 @@ impl Engine {
                         endpoint_id: Some(network_id(&format!("{}\0{}", ep.network, ep.id))),
                         mac_address: Some(ep.mac.clone()),
                         ipv4_address: Some(format!("{}/{}", ep.ip, ep.prefix)),
-                        ipv6_address: Some(String::new()),
+                        ipv6_address: Some(
+                            ep.ip6
+                                .map(|ip| format!("{ip}/{}", ep.prefix6))
+                                .unwrap_or_default(),
+                        ),
                     },
                 )
             })
@@ -904,6 +985,7 @@ impl Engine {
                     ]),
                 }),
                 labels: Some(meta.labels.into_iter().collect()),
+                enable_ipv6: Some(s.config.ipv6.is_some()),
                 ..network_common(name, self.id_of(name), created)
             },
             ipam: NetworkIpam {
@@ -915,12 +997,14 @@ impl Engine {
                 } else {
                     meta.ipam_options.map(|o| o.into_iter().collect())
                 },
-                config: vec![IpamConfig {
+                config: std::iter::once(IpamConfig {
                     subnet: Some(s.config.subnet.to_string()),
                     ip_range: meta.ip_range,
                     gateway: Some(s.config.gateway().to_string()),
                     auxiliary_addresses: meta.aux_addresses.map(|a| a.into_iter().collect()),
-                }],
+                })
+                .chain(meta.ipv6_config)
+                .collect(),
             },
         }
     }
@@ -961,6 +1045,7 @@ impl Engine {
         let mut req = AttachRequest::new(&a.name, &rec.id, &ns);
         req.ifname = format!("eth{n}");
         req.ip = a.ip;
+        req.ip6 = requested_ip6(a.ipam_config.as_ref())?;
         req.mac = a.mac.clone();
         let short = rec.id.get(..12).unwrap_or(&rec.id).to_owned();
         req.names = [rec.name.clone(), short]
@@ -978,6 +1063,9 @@ impl Engine {
         if let Ok(mut f) = std::fs::OpenOptions::new().append(true).open(&hosts) {
             use std::io::Write;
             let _ = writeln!(f, "{}\t{}", ep.ip, names.join(" "));
+            if let Some(ip6) = ep.ip6 {
+                let _ = writeln!(f, "{ip6}\t{}", names.join(" "));
+            }
         }
         Ok(())
     }
@@ -1006,13 +1094,21 @@ impl Engine {
                 "network with name {name} already exists"
             )));
         }
-        // The first IPAM config only: berth's networks have one IPv4 subnet.
+        // One IPv4 and one IPv6 entry at most, as Docker's bridge driver takes them.
         let ipam_options = req.ipam.as_ref().and_then(|i| i.options.clone());
-        let ipam = req
-            .ipam
-            .and_then(|i| i.config)
-            .and_then(|c| c.into_iter().next())
-            .unwrap_or_default();
+        let (ipam, ipam6) = split_ipam(req.ipam.and_then(|i| i.config).unwrap_or_default())?;
+        let ipam = ipam.unwrap_or_default();
+        let ipv6 = match &ipam6 {
+            Some(c) => Some(ipv6_config(c)?),
+            None => None,
+        };
+        let enable_ipv6 = req.enable_ipv6.unwrap_or(false);
+        if enable_ipv6 && ipv6.is_none() {
+            // Docker 20.10 has no IPv6 pool of its own to take one from.
+            return Err(EngineError::not_found(
+                "could not find an available, non-overlapping IPv6 address pool among the defaults to assign to the network",
+            ));
+        }
         let subnet =
             match ipam.subnet.as_deref().unwrap_or("") {
                 "" => net
@@ -1050,6 +1146,8 @@ impl Engine {
         }
         config.internal = req.internal.unwrap_or(false);
         config.dns = true;
+        // Without EnableIPv6 a v6 subnet is only echoed (Docker gives no one an address in it).
+        config.ipv6 = ipv6.filter(|_| enable_ipv6);
         let meta = NetworkMeta {
             created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
             labels: req.labels.unwrap_or_default().into_iter().collect(),
@@ -1057,6 +1155,7 @@ impl Engine {
             ipam_options: ipam_options.map(|o| o.into_iter().collect()),
             ip_range,
             aux_addresses: ipam.auxiliary_addresses.map(|a| a.into_iter().collect()),
+            ipv6_config: ipam6,
         };
         std::fs::create_dir_all(self.root().join("network-meta"))
             .map_err(|e| EngineError::internal(e.to_string()))?;
@@ -1213,6 +1312,7 @@ impl Engine {
                     .map_err(|_| EngineError::invalid(format!("invalid IPv4 address: {v}")))?,
             ),
         };
+        requested_ip6(ep.ipam_config.as_ref())?;
         let a = NetAttach {
             name: net_name,
             aliases: ep.aliases.unwrap_or_default(),
@@ -1261,9 +1361,11 @@ impl Engine {
             let hosts = self.container_dir(&rec.id).join("hosts");
             if let Ok(text) = std::fs::read_to_string(&hosts) {
                 let prefix = format!("{}\t", ep.ip);
+                let prefix6 = ep.ip6.map(|ip| format!("{ip}\t"));
                 let kept: String = text
                     .lines()
                     .filter(|l| !l.starts_with(&prefix))
+                    .filter(|l| prefix6.as_ref().is_none_or(|p| !l.starts_with(p)))
                     .map(|l| format!("{l}\n"))
                     .collect();
                 // In place: the bind mount follows the inode, not the name.
@@ -1329,7 +1431,8 @@ mod tests {
             serde_json::json!({"IPAMConfig": {"IPv4Address": "10.9.0.7"},
                 "MacAddress": "02:42:ac:11:00:02", "DriverOpts": {"k": "v"},
                 "NetworkID": "n", "EndpointID": "", "Gateway": "", "IPAddress": "",
-                "IPPrefixLen": 0})
+                "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
+                "GlobalIPv6PrefixLen": 0})
         );
         let ep = Endpoint {
             id: "c".into(),
@@ -1337,6 +1440,9 @@ mod tests {
             ip: Ipv4Addr::new(10, 9, 0, 7),
             prefix: 24,
             gateway: Some(Ipv4Addr::new(10, 9, 0, 1)),
+            ip6: Some("fd00:9::7".parse().unwrap()),
+            prefix6: 64,
+            gateway6: Some("fd00:9::1".parse().unwrap()),
             mac: "02:42:0a:09:00:07".into(),
             host_veth: "bv0".into(),
             ifname: "eth0".into(),
@@ -1354,10 +1460,69 @@ mod tests {
         assert_eq!(v.ip_address.as_deref(), Some("10.9.0.7"));
         assert_eq!(v.ip_prefix_len, Some(24));
         assert_eq!(v.gateway.as_deref(), Some("10.9.0.1"));
+        assert_eq!(v.global_ipv6_address.as_deref(), Some("fd00:9::7"));
+        assert_eq!(v.global_ipv6_prefix_len, Some(64));
+        assert_eq!(v.ipv6_gateway.as_deref(), Some("fd00:9::1"));
         assert_eq!(v.mac_address.as_deref(), Some("02:42:0a:09:00:07"));
         // No duplicates in DNSNames.
         assert_eq!(v.dns_names, Some(vec!["web".to_owned(), "abc".to_owned()]));
         assert_eq!(v.network_id.as_deref(), Some(""));
+    }
+
+    #[test]
+    fn ipam_entries_by_family_with_dockers_words() {
+        let entry = |subnet: &str, gw: Option<&str>| IpamConfig {
+            subnet: Some(subnet.into()),
+            gateway: gw.map(Into::into),
+            ..Default::default()
+        };
+        let (v4, v6) = split_ipam(vec![
+            entry("fd00:1::/64", None),
+            entry("10.240.0.0/24", None),
+        ])
+        .unwrap();
+        assert_eq!(v4.unwrap().subnet.as_deref(), Some("10.240.0.0/24"));
+        assert_eq!(v6.unwrap().subnet.as_deref(), Some("fd00:1::/64"));
+        let err =
+            split_ipam(vec![entry("fd00:1::/64", None), entry("fd00:2::/64", None)]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "bridge driver doesn't support multiple subnets"
+        );
+        let v6 = ipv6_config(&entry("2001:389::/64", Some("2001:389::ffff"))).unwrap();
+        assert_eq!(v6.gateway(), "2001:389::ffff".parse::<Ipv6Addr>().unwrap());
+        for (subnet, gw, want) in [
+            (
+                "2001:389::/164",
+                None,
+                "invalid CIDR address: 2001:389::/164",
+            ),
+            (
+                "fd00:4::/64",
+                Some("zz"),
+                "invalid gateway address zz in Ipam configuration",
+            ),
+        ] {
+            assert_eq!(
+                ipv6_config(&entry(subnet, gw)).unwrap_err().to_string(),
+                want
+            );
+        }
+        let ask = |s: &str| EndpointIpamConfig {
+            ipv6_address: Some(s.into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            requested_ip6(Some(&ask("2001:389::f00d"))).unwrap(),
+            Some("2001:389::f00d".parse().unwrap())
+        );
+        assert_eq!(requested_ip6(Some(&ask(""))).unwrap(), None);
+        assert_eq!(
+            requested_ip6(Some(&ask("10.1.1.1")))
+                .unwrap_err()
+                .to_string(),
+            "invalid IPv6 address: 10.1.1.1"
+        );
     }
 
     fn engine() -> (tempfile::TempDir, Engine) {

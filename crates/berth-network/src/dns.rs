@@ -18,21 +18,23 @@
 //! network's endpoints; names are looked up on every DNS-enabled network that container is
 //! attached to (container names, aliases, service names: whatever the engine listed in
 //! [`crate::Endpoint::names`]), case-insensitively, giving one A record per matching
-//! endpoint (TTL 600, as Docker). AAAA and other types for a known name get an empty answer;
+//! endpoint (TTL 600, as Docker), and one AAAA record per matching endpoint with an IPv6
+//! address (dual-stack networks). Other types for a known name get an empty answer;
 //! PTR queries for a container address get its first name. Anything else is forwarded as it
 //! is to the container's `--dns` servers, else to the host's resolvers, over the transport
 //! the query came on; on an `--internal` network nothing is forwarded (SERVFAIL).
 
 use std::collections::HashMap;
 use std::net::{
-    IpAddr, Ipv4Addr, SocketAddr, TcpListener as StdTcpListener, UdpSocket as StdUdpSocket,
+    IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener as StdTcpListener,
+    UdpSocket as StdUdpSocket,
 };
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
-use hickory_proto::rr::rdata::{A, PTR};
+use hickory_proto::rr::rdata::{A, AAAA, PTR};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
@@ -318,6 +320,21 @@ fn lookup(scope: &Scope, name: &str) -> Vec<Ipv4Addr> {
     out
 }
 
+/// The IPv6 addresses of the endpoints `name` resolves to (those on dual-stack networks).
+fn lookup6(scope: &Scope, name: &str) -> Vec<Ipv6Addr> {
+    let mut out = Vec::new();
+    for net in &scope.networks {
+        for ep in net.endpoints.values() {
+            if let Some(ip6) = ep.ip6 {
+                if ep.names.iter().any(|n| n.eq_ignore_ascii_case(name)) && !out.contains(&ip6) {
+                    out.push(ip6);
+                }
+            }
+        }
+    }
+    out
+}
+
 fn reverse(scope: &Scope, name: &str) -> Option<String> {
     let rest = name.strip_suffix(".in-addr.arpa")?;
     let octets: Vec<u8> = rest
@@ -381,6 +398,15 @@ async fn answer(
         if matches!(q.query_type(), RecordType::A | RecordType::ANY) {
             for ip in found {
                 resp.add_answer(Record::from_rdata(q.name().clone(), TTL, RData::A(A(ip))));
+            }
+        }
+        if matches!(q.query_type(), RecordType::AAAA | RecordType::ANY) {
+            for ip in lookup6(&scope, name) {
+                resp.add_answer(Record::from_rdata(
+                    q.name().clone(),
+                    TTL,
+                    RData::AAAA(AAAA(ip)),
+                ));
             }
         }
         return resp.to_vec().ok();

@@ -1,7 +1,7 @@
 //! A container's `/etc/hosts`, `/etc/hostname` and `/etc/resolv.conf`, as Docker writes
 //! them. The engine writes these into `containers/<id>/` and bind-mounts them.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::error::{NetError, Result};
 
@@ -52,6 +52,9 @@ pub struct HostsOptions {
     pub domainname: Option<String>,
     /// The container's addresses (one per network); empty with `--network none` or `host`.
     pub addresses: Vec<Ipv4Addr>,
+    /// Its IPv6 addresses on dual-stack networks: a line each after the IPv4 ones, with the
+    /// same names (as Docker writes them).
+    pub addresses6: Vec<Ipv6Addr>,
     /// Network aliases of the container, listed beside its hostname (as Docker does on
     /// user-defined networks).
     pub aliases: Vec<String>,
@@ -83,6 +86,9 @@ pub fn hosts_file(opts: &HostsOptions) -> String {
         }
     }
     for ip in &opts.addresses {
+        out.push_str(&format!("{ip}\t{}\n", names.join(" ")));
+    }
+    for ip in &opts.addresses6 {
         out.push_str(&format!("{ip}\t{}\n", names.join(" ")));
     }
     out
@@ -223,6 +229,7 @@ mod tests {
             hostname: "abc123".into(),
             domainname: None,
             addresses: vec![Ipv4Addr::new(10, 88, 0, 2)],
+            addresses6: vec!["fd00:1::2".parse().unwrap()],
             aliases: vec!["web".into()],
             extra: vec![
                 ExtraHost::parse("db:10.0.0.5", None).unwrap(),
@@ -233,7 +240,7 @@ mod tests {
         let text = hosts_file(&opts);
         assert!(text.starts_with("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost"));
         assert!(text.contains("10.0.0.5\tdb\n10.88.0.1\thost.docker.internal\n::1\tv6\n"));
-        assert!(text.ends_with("10.88.0.2\tabc123 web\n"));
+        assert!(text.ends_with("10.88.0.2\tabc123 web\nfd00:1::2\tabc123 web\n"));
         assert!(ExtraHost::parse("nohost", None).is_err());
         assert!(ExtraHost::parse("x:host-gateway", None).is_err());
         assert_eq!(hostname_file("abc"), "abc\n");

@@ -8,7 +8,11 @@
 //! needs the daemon: the kernel keeps bridges, veths and rules, the state directory keeps
 //! the rest, and [`Networking::restore`] puts whatever a reboot lost back.
 //!
-//! IPv4 only; host (`--network host`) and none (`--network none`) modes need nothing from
+//! IPv4, and dual stack on networks made with an [`Ipv6Config`] (Docker's `EnableIPv6`):
+//! the bridge and each endpoint get an IPv6 address too (no DAD, so it is usable at once),
+//! containers an IPv6 default route, the embedded DNS answers AAAA, and a table of family
+//! `ip6` beside berth's `ip` one masquerades and isolates IPv6 traffic (published ports stay
+//! IPv4). Host (`--network host`) and none (`--network none`) modes need nothing from
 //! this crate: for host the engine leaves the network namespace out of the spec (and
 //! writes the host's `resolv.conf` via [`files::resolv_conf`] with `host_network`); for none
 //! it gives the container a new namespace and calls nothing here (the runtime brings `lo`
@@ -23,15 +27,15 @@ mod ports;
 mod store;
 mod subnet;
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 pub use dns::DnsOptions;
 pub use error::{NetError, Result};
 pub use ports::{HostPort, PortSpec, Protocol, PublishedPort};
-pub use store::{Endpoint, NetworkConfig, NetworkState};
-pub use subnet::Subnet;
+pub use store::{Endpoint, Ipv6Config, NetworkConfig, NetworkState};
+pub use subnet::{Subnet, Subnet6};
 
 /// The default network's bridge.
 pub const DEFAULT_BRIDGE: &str = "berth0";
@@ -74,6 +78,8 @@ pub struct AttachRequest {
     pub ifname: String,
     /// `--ip`.
     pub ip: Option<Ipv4Addr>,
+    /// `--ip6` (used on dual-stack networks only, ignored elsewhere as Docker does).
+    pub ip6: Option<Ipv6Addr>,
     /// `--mac-address` (`aa:bb:cc:dd:ee:ff`); derived from the address when not given.
     pub mac: Option<String>,
     /// Names the embedded DNS resolves to this endpoint (container name, `--alias`es,
@@ -97,6 +103,7 @@ impl AttachRequest {
             netns: netns.into(),
             ifname: "eth0".into(),
             ip: None,
+            ip6: None,
             mac: None,
             names: Vec::new(),
             ports: Vec::new(),
@@ -232,6 +239,20 @@ impl Networking {
                     config.subnet, other.config.subnet, other.config.name
                 )));
             }
+            if let Some(v6) = &config.ipv6 {
+                if let Some((other, o6)) = all.iter().find_map(|n| {
+                    n.config
+                        .ipv6
+                        .as_ref()
+                        .filter(|o| o.subnet.overlaps(&v6.subnet))
+                        .map(|o| (n, o))
+                }) {
+                    return Err(NetError::PoolOverlap(format!(
+                        "{} overlaps {} of network {}",
+                        v6.subnet, o6.subnet, other.config.name
+                    )));
+                }
+            }
             self.store.save(&NetworkState::new(config.clone()))?;
         }
         let made = self.ensure_bridge(&config).and_then(|_| {
@@ -263,7 +284,20 @@ impl Networking {
         set_sysctl(
             &format!("/proc/sys/net/ipv4/conf/{}/route_localnet", config.bridge),
             "1",
-        )
+        )?;
+        if let Some(v6) = &config.ipv6 {
+            // A host booted with IPv6 off by default makes bridges without it.
+            set_sysctl(
+                &format!("/proc/sys/net/ipv6/conf/{}/disable_ipv6", config.bridge),
+                "0",
+            )?;
+            netlink::add_ipv6_address(&config.bridge, v6.gateway(), v6.subnet.prefix())?;
+            // Egress of containers' IPv6 traffic, as Docker enables it for such networks.
+            if let Err(e) = set_sysctl("/proc/sys/net/ipv6/conf/all/forwarding", "1") {
+                tracing::warn!("IPv6 forwarding: {e}");
+            }
+        }
+        Ok(())
     }
 
     /// Removes a network that has no endpoints: its DNS listener, bridge, state and rules.
@@ -364,6 +398,8 @@ impl Networking {
                 ports::choose(&req.ports, &taken)?
             };
             let ip = state.allocate(&req.endpoint, req.ip)?;
+            // Nothing is saved when this fails: the IPv4 address goes back with it.
+            let ip6 = state.allocate6(&req.endpoint, req.ip6)?;
             let config = state.config.clone();
             let endpoint = Endpoint {
                 id: req.endpoint.clone(),
@@ -371,6 +407,13 @@ impl Networking {
                 ip,
                 prefix: config.subnet.prefix(),
                 gateway: (!config.internal).then(|| config.gateway()),
+                ip6,
+                prefix6: config.ipv6.as_ref().map_or(0, |v| v.subnet.prefix()),
+                gateway6: config
+                    .ipv6
+                    .as_ref()
+                    .filter(|_| ip6.is_some() && !config.internal)
+                    .map(|v| v.gateway()),
                 mac: format_mac(mac.unwrap_or_else(|| mac_for(ip))),
                 host_veth: host_veth_name(&req.network, &req.endpoint),
                 ifname: req.ifname.clone(),
@@ -395,6 +438,8 @@ impl Networking {
             ip: endpoint.ip,
             prefix: endpoint.prefix,
             gateway: endpoint.gateway,
+            ip6: endpoint.ip6.map(|ip| (ip, endpoint.prefix6)),
+            gateway6: endpoint.gateway6,
         };
         let wired = netlink::create_endpoint(&spec).and_then(|_| {
             if endpoint.ports.is_empty() {

@@ -10,7 +10,7 @@
 
 use std::fs::File;
 use std::future::Future;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsRawFd;
 use std::path::Path;
 
@@ -146,6 +146,39 @@ async fn add_address(h: &Handle, index: u32, ip: Ipv4Addr, prefix: u8, what: &st
             }
         }
     }
+}
+
+/// Adds an IPv6 address without duplicate address detection (Docker's `nodad`): with DAD
+/// the address stays tentative for a second or two and cannot be used, and the addresses
+/// here are handed out by berth's IPAM, so no one else on the link has it. An address that
+/// is there already is not an error.
+async fn add_address6(h: &Handle, index: u32, ip: Ipv6Addr, prefix: u8, what: &str) -> Result<()> {
+    use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags};
+    let mut req = h.address().add(index, IpAddr::V6(ip), prefix);
+    req.message_mut()
+        .attributes
+        .push(AddressAttribute::Flags(AddressFlags::Nodad));
+    match req.execute().await {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let err = nl_err(format!("adding {ip}/{prefix} to {what}"), e);
+            if err.errno() == Some(EEXIST) {
+                Ok(())
+            } else {
+                Err(err)
+            }
+        }
+    }
+}
+
+/// Puts the gateway's IPv6 address on an existing link (a dual-stack network's bridge).
+pub(crate) fn add_ipv6_address(name: &str, ip: Ipv6Addr, prefix: u8) -> Result<()> {
+    run(None, |h| async move {
+        let index = link_index(&h, name)
+            .await?
+            .ok_or_else(|| NetError::invalid(format!("interface {name} does not exist")))?;
+        add_address6(&h, index, ip, prefix, name).await
+    })
 }
 
 /// Creates the bridge if it is missing (an existing link of that name must be a bridge),
@@ -290,6 +323,9 @@ pub(crate) struct VethSpec<'a> {
     pub ip: Ipv4Addr,
     pub prefix: u8,
     pub gateway: Option<Ipv4Addr>,
+    /// The IPv6 address and prefix on a dual-stack network.
+    pub ip6: Option<(Ipv6Addr, u8)>,
+    pub gateway6: Option<Ipv6Addr>,
 }
 
 /// Creates the veth pair with its host end on the bridge (up) and its peer created directly
@@ -337,6 +373,14 @@ pub(crate) fn create_endpoint(spec: &VethSpec<'_>) -> Result<()> {
             NetError::invalid(format!("{} missing in the container", spec.peer_name))
         })?;
         add_address(&h, index, spec.ip, spec.prefix, spec.peer_name).await?;
+        if let Some((ip6, prefix6)) = spec.ip6 {
+            // The namespace is the container's own: its /proc/sys is this thread's too.
+            let disable = format!("/proc/sys/net/ipv6/conf/{}/disable_ipv6", spec.peer_name);
+            if let Err(e) = std::fs::write(&disable, "0") {
+                tracing::debug!("{disable}: {e}");
+            }
+            add_address6(&h, index, ip6, prefix6, spec.peer_name).await?;
+        }
         set_up(&h, index, spec.peer_name).await?;
         if let Some(lo) = link_index(&h, "lo").await? {
             set_up(&h, lo, "lo").await?;
@@ -348,6 +392,18 @@ pub(crate) fn create_endpoint(spec: &VethSpec<'_>) -> Result<()> {
                 .build();
             if let Err(e) = h.route().add(route).execute().await {
                 let err = nl_err(format!("adding the default route via {gw}"), e);
+                if err.errno() != Some(EEXIST) {
+                    return Err(err);
+                }
+            }
+        }
+        if let Some(gw) = spec.gateway6 {
+            let route = RouteMessageBuilder::<Ipv6Addr>::new()
+                .gateway(gw)
+                .output_interface(index)
+                .build();
+            if let Err(e) = h.route().add(route).execute().await {
+                let err = nl_err(format!("adding the IPv6 default route via {gw}"), e);
                 if err.errno() != Some(EEXIST) {
                     return Err(err);
                 }

@@ -23,6 +23,20 @@
 //! }
 //! ```
 //!
+//! Dual-stack networks add a table of family `ip6` with the same name, in the same
+//! transaction (it is deleted again when no such network is left):
+//!
+//! ```text
+//! table ip6 berth {
+//!   chain postrouting { type nat hook postrouting priority srcnat
+//!     ip6 saddr SUBNET6 oifname != BR masquerade }                    (not internal)
+//!   chain forward     { type filter hook forward priority filter
+//!     (the internal and isolation drops of the ip table, for IPv6) }
+//! }
+//! ```
+//!
+//! Published ports are IPv4 only.
+//!
 //! 127.0.0.1 works because the output chain DNATs it, the bridge has
 //! `net.ipv4.conf.BR.route_localnet=1` (set when the bridge is made) so a loopback source
 //! may leave through it, and postrouting masquerades that source to the gateway address.
@@ -70,6 +84,81 @@ fn proto(p: Protocol) -> &'static str {
         Protocol::Tcp => "tcp",
         Protocol::Udp => "udp",
     }
+}
+
+/// The `ip6` table's commands: the table made afresh with its rules when a network is dual
+/// stack, else only removed (add then delete: no error when it is not there).
+fn ruleset6(table: &str, networks: &[NetworkState]) -> Vec<Value> {
+    let t = json!({"family": "ip6", "name": table});
+    let mut cmds = vec![
+        json!({"add": {"table": t}}),
+        json!({"delete": {"table": t}}),
+    ];
+    if !networks.iter().any(|n| n.config.ipv6.is_some()) {
+        return cmds;
+    }
+    cmds.push(json!({"add": {"table": t}}));
+    let rule6 = |chain: &str, expr: Vec<Value>, comment: &str| {
+        json!({"add": {"rule": {"family": "ip6", "table": table, "chain": chain,
+            "expr": expr, "comment": comment}}})
+    };
+    for (name, kind, hook, prio) in [
+        ("postrouting", "nat", "postrouting", 100),
+        ("forward", "filter", "forward", 0),
+    ] {
+        cmds.push(
+            json!({"add": {"chain": {"family": "ip6", "table": table, "name": name,
+            "type": kind, "hook": hook, "prio": prio, "policy": "accept"}}}),
+        );
+    }
+    let bridges: Vec<&str> = networks
+        .iter()
+        .filter(|n| n.config.ipv6.is_some())
+        .map(|n| n.config.bridge.as_str())
+        .collect();
+    for net in networks {
+        let Some(v6) = &net.config.ipv6 else { continue };
+        let br = net.config.bridge.as_str();
+        let name = net.config.name.as_str();
+        if net.config.internal {
+            for (a, b) in [("iifname", "oifname"), ("oifname", "iifname")] {
+                cmds.push(rule6(
+                    "forward",
+                    vec![
+                        meta_eq(a, "==", json!(br)),
+                        meta_eq(b, "!=", json!(br)),
+                        json!({"drop": null}),
+                    ],
+                    name,
+                ));
+            }
+        } else {
+            let subnet = json!({"prefix": {"addr": v6.subnet.network().to_string(),
+                "len": v6.subnet.prefix()}});
+            cmds.push(rule6(
+                "postrouting",
+                vec![
+                    payload_eq("ip6", "saddr", subnet),
+                    meta_eq("oifname", "!=", json!(br)),
+                    json!({"masquerade": null}),
+                ],
+                name,
+            ));
+        }
+        let others: Vec<&str> = bridges.iter().copied().filter(|b| *b != br).collect();
+        if !others.is_empty() {
+            cmds.push(rule6(
+                "forward",
+                vec![
+                    meta_eq("iifname", "==", json!(br)),
+                    meta_eq("oifname", "==", json!({"set": others})),
+                    json!({"drop": null}),
+                ],
+                name,
+            ));
+        }
+    }
+    cmds
 }
 
 /// The whole transaction for `networks`.
@@ -213,6 +302,7 @@ pub(crate) fn ruleset(table: &str, networks: &[NetworkState]) -> Value {
             ));
         }
     }
+    cmds.extend(ruleset6(table, networks));
     json!({"nftables": cmds})
 }
 
@@ -250,11 +340,13 @@ pub(crate) fn apply(table: &str, networks: &[NetworkState]) -> Result<()> {
     nft(&["-j", "-f", "-"], Some(doc.as_bytes())).map(|_| ())
 }
 
-/// Deletes berth's table; a missing table is not an error.
+/// Deletes berth's tables (`ip` and `ip6`); a missing table is not an error.
 pub(crate) fn delete_table(table: &str) -> Result<()> {
     let doc = json!({"nftables": [
         {"add": {"table": {"family": "ip", "name": table}}},
         {"delete": {"table": {"family": "ip", "name": table}}},
+        {"add": {"table": {"family": "ip6", "name": table}}},
+        {"delete": {"table": {"family": "ip6", "name": table}}},
     ]})
     .to_string();
     nft(&["-j", "-f", "-"], Some(doc.as_bytes())).map(|_| ())
@@ -307,6 +399,9 @@ mod tests {
                 ip: Ipv4Addr::new(10, 213, 1, 2),
                 prefix: 24,
                 gateway: Some(Ipv4Addr::new(10, 213, 1, 1)),
+                ip6: None,
+                prefix6: 0,
+                gateway6: None,
                 mac: "02:42:0a:d5:01:02".into(),
                 host_veth: "bv0".into(),
                 ifname: "eth0".into(),
@@ -331,5 +426,46 @@ mod tests {
         assert_eq!(in_chain("postrouting"), 5);
         // b: 2 internal drops; isolation for both.
         assert_eq!(in_chain("forward"), 4);
+        assert!(rules.iter().all(|r| r["family"] == "ip"), "no IPv6 network");
+        let tables6: Vec<&Value> = cmds
+            .iter()
+            .filter(|c| c["add"]["table"]["family"] == "ip6")
+            .collect();
+        assert_eq!(tables6.len(), 1, "the ip6 table is only removed");
+    }
+
+    #[test]
+    fn dual_stack_networks_get_an_ip6_table() {
+        let mut a_cfg = NetworkConfig::new("a", "bta", "10.213.1.0/24".parse().unwrap());
+        a_cfg.ipv6 = Some(crate::store::Ipv6Config::new(
+            "fd00:1::/64".parse().unwrap(),
+        ));
+        let mut b_cfg = NetworkConfig::new("b", "btb", "10.213.2.0/24".parse().unwrap());
+        b_cfg.ipv6 = Some(crate::store::Ipv6Config::new(
+            "fd00:2::/64".parse().unwrap(),
+        ));
+        b_cfg.internal = true;
+        let c = NetworkState::new(NetworkConfig::new(
+            "c",
+            "btc",
+            "10.213.3.0/24".parse().unwrap(),
+        ));
+        let doc = ruleset(
+            "t",
+            &[NetworkState::new(a_cfg), NetworkState::new(b_cfg), c],
+        );
+        let cmds = doc["nftables"].as_array().unwrap();
+        let rules6: Vec<&Value> = cmds
+            .iter()
+            .filter_map(|c| c["add"].get("rule"))
+            .filter(|r| r["family"] == "ip6")
+            .collect();
+        let in_chain = |c: &str| rules6.iter().filter(|r| r["chain"] == c).count();
+        // a: masquerade; b (internal): none.
+        assert_eq!(in_chain("postrouting"), 1);
+        // b: 2 internal drops; isolation between a and b (c has no IPv6).
+        assert_eq!(in_chain("forward"), 4);
+        let text = serde_json::to_string(&rules6).unwrap();
+        assert!(text.contains("fd00:1::") && !text.contains("btc"), "{text}");
     }
 }

@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{Flock, FlockArg};
@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{NetError, Result};
 use crate::ports::PublishedPort;
-use crate::subnet::Subnet;
+use crate::subnet::{Subnet, Subnet6};
 
 /// What a bridge network is: the caller's choices, with the gateway filled in.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,6 +49,61 @@ pub struct NetworkConfig {
     /// sub-pool: its first address too, unless it is the subnet's own).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ip_range: Option<Subnet>,
+    /// `EnableIPv6` with an IPv6 subnet: the network is dual stack (the bridge and every
+    /// endpoint get an IPv6 address beside the IPv4 one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6: Option<Ipv6Config>,
+}
+
+/// The IPv6 half of a dual-stack network.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ipv6Config {
+    pub subnet: Subnet6,
+    /// The bridge's IPv6 address and the containers' IPv6 default route; the subnet's first
+    /// host address when not given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<Ipv6Addr>,
+    /// Addresses are handed out from this part of the subnet only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_range: Option<Subnet6>,
+}
+
+impl Ipv6Config {
+    pub fn new(subnet: Subnet6) -> Self {
+        Ipv6Config {
+            subnet,
+            gateway: None,
+            ip_range: None,
+        }
+    }
+
+    pub fn gateway(&self) -> Ipv6Addr {
+        self.gateway.unwrap_or_else(|| self.subnet.first_host())
+    }
+
+    /// Docker's words for a gateway it cannot take.
+    fn validate(&self) -> Result<()> {
+        if let Some(r) = self.ip_range {
+            if !(self.subnet.contains(r.network()) && self.subnet.contains(r.last())) {
+                return Err(NetError::invalid(format!(
+                    "ip range {r} is not within subnet {}",
+                    self.subnet
+                )));
+            }
+        }
+        let gw = self.gateway();
+        if !self.subnet.contains(gw) {
+            return Err(NetError::invalid(format!(
+                "failed to allocate gateway ({gw}): Requested address is out of range"
+            )));
+        }
+        if !self.subnet.is_host(gw) {
+            return Err(NetError::AddressInUse(format!(
+                "failed to allocate gateway ({gw})"
+            )));
+        }
+        Ok(())
+    }
 }
 
 impl NetworkConfig {
@@ -63,6 +118,7 @@ impl NetworkConfig {
             internal: false,
             dns: false,
             ip_range: None,
+            ipv6: None,
         }
     }
 
@@ -97,6 +153,9 @@ impl NetworkConfig {
                 return Err(NetError::invalid(format!("invalid MTU {mtu}")));
             }
         }
+        if let Some(v6) = &self.ipv6 {
+            v6.validate()?;
+        }
         Ok(())
     }
 }
@@ -111,6 +170,14 @@ pub struct Endpoint {
     pub prefix: u8,
     /// The default route's next hop, unless the network is internal.
     pub gateway: Option<Ipv4Addr>,
+    /// The IPv6 address on a dual-stack network (its prefix is the network's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip6: Option<Ipv6Addr>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub prefix6: u8,
+    /// The IPv6 default route's next hop (dual stack, not internal).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway6: Option<Ipv6Addr>,
     /// `02:42:…`, lower-case, colon-separated.
     pub mac: String,
     /// The host end of the veth pair, attached to the bridge (`bv` + 12 hex digits).
@@ -151,6 +218,16 @@ pub struct NetworkState {
     /// gateway's port 53 from the bridge are redirected to it); set while a server runs.
     #[serde(default)]
     pub dns_port: Option<u16>,
+    /// IPAM of a dual-stack network's IPv6 subnet, as `allocations` (the gateway is never in
+    /// here either).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub allocations6: BTreeMap<Ipv6Addr, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_allocated6: Option<Ipv6Addr>,
+}
+
+fn is_zero(n: &u8) -> bool {
+    *n == 0
 }
 
 impl NetworkState {
@@ -161,6 +238,8 @@ impl NetworkState {
             allocations: BTreeMap::new(),
             last_allocated: None,
             dns_port: None,
+            allocations6: BTreeMap::new(),
+            last_allocated6: None,
         }
     }
 
@@ -214,11 +293,69 @@ impl NetworkState {
         Err(NetError::PoolExhausted(self.config.name.clone()))
     }
 
+    /// Hands out an IPv6 address to `owner` on a dual-stack network, as [`Self::allocate`]
+    /// does IPv4 ones (None when the network has no IPv6). Docker's words when the requested
+    /// address is outside the subnet or taken.
+    pub fn allocate6(
+        &mut self,
+        owner: &str,
+        requested: Option<Ipv6Addr>,
+    ) -> Result<Option<Ipv6Addr>> {
+        let Some(v6) = self.config.ipv6.clone() else {
+            return Ok(None);
+        };
+        if let Some((ip, _)) = self.allocations6.iter().find(|(_, o)| o.as_str() == owner) {
+            let ip = *ip;
+            if requested.is_none_or(|r| r == ip) {
+                return Ok(Some(ip));
+            }
+            return Err(NetError::AddressInUse(format!(
+                "{owner} already holds {ip} on network {}",
+                self.config.name
+            )));
+        }
+        let gateway = v6.gateway();
+        if let Some(ip) = requested {
+            if !v6.subnet.contains(ip) {
+                return Err(NetError::AddressOutOfRange {
+                    ip: ip.to_string(),
+                    subnet: v6.subnet.to_string(),
+                });
+            }
+            if !v6.subnet.is_host(ip) || ip == gateway || self.allocations6.contains_key(&ip) {
+                return Err(NetError::AddressInUse(ip.to_string()));
+            }
+            self.allocations6.insert(ip, owner.to_string());
+            return Ok(Some(ip));
+        }
+        let range = v6.ip_range.unwrap_or(v6.subnet);
+        let first = u128::from(range.network()).max(u128::from(v6.subnet.first_host()));
+        let last = u128::from(range.last());
+        let start = match self.last_allocated6 {
+            Some(prev) if (first..last).contains(&u128::from(prev)) => u128::from(prev) + 1,
+            _ => first,
+        };
+        // A /64 has 2^64 addresses: look at the next few thousand after the last one handed
+        // out, then from the start, never at all of them.
+        const SCAN: u128 = 1 << 16;
+        let ahead = start..=last.min(start.saturating_add(SCAN));
+        let again = first..start.min(first.saturating_add(SCAN));
+        for ip in ahead.chain(again).map(Ipv6Addr::from) {
+            if ip != gateway && !self.allocations6.contains_key(&ip) {
+                self.allocations6.insert(ip, owner.to_string());
+                self.last_allocated6 = Some(ip);
+                return Ok(Some(ip));
+            }
+        }
+        Err(NetError::PoolExhausted(self.config.name.clone()))
+    }
+
     /// Gives back every address `owner` holds; returns how many.
     pub fn release(&mut self, owner: &str) -> usize {
-        let before = self.allocations.len();
+        let before = self.allocations.len() + self.allocations6.len();
         self.allocations.retain(|_, o| o != owner);
-        before - self.allocations.len()
+        self.allocations6.retain(|_, o| o != owner);
+        before - self.allocations.len() - self.allocations6.len()
     }
 }
 
@@ -489,6 +626,77 @@ mod tests {
         );
         s.config.ip_range = Some("10.0.0.0/24".parse().unwrap());
         assert!(s.config.validate().is_err());
+    }
+
+    #[test]
+    fn v6_addresses_beside_v4_ones() {
+        let mut s = state("10.213.0.0/24");
+        assert_eq!(s.allocate6("a", None).unwrap(), None, "IPv4 only");
+        s.config.ipv6 = Some(Ipv6Config::new("2001:389::/64".parse().unwrap()));
+        s.config.validate().unwrap();
+        let v6 = |t: &str| t.parse::<Ipv6Addr>().unwrap();
+        assert_eq!(s.allocate6("a", None).unwrap(), Some(v6("2001:389::2")));
+        assert_eq!(
+            s.allocate6("b", Some(v6("2001:389::f00d"))).unwrap(),
+            Some(v6("2001:389::f00d"))
+        );
+        assert_eq!(s.allocate6("b", None).unwrap(), Some(v6("2001:389::f00d")));
+        for taken in ["2001:389::f00d", "2001:389::1", "2001:389::"] {
+            assert!(
+                matches!(
+                    s.allocate6("c", Some(v6(taken))),
+                    Err(NetError::AddressInUse(_))
+                ),
+                "{taken}"
+            );
+        }
+        let out = s.allocate6("c", Some(v6("2001:999::5"))).unwrap_err();
+        assert_eq!(
+            out.to_string(),
+            "invalid address 2001:999::5: it does not belong to subnet 2001:389::/64"
+        );
+        s.allocate("a", None).unwrap();
+        assert_eq!(s.release("a"), 2, "both families");
+        assert_eq!(
+            s.allocate6("d", None).unwrap(),
+            Some(v6("2001:389::3")),
+            "not reused at once"
+        );
+
+        // A gateway of its own (docker-py's: the range's last address) and a range.
+        let mut cfg = Ipv6Config::new("2001:389::/64".parse().unwrap());
+        cfg.gateway = Some(v6("2001:389::ffff"));
+        cfg.ip_range = Some("2001:389::/96".parse().unwrap());
+        s.config.ipv6 = Some(cfg.clone());
+        s.config.validate().unwrap();
+        let mut t = NetworkState::new(s.config.clone());
+        assert_eq!(t.allocate6("a", None).unwrap(), Some(v6("2001:389::1")));
+        cfg.gateway = Some(v6("2001:38c::1"));
+        s.config.ipv6 = Some(cfg.clone());
+        assert_eq!(
+            s.config.validate().unwrap_err().to_string(),
+            "failed to allocate gateway (2001:38c::1): Requested address is out of range"
+        );
+        cfg.gateway = Some(v6("2001:389::"));
+        s.config.ipv6 = Some(cfg.clone());
+        assert!(matches!(
+            s.config.validate(),
+            Err(NetError::AddressInUse(_))
+        ));
+        cfg.gateway = None;
+        cfg.ip_range = Some("2001:38a::/96".parse().unwrap());
+        s.config.ipv6 = Some(cfg);
+        assert!(s.config.validate().is_err());
+
+        // A tiny subnet runs out.
+        let mut tiny = state("10.213.0.0/24");
+        tiny.config.ipv6 = Some(Ipv6Config::new("fd00::/126".parse().unwrap()));
+        assert!(tiny.allocate6("a", None).unwrap().is_some());
+        assert!(tiny.allocate6("b", None).unwrap().is_some());
+        assert!(matches!(
+            tiny.allocate6("c", None),
+            Err(NetError::PoolExhausted(_))
+        ));
     }
 
     #[test]

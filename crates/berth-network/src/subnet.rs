@@ -1,7 +1,7 @@
-//! IPv4 subnets in CIDR notation (`10.88.0.0/16`).
+//! IPv4 and IPv6 subnets in CIDR notation (`10.88.0.0/16`, `fd12:3456::/64`).
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -117,6 +117,107 @@ impl<'de> Deserialize<'de> for Subnet {
     }
 }
 
+/// An IPv6 network (a dual-stack network's second subnet): its address with the host bits
+/// cleared, and the prefix length. There is no broadcast address: every address but the
+/// subnet's own (the subnet-router anycast address, which Docker never hands out) is a host's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Subnet6 {
+    network: Ipv6Addr,
+    prefix: u8,
+}
+
+impl Subnet6 {
+    /// `addr/prefix`, host bits of `addr` cleared; at most /127 (the gateway needs one
+    /// address besides the subnet's own).
+    pub fn new(addr: Ipv6Addr, prefix: u8) -> Result<Self, NetError> {
+        if prefix > 127 {
+            return Err(NetError::invalid(format!(
+                "invalid subnet {addr}/{prefix}: a bridge network needs a prefix of /127 or shorter"
+            )));
+        }
+        Ok(Subnet6 {
+            network: Ipv6Addr::from(u128::from(addr) & mask6(prefix)),
+            prefix,
+        })
+    }
+
+    pub fn network(&self) -> Ipv6Addr {
+        self.network
+    }
+
+    pub fn prefix(&self) -> u8 {
+        self.prefix
+    }
+
+    /// The subnet's last address.
+    pub fn last(&self) -> Ipv6Addr {
+        Ipv6Addr::from(u128::from(self.network) | !mask6(self.prefix))
+    }
+
+    pub fn contains(&self, ip: Ipv6Addr) -> bool {
+        u128::from(ip) & mask6(self.prefix) == u128::from(self.network)
+    }
+
+    pub fn overlaps(&self, other: &Subnet6) -> bool {
+        self.contains(other.network) || other.contains(self.network)
+    }
+
+    /// Whether `ip` can be given to a host: inside, and not the subnet's own address.
+    pub fn is_host(&self, ip: Ipv6Addr) -> bool {
+        self.contains(ip) && ip != self.network
+    }
+
+    /// The first host address (Docker's default gateway, `…::1`).
+    pub fn first_host(&self) -> Ipv6Addr {
+        Ipv6Addr::from(u128::from(self.network) + 1)
+    }
+}
+
+fn mask6(prefix: u8) -> u128 {
+    u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0)
+}
+
+impl fmt::Display for Subnet6 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.network, self.prefix)
+    }
+}
+
+impl FromStr for Subnet6 {
+    type Err = NetError;
+
+    /// Strict, as [`Subnet`]'s: `fd00::1/64` is refused with the subnet it should be.
+    fn from_str(s: &str) -> Result<Self, NetError> {
+        let bad = || NetError::invalid(format!("invalid CIDR address: {s}"));
+        let (addr, prefix) = s.split_once('/').ok_or_else(bad)?;
+        let addr: Ipv6Addr = addr.parse().map_err(|_| bad())?;
+        let prefix: u8 = prefix.parse().map_err(|_| bad())?;
+        if prefix > 128 {
+            return Err(bad());
+        }
+        let subnet = Subnet6::new(addr, prefix)?;
+        if subnet.network != addr {
+            return Err(NetError::invalid(format!(
+                "invalid subnet {s}: it should be {subnet}"
+            )));
+        }
+        Ok(subnet)
+    }
+}
+
+impl Serialize for Subnet6 {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Subnet6 {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,5 +239,46 @@ mod tests {
         let other: Subnet = "10.0.0.0/8".parse().unwrap();
         assert!(s.overlaps(&other) && other.overlaps(&s));
         assert!(!s.overlaps(&"172.17.0.0/16".parse().unwrap()));
+    }
+
+    #[test]
+    fn v6_parse_and_ranges() {
+        let s: Subnet6 = "2001:389::/64".parse().unwrap();
+        assert_eq!(s.to_string(), "2001:389::/64");
+        assert_eq!(s.first_host(), "2001:389::1".parse::<Ipv6Addr>().unwrap());
+        assert_eq!(
+            s.last(),
+            "2001:389::ffff:ffff:ffff:ffff".parse::<Ipv6Addr>().unwrap()
+        );
+        assert!(s.is_host("2001:389::f00d".parse().unwrap()));
+        assert!(
+            !s.is_host("2001:389::".parse().unwrap()),
+            "the subnet's own"
+        );
+        assert!(!s.contains("2001:388::1".parse().unwrap()));
+        let small: Subnet6 = "2001:389::/80".parse().unwrap();
+        assert!(s.overlaps(&small) && small.overlaps(&s));
+        assert!(!s.overlaps(&"fd00::/64".parse().unwrap()));
+        assert_eq!(
+            "2001:389::1/64".parse::<Subnet6>().unwrap_err().to_string(),
+            "invalid subnet 2001:389::1/64: it should be 2001:389::/64"
+        );
+        for bad in [
+            "2001:389::/164",
+            "zzz",
+            "2001:389::",
+            "10.0.0.0/8",
+            "::/128",
+        ] {
+            assert!(bad.parse::<Subnet6>().is_err(), "{bad}");
+        }
+        assert_eq!(
+            "2001:389::/164".parse::<Subnet6>().unwrap_err().to_string(),
+            "invalid CIDR address: 2001:389::/164"
+        );
+        let all: Subnet6 = "::/0".parse().unwrap();
+        assert!(all.contains("fd00::1".parse().unwrap()));
+        let json = serde_json::to_string(&s).unwrap();
+        assert_eq!(serde_json::from_str::<Subnet6>(&json).unwrap(), s);
     }
 }

@@ -62,7 +62,7 @@ pub fn net_args(dir: &Path) -> Vec<String> {
 }
 
 /// Deletes what the daemon of `dir` made on the host: its bridges (from the network state
-/// files) and its nftables table.
+/// files) and its nftables tables (`ip`, and `ip6` when it had a dual-stack network).
 pub fn remove_net(dir: &Path) {
     let args = net_args(dir);
     if let Ok(entries) = std::fs::read_dir(dir.join("root/networks")) {
@@ -79,9 +79,11 @@ pub fn remove_net(dir: &Path) {
         }
     }
     let _ = Command::new("ip").args(["link", "del", &args[1]]).output();
-    let _ = Command::new("nft")
-        .args(["delete", "table", "ip", &args[5]])
-        .output();
+    for family in ["ip", "ip6"] {
+        let _ = Command::new("nft")
+            .args(["delete", "table", family, &args[5]])
+            .output();
+    }
 }
 
 /// A daemon on `dir`'s root, socket and network (see [`net_args`]); not waited for.
