@@ -144,6 +144,7 @@ impl LegacyRecord {
             mounts: self.mounts,
             healthcheck: self.healthcheck,
             net: self.net,
+            links: Vec::new(),
         }
     }
 }
