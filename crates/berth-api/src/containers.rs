@@ -776,6 +776,14 @@ async fn inspect(
     Ok(Json(v))
 }
 
+/// `GET /containers/parent/alias/json`: inspect by a link's name.
+async fn inspect_by_link_name(
+    State(b): State<SharedBackend>,
+    Path((parent, alias)): Path<(String, String)>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    inspect(State(b), Path(format!("{parent}/{alias}"))).await
+}
+
 /// The API minor version of a `/v1.NN/...` path (None: unversioned, the newest).
 /// Before API 1.44 a container is created on one network: dockerd refuses more than one
 /// `NetworkingConfig.EndpointsConfig` entry (its words; Go lists them in map order, berth
@@ -866,6 +874,7 @@ pub fn routes() -> Router<SharedBackend> {
         .route("/containers/{id}/logs", get(logs))
         .route("/containers/{id}", delete(remove))
         .route("/containers/{id}/{alias}", delete(remove_by_link_name))
+        .route("/containers/{id}/{alias}/json", get(inspect_by_link_name))
 }
 
 #[cfg(test)]
