@@ -11,6 +11,13 @@
 //! `--link` into them): the embedded DNS answers the alias with the child's address on that
 //! network, for the linking container only (berth-network's `dns.rs`). Docker ignores
 //! `HostConfig.Links` there, and so does berth.
+//!
+//! Where berth differs from dockerd 20.10, on purpose: a bad spec is a 400 (Docker: 500), and
+//! an empty name or alias, or an alias with a `/`, is refused (Docker takes `name:` and makes
+//! no link); an alias given twice keeps the first link and says so in the create warnings
+//! (Docker drops it silently); "Cannot link to a non running container" and "cannot remove
+//! the default link name" are 409s (Docker: 500); an endpoint's bad `Links` are refused at
+//! create (Docker: at start).
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr};
