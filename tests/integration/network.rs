@@ -1108,3 +1108,273 @@ fn dual_stack_networks_give_containers_ipv6_addresses_names_and_routes() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+/// The default bridge address of a container.
+fn bridge_ip(d: &TestDaemon, name: &str) -> String {
+    ok(&d.docker(&[
+        "inspect",
+        "-f",
+        "{{.NetworkSettings.Networks.bridge.IPAddress}}",
+        name,
+    ]))
+}
+
+#[test]
+fn legacy_links_give_dockers_variables_hosts_lines_and_names_and_go_with_rm_link() {
+    if !root_or_skip() {
+        return;
+    }
+    let d = TestDaemon::with_busybox();
+    ok(&d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "child",
+        "-e",
+        "FOO=1",
+        "--expose",
+        "80",
+        "--expose",
+        "81/udp",
+        "--hostname",
+        "chost",
+        "bb",
+        "sleep",
+        "120",
+    ]));
+    let ip = bridge_ip(&d, "child");
+    let out = ok(&d.docker(&[
+        "run",
+        "--name",
+        "par",
+        "--link",
+        "child:my-al",
+        "--add-host",
+        "ex:1.2.3.4",
+        "bb",
+        "sh",
+        "-c",
+        "env; cat /etc/hosts",
+    ]));
+    for want in [
+        "MY_AL_NAME=/par/my-al".to_owned(),
+        "MY_AL_ENV_FOO=1".to_owned(),
+        format!("MY_AL_PORT=tcp://{ip}:80"),
+        format!("MY_AL_PORT_80_TCP=tcp://{ip}:80"),
+        format!("MY_AL_PORT_80_TCP_ADDR={ip}"),
+        "MY_AL_PORT_80_TCP_PORT=80".to_owned(),
+        "MY_AL_PORT_80_TCP_PROTO=tcp".to_owned(),
+        format!("MY_AL_PORT_81_UDP=udp://{ip}:81"),
+        // The hosts file: --add-host first, then the link (alias, hostname, name).
+        format!("1.2.3.4\tex\n{ip}\tmy-al chost child\n"),
+    ] {
+        assert!(out.contains(&want), "{want:?} not in:\n{out}");
+    }
+    assert!(!out.contains("MY_AL_ENV_PATH"), "{out}");
+    // Inspect shows Docker's form; the link's name stands for the child.
+    let links = ok(&d.docker(&["inspect", "-f", "{{json .HostConfig.Links}}", "par"]));
+    assert_eq!(links, r#"["/child:/par/my-al"]"#);
+    assert_eq!(
+        ok(&d.docker(&["inspect", "-f", "{{.Name}}", "par/my-al"])),
+        "/child"
+    );
+    let (status, body) = d.request("GET", "/containers/json");
+    assert_eq!(status, 200, "{body}");
+    let list: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let names = list.as_array().unwrap()[0]["Names"].clone();
+    assert_eq!(names, serde_json::json!(["/child", "/par/my-al"]));
+    // Renaming the parent renames the link.
+    ok(&d.docker(&["rename", "par", "par2"]));
+    let links = ok(&d.docker(&["inspect", "-f", "{{json .HostConfig.Links}}", "par2"]));
+    assert_eq!(links, r#"["/child:/par2/my-al"]"#);
+
+    // Docker's errors.
+    let out = d.docker(&["create", "--link", "nosuch:x", "bb"]);
+    assert!(
+        err(&out).contains("could not get container for nosuch: No such container: nosuch"),
+        "{}",
+        err(&out)
+    );
+    let create = |hc: &str| {
+        d.request_body(
+            "POST",
+            "/containers/create",
+            &format!(r#"{{"Image": "bb", "HostConfig": {hc}}}"#),
+        )
+    };
+    let (status, body) = create(r#"{"Links": ["a:b:c"]}"#);
+    assert_eq!(
+        (status, body.contains("bad format for links: a:b:c")),
+        (400, true),
+        "{body}"
+    );
+    let (status, body) = create(r#"{"Links": ["child:x"], "NetworkMode": "host"}"#);
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains("host type networking can't be used with links"),
+        "{body}"
+    );
+    ok(&d.docker(&["create", "--name", "down", "bb", "true"]));
+    ok(&d.docker(&["create", "--name", "p2", "--link", "down:al", "bb", "true"]));
+    let out = d.docker(&["start", "p2"]);
+    assert!(
+        err(&out).contains("Cannot link to a non running container: /down AS /p2/al"),
+        "{}",
+        err(&out)
+    );
+
+    // rm --link: the parent loses the link, both containers stay.
+    let out = d.docker(&["rm", "--link", "child"]);
+    assert!(
+        err(&out).contains("cannot remove the default link name of the container"),
+        "{}",
+        err(&out)
+    );
+    let out = d.docker(&["rm", "--link", "/par2/nope"]);
+    assert!(
+        err(&out).contains("No such container: par2/nope"),
+        "{}",
+        err(&out)
+    );
+    ok(&d.docker(&["rm", "--link", "/par2/my-al"]));
+    let links = ok(&d.docker(&["inspect", "-f", "{{json .HostConfig.Links}}", "par2"]));
+    assert_eq!(links, "null");
+    assert_eq!(
+        ok(&d.docker(&["ps", "-aq", "--filter", "name=child"]))
+            .lines()
+            .count(),
+        1
+    );
+    assert_eq!(
+        ok(&d.docker(&["ps", "-aq", "--filter", "name=par2"]))
+            .lines()
+            .count(),
+        1
+    );
+
+    // The berth CLI's --link.
+    let out = ok(&d.berth(&[
+        "run", "--rm", "--name", "bl", "--link", "child:b2", "bb", "sh", "-c", "env",
+    ]));
+    assert!(
+        out.contains("B2_NAME=/bl/b2") && out.contains("B2_ENV_FOO=1"),
+        "{out}"
+    );
+    let out = d.berth(&["create", "--link", "a:b:c", "bb"]);
+    assert!(
+        err(&out).contains("invalid argument \"a:b:c\" for \"--link\" flag: bad format for links"),
+        "{}",
+        err(&out)
+    );
+    ok(&d.docker(&["rm", "-f", "child", "par2", "down", "p2"]));
+}
+
+#[test]
+fn endpoint_links_on_a_user_network_resolve_for_the_linking_container_only() {
+    if !root_or_skip() {
+        return;
+    }
+    let d = TestDaemon::with_busybox();
+    ok(&d.docker(&["network", "create", "lnk"]));
+    // The link names a container that does not exist yet (as docker-py's test does).
+    let (status, body) = d.request_body(
+        "POST",
+        "/containers/create?name=down",
+        r#"{"Image": "bb", "Cmd": ["sleep", "120"], "HostConfig": {"NetworkMode": "lnk"},
+            "NetworkingConfig": {"EndpointsConfig": {"lnk": {"Links": ["upstream:bar"]}}}}"#,
+    );
+    assert_eq!(status, 201, "{body}");
+    ok(&d.docker(&["start", "down"]));
+    let links = ok(&d.docker(&[
+        "inspect",
+        "-f",
+        "{{json .NetworkSettings.Networks.lnk.Links}}",
+        "down",
+    ]));
+    assert_eq!(links, r#"["upstream:bar"]"#);
+    ok(&d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "upstream",
+        "--network",
+        "lnk",
+        "bb",
+        "sleep",
+        "120",
+    ]));
+    let up_ip = ok(&d.docker(&[
+        "inspect",
+        "-f",
+        "{{(index .NetworkSettings.Networks \"lnk\").IPAddress}}",
+        "upstream",
+    ]));
+    let out = ok(&d.docker(&["exec", "down", "busybox", "nslookup", "bar"]));
+    assert!(out.contains(&format!("Address: {up_ip}")), "{out}");
+    // Another container on the network does not have the alias.
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "lnk",
+        "bb",
+        "busybox",
+        "nslookup",
+        "bar",
+    ]);
+    assert!(
+        !text(&out).contains(&format!("Address: {up_ip}")),
+        "{}",
+        text(&out)
+    );
+    // network connect --link.
+    ok(&d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "c3",
+        "--network",
+        "lnk",
+        "bb",
+        "sleep",
+        "120",
+    ]));
+    ok(&d.docker(&["network", "disconnect", "lnk", "c3"]));
+    ok(&d.docker(&["network", "connect", "--link", "upstream:baz", "lnk", "c3"]));
+    let links = ok(&d.docker(&[
+        "inspect",
+        "-f",
+        "{{json .NetworkSettings.Networks.lnk.Links}}",
+        "c3",
+    ]));
+    assert_eq!(links, r#"["upstream:baz"]"#);
+    let out = ok(&d.docker(&["exec", "c3", "busybox", "nslookup", "baz"]));
+    assert!(out.contains(&format!("Address: {up_ip}")), "{out}");
+    ok(&d.docker(&["create", "--name", "lone", "bb", "true"]));
+    let (status, body) = d.request_body(
+        "POST",
+        "/networks/lnk/connect",
+        r#"{"Container": "lone", "EndpointConfig": {"Links": ["x:y:z"]}}"#,
+    );
+    assert_eq!(
+        (status, body.contains("bad format for links: x:y:z")),
+        (400, true),
+        "{body}"
+    );
+    // The berth CLI turns --link on a user network into the endpoint's links.
+    let out = ok(&d.berth(&[
+        "run",
+        "--rm",
+        "--network",
+        "lnk",
+        "--link",
+        "upstream:zz",
+        "bb",
+        "busybox",
+        "nslookup",
+        "zz",
+    ]));
+    assert!(out.contains(&format!("Address: {up_ip}")), "{out}");
+    ok(&d.docker(&["rm", "-f", "down", "upstream", "c3", "lone"]));
+    ok(&d.docker(&["network", "rm", "lnk"]));
+}

@@ -225,6 +225,8 @@ pub trait ContainerBackend {
     fn pause_container(&self, id: &str, pause: bool) -> BackendResult<()>;
     /// `volumes`: also its anonymous volumes (`rm -v`).
     fn remove_container(&self, id: &str, force: bool, volumes: bool) -> BackendResult<()>;
+    /// `rm --link`: `name` is a link's name (`parent/alias`); the parent loses the link.
+    fn remove_link(&self, name: &str) -> BackendResult<()>;
     /// The log from `cursor` on (all of it when `None`).
     fn container_logs(
         &self,
@@ -627,8 +629,22 @@ async fn remove(
     let q = Query::parse(raw.as_deref());
     let force = q.flag("force", false);
     let volumes = q.flag("v", false);
-    blocking(move || b.remove_container(&id, force, volumes)).await?;
+    if q.flag("link", false) {
+        blocking(move || b.remove_link(&id)).await?;
+    } else {
+        blocking(move || b.remove_container(&id, force, volumes)).await?;
+    }
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `DELETE /containers/parent/alias`: a link's name has a `/` in it (Docker routes
+/// `{name:.*}`); with `link=1` the link goes, without it the container it names.
+async fn remove_by_link_name(
+    State(b): State<SharedBackend>,
+    Path((parent, alias)): Path<(String, String)>,
+    raw: RawQuery,
+) -> Result<StatusCode, ApiError> {
+    remove(State(b), Path(format!("{parent}/{alias}")), raw).await
 }
 
 /// Docker's stream framing for non-tty output: stream id, three zeros, big-endian length.
@@ -762,6 +778,14 @@ async fn inspect(
     Ok(Json(v))
 }
 
+/// `GET /containers/parent/alias/json`: inspect by a link's name.
+async fn inspect_by_link_name(
+    State(b): State<SharedBackend>,
+    Path((parent, alias)): Path<(String, String)>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    inspect(State(b), Path(format!("{parent}/{alias}"))).await
+}
+
 /// The API minor version of a `/v1.NN/...` path (None: unversioned, the newest).
 /// Before API 1.44 a container is created on one network: dockerd refuses more than one
 /// `NetworkingConfig.EndpointsConfig` entry (its words; Go lists them in map order, berth
@@ -851,6 +875,8 @@ pub fn routes() -> Router<SharedBackend> {
         .route("/containers/{id}/unpause", post(unpause))
         .route("/containers/{id}/logs", get(logs))
         .route("/containers/{id}", delete(remove))
+        .route("/containers/{id}/{alias}", delete(remove_by_link_name))
+        .route("/containers/{id}/{alias}/json", get(inspect_by_link_name))
 }
 
 #[cfg(test)]

@@ -136,6 +136,9 @@ impl ContainerBackend for Fake {
     fn remove_container(&self, id: &str, _: bool, _: bool) -> BackendResult<()> {
         Err(FakeError(ErrorKind::NotFound, format!("No such container: {id}")).into())
     }
+    fn remove_link(&self, name: &str) -> BackendResult<()> {
+        Err(FakeError(ErrorKind::NotFound, format!("No such container: {name}")).into())
+    }
     fn container_logs(&self, _: &str, _: &LogQuery, _: Option<LogCursor>) -> BackendResult<Logs> {
         Ok(Logs {
             tty: self.tty,

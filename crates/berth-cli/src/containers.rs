@@ -69,6 +69,9 @@ pub struct RmArgs {
     /// Remove anonymous volumes associated with the container.
     #[arg(short = 'v', long)]
     pub volumes: bool,
+    /// Remove the specified link.
+    #[arg(short = 'l', long)]
+    pub link: bool,
     #[arg(required = true, value_name = "CONTAINER")]
     pub containers: Vec<String>,
 }
@@ -432,8 +435,11 @@ pub fn rm(client: &Client, args: RmArgs) -> Result<i32> {
     let q = [
         ("force", if args.force { "1" } else { "" }.to_owned()),
         ("v", if args.volumes { "1" } else { "" }.to_owned()),
+        ("link", if args.link { "1" } else { "" }.to_owned()),
     ];
     each(&args.containers, |c| {
+        // A link's name (`/parent/alias`) goes without its outer slashes, as docker sends it.
+        let c = c.trim_matches('/');
         client
             .delete(&with_query(&format!("/containers/{c}"), &q))
             .map(|_| ())

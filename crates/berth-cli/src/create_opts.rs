@@ -136,6 +136,9 @@ pub struct CreateOpts {
     /// Add a custom host-to-IP mapping (host:ip).
     #[arg(long = "add-host", value_name = "list")]
     pub add_host: Vec<String>,
+    /// Add link to another container.
+    #[arg(long = "link", value_name = "list")]
+    pub link: Vec<String>,
     /// Expose a port or a range of ports.
     #[arg(long = "expose", value_name = "list")]
     pub expose: Vec<String>,
@@ -494,6 +497,22 @@ impl CreateOpts {
             );
         }
         let mut endpoint = serde_json::Map::new();
+        if !self.link.is_empty() {
+            for l in &self.link {
+                berth_core::link::parse(l).map_err(|e| {
+                    anyhow::anyhow!("invalid argument {l:?} for \"--link\" flag: {e}")
+                })?;
+            }
+            body["HostConfig"]["Links"] = json!(self.link);
+            // On a user-defined network the links are the endpoint's (as docker's CLI sends
+            // them): the daemon ignores HostConfig.Links there.
+            let mode = self.network.as_deref().unwrap_or("default");
+            let builtin = matches!(mode, "default" | "bridge" | "host" | "none")
+                || mode.starts_with("container:");
+            if !builtin {
+                endpoint.insert("Links".into(), json!(self.link));
+            }
+        }
         if !self.network_alias.is_empty() {
             endpoint.insert("Aliases".into(), json!(self.network_alias));
         }

@@ -277,6 +277,7 @@ impl Engine {
                     .and_then(|e| e.mac_address.clone())
                     .filter(|s| !s.is_empty());
                 rec.mac = rec.mac.or_else(|| body_mac.clone());
+                crate::container::links::endpoint_links(ep.and_then(|e| e.links.as_ref()))?;
                 rec.networks.push(NetAttach {
                     name: name.to_owned(),
                     aliases: ep.and_then(|e| e.aliases.clone()).unwrap_or_default(),
@@ -403,6 +404,7 @@ impl Engine {
             extra,
             ..Default::default()
         };
+        hosts.extra.extend(self.link_hosts(rec));
         let mut setup = NetSetup::default();
         if n.mode == "host" {
             setup.host_network = true;
@@ -433,6 +435,7 @@ impl Engine {
                         req.ports = n.ports.clone();
                     }
                     req.dns_servers = n.dns.clone();
+                    req.links = crate::container::links::endpoint_links(a.links.as_ref())?;
                     let ep = match net.attach(&req) {
                         Ok(ep) => ep,
                         Err(e) => {
@@ -1053,6 +1056,7 @@ impl Engine {
             .chain(a.aliases.iter().cloned())
             .collect();
         req.dns_servers = rec.net.dns.clone();
+        req.links = crate::container::links::endpoint_links(a.links.as_ref())?;
         let ep = net.attach(&req).map_err(net_err)?;
         // The container's /etc/hosts gets the new address (the file is bind-mounted: edit it
         // in place).
@@ -1313,6 +1317,7 @@ impl Engine {
             ),
         };
         requested_ip6(ep.ipam_config.as_ref())?;
+        crate::container::links::endpoint_links(ep.links.as_ref())?;
         let a = NetAttach {
             name: net_name,
             aliases: ep.aliases.unwrap_or_default(),
@@ -1450,6 +1455,7 @@ mod tests {
             names: vec!["web".into(), "abc".into(), "web".into()],
             ports: vec![],
             dns_servers: vec![],
+            links: Default::default(),
         };
         let a = NetAttach {
             aliases: vec!["web".into()],

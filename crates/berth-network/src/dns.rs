@@ -19,7 +19,9 @@
 //! attached to (container names, aliases, service names: whatever the engine listed in
 //! [`crate::Endpoint::names`]), case-insensitively, giving one A record per matching
 //! endpoint (TTL 600, as Docker), and one AAAA record per matching endpoint with an IPv6
-//! address (dual-stack networks). Other types for a known name get an empty answer;
+//! address (dual-stack networks); a legacy link of the asker's endpoint (`alias` → a
+//! container's name) comes first and is the asker's alone. Other types for a known name get
+//! an empty answer;
 //! PTR queries for a container address get its first name. Anything else is forwarded as it
 //! is to the container's `--dns` servers, else to the host's resolvers, over the transport
 //! the query came on; on an `--internal` network nothing is forwarded (SERVFAIL).
@@ -273,6 +275,8 @@ struct Scope {
     networks: Vec<NetworkState>,
     internal: bool,
     upstreams: Vec<SocketAddr>,
+    /// The asker's endpoint ID (its legacy links are looked up first).
+    asker: Option<String>,
 }
 
 fn scope(ctx: &Ctx, network: &str, asker: IpAddr) -> Scope {
@@ -305,11 +309,34 @@ fn scope(ctx: &Ctx, network: &str, asker: IpAddr) -> Scope {
         networks,
         internal,
         upstreams,
+        asker: endpoint.map(|e| e.id.clone()),
     }
 }
 
 fn lookup(scope: &Scope, name: &str) -> Vec<Ipv4Addr> {
     let mut out = Vec::new();
+    // A legacy link of the asker's endpoint on a network: the alias is the linked
+    // container's name there (Docker's sandbox looks at link aliases first).
+    for net in &scope.networks {
+        let asker = scope.asker.as_ref().and_then(|a| net.endpoints.get(a));
+        let target = asker.and_then(|ep| {
+            ep.links
+                .iter()
+                .find(|(alias, _)| alias.eq_ignore_ascii_case(name))
+                .map(|(_, target)| target)
+        });
+        if let Some(target) = target {
+            for ep in net.endpoints.values() {
+                if ep.names.iter().any(|n| n.eq_ignore_ascii_case(target)) && !out.contains(&ep.ip)
+                {
+                    out.push(ep.ip);
+                }
+            }
+        }
+    }
+    if !out.is_empty() {
+        return out;
+    }
     for net in &scope.networks {
         for ep in net.endpoints.values() {
             if ep.names.iter().any(|n| n.eq_ignore_ascii_case(name)) && !out.contains(&ep.ip) {

@@ -89,6 +89,9 @@ pub struct AttachRequest {
     pub ports: Vec<PortSpec>,
     /// `--dns`: the embedded DNS forwards this container's other queries there.
     pub dns_servers: Vec<IpAddr>,
+    /// Legacy links of the endpoint (alias → a container's name): the embedded DNS answers
+    /// this container's query for the alias with that container's address on this network.
+    pub links: std::collections::BTreeMap<String, String>,
 }
 
 impl AttachRequest {
@@ -108,6 +111,7 @@ impl AttachRequest {
             names: Vec::new(),
             ports: Vec::new(),
             dns_servers: Vec::new(),
+            links: Default::default(),
         }
     }
 }
@@ -421,6 +425,7 @@ impl Networking {
                 names: req.names.clone(),
                 ports,
                 dns_servers: req.dns_servers.clone(),
+                links: req.links.clone(),
             };
             state
                 .endpoints

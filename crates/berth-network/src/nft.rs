@@ -414,6 +414,7 @@ mod tests {
                     protocol: Protocol::Tcp,
                 }],
                 dns_servers: vec![],
+                links: Default::default(),
             },
         );
         let doc = ruleset("t", &[a, b]);

@@ -197,6 +197,10 @@ pub struct Endpoint {
     /// instead of the host's resolvers.
     #[serde(default)]
     pub dns_servers: Vec<IpAddr>,
+    /// Legacy links (alias → container name) the embedded DNS answers for this endpoint's
+    /// own queries only.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub links: BTreeMap<String, String>,
 }
 
 /// A network's file: its settings, endpoints and allocations.

@@ -51,6 +51,9 @@ impl ContainerBackend for Engine {
     fn remove_container(&self, id: &str, force: bool, volumes: bool) -> BackendResult<()> {
         Ok(self.remove(id, force, volumes)?)
     }
+    fn remove_link(&self, name: &str) -> BackendResult<()> {
+        Ok(Engine::remove_link(self, name)?)
+    }
     fn container_logs(
         &self,
         id: &str,

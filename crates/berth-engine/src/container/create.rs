@@ -162,6 +162,7 @@ pub fn new_record(
         mounts: Vec::new(),
         healthcheck: None,
         net: Default::default(),
+        links: Vec::new(),
     })
 }
 
@@ -347,6 +348,11 @@ impl Engine {
             .map(|p| p.keys().cloned().collect())
             .unwrap_or_default();
         record.net = self.net_for_create(&req.body, &req.mac_address, &image_exposed)?;
+        let (links, link_warnings) = self.links_for_create(&record)?;
+        // Kept as resolved (by the child's ID); inspect shows them in Docker's form.
+        record.links = links;
+        record.host_config.links = None;
+        warnings.extend(link_warnings);
         let hc = &record.host_config;
         let publishes = hc.port_bindings.as_ref().is_some_and(|p| !p.is_empty())
             || hc.publish_all_ports == Some(true);

@@ -62,6 +62,7 @@ impl Engine {
         let mut recs = self.records();
         recs.sort_by(|a, b| b.created.cmp(&a.created));
         let filter = super::filter::ContainerFilter::new(&q.filters, &recs)?;
+        let names = super::links::LinkNames::new(&recs);
         let all = q.all || q.limit.is_some() || filter.wants_stopped();
         let mut out = Vec::new();
         for (n, rec) in recs.iter().enumerate() {
@@ -90,7 +91,7 @@ impl Engine {
                     annotations: None,
                 }),
                 mounts: Some(rec.mounts.iter().map(|m| self.mount_point(m)).collect()),
-                names: Some(vec![format!("/{}", rec.name)]),
+                names: Some(names.of(rec)),
                 image: Some(rec.image.clone()),
                 image_id: Some(rec.image_id.clone()),
                 command: Some(rec.command_line()),
@@ -125,6 +126,7 @@ impl Engine {
         let mut host_config = rec.host_config.clone();
         // What create resolved, where the request left it open.
         host_config.network_mode = Some(rec.net.mode.clone());
+        host_config.links = self.links_shown(&rec);
         Ok(ContainerInspectResponse {
             id: Some(rec.id.clone()),
             created: Some(rec.created.clone()),

@@ -145,6 +145,7 @@ impl LegacyRecord {
             mounts: self.mounts,
             healthcheck: self.healthcheck,
             net: self.net,
+            links: Vec::new(),
         }
     }
 }

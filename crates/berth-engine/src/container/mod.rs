@@ -11,6 +11,7 @@
 //! | `lifecycle.rs` | start, stop, kill, restart, pause, wait, attach, rename, remove, the restart supervisor |
 //! | `runtime.rs` | the rootfs mount, the OCI bundle, `berth-runtime` calls, state refresh from the shim |
 //! | `inspect.rs` | inspect, list (`ps`), top, logs |
+//! | `links.rs` | legacy links (`--link`): resolved at create, env and hosts at start, `rm --link` |
 //! | `filter.rs` | `ps --filter` |
 //! | `backend.rs` | the API's `ContainerBackend` over the verbs above |
 //! | `legacy.rs` | records of earlier berth versions, upgraded at start |
@@ -21,6 +22,7 @@ pub mod filter;
 pub mod inspect;
 mod legacy;
 pub mod lifecycle;
+pub mod links;
 pub mod record;
 pub mod runtime;
 pub mod store;
@@ -55,8 +57,11 @@ impl Engine {
     }
 
     /// Finds a container by full ID, name (with or without the leading `/`), or ID prefix.
+    /// A link name (`parent/alias`) stands for the linked container, as in Docker.
     pub(crate) fn find(&self, key: &str) -> Result<Arc<Record>> {
-        self.containers.get(key)
+        self.containers
+            .get(key)
+            .or_else(|e| self.find_by_link(key).ok_or(e))
     }
 
     /// Every container's record.

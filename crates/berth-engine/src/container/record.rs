@@ -50,6 +50,19 @@ pub struct Record {
     /// Network mode, networks, published ports, DNS and hosts settings.
     #[serde(default)]
     pub net: NetRecord,
+    /// Legacy links to other containers on the default bridge (`HostConfig.Links`), as
+    /// create resolved them; inspect shows them as Docker does (`/child:/this/alias`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<Link>,
+}
+
+/// One legacy link (`--link name:alias`): the linked container by ID (renames keep the
+/// link), its name when linked (what is shown once it is gone, as Docker does), the alias.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Link {
+    pub child: String,
+    pub name: String,
+    pub alias: String,
 }
 
 /// One mount of a container, as recorded at create.

@@ -317,6 +317,9 @@ impl Engine {
             .map_err(|e| EngineError::io(format!("create {}", bundle.display()), e))?;
         let mut opts = spec_options(rec)?;
         self.join(rec, &mut opts)?;
+        // Before the container's own variables, which win (Docker's order).
+        let links = self.link_setup(rec)?;
+        opts.env = links.env.into_iter().chain(opts.env).collect();
         let net = self.network_up(rec)?;
         let mut mounts = self.user_mounts(rec)?;
         mounts.extend(net.mounts);

@@ -258,6 +258,7 @@ mod tests {
             mounts: vec![],
             healthcheck: None,
             net: Default::default(),
+            links: Vec::new(),
         }
     }
 
