@@ -1105,5 +1105,51 @@ fn run_steps_stderr_is_marked_red_as_dockers_builder_marks_it() {
     let text = stdout(&out);
     assert!(out.status.success(), "{}", err(&out));
     assert!(text.contains("\u{1b}[91mto-stderr\n\u{1b}[0m"), "{text:?}");
-    assert!(text.contains("\nto-stdout\n"), "{text:?}");
+    // stdout plain (the two streams may come in either order).
+    assert!(text.contains("to-stdout\n"), "{text:?}");
+    assert!(!text.contains("\u{1b}[91mto-stdout"), "{text:?}");
+}
+
+#[test]
+fn run_steps_join_a_user_network_or_another_containers() {
+    if !root_or_skip() {
+        return;
+    }
+    let d = TestDaemon::with_busybox();
+    ok(&d.docker(&["network", "create", "buildnet"]));
+    ok(&d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "target",
+        "--hostname",
+        "target-host",
+        "--network",
+        "buildnet",
+        "--network-alias",
+        "pingtarget",
+        "bb",
+        "sleep",
+        "60",
+    ]));
+    let ctx = context(&[("Dockerfile", "FROM bb\nRUN ping -c1 -W3 pingtarget\n")]);
+    let out = docker_build(&d, ctx.path(), &["--network", "buildnet", "-t", "pinged"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), err(&out));
+    let ctx = context(&[("Dockerfile", "FROM bb\nRUN cat /etc/hostname\n")]);
+    let out = docker_build(
+        &d,
+        ctx.path(),
+        &["--network", "container:target", "--no-cache"],
+    );
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("\ntarget-host\n"), "{}", stdout(&out));
+    let out = docker_build(&d, ctx.path(), &["--network", "nosuchnet", "--no-cache"]);
+    assert!(!out.status.success());
+    assert!(
+        err(&out).contains("network nosuchnet not found"),
+        "{}",
+        err(&out)
+    );
+    ok(&d.docker(&["rm", "-f", "target"]));
+    ok(&d.docker(&["network", "rm", "buildnet"]));
 }

@@ -23,10 +23,27 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, ApiErr
 }
 
 /// As [`decode`], from a JSON value already parsed (and perhaps adjusted) by the caller.
+/// Top-level keys match the struct's fields without regard to case, as Go's decoder matches
+/// them (docker-py sends exec's `detachKeys` for `DetachKeys`); an exact match wins.
 pub fn decode_value<T: DeserializeOwned>(
-    value: serde_json::Value,
+    mut value: serde_json::Value,
     what: &str,
 ) -> Result<T, ApiError> {
+    if let (Some(object), Some(fields)) = (value.as_object_mut(), fields_of::<T>()) {
+        let renames: Vec<(String, &str)> = object
+            .keys()
+            .filter(|k| !fields.contains(&k.as_str()))
+            .filter_map(|k| {
+                let field = fields.iter().find(|f| f.eq_ignore_ascii_case(k))?;
+                (!object.contains_key(*field)).then(|| (k.clone(), *field))
+            })
+            .collect();
+        for (from, to) in renames {
+            if let Some(v) = object.remove(&from) {
+                object.insert(to.to_owned(), v);
+            }
+        }
+    }
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         ApiError::bad_request(go_message(what, &path, &e.into_inner().to_string()))
@@ -68,6 +85,41 @@ pub fn read_json<T: DeserializeOwned>(
     let name = go_type.rsplit('.').next().unwrap_or(go_type);
     decode_value(value, name)
         .map_err(|e| ApiError::bad_request(format!("invalid JSON: {}", e.message)))
+}
+
+/// The field names of struct `T` as serde sees them (its renames applied), or None when `T`
+/// does not deserialize as a plain struct (a map, a flattened struct).
+fn fields_of<'de, T: serde::Deserialize<'de>>() -> Option<&'static [&'static str]> {
+    let mut probe = FieldProbe(None);
+    let _ = T::deserialize(&mut probe);
+    probe.0
+}
+
+/// A deserializer that only records the fields a struct asks for, then stops.
+struct FieldProbe(Option<&'static [&'static str]>);
+
+impl<'de> serde::Deserializer<'de> for &mut FieldProbe {
+    type Error = serde::de::value::Error;
+
+    fn deserialize_any<V: serde::de::Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+        Err(serde::de::Error::custom("not a struct"))
+    }
+
+    fn deserialize_struct<V: serde::de::Visitor<'de>>(
+        self,
+        _name: &'static str,
+        fields: &'static [&'static str],
+        _visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        self.0 = Some(fields);
+        Err(serde::de::Error::custom("fields recorded"))
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+        option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
+        ignored_any
+    }
 }
 
 /// Go's word for a JSON value's kind, as its decoder names it in errors.
@@ -132,6 +184,20 @@ fn go_type(expected: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn top_level_keys_match_fields_without_regard_to_case_as_go() {
+        let body = br#"{"cmd": ["cat"], "detachKeys": "ctrl-p", "TTY": true}"#;
+        let e: bollard_stubs::models::ExecConfig = decode(body, "ExecConfig").unwrap();
+        assert_eq!(e.cmd.unwrap(), ["cat"]);
+        assert_eq!(e.detach_keys.as_deref(), Some("ctrl-p"));
+        assert_eq!(e.tty, Some(true));
+        // The exact name wins over another spelling.
+        let body = br#"{"DetachKeys": "ctrl-x", "detachkeys": "ctrl-p"}"#;
+        let e: bollard_stubs::models::ExecConfig = decode(body, "ExecConfig").unwrap();
+        assert_eq!(e.detach_keys.as_deref(), Some("ctrl-x"));
+        assert_eq!(fields_of::<std::collections::HashMap<String, i64>>(), None);
+    }
 
     #[derive(Debug, serde::Deserialize)]
     #[allow(dead_code)]

@@ -531,11 +531,41 @@ impl Engine {
                     hosts.addresses.push(ep.ip);
                 }
             }
-            other => {
-                return Err(EngineError::invalid(format!(
-                    "network mode {other:?} not supported for RUN: use default, host or none"
-                )))
-            }
+            other => match other.strip_prefix("container:") {
+                // Another container's namespace (and its files), as `--network container:`.
+                Some(key) => {
+                    let donor = self.find(key)?;
+                    if !self.refresh(&donor.id).running() {
+                        return Err(EngineError::conflict(format!(
+                            "cannot join network of a non running container: {}",
+                            donor.id
+                        )));
+                    }
+                    let ns = self.netns_file(&donor.id);
+                    setup.host_network = !ns.exists();
+                    setup.netns = ns.exists().then_some(ns);
+                    setup.mounts = file_mounts(&self.container_dir(&donor.id));
+                    return Ok(setup);
+                }
+                // A user-defined network: the step is an endpoint on it, with its DNS.
+                None => {
+                    let net = self.networking().ok_or_else(|| {
+                        EngineError::invalid(format!("network {other} not found"))
+                    })?;
+                    let state = net.network(other).map_err(net_err)?;
+                    let ns = dir.join("netns");
+                    make_netns(&ns).map_err(|e| io("make the network namespace", e))?;
+                    setup.netns = Some(ns.clone());
+                    let mut req = AttachRequest::new(other, id, &ns);
+                    req.ifname = "eth0".into();
+                    req.names = vec![hostname.clone()];
+                    let ep = net.attach(&req).map_err(net_err)?;
+                    hosts.addresses.push(ep.ip);
+                    if state.config.dns {
+                        resolv.embedded_dns = Some(state.config.gateway());
+                    }
+                }
+            },
         }
         let write = |name: &str, text: String| {
             std::fs::write(dir.join(name), text).map_err(|e| io(name, e))
@@ -551,10 +581,15 @@ impl Engine {
     }
 
     /// Takes a build step's network away again.
-    pub(crate) fn build_network_down(&self, id: &str, dir: &Path) {
+    pub(crate) fn build_network_down(&self, id: &str, dir: &Path, mode: &str) {
         if let Some(net) = self.networking() {
             let _ = net.release_all(id);
             let _ = net.release_ip(DEFAULT_NETWORK, id);
+            if !matches!(mode, "" | "default" | "bridge" | "host" | "none")
+                && !mode.starts_with("container:")
+            {
+                let _ = net.release_ip(mode, id);
+            }
         }
         let ns = dir.join("netns");
         let _ = nix::mount::umount2(&ns, nix::mount::MntFlags::MNT_DETACH);

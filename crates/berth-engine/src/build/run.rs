@@ -1,7 +1,7 @@
 //! RUN: the command runs as a container on the step's root (`berth-runtime run`, in the
 //! foreground, Docker's default confinement), its output streamed into the build's, with the
 //! classic builder's network (the default bridge unless `--network`/`RUN --network` say
-//! `host` or `none`) and the step's `--mount`s: `cache` (a directory kept under
+//! `host`, `none`, a user-defined network or `container:NAME`) and the step's `--mount`s: `cache` (a directory kept under
 //! `build/mounts/cache`, by id or target), `tmpfs`, and `bind` from the context or from a
 //! stage or image (read-only from the context; from a stage, writes are thrown away).
 
@@ -303,7 +303,7 @@ impl Build<'_> {
             crate::save_json(&bundle.join("config.json"), &spec)?;
             self.run_container(&id, &bundle, step, r, out)
         })();
-        engine.build_network_down(&id, &dir);
+        engine.build_network_down(&id, &dir, network);
         drop(keep);
         result.map(|()| stubs)
     }
