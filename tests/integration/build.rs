@@ -1116,7 +1116,7 @@ fn run_steps_join_a_user_network_or_another_containers() {
         return;
     }
     let d = TestDaemon::with_busybox();
-    ok(&d.docker(&["network", "create", "buildnet"]));
+    let net_id = ok(&d.docker(&["network", "create", "buildnet"]));
     ok(&d.docker(&[
         "run",
         "-d",
@@ -1133,7 +1133,8 @@ fn run_steps_join_a_user_network_or_another_containers() {
         "60",
     ]));
     let ctx = context(&[("Dockerfile", "FROM bb\nRUN ping -c1 -W3 pingtarget\n")]);
-    let out = docker_build(&d, ctx.path(), &["--network", "buildnet", "-t", "pinged"]);
+    // By ID, as docker-py's test names it.
+    let out = docker_build(&d, ctx.path(), &["--network", &net_id, "-t", "pinged"]);
     assert!(out.status.success(), "{}{}", stdout(&out), err(&out));
     let ctx = context(&[("Dockerfile", "FROM bb\nRUN cat /etc/hostname\n")]);
     let out = docker_build(

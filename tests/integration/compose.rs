@@ -1,7 +1,8 @@
 //! Docker Compose v2 (the upstream binary, `scripts/deps.sh` fetches it) drives real projects
 //! on berth: `up -d --wait` with a health check and a `service_healthy` dependency, a second
 //! `up -d` that recreates nothing, `run --rm` reaching a service by name, `exec`, `ps --format
-//! json`, `--scale`, profiles, `build:`, `stop`/`start`, and `down -v` leaving nothing.
+//! json`, `--scale`, profiles, `build:`, `stop`/`start`, and `down -v` leaving nothing. The
+//! same kind of project through docker-compose 1.29 (Debian's, Python on docker-py 5).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -171,4 +172,106 @@ fn a_compose_project_comes_up_converges_and_goes_away() {
     assert_eq!(ok(&d.docker(&["ps", "-aq"])), "");
     assert!(!ok(&d.docker(&["network", "ls", "--format", "{{.Name}}"])).contains("bt_"));
     assert!(!ok(&d.docker(&["volume", "ls", "-q"])).contains("bt_data"));
+}
+
+/// `docker-compose -p bt1 ARGS` (1.29, Debian's) in `dir` against the test daemon.
+fn compose_v1(d: &TestDaemon, dir: &Path, args: &[&str]) -> Output {
+    let bin = "/usr/bin/docker-compose";
+    assert!(
+        Path::new(bin).exists(),
+        "docker-compose 1.29 is not installed (scripts/deps.sh installs Debian's docker-compose)"
+    );
+    Command::new(bin)
+        .current_dir(dir)
+        .env("DOCKER_HOST", d.host())
+        .env("DOCKER_CONFIG", d.dir.path().join("docker-config"))
+        .args(["--no-ansi", "-p", "bt1"])
+        .args(args)
+        .output()
+        .expect("run docker-compose")
+}
+
+/// The project's containers: (name, ID), sorted.
+fn containers_of(d: &TestDaemon) -> Vec<String> {
+    let out = ok(&d.docker(&["ps", "--format", "{{.Names}} {{.ID}} {{.Status}}"]));
+    let mut rows: Vec<String> = out.lines().map(str::to_owned).collect();
+    rows.sort();
+    rows
+}
+
+#[test]
+fn docker_compose_1_29_brings_a_project_up_twice_and_down() {
+    if !root_or_skip() {
+        return;
+    }
+    let d = TestDaemon::with_busybox();
+    let dir = d.dir.path().join("project1");
+    std::fs::create_dir_all(dir.join("ctx")).unwrap();
+    std::fs::write(dir.join("docker-compose.yml"), PROJECT).unwrap();
+    std::fs::write(
+        dir.join("ctx/Dockerfile"),
+        "FROM bb\nRUN echo built > /built\n",
+    )
+    .unwrap();
+
+    ok(&compose_v1(&d, &dir, &["up", "-d"]));
+    let first = containers_of(&d);
+    let names: Vec<&str> = first.iter().map(|r| r.split(' ').next().unwrap()).collect();
+    assert_eq!(
+        names,
+        ["bt1_app_1", "bt1_built_1", "bt1_web_1"],
+        "{first:?}"
+    );
+    // app waited for web to be healthy.
+    assert_eq!(
+        ok(&d.docker(&["inspect", "-f", "{{.State.Health.Status}}", "bt1_web_1"])),
+        "healthy"
+    );
+    // The second up finds everything up to date: same containers, same network.
+    let again = compose_v1(&d, &dir, &["up", "-d"]);
+    assert!(again.status.success(), "{}", err(&again));
+    assert!(!err(&again).contains("Recreating"), "{}", err(&again));
+    let ids = |rows: &[String]| -> Vec<String> {
+        rows.iter()
+            .map(|r| r.split(' ').take(2).collect::<Vec<_>>().join(" "))
+            .collect()
+    };
+    assert_eq!(ids(&containers_of(&d)), ids(&first));
+
+    let out = ok(&compose_v1(
+        &d,
+        &dir,
+        &[
+            "run",
+            "--rm",
+            "app",
+            "busybox",
+            "wget",
+            "-q",
+            "-O-",
+            "http://web:8080/",
+        ],
+    ));
+    assert!(out.ends_with("hello"), "{out}");
+    assert_eq!(
+        ok(&compose_v1(
+            &d,
+            &dir,
+            &["exec", "-T", "built", "cat", "/built"]
+        )),
+        "built"
+    );
+    ok(&compose_v1(&d, &dir, &["up", "-d", "--scale", "app=2"]));
+    assert!(containers_of(&d)
+        .iter()
+        .any(|r| r.starts_with("bt1_app_2 ")));
+    ok(&compose_v1(&d, &dir, &["stop"]));
+    assert!(containers_of(&d).is_empty());
+    ok(&compose_v1(&d, &dir, &["start"]));
+    assert_eq!(containers_of(&d).len(), 4);
+
+    ok(&compose_v1(&d, &dir, &["down", "-v"]));
+    assert_eq!(ok(&d.docker(&["ps", "-aq"])), "");
+    assert!(!ok(&d.docker(&["network", "ls", "--format", "{{.Name}}"])).contains("bt1_"));
+    assert!(!ok(&d.docker(&["volume", "ls", "-q"])).contains("bt1_data"));
 }

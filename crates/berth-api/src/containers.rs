@@ -351,6 +351,9 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
+/// How long a hijacked connection's first bytes wait after the 101 (see `attach`).
+const UPGRADE_SETTLE: Duration = Duration::from_millis(30);
+
 /// `POST /containers/{id}/attach`: the connection is hijacked and joined to the shim's attach
 /// socket: output flows to the client as the container writes it, input to its stdin.
 async fn attach(
@@ -389,6 +392,13 @@ async fn attach(
             use tokio::io::AsyncWriteExt;
             if let Ok(upgraded) = upgrade.await {
                 let mut client = hyper_util::rt::TokioIo::new(upgraded);
+                // A client reads the 101's headers through a buffered reader and the stream
+                // from the socket beneath it (docker-py does): bytes that arrive with the
+                // headers land in that buffer and are lost. A moment's pause lets the headers
+                // travel alone.
+                if !body.is_empty() {
+                    tokio::time::sleep(UPGRADE_SETTLE).await;
+                }
                 let _ = client.write_all(&body).await;
                 let _ = client.shutdown().await;
             }

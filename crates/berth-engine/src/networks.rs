@@ -549,14 +549,12 @@ impl Engine {
                 }
                 // A user-defined network: the step is an endpoint on it, with its DNS.
                 None => {
-                    let net = self.networking().ok_or_else(|| {
-                        EngineError::invalid(format!("network {other} not found"))
-                    })?;
-                    let state = net.network(other).map_err(net_err)?;
+                    let state = self.find_network(other)?;
+                    let net = self.net_required()?;
                     let ns = dir.join("netns");
                     make_netns(&ns).map_err(|e| io("make the network namespace", e))?;
                     setup.netns = Some(ns.clone());
-                    let mut req = AttachRequest::new(other, id, &ns);
+                    let mut req = AttachRequest::new(&state.config.name, id, &ns);
                     req.ifname = "eth0".into();
                     req.names = vec![hostname.clone()];
                     let ep = net.attach(&req).map_err(net_err)?;
@@ -588,7 +586,10 @@ impl Engine {
             if !matches!(mode, "" | "default" | "bridge" | "host" | "none")
                 && !mode.starts_with("container:")
             {
-                let _ = net.release_ip(mode, id);
+                // By name or ID, as the step was attached.
+                if let Ok(state) = self.find_network(mode) {
+                    let _ = net.release_ip(&state.config.name, id);
+                }
             }
         }
         let ns = dir.join("netns");
