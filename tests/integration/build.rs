@@ -449,7 +449,9 @@ fn bad_input_fails_with_the_line_and_tags_nothing() {
             write(ctx.path(), "b", t);
         }
         let out = build(&d, ctx.path(), &["-t", "app:stable"]);
-        assert_eq!(out.status.code(), Some(1), "{df}: {}", err_text(&out));
+        // A failed RUN exits with its command's code, as the docker CLI does; others with 1.
+        let code = if df.contains("exit 3") { 3 } else { 1 };
+        assert_eq!(out.status.code(), Some(code), "{df}: {}", err_text(&out));
         let e = err_text(&out);
         for w in want {
             assert!(e.contains(w), "{df}: {w:?} not in {e:?}");
@@ -512,10 +514,13 @@ fn the_docker_cli_builds_with_the_legacy_builder() {
     // -q prints the ID.
     let q = ok(&docker_build(&["-q"]));
     assert!(q.starts_with("sha256:"), "{q}");
-    // A failing build: exit 1 and the daemon's message.
+    // A failing build: the daemon's message, and the RUN's exit code as the CLI's (it reads
+    // errorDetail.code; Docker's exits 4 here too).
     write(ctx.path(), "Dockerfile", "FROM bb\nRUN sh -c 'exit 4'\n");
     let out = docker_build(&[]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(4));
+    let out = build(&d, ctx.path(), &[]);
+    assert_eq!(out.status.code(), Some(4), "{}", err_text(&out));
     assert!(
         err_text(&out).contains("returned a non-zero code: 4"),
         "{}",
@@ -1108,6 +1113,34 @@ fn run_steps_stderr_is_marked_red_as_dockers_builder_marks_it() {
     // stdout plain (the two streams may come in either order).
     assert!(text.contains("to-stdout\n"), "{text:?}");
     assert!(!text.contains("\u{1b}[91mto-stdout"), "{text:?}");
+
+    // A RUN that fails: Docker's 200 stream (even quiet), its last message naming the exit
+    // code in errorDetail.code (docker-py checks it).
+    let ctx = context(&[("Dockerfile", "FROM bb\nRUN sh -c 'exit 3'\n")]);
+    let tar = d.dir.path().join("ctx.tar");
+    let made = Command::new("tar")
+        .arg("-cf")
+        .arg(&tar)
+        .arg("-C")
+        .arg(ctx.path())
+        .arg("Dockerfile")
+        .status()
+        .unwrap();
+    assert!(made.success());
+    // A tar of ASCII names and text is itself ASCII.
+    let body = String::from_utf8(std::fs::read(&tar).unwrap()).unwrap();
+    let (status, answer) = d.request_body("POST", "/v1.41/build?q=1", &body);
+    assert_eq!(status, 200, "{answer}");
+    let last: serde_json::Value =
+        serde_json::from_str(answer.trim().lines().last().unwrap()).unwrap();
+    assert_eq!(last["errorDetail"]["code"], 3, "{answer}");
+    assert!(
+        last["error"]
+            .as_str()
+            .unwrap()
+            .contains("returned a non-zero code: 3"),
+        "{answer}"
+    );
 }
 
 #[test]

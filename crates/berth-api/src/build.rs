@@ -112,6 +112,9 @@ fn number<T: std::str::FromStr + Default + PartialEq>(
 
 fn request(q: &Query) -> Result<BuildRequest, ApiError> {
     let nonempty = |k: &str| q.get(k).filter(|v| !v.is_empty()).map(str::to_owned);
+    if let Some(p) = nonempty("platform") {
+        berth_core::platform::check(&p).map_err(ApiError::bad_request)?;
+    }
     Ok(BuildRequest {
         tags: q.all("t").into_iter().filter(|t| !t.is_empty()).collect(),
         dockerfile: nonempty("dockerfile").unwrap_or_default(),
@@ -233,5 +236,10 @@ mod tests {
         assert!(r.build_args.is_empty() && r.labels.is_empty() && r.cache_from.is_empty());
         let q = Query::parse(Some("cachefrom=%5B%22build1%22%2C%22b%3A2%22%5D"));
         assert_eq!(request(&q).unwrap().cache_from, ["build1", "b:2"]);
+        let bad = Query::parse(Some("platform=foo"));
+        assert_eq!(
+            request(&bad).unwrap_err().message,
+            "\"foo\": unknown operating system or architecture: invalid argument"
+        );
     }
 }

@@ -76,8 +76,12 @@ fn line(text: String) -> axum::body::Bytes {
     axum::body::Bytes::from(t)
 }
 
-fn error_line(message: &str) -> axum::body::Bytes {
-    line(serde_json::json!({"errorDetail": {"message": message}, "error": message}).to_string())
+fn error_line(e: &ApiError) -> axum::body::Bytes {
+    let detail = match e.code {
+        Some(code) => serde_json::json!({"code": code, "message": e.message}),
+        None => serde_json::json!({"message": e.message}),
+    };
+    line(serde_json::json!({"errorDetail": detail, "error": e.message}).to_string())
 }
 
 enum Feed {
@@ -137,7 +141,7 @@ fn stream(feed: Feed) -> Response {
                     };
                     match result {
                         Ok(()) => None,
-                        Err(e) => Some((Ok(error_line(&e.message)), Feed::Done)),
+                        Err(e) => Some((Ok(error_line(&e)), Feed::Done)),
                     }
                 }
             },

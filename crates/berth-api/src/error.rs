@@ -9,6 +9,9 @@ use berth_core::ErrorKind;
 pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
+    /// The exit code of a failed command, shown as `errorDetail.code` when the error ends a
+    /// progress stream (a build's RUN).
+    pub code: Option<i64>,
 }
 
 impl ApiError {
@@ -16,6 +19,7 @@ impl ApiError {
         ApiError {
             status,
             message: message.into(),
+            code: None,
         }
     }
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -45,7 +49,10 @@ impl ApiError {
 
 impl From<berth_core::error::BoxError> for ApiError {
     fn from(e: berth_core::error::BoxError) -> Self {
-        ApiError::from_kind(&e)
+        ApiError {
+            code: e.code(),
+            ..ApiError::from_kind(&e)
+        }
     }
 }
 

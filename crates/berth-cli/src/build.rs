@@ -315,8 +315,14 @@ pub fn build(client: &Client, args: BuildArgs) -> Result<i32> {
         if args.quiet && m.get("stream").is_some() {
             continue; // the ID is printed below
         }
+        // A failed RUN's exit code is the command's, as the docker CLI makes it.
+        let code = m["errorDetail"]["code"]
+            .as_i64()
+            .and_then(|c| i32::try_from(c).ok())
+            .filter(|c| *c != 0)
+            .unwrap_or(1);
         if let Some(e) = display.show(&m)? {
-            bail!("{e}");
+            return Err(crate::StatusError::new(code, e).into());
         }
     }
     drop(secret_files);

@@ -66,6 +66,11 @@ impl fmt::Display for ErrorKind {
 /// Implemented by every library error so the edges (API, CLI) can classify it.
 pub trait HasErrorKind {
     fn kind(&self) -> ErrorKind;
+    /// The exit code of the command whose failure this is (a build's RUN step), which Docker
+    /// reports as `errorDetail.code` in progress streams.
+    fn code(&self) -> Option<i64> {
+        None
+    }
 }
 
 #[cfg(test)]
@@ -100,6 +105,9 @@ impl<E: KindedError> From<E> for BoxError {
 impl HasErrorKind for BoxError {
     fn kind(&self) -> ErrorKind {
         (**self).kind()
+    }
+    fn code(&self) -> Option<i64> {
+        (**self).code()
     }
 }
 

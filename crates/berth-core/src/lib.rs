@@ -2,7 +2,7 @@
 //! its errors into (and the one table that turns a kind into an HTTP status); and the one copy
 //! of the helpers every crate needs: atomic file writes ([`fs`]), Docker's `filters`
 //! ([`filters`]), Go durations ([`duration`]), query strings ([`query`]) and `since`/`until`
-//! times ([`timestamp`]), legacy link specs ([`link`]).
+//! times ([`timestamp`]), legacy link specs ([`link`]), platform words ([`platform`]).
 
 pub mod digest;
 pub mod duration;
@@ -12,6 +12,7 @@ pub mod fs;
 pub mod humanize;
 pub mod id;
 pub mod link;
+pub mod platform;
 pub mod query;
 pub mod reference;
 pub mod timestamp;

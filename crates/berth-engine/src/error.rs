@@ -45,6 +45,9 @@ pub enum EngineError {
     /// A library's error, with the kind it classified itself as.
     #[error("{message}")]
     Library { kind: ErrorKind, message: String },
+    /// A command run for the client failed with `code` (a build's RUN step).
+    #[error("{message}")]
+    CommandFailed { message: String, code: i64 },
 }
 
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;
@@ -114,6 +117,13 @@ impl HasErrorKind for EngineError {
             EngineError::Forbidden(_) => ErrorKind::Forbidden,
             EngineError::Internal(_) | EngineError::Io { .. } => ErrorKind::Internal,
             EngineError::Library { kind, .. } => *kind,
+            EngineError::CommandFailed { .. } => ErrorKind::InvalidArgument,
+        }
+    }
+    fn code(&self) -> Option<i64> {
+        match self {
+            EngineError::CommandFailed { code, .. } => Some(*code),
+            _ => None,
         }
     }
 }

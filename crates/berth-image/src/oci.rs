@@ -212,6 +212,8 @@ impl ImageConfig {
     }
 }
 
+pub use berth_core::platform::{is_known_arch, is_known_os};
+
 /// This host's platform in OCI's words (GOARCH names).
 pub fn host_platform() -> (&'static str, &'static str, Option<&'static str>) {
     let arch = match std::env::consts::ARCH {

@@ -23,13 +23,12 @@ impl Platform {
         }
     }
 
-    /// Parses `linux/arm64/v8`, `linux/amd64`, or an architecture alone (`arm64`, Linux).
+    /// Parses `linux/arm64/v8`, `linux/amd64`, or one known word: an architecture alone
+    /// (`arm64`, Linux) or `linux`. Errors in Docker's words.
     pub fn parse(s: &str) -> Result<Platform, String> {
+        berth_core::platform::check(s)?;
         let parts: Vec<&str> = s.trim().split('/').collect();
-        let bad = || format!("failed to parse platform {s}: invalid platform");
-        if parts.iter().any(|p| p.is_empty()) {
-            return Err(bad());
-        }
+        let bad = || format!("\"{s}\": unknown operating system or architecture: invalid argument");
         let norm_arch = |a: &str| -> String {
             match a.to_ascii_lowercase().as_str() {
                 "x86_64" | "x86-64" => "amd64".into(),

@@ -215,8 +215,7 @@ impl Engine {
             ..Default::default()
         };
         if let Some(p) = &req.platform {
-            opts.platform = Platform::parse(p)
-                .map_err(|e| EngineError::invalid(format!("invalid platform {p:?}: {e}")))?;
+            opts.platform = Platform::parse(p).map_err(EngineError::invalid)?;
         }
         let plan = BuildPlan::new(&df, &opts).map_err(|e| EngineError::invalid(e.to_string()))?;
         let ctx = Context::open_for(received.root(), df_rel.as_deref())
@@ -252,6 +251,9 @@ impl Engine {
             cache_sources: stages::cache_sources(self, &req.cache_from),
             plan,
         };
+        // The Dockerfile is good: from here on the answer is a 200 stream and failures (a
+        // pull, a RUN) are reported in it, as Docker's builder does even with `q=1`.
+        out.keepalive();
         for w in &build.plan.warnings {
             out.text(&format!("[Warning] {w}\n"));
         }

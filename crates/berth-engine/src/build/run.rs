@@ -382,12 +382,15 @@ impl Build<'_> {
         }
         let code = status.code().unwrap_or(1);
         if code != 0 {
-            return Err(EngineError::invalid(format!(
-                "The command '{}' returned a non-zero code: {code} (Dockerfile:{}: {})",
-                r.argv.join(" "),
-                step.line,
-                step.text.trim()
-            )));
+            return Err(EngineError::CommandFailed {
+                message: format!(
+                    "The command '{}' returned a non-zero code: {code} (Dockerfile:{}: {})",
+                    r.argv.join(" "),
+                    step.line,
+                    step.text.trim()
+                ),
+                code: code.into(),
+            });
         }
         Ok(())
     }

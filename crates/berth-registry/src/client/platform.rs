@@ -21,6 +21,8 @@ pub fn parse_platform(text: &str) -> Result<Platform> {
         return Err(bad());
     }
     let p = match parts.as_slice() {
+        // One word is an OS or an architecture, and must be a known one (containerd's rule).
+        [word] if !is_os(word) && !berth_image::oci::is_known_arch(word) => return Err(bad()),
         [arch] if !is_os(arch) => Platform {
             os: host_platform().0.into(),
             architecture: (*arch).into(),
@@ -56,10 +58,7 @@ pub fn parse_platform(text: &str) -> Result<Platform> {
 }
 
 fn is_os(s: &str) -> bool {
-    matches!(
-        s.to_ascii_lowercase().as_str(),
-        "linux" | "windows" | "darwin" | "freebsd" | "netbsd" | "openbsd" | "solaris" | "illumos"
-    )
+    berth_image::oci::is_known_os(s)
 }
 
 /// containerd's normalization.
