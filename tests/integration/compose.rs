@@ -115,16 +115,14 @@ fn a_compose_project_comes_up_converges_and_goes_away() {
     ok(&compose(&d, &dir, &["up", "-d"]));
     assert_eq!(ps(&d, &dir), first);
 
-    // A one-off container reaches a service by name; exec runs in a service's container.
-    // (`run --rm` fails under this harness with the one-off's command cut short — an open bug,
-    // see the session note — so the one-off is removed by `rm` here.)
+    // A one-off container reaches a service by name, and goes (--rm); exec runs in a
+    // service's container.
     let out = ok(&compose(
         &d,
         &dir,
         &[
             "run",
-            "--name",
-            "bt-oneoff",
+            "--rm",
             "app",
             "busybox",
             "wget",
@@ -133,7 +131,6 @@ fn a_compose_project_comes_up_converges_and_goes_away() {
             "http://web:8080/",
         ],
     ));
-    ok(&d.docker(&["rm", "bt-oneoff"]));
     assert_eq!(out, "hello");
     assert_eq!(
         ok(&compose(
