@@ -132,6 +132,8 @@ fn a_compose_project_comes_up_converges_and_goes_away() {
         ],
     ));
     assert_eq!(out, "hello");
+    let names = ok(&d.docker(&["ps", "-a", "--format", "{{.Names}}"]));
+    assert!(!names.contains("-run-"), "the one-off stayed: {names}");
     assert_eq!(
         ok(&compose(
             &d,
