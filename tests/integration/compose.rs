@@ -132,8 +132,11 @@ fn a_compose_project_comes_up_converges_and_goes_away() {
         ],
     ));
     assert_eq!(out, "hello");
-    let names = ok(&d.docker(&["ps", "-a", "--format", "{{.Names}}"]));
-    assert!(!names.contains("-run-"), "the one-off stayed: {names}");
+    eventually(
+        "the one-off goes after run --rm",
+        std::time::Duration::from_secs(10),
+        || !ok(&d.docker(&["ps", "-a", "--format", "{{.Names}}"])).contains("-run-"),
+    );
     assert_eq!(
         ok(&compose(
             &d,
