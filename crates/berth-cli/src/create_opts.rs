@@ -900,6 +900,130 @@ mod tests {
         assert!(parse_bytes("12x").is_err());
     }
 
+    /// The create body of `berth create ARGS… bb`.
+    fn body_of(args: &[&str]) -> anyhow::Result<Value> {
+        use clap::Parser;
+        let argv = ["berth", "create"].iter().chain(args).chain(&["bb"]);
+        match crate::Cli::try_parse_from(argv)?.command {
+            crate::Command::Create(c) => c.create.body(true),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn each_flag_reaches_its_field() {
+        let b = body_of(&[
+            "--pid",
+            "host",
+            "--ipc",
+            "shareable",
+            "--uts",
+            "host",
+            "--cgroupns",
+            "private",
+            "--userns",
+            "host",
+            "--cpuset-cpus",
+            "0-1",
+            "--cpuset-mems",
+            "0",
+            "--cpu-period",
+            "100000",
+            "--cpu-quota",
+            "50000",
+            "-c",
+            "512",
+            "--memory-reservation",
+            "32m",
+            "--memory-swappiness",
+            "10",
+            "--oom-kill-disable",
+            "--oom-score-adj",
+            "-500",
+            "--shm-size",
+            "8m",
+            "--device",
+            "/dev/null",
+            "--device",
+            "/dev/zero:/dev/z:r",
+            "--device-cgroup-rule",
+            "c 1:3 mr",
+            "--group-add",
+            "1234",
+            "--group-add",
+            "audio",
+            "--runtime",
+            "runc",
+            "--isolation",
+            "default",
+            "--log-driver",
+            "local",
+            "--cidfile",
+            "/tmp/x.cid",
+            "--pids-limit",
+            "-1",
+            "--memory-swap",
+            "-1",
+        ])
+        .unwrap();
+        let h = &b["HostConfig"];
+        for (key, want) in [
+            ("PidMode", json!("host")),
+            ("IpcMode", json!("shareable")),
+            ("UTSMode", json!("host")),
+            ("CgroupnsMode", json!("private")),
+            ("UsernsMode", json!("host")),
+            ("CpusetCpus", json!("0-1")),
+            ("CpusetMems", json!("0")),
+            ("CpuPeriod", json!(100000)),
+            ("CpuQuota", json!(50000)),
+            ("CpuShares", json!(512)),
+            ("MemoryReservation", json!(32 << 20)),
+            ("MemorySwappiness", json!(10)),
+            ("MemorySwap", json!(-1)),
+            ("OomKillDisable", json!(true)),
+            ("OomScoreAdj", json!(-500)),
+            ("ShmSize", json!(8 << 20)),
+            ("DeviceCgroupRules", json!(["c 1:3 mr"])),
+            ("GroupAdd", json!(["1234", "audio"])),
+            ("Runtime", json!("runc")),
+            ("Isolation", json!("default")),
+            ("LogConfig", json!({"Type": "local", "Config": {}})),
+            ("ContainerIDFile", json!("/tmp/x.cid")),
+            ("PidsLimit", json!(-1)),
+        ] {
+            assert_eq!(h[key], want, "{key}");
+        }
+        assert_eq!(
+            h["Devices"],
+            json!([
+                {"PathOnHost": "/dev/null", "PathInContainer": "/dev/null", "CgroupPermissions": "rwm"},
+                {"PathOnHost": "/dev/zero", "PathInContainer": "/dev/z", "CgroupPermissions": "r"},
+            ])
+        );
+        // Without the flags: the docker CLI's zero values.
+        let b = body_of(&[]).unwrap();
+        let h = &b["HostConfig"];
+        assert_eq!(h["MemorySwappiness"], -1);
+        assert_eq!(h["OomKillDisable"], false);
+        assert_eq!(h["GroupAdd"], Value::Null);
+        assert_eq!(h["Devices"], json!([]));
+        assert_eq!(h["LogConfig"]["Type"], "");
+        assert!(h.get("Runtime").is_none() && h.get("Init").is_none());
+        // Bad values: the docker CLI's words.
+        let err = |args: &[&str]| format!("{:#}", body_of(args).unwrap_err());
+        assert_eq!(
+            err(&["--cpus", "x"]),
+            r#"invalid argument "x" for "--cpus" flag: failed to parse x as a rational number"#
+        );
+        assert_eq!(err(&["--pid", "nope"]), "--pid: invalid PID mode");
+        assert_eq!(
+            err(&["--device", "/dev/null:/x:rx"]),
+            "bad mode specified: rx"
+        );
+        assert!(err(&["--blkio-weight", "300"]).contains("--blkio-weight"));
+    }
+
     #[test]
     fn capabilities_as_the_docker_cli_sends_them() {
         let v = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
