@@ -239,21 +239,66 @@ pub fn start_failure_status(message: &str) -> i32 {
     }
 }
 
+/// `--cidfile`: made (empty) before the container is created, as the docker CLI does, so an
+/// existing file stops the create; removed again when no ID was written to it.
+struct CidFile {
+    path: Option<String>,
+    written: bool,
+}
+
+impl CidFile {
+    fn create(path: Option<&str>) -> Result<CidFile> {
+        let path = path.filter(|p| !p.is_empty());
+        if let Some(p) = path {
+            if std::fs::symlink_metadata(p).is_ok() {
+                bail!("container ID file found, make sure the other container isn't running or delete {p}");
+            }
+            std::fs::File::create(p)
+                .map_err(|e| anyhow::anyhow!("failed to create the container ID file: {e}"))?;
+        }
+        Ok(CidFile {
+            path: path.map(str::to_owned),
+            written: false,
+        })
+    }
+
+    fn write(&mut self, id: &str) -> Result<()> {
+        if let Some(p) = &self.path {
+            std::fs::write(p, id).map_err(|e| {
+                anyhow::anyhow!("failed to write the container ID to the file: {e}")
+            })?;
+            self.written = true;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for CidFile {
+    fn drop(&mut self) {
+        if let (Some(p), false) = (&self.path, self.written) {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
 fn create_container(client: &Client, opts: &CreateOpts, attach: bool) -> Result<String> {
-    let body = opts
-        .body(attach)
-        .map_err(|e| StatusError::new(125, format!("{e:#}")))?;
-    let path = with_query(
-        "/containers/create",
-        &[("name", opts.name.clone().unwrap_or_default())],
-    );
+    let engine_error = |e: anyhow::Error| StatusError::new(125, format!("{e:#}"));
+    let body = opts.body(attach).map_err(engine_error)?;
+    let mut query = vec![("name", opts.name.clone().unwrap_or_default())];
+    if let Some(p) = opts.platform().map_err(engine_error)? {
+        query.push(("platform", p));
+    }
+    let path = with_query("/containers/create", &query);
+    let mut cidfile = CidFile::create(opts.cidfile.as_deref()).map_err(engine_error)?;
     match client.post(&path, Some(&body)) {
         Ok(r) => {
             let created = r.json()?;
             for w in created["Warnings"].as_array().into_iter().flatten() {
                 eprintln!("WARNING: {}", w.as_str().unwrap_or_default());
             }
-            Ok(created["Id"].as_str().unwrap_or_default().to_owned())
+            let id = created["Id"].as_str().unwrap_or_default().to_owned();
+            cidfile.write(&id).map_err(engine_error)?;
+            Ok(id)
         }
         Err(e @ ClientError::Api { status: 404, .. }) => {
             let image = opts.image();
@@ -270,7 +315,8 @@ fn create_container(client: &Client, opts: &CreateOpts, attach: bool) -> Result<
 }
 
 pub fn create(client: &Client, args: CreateArgs) -> Result<i32> {
-    let id = create_container(client, &args.create, false)?;
+    // As docker's create: stdout and stderr (and stdin with -i) marked for a later attach.
+    let id = create_container(client, &args.create, true)?;
     println!("{id}");
     Ok(0)
 }

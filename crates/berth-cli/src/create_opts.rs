@@ -4,6 +4,9 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde_json::{json, Value};
 
+use crate::flag_values as fv;
+use crate::refused_opts::RefusedOpts;
+
 /// Flags shared by `create` and `run`.
 #[derive(Args, Debug, Clone, Default)]
 pub struct CreateOpts {
@@ -43,15 +46,85 @@ pub struct CreateOpts {
     /// Swap limit equal to memory plus swap: '-1' to enable unlimited swap.
     #[arg(long = "memory-swap", value_name = "bytes", allow_hyphen_values = true)]
     pub memory_swap: Option<String>,
+    /// Memory soft limit.
+    #[arg(long = "memory-reservation", value_name = "bytes")]
+    pub memory_reservation: Option<String>,
+    /// Tune container memory swappiness (0 to 100) (default -1).
+    #[arg(
+        long = "memory-swappiness",
+        value_name = "int",
+        allow_hyphen_values = true
+    )]
+    pub memory_swappiness: Option<String>,
+    /// Disable OOM Killer.
+    #[arg(long = "oom-kill-disable")]
+    pub oom_kill_disable: bool,
+    /// Tune host's OOM preferences (-1000 to 1000).
+    #[arg(long = "oom-score-adj", value_name = "int", allow_hyphen_values = true)]
+    pub oom_score_adj: Option<String>,
+    /// Size of /dev/shm.
+    #[arg(long = "shm-size", value_name = "bytes")]
+    pub shm_size: Option<String>,
     /// Number of CPUs.
     #[arg(long, value_name = "decimal")]
     pub cpus: Option<String>,
     /// CPU shares (relative weight).
-    #[arg(short = 'c', long = "cpu-shares", value_name = "int")]
-    pub cpu_shares: Option<u64>,
+    #[arg(
+        short = 'c',
+        long = "cpu-shares",
+        value_name = "int",
+        allow_hyphen_values = true
+    )]
+    pub cpu_shares: Option<String>,
+    /// Limit CPU CFS (Completely Fair Scheduler) period.
+    #[arg(long = "cpu-period", value_name = "int", allow_hyphen_values = true)]
+    pub cpu_period: Option<String>,
+    /// Limit CPU CFS (Completely Fair Scheduler) quota.
+    #[arg(long = "cpu-quota", value_name = "int", allow_hyphen_values = true)]
+    pub cpu_quota: Option<String>,
+    /// CPUs in which to allow execution (0-3, 0,1).
+    #[arg(long = "cpuset-cpus", value_name = "string")]
+    pub cpuset_cpus: Option<String>,
+    /// MEMs in which to allow execution (0-3, 0,1).
+    #[arg(long = "cpuset-mems", value_name = "string")]
+    pub cpuset_mems: Option<String>,
     /// Tune container pids limit (set -1 for unlimited).
     #[arg(long = "pids-limit", value_name = "int", allow_hyphen_values = true)]
-    pub pids_limit: Option<i64>,
+    pub pids_limit: Option<String>,
+    /// Add a host device to the container (HOST[:CONTAINER][:PERMISSIONS]).
+    #[arg(long = "device", value_name = "list")]
+    pub device: Vec<String>,
+    /// Add a rule to the cgroup allowed devices list.
+    #[arg(long = "device-cgroup-rule", value_name = "list")]
+    pub device_cgroup_rule: Vec<String>,
+    /// Add additional groups to join.
+    #[arg(long = "group-add", value_name = "list")]
+    pub group_add: Vec<String>,
+    /// PID namespace to use.
+    #[arg(long = "pid", value_name = "string")]
+    pub pid: Option<String>,
+    /// IPC mode to use.
+    #[arg(long = "ipc", value_name = "string")]
+    pub ipc: Option<String>,
+    /// UTS namespace to use.
+    #[arg(long = "uts", value_name = "string")]
+    pub uts: Option<String>,
+    /// User namespace to use.
+    #[arg(long = "userns", value_name = "string")]
+    pub userns: Option<String>,
+    /// Cgroup namespace to use (host|private): 'host' runs the container in the host's
+    /// cgroup namespace, 'private' in its own, '' as the daemon's default (the default).
+    #[arg(long = "cgroupns", value_name = "string")]
+    pub cgroupns: Option<String>,
+    /// Runtime to use for this container.
+    #[arg(long = "runtime", value_name = "string")]
+    pub runtime: Option<String>,
+    /// Container isolation technology.
+    #[arg(long = "isolation", value_name = "string")]
+    pub isolation: Option<String>,
+    /// Write the container ID to the file.
+    #[arg(long = "cidfile", value_name = "string")]
+    pub cidfile: Option<String>,
     /// Add Linux capabilities.
     #[arg(long = "cap-add", value_name = "list")]
     pub cap_add: Vec<String>,
@@ -85,6 +158,12 @@ pub struct CreateOpts {
     /// Set meta data on a container.
     #[arg(short = 'l', long = "label", value_name = "list")]
     pub label: Vec<String>,
+    /// Read in a line delimited file of labels.
+    #[arg(long = "label-file", value_name = "list")]
+    pub label_file: Vec<String>,
+    /// Logging driver for the container.
+    #[arg(long = "log-driver", value_name = "string")]
+    pub log_driver: Option<String>,
     /// Log driver options.
     #[arg(long = "log-opt", value_name = "list")]
     pub log_opt: Vec<String>,
@@ -163,6 +242,24 @@ pub struct CreateOpts {
     /// Disable any container-specified HEALTHCHECK.
     #[arg(long = "no-healthcheck")]
     pub no_healthcheck: bool,
+    /// Set platform if server is multi-platform capable (berth: the host's only).
+    #[arg(long = "platform", value_name = "string")]
+    pub platform: Option<String>,
+    /// Pull image before running ("always", "missing", "never"); berth pulls with `berth
+    /// pull` only, so "never" is what it does.
+    #[arg(long = "pull", value_name = "string")]
+    pub pull: Option<String>,
+    /// Skip image verification (default true).
+    #[arg(
+        long = "disable-content-trust",
+        value_name = "bool",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true"
+    )]
+    pub disable_content_trust: Option<String>,
+    #[command(flatten)]
+    pub refused: RefusedOpts,
     /// Print usage.
     #[arg(long, action = clap::ArgAction::Help)]
     pub help: Option<bool>,
@@ -288,6 +385,95 @@ fn parse_mount_flag(spec: &str) -> Result<Value> {
     Ok(m)
 }
 
+/// The HostConfig the docker CLI (28) sends when no flag is given: every field it always
+/// sends, at its zero value (`MemorySwappiness` -1: the host's), so that a daemon sees the
+/// same request from either CLI. The flags then fill in theirs.
+const DOCKER_HOST_DEFAULTS: &str = r#"{
+    "Binds": null,
+    "ContainerIDFile": "",
+    "LogConfig": {"Type": "", "Config": {}},
+    "NetworkMode": "default",
+    "PortBindings": {},
+    "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
+    "AutoRemove": false,
+    "VolumeDriver": "",
+    "VolumesFrom": null,
+    "ConsoleSize": [0, 0],
+    "CapAdd": null,
+    "CapDrop": null,
+    "CgroupnsMode": "",
+    "Dns": [],
+    "DnsOptions": [],
+    "DnsSearch": [],
+    "ExtraHosts": null,
+    "GroupAdd": null,
+    "IpcMode": "",
+    "Cgroup": "",
+    "Links": null,
+    "OomScoreAdj": 0,
+    "PidMode": "",
+    "Privileged": false,
+    "PublishAllPorts": false,
+    "ReadonlyRootfs": false,
+    "SecurityOpt": null,
+    "UTSMode": "",
+    "UsernsMode": "",
+    "ShmSize": 0,
+    "Isolation": "",
+    "CpuShares": 0,
+    "Memory": 0,
+    "NanoCpus": 0,
+    "CgroupParent": "",
+    "BlkioWeight": 0,
+    "BlkioWeightDevice": [],
+    "BlkioDeviceReadBps": [],
+    "BlkioDeviceWriteBps": [],
+    "BlkioDeviceReadIOps": [],
+    "BlkioDeviceWriteIOps": [],
+    "CpuPeriod": 0,
+    "CpuQuota": 0,
+    "CpuRealtimePeriod": 0,
+    "CpuRealtimeRuntime": 0,
+    "CpusetCpus": "",
+    "CpusetMems": "",
+    "Devices": [],
+    "DeviceCgroupRules": null,
+    "DeviceRequests": null,
+    "MemoryReservation": 0,
+    "MemorySwap": 0,
+    "MemorySwappiness": -1,
+    "OomKillDisable": false,
+    "PidsLimit": 0,
+    "Ulimits": [],
+    "CpuCount": 0,
+    "CpuPercent": 0,
+    "IOMaximumIOps": 0,
+    "IOMaximumBandwidth": 0,
+    "MaskedPaths": null,
+    "ReadonlyPaths": null
+}"#;
+
+/// `--cap-add` or `--cap-drop` as the docker CLI (28) sends it: upper case, `CAP_` before
+/// each name but `ALL`, each once, sorted.
+fn normalized_caps(caps: &[String]) -> Vec<String> {
+    let set: std::collections::BTreeSet<String> = caps
+        .iter()
+        .map(|c| {
+            let c = c.to_ascii_uppercase();
+            if c == "ALL" || c.starts_with("CAP_") {
+                c
+            } else {
+                format!("CAP_{c}")
+            }
+        })
+        .collect();
+    set.into_iter().collect()
+}
+
+fn docker_host_defaults() -> Value {
+    serde_json::from_str(DOCKER_HOST_DEFAULTS).expect("a JSON object")
+}
+
 impl CreateOpts {
     /// The create body's Healthcheck from the --health-* flags (None: the image's).
     fn healthcheck(&self) -> Result<Option<Value>> {
@@ -347,45 +533,189 @@ impl CreateOpts {
         &self.argv[0]
     }
 
+    /// `--platform` as the create request's `platform` query: the host's platform only,
+    /// since berth keeps one platform per image and runs no emulator.
+    pub fn platform(&self) -> Result<Option<String>> {
+        let Some(p) = self.platform.as_deref().filter(|p| !p.is_empty()) else {
+            return Ok(None);
+        };
+        let arch = match std::env::consts::ARCH {
+            "x86_64" => "amd64",
+            "aarch64" => "arm64",
+            other => other,
+        };
+        let mut parts = p.split('/');
+        let (os, want) = (parts.next().unwrap_or(""), parts.next());
+        if os.eq_ignore_ascii_case("linux") && want.is_none_or(|a| a.eq_ignore_ascii_case(arch)) {
+            return Ok(Some(p.to_owned()));
+        }
+        bail!("--platform {p}: berth runs images of this host's platform only (linux/{arch})")
+    }
+
+    /// The flags about the image itself: `--pull` (berth pulls with `berth pull` only) and
+    /// `--disable-content-trust` (berth verifies no signatures).
+    fn check_image_flags(&self) -> Result<()> {
+        if let Some(p) = &self.pull {
+            fv::pull_policy(p).map_err(anyhow::Error::msg)?;
+            if p != "never" {
+                bail!(
+                    "--pull {p}: berth does not pull images at run or create; pull it first with `berth pull`, then use --pull never (or no --pull)"
+                );
+            }
+        }
+        match self.disable_content_trust.as_deref() {
+            None | Some("true" | "1" | "t" | "T" | "TRUE" | "True") => Ok(()),
+            Some("false" | "0" | "f" | "F" | "FALSE" | "False") => {
+                bail!("--disable-content-trust=false: berth does not verify image signatures (content trust)")
+            }
+            Some(v) => bail!(fv::invalid(
+                v,
+                "--disable-content-trust",
+                format_args!("strconv.ParseBool: parsing \"{v}\": invalid syntax")
+            )),
+        }
+    }
+
+    /// Labels from `--label-file` files, then `--label` (a later one wins).
+    fn labels(&self) -> Result<Vec<String>> {
+        let mut labels = Vec::new();
+        for f in &self.label_file {
+            let text = std::fs::read_to_string(f).with_context(|| format!("open {f}"))?;
+            labels.extend(fv::key_value_lines(&text).map_err(anyhow::Error::msg)?);
+        }
+        labels.extend(self.label.iter().cloned());
+        Ok(labels)
+    }
+
+    /// The resource, device and namespace settings of the HostConfig, each sent as the
+    /// docker CLI sends it (its zero value when the flag is absent; `MemorySwappiness` -1).
+    fn resources(&self, host: &mut Value) -> Result<()> {
+        let e = anyhow::Error::msg;
+        let int = |v: &Option<String>, flag: &str| -> Result<i64> {
+            v.as_deref().map_or(Ok(0), |v| fv::int(v, flag).map_err(e))
+        };
+        let size = |v: &Option<String>, flag: &str| -> Result<i64> {
+            v.as_deref()
+                .map_or(Ok(0), |v| fv::bytes(v, flag).map_err(e))
+        };
+        let text = |v: &Option<String>| v.clone().unwrap_or_default();
+        let pid = text(&self.pid);
+        fv::pid_mode(&pid).map_err(e)?;
+        let uts = text(&self.uts);
+        fv::uts_mode(&uts).map_err(e)?;
+        let userns = text(&self.userns);
+        fv::userns_mode(&userns).map_err(e)?;
+        let cgroupns = text(&self.cgroupns);
+        fv::cgroupns_mode(&cgroupns).map_err(e)?;
+        let swappiness = match &self.memory_swappiness {
+            Some(v) => fv::swappiness(v).map_err(e)?,
+            None => -1,
+        };
+        let devices = self
+            .device
+            .iter()
+            .map(|d| {
+                if fv::is_cdi_name(d) {
+                    bail!("--device {d}: CDI devices are not supported by berth");
+                }
+                fv::device(d).map_err(e)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let rules = self
+            .device_cgroup_rule
+            .iter()
+            .map(|r| fv::device_cgroup_rule(r).map_err(e))
+            .collect::<Result<Vec<_>>>()?;
+        let fields = json!({
+            "Memory": size(&self.memory, "-m, --memory")?,
+            "MemoryReservation": size(&self.memory_reservation, "--memory-reservation")?,
+            "MemorySwappiness": swappiness,
+            "OomKillDisable": self.oom_kill_disable,
+            "OomScoreAdj": int(&self.oom_score_adj, "--oom-score-adj")?,
+            "ShmSize": size(&self.shm_size, "--shm-size")?,
+            "NanoCpus": self.cpus.as_deref().map_or(Ok(0), |c| fv::nano_cpus(c, "--cpus").map_err(e))?,
+            "CpuShares": int(&self.cpu_shares, "-c, --cpu-shares")?,
+            "CpuPeriod": int(&self.cpu_period, "--cpu-period")?,
+            "CpuQuota": int(&self.cpu_quota, "--cpu-quota")?,
+            "CpusetCpus": text(&self.cpuset_cpus),
+            "CpusetMems": text(&self.cpuset_mems),
+            "Devices": devices,
+            "DeviceCgroupRules": Some(rules).filter(|r| !r.is_empty()),
+            "GroupAdd": Some(&self.group_add).filter(|g| !g.is_empty()),
+            "PidMode": pid,
+            "IpcMode": text(&self.ipc),
+            "UTSMode": uts,
+            "UsernsMode": userns,
+            "CgroupnsMode": cgroupns,
+            "Isolation": text(&self.isolation),
+            "ContainerIDFile": text(&self.cidfile),
+        });
+        for (k, v) in fields.as_object().expect("an object").iter() {
+            host[k] = v.clone();
+        }
+        if let Some(m) = &self.memory_swap {
+            host["MemorySwap"] = fv::swap_bytes(m, "--memory-swap").map_err(e)?.into();
+        }
+        if let Some(p) = &self.pids_limit {
+            host["PidsLimit"] = fv::int(p, "--pids-limit").map_err(e)?.into();
+        }
+        if let Some(r) = self.runtime.as_deref().filter(|r| !r.is_empty()) {
+            host["Runtime"] = r.into();
+        }
+        Ok(())
+    }
+
     /// The body of `POST /containers/create`.
     pub fn body(&self, attach: bool) -> Result<Value> {
+        self.refused.check().map_err(anyhow::Error::msg)?;
+        self.check_image_flags()?;
+        let log_driver = self.log_driver.clone().unwrap_or_default();
+        if log_driver == "none" && !self.log_opt.is_empty() {
+            bail!("invalid logging opts for driver none");
+        }
         let mut env = Vec::new();
         for f in &self.env_file {
             env.extend(read_env_file(f)?);
         }
         env.extend(self.env.iter().filter_map(|e| env_entry(e)));
         let cmd: Vec<&String> = self.argv[1..].iter().collect();
-        let mut host = json!({
-            "Privileged": self.privileged,
-            "ReadonlyRootfs": self.read_only,
-            "AutoRemove": self.rm,
-            "CapAdd": self.cap_add,
-            "CapDrop": self.cap_drop,
-            "SecurityOpt": self.security_opt,
-            "RestartPolicy": restart_policy(&self.restart)?,
-            "Init": self.init,
-            "Sysctls": key_values(&self.sysctl),
-            "Ulimits": self.ulimit.iter().map(|u| ulimit(u)).collect::<Result<Vec<_>>>()?,
-            "LogConfig": {"Type": "json-file", "Config": key_values(&self.log_opt)},
-        });
-        if let Some(m) = &self.memory {
-            host["Memory"] = parse_bytes(m)?.into();
+        let list = |l: &Vec<String>| Some(l.clone()).filter(|l| !l.is_empty());
+        let (cap_add, cap_drop) = (
+            normalized_caps(&self.cap_add),
+            normalized_caps(&self.cap_drop),
+        );
+        let mut host = docker_host_defaults();
+        for (k, v) in [
+            ("Privileged", json!(self.privileged)),
+            ("ReadonlyRootfs", json!(self.read_only)),
+            ("AutoRemove", json!(self.rm)),
+            ("CapAdd", json!(list(&cap_add))),
+            ("CapDrop", json!(list(&cap_drop))),
+            ("SecurityOpt", json!(list(&self.security_opt))),
+            ("RestartPolicy", restart_policy(&self.restart)?),
+            (
+                "Ulimits",
+                json!(self
+                    .ulimit
+                    .iter()
+                    .map(|u| ulimit(u))
+                    .collect::<Result<Vec<_>>>()?),
+            ),
+            (
+                "LogConfig",
+                json!({"Type": log_driver, "Config": key_values(&self.log_opt)}),
+            ),
+        ] {
+            host[k] = v;
         }
-        if let Some(m) = &self.memory_swap {
-            host["MemorySwap"] = if m == "-1" { -1 } else { parse_bytes(m)? }.into();
+        // Sent only when asked for, as the docker CLI does (`flags.Changed("init")`).
+        if self.init {
+            host["Init"] = true.into();
         }
-        if let Some(c) = &self.cpus {
-            let cpus: f64 = c
-                .parse()
-                .map_err(|_| anyhow::anyhow!("invalid argument \"{c}\" for \"--cpus\" flag"))?;
-            host["NanoCpus"] = ((cpus * 1e9) as i64).into();
+        if !self.sysctl.is_empty() {
+            host["Sysctls"] = Value::Object(key_values(&self.sysctl));
         }
-        if let Some(s) = self.cpu_shares {
-            host["CpuShares"] = s.into();
-        }
-        if let Some(p) = self.pids_limit {
-            host["PidsLimit"] = p.into();
-        }
+        self.resources(&mut host)?;
         // `-v /path` is an anonymous volume (Config.Volumes), the rest are binds.
         let (anonymous, binds): (Vec<&String>, Vec<&String>) =
             self.volume.iter().partition(|v| !v.contains(':'));
@@ -444,11 +774,11 @@ impl CreateOpts {
             ("Dns", &self.dns),
             ("DnsSearch", &self.dns_search),
             ("DnsOptions", &self.dns_option),
-            ("ExtraHosts", &self.add_host),
         ] {
-            if !list.is_empty() {
-                host[key] = json!(list);
-            }
+            host[key] = json!(list);
+        }
+        if !self.add_host.is_empty() {
+            host["ExtraHosts"] = json!(self.add_host);
         }
         let mut body = json!({
             "Image": self.image(),
@@ -459,7 +789,7 @@ impl CreateOpts {
             "AttachStdout": attach,
             "AttachStderr": attach,
             "Env": env,
-            "Labels": key_values(&self.label),
+            "Labels": key_values(&self.labels()?),
             "HostConfig": host,
         });
         if !cmd.is_empty() {
@@ -481,20 +811,26 @@ impl CreateOpts {
         if let Some(t) = self.stop_timeout {
             body["StopTimeout"] = t.into();
         }
-        if !self.expose.is_empty() {
-            body["ExposedPorts"] = Value::Object(
-                self.expose
-                    .iter()
-                    .map(|p| {
-                        let key = if p.contains('/') {
-                            p.clone()
-                        } else {
-                            format!("{p}/tcp")
-                        };
-                        (key, json!({}))
-                    })
-                    .collect(),
-            );
+        // As the docker CLI: a published port is exposed too.
+        let mut exposed: serde_json::Map<String, Value> = self
+            .expose
+            .iter()
+            .map(|p| {
+                let key = if p.contains('/') {
+                    p.clone()
+                } else {
+                    format!("{p}/tcp")
+                };
+                (key, json!({}))
+            })
+            .collect();
+        if let Some(bindings) = body["HostConfig"]["PortBindings"].as_object() {
+            for port in bindings.keys() {
+                exposed.insert(port.clone(), json!({}));
+            }
+        }
+        if !exposed.is_empty() {
+            body["ExposedPorts"] = Value::Object(exposed);
         }
         let mut endpoint = serde_json::Map::new();
         if !self.link.is_empty() {
@@ -562,6 +898,139 @@ mod tests {
         assert_eq!(parse_bytes("1.5k").unwrap(), 1536);
         assert!(parse_bytes("lots").is_err());
         assert!(parse_bytes("12x").is_err());
+    }
+
+    /// The create body of `berth create ARGS… bb`.
+    fn body_of(args: &[&str]) -> anyhow::Result<Value> {
+        use clap::Parser;
+        let argv = ["berth", "create"].iter().chain(args).chain(&["bb"]);
+        match crate::Cli::try_parse_from(argv)?.command {
+            crate::Command::Create(c) => c.create.body(true),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn each_flag_reaches_its_field() {
+        let b = body_of(&[
+            "--pid",
+            "host",
+            "--ipc",
+            "shareable",
+            "--uts",
+            "host",
+            "--cgroupns",
+            "private",
+            "--userns",
+            "host",
+            "--cpuset-cpus",
+            "0-1",
+            "--cpuset-mems",
+            "0",
+            "--cpu-period",
+            "100000",
+            "--cpu-quota",
+            "50000",
+            "-c",
+            "512",
+            "--memory-reservation",
+            "32m",
+            "--memory-swappiness",
+            "10",
+            "--oom-kill-disable",
+            "--oom-score-adj",
+            "-500",
+            "--shm-size",
+            "8m",
+            "--device",
+            "/dev/null",
+            "--device",
+            "/dev/zero:/dev/z:r",
+            "--device-cgroup-rule",
+            "c 1:3 mr",
+            "--group-add",
+            "1234",
+            "--group-add",
+            "audio",
+            "--runtime",
+            "runc",
+            "--isolation",
+            "default",
+            "--log-driver",
+            "local",
+            "--cidfile",
+            "/tmp/x.cid",
+            "--pids-limit",
+            "-1",
+            "--memory-swap",
+            "-1",
+        ])
+        .unwrap();
+        let h = &b["HostConfig"];
+        for (key, want) in [
+            ("PidMode", json!("host")),
+            ("IpcMode", json!("shareable")),
+            ("UTSMode", json!("host")),
+            ("CgroupnsMode", json!("private")),
+            ("UsernsMode", json!("host")),
+            ("CpusetCpus", json!("0-1")),
+            ("CpusetMems", json!("0")),
+            ("CpuPeriod", json!(100000)),
+            ("CpuQuota", json!(50000)),
+            ("CpuShares", json!(512)),
+            ("MemoryReservation", json!(32 << 20)),
+            ("MemorySwappiness", json!(10)),
+            ("MemorySwap", json!(-1)),
+            ("OomKillDisable", json!(true)),
+            ("OomScoreAdj", json!(-500)),
+            ("ShmSize", json!(8 << 20)),
+            ("DeviceCgroupRules", json!(["c 1:3 mr"])),
+            ("GroupAdd", json!(["1234", "audio"])),
+            ("Runtime", json!("runc")),
+            ("Isolation", json!("default")),
+            ("LogConfig", json!({"Type": "local", "Config": {}})),
+            ("ContainerIDFile", json!("/tmp/x.cid")),
+            ("PidsLimit", json!(-1)),
+        ] {
+            assert_eq!(h[key], want, "{key}");
+        }
+        assert_eq!(
+            h["Devices"],
+            json!([
+                {"PathOnHost": "/dev/null", "PathInContainer": "/dev/null", "CgroupPermissions": "rwm"},
+                {"PathOnHost": "/dev/zero", "PathInContainer": "/dev/z", "CgroupPermissions": "r"},
+            ])
+        );
+        // Without the flags: the docker CLI's zero values.
+        let b = body_of(&[]).unwrap();
+        let h = &b["HostConfig"];
+        assert_eq!(h["MemorySwappiness"], -1);
+        assert_eq!(h["OomKillDisable"], false);
+        assert_eq!(h["GroupAdd"], Value::Null);
+        assert_eq!(h["Devices"], json!([]));
+        assert_eq!(h["LogConfig"]["Type"], "");
+        assert!(h.get("Runtime").is_none() && h.get("Init").is_none());
+        // Bad values: the docker CLI's words.
+        let err = |args: &[&str]| format!("{:#}", body_of(args).unwrap_err());
+        assert_eq!(
+            err(&["--cpus", "x"]),
+            r#"invalid argument "x" for "--cpus" flag: failed to parse x as a rational number"#
+        );
+        assert_eq!(err(&["--pid", "nope"]), "--pid: invalid PID mode");
+        assert_eq!(
+            err(&["--device", "/dev/null:/x:rx"]),
+            "bad mode specified: rx"
+        );
+        assert!(err(&["--blkio-weight", "300"]).contains("--blkio-weight"));
+    }
+
+    #[test]
+    fn capabilities_as_the_docker_cli_sends_them() {
+        let v = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            normalized_caps(&v(&["sys_admin", "chown", "CAP_CHOWN", "all"])),
+            v(&["ALL", "CAP_CHOWN", "CAP_SYS_ADMIN"])
+        );
     }
 
     #[test]
