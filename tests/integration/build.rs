@@ -1187,3 +1187,56 @@ fn run_steps_join_a_user_network_or_another_containers() {
     ok(&d.docker(&["rm", "-f", "target"]));
     ok(&d.docker(&["network", "rm", "buildnet"]));
 }
+
+#[test]
+fn squash_merges_the_new_layers_into_one_over_the_base() {
+    if !root_or_skip() {
+        return;
+    }
+    let d = TestDaemon::with_busybox();
+    // Adds, changes, deletes (a base file and one of its own) and replaces a directory.
+    let ctx = context(&[(
+        "Dockerfile",
+        "FROM bb\n\
+         RUN echo one > /one && echo tmp > /tmp/scratch && mkdir -p /d && echo old > /d/old\n\
+         RUN echo two > /two && echo changed > /one && busybox rm /tmp/scratch /etc/passwd\n\
+         RUN busybox rm -r /d && mkdir /d && echo new > /d/new\n\
+         ENV SQUASHED=1\n",
+    )]);
+    let layers = |image: &str| -> usize {
+        let v: serde_json::Value = serde_json::from_str(&ok(&d.docker(&[
+            "image",
+            "inspect",
+            "-f",
+            "{{json .RootFS.Layers}}",
+            image,
+        ])))
+        .unwrap();
+        v.as_array().unwrap().len()
+    };
+    let base = layers("bb");
+    ok(&docker_build(&d, ctx.path(), &["-t", "plain"]));
+    assert_eq!(layers("plain"), base + 3);
+    // (The docker CLI sends --squash only to a daemon that says it is experimental, as
+    // berth does not: its API takes `squash=1` all the same.)
+    let out = build(&d, ctx.path(), &["--squash", "-t", "squashed"]);
+    assert!(out.status.success(), "{}", err(&out));
+    assert_eq!(layers("squashed"), base + 1);
+    // The same files as without squashing, the base's deleted file still gone.
+    let show =
+        "cat /one /two /d/new; ls /d; ls /tmp; [ -e /etc/passwd ] && echo passwd; echo $SQUASHED";
+    assert_eq!(
+        ok(&d.docker(&["run", "--rm", "squashed", "sh", "-c", show])),
+        ok(&d.docker(&["run", "--rm", "plain", "sh", "-c", show]))
+    );
+    assert_eq!(
+        ok(&d.docker(&["run", "--rm", "squashed", "sh", "-c", show])),
+        "changed\ntwo\nnew\nnew\n1"
+    );
+    // History keeps every step; only one of the stage's entries has a layer.
+    let history = ok(&d.docker(&["history", "--format", "{{.Size}}", "squashed"]));
+    assert_eq!(
+        history.lines().count(),
+        ok(&d.docker(&["history", "-q", "plain"])).lines().count()
+    );
+}

@@ -42,6 +42,8 @@ pub struct BuildRequest {
     pub labels: BTreeMap<String, String>,
     pub target: Option<String>,
     pub no_cache: bool,
+    /// `squash`: the target stage's new layers merged into one.
+    pub squash: bool,
     pub pull: bool,
     pub quiet: bool,
     pub platform: Option<String>,
@@ -122,6 +124,7 @@ fn request(q: &Query) -> Result<BuildRequest, ApiError> {
         labels: json_map(q, "labels")?,
         target: nonempty("target"),
         no_cache: q.flag("nocache", false),
+        squash: q.flag("squash", false),
         pull: q
             .get("pull")
             .is_some_and(|v| !v.is_empty() && v != "0" && v != "false"),

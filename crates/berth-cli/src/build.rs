@@ -31,6 +31,9 @@ pub struct BuildArgs {
     /// Do not use cache when building the image.
     #[arg(long)]
     pub no_cache: bool,
+    /// Squash newly built layers into a single new layer.
+    #[arg(long)]
+    pub squash: bool,
     /// Always attempt to pull a newer version of the image.
     #[arg(long)]
     pub pull: bool,
@@ -205,6 +208,9 @@ pub fn build(client: &Client, args: BuildArgs) -> Result<i32> {
     }
     if args.no_cache {
         query.push(("nocache", "1".into()));
+    }
+    if args.squash {
+        query.push(("squash", "1".into()));
     }
     if let Some(m) = &args.memory {
         let Some(bytes) = berth_core::humanize::parse_ram_bytes(m) else {

@@ -31,6 +31,7 @@ mod copy;
 mod download;
 mod maintenance;
 mod run;
+mod squash;
 mod stages;
 mod workspace;
 
@@ -270,7 +271,7 @@ impl Engine {
         let created = now();
         // A build whose every step was the same as an earlier one's gives that build's image
         // (as the classic builder's chain of cached images does), not a copy with a new date.
-        let earlier = match req.no_cache {
+        let earlier = match req.no_cache || req.squash {
             true => None,
             false => self.earlier_result(&built.key),
         };
@@ -283,9 +284,21 @@ impl Engine {
             }
             None => {
                 let config = build.finish_config(&built, &created);
-                let added =
-                    self.store_image(&config, built.layers.clone(), None, &names, &created)?;
-                self.remember_result(&built.key, &added.id);
+                let squashed = match req.squash {
+                    true => self.squash(&built, config.clone())?,
+                    false => None,
+                };
+                let added = match squashed {
+                    Some(s) => {
+                        self.store_image(&s.config, s.layers, s.staged.as_ref(), &names, &created)?
+                    }
+                    None => {
+                        self.store_image(&config, built.layers.clone(), None, &names, &created)?
+                    }
+                };
+                if !req.squash {
+                    self.remember_result(&built.key, &added.id);
+                }
                 added.id.to_string()
             }
         };

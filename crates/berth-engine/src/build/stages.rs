@@ -31,6 +31,8 @@ pub(super) struct Built {
     pub(super) key: CacheKey,
     /// The image a stage starts from, when it is one (its ID is shown under FROM).
     pub(super) config_id: Option<String>,
+    /// How many of `layers` the stage's base had (what `--squash` keeps as they are).
+    pub(super) base_layers: usize,
 }
 
 /// What a build runs with.
@@ -176,9 +178,14 @@ impl Build<'_> {
                 chain: None,
                 key: CacheKey::base("scratch", &platform.to_string()),
                 config_id: None,
+                base_layers: 0,
             }),
             Base::Stage(i) => self
                 .result(*i)
+                .map(|b| Built {
+                    base_layers: b.layers.len(),
+                    ..b
+                })
                 .ok_or_else(|| EngineError::internal(format!("stage {i} was not built"))),
             Base::Image(name) => {
                 let (id, config, layers) =
@@ -193,6 +200,7 @@ impl Build<'_> {
                     key: CacheKey::base(&id.to_string(), &platform.to_string()),
                     config_id: Some(id.to_string()),
                     config,
+                    base_layers: layers.len(),
                     layers,
                     chain,
                 })

@@ -5,6 +5,7 @@
 //! - [`write`]: an overlayfs upper dir as a gzip layer blob (commit, build), and the tar
 //!   writer it uses, which also writes files as they are (`docker cp`, `export`).
 //! - [`diff`]: what an upper dir changed over its lower dirs (`docker diff`).
+//! - [`squash`]: layers in overlayfs's format merged into one (`build --squash`).
 //! - [`mount_points`]: the runtime's empty mount points in an upper dir, which are no change.
 //! - [`whiteout`]: how deletions and opaque directories look in a layer tar and in overlayfs.
 //! - [`fd`]: descriptor-relative file calls that never follow a symlink, which the others
@@ -14,6 +15,7 @@ pub mod apply;
 pub mod diff;
 pub mod fd;
 pub mod mount_points;
+pub mod squash;
 pub mod whiteout;
 pub mod write;
 
