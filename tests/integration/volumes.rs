@@ -577,3 +577,37 @@ fn inspect_shows_each_mounts_mode_and_propagation_as_docker() {
     ok(&d.docker(&["rm", "-v", &id]));
     ok(&d.docker(&["volume", "rm", "vol"]));
 }
+
+#[test]
+fn other_volume_drivers_get_dockers_plugin_not_found() {
+    if !root_or_skip() {
+        return;
+    }
+    let d = TestDaemon::with_busybox();
+    let words = r#"error looking up volume plugin nosuch: plugin \"nosuch\" not found"#;
+    let (status, body) = d.request_body(
+        "POST",
+        "/volumes/create",
+        r#"{"Name":"v","Driver":"nosuch"}"#,
+    );
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains(words), "{body}");
+    // A container that would make a volume with it is refused, and nothing is left.
+    for host_config in [
+        r#"{"VolumeDriver":"nosuch","Binds":["v9:/x"]}"#,
+        r#"{"Mounts":[{"Type":"volume","Source":"v9","Target":"/x","VolumeOptions":{"DriverConfig":{"Name":"nosuch"}}}]}"#,
+    ] {
+        let (status, body) = d.request_body(
+            "POST",
+            "/containers/create",
+            &format!(r#"{{"Image":"bb","Cmd":["true"],"HostConfig":{host_config}}}"#),
+        );
+        assert_eq!(status, 404, "{host_config}: {body}");
+        assert!(body.contains(words), "{body}");
+    }
+    assert_eq!(ok(&d.docker(&["ps", "-aq"])), "");
+    assert_eq!(ok(&d.docker(&["volume", "ls", "-q"])), "");
+    // Without volumes the option has nothing to drive.
+    let id = ok(&d.docker(&["create", "--volume-driver", "nosuch", "bb", "true"]));
+    ok(&d.docker(&["rm", &id]));
+}

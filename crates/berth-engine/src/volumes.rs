@@ -362,6 +362,13 @@ impl Engine {
     ) -> Result<Vec<MountRecord>, EngineError> {
         let empty = Default::default();
         let hc = body.host_config.as_ref().unwrap_or(&empty);
+        for m in hc.mounts.iter().flatten() {
+            let driver = m
+                .volume_options
+                .as_ref()
+                .and_then(|o| o.driver_config.as_ref());
+            check_volume_driver(driver.and_then(|d| d.name.as_deref()))?;
+        }
         let mut mounts: Vec<MountRecord> = Vec::new();
         let push = |m: MountRecord, mounts: &mut Vec<MountRecord>| -> Result<(), EngineError> {
             if mounts.iter().any(|o| o.target == m.target) {
@@ -438,6 +445,10 @@ impl Engine {
                 nocopy: false,
                 options: Vec::new(),
             });
+        }
+        // `--volume-driver` drives the volumes this container makes (only those).
+        if mounts.iter().any(|m| m.kind == "volume") {
+            check_volume_driver(hc.volume_driver.as_deref())?;
         }
         // Volumes get their names now (anonymous ones too), binds their host directories
         // (`-v /host:/ctr` creates a missing host directory, as Docker does).
@@ -602,6 +613,17 @@ fn mount_driver_options(v: &Volume, data: &Path) -> Result<(), EngineError> {
     })
 }
 
+/// berth's one volume driver is `local`; any other name gets Docker's answer for a driver
+/// plugin it cannot find.
+fn check_volume_driver(driver: Option<&str>) -> Result<(), EngineError> {
+    match driver.unwrap_or("") {
+        "" | "local" => Ok(()),
+        d => Err(EngineError::not_found(format!(
+            "error looking up volume plugin {d}: plugin \"{d}\" not found"
+        ))),
+    }
+}
+
 /// Fills an empty volume with what the image has at `target` (Docker's copy-up), through the
 /// confined copy: the path is resolved inside `rootfs` and the tree walked without following
 /// symlinks, so an image cannot point the copy at the host.
@@ -614,12 +636,7 @@ fn copy_up(rootfs: &Path, target: &str, data: &Path) -> Result<(), EngineError> 
 impl Engine {
     /// `ClusterVolumeSpec` is not looked at: berth has no swarm.
     pub fn create_volume(&self, req: VolumeCreateRequest) -> Result<VolumeModel, EngineError> {
-        let driver = req.driver.as_deref().unwrap_or("local");
-        if !driver.is_empty() && driver != "local" {
-            return Err(bad(format!(
-                "volume driver {driver:?} is not supported: berth has \"local\""
-            )));
-        }
+        check_volume_driver(req.driver.as_deref())?;
         let v = self.ensure_volume(
             req.name.as_deref(),
             req.labels.unwrap_or_default().into_iter().collect(),
@@ -883,7 +900,7 @@ mod tests {
         };
         assert_eq!(
             create("v", Some("nfsx")),
-            "volume driver \"nfsx\" is not supported: berth has \"local\""
+            "error looking up volume plugin nfsx: plugin \"nfsx\" not found"
         );
         assert_eq!(
             create("bad/name", None),
