@@ -884,3 +884,56 @@ fn prune_frees_snapshots_and_blobs() {
     );
     assert_eq!(status, 400, "{body}");
 }
+
+#[test]
+fn import_from_a_url_fetches_the_tarball() {
+    if !root_or_skip() {
+        return;
+    }
+    use std::io::{Read, Write};
+    let d = TestDaemon::start();
+    let tarball = std::fs::read(busybox_tarball(d.dir.path())).unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf);
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                tarball.len()
+            );
+            let _ = conn.write_all(&tarball);
+        }
+    });
+    let url = format!("http://127.0.0.1:{port}/rootfs.tar");
+    let id = ok(&d.docker(&["import", &url, "fromurl:1"]));
+    assert!(id.starts_with("sha256:"), "{id}");
+    assert_eq!(
+        ok(&d.docker(&["run", "--rm", "fromurl:1", "sh", "-c", "echo imported"])),
+        "imported"
+    );
+    // Nothing listens there: Docker's 500 naming the fetch, and no image.
+    let closed = free_port();
+    let out = d.docker(&[
+        "import",
+        &format!("http://127.0.0.1:{closed}/x.tar"),
+        "nothere",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        err(&out).contains(&format!("Get \"http://127.0.0.1:{closed}/x.tar\"")),
+        "{}",
+        err(&out)
+    );
+    assert!(d.docker(&["image", "inspect", "nothere"]).status.code() != Some(0));
+    let uploads = d.dir.path().join("root/tmp");
+    let left: Vec<_> = std::fs::read_dir(&uploads)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "uploads left: {left:?}");
+}

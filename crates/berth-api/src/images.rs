@@ -94,6 +94,8 @@ pub trait ImageBackend {
     fn upload_dir(&self) -> std::path::PathBuf;
     /// Imports the rootfs tarball at `tar` (plain, gzip or zstd); returns the image ID.
     fn import_image(&self, tar: &std::path::Path, req: ImportRequest) -> BackendResult<String>;
+    /// Fetches the rootfs tarball at `url` into `into` (a new file; removed by the caller).
+    fn fetch_import(&self, url: &str, into: &std::path::Path) -> BackendResult<()>;
     fn list_images(&self, req: ListRequest) -> BackendResult<Vec<ImageSummary>>;
     /// Names image `name` `repo:tag` (`tag` empty: `latest`).
     fn tag_image(&self, name: &str, repo: &str, tag: &str) -> BackendResult<()>;
@@ -170,14 +172,17 @@ async fn create(
     body: Body,
 ) -> Result<Response, ApiError> {
     let q = Query::parse(raw.as_deref());
+    let mut url = None;
     match q.get("fromSrc") {
         Some("-") => {}
-        Some(_) => {
-            return Err(ApiError::not_implemented(
-                "importing from a URL is not supported: send the tarball in the request body",
-            ))
+        // A URL: fetched by the daemon (Docker takes one without a scheme as http).
+        Some(src) if !src.is_empty() => {
+            url = Some(match src.contains("://") {
+                true => src.to_owned(),
+                false => format!("http://{src}"),
+            })
         }
-        None => {
+        _ => {
             let from_image = q.get("fromImage").unwrap_or("").to_owned();
             if from_image.is_empty() {
                 return Err(ApiError::bad_request("fromImage or fromSrc is required"));
@@ -203,7 +208,24 @@ async fn create(
             .filter(|s| !s.is_empty())
             .map(str::to_owned),
     };
-    let id = with_upload(&b, body, move |b, path| Ok(b.import_image(path, req)?)).await?;
+    let id = match url {
+        None => with_upload(&b, body, move |b, path| Ok(b.import_image(path, req)?)).await?,
+        Some(url) => {
+            let path = b.upload_dir().join(format!(
+                "upload-{}-{}",
+                std::process::id(),
+                UPLOADS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            ));
+            let (b2, p2) = (b.clone(), path.clone());
+            let result = blocking(move || {
+                b2.fetch_import(&url, &p2)?;
+                b2.import_image(&p2, req)
+            })
+            .await;
+            let _ = std::fs::remove_file(&path);
+            result?
+        }
+    };
     // Docker answers with a JSON message stream; the last status is the image ID.
     Ok(json_lines([serde_json::json!({ "status": id })]))
 }

@@ -197,6 +197,9 @@ impl ImageBackend for Fake {
     fn import_image(&self, _: &std::path::Path, _: ImportRequest) -> BackendResult<String> {
         nope()
     }
+    fn fetch_import(&self, _: &str, _: &std::path::Path) -> BackendResult<()> {
+        nope()
+    }
     fn list_images(&self, _: ListRequest) -> BackendResult<Vec<ImageSummary>> {
         nope()
     }

@@ -249,6 +249,20 @@ impl Engine {
         self.root().join("tmp")
     }
 
+    /// `import URL`: the tarball fetched into `into` (in the upload directory), as Docker's
+    /// daemon fetches it; failures are Docker's 500 with what went wrong.
+    pub fn fetch_import(&self, url: &str, into: &Path) -> Result<(), EngineError> {
+        if let Some(dir) = into.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| EngineError::io("the upload directory", e))?;
+        }
+        let handle = tokio::runtime::Handle::try_current()
+            .map_err(|_| EngineError::internal("imports from a URL need the daemon's runtime"))?;
+        handle
+            .block_on(crate::build::download::http_fetch(url, into))
+            .map(|_| ())
+            .map_err(|e| EngineError::internal(format!("Get {url:?}: {e}")))
+    }
+
     pub fn import_image(&self, tar: &Path, req: ImportRequest) -> Result<String, EngineError> {
         let reference = match &req.repo {
             Some(repo) => {
@@ -536,6 +550,9 @@ impl ImageBackend for Engine {
     }
     fn import_image(&self, tar: &Path, req: ImportRequest) -> BackendResult<String> {
         Ok(Engine::import_image(self, tar, req)?)
+    }
+    fn fetch_import(&self, url: &str, into: &Path) -> BackendResult<()> {
+        Ok(Engine::fetch_import(self, url, into)?)
     }
     fn list_images(&self, req: ListRequest) -> BackendResult<Vec<ImageSummary>> {
         Ok(Engine::list_images(self, req)?)

@@ -51,27 +51,7 @@ pub(crate) fn fetch(
     ));
     out.text(&format!("Downloading {url}\n"));
     let fail = |e: String| EngineError::invalid(format!("ADD {url}: {e}"));
-    let (digest, modified) = handle.block_on(async {
-        let resp = reqwest::get(url).await.map_err(|e| fail(e.to_string()))?;
-        if !resp.status().is_success() {
-            return Err(fail(format!("the server answered {}", resp.status())));
-        }
-        let modified = resp
-            .headers()
-            .get(reqwest::header::LAST_MODIFIED)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| chrono::DateTime::parse_from_rfc2822(v).ok())
-            .map(|t| t.timestamp());
-        let mut file = std::fs::File::create(&path).map_err(|e| fail(e.to_string()))?;
-        let mut hash = sha2::Sha256::new();
-        let mut resp = resp;
-        while let Some(chunk) = resp.chunk().await.map_err(|e| fail(e.to_string()))? {
-            hash.update(&chunk);
-            file.write_all(&chunk).map_err(|e| fail(e.to_string()))?;
-        }
-        let hex: String = hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
-        Ok((format!("sha256:{hex}"), modified))
-    })?;
+    let (digest, modified) = handle.block_on(http_fetch(url, &path)).map_err(fail)?;
     if let Some(want) = checksum {
         if want != digest {
             let _ = std::fs::remove_file(&path);
@@ -89,6 +69,31 @@ pub(crate) fn fetch(
         }
     }
     Ok(Downloaded { path, name, digest })
+}
+
+/// Fetches `url` (http or https) into the new file `path`: its `sha256:<hex>` and the
+/// server's Last-Modified time (Unix seconds), or what went wrong. `ADD <url>` and
+/// `import` from a URL share it.
+pub(crate) async fn http_fetch(url: &str, path: &Path) -> Result<(String, Option<i64>), String> {
+    let resp = reqwest::get(url).await.map_err(|e| e.to_string())?;
+    if !resp.status().is_success() {
+        return Err(format!("the server answered {}", resp.status()));
+    }
+    let modified = resp
+        .headers()
+        .get(reqwest::header::LAST_MODIFIED)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| chrono::DateTime::parse_from_rfc2822(v).ok())
+        .map(|t| t.timestamp());
+    let mut file = std::fs::File::create(path).map_err(|e| e.to_string())?;
+    let mut hash = sha2::Sha256::new();
+    let mut resp = resp;
+    while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
+        hash.update(&chunk);
+        file.write_all(&chunk).map_err(|e| e.to_string())?;
+    }
+    let hex: String = hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    Ok((format!("sha256:{hex}"), modified))
 }
 
 static DOWNLOADS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);

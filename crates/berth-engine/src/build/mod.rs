@@ -28,7 +28,7 @@
 pub mod cache;
 mod context;
 mod copy;
-mod download;
+pub(crate) mod download;
 mod maintenance;
 mod run;
 mod squash;
