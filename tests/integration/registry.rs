@@ -365,3 +365,88 @@ fn built_images_push_to_the_reference_registry_and_pull_back() {
     );
     assert_eq!(ok(&d.berth(&["run", "--rm", &name])), "built and shipped");
 }
+
+#[test]
+fn search_asks_the_registry_the_term_names() {
+    if !root_or_skip() {
+        return;
+    }
+    use std::io::{Read, Write};
+    let d = TestDaemon::start();
+    // A registry with the v1 search API: it answers every query with three hits and
+    // remembers the queries.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let seen = asked.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let mut buf = [0u8; 4096];
+            let n = conn.read(&mut buf).unwrap_or(0);
+            let request = String::from_utf8_lossy(&buf[..n]).to_string();
+            seen.lock()
+                .unwrap()
+                .push(request.lines().next().unwrap_or("").to_owned());
+            let body = r#"{"num_results":3,"query":"app","results":[
+                {"name":"team/app","description":"the app","star_count":12,"is_official":false,"is_automated":false},
+                {"name":"app","description":"official","star_count":300,"is_official":true,"is_automated":false},
+                {"name":"other/app","description":"","star_count":0,"is_official":false,"is_automated":true}]}"#;
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    let term = format!("127.0.0.1:{port}/app");
+    let names = ok(&d.docker(&["search", "--format", "{{.Name}} {{.StarCount}}", &term]));
+    assert_eq!(names, "team/app 12\napp 300\nother/app 0");
+    assert!(
+        asked.lock().unwrap()[0].starts_with("GET /v1/search?q=app&n=25 "),
+        "{:?}",
+        asked.lock().unwrap()
+    );
+    let official = ok(&d.docker(&[
+        "search",
+        "--filter",
+        "is-official=true",
+        "--format",
+        "{{.Name}}",
+        &term,
+    ]));
+    assert_eq!(official, "app");
+    let starred = ok(&d.docker(&[
+        "search",
+        "-f",
+        "stars=10",
+        "--limit",
+        "2",
+        "--format",
+        "{{.Name}}",
+        &term,
+    ]));
+    assert_eq!(starred, "team/app\napp");
+    // Docker's refusals.
+    let (status, body) = d.request("GET", &format!("/images/search?term={term}&limit=101"));
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains("limit 101 is outside the range of [1, 100]"),
+        "{body}"
+    );
+    let (status, body) = d.request(
+        "GET",
+        &format!("/images/search?term={term}&filters=%7B%22stars%22%3A%7B%22x%22%3Atrue%7D%7D"),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("invalid filter 'stars=x'"), "{body}");
+    // A registry without the search API.
+    let closed = free_port();
+    let out = d.docker(&["search", &format!("127.0.0.1:{closed}/app")]);
+    assert!(!out.status.success());
+    assert!(
+        err(&out).contains(&format!("Get \"http://127.0.0.1:{closed}/v1/search\"")),
+        "{}",
+        err(&out)
+    );
+}

@@ -1,5 +1,5 @@
 //! Registries: `POST /images/create?fromImage=` (pull), `POST /images/{name}/push`,
-//! `POST /auth` (login check), `GET /distribution/{name}/json`. Pull and push answer with
+//! `POST /auth` (login check), `GET /distribution/{name}/json`, `GET /images/search`. Pull and push answer with
 //! Docker's JSON progress stream; an error found before the first message (a bad reference,
 //! access denied, an unknown manifest) is an HTTP error status instead, as Docker's is.
 
@@ -12,7 +12,7 @@ use axum::{Json, Router};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tokio::task::JoinHandle;
 
-use bollard_stubs::models::{AuthResponse, DistributionInspect};
+use bollard_stubs::models::{AuthResponse, DistributionInspect, ImageSearchResponseItem};
 
 use crate::{blocking, ApiError, BackendResult, SharedBackend};
 
@@ -46,6 +46,8 @@ pub trait DistributionBackend {
         name: &str,
         auth: Option<&str>,
     ) -> BackendResult<DistributionInspect>;
+    /// `GET /images/search`: what the registry `term` names finds, at most `limit`.
+    fn search_images(&self, term: &str, limit: u32) -> BackendResult<Vec<ImageSearchResponseItem>>;
 }
 
 /// Docker's AuthConfig as `POST /auth` and `X-Registry-Auth` carry it (bollard's model lacks
@@ -203,8 +205,50 @@ async fn distribution(
     ))
 }
 
+/// `GET /images/search?term=&limit=&filters=`: the registry's answer, filtered by `stars`,
+/// `is-official` and `is-automated` as Docker filters it.
+async fn search(
+    State(b): State<SharedBackend>,
+    axum::extract::RawQuery(raw): axum::extract::RawQuery,
+) -> Result<Json<Vec<ImageSearchResponseItem>>, ApiError> {
+    let q = crate::query::Query::parse(raw.as_deref());
+    let filters = berth_core::filters::Filters::from_query(&q)?;
+    filters.validate(&["is-automated", "is-official", "stars"])?;
+    let official = filters.get_bool("is-official")?;
+    let automated = filters.get_bool("is-automated")?;
+    let mut stars = 0;
+    for v in filters.get("stars") {
+        stars = v
+            .parse::<i64>()
+            .map_err(|_| ApiError::bad_request(format!("invalid filter 'stars={v}'")))?;
+    }
+    let limit = match q.get("limit").filter(|l| !l.is_empty()) {
+        None => 25,
+        Some(l) => l
+            .parse::<i64>()
+            .map_err(|_| ApiError::bad_request(format!("invalid limit {l:?}")))?,
+    };
+    let limit = if limit == 0 { 25 } else { limit };
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::bad_request(format!(
+            "limit {limit} is outside the range of [1, 100]"
+        )));
+    }
+    let term = q.get("term").unwrap_or("").to_owned();
+    let found = blocking(move || b.search_images(&term, limit as u32)).await?;
+    Ok(Json(
+        found
+            .into_iter()
+            .filter(|r| official.is_none_or(|o| r.is_official == Some(o)))
+            .filter(|r| automated.is_none_or(|a| r.is_automated == Some(a)))
+            .filter(|r| r.star_count.unwrap_or(0) >= stars)
+            .collect(),
+    ))
+}
+
 pub fn routes() -> Router<SharedBackend> {
     Router::new()
+        .route("/images/search", get(search))
         .route("/auth", post(auth))
         .route("/distribution/{*rest}", get(distribution))
 }

@@ -254,6 +254,13 @@ impl DistributionBackend for Fake {
     fn distribution_inspect(&self, _: &str, _: Option<&str>) -> BackendResult<DistributionInspect> {
         nope()
     }
+    fn search_images(
+        &self,
+        _: &str,
+        _: u32,
+    ) -> BackendResult<Vec<bollard_stubs::models::ImageSearchResponseItem>> {
+        nope()
+    }
 }
 
 impl VolumeBackend for Fake {

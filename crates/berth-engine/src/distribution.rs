@@ -162,6 +162,28 @@ impl Engine {
         })
     }
 
+    /// `docker search TERM`: the registry's v1 search, as Docker asks it.
+    pub fn search_images(
+        &self,
+        term: &str,
+        limit: u32,
+    ) -> Result<Vec<bollard_stubs::models::ImageSearchResponseItem>, EngineError> {
+        let handle = self.runtime_handle()?;
+        let found = handle
+            .block_on(self.registry.search(term, limit))
+            .map_err(api_err)?;
+        Ok(found
+            .into_iter()
+            .map(|r| bollard_stubs::models::ImageSearchResponseItem {
+                name: Some(r.name),
+                description: Some(r.description),
+                star_count: Some(r.star_count),
+                is_official: Some(r.is_official),
+                is_automated: Some(r.is_automated),
+            })
+            .collect())
+    }
+
     pub fn distribution_inspect(
         &self,
         name: &str,
@@ -222,6 +244,13 @@ impl DistributionBackend for Engine {
         auth: Option<&str>,
     ) -> BackendResult<DistributionInspect> {
         Ok(Engine::distribution_inspect(self, name, auth)?)
+    }
+    fn search_images(
+        &self,
+        term: &str,
+        limit: u32,
+    ) -> BackendResult<Vec<bollard_stubs::models::ImageSearchResponseItem>> {
+        Ok(Engine::search_images(self, term, limit)?)
     }
 }
 

@@ -44,6 +44,7 @@ pub mod platform;
 pub mod progress;
 mod pull;
 mod push;
+pub mod search;
 mod sources;
 
 use std::future::Future;
