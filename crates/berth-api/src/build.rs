@@ -155,6 +155,10 @@ async fn build(
     body: Body,
 ) -> Result<Response, ApiError> {
     let q = Query::parse(raw.as_deref());
+    // `version=2` asks for BuildKit, whose context and outputs travel over a session.
+    if q.get("version") == Some("2") {
+        return Err(ApiError::bad_request("buildkit not supported by daemon"));
+    }
     let req = request(&q)?;
     if let Some(remote) = q.get("remote").filter(|r| !r.is_empty()) {
         return Err(ApiError::not_implemented(format!(
@@ -205,8 +209,20 @@ async fn prune(
     ))
 }
 
+/// `POST /session`: BuildKit's session, which berth (a classic builder) has no use for. A
+/// request that is no upgrade gets Docker's answer; an upgrade is refused as a daemon without
+/// BuildKit refuses its builds.
+async fn session(headers: axum::http::HeaderMap) -> ApiError {
+    if headers.get(axum::http::header::UPGRADE).is_none() {
+        ApiError::bad_request("no upgrade proto in request")
+    } else {
+        ApiError::bad_request("buildkit not supported by daemon")
+    }
+}
+
 pub fn routes() -> Router<SharedBackend> {
     Router::new()
+        .route("/session", post(session))
         .route("/build", post(build))
         .route("/build/prune", post(prune))
 }

@@ -729,3 +729,14 @@ async fn swarm_and_plugin_endpoints_answer_as_a_docker_outside_a_swarm() {
         "plugin \"vieux/sshfs:latest\" not found"
     );
 }
+
+#[tokio::test]
+async fn buildkit_sessions_and_builds_are_refused_as_a_daemon_without_buildkit() {
+    let fake = Arc::new(Fake::default());
+    let (status, _, body) = call(&fake, "POST", "/session", "").await;
+    assert_eq!(status, 400);
+    assert_eq!(json(&body)["message"], "no upgrade proto in request");
+    let (status, _, body) = call(&fake, "POST", "/v1.41/build?version=2", "").await;
+    assert_eq!(status, 400);
+    assert_eq!(json(&body)["message"], "buildkit not supported by daemon");
+}
