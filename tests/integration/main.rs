@@ -16,6 +16,7 @@ mod images;
 mod network;
 mod registry;
 mod sdk;
+mod security;
 mod stats;
 mod volumes;
 

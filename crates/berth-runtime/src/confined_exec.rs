@@ -17,6 +17,10 @@
 //!   user's.
 //! - **`--init`** ([`crate::init`]): pid 1 forks the command and stays as its init, confined
 //!   like it (the filter is loaded and the capabilities are final before the fork).
+//! - **Read-only cgroup v1 hierarchies.** libcontainer 0.7 mounts v1 hierarchies read-write
+//!   whatever the spec's `/sys/fs/cgroup` mount says, so a container could raise its own
+//!   limits. When the spec asks for them read-only, the executor remounts them so (with the
+//!   same temporary CAP_SYS_ADMIN) before anything of the user's runs, as runc mounts them.
 
 use caps::{CapSet, Capability as Cap};
 use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
@@ -51,9 +55,11 @@ impl Added {
 #[derive(Clone, Debug, Default)]
 pub struct ConfinedExecutor {
     filter: Option<CompiledFilter>,
-    /// Capabilities added for the filter load, with the sets each was added to.
+    /// Capabilities added for the filter load and the remount, with the sets each was added to.
     temporary: Vec<Added>,
     init: bool,
+    /// Remount the cgroup v1 hierarchies under /sys/fs/cgroup read-only.
+    readonly_cgroups: bool,
 }
 
 impl ConfinedExecutor {
@@ -78,6 +84,25 @@ impl ConfinedExecutor {
     /// load needs, in exactly the sets that lack them, and loses them there right after it.
     /// (A non-root process as Docker specifies it has capabilities in its bounding set only.)
     pub fn confined(mut self, process: &mut Process, filter: CompiledFilter) -> ConfinedExecutor {
+        self.add_temporary_caps(process);
+        self.filter = Some(filter);
+        self
+    }
+
+    /// This executor, remounting the cgroup v1 hierarchies read-only before the exec
+    /// (`process` gets the capability that needs, as for [`Self::confined`]).
+    pub fn readonly_cgroups(mut self, process: &mut Process) -> ConfinedExecutor {
+        self.add_temporary_caps(process);
+        self.readonly_cgroups = true;
+        self
+    }
+
+    /// Gives `process` CAP_SYS_ADMIN and CAP_SETPCAP in the sets that lack them (once), and
+    /// remembers what to take back.
+    fn add_temporary_caps(&mut self, process: &mut Process) {
+        if !self.temporary.is_empty() {
+            return;
+        }
         let mut temporary = Vec::new();
         let mut caps: LinuxCapabilities = process.capabilities().clone().unwrap_or_default();
         for (oci, raw) in [
@@ -112,9 +137,7 @@ impl ConfinedExecutor {
             }
         }
         process.set_capabilities(Some(caps));
-        self.filter = Some(filter);
         self.temporary = temporary;
-        self
     }
 
     fn shed_temporary_caps(&self) -> Result<(), String> {
@@ -133,6 +156,47 @@ impl ConfinedExecutor {
         }
         Ok(())
     }
+}
+
+/// Remounts every mount at or under /sys/fs/cgroup read-only (and nosuid, nodev, noexec, as
+/// Docker's are), children first. A bind remount changes only the mount point's flags.
+fn remount_cgroups_readonly() -> Result<(), String> {
+    let table = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| format!("read /proc/self/mountinfo: {e}"))?;
+    let mut points: Vec<String> = table
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|p| *p == "/sys/fs/cgroup" || p.starts_with("/sys/fs/cgroup/"))
+        .map(str::to_owned)
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    points.dedup();
+    use nix::mount::MsFlags;
+    for p in &points {
+        nix::mount::mount(
+            None::<&str>,
+            p.as_str(),
+            None::<&str>,
+            MsFlags::MS_REMOUNT
+                | MsFlags::MS_BIND
+                | MsFlags::MS_RDONLY
+                | MsFlags::MS_NOSUID
+                | MsFlags::MS_NODEV
+                | MsFlags::MS_NOEXEC,
+            None::<&str>,
+        )
+        .map_err(|e| format!("remount {p}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Whether `spec` mounts /sys/fs/cgroup read-only (Docker's default; `--privileged` makes it
+/// writable).
+pub fn wants_readonly_cgroups(spec: &Spec) -> bool {
+    spec.mounts().iter().flatten().any(|m| {
+        m.destination() == std::path::Path::new("/sys/fs/cgroup")
+            && m.options().iter().flatten().any(|o| o == "ro")
+    })
 }
 
 /// The command line of the spec's process.
@@ -162,14 +226,18 @@ impl Executor for ConfinedExecutor {
         };
         let prepared =
             PreparedExec::new(&program, args, std::env::vars_os()).map_err(ExecutorError::Other)?;
+        if self.readonly_cgroups {
+            remount_cgroups_readonly()
+                .map_err(|e| ExecutorError::Other(format!("make /sys/fs/cgroup read-only: {e}")))?;
+        }
         if let Some(filter) = &self.filter {
             seccomp_bpf::load(filter).map_err(|e| {
                 ExecutorError::Other(format!("load the container's seccomp filter: {e}"))
             })?;
-            self.shed_temporary_caps().map_err(|e| {
-                ExecutorError::Other(format!("restore the process's capabilities: {e}"))
-            })?;
         }
+        self.shed_temporary_caps().map_err(|e| {
+            ExecutorError::Other(format!("restore the process's capabilities: {e}"))
+        })?;
         init::reset_signal_actions();
         if self.init {
             init::run(&prepared)

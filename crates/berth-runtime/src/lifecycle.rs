@@ -234,9 +234,18 @@ impl Runtime {
         // libcontainer reads config.json from the bundle directory it is given. When the spec
         // needs fixing, or has a seccomp filter (which our executor loads precompiled instead of
         // libcontainer building it at every start), it gets a copy in <root>/.bundles/<id>.
-        let shadow = if fixes.any() || filter.is_some() {
+        // libcontainer mounts cgroup v1 hierarchies read-write whatever the spec says: the
+        // executor remounts them read-only when the spec asks for that (v2's mount honours it).
+        let readonly_cgroups = crate::confined_exec::wants_readonly_cgroups(&bundle.spec)
+            && host::cgroup_mode() == host::CgroupMode::Legacy;
+        let shadow = if fixes.any() || filter.is_some() || readonly_cgroups {
             let recorded = normalized_spec(&bundle, &fixes, &cgroups_path);
             let mut build_spec = recorded.clone();
+            if readonly_cgroups {
+                if let Some(process) = build_spec.process_mut() {
+                    executor = executor.readonly_cgroups(process);
+                }
+            }
             if let Some(mut filter) = filter {
                 seccomp::drop_dead_arches(&mut filter);
                 let compiled = seccomp_bpf::cached(&self.filter_cache(), &filter).map_err(|e| {
