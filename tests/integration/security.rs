@@ -80,3 +80,83 @@ fn a_container_cannot_lift_its_own_cgroup_limits() {
         );
     }
 }
+
+/// Runs the berth CLI against `sock` with autostart allowed; stops whatever daemon the call
+/// left listening there (by the peer pid of the socket), and says whether there was one.
+fn cli_may_start_a_daemon(
+    sock: &std::path::Path,
+    root: Option<&std::path::Path>,
+) -> (std::process::Output, bool) {
+    let mut cmd = std::process::Command::new(berth_bin());
+    cmd.args(["info", "--format", "{{.DockerRootDir}}"])
+        .env("BERTH_HOST", format!("unix://{}", sock.display()))
+        .env_remove("BERTH_NO_AUTOSTART")
+        .env_remove("BERTH_ROOT")
+        .env("BERTH_DAEMON_LOG", sock.with_extension("log"));
+    if let Some(r) = root {
+        cmd.env("BERTH_ROOT", r);
+    }
+    let out = cmd.output().unwrap();
+    let started = std::os::unix::net::UnixStream::connect(sock)
+        .ok()
+        .and_then(|s| {
+            nix::sys::socket::getsockopt(&s, nix::sys::socket::sockopt::PeerCredentials).ok()
+        })
+        .map(|cred| {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(cred.pid()),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        })
+        .is_some();
+    (out, started)
+}
+
+#[test]
+fn the_cli_never_starts_a_stranger_on_another_daemons_socket() {
+    if !root_or_skip() {
+        return;
+    }
+    // A daemon on its own root and socket dies (kill -9: its socket file stays).
+    let d = TestDaemon::start();
+    let root = d.dir.path().join("root");
+    let pid: i32 = std::fs::read_to_string(root.join("berth.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let sock = d.socket();
+    // (Its process stays a zombie of this test until the harness reaps it; its socket closes.)
+    eventually(
+        "the daemon is gone",
+        std::time::Duration::from_secs(10),
+        || std::os::unix::net::UnixStream::connect(&sock).is_err(),
+    );
+    let (out, started) = cli_may_start_a_daemon(&sock, None);
+    assert!(
+        !started,
+        "a daemon on the default root took the dead daemon's socket"
+    );
+    assert!(!out.status.success());
+
+    // A live daemon's root is never given a second daemon on another socket.
+    let live = TestDaemon::start();
+    let other = live.dir.path().join("other.sock");
+    let (out, started) = cli_may_start_a_daemon(&other, Some(&live.dir.path().join("root")));
+    assert!(
+        !started,
+        "a second daemon was started on a live daemon's root"
+    );
+    assert!(!out.status.success());
+    assert!(err(&out).contains("listens elsewhere"), "{}", err(&out));
+    // The live one still answers on its own socket.
+    assert_eq!(
+        ok(&live.docker(&["info", "--format", "{{.DockerRootDir}}"])),
+        live.dir.path().join("root").display().to_string()
+    );
+}

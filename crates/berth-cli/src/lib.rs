@@ -301,6 +301,13 @@ pub fn socket_path(host: &str) -> Result<PathBuf> {
 fn start_daemon(host: &str, socket: &Path) -> Result<()> {
     let exe = std::env::current_exe().context("find the berth binary")?;
     let root = std::env::var_os("BERTH_ROOT").unwrap_or_else(|| DEFAULT_ROOT.into());
+    // A live daemon on this root (serving another socket) must not get a twin.
+    if let Some(pid) = live_daemon(Path::new(&root)) {
+        anyhow::bail!(
+            "Cannot connect to the berth daemon at {host}: the daemon of {} (pid {pid}) listens elsewhere; point BERTH_HOST or -H at its socket",
+            Path::new(&root).display()
+        );
+    }
     let log_path =
         std::env::var_os("BERTH_DAEMON_LOG").unwrap_or_else(|| DEFAULT_DAEMON_LOG.into());
     let log = std::fs::OpenOptions::new()
@@ -345,6 +352,27 @@ fn start_daemon(host: &str, socket: &Path) -> Result<()> {
     }
 }
 
+/// The pid in `root`'s `berth.pid`, when that process still runs.
+fn live_daemon(root: &Path) -> Option<i32> {
+    let pid: i32 = std::fs::read_to_string(root.join("berth.pid"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    (pid > 0 && nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok())
+        .then_some(pid)
+}
+
+/// Whether the CLI may start a daemon for `host` when nobody listens there: as root, unless
+/// `BERTH_NO_AUTOSTART` says no, and only where it knows which root goes with the socket:
+/// the default socket (the default root), or another one with `BERTH_ROOT` given. A socket
+/// of a daemon that died is never taken over by a daemon on the default root.
+fn may_autostart(host: &str) -> bool {
+    nix::unistd::geteuid().is_root()
+        && std::env::var_os("BERTH_NO_AUTOSTART").is_none()
+        && (host == DEFAULT_HOST || std::env::var_os("BERTH_ROOT").is_some())
+}
+
 /// A client for `host`, starting the daemon when nobody listens and we may.
 pub fn connect(host: &str) -> Result<Client> {
     let socket = socket_path(host)?;
@@ -352,8 +380,7 @@ pub fn connect(host: &str) -> Result<Client> {
     match client.connect() {
         Ok(_) => Ok(client),
         Err(e) => {
-            if nix::unistd::geteuid().is_root() && std::env::var_os("BERTH_NO_AUTOSTART").is_none()
-            {
+            if may_autostart(host) {
                 start_daemon(host, &socket)?;
                 Ok(client)
             } else {
