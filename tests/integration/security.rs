@@ -160,3 +160,61 @@ fn the_cli_never_starts_a_stranger_on_another_daemons_socket() {
         live.dir.path().join("root").display().to_string()
     );
 }
+
+#[test]
+fn network_create_leaves_what_berth_does_not_own_alone() {
+    if !root_or_skip() {
+        return;
+    }
+    let d = TestDaemon::start();
+    // A bridge of the host's that berth did not make, with an address (this test makes and
+    // removes it).
+    let dummy = format!("bsec{:x}", std::process::id() & 0xffff);
+    let ip = |args: &[&str]| {
+        std::process::Command::new("ip")
+            .args(args)
+            .status()
+            .unwrap()
+            .success()
+    };
+    assert!(ip(&["link", "add", &dummy, "type", "bridge"]));
+    struct Gone(String);
+    impl Drop for Gone {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("ip")
+                .args(["link", "del", &self.0])
+                .status();
+        }
+    }
+    let _gone = Gone(dummy.clone());
+    assert!(ip(&["addr", "add", "10.254.254.1/24", "dev", &dummy]));
+    let before = std::fs::read_to_string(format!("/sys/class/net/{dummy}/address")).unwrap();
+
+    let create = |body: String| d.request_body("POST", "/networks/create", &body);
+    let (status, body) = create(format!(
+        r#"{{"Name":"grab","Options":{{"com.docker.network.bridge.name":"{dummy}"}}}}"#
+    ));
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("did not create"), "{body}");
+    for subnet in ["127.0.0.0/8", "10.254.254.0/24", "10.254.0.0/16"] {
+        let (status, body) = create(format!(
+            r#"{{"Name":"shadow","IPAM":{{"Config":[{{"Subnet":"{subnet}"}}]}}}}"#
+        ));
+        assert!(status >= 400, "{subnet}: {status} {body}");
+        assert!(body.contains("Pool overlaps"), "{subnet}: {body}");
+    }
+    // Nothing was made or changed.
+    assert_eq!(
+        ok(&d.docker(&["network", "ls", "--format", "{{.Name}}"])),
+        "bridge\nhost\nnone"
+    );
+    let after = std::fs::read_to_string(format!("/sys/class/net/{dummy}/address")).unwrap();
+    assert_eq!(before, after, "the interface's MAC changed");
+    let addrs = std::process::Command::new("ip")
+        .args(["-4", "-o", "addr", "show", "dev", &dummy])
+        .output()
+        .unwrap();
+    let addrs = String::from_utf8_lossy(&addrs.stdout);
+    assert_eq!(addrs.lines().count(), 1, "{addrs}");
+    assert!(addrs.contains("10.254.254.1/24"), "{addrs}");
+}

@@ -1200,7 +1200,7 @@ impl Engine {
         std::fs::create_dir_all(self.root().join("network-meta"))
             .map_err(|e| EngineError::internal(e.to_string()))?;
         crate::save_json(&self.meta_path(&name), &meta)?;
-        if let Err(e) = net.create_network(config) {
+        if let Err(e) = net.create_user_network(config) {
             let _ = std::fs::remove_file(self.meta_path(&name));
             return Err(net_err(e));
         }

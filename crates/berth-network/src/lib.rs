@@ -216,6 +216,34 @@ impl Networking {
         &self.table
     }
 
+    /// [`Self::create_network`] for a network a client asks for, which must not touch what
+    /// berth does not own: a bridge name that is already an interface of the host (berth
+    /// would re-address it) or a subnet that overlaps an address of the host (a route through
+    /// a new bridge would shadow it; `127.0.0.0/8` would be masqueraded) is refused.
+    pub fn create_user_network(&self, config: NetworkConfig) -> Result<NetworkState> {
+        config.validate()?;
+        let ours = self.store.all()?;
+        if !ours.iter().any(|n| n.config.bridge == config.bridge)
+            && netlink::link_exists(&config.bridge)?
+        {
+            return Err(NetError::invalid(format!(
+                "bridge name {} is taken by an interface of the host that berth did not create",
+                config.bridge
+            )));
+        }
+        if let Some(host) = host_subnets()?
+            .into_iter()
+            .filter(|h| !ours.iter().any(|n| n.config.subnet.overlaps(h)))
+            .find(|h| h.overlaps(&config.subnet))
+        {
+            return Err(NetError::PoolOverlap(format!(
+                "{} overlaps {host}, an address of this host",
+                config.subnet
+            )));
+        }
+        self.create_network(config)
+    }
+
     /// Creates a bridge network: records it, makes the bridge (gateway address, MTU,
     /// `route_localnet`), rebuilds the rules, and starts its DNS when the server runs.
     pub fn create_network(&self, config: NetworkConfig) -> Result<NetworkState> {
