@@ -218,3 +218,40 @@ fn network_create_leaves_what_berth_does_not_own_alone() {
     assert_eq!(addrs.lines().count(), 1, "{addrs}");
     assert!(addrs.contains("10.254.254.1/24"), "{addrs}");
 }
+
+#[test]
+fn a_restart_puts_right_what_a_crash_left() {
+    if !root_or_skip() {
+        return;
+    }
+    let mut d = TestDaemon::with_busybox();
+    let id = ok(&d.docker(&["run", "-d", "bb", "sleep", "300"]));
+    // What a kill -9 in the middle of `commit` and of a `load` leaves: the container frozen
+    // with commit's marker beside it, and the upload's copy in the root's tmp.
+    ok(&d.docker(&["pause", &id]));
+    let root = d.dir.path().join("root");
+    let marker = root.join("containers").join(&id).join("commit-paused");
+    std::fs::write(&marker, b"").unwrap();
+    d.stop();
+    std::fs::create_dir_all(root.join("tmp")).unwrap();
+    let upload = root.join("tmp").join("upload-999-0");
+    std::fs::write(&upload, vec![0u8; 1 << 20]).unwrap();
+    d.start_again();
+    assert_eq!(
+        ok(&d.docker(&["inspect", "-f", "{{.State.Status}}", &id])),
+        "running",
+        "the container stayed frozen"
+    );
+    assert!(!marker.exists());
+    assert!(!upload.exists(), "the upload's copy stayed");
+    // A container the user paused stays paused.
+    ok(&d.docker(&["pause", &id]));
+    d.stop();
+    d.start_again();
+    assert_eq!(
+        ok(&d.docker(&["inspect", "-f", "{{.State.Status}}", &id])),
+        "paused"
+    );
+    ok(&d.docker(&["unpause", &id]));
+    ok(&d.docker(&["rm", "-f", &id]));
+}

@@ -18,6 +18,7 @@ pub mod images;
 pub mod logs;
 pub mod networks;
 pub(crate) mod overlay;
+pub(crate) mod repair;
 pub mod stats;
 pub mod system;
 pub mod update;
@@ -117,6 +118,7 @@ impl Engine {
             build_cache_max: options.build_cache_max,
         };
         engine.finish_removals();
+        engine.repair_after_crash();
         engine.register_build_cache();
         engine.restore_networks().map_err(std::io::Error::other)?;
         Ok(engine)

@@ -287,12 +287,21 @@ impl Engine {
             // A pause that fails is no error, as in Docker (`daemon/commit.go` ignores it):
             // the container may have exited since the look above (its record lagging), and
             // then there is nothing to freeze.
-            let frozen =
-                req.pause && st.running() && !st.paused && self.pause(&rec.id, true).is_ok();
+            // While frozen, a marker says so: a daemon killed meanwhile thaws it at its next
+            // start (`repair`).
+            let marker = self
+                .container_dir(&rec.id)
+                .join(crate::repair::COMMIT_PAUSED);
+            let frozen = req.pause
+                && st.running()
+                && !st.paused
+                && std::fs::write(&marker, b"").is_ok()
+                && self.pause(&rec.id, true).is_ok();
             let layer = self.stage_layer(&rec.id);
             if frozen {
                 let _ = self.pause(&rec.id, false);
             }
+            let _ = std::fs::remove_file(&marker);
             layer?
         };
 
