@@ -255,3 +255,55 @@ fn a_restart_puts_right_what_a_crash_left() {
     ok(&d.docker(&["unpause", &id]));
     ok(&d.docker(&["rm", "-f", &id]));
 }
+
+#[test]
+fn create_refuses_values_the_container_could_never_have() {
+    if !root_or_skip() {
+        return;
+    }
+    let d = TestDaemon::with_busybox();
+    for (body, words) in [
+        (
+            format!(
+                r#"{{"Image":"bb","Cmd":["true"],"Hostname":"{}"}}"#,
+                "a".repeat(10_000)
+            ),
+            "invalid hostname format",
+        ),
+        (
+            r#"{"Image":"bb","Cmd":["true"],"HostConfig":{"ShmSize":1e30}}"#.to_owned(),
+            "HostConfig.ShmSize of type int64",
+        ),
+        (
+            r#"{"Image":"bb","Cmd":["true"],"HostConfig":{"ShmSize":-1}}"#.to_owned(),
+            "SHM size can not be less than 0",
+        ),
+        (
+            r#"{"Image":"bb","Cmd":["true"],"HostConfig":{"Memory":"abc"}}"#.to_owned(),
+            "HostConfig.Memory of type int64",
+        ),
+    ] {
+        let (status, answer) = d.request_body("POST", "/containers/create", &body);
+        assert_eq!(status, 400, "{answer}");
+        assert!(answer.contains(words), "{answer}");
+    }
+    assert_eq!(
+        ok(&d.docker(&["ps", "-aq"])),
+        "",
+        "a refused create left a container"
+    );
+    // The longest name the kernel takes works.
+    let name = "h".repeat(64);
+    assert_eq!(
+        ok(&d.docker(&[
+            "run",
+            "--rm",
+            "--hostname",
+            &name,
+            "bb",
+            "busybox",
+            "hostname"
+        ])),
+        name
+    );
+}

@@ -71,6 +71,13 @@ pub fn new_record(
         Some(all).filter(|a| !a.is_empty())
     };
     let text = |s: &Option<String>| s.clone().filter(|s| !s.is_empty());
+    // The kernel takes at most HOST_NAME_MAX (64) bytes; a longer name would fail only at
+    // start, after the container was made.
+    if let Some(h) = text(&body.hostname).filter(|h| h.len() > 64) {
+        return Err(EngineError::invalid(format!(
+            "invalid hostname format: {h}"
+        )));
+    }
     let config = ContainerConfig {
         hostname: Some(text(&body.hostname).unwrap_or_else(|| id[..12.min(id.len())].to_owned())),
         domainname: Some(body.domainname.clone().unwrap_or_default()),
@@ -498,6 +505,27 @@ mod tests {
         };
         let e = new_record(ID, "x", &small, "b", "sha256:x", &image()).unwrap_err();
         assert_eq!(e.to_string(), "Minimum memory limit allowed is 6MB");
+        let long = CreateRequest {
+            body: ContainerCreateBody {
+                hostname: Some("h".repeat(65)),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let e = new_record(ID, "x", &long, "b", "sha256:x", &image()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("invalid hostname format: {}", "h".repeat(65))
+        );
+        let just = CreateRequest {
+            body: ContainerCreateBody {
+                hostname: Some("h".repeat(64)),
+                cmd: Some(vec!["true".into()]),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        assert!(new_record(ID, "x", &just, "b", "sha256:x", &image()).is_ok());
         let policy = CreateRequest {
             restart: RestartRequest {
                 name: "sometimes".into(),
