@@ -54,6 +54,14 @@ enum Command {
         #[arg(long = "builder-cache-max", env = "BERTH_BUILD_CACHE_MAX", default_value = "20GiB",
               value_parser = parse_bytes)]
         builder_cache_max: u64,
+        /// Free space an image unpack must leave on the root's filesystem (5%, 2G, 0: none);
+        /// a layer that would eat into it stops with an error and leaves nothing behind.
+        #[arg(
+            long = "min-free-space",
+            env = "BERTH_MIN_FREE_SPACE",
+            default_value = "5%"
+        )]
+        min_free_space: berth_engine::MinFree,
     },
     /// Run an image registry (the OCI distribution API).
     Registry {
@@ -230,6 +238,7 @@ fn main() {
             bip,
             nft_table,
             builder_cache_max,
+            min_free_space,
         } => daemon(
             root,
             host,
@@ -244,6 +253,7 @@ fn main() {
                     nft_table,
                 }),
                 build_cache_max: builder_cache_max,
+                min_free_space,
             },
         ),
         Command::Registry {

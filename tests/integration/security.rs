@@ -307,3 +307,61 @@ fn create_refuses_values_the_container_could_never_have() {
         name
     );
 }
+
+#[test]
+fn an_unpack_stops_before_the_free_space_reserve() {
+    if !root_or_skip() {
+        return;
+    }
+    // A layer of 256 MiB of zeros, 250 kB compressed (the "18 MB gzip of 4 GiB" of the issue, smaller).
+    let scratch = tempfile::tempdir().unwrap();
+    let zero = scratch.path().join("zero");
+    std::fs::File::create(&zero)
+        .unwrap()
+        .set_len(256 << 20)
+        .unwrap();
+    let big = scratch.path().join("big.tgz");
+    let made = std::process::Command::new("tar")
+        .arg("-czf")
+        .arg(&big)
+        .arg("-C")
+        .arg(scratch.path())
+        .arg("zero")
+        .status()
+        .unwrap();
+    assert!(made.success());
+    std::fs::remove_file(&zero).unwrap();
+    // A reserve 64 MB below what is free now: the layer cannot fit above it.
+    let st = nix::sys::statvfs::statvfs(std::env::temp_dir().as_path()).unwrap();
+    let free = st.blocks_free() * st.fragment_size();
+    let reserve = free.saturating_sub(64 << 20).to_string();
+    let d = TestDaemon::start_with(&["--min-free-space", &reserve]);
+    let out = d.docker(&["import", big.to_str().unwrap(), "big"]);
+    assert!(!out.status.success(), "a 256 MiB layer went past the reserve");
+    assert!(err(&out).contains("--min-free-space"), "{}", err(&out));
+    // Nothing of it is left: no image, no partial unpack, no staged blob.
+    assert_eq!(ok(&d.docker(&["images", "-q"])), "");
+    let root = d.dir.path().join("root");
+    let leftovers: Vec<_> = ["snapshots", "tmp"]
+        .iter()
+        .filter_map(|dir| std::fs::read_dir(root.join(dir)).ok())
+        .flat_map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+        })
+        .filter(|n| n.starts_with(".unpack") || n.starts_with("upload-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    // The flag refuses what it cannot read.
+    let bad = std::process::Command::new(berth_bin())
+        .args(["daemon", "--min-free-space", "lots", "--root"])
+        .arg(d.dir.path().join("other"))
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("invalid --min-free-space"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+}

@@ -19,6 +19,8 @@ pub mod logs;
 pub mod networks;
 pub(crate) mod overlay;
 pub(crate) mod repair;
+
+pub use berth_image::space::MinFree;
 pub mod stats;
 pub mod system;
 pub mod update;
@@ -68,6 +70,8 @@ pub struct EngineOptions {
     pub network: Option<networks::NetworkOptions>,
     /// The build cache's size bound in bytes (`--builder-cache-max`).
     pub build_cache_max: u64,
+    /// What image unpacks must leave free on the root's filesystem (`--min-free-space`).
+    pub min_free_space: berth_image::space::MinFree,
 }
 
 impl Default for EngineOptions {
@@ -78,6 +82,7 @@ impl Default for EngineOptions {
             max_concurrent_uploads: 5,
             network: None,
             build_cache_max: build::DEFAULT_CACHE_MAX,
+            min_free_space: Default::default(),
         }
     }
 }
@@ -97,7 +102,8 @@ impl Engine {
             ..Default::default()
         })
         .map_err(std::io::Error::other)?;
-        let images = ImageStore::open(root).map_err(std::io::Error::other)?;
+        let mut images = ImageStore::open(root).map_err(std::io::Error::other)?;
+        images.snapshots.set_min_free(options.min_free_space);
         let net = match &options.network {
             Some(opts) => Some(Arc::new(
                 networks::init(root, opts).map_err(std::io::Error::other)?,

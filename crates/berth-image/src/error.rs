@@ -30,6 +30,9 @@ pub enum ImageError {
     /// A request that makes no sense (bad reference, bad tag).
     #[error("{0}")]
     InvalidArgument(String),
+    /// An unpack stopped before it ate the free-space reserve.
+    #[error("{0}")]
+    NoSpace(String),
     #[error("{context} {path}: {source}")]
     Io {
         context: &'static str,
@@ -60,7 +63,7 @@ impl HasErrorKind for ImageError {
             | ImageError::BadArchive(_)
             | ImageError::InvalidArchive(_)
             | ImageError::InvalidArgument(_) => ErrorKind::InvalidArgument,
-            ImageError::Io { .. } => ErrorKind::Internal,
+            ImageError::Io { .. } | ImageError::NoSpace(_) => ErrorKind::Internal,
         }
     }
 }

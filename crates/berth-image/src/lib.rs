@@ -27,6 +27,7 @@ pub mod oci;
 pub mod refs;
 pub mod save;
 pub mod snapshot;
+pub mod space;
 pub mod store;
 
 pub use error::ImageError;

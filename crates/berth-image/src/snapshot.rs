@@ -40,13 +40,18 @@ pub struct SnapshotMeta {
 #[derive(Debug, Clone)]
 pub struct SnapshotStore {
     root: PathBuf,
+    /// What an unpack must leave free (`--min-free-space`).
+    min_free: crate::space::MinFree,
 }
 
 impl SnapshotStore {
     pub fn open(root: &Path) -> Result<SnapshotStore> {
         let root = root.join("snapshots");
         std::fs::create_dir_all(&root).map_err(|e| ImageError::io("create", &root, e))?;
-        Ok(SnapshotStore { root })
+        Ok(SnapshotStore {
+            root,
+            min_free: crate::space::MinFree::default(),
+        })
     }
 
     pub fn dir(&self, chain: &Digest) -> PathBuf {
@@ -73,6 +78,11 @@ impl SnapshotStore {
         self.stage(parent, reader)?.commit()
     }
 
+    /// Sets what an unpack must leave free on the store's filesystem.
+    pub fn set_min_free(&mut self, min_free: crate::space::MinFree) {
+        self.min_free = min_free;
+    }
+
     /// Unpacks the layer in `reader` on top of `parent` into a directory that is not a
     /// snapshot yet: the caller checks what it needs (the diff ID against an image config, the
     /// compressed blob's digest) and then [`Staged::commit`]s it, or drops it and nothing is
@@ -89,7 +99,8 @@ impl SnapshotStore {
         };
         let fs = staged.tmp.join("fs");
         std::fs::create_dir_all(&fs).map_err(|e| ImageError::io("create", &fs, e))?;
-        let applied = layer::apply(reader, &fs)?;
+        crate::space::check(&fs, self.min_free)?;
+        let applied = layer::apply::apply_reserving(reader, &fs, self.min_free)?;
         let meta = SnapshotMeta {
             chain_id: chain_id(parent, &applied.diff_id),
             parent: parent.cloned(),

@@ -230,6 +230,16 @@ fn numeric(parsed: std::io::Result<u64>, raw: &[u8], entry: &[u8], field: &str) 
 
 /// Applies the layer in `reader` (uncompressed tar) to `dest`, which must exist.
 pub fn apply(reader: impl Read, dest: &Path) -> Result<Applied> {
+    apply_reserving(reader, dest, crate::space::MinFree::Bytes(0))
+}
+
+/// [`apply`], stopping with [`ImageError::NoSpace`] before the filesystem of `dest` has less
+/// free than `min_free` (checked before each entry and every few MiB of a file).
+pub fn apply_reserving(
+    reader: impl Read,
+    dest: &Path,
+    min_free: crate::space::MinFree,
+) -> Result<Applied> {
     let root = {
         let c = CString::new(dest.as_os_str().as_bytes())
             .map_err(|_| ImageError::io("open", dest, std::io::ErrorKind::InvalidInput.into()))?;
@@ -253,6 +263,9 @@ pub fn apply(reader: impl Read, dest: &Path) -> Result<Applied> {
         for entry in iter {
             let mut entry = entry.map_err(|e| ImageError::BadArchive(e.to_string()))?;
             entries += 1;
+            if entries % 256 == 0 {
+                crate::space::check(dest, min_free)?;
+            }
             let name = entry.path_bytes().into_owned();
             let comps = components(&name)?;
             let Some((last, parents)) = comps.split_last() else {
@@ -346,11 +359,17 @@ pub fn apply(reader: impl Read, dest: &Path) -> Result<Applied> {
                     )
                     .map_err(|e| sys_err(&name, "create file", e))?;
                     // SAFETY: openat just returned this descriptor.
-                    let mut file = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
-                    std::io::copy(&mut entry, &mut file).map_err(|e| {
-                        ImageError::io("write", PathBuf::from(OsStr::from_bytes(&name)), e)
+                    let file = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+                    let mut guarded = crate::space::ReserveWriter::new(file, dest, min_free);
+                    std::io::copy(&mut entry, &mut guarded).map_err(|e| {
+                        match e.get_ref().and_then(|i| i.downcast_ref::<ImageError>()) {
+                            Some(ImageError::NoSpace(m)) => ImageError::NoSpace(m.clone()),
+                            _ => {
+                                ImageError::io("write", PathBuf::from(OsStr::from_bytes(&name)), e)
+                            }
+                        }
                     })?;
-                    let owned = OwnedFd::from(file);
+                    let owned = OwnedFd::from(guarded.into_inner());
                     set_xattrs(&owned, &xattrs, &name)?;
                 }
                 EntryType::Symlink => {
