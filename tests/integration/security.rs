@@ -313,7 +313,7 @@ fn an_unpack_stops_before_the_free_space_reserve() {
     if !root_or_skip() {
         return;
     }
-    // A layer of 256 MiB of zeros, 250 kB compressed (the "18 MB gzip of 4 GiB" of the issue, smaller).
+    // A layer of 256 MiB of zeros, 250 kB compressed (the issue's 18 MB gzip of 4 GiB, smaller).
     let scratch = tempfile::tempdir().unwrap();
     let zero = scratch.path().join("zero");
     std::fs::File::create(&zero)
@@ -337,7 +337,10 @@ fn an_unpack_stops_before_the_free_space_reserve() {
     let reserve = free.saturating_sub(64 << 20).to_string();
     let d = TestDaemon::start_with(&["--min-free-space", &reserve]);
     let out = d.docker(&["import", big.to_str().unwrap(), "big"]);
-    assert!(!out.status.success(), "a 256 MiB layer went past the reserve");
+    assert!(
+        !out.status.success(),
+        "a 256 MiB layer went past the reserve"
+    );
     assert!(err(&out).contains("--min-free-space"), "{}", err(&out));
     // Nothing of it is left: no image, no partial unpack, no staged blob.
     assert_eq!(ok(&d.docker(&["images", "-q"])), "");
