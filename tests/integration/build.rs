@@ -587,33 +587,17 @@ fn builder_prune_frees_the_cache() {
     ok(&d.berth(&["rm", "-f", "keeps-bb"]));
 }
 
-/// Serves `body` over HTTP on 127.0.0.1 (any path) until the test ends; returns the port.
-fn serve_file(body: &'static str) -> u16 {
-    use std::io::{Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(mut conn) = conn else { continue };
-            let mut buf = [0u8; 4096];
-            let _ = conn.read(&mut buf);
-            let _ = write!(
-                conn,
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nLast-Modified: Tue, 15 Nov 1994 08:12:31 GMT\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
-    });
-    port
-}
-
 #[test]
 fn run_mounts_secrets_globs_and_remote_add() {
     if !root_or_skip() {
         return;
     }
     let d = TestDaemon::with_busybox();
-    let port = serve_file("remote content\n");
+    let port = HttpServer::serve(
+        &["Last-Modified: Tue, 15 Nov 1994 08:12:31 GMT"],
+        b"remote content\n".to_vec(),
+    )
+    .port;
     let df = format!(
         "FROM bb\n\
          ADD http://127.0.0.1:{port}/files/remote.txt /dl/\n\

@@ -890,24 +890,9 @@ fn import_from_a_url_fetches_the_tarball() {
     if !root_or_skip() {
         return;
     }
-    use std::io::{Read, Write};
     let d = TestDaemon::start();
     let tarball = std::fs::read(busybox_tarball(d.dir.path())).unwrap();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(mut conn) = conn else { continue };
-            let mut buf = [0u8; 4096];
-            let _ = conn.read(&mut buf);
-            let _ = write!(
-                conn,
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                tarball.len()
-            );
-            let _ = conn.write_all(&tarball);
-        }
-    });
+    let port = HttpServer::serve(&[], tarball).port;
     let url = format!("http://127.0.0.1:{port}/rootfs.tar");
     let id = ok(&d.docker(&["import", &url, "fromurl:1"]));
     assert!(id.starts_with("sha256:"), "{id}");

@@ -371,41 +371,25 @@ fn search_asks_the_registry_the_term_names() {
     if !root_or_skip() {
         return;
     }
-    use std::io::{Read, Write};
     let d = TestDaemon::start();
     // A registry with the v1 search API: it answers every query with three hits and
     // remembers the queries.
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    let seen = asked.clone();
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(mut conn) = conn else { continue };
-            let mut buf = [0u8; 4096];
-            let n = conn.read(&mut buf).unwrap_or(0);
-            let request = String::from_utf8_lossy(&buf[..n]).to_string();
-            seen.lock()
-                .unwrap()
-                .push(request.lines().next().unwrap_or("").to_owned());
-            let body = r#"{"num_results":3,"query":"app","results":[
-                {"name":"team/app","description":"the app","star_count":12,"is_official":false,"is_automated":false},
-                {"name":"app","description":"official","star_count":300,"is_official":true,"is_automated":false},
-                {"name":"other/app","description":"","star_count":0,"is_official":false,"is_automated":true}]}"#;
-            let _ = write!(
-                conn,
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
-    });
+    let body = r#"{"num_results":3,"query":"app","results":[
+        {"name":"team/app","description":"the app","star_count":12,"is_official":false,"is_automated":false},
+        {"name":"app","description":"official","star_count":300,"is_official":true,"is_automated":false},
+        {"name":"other/app","description":"","star_count":0,"is_official":false,"is_automated":true}]}"#;
+    let registry = HttpServer::serve(
+        &["Content-Type: application/json"],
+        body.as_bytes().to_vec(),
+    );
+    let port = registry.port;
     let term = format!("127.0.0.1:{port}/app");
     let names = ok(&d.docker(&["search", "--format", "{{.Name}} {{.StarCount}}", &term]));
     assert_eq!(names, "team/app 12\napp 300\nother/app 0");
     assert!(
-        asked.lock().unwrap()[0].starts_with("GET /v1/search?q=app&n=25 "),
+        registry.requests()[0].starts_with("GET /v1/search?q=app&n=25 "),
         "{:?}",
-        asked.lock().unwrap()
+        registry.requests()
     );
     let official = ok(&d.docker(&[
         "search",

@@ -11,6 +11,7 @@
 //!   executable (`CARGO_BIN_EXE_*` names only a package's own binaries).
 //! - process and output helpers ([`ok`], [`text`], [`err`], [`output_with_stdin`],
 //!   [`output_with_timeout`], [`exits_within`], [`run_in_pty`], [`free_port`], …).
+//! - [`HttpServer`]: a one-answer HTTP server on 127.0.0.1 for a test's remote end.
 //!
 //! Crate-specific fixtures (the runtime's bundles, the network crate's namespaces) stay in
 //! that crate's `tests/common`.
@@ -18,6 +19,7 @@
 mod bins;
 mod busybox;
 mod daemon;
+mod http;
 mod process;
 mod root;
 
@@ -27,6 +29,7 @@ pub use daemon::{
     berth, net_args, remove_net, spawn_daemon, spawn_daemon_with, wait_listening, TestDaemon,
     DOCKER,
 };
+pub use http::HttpServer;
 pub use process::{
     cgroup_v2, err, eventually, exits_within, free_port, ok, output_with_stdin,
     output_with_timeout, run_in_pty, stderr, stdout, text,
