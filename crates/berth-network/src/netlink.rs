@@ -385,25 +385,24 @@ pub(crate) fn create_endpoint(spec: &VethSpec<'_>) -> Result<()> {
         if let Some(lo) = link_index(&h, "lo").await? {
             set_up(&h, lo, "lo").await?;
         }
-        if let Some(gw) = spec.gateway {
+        // Default routes, one per family the endpoint has (one that is there already is fine).
+        let v4 = spec.gateway.map(|gw| {
             let route = RouteMessageBuilder::<Ipv4Addr>::new()
                 .gateway(gw)
                 .output_interface(index)
                 .build();
-            if let Err(e) = h.route().add(route).execute().await {
-                let err = nl_err(format!("adding the default route via {gw}"), e);
-                if err.errno() != Some(EEXIST) {
-                    return Err(err);
-                }
-            }
-        }
-        if let Some(gw) = spec.gateway6 {
+            (route, format!("adding the default route via {gw}"))
+        });
+        let v6 = spec.gateway6.map(|gw| {
             let route = RouteMessageBuilder::<Ipv6Addr>::new()
                 .gateway(gw)
                 .output_interface(index)
                 .build();
+            (route, format!("adding the IPv6 default route via {gw}"))
+        });
+        for (route, what) in v4.into_iter().chain(v6) {
             if let Err(e) = h.route().add(route).execute().await {
-                let err = nl_err(format!("adding the IPv6 default route via {gw}"), e);
+                let err = nl_err(what, e);
                 if err.errno() != Some(EEXIST) {
                     return Err(err);
                 }
