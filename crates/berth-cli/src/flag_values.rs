@@ -224,29 +224,16 @@ pub fn device(spec: &str) -> Result<Value, String> {
     }))
 }
 
-/// `--device-cgroup-rule`: `TYPE MAJOR:MINOR PERMISSIONS` (`c 1:3 mr`, `b *:* m`), as
-/// Docker's `^([acb]) ([0-9]+|\*):([0-9]+|\*) ([rwm]{1,3})$`.
+/// `--device-cgroup-rule`: `TYPE MAJOR:MINOR PERMISSIONS` (`c 1:3 mr`, `b *:* m`), checked
+/// by berth-core's [`berth_core::device::CgroupRule`], which the runtime reads it with too.
 pub fn device_cgroup_rule(rule: &str) -> Result<String, String> {
-    let number = |n: &str| n == "*" || (!n.is_empty() && n.chars().all(|c| c.is_ascii_digit()));
-    let ok = match rule.split(' ').collect::<Vec<_>>()[..] {
-        [typ, numbers, perms] => {
-            matches!(typ, "a" | "b" | "c")
-                && numbers
-                    .split_once(':')
-                    .is_some_and(|(major, minor)| number(major) && number(minor))
-                && (1..=3).contains(&perms.len())
-                && perms.chars().all(|c| matches!(c, 'r' | 'w' | 'm'))
-        }
-        _ => false,
-    };
-    if ok {
-        Ok(rule.to_owned())
-    } else {
-        Err(invalid(
+    match rule.parse::<berth_core::device::CgroupRule>() {
+        Ok(_) => Ok(rule.to_owned()),
+        Err(()) => Err(invalid(
             rule,
             "--device-cgroup-rule",
             format_args!("invalid device cgroup format '{rule}'"),
-        ))
+        )),
     }
 }
 

@@ -2,8 +2,10 @@
 //! its errors into (and the one table that turns a kind into an HTTP status); and the one copy
 //! of the helpers every crate needs: atomic file writes ([`fs`]), Docker's `filters`
 //! ([`filters`]), Go durations ([`duration`]), query strings ([`query`]) and `since`/`until`
-//! times ([`timestamp`]), legacy link specs ([`link`]), platform words ([`platform`]).
+//! times ([`timestamp`]), legacy link specs ([`link`]), platform words ([`platform`]), device cgroup rules
+//! ([`device`]).
 
+pub mod device;
 pub mod digest;
 pub mod duration;
 pub mod error;

@@ -1,6 +1,7 @@
 //! `--device` and `--device-cgroup-rule`: host device nodes made in the container (with a
 //! cgroup rule allowing their use) and extra device cgroup rules, as Docker reads them.
 
+use berth_core::device::CgroupRule;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
@@ -138,43 +139,25 @@ fn io_words(e: &std::io::Error) -> String {
     }
 }
 
-/// A `--device-cgroup-rule` (`TYPE MAJOR:MINOR ACCESS`: `c 1:3 mr`, `a *:* rwm`), as Docker
-/// reads it: exactly one space between the fields, `*` for any number.
+/// A `--device-cgroup-rule` (`TYPE MAJOR:MINOR ACCESS`: `c 1:3 mr`, `a *:* rwm`), read as
+/// Docker reads it (berth-core's [`CgroupRule`]), in OCI's form.
 pub fn parse_cgroup_rule(rule: &str) -> Result<LinuxDeviceCgroup, SpecError> {
-    let bad = || SpecError::InvalidDeviceCgroupRule(rule.to_owned());
-    let fields: Vec<&str> = rule.split(' ').collect();
-    let [typ, numbers, access] = fields[..] else {
-        return Err(bad());
+    let parsed: CgroupRule = rule
+        .parse()
+        .map_err(|()| SpecError::InvalidDeviceCgroupRule(rule.to_owned()))?;
+    let typ = match parsed.typ {
+        'a' => LinuxDeviceType::A,
+        'b' => LinuxDeviceType::B,
+        _ => LinuxDeviceType::C,
     };
-    let typ = match typ {
-        "a" => LinuxDeviceType::A,
-        "b" => LinuxDeviceType::B,
-        "c" => LinuxDeviceType::C,
-        _ => return Err(bad()),
-    };
-    let (major, minor) = numbers.split_once(':').ok_or_else(bad)?;
-    let number = |s: &str| -> Result<Option<i64>, SpecError> {
-        if s == "*" {
-            Ok(None)
-        } else if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
-            s.parse().map(Some).map_err(|_| bad())
-        } else {
-            Err(bad())
-        }
-    };
-    let (major, minor) = (number(major)?, number(minor)?);
-    // Docker's pattern takes one to three of r, w and m (repeats included).
-    if access.is_empty() || access.len() > 3 || !access.chars().all(|c| "rwm".contains(c)) {
-        return Err(bad());
-    }
     let mut b = LinuxDeviceCgroupBuilder::default()
         .allow(true)
         .typ(typ)
-        .access(access);
-    if let Some(m) = major {
+        .access(parsed.access);
+    if let Some(m) = parsed.major {
         b = b.major(m);
     }
-    if let Some(m) = minor {
+    if let Some(m) = parsed.minor {
         b = b.minor(m);
     }
     Ok(b.build()?)
