@@ -356,11 +356,16 @@ fn an_unpack_stops_before_the_free_space_reserve() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
     // The flag refuses what it cannot read.
-    let bad = std::process::Command::new(berth_bin())
-        .args(["daemon", "--min-free-space", "lots", "--root"])
+    let mut cmd = std::process::Command::new(berth_bin());
+    cmd.args(["daemon", "--min-free-space", "lots", "--root"])
         .arg(d.dir.path().join("other"))
-        .output()
-        .unwrap();
+        // Never the default socket, and never for long, should the flag ever be taken.
+        .arg("-H")
+        .arg(format!(
+            "unix://{}",
+            d.dir.path().join("other.sock").display()
+        ));
+    let bad = output_with_timeout(cmd, std::time::Duration::from_secs(10));
     assert!(!bad.status.success());
     assert!(
         String::from_utf8_lossy(&bad.stderr).contains("invalid --min-free-space"),
