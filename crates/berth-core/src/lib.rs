@@ -17,7 +17,9 @@ pub mod link;
 pub mod platform;
 pub mod query;
 pub mod reference;
+pub mod subid;
 pub mod timestamp;
+pub mod userdirs;
 
 pub use digest::{Digest, DigestError};
 pub use error::ErrorKind;
