@@ -24,12 +24,15 @@ pub mod files;
 mod netlink;
 mod nft;
 mod ports;
+mod proxy;
 mod store;
 mod subnet;
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 pub use dns::DnsOptions;
 pub use error::{NetError, Result};
@@ -54,6 +57,9 @@ pub struct Options {
     pub state_dir: PathBuf,
     /// berth's nftables table, family `ip`; tests use a name of their own.
     pub nft_table: String,
+    /// Who binds published ports on the host when this namespace is not the host's (a
+    /// rootless daemon); None: the DNAT rules publish them.
+    pub host_ports: Option<Arc<dyn HostPorts>>,
 }
 
 impl Options {
@@ -61,8 +67,15 @@ impl Options {
         Options {
             state_dir: state_dir.into(),
             nft_table: DEFAULT_TABLE.to_string(),
+            host_ports: None,
         }
     }
+}
+
+/// Binds a port in the host's network namespace on behalf of a daemon that lives in another
+/// (the rootless agent does it): the port (port 0 asks for a free one) and the bound socket.
+pub trait HostPorts: Send + Sync + std::fmt::Debug {
+    fn bind(&self, ip: Ipv4Addr, port: u16, protocol: Protocol) -> std::io::Result<(u16, OwnedFd)>;
 }
 
 /// A container's attachment request (`docker run --network`, `network connect`).
@@ -144,6 +157,10 @@ pub struct Networking {
     store: store::Store,
     table: String,
     dns: Mutex<Option<dns::DnsServer>>,
+    host_ports: Option<Arc<dyn HostPorts>>,
+    /// The userland proxies of published ports, by (network, endpoint), when `host_ports`
+    /// binds them.
+    proxies: Mutex<HashMap<(String, String), Vec<proxy::Forwarder>>>,
 }
 
 /// `bv` + 12 hex digits of a hash of network and endpoint: stable, so a veth left behind
@@ -205,6 +222,8 @@ impl Networking {
             store: store::Store::open(&opts.state_dir)?,
             table: opts.nft_table,
             dns: Mutex::new(None),
+            host_ports: opts.host_ports,
+            proxies: Mutex::default(),
         })
     }
 
@@ -409,6 +428,7 @@ impl Networking {
         store::validate_ifname(&req.ifname)?;
         store::validate_name("endpoint", &req.endpoint)?;
         let mac = req.mac.as_deref().map(parse_mac).transpose()?;
+        let sockets_held;
         let (endpoint, config) = {
             let _lock = self.store.lock()?;
             let mut state = self.store.get(&req.network)?;
@@ -418,7 +438,7 @@ impl Networking {
                     endpoint: req.endpoint.clone(),
                 });
             }
-            let ports = if req.ports.is_empty() || state.config.internal {
+            let chosen = if req.ports.is_empty() || state.config.internal {
                 Vec::new()
             } else {
                 let taken: Vec<PublishedPort> = self
@@ -427,8 +447,16 @@ impl Networking {
                     .iter()
                     .flat_map(|n| n.endpoints.values().flat_map(|e| e.ports.iter().copied()))
                     .collect();
-                ports::choose(&req.ports, &taken)?
+                match &self.host_ports {
+                    Some(host) => ports::choose(&req.ports, &taken, &|ip, port, proto| {
+                        host.bind(ip, port, proto).map(|(p, fd)| (p, Some(fd)))
+                    })?,
+                    None => ports::choose(&req.ports, &taken, &ports::check_bind)?,
+                }
             };
+            let (ports, sockets): (Vec<PublishedPort>, Vec<Option<OwnedFd>>) =
+                chosen.into_iter().unzip();
+            sockets_held = sockets;
             let ip = state.allocate(&req.endpoint, req.ip)?;
             // Nothing is saved when this fails: the IPv4 address goes back with it.
             let ip6 = state.allocate6(&req.endpoint, req.ip6)?;
@@ -474,13 +502,15 @@ impl Networking {
             ip6: endpoint.ip6.map(|ip| (ip, endpoint.prefix6)),
             gateway6: endpoint.gateway6,
         };
-        let wired = netlink::create_endpoint(&spec).and_then(|_| {
-            if endpoint.ports.is_empty() {
-                Ok(())
-            } else {
-                self.sync_rules()
-            }
-        });
+        let wired = netlink::create_endpoint(&spec)
+            .and_then(|_| {
+                if endpoint.ports.is_empty() {
+                    Ok(())
+                } else {
+                    self.sync_rules()
+                }
+            })
+            .and_then(|_| self.start_proxies(&endpoint, sockets_held));
         if let Err(e) = wired {
             let _ = self.detach(&req.network, &req.endpoint);
             return Err(e);
@@ -508,7 +538,33 @@ impl Networking {
         Ok(())
     }
 
+    /// Relays each published port whose host socket we hold to the endpoint's address.
+    fn start_proxies(&self, endpoint: &Endpoint, sockets: Vec<Option<OwnedFd>>) -> Result<()> {
+        let mut forwarders = Vec::new();
+        for (port, socket) in endpoint.ports.iter().zip(sockets) {
+            let Some(socket) = socket else { continue };
+            let target = std::net::SocketAddrV4::new(endpoint.ip, port.container_port);
+            let f = proxy::Forwarder::start(socket, port.protocol, target)
+                .map_err(|e| NetError::io(format!("starting the proxy for {port}"), e))?;
+            forwarders.push(f);
+        }
+        if !forwarders.is_empty() {
+            self.proxies
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert((endpoint.network.clone(), endpoint.id.clone()), forwarders);
+        }
+        Ok(())
+    }
+
     fn detach_with(&self, network: &str, endpoint: &str, delete: bool) -> Result<()> {
+        // Outside the lock: dropping a forwarder joins its thread.
+        let proxies = self
+            .proxies
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&(network.to_owned(), endpoint.to_owned()));
+        drop(proxies);
         let veth = match self.store.get(network)?.endpoints.get(endpoint) {
             Some(ep) => ep.host_veth.clone(),
             None => host_veth_name(network, endpoint),

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, UdpSocket};
+use std::os::fd::OwnedFd;
 
 use serde::{Deserialize, Serialize};
 
@@ -158,11 +159,30 @@ fn try_bind(ip: Ipv4Addr, port: u16, protocol: Protocol) -> io::Result<u16> {
     }
 }
 
+/// Binds a host port for [`choose`]: the chosen port, and the bound socket when the caller
+/// keeps it (a rootless daemon's proxy serves it); a rootful daemon only checks.
+pub(crate) type Binder<'a> =
+    &'a dyn Fn(Ipv4Addr, u16, Protocol) -> io::Result<(u16, Option<OwnedFd>)>;
+
+/// The rootful [`Binder`]: binds as a program on the host would, to see that the port is free.
+pub(crate) fn check_bind(
+    ip: Ipv4Addr,
+    port: u16,
+    protocol: Protocol,
+) -> io::Result<(u16, Option<OwnedFd>)> {
+    try_bind(ip, port, protocol).map(|p| (p, None))
+}
+
 /// Chooses host ports for `specs`, none of them clashing with `taken` (ports berth has
 /// already published: DNAT rules hold no socket, so binding alone would not see them) nor
-/// with each other, and each free on the host right now (checked by binding it).
-pub(crate) fn choose(specs: &[PortSpec], taken: &[PublishedPort]) -> Result<Vec<PublishedPort>> {
-    let mut chosen: Vec<PublishedPort> = Vec::with_capacity(specs.len());
+/// with each other, and each free on the host right now (checked by binding it with `bind`).
+/// Each comes with the socket `bind` kept, if it kept one.
+pub(crate) fn choose(
+    specs: &[PortSpec],
+    taken: &[PublishedPort],
+    bind: Binder<'_>,
+) -> Result<Vec<(PublishedPort, Option<OwnedFd>)>> {
+    let mut chosen: Vec<(PublishedPort, Option<OwnedFd>)> = Vec::with_capacity(specs.len());
     for spec in specs {
         let host_ip = spec.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED);
         let make = |host_port| PublishedPort {
@@ -171,38 +191,44 @@ pub(crate) fn choose(specs: &[PortSpec], taken: &[PublishedPort]) -> Result<Vec<
             container_port: spec.container_port,
             protocol: spec.protocol,
         };
-        let in_use = |p: &PublishedPort| taken.iter().chain(chosen.iter()).any(|t| t.clashes(p));
+        let in_use = |p: &PublishedPort| {
+            taken
+                .iter()
+                .chain(chosen.iter().map(|(c, _)| c))
+                .any(|t| t.clashes(p))
+        };
         let allocated = |port: u16| NetError::PortAllocated {
             addr: format!("{host_ip}:{port}"),
         };
-        let port = match spec.host_port {
+        let (port, socket) = match spec.host_port {
             HostPort::Fixed(port) => {
                 if in_use(&make(port)) {
                     return Err(allocated(port));
                 }
-                match try_bind(host_ip, port, spec.protocol) {
-                    Ok(_) => port,
+                match bind(host_ip, port, spec.protocol) {
+                    Ok(bound) => bound,
                     Err(e) if e.kind() == io::ErrorKind::AddrInUse => return Err(allocated(port)),
                     Err(e) => return Err(NetError::io(format!("binding {host_ip}:{port}"), e)),
                 }
             }
             HostPort::Range(lo, hi) => (lo..=hi)
-                .find(|&p| !in_use(&make(p)) && try_bind(host_ip, p, spec.protocol).is_ok())
+                .filter(|&p| !in_use(&make(p)))
+                .find_map(|p| bind(host_ip, p, spec.protocol).ok())
                 .ok_or_else(|| allocated(lo))?,
             HostPort::Any => {
                 let mut found = None;
                 for _ in 0..64 {
-                    let p = try_bind(host_ip, 0, spec.protocol)
+                    let (p, socket) = bind(host_ip, 0, spec.protocol)
                         .map_err(|e| NetError::io(format!("binding {host_ip}:0"), e))?;
                     if !in_use(&make(p)) {
-                        found = Some(p);
+                        found = Some((p, socket));
                         break;
                     }
                 }
                 found.ok_or_else(|| allocated(0))?
             }
         };
-        chosen.push(make(port));
+        chosen.push((make(port), socket));
     }
     Ok(chosen)
 }
@@ -251,13 +277,20 @@ mod tests {
             container_port: 80,
             protocol: Protocol::Tcp,
         };
-        let err = choose(&[spec], &[]).unwrap_err();
+        let err = choose(&[spec], &[], &check_bind).unwrap_err();
         assert_eq!(
             err.to_string(),
             format!("Bind for 127.0.0.1:{busy} failed: port is already allocated")
         );
         let any = PortSpec::new(HostPort::Any, 80, Protocol::Tcp);
-        let got = choose(&[any, any], &[]).unwrap();
+        let got: Vec<PublishedPort> = choose(&[any, any], &[], &check_bind)
+            .unwrap()
+            .into_iter()
+            .map(|(p, socket)| {
+                assert!(socket.is_none(), "a rootful choice keeps no socket");
+                p
+            })
+            .collect();
         assert_ne!(got[0].host_port, got[1].host_port);
         let err = choose(
             &[PortSpec::new(
@@ -266,11 +299,12 @@ mod tests {
                 Protocol::Tcp,
             )],
             &got,
+            &check_bind,
         )
         .unwrap_err();
         assert!(matches!(err, NetError::PortAllocated { .. }));
         // Same port number, other protocol: no clash with berth's own.
         let udp = PortSpec::new(HostPort::Fixed(got[0].host_port), 81, Protocol::Udp);
-        assert!(choose(&[udp], &got).is_ok());
+        assert!(choose(&[udp], &got, &check_bind).is_ok());
     }
 }
