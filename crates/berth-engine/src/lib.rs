@@ -19,6 +19,7 @@ pub mod logs;
 pub mod networks;
 pub(crate) mod overlay;
 pub(crate) mod repair;
+pub mod rootless;
 
 pub use berth_image::space::MinFree;
 pub mod stats;
@@ -55,6 +56,10 @@ pub struct Engine {
     net: Option<Arc<berth_network::Networking>>,
     /// The build cache's size bound in bytes.
     build_cache_max: u64,
+    /// Set when the daemon runs rootless.
+    rootless: Option<rootless::RootlessOptions>,
+    /// Set once the daemon stops its containers for good: restart policies start none again.
+    shutting_down: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// How the daemon was asked to talk to registries.
@@ -72,6 +77,8 @@ pub struct EngineOptions {
     pub build_cache_max: u64,
     /// What image unpacks must leave free on the root's filesystem (`--min-free-space`).
     pub min_free_space: berth_image::space::MinFree,
+    /// Set when the daemon runs rootless (an unprivileged user's `berth daemon`).
+    pub rootless: Option<rootless::RootlessOptions>,
 }
 
 impl Default for EngineOptions {
@@ -83,6 +90,7 @@ impl Default for EngineOptions {
             network: None,
             build_cache_max: build::DEFAULT_CACHE_MAX,
             min_free_space: Default::default(),
+            rootless: None,
         }
     }
 }
@@ -122,7 +130,12 @@ impl Engine {
             registry,
             net,
             build_cache_max: options.build_cache_max,
+            rootless: options.rootless,
+            shutting_down: Default::default(),
         };
+        if engine.rootless.is_some() {
+            engine.end_containers_of_earlier_daemons();
+        }
         engine.finish_removals();
         engine.repair_after_crash();
         engine.register_build_cache();
@@ -132,6 +145,11 @@ impl Engine {
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// How the daemon runs rootless, if it does.
+    pub fn rootless(&self) -> Option<rootless::RootlessOptions> {
+        self.rootless
     }
 
     /// The lock of container `id`.

@@ -45,6 +45,8 @@ pub struct NetworkOptions {
     pub bip: Option<String>,
     /// berth's nftables table (`berth`).
     pub nft_table: String,
+    /// Binds published ports on the host for a rootless daemon (its agent); None: DNAT.
+    pub host_ports: Option<Arc<dyn berth_network::HostPorts>>,
 }
 
 impl Default for NetworkOptions {
@@ -53,6 +55,7 @@ impl Default for NetworkOptions {
             bridge: berth_network::DEFAULT_BRIDGE.into(),
             bip: None,
             nft_table: berth_network::DEFAULT_TABLE.into(),
+            host_ports: None,
         }
     }
 }
@@ -141,6 +144,7 @@ pub(crate) fn init(root: &Path, opts: &NetworkOptions) -> Result<Networking, Str
     let net = Networking::new(berth_network::Options {
         state_dir: root.join("networks"),
         nft_table: opts.nft_table.clone(),
+        host_ports: opts.host_ports.clone(),
     })
     .map_err(|e| format!("networking: {e}"))?;
     if net.network(DEFAULT_NETWORK).is_err() {

@@ -93,6 +93,8 @@ impl SystemBackend for Engine {
             CgroupMode::Legacy => SystemInfoCgroupVersionEnum::_1,
         };
         let (running, paused, stopped) = self.container_counts();
+        // A rootless daemon without delegated cgroups enforces no limit (and refuses them).
+        let limits = self.rootless().is_none_or(|r| r.cgroups);
         SystemInfo {
             id: Some(format!(
                 "berth-{}",
@@ -157,21 +159,32 @@ impl SystemBackend for Engine {
             debug: Some(false),
             experimental_build: Some(false),
             live_restore_enabled: Some(false),
-            memory_limit: Some(true),
-            swap_limit: Some(berth_oci::host::swap_accounting()),
-            cpu_cfs_period: Some(true),
-            cpu_cfs_quota: Some(true),
-            cpu_shares: Some(true),
-            cpu_set: Some(true),
-            pids_limit: Some(true),
+            memory_limit: Some(limits),
+            swap_limit: Some(limits && berth_oci::host::swap_accounting()),
+            cpu_cfs_period: Some(limits),
+            cpu_cfs_quota: Some(limits),
+            cpu_shares: Some(limits),
+            cpu_set: Some(limits),
+            pids_limit: Some(limits),
             oom_kill_disable: Some(false),
             index_server_address: Some("https://index.docker.io/v1/".to_owned()),
-            security_options: Some(vec!["name=seccomp,profile=builtin".to_owned()]),
+            security_options: Some(self.security_options()),
             labels: Some(Vec::new()),
             system_time: Some(
                 chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
             ),
             ..Default::default()
         }
+    }
+}
+
+impl Engine {
+    /// `SecurityOptions` as dockerd lists them: seccomp, and `rootless` for a rootless daemon.
+    fn security_options(&self) -> Vec<String> {
+        let mut opts = vec!["name=seccomp,profile=builtin".to_owned()];
+        if self.rootless().is_some() {
+            opts.push("name=rootless".to_owned());
+        }
+        opts
     }
 }

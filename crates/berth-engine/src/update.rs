@@ -388,6 +388,13 @@ impl Engine {
         body: &ContainerUpdateBody,
     ) -> Result<Vec<String>, EngineError> {
         let req = Request::parse(body)?;
+        if self.rootless().is_some() {
+            // The update body's limits have the HostConfig's names.
+            let as_host: bollard_stubs::models::HostConfig = serde_json::to_value(body)
+                .and_then(serde_json::from_value)
+                .unwrap_or_default();
+            crate::rootless::check_limits(self.rootless(), &as_host)?;
+        }
         let id = self.find(key)?.id.clone();
         let lock = self.container_lock(&id);
         let _held = lock.lock().unwrap_or_else(|p| p.into_inner());

@@ -401,6 +401,9 @@ impl Engine {
     /// `always` overrides an earlier manual stop, as in Docker.
     pub fn supervise(&self, boot: bool) {
         for rec in self.records() {
+            if self.shutting_down.load(std::sync::atomic::Ordering::SeqCst) {
+                return;
+            }
             if rec.auto_remove() {
                 self.remove_if_left_behind(&rec);
                 continue;
@@ -412,6 +415,9 @@ impl Engine {
             // at the same moment waits, and sees the outcome.
             let lock = self.container_lock(&rec.id);
             let _held = lock.lock().unwrap_or_else(|p| p.into_inner());
+            if self.shutting_down.load(std::sync::atomic::Ordering::SeqCst) {
+                return;
+            }
             if !self.containers.contains(&rec.id) {
                 continue; // removed meanwhile
             }

@@ -419,6 +419,7 @@ impl Engine {
 
     /// Builds the spec once at create, so bad flag values are refused then, with nothing made.
     pub(crate) fn check_spec(&self, rec: &Record) -> Result<()> {
+        crate::rootless::check_limits(self.rootless(), &rec.host_config)?;
         let mut opts = spec_options(rec)?;
         opts.rootfs = PathBuf::from("/nonexistent");
         // Names are resolved against the rootfs at start.
