@@ -8,6 +8,8 @@ use clap::{Parser, Subcommand};
 
 use berth_cli::{DEFAULT_HOST, DEFAULT_ROOT};
 
+mod rootless;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "berth",
@@ -23,12 +25,14 @@ struct DaemonCli {
 enum Command {
     /// Run the engine: serve the Docker Engine API on a unix socket.
     Daemon {
-        /// Where images, containers and volumes live.
-        #[arg(long, env = "BERTH_ROOT", default_value = DEFAULT_ROOT)]
-        root: PathBuf,
-        /// The socket to listen on.
-        #[arg(short = 'H', long, env = "BERTH_HOST", default_value = DEFAULT_HOST)]
-        host: String,
+        /// Where images, containers and volumes live [default: /var/lib/berth; rootless:
+        /// $XDG_DATA_HOME/berth].
+        #[arg(long, env = "BERTH_ROOT")]
+        root: Option<PathBuf>,
+        /// The socket to listen on [default: unix:///run/berth/berth.sock; rootless:
+        /// unix://$XDG_RUNTIME_DIR/berth/berth.sock].
+        #[arg(short = 'H', long, env = "BERTH_HOST")]
+        host: Option<String>,
         /// error, warn, info, debug or trace.
         #[arg(long = "log-level", default_value = "info")]
         log_level: String,
@@ -151,6 +155,32 @@ fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
     })
 }
 
+/// The root and socket a daemon uses when not told: the system's, or a rootless daemon's in
+/// the user's XDG directories.
+fn daemon_places(root: Option<PathBuf>, host: Option<String>) -> Result<(PathBuf, String)> {
+    if !rootless::unprivileged() && std::env::var_os(rootless::CHILD_ENV).is_none() {
+        return Ok((
+            root.unwrap_or_else(|| DEFAULT_ROOT.into()),
+            host.unwrap_or_else(|| DEFAULT_HOST.into()),
+        ));
+    }
+    let root = match root {
+        Some(r) => r,
+        None => berth_core::userdirs::rootless_root()
+            .context("a rootless daemon keeps its state in $XDG_DATA_HOME/berth: set XDG_DATA_HOME or HOME, or give --root")?,
+    };
+    let host = match host {
+        Some(h) => h,
+        None => format!(
+            "unix://{}",
+            berth_core::userdirs::rootless_socket()
+                .context("a rootless daemon listens in $XDG_RUNTIME_DIR/berth: set XDG_RUNTIME_DIR, or give -H")?
+                .display()
+        ),
+    };
+    Ok((root, host))
+}
+
 fn daemon(
     root: PathBuf,
     host: String,
@@ -195,8 +225,13 @@ fn daemon(
                 }
             })
             .context("start the restart supervisor")?;
-        let api = berth_api::router(Arc::new(engine));
+        let engine = Arc::new(engine);
+        let api = berth_api::router(engine.clone());
         berth_api::serve(listener, api, shutdown).await?;
+        if engine.rootless().is_some() {
+            let e = engine.clone();
+            tokio::task::spawn_blocking(move || e.stop_all_at_shutdown()).await?;
+        }
         tracing::info!("berth daemon stopped");
         anyhow::Ok(path)
     });
@@ -226,6 +261,28 @@ fn main() {
         std::process::exit(berth_cli::run(cli));
     }
     let cli = DaemonCli::parse();
+    // An unprivileged user's daemon: this process becomes the rootless agent, and the daemon
+    // proper runs in this same binary, re-executed inside new namespaces.
+    let mut in_rootless = None;
+    if matches!(cli.command, Command::Daemon { .. }) {
+        match std::env::var(rootless::CHILD_ENV) {
+            Ok(env) => match rootless::child::enter(&env) {
+                Ok(r) => in_rootless = Some(r),
+                Err(e) => {
+                    eprintln!("berth: rootless: {e:#}");
+                    std::process::exit(125);
+                }
+            },
+            Err(_) if rootless::unprivileged() => match rootless::agent::run() {
+                Ok(code) => std::process::exit(code),
+                Err(e) => {
+                    eprintln!("berth: rootless: {e:#}");
+                    std::process::exit(125);
+                }
+            },
+            Err(_) => {}
+        }
+    }
     let result = match cli.command {
         Command::Daemon {
             root,
@@ -239,23 +296,31 @@ fn main() {
             nft_table,
             builder_cache_max,
             min_free_space,
-        } => daemon(
-            root,
-            host,
-            log_level,
-            berth_engine::EngineOptions {
-                insecure_registries,
-                max_concurrent_downloads,
-                max_concurrent_uploads,
-                network: Some(berth_engine::networks::NetworkOptions {
-                    bridge,
-                    bip,
-                    nft_table,
-                }),
-                build_cache_max: builder_cache_max,
-                min_free_space,
-            },
-        ),
+        } => daemon_places(root, host).and_then(|(root, host)| {
+            let cgroups = in_rootless.as_ref().map(|r| r.cgroups);
+            let host_ports =
+                in_rootless.map(|r| Arc::new(r.ports) as Arc<dyn berth_network::HostPorts>);
+            daemon(
+                root,
+                host,
+                log_level,
+                berth_engine::EngineOptions {
+                    insecure_registries,
+                    max_concurrent_downloads,
+                    max_concurrent_uploads,
+                    network: Some(berth_engine::networks::NetworkOptions {
+                        bridge,
+                        bip,
+                        nft_table,
+                        host_ports,
+                    }),
+                    build_cache_max: builder_cache_max,
+                    min_free_space,
+                    rootless: cgroups
+                        .map(|cgroups| berth_engine::rootless::RootlessOptions { cgroups }),
+                },
+            )
+        }),
         Command::Registry {
             command:
                 RegistryCommand::Serve {
