@@ -22,6 +22,7 @@ pub mod stats;
 pub mod stream;
 pub mod system;
 pub mod table;
+pub mod tls_flags;
 pub mod volumes;
 
 use std::path::{Path, PathBuf};
