@@ -231,6 +231,45 @@ pub fn server_name(host: &str) -> Result<ServerName<'static>, TlsError> {
     })
 }
 
+/// A failed handshake in the words Go's crypto/tls gives it (what the docker CLI prints):
+/// `tls: failed to verify certificate: x509: certificate signed by unknown authority`,
+/// `remote error: tls: certificate required`, …
+pub fn go_error_text(e: &rustls::Error) -> String {
+    use rustls::{AlertDescription as A, CertificateError as C};
+    let verify = |what: &str| format!("tls: failed to verify certificate: x509: {what}");
+    match e {
+        rustls::Error::InvalidCertificate(c) => match c {
+            // A CA of the same name but another key fails on the signature; Go says the same.
+            C::UnknownIssuer | C::BadSignature => {
+                verify("certificate signed by unknown authority")
+            }
+            C::NotValidForName | C::NotValidForNameContext { .. } => {
+                verify("certificate is not valid for the host name dialled")
+            }
+            C::Expired | C::ExpiredContext { .. } | C::NotValidYet | C::NotValidYetContext { .. } => {
+                verify("certificate has expired or is not yet valid")
+            }
+            other => verify(&format!("{other:?}")),
+        },
+        rustls::Error::AlertReceived(alert) => {
+            let words = match alert {
+                A::BadCertificate => "bad certificate".to_owned(),
+                A::CertificateRequired => "certificate required".to_owned(),
+                A::UnknownCA => "unknown certificate authority".to_owned(),
+                A::HandshakeFailure => "handshake failure".to_owned(),
+                A::CertificateExpired => "expired certificate".to_owned(),
+                A::DecryptError => "error decrypting message".to_owned(),
+                other => format!("{other:?}").to_lowercase(),
+            };
+            format!("remote error: tls: {words}")
+        }
+        rustls::Error::InvalidMessage(_) => {
+            "tls: first record does not look like a TLS handshake".to_owned()
+        }
+        other => format!("tls: {other}"),
+    }
+}
+
 /// Accepts any server certificate; checks only that the handshake is signed by its key.
 #[derive(Debug)]
 struct AnyServer(Arc<CryptoProvider>);
@@ -360,6 +399,17 @@ mod tests {
         let e = server_config(&cert, &other_key, None).unwrap_err();
         assert!(matches!(e, TlsError::KeyMismatch { .. }), "{e}");
         assert!(e.to_string().contains("does not match"), "{e}");
+    }
+
+    #[test]
+    fn handshake_failures_in_gos_words() {
+        let e = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+        assert_eq!(
+            go_error_text(&e),
+            "tls: failed to verify certificate: x509: certificate signed by unknown authority"
+        );
+        let e = rustls::Error::AlertReceived(rustls::AlertDescription::CertificateRequired);
+        assert_eq!(go_error_text(&e), "remote error: tls: certificate required");
     }
 
     #[test]
