@@ -100,31 +100,33 @@ pub fn server_tls(
 }
 
 /// Binds every socket (inside the runtime); returns them and the unix paths to remove at exit.
+/// TCP first: an address that cannot be had (taken, not ours) fails before any socket file
+/// is made.
 pub fn bind(
     checked: &Checked,
     tls: Option<Arc<rustls::ServerConfig>>,
 ) -> Result<(Vec<berth_api::listen::Bound>, Vec<PathBuf>)> {
     use berth_api::listen::Bound;
     let mut bound = Vec::new();
+    for l in &checked.listen {
+        if let Listen::Tcp { host, addr } = l {
+            let listener = std::net::TcpListener::bind(addr)
+                .with_context(|| format!("-H {host}: listen on {addr}"))?;
+            listener.set_nonblocking(true)?;
+            let listener = tokio::net::TcpListener::from_std(listener)?;
+            bound.push(match &tls {
+                Some(config) => Bound::Tls(listener, config.clone()),
+                None => Bound::Tcp(listener),
+            });
+        }
+    }
     let mut paths = Vec::new();
     for l in &checked.listen {
-        match l {
-            Listen::Unix(path) => {
-                let listener = bind_socket(path)?;
-                listener.set_nonblocking(true)?;
-                paths.push(path.clone());
-                bound.push(Bound::Unix(tokio::net::UnixListener::from_std(listener)?));
-            }
-            Listen::Tcp { host, addr } => {
-                let listener = std::net::TcpListener::bind(addr)
-                    .with_context(|| format!("-H {host}: listen on {addr}"))?;
-                listener.set_nonblocking(true)?;
-                let listener = tokio::net::TcpListener::from_std(listener)?;
-                bound.push(match &tls {
-                    Some(config) => Bound::Tls(listener, config.clone()),
-                    None => Bound::Tcp(listener),
-                });
-            }
+        if let Listen::Unix(path) = l {
+            let listener = bind_socket(path)?;
+            listener.set_nonblocking(true)?;
+            paths.push(path.clone());
+            bound.push(Bound::Unix(tokio::net::UnixListener::from_std(listener)?));
         }
     }
     Ok((bound, paths))
@@ -187,12 +189,19 @@ mod tests {
 
     #[test]
     fn plain_tcp_on_loopback_is_allowed() {
-        for h in ["tcp://127.0.0.1:2375", "tcp://127.1.2.3", "tcp://[::1]:2375"] {
+        for h in [
+            "tcp://127.0.0.1:2375",
+            "tcp://127.1.2.3",
+            "tcp://[::1]:2375",
+        ] {
             let c = check(&hosts(&[h]), TlsMode::Off, false).unwrap();
             assert!(c.warnings.is_empty(), "{h}");
         }
         let c = check(&hosts(&["tcp://127.0.0.1"]), TlsMode::Off, false).unwrap();
-        assert_eq!(c.listen, vec![tcp("tcp://127.0.0.1:2375", "127.0.0.1:2375")]);
+        assert_eq!(
+            c.listen,
+            vec![tcp("tcp://127.0.0.1:2375", "127.0.0.1:2375")]
+        );
     }
 
     #[test]
@@ -236,7 +245,9 @@ mod tests {
             key_given: false,
         };
         let unix = check(&hosts(&["unix:///tmp/b.sock"]), TlsMode::Verify, false).unwrap();
-        assert!(server_tls(&unix, TlsMode::Verify, &files).unwrap().is_none());
+        assert!(server_tls(&unix, TlsMode::Verify, &files)
+            .unwrap()
+            .is_none());
         let tcp = check(&hosts(&["tcp://127.0.0.1"]), TlsMode::Verify, false).unwrap();
         let e = server_tls(&tcp, TlsMode::Verify, &files).unwrap_err();
         assert_eq!(

@@ -162,6 +162,6 @@ pub async fn serve(
         listen::Listeners::new(bound),
         axum::ServiceExt::into_make_service(api),
     )
-        .with_graceful_shutdown(shutdown)
-        .await
+    .with_graceful_shutdown(shutdown)
+    .await
 }

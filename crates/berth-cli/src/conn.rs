@@ -81,7 +81,8 @@ impl Endpoint {
                 .map(Conn::Unix)
                 .map_err(ConnectError::Unreachable),
             Endpoint::Tcp { authority, tls } => {
-                let tcp = TcpStream::connect(authority.as_str()).map_err(ConnectError::Unreachable)?;
+                let tcp =
+                    TcpStream::connect(authority.as_str()).map_err(ConnectError::Unreachable)?;
                 // Attach and exec are interactive: no waiting for full segments.
                 let _ = tcp.set_nodelay(true);
                 match tls {
@@ -193,7 +194,10 @@ fn tls_failure(e: &rustls::Error) -> io::Error {
 
 /// An io error that rustls wrapped around one of its own, in Go's words.
 fn reword(e: io::Error) -> io::Error {
-    match e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+    match e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
         Some(tls) => tls_failure(tls),
         None => e,
     }
@@ -208,10 +212,12 @@ impl TlsConn {
         while session.is_handshaking() {
             if let Err(e) = session.complete_io(&mut sock) {
                 let e = reword(e);
-                return Err(match e.get_ref().and_then(|i| i.downcast_ref::<TlsFailure>()) {
-                    Some(TlsFailure(text)) => ConnectError::Tls(text.clone()),
-                    None => ConnectError::Tls(e.to_string()),
-                });
+                return Err(
+                    match e.get_ref().and_then(|i| i.downcast_ref::<TlsFailure>()) {
+                        Some(TlsFailure(text)) => ConnectError::Tls(text.clone()),
+                        None => ConnectError::Tls(e.to_string()),
+                    },
+                );
             }
         }
         Ok(TlsConn {
@@ -328,7 +334,11 @@ mod tests {
             .unwrap()
             .signed_by(&key, &issuer)
             .unwrap();
-        let paths = (dir.join("ca.pem"), dir.join("cert.pem"), dir.join("key.pem"));
+        let paths = (
+            dir.join("ca.pem"),
+            dir.join("cert.pem"),
+            dir.join("key.pem"),
+        );
         std::fs::write(&paths.0, ca.pem()).unwrap();
         std::fs::write(&paths.1, leaf.pem()).unwrap();
         std::fs::write(&paths.2, key.serialize_pem()).unwrap();

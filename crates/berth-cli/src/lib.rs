@@ -490,7 +490,9 @@ fn dispatch(target: &Target, command: Command) -> Result<i32> {
         // Reads a file; needs no daemon.
         Command::Lint(a) => return lint::run(a),
         Command::System(SystemCommand::Df(a)) => return disk::df(&connect(target)?, a),
-        Command::System(SystemCommand::Prune(a)) => return disk::system_prune(&connect(target)?, a),
+        Command::System(SystemCommand::Prune(a)) => {
+            return disk::system_prune(&connect(target)?, a)
+        }
         Command::Container(c) => match c {
             ContainerCommand::Run(a) => Command::Run(a),
             ContainerCommand::Create(a) => Command::Create(a),
@@ -610,7 +612,10 @@ mod tests {
                     .map(|(_, v)| (*v).to_owned())
             }
         };
-        let both = env(&[("BERTH_HOST", "unix:///b.sock"), ("DOCKER_HOST", "tcp://d:1")]);
+        let both = env(&[
+            ("BERTH_HOST", "unix:///b.sock"),
+            ("DOCKER_HOST", "tcp://d:1"),
+        ]);
         assert_eq!(pick_host(Some("tcp://f:1".into()), &both), "tcp://f:1");
         assert_eq!(pick_host(None, &both), "unix:///b.sock");
         let docker = env(&[("BERTH_HOST", ""), ("DOCKER_HOST", "tcp://d:1")]);

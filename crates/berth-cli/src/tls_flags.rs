@@ -226,7 +226,10 @@ mod tests {
         let f = flags(&["--tlscert", "/nope/cert.pem"]).files_in(&env);
         assert_eq!(
             f.client_identity(),
-            Some((Path::new("/nope/cert.pem"), dir.path().join("key.pem").as_path()))
+            Some((
+                Path::new("/nope/cert.pem"),
+                dir.path().join("key.pem").as_path()
+            ))
         );
         // Both defaults there: used.
         std::fs::write(dir.path().join("cert.pem"), "").unwrap();

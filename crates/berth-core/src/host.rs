@@ -221,7 +221,13 @@ mod tests {
 
     #[test]
     fn refused_addresses() {
-        for bad in ["ssh://me@host", "http://127.0.0.1:2375", "fd://", "npipe:////./pipe/x", ""] {
+        for bad in [
+            "ssh://me@host",
+            "http://127.0.0.1:2375",
+            "fd://",
+            "npipe:////./pipe/x",
+            "",
+        ] {
             assert!(
                 matches!(Host::parse(bad, false), Err(HostError::Format(_))),
                 "{bad}"

@@ -240,15 +240,14 @@ pub fn go_error_text(e: &rustls::Error) -> String {
     match e {
         rustls::Error::InvalidCertificate(c) => match c {
             // A CA of the same name but another key fails on the signature; Go says the same.
-            C::UnknownIssuer | C::BadSignature => {
-                verify("certificate signed by unknown authority")
-            }
+            C::UnknownIssuer | C::BadSignature => verify("certificate signed by unknown authority"),
             C::NotValidForName | C::NotValidForNameContext { .. } => {
                 verify("certificate is not valid for the host name dialled")
             }
-            C::Expired | C::ExpiredContext { .. } | C::NotValidYet | C::NotValidYetContext { .. } => {
-                verify("certificate has expired or is not yet valid")
-            }
+            C::Expired
+            | C::ExpiredContext { .. }
+            | C::NotValidYet
+            | C::NotValidYetContext { .. } => verify("certificate has expired or is not yet valid"),
             other => verify(&format!("{other:?}")),
         },
         rustls::Error::AlertReceived(alert) => {
@@ -379,10 +378,28 @@ mod tests {
         let junk = dir.path().join("junk.pem");
         std::fs::write(&junk, "not pem\n").unwrap();
         let e = server_config(&junk, &key, None).unwrap_err();
-        assert!(matches!(e, TlsError::Pem { role: PemRole::Cert, .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                TlsError::Pem {
+                    role: PemRole::Cert,
+                    ..
+                }
+            ),
+            "{e}"
+        );
         assert!(e.to_string().contains("junk.pem"), "{e}");
         let e = server_config(&cert, &junk, None).unwrap_err();
-        assert!(matches!(e, TlsError::Pem { role: PemRole::Key, .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                TlsError::Pem {
+                    role: PemRole::Key,
+                    ..
+                }
+            ),
+            "{e}"
+        );
         // A certificate where the key should be is no key either.
         let e = server_config(&cert, &ca, None).unwrap_err();
         assert_eq!(e.role(), Some(PemRole::Key), "{e}");
