@@ -259,12 +259,12 @@ fn berth_cli_over_mutual_tls_and_unix_at_once() {
     let pki = Pki::new();
     let port = free_port();
     let d = daemon_on_tcp(&pki.daemon_flags(port));
-    let berth = || client(&berth_bin(), &d);
+    let berth = || client(berth_bin(), &d);
     let flags = pki.client_flags(port, &pki.ca, Some(&pki.client));
     drive(&berth, &flags, "berth-flags");
     let cert_path = pki.cert_path();
     let berth_env = || {
-        let mut cmd = client(&berth_bin(), &d);
+        let mut cmd = client(berth_bin(), &d);
         cmd.env("DOCKER_HOST", format!("tcp://127.0.0.1:{port}"))
             .env("DOCKER_TLS_VERIFY", "1")
             .env("DOCKER_CERT_PATH", &cert_path);
@@ -288,7 +288,7 @@ fn berth_cli_over_mutual_tls_and_unix_at_once() {
     );
     // BERTH_HOST wins over DOCKER_HOST: the unix socket answers though DOCKER_HOST is a port
     // nobody listens on.
-    let mut cmd = client(&berth_bin(), &d);
+    let mut cmd = client(berth_bin(), &d);
     cmd.env("DOCKER_HOST", format!("tcp://127.0.0.1:{}", free_port()))
         .env("BERTH_HOST", d.host());
     assert_eq!(
@@ -305,7 +305,7 @@ fn clients_without_the_cas_certificate_are_refused() {
     let pki = Pki::new();
     let port = free_port();
     let d = daemon_on_tcp(&pki.daemon_flags(port));
-    let berth = || client(&berth_bin(), &d);
+    let berth = || client(berth_bin(), &d);
     let docker = || client(Path::new(DOCKER), &d);
     // No client certificate.
     let bare = pki.client_flags(port, &pki.ca, None);
