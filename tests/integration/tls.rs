@@ -297,6 +297,40 @@ fn berth_cli_over_mutual_tls_and_unix_at_once() {
     );
 }
 
+/// Terminals over TLS: `exec -it` (raw stream both ways, the window size, the exit code) for
+/// both CLIs, and the detach keys, which end berth's side of the session (close_notify and
+/// a shutdown of both directions) while the container runs on.
+#[test]
+fn terminals_and_detach_over_tls() {
+    if !root_or_skip() {
+        return;
+    }
+    let pki = Pki::new();
+    let port = free_port();
+    let d = daemon_on_tcp(&pki.daemon_flags(port));
+    let flags = pki.client_flags(port, &pki.ca, Some(&pki.client));
+    ok(&d.docker(&["run", "-d", "--name", "box", "bb", "sleep", "300"]));
+    for program in [berth_bin(), Path::new(DOCKER)] {
+        let mut cmd = client(program, &d);
+        cmd.args(&flags)
+            .args(["exec", "-it", "box", "sh", "-c"])
+            .arg("sleep 0.5; stty size; read x; echo got:$x; exit 5");
+        let (status, shown) = run_in_pty(cmd, 33, 101, Duration::from_millis(1500), b"keys\r");
+        assert_eq!(status.code(), Some(5), "{program:?}: {shown:?}");
+        assert!(shown.contains("33 101"), "{program:?}: {shown:?}");
+        assert!(shown.contains("got:keys"), "{program:?}: {shown:?}");
+    }
+    let mut cmd = client(berth_bin(), &d);
+    cmd.args(&flags)
+        .args(["run", "-it", "--name", "stay", "bb", "sh"]);
+    let (status, shown) = run_in_pty(cmd, 24, 80, Duration::from_millis(1500), b"\x10\x11");
+    assert_eq!(status.code(), Some(0), "{shown:?}");
+    assert_eq!(
+        ok(&d.docker(&["inspect", "-f", "{{.State.Running}}", "stay"])),
+        "true"
+    );
+}
+
 #[test]
 fn clients_without_the_cas_certificate_are_refused() {
     if !root_or_skip() {
