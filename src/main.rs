@@ -1,11 +1,14 @@
 //! `berth`: the CLI, and as `berth daemon` the engine serving Docker's API.
 
-use std::path::{Path, PathBuf};
+mod hosts;
+
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
+use berth_cli::tls_flags::TlsFlags;
 use berth_cli::{DEFAULT_HOST, DEFAULT_ROOT};
 
 mod rootless;
@@ -23,16 +26,23 @@ struct DaemonCli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run the engine: serve the Docker Engine API on a unix socket.
+    /// Run the engine: serve the Docker Engine API on unix sockets and TCP (with TLS).
     Daemon {
         /// Where images, containers and volumes live [default: /var/lib/berth; rootless:
         /// $XDG_DATA_HOME/berth].
         #[arg(long, env = "BERTH_ROOT")]
         root: Option<PathBuf>,
-        /// The socket to listen on [default: unix:///run/berth/berth.sock; rootless:
-        /// unix://$XDG_RUNTIME_DIR/berth/berth.sock].
-        #[arg(short = 'H', long, env = "BERTH_HOST")]
-        host: Option<String>,
+        /// A socket to listen on: unix:///PATH or tcp://ADDR[:PORT] (2375, or 2376 with TLS);
+        /// give it several times to listen on several at once [default:
+        /// unix:///run/berth/berth.sock; rootless: unix://$XDG_RUNTIME_DIR/berth/berth.sock].
+        #[arg(short = 'H', long = "host", env = "BERTH_HOST")]
+        hosts: Vec<String>,
+        #[command(flatten)]
+        tls: TlsFlags,
+        /// Serve plain TCP (no TLS) on a non-loopback address too: whoever reaches it is root
+        /// on this host.
+        #[arg(long = "insecure-tcp")]
+        insecure_tcp: bool,
         /// error, warn, info, debug or trace.
         #[arg(long = "log-level", default_value = "info")]
         log_level: String,
@@ -118,28 +128,6 @@ fn registry_serve(config: berth_registry::server::ServerConfig, log_level: Strin
     })
 }
 
-/// Binds the API socket: refuses to steal one a live daemon listens on, replaces a stale one,
-/// and makes it mode 0660, group `berth` when that group exists (as Docker does with `docker`).
-fn bind_socket(path: &Path) -> Result<std::os::unix::net::UnixListener> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
-    }
-    if path.exists() {
-        if std::os::unix::net::UnixStream::connect(path).is_ok() {
-            bail!("another daemon is already listening on {}", path.display());
-        }
-        std::fs::remove_file(path).with_context(|| format!("remove stale {}", path.display()))?;
-    }
-    let listener = std::os::unix::net::UnixListener::bind(path)
-        .with_context(|| format!("listen on {}", path.display()))?;
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
-    if let Ok(Some(group)) = nix::unistd::Group::from_name("berth") {
-        let _ = nix::unistd::chown(path, Some(nix::unistd::Uid::from_raw(0)), Some(group.gid));
-    }
-    Ok(listener)
-}
-
 /// Resolves on SIGTERM or SIGINT. The handlers are installed when this is called (not when
 /// the future is first polled), so call it before the socket exists: a signal that arrives
 /// as soon as clients can connect must already stop us cleanly.
@@ -155,35 +143,46 @@ fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
     })
 }
 
-/// The root and socket a daemon uses when not told: the system's, or a rootless daemon's in
-/// the user's XDG directories.
-fn daemon_places(root: Option<PathBuf>, host: Option<String>) -> Result<(PathBuf, String)> {
+/// The root and sockets a daemon uses when not told: the system's, or a rootless daemon's
+/// in the user's XDG directories.
+fn daemon_places(root: Option<PathBuf>, hosts: Vec<String>) -> Result<(PathBuf, Vec<String>)> {
     if !rootless::unprivileged() && std::env::var_os(rootless::CHILD_ENV).is_none() {
-        return Ok((
-            root.unwrap_or_else(|| DEFAULT_ROOT.into()),
-            host.unwrap_or_else(|| DEFAULT_HOST.into()),
-        ));
+        let hosts = if hosts.is_empty() {
+            vec![DEFAULT_HOST.to_owned()]
+        } else {
+            hosts
+        };
+        return Ok((root.unwrap_or_else(|| DEFAULT_ROOT.into()), hosts));
     }
     let root = match root {
         Some(r) => r,
         None => berth_core::userdirs::rootless_root()
             .context("a rootless daemon keeps its state in $XDG_DATA_HOME/berth: set XDG_DATA_HOME or HOME, or give --root")?,
     };
-    let host = match host {
-        Some(h) => h,
-        None => format!(
+    let hosts = if hosts.is_empty() {
+        vec![format!(
             "unix://{}",
             berth_core::userdirs::rootless_socket()
                 .context("a rootless daemon listens in $XDG_RUNTIME_DIR/berth: set XDG_RUNTIME_DIR, or give -H")?
                 .display()
-        ),
+        )]
+    } else {
+        hosts
     };
-    Ok((root, host))
+    Ok((root, hosts))
+}
+
+/// Where the daemon listens: `-H` values, TLS flags, `--insecure-tcp`.
+#[derive(Debug)]
+struct Listening {
+    hosts: Vec<String>,
+    tls: TlsFlags,
+    insecure_tcp: bool,
 }
 
 fn daemon(
     root: PathBuf,
-    host: String,
+    listening: Listening,
     log_level: String,
     options: berth_engine::EngineOptions,
 ) -> Result<()> {
@@ -192,7 +191,13 @@ fn daemon(
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let path = berth_cli::socket_path(&host)?;
+    // Every address and certificate is judged before anything else starts.
+    let mode = listening.tls.mode();
+    let checked = hosts::check(&listening.hosts, mode, listening.insecure_tcp)?;
+    let server_tls = hosts::server_tls(&checked, mode, &listening.tls.files())?;
+    for warning in &checked.warnings {
+        tracing::warn!("{warning}");
+    }
     let root_for_pid = root.clone();
     let engine = berth_engine::Engine::with_options(&root, options)
         .with_context(|| format!("open root {}", root.display()))?;
@@ -202,14 +207,20 @@ fn daemon(
         .context("start the async runtime")?;
     let result = runtime.block_on(async move {
         let shutdown = shutdown_signal()?;
-        let std_listener = bind_socket(&path)?;
-        std_listener.set_nonblocking(true)?;
+        let (bound, paths) = hosts::bind(&checked, server_tls)?;
         // Like Docker's docker.pid: who serves this root, for scripts and init systems.
         let pid_file = root.join("berth.pid");
         std::fs::write(&pid_file, format!("{}\n", std::process::id()))
             .with_context(|| format!("write {}", pid_file.display()))?;
-        let listener = tokio::net::UnixListener::from_std(std_listener)?;
-        tracing::info!(socket = %path.display(), root = %root.display(), "berth daemon listening");
+        let names: Vec<String> = checked
+            .listen
+            .iter()
+            .map(|l| match l {
+                hosts::Listen::Unix(p) => format!("unix://{}", p.display()),
+                hosts::Listen::Tcp { host, .. } => host.clone(),
+            })
+            .collect();
+        tracing::info!(hosts = %names.join(" "), tls = ?mode, root = %root.display(), "berth daemon listening");
         // Restart policies: once now (containers that should come back after a reboot or a
         // daemon crash), then continuously.
         // A plain thread, not the runtime's blocking pool: the runtime waits for its blocking
@@ -227,16 +238,18 @@ fn daemon(
             .context("start the restart supervisor")?;
         let engine = Arc::new(engine);
         let api = berth_api::router(engine.clone());
-        berth_api::serve(listener, api, shutdown).await?;
+        berth_api::serve(bound, api, shutdown).await?;
         if engine.rootless().is_some() {
             let e = engine.clone();
             tokio::task::spawn_blocking(move || e.stop_all_at_shutdown()).await?;
         }
         tracing::info!("berth daemon stopped");
-        anyhow::Ok(path)
+        anyhow::Ok(paths)
     });
-    if let Ok(path) = &result {
-        let _ = std::fs::remove_file(path);
+    if let Ok(paths) = &result {
+        for path in paths {
+            let _ = std::fs::remove_file(path);
+        }
         let _ = std::fs::remove_file(root_for_pid.join("berth.pid"));
     }
     result.map(|_| ())
@@ -286,7 +299,9 @@ fn main() {
     let result = match cli.command {
         Command::Daemon {
             root,
-            host,
+            hosts,
+            tls,
+            insecure_tcp,
             log_level,
             insecure_registries,
             max_concurrent_downloads,
@@ -296,13 +311,17 @@ fn main() {
             nft_table,
             builder_cache_max,
             min_free_space,
-        } => daemon_places(root, host).and_then(|(root, host)| {
+        } => daemon_places(root, hosts).and_then(|(root, hosts)| {
             let cgroups = in_rootless.as_ref().map(|r| r.cgroups);
             let host_ports =
                 in_rootless.map(|r| Arc::new(r.ports) as Arc<dyn berth_network::HostPorts>);
             daemon(
                 root,
-                host,
+                Listening {
+                    hosts,
+                    tls,
+                    insecure_tcp,
+                },
                 log_level,
                 berth_engine::EngineOptions {
                     insecure_registries,

@@ -1,4 +1,5 @@
-//! The Docker Engine API: axum routes over narrow backend traits, served on a unix socket.
+//! The Docker Engine API: axum routes over narrow backend traits, served on unix sockets,
+//! TCP and TLS over TCP at once ([`listen`]).
 //!
 //! Requests may carry a `/v1.NN` prefix (1.24 through [`API_VERSION`]) or none; versioned and
 //! unversioned paths reach the same handlers. Errors are Docker's `{"message": "…"}` with
@@ -15,6 +16,7 @@ pub mod events;
 pub mod exec;
 mod exec_tty;
 pub mod images;
+pub mod listen;
 pub mod networks;
 pub mod query;
 pub mod swarm;
@@ -148,14 +150,18 @@ pub fn router(backend: SharedBackend) -> Api {
     tower::ServiceExt::map_request(routes, version::strip as fn(_) -> _)
 }
 
-/// Serves `api` on `listener` until `shutdown` resolves.
+/// Serves `api` on every socket of `bound` until `shutdown` resolves.
 pub async fn serve(
-    listener: tokio::net::UnixListener,
+    bound: Vec<listen::Bound>,
     api: Api,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    // One clone of the service per connection: a reference count, not the route table.
-    axum::serve(listener, axum::ServiceExt::into_make_service(api))
-        .with_graceful_shutdown(shutdown)
-        .await
+    // One clone of the service per connection, whichever socket it came in on: a reference
+    // count, not the route table.
+    axum::serve(
+        listen::Listeners::new(bound),
+        axum::ServiceExt::into_make_service(api),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }

@@ -1,17 +1,27 @@
-//! A small HTTP/1.1 client for the engine's unix socket: JSON requests, bodies read as they
-//! stream (chunked or not), uploads, and hijacked connections for attach and exec. The CLI is
-//! short-lived; a blocking client keeps its start-up cost near zero.
+//! A small HTTP/1.1 client for the engine's API on a unix socket, TCP or TLS ([`crate::conn`]):
+//! JSON requests, bodies read as they stream (chunked or not), uploads, and hijacked
+//! connections for attach and exec. The CLI is short-lived; a blocking client keeps its
+//! start-up cost near zero.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 
 use thiserror::Error;
 
+use crate::conn::{Conn, ConnectError, Endpoint, TlsFailure};
+
 #[derive(Debug, Error)]
 pub enum ClientError {
-    #[error("Cannot connect to the berth daemon at unix://{0}. Is the berth daemon running?")]
+    /// Nobody answers at the address (`unix:///…`, `tcp://…`).
+    #[error("Cannot connect to the berth daemon at {0}. Is the berth daemon running?")]
     Unreachable(String),
+    /// TLS failed (Go's `error during connect: Get "https://…/v1.45/version": tls: …`).
+    #[error("error during connect: {op} \"{url}\": {detail}")]
+    Connect {
+        op: String,
+        url: String,
+        detail: String,
+    },
     #[error("error talking to the berth daemon: {0}")]
     Io(#[from] std::io::Error),
     #[error("malformed response from the berth daemon: {0}")]
@@ -53,7 +63,7 @@ pub enum Payload<'a> {
 
 #[derive(Debug, Clone)]
 pub struct Client {
-    pub socket: PathBuf,
+    endpoint: Endpoint,
 }
 
 /// The API version the CLI asks for.
@@ -104,7 +114,7 @@ enum Framing {
 /// A response body: Content-Length, chunked, or up to the close of the connection.
 #[derive(Debug)]
 pub struct BodyReader {
-    r: BufReader<UnixStream>,
+    r: BufReader<Conn>,
     framing: Framing,
 }
 
@@ -186,21 +196,70 @@ impl Read for BodyReader {
 #[derive(Debug)]
 pub struct Hijacked {
     /// Reads what the daemon sends, including bytes that arrived with the response head.
-    pub reader: BufReader<UnixStream>,
+    pub reader: BufReader<Conn>,
     /// Writes to the daemon; `shutdown(Write)` tells it our input ended.
-    pub writer: UnixStream,
+    pub writer: Conn,
     /// Whether the stream is Docker's multiplexed framing (no tty) or raw.
     pub multiplexed: bool,
 }
 
 impl Client {
-    pub fn new(socket: PathBuf) -> Client {
-        Client { socket }
+    pub fn new(endpoint: Endpoint) -> Client {
+        Client { endpoint }
     }
 
-    pub fn connect(&self) -> Result<UnixStream, ClientError> {
-        UnixStream::connect(&self.socket)
-            .map_err(|_| ClientError::Unreachable(self.socket.display().to_string()))
+    /// A client of the daemon on the unix socket `socket`.
+    pub fn unix(socket: PathBuf) -> Client {
+        Client::new(Endpoint::Unix(socket))
+    }
+
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// Opens a connection (whether anybody listens).
+    pub fn connect(&self) -> Result<Conn, ClientError> {
+        self.open("GET", "/_ping")
+    }
+
+    /// Opens a connection for a request; TLS failures are worded for it, as Go's url.Error.
+    fn open(&self, method: &str, path: &str) -> Result<Conn, ClientError> {
+        self.endpoint.connect().map_err(|e| match e {
+            ConnectError::Unreachable(_) => ClientError::Unreachable(self.endpoint.address()),
+            ConnectError::Tls(detail) => self.connect_error(method, path, detail),
+        })
+    }
+
+    fn connect_error(&self, method: &str, path: &str, detail: String) -> ClientError {
+        let scheme = match &self.endpoint {
+            Endpoint::Tcp { tls: Some(_), .. } => "https",
+            _ => "http",
+        };
+        let authority = match &self.endpoint {
+            Endpoint::Tcp { authority, .. } => authority.clone(),
+            Endpoint::Unix(_) => "api.moby.localhost".into(),
+        };
+        // Go names the operation by the method with a capital: Get, Post, Head.
+        let mut op: String = method.to_ascii_lowercase();
+        if let Some(first) = op.get_mut(..1) {
+            first.make_ascii_uppercase();
+        }
+        ClientError::Connect {
+            op,
+            url: format!("{scheme}://{authority}/v{API_VERSION}{path}"),
+            detail,
+        }
+    }
+
+    /// A TLS failure met after the handshake (the daemon refusing our certificate shows up
+    /// at the first read in TLS 1.3) in the same words as one during it.
+    fn reword(&self, method: &str, path: &str, e: ClientError) -> ClientError {
+        if let ClientError::Io(io) = &e {
+            if let Some(TlsFailure(detail)) = io.get_ref().and_then(|i| i.downcast_ref()) {
+                return self.connect_error(method, path, detail.clone());
+            }
+        }
+        e
     }
 
     fn head(method: &str, path: &str, extra: &str) -> String {
@@ -229,7 +288,18 @@ impl Client {
         payload: Payload<'_>,
         headers: &[(&str, String)],
     ) -> Result<Streaming, ClientError> {
-        let mut stream = self.connect()?;
+        self.send_inner(method, path, payload, headers)
+            .map_err(|e| self.reword(method, path, e))
+    }
+
+    fn send_inner(
+        &self,
+        method: &str,
+        path: &str,
+        payload: Payload<'_>,
+        headers: &[(&str, String)],
+    ) -> Result<Streaming, ClientError> {
+        let mut stream = self.open(method, path)?;
         let mut head = Self::head(method, path, "Connection: close\r\n");
         for (k, v) in headers {
             head.push_str(&format!("{k}: {v}\r\n"));
@@ -262,7 +332,18 @@ impl Client {
         content_type: &str,
         body: &mut dyn Read,
     ) -> Result<Streaming, ClientError> {
-        let mut stream = self.connect()?;
+        self.upload_inner(method, path, content_type, body)
+            .map_err(|e| self.reword(method, path, e))
+    }
+
+    fn upload_inner(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: &mut dyn Read,
+    ) -> Result<Streaming, ClientError> {
+        let mut stream = self.open(method, path)?;
         let head = Self::head(
             method,
             path,
@@ -296,7 +377,17 @@ impl Client {
         path: &str,
         payload: Option<&serde_json::Value>,
     ) -> Result<Hijacked, ClientError> {
-        let mut stream = self.connect()?;
+        self.hijack_inner(method, path, payload)
+            .map_err(|e| self.reword(method, path, e))
+    }
+
+    fn hijack_inner(
+        &self,
+        method: &str,
+        path: &str,
+        payload: Option<&serde_json::Value>,
+    ) -> Result<Hijacked, ClientError> {
+        let mut stream = self.open(method, path)?;
         let mut head = Self::head(method, path, "Connection: Upgrade\r\nUpgrade: tcp\r\n");
         let body = payload.map(|v| v.to_string()).unwrap_or_default();
         head.push_str(&format!(
@@ -362,7 +453,7 @@ fn checked(resp: Streaming) -> Result<Streaming, ClientError> {
     Err(ClientError::Api { status, message })
 }
 
-fn read_head(stream: UnixStream, head_only: bool) -> Result<Streaming, ClientError> {
+fn read_head(stream: Conn, head_only: bool) -> Result<Streaming, ClientError> {
     let mut r = BufReader::new(stream);
     let mut line = String::new();
     r.read_line(&mut line)?;

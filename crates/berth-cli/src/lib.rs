@@ -1,12 +1,18 @@
 //! `berth`'s command line. It speaks Docker's dialect and talks only to the engine's API
 //! (never to the engine directly), so it can drive a real Docker daemon too.
 //!
-//! When nothing listens on the socket and the user is root, the CLI starts the daemon itself
-//! (detached, logging to /var/log/berth.log) and waits for it, so `berth run …` needs no set-up.
+//! The daemon is `-H`, else `BERTH_HOST`, else `DOCKER_HOST`, else the default socket
+//! ([`Target`]); a `tcp://` one is reached over plain TCP or, with Docker's TLS flags or
+//! `DOCKER_TLS_VERIFY`, over TLS ([`tls_flags`], [`conn`]).
+//!
+//! When nothing listens on the (unix) socket and the user is root, the CLI starts the daemon
+//! itself (detached, logging to /var/log/berth.log) and waits for it, so `berth run …` needs
+//! no set-up. It never does so for a tcp host.
 
 pub mod archive;
 pub mod build;
 pub mod client;
+pub mod conn;
 pub mod containers;
 pub mod create_opts;
 pub mod disk;
@@ -22,16 +28,20 @@ pub mod stats;
 pub mod stream;
 pub mod system;
 pub mod table;
+pub mod tls_flags;
 pub mod volumes;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use berth_core::host::Host;
 use clap::{Parser, Subcommand};
 
 use client::{Client, ClientError};
 use containers as ct;
+use tls_flags::{TlsFlags, TlsMode};
 
 pub const DEFAULT_HOST: &str = "unix:///run/berth/berth.sock";
 pub const DEFAULT_ROOT: &str = "/var/lib/berth";
@@ -67,9 +77,12 @@ pub fn short_id(id: &str) -> String {
     about = "A container engine that speaks Docker's dialect"
 )]
 pub struct Cli {
-    /// Daemon socket to connect to.
-    #[arg(short = 'H', long, global = true, env = "BERTH_HOST", default_value = DEFAULT_HOST)]
-    pub host: String,
+    /// Daemon socket to connect to: unix:///PATH or tcp://HOST[:PORT] (default: $BERTH_HOST,
+    /// else $DOCKER_HOST, else unix:///run/berth/berth.sock).
+    #[arg(short = 'H', long, global = true)]
+    pub host: Option<String>,
+    #[command(flatten)]
+    pub tls: TlsFlags,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -288,12 +301,41 @@ pub enum SystemCommand {
     Prune(disk::SystemPruneArgs),
 }
 
-/// The socket path of a `unix://PATH` host.
-pub fn socket_path(host: &str) -> Result<PathBuf> {
-    match host.strip_prefix("unix://") {
-        Some(p) if !p.is_empty() => Ok(PathBuf::from(p)),
-        _ => anyhow::bail!("unsupported host {host:?}: use unix://PATH"),
+/// The daemon the CLI talks to, and how.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The address as given (`-H`, `BERTH_HOST`, `DOCKER_HOST`) or the default.
+    pub host: String,
+    pub tls: TlsFlags,
+}
+
+impl Target {
+    /// `-H` when given, else `BERTH_HOST`, else `DOCKER_HOST` (as the docker CLI reads it),
+    /// else the default socket; an empty variable counts as unset.
+    pub fn new(flag: Option<String>, tls: TlsFlags) -> Target {
+        let env = |name: &str| std::env::var(name).ok();
+        Target {
+            host: pick_host(flag, &env),
+            tls,
+        }
     }
+}
+
+fn pick_host(flag: Option<String>, env: tls_flags::Env<'_>) -> String {
+    flag.or_else(|| env("BERTH_HOST").filter(|h| !h.is_empty()))
+        .or_else(|| env("DOCKER_HOST").filter(|h| !h.is_empty()))
+        .unwrap_or_else(|| DEFAULT_HOST.to_owned())
+}
+
+/// The client's TLS configuration from the flags (docker's wording for a file it cannot use).
+fn client_tls(flags: &TlsFlags, mode: TlsMode) -> Result<rustls::ClientConfig> {
+    let files = flags.files();
+    let check = match mode {
+        TlsMode::Verify => berth_tls::ServerCheck::Verify,
+        _ => berth_tls::ServerCheck::Skip,
+    };
+    berth_tls::client_config(&files.ca, files.client_identity(), check)
+        .map_err(|e| anyhow::anyhow!("unable to resolve docker endpoint: {e}"))
 }
 
 /// Starts `berth daemon` in its own session, logging to the daemon log, and waits (10 s at
@@ -373,15 +415,29 @@ fn may_autostart(host: &str) -> bool {
         && (host == DEFAULT_HOST || std::env::var_os("BERTH_ROOT").is_some())
 }
 
-/// A client for `host`, starting the daemon when nobody listens and we may.
-pub fn connect(host: &str) -> Result<Client> {
-    let socket = socket_path(host)?;
-    let client = Client::new(socket.clone());
+/// A client for the target's daemon. For a unix socket nobody listens on, the daemon is
+/// started when we may; a tcp host is only ever connected to.
+pub fn connect(target: &Target) -> Result<Client> {
+    let mode = target.tls.mode();
+    let host = Host::parse(&target.host, mode.enabled())
+        .map_err(|e| anyhow::anyhow!("unable to resolve docker endpoint: {e}"))?;
+    let socket = match &host {
+        Host::Unix(socket) => socket.clone(),
+        Host::Tcp { .. } => {
+            let tls = match mode {
+                TlsMode::Off => None,
+                _ => Some(Arc::new(client_tls(&target.tls, mode)?)),
+            };
+            let endpoint = conn::Endpoint::new(&host, tls).map_err(anyhow::Error::msg)?;
+            return Ok(Client::new(endpoint));
+        }
+    };
+    let client = Client::unix(socket.clone());
     match client.connect() {
         Ok(_) => Ok(client),
         Err(e) => {
-            if may_autostart(host) {
-                start_daemon(host, &socket)?;
+            if may_autostart(&target.host) {
+                start_daemon(&target.host, &socket)?;
                 Ok(client)
             } else {
                 Err(e.into())
@@ -392,7 +448,7 @@ pub fn connect(host: &str) -> Result<Client> {
 
 /// Runs the CLI; returns the process exit status.
 pub fn run(cli: Cli) -> i32 {
-    let host = cli.host.clone();
+    let target = Target::new(cli.host.clone(), cli.tls.clone());
     // run and create report engine errors with 125, like docker; other commands with 1.
     let (engine_code, prefix) = match &cli.command {
         Command::Run(_)
@@ -402,7 +458,7 @@ pub fn run(cli: Cli) -> i32 {
         }
         _ => (1, ""),
     };
-    let result = dispatch(&host, cli.command);
+    let result = dispatch(&target, cli.command);
     match result {
         Ok(code) => code,
         Err(e) => {
@@ -419,22 +475,24 @@ pub fn run(cli: Cli) -> i32 {
     }
 }
 
-fn dispatch(host: &str, command: Command) -> Result<i32> {
+fn dispatch(target: &Target, command: Command) -> Result<i32> {
     let command = match command {
-        Command::Version { format } => return system::version(host, format),
+        Command::Version { format } => return system::version(target, format),
         Command::Info { format } | Command::System(SystemCommand::Info { format }) => {
-            return system::info(host, format)
+            return system::info(target, format)
         }
         Command::Events(a) | Command::System(SystemCommand::Events(a)) => {
-            return system::events(host, a)
+            return system::events(target, a)
         }
         // These talk to the registry (and the credentials file) themselves.
         Command::Logout(a) => return registry::logout(a),
         Command::Manifest(m) => return registry::manifest(m),
         // Reads a file; needs no daemon.
         Command::Lint(a) => return lint::run(a),
-        Command::System(SystemCommand::Df(a)) => return disk::df(&connect(host)?, a),
-        Command::System(SystemCommand::Prune(a)) => return disk::system_prune(&connect(host)?, a),
+        Command::System(SystemCommand::Df(a)) => return disk::df(&connect(target)?, a),
+        Command::System(SystemCommand::Prune(a)) => {
+            return disk::system_prune(&connect(target)?, a)
+        }
         Command::Container(c) => match c {
             ContainerCommand::Run(a) => Command::Run(a),
             ContainerCommand::Create(a) => Command::Create(a),
@@ -463,7 +521,7 @@ fn dispatch(host: &str, command: Command) -> Result<i32> {
             ContainerCommand::Export(a) => Command::Export(a),
             ContainerCommand::Stats(a) => Command::Stats(a),
             ContainerCommand::Update(a) => Command::Update(a),
-            ContainerCommand::Prune(a) => return disk::container_prune(&connect(host)?, a),
+            ContainerCommand::Prune(a) => return disk::container_prune(&connect(target)?, a),
         },
         Command::Image(i) => match i {
             ImageCommand::Ls(a) => Command::Images(a),
@@ -473,15 +531,15 @@ fn dispatch(host: &str, command: Command) -> Result<i32> {
             ImageCommand::History(a) => Command::History(a),
             ImageCommand::Save(a) => Command::Save(a),
             ImageCommand::Load(a) => Command::Load(a),
-            ImageCommand::Inspect(a) => return images::inspect(&connect(host)?, a),
-            ImageCommand::Prune(a) => return images::prune(&connect(host)?, a),
+            ImageCommand::Inspect(a) => return images::inspect(&connect(target)?, a),
+            ImageCommand::Prune(a) => return images::prune(&connect(target)?, a),
             ImageCommand::Pull(a) => Command::Pull(a),
             ImageCommand::Push(a) => Command::Push(a),
             ImageCommand::Build(a) => Command::Build(*a),
         },
         other => other,
     };
-    let client = connect(host)?;
+    let client = connect(target)?;
     match command {
         Command::Run(a) => ct::run(&client, a),
         Command::Create(a) => ct::create(&client, a),
@@ -542,5 +600,65 @@ mod tests {
     fn the_command_line_is_consistent() {
         use clap::CommandFactory;
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn host_is_the_flag_then_berth_host_then_docker_host() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| (*v).to_owned())
+            }
+        };
+        let both = env(&[
+            ("BERTH_HOST", "unix:///b.sock"),
+            ("DOCKER_HOST", "tcp://d:1"),
+        ]);
+        assert_eq!(pick_host(Some("tcp://f:1".into()), &both), "tcp://f:1");
+        assert_eq!(pick_host(None, &both), "unix:///b.sock");
+        let docker = env(&[("BERTH_HOST", ""), ("DOCKER_HOST", "tcp://d:1")]);
+        assert_eq!(pick_host(None, &docker), "tcp://d:1");
+        assert_eq!(pick_host(None, &env(&[("DOCKER_HOST", "")])), DEFAULT_HOST);
+        assert_eq!(pick_host(None, &env(&[])), DEFAULT_HOST);
+    }
+
+    /// The TLS flags go anywhere on the line, as docker's global flags do.
+    #[test]
+    fn tls_flags_are_global() {
+        let cli = Cli::try_parse_from([
+            "berth",
+            "ps",
+            "-H",
+            "tcp://127.0.0.1",
+            "--tlsverify",
+            "--tlscacert",
+            "/c.pem",
+        ])
+        .unwrap();
+        assert_eq!(cli.host.as_deref(), Some("tcp://127.0.0.1"));
+        assert!(cli.tls.tlsverify);
+        assert_eq!(cli.tls.tlscacert.as_deref(), Some(Path::new("/c.pem")));
+    }
+
+    /// A tcp host never starts a daemon: connecting to nothing is an error at once.
+    #[test]
+    fn a_tcp_host_is_never_autostarted() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let target = Target {
+            host: format!("tcp://127.0.0.1:{port}"),
+            tls: TlsFlags::default(),
+        };
+        let client = connect(&target).unwrap();
+        let e = client.get("/_ping").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("Cannot connect to the berth daemon at tcp://127.0.0.1:{port}. Is the berth daemon running?")
+        );
     }
 }

@@ -168,7 +168,7 @@ pub fn pump(h: Hijacked, stdin: bool, tty: bool) -> std::io::Result<Outcome> {
     })
 }
 
-fn copy_stdin(mut writer: std::os::unix::net::UnixStream, tty: bool, detached: &AtomicBool) {
+fn copy_stdin(mut writer: crate::conn::Conn, tty: bool, detached: &AtomicBool) {
     let mut stdin = std::io::stdin().lock();
     let mut buf = [0u8; 8192];
     // How much of the detach sequence the last bytes matched.

@@ -26,7 +26,7 @@ fn docker_template_names(v: &mut serde_json::Value) {
     }
 }
 
-pub fn version(cli_host: &str, format: Option<String>) -> Result<i32> {
+pub fn version(target: &crate::Target, format: Option<String>) -> Result<i32> {
     let client_part = serde_json::json!({
         "Platform": {"Name": "berth"},
         "Version": env!("CARGO_PKG_VERSION"),
@@ -34,7 +34,7 @@ pub fn version(cli_host: &str, format: Option<String>) -> Result<i32> {
         "Os": "linux",
         "Arch": go_arch(),
     });
-    let server = connect(cli_host).and_then(|c| Ok(c.get("/version")?.json()?));
+    let server = connect(target).and_then(|c| Ok(c.get("/version")?.json()?));
     let mut data = serde_json::json!({ "Client": client_part });
     let err = match server {
         Ok(mut s) => {
@@ -103,8 +103,8 @@ fn human_bytes(n: f64) -> String {
         + units[i]
 }
 
-pub fn info(cli_host: &str, format: Option<String>) -> Result<i32> {
-    let s = connect(cli_host)?.get("/info")?.json()?;
+pub fn info(target: &crate::Target, format: Option<String>) -> Result<i32> {
+    let s = connect(target)?.get("/info")?.json()?;
     if let Some(f) = format {
         println!("{}", format::render(&f, &s).map_err(anyhow::Error::msg)?);
         return Ok(0);
@@ -188,8 +188,8 @@ fn event_line(e: &serde_json::Value) -> String {
     line
 }
 
-pub fn events(cli_host: &str, args: EventsArgs) -> Result<i32> {
-    let client = connect(cli_host)?;
+pub fn events(target: &crate::Target, args: EventsArgs) -> Result<i32> {
+    let client = connect(target)?;
     let path = with_query(
         "/events",
         &[

@@ -3,7 +3,7 @@
 //! of the helpers every crate needs: atomic file writes ([`fs`]), Docker's `filters`
 //! ([`filters`]), Go durations ([`duration`]), query strings ([`query`]) and `since`/`until`
 //! times ([`timestamp`]), legacy link specs ([`link`]), platform words ([`platform`]), device cgroup rules
-//! ([`device`]).
+//! ([`device`]), daemon addresses (`-H`, `DOCKER_HOST`: [`host`]).
 
 pub mod device;
 pub mod digest;
@@ -11,6 +11,7 @@ pub mod duration;
 pub mod error;
 pub mod filters;
 pub mod fs;
+pub mod host;
 pub mod humanize;
 pub mod id;
 pub mod link;
