@@ -7,6 +7,11 @@ source scripts/deps.sh
 berth_deps
 # Docker Compose for the interop tests (only the tests need it).
 compose_binary
+# Rootless berth's tests run as an unprivileged user with subordinate ids (made when missing),
+# with pasta and newuidmap installed and /dev/net/tun usable by users.
+if [ "$(id -u)" = 0 ]; then
+  bash scripts/rootless-setup.sh berth-rootless
+fi
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings

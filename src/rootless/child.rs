@@ -77,10 +77,18 @@ pub fn enter(env: &str) -> Result<Rootless> {
 
 /// Where the user may write the daemon's cgroup (a delegated v2 subtree), moves the daemon
 /// into a leaf of it: cgroup v2 enables controllers for children only of cgroups without
-/// processes, and containers' cgroups go beside this leaf. False where it may not.
+/// processes, and containers' cgroups go beside this leaf. True when that worked and the
+/// subtree has the controllers limits need (cpu, memory, pids); a cgroup v1 host's v2
+/// hierarchy has none of them.
 fn move_into_leaf() -> bool {
-    let leaf = std::path::Path::new("/sys/fs/cgroup/berth-daemon");
-    match std::fs::create_dir(leaf) {
+    let root = std::path::Path::new("/sys/fs/cgroup");
+    let controllers = std::fs::read_to_string(root.join("cgroup.controllers")).unwrap_or_default();
+    let has = |c: &str| controllers.split_whitespace().any(|x| x == c);
+    if !["cpu", "memory", "pids"].iter().all(|c| has(c)) {
+        return false;
+    }
+    let leaf = root.join("berth-daemon");
+    match std::fs::create_dir(&leaf) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
         Err(_) => return false,
@@ -93,7 +101,7 @@ fn set_cloexec(fd: &impl std::os::fd::AsRawFd) -> Result<()> {
         fd.as_raw_fd(),
         nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
     )
-    .context("mark the agent's descriptors close-on-exec")?;
+    .context("mark the agent's descriptor close-on-exec")?;
     Ok(())
 }
 
@@ -109,7 +117,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_the_descriptor_numbers() {
+    fn parses_the_descriptor_number() {
         assert_eq!(parse_env("3").unwrap(), 3);
         for bad in ["", "2", "-1", "a", "3,4"] {
             assert!(parse_env(bad).is_err(), "{bad:?}");

@@ -15,6 +15,7 @@ mod hostconfig;
 mod images;
 mod network;
 mod registry;
+mod rootless;
 mod sdk;
 mod security;
 mod stats;

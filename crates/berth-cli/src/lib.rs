@@ -324,7 +324,33 @@ impl Target {
 fn pick_host(flag: Option<String>, env: tls_flags::Env<'_>) -> String {
     flag.or_else(|| env("BERTH_HOST").filter(|h| !h.is_empty()))
         .or_else(|| env("DOCKER_HOST").filter(|h| !h.is_empty()))
-        .unwrap_or_else(|| DEFAULT_HOST.to_owned())
+        .unwrap_or_else(default_host)
+}
+
+fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// A rootless daemon's socket for this user (`$XDG_RUNTIME_DIR/berth/berth.sock`) as a host.
+fn rootless_host() -> Option<String> {
+    berth_core::userdirs::rootless_socket().map(|p| format!("unix://{}", p.display()))
+}
+
+/// The daemon when nothing names one: root's is the system daemon; another user's is their
+/// rootless daemon when it runs, else the system daemon when that runs, else (to be started)
+/// their rootless one.
+fn default_host() -> String {
+    if is_root() {
+        return DEFAULT_HOST.to_owned();
+    }
+    let rootless = berth_core::userdirs::rootless_socket();
+    let system = DEFAULT_HOST.strip_prefix("unix://").map(Path::new);
+    match (rootless, system) {
+        (Some(r), _) if r.exists() => format!("unix://{}", r.display()),
+        (_, Some(s)) if s.exists() => DEFAULT_HOST.to_owned(),
+        (Some(r), _) => format!("unix://{}", r.display()),
+        (None, _) => DEFAULT_HOST.to_owned(),
+    }
 }
 
 /// The client's TLS configuration from the flags (docker's wording for a file it cannot use).
@@ -342,7 +368,15 @@ fn client_tls(flags: &TlsFlags, mode: TlsMode) -> Result<rustls::ClientConfig> {
 /// most) until it answers on `socket`.
 fn start_daemon(host: &str, socket: &Path) -> Result<()> {
     let exe = std::env::current_exe().context("find the berth binary")?;
-    let root = std::env::var_os("BERTH_ROOT").unwrap_or_else(|| DEFAULT_ROOT.into());
+    let default_root = if is_root() {
+        Some(DEFAULT_ROOT.into())
+    } else {
+        berth_core::userdirs::rootless_root()
+    };
+    let root = std::env::var_os("BERTH_ROOT")
+        .map(std::path::PathBuf::from)
+        .or(default_root)
+        .context("no root for the berth daemon: set BERTH_ROOT")?;
     // A live daemon on this root (serving another socket) must not get a twin.
     if let Some(pid) = live_daemon(Path::new(&root)) {
         anyhow::bail!(
@@ -350,8 +384,15 @@ fn start_daemon(host: &str, socket: &Path) -> Result<()> {
             Path::new(&root).display()
         );
     }
-    let log_path =
-        std::env::var_os("BERTH_DAEMON_LOG").unwrap_or_else(|| DEFAULT_DAEMON_LOG.into());
+    // A rootless daemon logs beside its state (the system log directory is root's).
+    let log_path = std::env::var_os("BERTH_DAEMON_LOG").unwrap_or_else(|| {
+        if is_root() {
+            DEFAULT_DAEMON_LOG.into()
+        } else {
+            std::fs::create_dir_all(&root).ok();
+            root.join("daemon.log").into_os_string()
+        }
+    });
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -405,14 +446,23 @@ fn live_daemon(root: &Path) -> Option<i32> {
         .then_some(pid)
 }
 
-/// Whether the CLI may start a daemon for `host` when nobody listens there: as root, unless
+/// Whether the CLI may start a daemon for `host` when nobody listens there: unless
 /// `BERTH_NO_AUTOSTART` says no, and only where it knows which root goes with the socket:
-/// the default socket (the default root), or another one with `BERTH_ROOT` given. A socket
-/// of a daemon that died is never taken over by a daemon on the default root.
+/// root's default socket (the default root), a user's rootless socket (their rootless root),
+/// or another one with `BERTH_ROOT` given. A socket of a daemon that died is never taken over
+/// by a daemon on the default root.
 fn may_autostart(host: &str) -> bool {
-    nix::unistd::geteuid().is_root()
-        && std::env::var_os("BERTH_NO_AUTOSTART").is_none()
-        && (host == DEFAULT_HOST || std::env::var_os("BERTH_ROOT").is_some())
+    if std::env::var_os("BERTH_NO_AUTOSTART").is_some() {
+        return false;
+    }
+    if std::env::var_os("BERTH_ROOT").is_some() {
+        return true;
+    }
+    if is_root() {
+        host == DEFAULT_HOST
+    } else {
+        rootless_host().is_some_and(|r| r == host)
+    }
 }
 
 /// A client for the target's daemon. For a unix socket nobody listens on, the daemon is
