@@ -209,6 +209,21 @@ fn map_ids(tool: &Path, pid: u32, own: u32, range: IdRange) -> Result<()> {
 /// The daemon namespace's way out: pasta (Debian `passt`), else slirp4netns; without either
 /// containers have no network beyond their host's namespace, which the log says.
 fn start_network(pid: u32) -> Option<Child> {
+    let tun = Path::new("/dev/net/tun");
+    if nix::unistd::access(
+        tun,
+        nix::unistd::AccessFlags::R_OK | nix::unistd::AccessFlags::W_OK,
+    )
+    .is_err()
+    {
+        eprintln!(
+            "berth: rootless: pasta and slirp4netns need /dev/net/tun readable and writable by you, \
+             and it is not (machines without udev leave it 0600): as root, run \
+             scripts/rootless-setup.sh or `chmod 0666 /dev/net/tun`; until then containers get no \
+             network outside the daemon's namespace"
+        );
+        return None;
+    }
     if let Some(pasta) = program("pasta") {
         // No inbound forwarding (published ports go through the agent's sockets); the
         // host's loopback ports are reachable on the namespace's loopback (-T/-U auto), so a

@@ -30,7 +30,7 @@ pub(crate) fn limits_set(hc: &HostConfig) -> Vec<&'static str> {
     flag(positive(hc.memory), "--memory");
     flag(positive(hc.memory_reservation), "--memory-reservation");
     flag(
-        hc.memory_swap.is_some_and(|n| n > 0 || n < -1),
+        hc.memory_swap.is_some_and(|n| !(-1..=0).contains(&n)),
         "--memory-swap",
     );
     flag(

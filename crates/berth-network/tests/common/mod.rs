@@ -155,6 +155,7 @@ impl Env {
         let net = Networking::new(Options {
             state_dir: dir.path().join("networks"),
             nft_table: table.clone(),
+            host_ports: None,
         })
         .unwrap();
         Env {
@@ -170,6 +171,7 @@ impl Env {
         Networking::new(Options {
             state_dir: self.dir.path().join("networks"),
             nft_table: self.table.clone(),
+            host_ports: None,
         })
         .unwrap()
     }
