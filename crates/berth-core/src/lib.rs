@@ -3,7 +3,7 @@
 //! of the helpers every crate needs: atomic file writes ([`fs`]), Docker's `filters`
 //! ([`filters`]), Go durations ([`duration`]), query strings ([`query`]) and `since`/`until`
 //! times ([`timestamp`]), legacy link specs ([`link`]), platform words ([`platform`]), device cgroup rules
-//! ([`device`]).
+//! ([`device`]), a remapped container's ID mapping ([`idmap`]).
 
 pub mod device;
 pub mod digest;
@@ -13,6 +13,7 @@ pub mod filters;
 pub mod fs;
 pub mod humanize;
 pub mod id;
+pub mod idmap;
 pub mod link;
 pub mod platform;
 pub mod query;
