@@ -62,6 +62,11 @@ enum Command {
             default_value = "5%"
         )]
         min_free_space: berth_engine::MinFree,
+        /// Run containers in user namespaces whose root is an unprivileged host ID: the first
+        /// /etc/subuid and /etc/subgid ranges of `default` (the user dockremap, made when
+        /// missing), USER[:GROUP] or UID[:GID]. A container opts out with --userns host.
+        #[arg(long = "userns-remap", value_name = "default|USER[:GROUP]")]
+        userns_remap: Option<berth_engine::userns::RemapSpec>,
     },
     /// Run an image registry (the OCI distribution API).
     Registry {
@@ -239,6 +244,7 @@ fn main() {
             nft_table,
             builder_cache_max,
             min_free_space,
+            userns_remap,
         } => daemon(
             root,
             host,
@@ -254,6 +260,7 @@ fn main() {
                 }),
                 build_cache_max: builder_cache_max,
                 min_free_space,
+                userns_remap,
             },
         ),
         Command::Registry {

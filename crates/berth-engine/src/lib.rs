@@ -24,6 +24,7 @@ pub use berth_image::space::MinFree;
 pub mod stats;
 pub mod system;
 pub mod update;
+pub mod userns;
 pub mod volumes;
 
 use std::collections::HashMap;
@@ -55,6 +56,8 @@ pub struct Engine {
     net: Option<Arc<berth_network::Networking>>,
     /// The build cache's size bound in bytes.
     build_cache_max: u64,
+    /// `--userns-remap`: the mapping containers run under.
+    remap: Option<Arc<userns::Remap>>,
 }
 
 /// How the daemon was asked to talk to registries.
@@ -72,6 +75,8 @@ pub struct EngineOptions {
     pub build_cache_max: u64,
     /// What image unpacks must leave free on the root's filesystem (`--min-free-space`).
     pub min_free_space: berth_image::space::MinFree,
+    /// `--userns-remap`: run containers in user namespaces with this user's subordinate IDs.
+    pub userns_remap: Option<userns::RemapSpec>,
 }
 
 impl Default for EngineOptions {
@@ -83,6 +88,7 @@ impl Default for EngineOptions {
             network: None,
             build_cache_max: build::DEFAULT_CACHE_MAX,
             min_free_space: Default::default(),
+            userns_remap: None,
         }
     }
 }
@@ -94,6 +100,10 @@ impl Engine {
 
     pub fn with_options(root: &Path, options: EngineOptions) -> std::io::Result<Engine> {
         std::fs::create_dir_all(root)?;
+        let remap = match &options.userns_remap {
+            Some(spec) => userns::open(spec, root)?.map(Arc::new),
+            None => None,
+        };
         let registry = berth_registry::client::Client::new(berth_registry::client::ClientOptions {
             insecure_registries: options.insecure_registries,
             max_concurrent_downloads: options.max_concurrent_downloads.max(1),
@@ -122,6 +132,7 @@ impl Engine {
             registry,
             net,
             build_cache_max: options.build_cache_max,
+            remap,
         };
         engine.finish_removals();
         engine.repair_after_crash();

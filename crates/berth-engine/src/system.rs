@@ -166,7 +166,12 @@ impl SystemBackend for Engine {
             pids_limit: Some(true),
             oom_kill_disable: Some(false),
             index_server_address: Some("https://index.docker.io/v1/".to_owned()),
-            security_options: Some(vec!["name=seccomp,profile=builtin".to_owned()]),
+            security_options: Some(
+                std::iter::once("name=seccomp,profile=builtin".to_owned())
+                    // As dockerd lists it with --userns-remap.
+                    .chain(self.remap().map(|_| "name=userns".to_owned()))
+                    .collect(),
+            ),
             labels: Some(Vec::new()),
             system_time: Some(
                 chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),

@@ -248,7 +248,7 @@ impl Build<'_> {
         let mut keep = Vec::new();
         let mut stubs = Vec::new();
         let result = (|| {
-            let net = engine.build_network_up(&id, &dir, network, &self.req.extra_hosts)?;
+            let net = engine.build_network_up(&id, &dir, network, &self.req.extra_hosts, None)?;
             let mut mounts = net.mounts.clone();
             let (run_mounts, secret_env) = self.run_mounts(stage, step, r, &dir, &mut keep, out)?;
             // Mount points the runtime will have to make: taken out of the layer afterwards.

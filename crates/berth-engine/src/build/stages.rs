@@ -501,7 +501,7 @@ impl Build<'_> {
         };
         root.unmount();
         run::remove_stubs(&root.upper(), &stubs);
-        let staged = self.engine.stage_layer_of(&root.upper())?;
+        let staged = self.engine.stage_layer_of(&root.upper(), None)?;
         if staged.entries == 0 {
             let _ = std::fs::remove_file(&staged.path);
             let entry = cache::Entry {
