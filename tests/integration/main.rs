@@ -18,6 +18,7 @@ mod registry;
 mod sdk;
 mod security;
 mod stats;
+mod userns;
 mod volumes;
 
 /// The harness finds binaries beside the test executable; cargo's own path for ours must be
