@@ -76,6 +76,11 @@ enum Command {
             default_value = "5%"
         )]
         min_free_space: berth_engine::MinFree,
+        /// Run containers in user namespaces whose root is an unprivileged host ID: the first
+        /// /etc/subuid and /etc/subgid ranges of `default` (the user dockremap, made when
+        /// missing), USER[:GROUP] or UID[:GID]. A container opts out with --userns host.
+        #[arg(long = "userns-remap", value_name = "default|USER[:GROUP]")]
+        userns_remap: Option<berth_engine::userns::RemapSpec>,
     },
     /// Run an image registry (the OCI distribution API).
     Registry {
@@ -311,7 +316,12 @@ fn main() {
             nft_table,
             builder_cache_max,
             min_free_space,
+            userns_remap,
         } => daemon_places(root, hosts).and_then(|(root, hosts)| {
+            if in_rootless.is_some() && userns_remap.is_some() {
+                // Its containers already run in the user's own namespace, as the user's ids.
+                anyhow::bail!("--userns-remap cannot be used by a rootless daemon: its containers already run as the user's subordinate ids");
+            }
             let cgroups = in_rootless.as_ref().map(|r| r.cgroups);
             let host_ports =
                 in_rootless.map(|r| Arc::new(r.ports) as Arc<dyn berth_network::HostPorts>);
@@ -335,6 +345,7 @@ fn main() {
                     }),
                     build_cache_max: builder_cache_max,
                     min_free_space,
+                    userns_remap,
                     rootless: cgroups
                         .map(|cgroups| berth_engine::rootless::RootlessOptions { cgroups }),
                 },

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use anyhow::{bail, Context, Result};
-use berth_core::subid::{first_range_in, IdRange};
+use berth_core::subid::{self, SubIdRange};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use nix::unistd::{Gid, Pid, Uid, User};
@@ -108,14 +108,17 @@ fn forwarded_signals() -> SigSet {
 }
 
 /// The user's first subordinate range in `file`, or an error that says how to add one.
-fn subordinate(file: &str, name: &str, id: u32, what: &str) -> Result<IdRange> {
-    first_range_in(Path::new(file), name, id).with_context(|| {
-        format!(
-            "rootless berth needs subordinate {what} for user {name} in {file} \
+fn subordinate(file: &str, name: &str, id: u32, what: &str) -> Result<SubIdRange> {
+    let ranges = subid::read(Path::new(file)).with_context(|| format!("read {file}"))?;
+    subid::first_of(&ranges, name, id)
+        .cloned()
+        .with_context(|| {
+            format!(
+                "rootless berth needs subordinate {what} for user {name} in {file} \
              (as root: usermod --add-sub{}s 100000-165535 {name})",
-            &what[..3]
-        )
-    })
+                &what[..3]
+            )
+        })
 }
 
 /// `name` on `PATH` or in the usual system directories.
@@ -185,7 +188,7 @@ fn spawn_daemon(ports: &OwnedFd) -> Result<Child> {
 }
 
 /// Maps the user's own id to 0 and its subordinate range to 1… in the daemon's namespace.
-fn map_ids(tool: &Path, pid: u32, own: u32, range: IdRange) -> Result<()> {
+fn map_ids(tool: &Path, pid: u32, own: u32, range: SubIdRange) -> Result<()> {
     let mut cmd = Command::new(tool);
     unblock_signals_in(&mut cmd);
     let out = cmd

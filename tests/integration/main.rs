@@ -20,6 +20,7 @@ mod sdk;
 mod security;
 mod stats;
 mod tls;
+mod userns;
 mod volumes;
 
 /// The harness finds binaries beside the test executable; cargo's own path for ours must be

@@ -3,7 +3,8 @@
 //! of the helpers every crate needs: atomic file writes ([`fs`]), Docker's `filters`
 //! ([`filters`]), Go durations ([`duration`]), query strings ([`query`]) and `since`/`until`
 //! times ([`timestamp`]), legacy link specs ([`link`]), platform words ([`platform`]), device cgroup rules
-//! ([`device`]), daemon addresses (`-H`, `DOCKER_HOST`: [`host`]).
+//! ([`device`]), daemon addresses (`-H`, `DOCKER_HOST`: [`host`]), a remapped container's ID
+//! mapping ([`idmap`]).
 
 pub mod device;
 pub mod digest;
@@ -14,6 +15,7 @@ pub mod fs;
 pub mod host;
 pub mod humanize;
 pub mod id;
+pub mod idmap;
 pub mod link;
 pub mod platform;
 pub mod query;

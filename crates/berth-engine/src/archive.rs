@@ -252,8 +252,9 @@ impl Engine {
         self.with_view(key, |rec, view| {
             let found = locate(view, &req).map_err(|e| path_error(e, path, key))?;
             found_cb(&stat_of(view, &req, &found));
-            let mut tree =
-                TreeWriter::new(out, Flavor::Files).crossing_mounts(view, found.logical.clone());
+            let mut tree = TreeWriter::new(out, Flavor::Files)
+                .crossing_mounts(view, found.logical.clone())
+                .in_container_view(self.idmap_of(rec));
             tree.add(found.parent.as_raw_fd(), &found.leaf, req.name.as_bytes())
                 .map_err(internal)?;
             tree.finish().map_err(internal)?;
@@ -312,6 +313,7 @@ impl Engine {
                 extract::Options {
                     no_overwrite_dir_non_dir: opts.no_overwrite_dir_non_dir,
                     owner,
+                    ids: self.idmap_of(rec),
                 },
             )
             .map_err(|e| match e {
@@ -336,7 +338,8 @@ impl Engine {
             // Docker's export is the container's own filesystem: volumes are not in it.
             let top = view.root.open_dir(&[]).map_err(internal)?;
             found();
-            let mut tree = TreeWriter::new(out, Flavor::Files);
+            let mut tree =
+                TreeWriter::new(out, Flavor::Files).in_container_view(self.idmap_of(rec));
             tree.add_children(top.as_raw_fd(), b"").map_err(internal)?;
             tree.finish().map_err(internal)?;
             self.container_event(rec, "export", &[]);

@@ -119,7 +119,12 @@ impl Engine {
     /// next collection, never an image without its data, so it is not the caller's error.
     fn collect_garbage(&self, users: &[ImageUser]) -> u64 {
         let keep: Vec<Digest> = users.iter().map(|u| u.image.clone()).collect();
-        self.images.gc(&keep).map_or(0, |r| r.bytes)
+        let freed = self.images.gc(&keep).map_or(0, |r| r.bytes);
+        if let Some(remap) = self.remap() {
+            // Layer copies made for the remapping go with their snapshots.
+            remap.sweep_copies(&self.root().join("snapshots"));
+        }
+        freed
     }
 
     /// Removes the data no image, container or build cache entry needs; the bytes freed.

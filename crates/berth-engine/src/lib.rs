@@ -25,6 +25,7 @@ pub use berth_image::space::MinFree;
 pub mod stats;
 pub mod system;
 pub mod update;
+pub mod userns;
 pub mod volumes;
 
 use std::collections::HashMap;
@@ -60,6 +61,8 @@ pub struct Engine {
     rootless: Option<rootless::RootlessOptions>,
     /// Set once the daemon stops its containers for good: restart policies start none again.
     shutting_down: Arc<std::sync::atomic::AtomicBool>,
+    /// `--userns-remap`: the mapping containers run under.
+    remap: Option<Arc<userns::Remap>>,
 }
 
 /// How the daemon was asked to talk to registries.
@@ -79,6 +82,8 @@ pub struct EngineOptions {
     pub min_free_space: berth_image::space::MinFree,
     /// Set when the daemon runs rootless (an unprivileged user's `berth daemon`).
     pub rootless: Option<rootless::RootlessOptions>,
+    /// `--userns-remap`: run containers in user namespaces with this user's subordinate IDs.
+    pub userns_remap: Option<userns::RemapSpec>,
 }
 
 impl Default for EngineOptions {
@@ -91,6 +96,7 @@ impl Default for EngineOptions {
             build_cache_max: build::DEFAULT_CACHE_MAX,
             min_free_space: Default::default(),
             rootless: None,
+            userns_remap: None,
         }
     }
 }
@@ -102,6 +108,10 @@ impl Engine {
 
     pub fn with_options(root: &Path, options: EngineOptions) -> std::io::Result<Engine> {
         std::fs::create_dir_all(root)?;
+        let remap = match &options.userns_remap {
+            Some(spec) => userns::open(spec, root)?.map(Arc::new),
+            None => None,
+        };
         let registry = berth_registry::client::Client::new(berth_registry::client::ClientOptions {
             insecure_registries: options.insecure_registries,
             max_concurrent_downloads: options.max_concurrent_downloads.max(1),
@@ -132,6 +142,7 @@ impl Engine {
             build_cache_max: options.build_cache_max,
             rootless: options.rootless,
             shutting_down: Default::default(),
+            remap,
         };
         if engine.rootless.is_some() {
             engine.end_containers_of_earlier_daemons();

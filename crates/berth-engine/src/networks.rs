@@ -76,12 +76,13 @@ fn net_err(e: berth_network::NetError) -> EngineError {
 
 const NSFS_MAGIC: nix::sys::statfs::FsType = nix::sys::statfs::FsType(0x6e73_6673);
 
-fn is_nsfs(path: &Path) -> bool {
+pub(crate) fn is_nsfs(path: &Path) -> bool {
     nix::sys::statfs::statfs(path).is_ok_and(|s| s.filesystem_type() == NSFS_MAGIC)
 }
 
-/// Brings `lo` up in the calling thread's network namespace.
-fn loopback_up() -> std::io::Result<()> {
+/// Brings `lo` up in the calling thread's network namespace (system calls only: a forked
+/// child of the daemon may call it).
+pub(crate) fn loopback_up() -> std::io::Result<()> {
     // SAFETY: a plain datagram socket; closed below.
     let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
     if fd < 0 {
@@ -111,8 +112,13 @@ fn loopback_up() -> std::io::Result<()> {
 }
 
 /// A new network namespace with `lo` up, bind-mounted onto `path` (made empty first), from
-/// a thread of its own that exits after (no thread of the daemon changes namespace).
-fn make_netns(path: &Path) -> std::io::Result<()> {
+/// a thread of its own that exits after (no thread of the daemon changes namespace); or, for
+/// a container in a user namespace (`userns`, `--userns-remap`), owned by that namespace, so
+/// the container can join it and mount its sysfs.
+fn make_netns(path: &Path, userns: Option<&Path>) -> std::io::Result<()> {
+    if let Some(userns) = userns {
+        return crate::userns::make_netns_in(path, userns);
+    }
     std::fs::File::create(path)?;
     let target = path.to_owned();
     std::thread::Builder::new()
@@ -192,6 +198,7 @@ impl Engine {
         for rec in &records {
             if !self.refresh(&rec.id).running() {
                 self.network_down(&rec.id);
+                self.userns_down(&rec.id);
             }
         }
         // Endpoints and addresses whose owner is no container: a build step's, or a create's,
@@ -356,8 +363,13 @@ impl Engine {
         Some(IpAddr::V4(state.config.gateway()))
     }
 
-    /// Before the container starts: its namespace, endpoints and files.
-    pub(crate) fn network_up(&self, rec: &Record) -> Result<NetSetup, EngineError> {
+    /// Before the container starts: its namespace (owned by `userns` when it has one of
+    /// its own), endpoints and files.
+    pub(crate) fn network_up(
+        &self,
+        rec: &Record,
+        userns: Option<&Path>,
+    ) -> Result<NetSetup, EngineError> {
         let dir = self.container_dir(&rec.id);
         let io = |what: &str, e: std::io::Error| EngineError::internal(format!("{what}: {e}"));
         // Containers created before networking have no settings: the default network.
@@ -416,7 +428,7 @@ impl Engine {
         } else {
             let ns = self.netns_file(&rec.id);
             if !is_nsfs(&ns) {
-                make_netns(&ns).map_err(|e| io("make the network namespace", e))?;
+                make_netns(&ns, userns).map_err(|e| io("make the network namespace", e))?;
             }
             setup.netns = Some(ns.clone());
             if let Some(net) = self.networking() {
@@ -495,13 +507,15 @@ impl Engine {
 
     /// The network of a build step's container `id` (files in `dir`): `host`, `none` (its own
     /// namespace with only loopback) or, by default, an endpoint on the default network, as
-    /// the classic builder gives RUN. Undone by [`Engine::build_network_down`].
+    /// the classic builder gives RUN; owned by the step's user namespace `userns` when it has
+    /// one. Undone by [`Engine::build_network_down`].
     pub(crate) fn build_network_up(
         &self,
         id: &str,
         dir: &Path,
         mode: &str,
         extra_hosts: &[String],
+        userns: Option<&Path>,
     ) -> Result<NetSetup, EngineError> {
         let io = |what: &str, e: std::io::Error| EngineError::internal(format!("{what}: {e}"));
         let hostname = id.get(..12).unwrap_or(id).to_owned();
@@ -526,7 +540,7 @@ impl Engine {
             }
             "none" | "default" | "bridge" | "" => {
                 let ns = dir.join("netns");
-                make_netns(&ns).map_err(|e| io("make the network namespace", e))?;
+                make_netns(&ns, userns).map_err(|e| io("make the network namespace", e))?;
                 setup.netns = Some(ns.clone());
                 if let (Some(net), false) = (self.networking(), mode == "none") {
                     let mut req = AttachRequest::new(DEFAULT_NETWORK, id, &ns);
@@ -556,7 +570,7 @@ impl Engine {
                     let state = self.find_network(other)?;
                     let net = self.net_required()?;
                     let ns = dir.join("netns");
-                    make_netns(&ns).map_err(|e| io("make the network namespace", e))?;
+                    make_netns(&ns, userns).map_err(|e| io("make the network namespace", e))?;
                     setup.netns = Some(ns.clone());
                     let mut req = AttachRequest::new(&state.config.name, id, &ns);
                     req.ifname = "eth0".into();
@@ -599,6 +613,7 @@ impl Engine {
         let ns = dir.join("netns");
         let _ = nix::mount::umount2(&ns, nix::mount::MntFlags::MNT_DETACH);
         let _ = std::fs::remove_file(&ns);
+        crate::userns::unpin(&dir.join("userns"));
     }
 
     /// The container is being removed: endpoints, reservations and its namespace.

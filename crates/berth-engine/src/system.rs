@@ -179,11 +179,16 @@ impl SystemBackend for Engine {
 }
 
 impl Engine {
-    /// `SecurityOptions` as dockerd lists them: seccomp, and `rootless` for a rootless daemon.
+    /// `SecurityOptions` as dockerd lists them: seccomp, `rootless` for a rootless daemon,
+    /// `userns` with `--userns-remap`.
     fn security_options(&self) -> Vec<String> {
         let mut opts = vec!["name=seccomp,profile=builtin".to_owned()];
         if self.rootless().is_some() {
             opts.push("name=rootless".to_owned());
+        }
+        // As dockerd lists it with --userns-remap.
+        if self.remap().is_some() {
+            opts.push("name=userns".to_owned());
         }
         opts
     }

@@ -294,6 +294,7 @@ impl Engine {
         }
         let dir = self.volume_dir(&name);
         std::fs::create_dir_all(dir.join("_data")).map_err(|e| io_err("create the volume", e))?;
+        self.give_to_remapped_root(&dir.join("_data"))?;
         let v = Volume {
             name,
             created: now(),
@@ -309,6 +310,16 @@ impl Engine {
             [("driver".to_owned(), "local".to_owned())].into(),
         );
         Ok(v)
+    }
+
+    /// A directory the engine made for containers' data (a volume's `_data`, a missing bind
+    /// source) belongs to the remapped root under `--userns-remap`, as in Docker.
+    fn give_to_remapped_root(&self, dir: &Path) -> Result<(), EngineError> {
+        match self.remap() {
+            Some(remap) => crate::userns::give_to_root(remap.map(), dir)
+                .map_err(|e| io_err("give the directory to the remapped root", e)),
+            None => Ok(()),
+        }
     }
 
     /// The containers that reference volume `name`, by ID.
@@ -465,6 +476,7 @@ impl Engine {
                 "bind" if !Path::new(&m.source).exists() => {
                     std::fs::create_dir_all(&m.source)
                         .map_err(|e| bad(format!("create the bind source {}: {e}", m.source)))?;
+                    self.give_to_remapped_root(Path::new(&m.source))?;
                 }
                 _ => {}
             }

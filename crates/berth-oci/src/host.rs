@@ -22,6 +22,12 @@ pub fn cgroup_mode() -> CgroupMode {
     }
 }
 
+/// Whether the host has its message queue filesystem mounted at /dev/mqueue.
+pub fn has_mqueue() -> bool {
+    const MQUEUE_MAGIC: nix::sys::statfs::FsType = nix::sys::statfs::FsType(0x1980_0202);
+    nix::sys::statfs::statfs("/dev/mqueue").is_ok_and(|st| st.filesystem_type() == MQUEUE_MAGIC)
+}
+
 /// Whether the kernel accounts swap per cgroup, so a memory+swap limit can be set.
 pub fn swap_accounting() -> bool {
     match cgroup_mode() {

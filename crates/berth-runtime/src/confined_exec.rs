@@ -17,10 +17,18 @@
 //!   user's.
 //! - **`--init`** ([`crate::init`]): pid 1 forks the command and stays as its init, confined
 //!   like it (the filter is loaded and the capabilities are final before the fork).
+//! - **The container's user namespace for `exec`.** libcontainer 0.7 joins every namespace
+//!   of a running container but its user namespace (`--userns-remap`), which would leave an
+//!   exec'd process real root on the host. The exec command opens the namespace outside the
+//!   container; the executor enters it first (with the temporary CAP_SYS_ADMIN), which
+//!   resets credentials, and so sets the process's user, groups and capabilities again,
+//!   as the container's namespace names them.
 //! - **Read-only cgroup v1 hierarchies.** libcontainer 0.7 mounts v1 hierarchies read-write
 //!   whatever the spec's `/sys/fs/cgroup` mount says, so a container could raise its own
 //!   limits. When the spec asks for them read-only, the executor remounts them so (with the
 //!   same temporary CAP_SYS_ADMIN) before anything of the user's runs, as runc mounts them.
+
+use std::os::fd::RawFd;
 
 use caps::{CapSet, Capability as Cap};
 use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
@@ -60,6 +68,8 @@ pub struct ConfinedExecutor {
     init: bool,
     /// Remount the cgroup v1 hierarchies under /sys/fs/cgroup read-only.
     readonly_cgroups: bool,
+    /// Enter this user namespace (an open descriptor the process inherited) first.
+    userns: Option<RawFd>,
 }
 
 impl ConfinedExecutor {
@@ -94,6 +104,15 @@ impl ConfinedExecutor {
     pub fn readonly_cgroups(mut self, process: &mut Process) -> ConfinedExecutor {
         self.add_temporary_caps(process);
         self.readonly_cgroups = true;
+        self
+    }
+
+    /// This executor, entering the user namespace open at `fd` (kept open by the caller
+    /// until the process runs) before anything else: an `exec` into a container that has
+    /// one. `process` gets the capability entering needs, as for [`Self::confined`].
+    pub fn joining_userns(mut self, process: &mut Process, fd: RawFd) -> ConfinedExecutor {
+        self.add_temporary_caps(process);
+        self.userns = Some(fd);
         self
     }
 
@@ -156,6 +175,38 @@ impl ConfinedExecutor {
         }
         Ok(())
     }
+}
+
+/// Enters the user namespace open at `fd`. That gives the process every capability in it
+/// and leaves its IDs as they were outside (which the namespace does not map), so the user,
+/// groups and capabilities of `spec`'s process are set again, now inside (the temporary
+/// capabilities included: they go later, as they would have).
+fn enter_userns(fd: RawFd, spec: &Spec) -> Result<(), String> {
+    use nix::unistd::{Gid, Uid};
+    let process = spec.process().as_ref().ok_or("the spec has no process")?;
+    // SAFETY: the exec command opened `fd` for this and keeps it open until we run.
+    let userns = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    nix::sched::setns(userns, nix::sched::CloneFlags::CLONE_NEWUSER)
+        .map_err(|e| format!("setns: {e}"))?;
+    let syscall = libcontainer::syscall::syscall::create_syscall();
+    let user = process.user();
+    let groups: Vec<Gid> = user
+        .additional_gids()
+        .iter()
+        .flatten()
+        .map(|g| Gid::from_raw(*g))
+        .collect();
+    syscall
+        .set_groups(&groups)
+        .map_err(|e| format!("set the groups: {e}"))?;
+    syscall
+        .set_id(Uid::from_raw(user.uid()), Gid::from_raw(user.gid()))
+        .map_err(|e| format!("set the user: {e}"))?;
+    if let Some(caps) = process.capabilities() {
+        libcontainer::capabilities::drop_privileges(caps, syscall.as_ref())
+            .map_err(|e| format!("set the capabilities: {e}"))?;
+    }
+    Ok(())
 }
 
 /// Remounts every mount at or under /sys/fs/cgroup read-only (and nosuid, nodev, noexec, as
@@ -226,6 +277,11 @@ impl Executor for ConfinedExecutor {
         };
         let prepared =
             PreparedExec::new(&program, args, std::env::vars_os()).map_err(ExecutorError::Other)?;
+        if let Some(fd) = self.userns {
+            enter_userns(fd, spec).map_err(|e| {
+                ExecutorError::Other(format!("enter the container's user namespace: {e}"))
+            })?;
+        }
         if self.readonly_cgroups {
             remount_cgroups_readonly()
                 .map_err(|e| ExecutorError::Other(format!("make /sys/fs/cgroup read-only: {e}")))?;

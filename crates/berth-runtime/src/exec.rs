@@ -146,6 +146,19 @@ pub fn exec(runtime: &Runtime, id: &str, mut opts: ExecOptions) -> Result<i32> {
             }
             None => ConfinedExecutor::new(),
         };
+    // libcontainer 0.7 joins all of the container's namespaces but its user namespace: the
+    // executor enters it, from a descriptor opened here, outside the container.
+    let userns = match container.pid().filter(|_| has_user_namespace(&bundle.spec)) {
+        Some(pid) => Some(
+            std::fs::File::open(format!("/proc/{pid}/ns/user"))
+                .map_err(|e| RuntimeError::io(format!("open the user namespace of {id}"), e))?,
+        ),
+        None => None,
+    };
+    let executor = match &userns {
+        Some(f) => executor.joining_userns(&mut process, std::os::fd::AsRawFd::as_raw_fd(f)),
+        None => executor,
+    };
     let terminal = process.terminal().unwrap_or(false);
     let process_path = runtime
         .root()
@@ -168,6 +181,7 @@ pub fn exec(runtime: &Runtime, id: &str, mut opts: ExecOptions) -> Result<i32> {
     // libcontainer accepts a console socket only for a "detached" process; we wait ourselves.
     let detach = opts.detach || console.is_some();
     let built = build(runtime.root(), id, &process_path, &opts, detach, executor);
+    drop(userns);
     let _ = std::fs::remove_file(&process_path);
     let pid = built?;
     if opts.detach {
@@ -179,6 +193,17 @@ pub fn exec(runtime: &Runtime, id: &str, mut opts: ExecOptions) -> Result<i32> {
     };
     drop(console);
     foreground::wait(pid, pty)
+}
+
+/// Whether the container has a user namespace of its own.
+fn has_user_namespace(spec: &oci_spec::runtime::Spec) -> bool {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| {
+            ns.iter()
+                .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::User)
+        })
 }
 
 fn build(

@@ -21,6 +21,8 @@ pub const DOCKER: &str = "/usr/local/bin/docker";
 pub struct TestDaemon {
     pub dir: tempfile::TempDir,
     pub child: Child,
+    /// The flags it was started with (`start_again` gives them again).
+    extra: Vec<String>,
 }
 
 /// The daemon's own bridge, subnet and nftables table (`--bridge`, `--bip`, `--nft-table`),
@@ -93,6 +95,11 @@ pub fn spawn_daemon(dir: &Path) -> Child {
 
 /// A daemon with `extra` flags.
 pub fn spawn_daemon_with(dir: &Path, extra: &[&str]) -> Child {
+    spawn_daemon_env(dir, extra, &[])
+}
+
+/// A daemon with `extra` flags and `env` variables.
+pub fn spawn_daemon_env(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Child {
     Command::new(berth_bin())
         .args(["daemon", "--root"])
         .arg(dir.join("root"))
@@ -101,6 +108,7 @@ pub fn spawn_daemon_with(dir: &Path, extra: &[&str]) -> Child {
         .arg("-H")
         .arg(format!("unix://{}", dir.join("berth.sock").display()))
         .env("BERTH_RUNTIME", runtime_bin())
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -124,12 +132,27 @@ impl TestDaemon {
 
     /// A daemon with `extra` flags.
     pub fn start_with(extra: &[&str]) -> TestDaemon {
+        TestDaemon::start_with_env(extra, &[])
+    }
+
+    /// A daemon with `extra` flags and `env` variables.
+    pub fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> TestDaemon {
         let dir = tempfile::Builder::new()
             .prefix("berth-daemon-test-")
             .tempdir()
             .unwrap();
-        let child = spawn_daemon_with(dir.path(), extra);
-        let d = TestDaemon { dir, child };
+        if extra.iter().any(|a| a.starts_with("--userns-remap")) {
+            // The remapped root must pass through it to the containers' files, as through
+            // /var/lib (the daemon refuses a root it cannot reach).
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+        }
+        let child = spawn_daemon_env(dir.path(), extra, env);
+        let d = TestDaemon {
+            dir,
+            child,
+            extra: extra.iter().map(|a| a.to_string()).collect(),
+        };
         wait_listening(&d.socket());
         d
     }
@@ -141,16 +164,20 @@ impl TestDaemon {
 
     /// [`TestDaemon::with_busybox`] with `extra` daemon flags.
     pub fn with_busybox_and(extra: &[&str]) -> TestDaemon {
-        let d = TestDaemon::start_with(extra);
-        let tarball = busybox_tarball(d.dir.path());
-        ok(&d.docker(&[
+        TestDaemon::start_with(extra).import_busybox()
+    }
+
+    /// This daemon with the busybox fixture imported as `bb` (CMD sh).
+    pub fn import_busybox(self) -> TestDaemon {
+        let tarball = busybox_tarball(self.dir.path());
+        ok(&self.docker(&[
             "import",
             "-c",
             "CMD [\"sh\"]",
             tarball.to_str().unwrap(),
             "bb",
         ]));
-        d
+        self
     }
 
     /// Its API socket.
@@ -203,7 +230,8 @@ impl TestDaemon {
 
     /// Starts the daemon again on the same root (after `stop` or a kill) and waits for it.
     pub fn start_again(&mut self) {
-        self.child = spawn_daemon(self.dir.path());
+        let extra: Vec<&str> = self.extra.iter().map(String::as_str).collect();
+        self.child = spawn_daemon_with(self.dir.path(), &extra);
         wait_listening(&self.socket());
     }
 

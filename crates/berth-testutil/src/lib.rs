@@ -26,8 +26,8 @@ mod root;
 pub use bins::{berth_bin, bin_dir, runtime_bin};
 pub use busybox::{busybox, busybox_rootfs, busybox_tarball};
 pub use daemon::{
-    berth, net_args, remove_net, spawn_daemon, spawn_daemon_with, wait_listening, TestDaemon,
-    DOCKER,
+    berth, net_args, remove_net, spawn_daemon, spawn_daemon_env, spawn_daemon_with, wait_listening,
+    TestDaemon, DOCKER,
 };
 pub use http::HttpServer;
 pub use process::{

@@ -161,19 +161,25 @@ fn target(repo: Option<&str>, tag: Option<&str>) -> Result<Option<Reference>, En
 }
 
 impl Engine {
-    /// Writes the container's upper dir as a gzip-compressed layer blob in staging.
-    fn stage_layer(&self, id: &str) -> Result<StagedLayer, EngineError> {
-        self.stage_layer_of(&self.container_dir(id).join("upper"))
+    /// Writes the container's upper dir as a gzip-compressed layer blob in staging (a
+    /// remapped container's files with the owners it sees, as an image holds them).
+    fn stage_layer(&self, rec: &Record) -> Result<StagedLayer, EngineError> {
+        self.stage_layer_of(
+            &self.container_dir(&rec.id).join("upper"),
+            self.idmap_of(rec),
+        )
     }
 
     /// Writes an overlayfs upper dir as a gzip-compressed layer blob in staging (runtime mount
-    /// points left out, whiteouts in OCI's form): berth-image's layer writer.
+    /// points left out, whiteouts in OCI's form): berth-image's layer writer. `ids`: the upper
+    /// dir is in a remapped container's host view.
     pub(crate) fn stage_layer_of(
         &self,
         upper: &std::path::Path,
+        ids: Option<berth_core::idmap::IdMap>,
     ) -> Result<StagedLayer, EngineError> {
         let path = self.images.content.staging_path("commit");
-        let written = berth_image::layer::write_layer(upper, &path)
+        let written = berth_image::layer::write_layer(upper, &path, ids)
             .map_err(|e| EngineError::internal(e.to_string()))?;
         Ok(StagedLayer {
             path,
@@ -297,7 +303,7 @@ impl Engine {
                 && !st.paused
                 && std::fs::write(&marker, b"").is_ok()
                 && self.pause(&rec.id, true).is_ok();
-            let layer = self.stage_layer(&rec.id);
+            let layer = self.stage_layer(&rec);
             if frozen {
                 let _ = self.pause(&rec.id, false);
             }

@@ -411,6 +411,7 @@ impl Engine {
         let opts = Options {
             no_overwrite_dir_non_dir: false,
             owner: Some(owner.unwrap_or((0, 0))),
+            ids: None,
         };
         // Archives unpack with their own owners (unless --chown), into the destination.
         let (archives, plans): (Vec<Plan>, Vec<Plan>) = plans
@@ -464,6 +465,7 @@ impl Engine {
                 Options {
                     no_overwrite_dir_non_dir: false,
                     owner,
+                    ids: None,
                 },
             )
             .map_err(|e| format!("unpacking {}: {e}", item.rel))?;

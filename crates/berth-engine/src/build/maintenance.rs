@@ -36,7 +36,7 @@ impl Engine {
         let work = self.build_dir().join("work");
         if let Ok(rd) = std::fs::read_dir(&work) {
             for e in rd.flatten() {
-                for mounted in ["run/netns", "merged"] {
+                for mounted in ["run/netns", "run/userns", "merged"] {
                     let flags = nix::mount::MntFlags::MNT_DETACH;
                     let _ = nix::mount::umount2(&e.path().join(mounted), flags);
                 }

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crate::error::EngineError;
 use berth_build::mount::{MountType, Sharing};
 use berth_build::{RunStep, Step};
-use berth_oci::spec::{docker_default, ContainerOptions, UserMount};
+use berth_oci::spec::{docker_default, ContainerOptions, UserMount, UserNamespace};
 use sha2::Digest as _;
 
 use super::stages::Build;
@@ -53,6 +53,56 @@ fn lock(dir: &std::path::Path, wait: bool) -> Result<Option<std::fs::File>> {
 }
 
 impl Build<'_> {
+    /// An owner a RUN step names (its IDs), as the host stores it: through the mapping
+    /// under `--userns-remap`.
+    fn host_owner(&self, uid: Option<u32>, gid: Option<u32>) -> Result<(Option<u32>, Option<u32>)> {
+        let Some(remap) = self.engine.remap() else {
+            return Ok((uid, gid));
+        };
+        let map = remap.map();
+        let to_host =
+            |id: Option<u32>, range: &berth_core::idmap::IdRange| -> Result<Option<u32>> {
+                id.map(|id| {
+                    range.to_host(id).ok_or_else(|| {
+                        EngineError::invalid(format!("{}", berth_core::idmap::Unmapped(id)))
+                    })
+                })
+                .transpose()
+            };
+        Ok((to_host(uid, &map.uids)?, to_host(gid, &map.gids)?))
+    }
+
+    /// The user namespace a RUN step runs in under `--userns-remap`: one of its own, pinned
+    /// in the step's directory `dir` (its network namespace is made inside it), or that of
+    /// the container whose network it joins. What Docker refuses a container in one is
+    /// refused here too.
+    fn step_userns(
+        &self,
+        dir: &std::path::Path,
+        network: &str,
+        r: &RunStep,
+    ) -> Result<std::path::PathBuf> {
+        let Some(remap) = self.engine.remap() else {
+            return Err(internal("user namespace", "no remapping"));
+        };
+        if r.security.as_deref() == Some("insecure") {
+            return Err(EngineError::invalid(
+                "privileged mode is incompatible with user namespaces.  You must run the container in the host namespace when running privileged mode",
+            ));
+        }
+        if network == "host" {
+            return Err(EngineError::invalid(
+                "cannot share the host's network namespace when user namespaces are enabled",
+            ));
+        }
+        if let Some(name) = network.strip_prefix("container:") {
+            return self.engine.donor_userns(name);
+        }
+        let file = dir.join("userns");
+        crate::userns::pin_new_userns(&file, remap.map())?;
+        Ok(file)
+    }
+
     /// The host directory `source` (a path in `root`) leads to, resolved inside `root`.
     fn host_path_in(root: &std::path::Path, source: &str) -> std::io::Result<std::path::PathBuf> {
         let view = View::new(Root::open(root)?);
@@ -120,7 +170,8 @@ impl Build<'_> {
                     std::fs::Permissions::from_mode(m.mode.unwrap_or(0o400)),
                 )
                 .map_err(|e| internal("a secret", e))?;
-                let _ = std::os::unix::fs::chown(&copy, m.uid, m.gid);
+                let (uid, gid) = self.host_owner(m.uid, m.gid)?;
+                let _ = std::os::unix::fs::chown(&copy, uid, gid);
                 mounts.push(UserMount::Bind {
                     source: copy,
                     target: m
@@ -164,7 +215,8 @@ impl Build<'_> {
                         let mode = std::fs::Permissions::from_mode(m.mode.unwrap_or(0o755));
                         std::fs::set_permissions(&shared, mode)
                             .map_err(|e| internal("cache mount", e))?;
-                        std::os::unix::fs::chown(&shared, m.uid.or(Some(0)), m.gid.or(Some(0)))
+                        let (uid, gid) = self.host_owner(m.uid.or(Some(0)), m.gid.or(Some(0)))?;
+                        std::os::unix::fs::chown(&shared, uid, gid)
                             .map_err(|e| internal("cache mount", e))?;
                     }
                     let source = match m.sharing.unwrap_or(Sharing::Shared) {
@@ -184,6 +236,9 @@ impl Build<'_> {
                             None => {
                                 let own = dir.join(format!("cache-{}", mounts.len()));
                                 std::fs::create_dir_all(&own)
+                                    .map_err(|e| internal("cache mount", e))?;
+                                let (uid, gid) = self.host_owner(Some(0), Some(0))?;
+                                std::os::unix::fs::chown(&own, uid, gid)
                                     .map_err(|e| internal("cache mount", e))?;
                                 own
                             }
@@ -248,7 +303,26 @@ impl Build<'_> {
         let mut keep = Vec::new();
         let mut stubs = Vec::new();
         let result = (|| {
-            let net = engine.build_network_up(&id, &dir, network, &self.req.extra_hosts)?;
+            let userns = match engine.remap() {
+                Some(_) => Some(self.step_userns(&dir, network, r)?),
+                None => None,
+            };
+            let net = engine.build_network_up(
+                &id,
+                &dir,
+                network,
+                &self.req.extra_hosts,
+                userns.as_deref(),
+            )?;
+            if let Some(remap) = engine.remap() {
+                // The files written for it (hosts, hostname, resolv.conf) are its root's.
+                for m in &net.mounts {
+                    if let UserMount::Bind { source, .. } = m {
+                        crate::userns::give_to_root(remap.map(), source)
+                            .map_err(|e| internal("chown the step's files", e))?;
+                    }
+                }
+            }
             let mut mounts = net.mounts.clone();
             let (run_mounts, secret_env) = self.run_mounts(stage, step, r, &dir, &mut keep, out)?;
             // Mount points the runtime will have to make: taken out of the layer afterwards.
@@ -291,6 +365,10 @@ impl Build<'_> {
                 mounts,
                 host_network: net.host_network,
                 netns_path: net.netns.clone(),
+                userns: engine.remap().map(|remap| UserNamespace {
+                    map: *remap.map(),
+                    path: userns.clone(),
+                }),
                 cgroups_path: Some(berth_oci::host::default_cgroups_path(
                     &id,
                     berth_oci::host::systemd_is_init(),

@@ -46,7 +46,7 @@ impl Engine {
                 berth_image::layer::squash::merge_into(d, &merged)
                     .map_err(|e| internal(&format!("squash {}", d.display()), e))?;
             }
-            self.stage_layer_of(&merged)
+            self.stage_layer_of(&merged, None)
         })();
         let _ = std::fs::remove_dir_all(&work);
         let staged = staged?;

@@ -225,11 +225,14 @@ impl Build<'_> {
                 chains.last().cloned()
             }
         };
-        self.step_root(chain.as_ref())
+        self.step_root(chain.as_ref(), false)
     }
 
-    /// A fresh step root over `chain`.
-    fn step_root(&self, chain: Option<&Digest>) -> Result<StepRoot> {
+    /// A fresh step root over `chain`. A RUN step's (`run`) under `--userns-remap` sees the
+    /// layers through the mapping, and its upper dir is in the host's view (its layer is
+    /// written back in the image's); the engine's own steps (COPY, WORKDIR) work on the
+    /// image's view, whose upper dir becomes the snapshot as it is.
+    fn step_root(&self, chain: Option<&Digest>, run: bool) -> Result<StepRoot> {
         let lowers = match chain {
             Some(c) => self
                 .engine
@@ -241,7 +244,16 @@ impl Build<'_> {
         };
         let id = berth_core::ContainerId::generate().map_err(|e| internal("an ID", e))?;
         let dir = self.engine.build_dir().join("work").join(id.as_str());
-        StepRoot::mount(dir, &lowers).map_err(|e| internal("prepare the step", e))
+        match self.engine.remap().filter(|_| run) {
+            Some(remap) => {
+                let mapped = remap
+                    .lowers(&lowers)
+                    .map_err(|e| internal("map the image's layers", e))?;
+                StepRoot::mount(dir, &mapped.paths, Some(remap.map().root()))
+            }
+            None => StepRoot::mount(dir, &lowers, None),
+        }
+        .map_err(|e| internal("prepare the step", e))
     }
 
     /// Builds one stage.
@@ -462,7 +474,8 @@ impl Build<'_> {
         shell: &[String],
         out: &Out,
     ) -> Result<cache::Entry> {
-        let mut root = self.step_root(cur.chain.as_ref())?;
+        let run = matches!(step.kind, StepKind::Run(_));
+        let mut root = self.step_root(cur.chain.as_ref(), run)?;
         let mut created_by = None;
         let mut stubs = Vec::new();
         let adopt = match &step.kind {
@@ -501,7 +514,8 @@ impl Build<'_> {
         };
         root.unmount();
         run::remove_stubs(&root.upper(), &stubs);
-        let staged = self.engine.stage_layer_of(&root.upper())?;
+        let ids = self.engine.remap().filter(|_| run).map(|r| *r.map());
+        let staged = self.engine.stage_layer_of(&root.upper(), ids)?;
         if staged.entries == 0 {
             let _ = std::fs::remove_file(&staged.path);
             let entry = cache::Entry {

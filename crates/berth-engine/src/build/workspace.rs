@@ -14,7 +14,13 @@ pub(crate) struct StepRoot {
 
 impl StepRoot {
     /// Mounts lowers (top first; none for `scratch`) with an empty upper dir at `dir`.
-    pub(crate) fn mount(dir: PathBuf, lowers: &[PathBuf]) -> io::Result<StepRoot> {
+    /// `owner`: the upper dir's (the root filesystem's top directory), for a RUN step under
+    /// `--userns-remap` (its lowers are then the mapping's view).
+    pub(crate) fn mount(
+        dir: PathBuf,
+        lowers: &[PathBuf],
+        owner: Option<(u32, u32)>,
+    ) -> io::Result<StepRoot> {
         std::fs::create_dir_all(&dir)?;
         let mut root = StepRoot {
             dir,
@@ -22,6 +28,9 @@ impl StepRoot {
         };
         for d in ["upper", "work", "merged", "empty"] {
             std::fs::create_dir_all(root.dir.join(d))?;
+        }
+        if let Some((uid, gid)) = owner {
+            std::os::unix::fs::lchown(root.upper(), Some(uid), Some(gid))?;
         }
         crate::overlay::mount_overlay(
             &root.merged(),

@@ -9,12 +9,18 @@
 //! access and modification times (to the nanosecond) and extended attributes come along, the
 //! directory's own too. Everything is created relative to descriptors of the volume's
 //! directory, with `O_EXCL`/`O_NOFOLLOW`, so nothing is ever written outside it.
+//!
+//! The same walk copies an image layer for a remapped container where the kernel cannot
+//! idmap it ([`copy_tree_into_range`]): owners moved into the mapping's range, overlayfs's
+//! own attributes (opaque directories) kept, file capabilities tied to the mapping's root.
 
 use std::collections::HashMap;
 use std::ffi::CStr;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::Path;
+
+use berth_core::idmap::{IdMap, OVERFLOW_ID};
 
 use super::extract::{create_in, errno, set_mode, set_owner};
 use super::{cstring, is_dir, list_dir, lstat_at, open_in, readlink_at, Root};
@@ -46,24 +52,65 @@ pub(crate) fn copy_up(rootfs: &Path, path: &[u8], dest: &Path) -> io::Result<boo
     let mut copier = Copier {
         to: &to,
         links: HashMap::new(),
+        ids: None,
     };
-    copier.children(src.as_raw_fd(), top.as_raw_fd(), &mut Vec::new())?;
-    // `cp -a src/. dest` gives dest the source directory's owner, mode and times too.
-    let st = lstat_at(src.as_raw_fd(), c"")?;
-    copy_xattrs(src.as_raw_fd(), top.as_raw_fd());
-    set_owner(top.as_raw_fd(), c"", st.st_uid, st.st_gid)?;
-    fchmod(top.as_raw_fd(), st.st_mode)?;
-    set_times(top.as_raw_fd(), c".", &st)?;
+    copier.tree(src.as_raw_fd(), top.as_raw_fd())?;
     Ok(true)
+}
+
+/// Copies the directory `src` (a snapshot berth unpacked) into the empty directory `dest`
+/// with every owner moved from the image's view into `map`'s range on the host, for a
+/// remapped container where the kernel cannot idmap the layer. Whiteouts and opaque marks
+/// stay what they are.
+pub(crate) fn copy_tree_into_range(src: &Path, dest: &Path, map: &IdMap) -> io::Result<()> {
+    let to = Root::open(dest)?;
+    let top = to.open_dir(&[])?;
+    let from = Root::open(src)?.open_dir(&[])?;
+    let mut copier = Copier {
+        to: &to,
+        links: HashMap::new(),
+        ids: Some(map),
+    };
+    copier.tree(from.as_raw_fd(), top.as_raw_fd())
 }
 
 struct Copier<'r> {
     to: &'r Root,
     /// Files with several links: (dev, ino) in the source → where the first one went.
     links: HashMap<(u64, u64), Vec<Vec<u8>>>,
+    /// A layer copied into a mapping's range (see [`copy_tree_into_range`]).
+    ids: Option<&'r IdMap>,
 }
 
 impl Copier<'_> {
+    /// Everything in `src` into `top`, which then takes the source directory's owner, mode
+    /// and times too (as `cp -a src/. dest` gives them).
+    fn tree(&mut self, src: RawFd, top: RawFd) -> io::Result<()> {
+        self.children(src, top, &mut Vec::new())?;
+        let st = lstat_at(src, c"")?;
+        self.xattrs(src, top);
+        self.own(top, c"", &st)?;
+        fchmod(top, st.st_mode)?;
+        set_times(top, c".", &st)
+    }
+
+    /// `name` in `dir` (`""`: `dir` itself) gets the owner of `st`, moved into the mapping's
+    /// range when there is one (an ID it lacks becomes the overflow ID, as an idmapped mount
+    /// shows it).
+    fn own(&self, dir: RawFd, name: &CStr, st: &libc::stat) -> io::Result<()> {
+        let (uid, gid) = match self.ids {
+            Some(map) => (
+                map.uids.to_host(st.st_uid).unwrap_or(OVERFLOW_ID),
+                map.gids.to_host(st.st_gid).unwrap_or(OVERFLOW_ID),
+            ),
+            None => (st.st_uid, st.st_gid),
+        };
+        set_owner(dir, name, uid, gid)
+    }
+
+    fn xattrs(&self, from: RawFd, to: RawFd) {
+        copy_xattrs(from, to, self.ids);
+    }
     /// Copies what is in the directory `src` into the directory `dst` (at `comps` in the
     /// destination root).
     fn children(&mut self, src: RawFd, dst: RawFd, comps: &mut Vec<Vec<u8>>) -> io::Result<()> {
@@ -91,8 +138,8 @@ impl Copier<'_> {
             let from = open_in(src, name, libc::O_RDONLY | libc::O_DIRECTORY)?;
             let to = open_in(dst, name, libc::O_RDONLY | libc::O_DIRECTORY)?;
             self.children(from.as_raw_fd(), to.as_raw_fd(), comps)?;
-            set_owner(to.as_raw_fd(), c"", st.st_uid, st.st_gid)?;
-            copy_xattrs(from.as_raw_fd(), to.as_raw_fd());
+            self.own(to.as_raw_fd(), c"", &st)?;
+            self.xattrs(from.as_raw_fd(), to.as_raw_fd());
             fchmod(to.as_raw_fd(), st.st_mode)?;
             // Last: the children changed it.
             return set_times(dst, name, &st);
@@ -117,9 +164,9 @@ impl Copier<'_> {
                 let mut reader = std::fs::File::from(from);
                 let mut writer = std::fs::File::from(to);
                 io::copy(&mut reader, &mut writer)?;
-                set_owner(writer.as_raw_fd(), c"", st.st_uid, st.st_gid)?;
+                self.own(writer.as_raw_fd(), c"", &st)?;
                 // After chown, which drops security.capability, and before chmod (set-id bits).
-                copy_xattrs(reader.as_raw_fd(), writer.as_raw_fd());
+                self.xattrs(reader.as_raw_fd(), writer.as_raw_fd());
                 fchmod(writer.as_raw_fd(), st.st_mode)?;
             }
             libc::S_IFLNK => {
@@ -127,12 +174,12 @@ impl Copier<'_> {
                 let target = cstring(&readlink_at(src, name)?)?;
                 // SAFETY: both strings are NUL-terminated.
                 errno(unsafe { libc::symlinkat(target.as_ptr(), dst, name.as_ptr()) })?;
-                set_owner(dst, name, st.st_uid, st.st_gid)?;
+                self.own(dst, name, &st)?;
             }
             libc::S_IFCHR | libc::S_IFBLK | libc::S_IFIFO | libc::S_IFSOCK => {
                 // SAFETY: `name` is NUL-terminated.
                 errno(unsafe { libc::mknodat(dst, name.as_ptr(), kind | 0o600, st.st_rdev) })?;
-                set_owner(dst, name, st.st_uid, st.st_gid)?;
+                self.own(dst, name, &st)?;
                 set_mode(dst, name, st.st_mode)?;
             }
             _ => return Ok(()),
@@ -195,16 +242,21 @@ fn xattr_names(fd: RawFd) -> Vec<Vec<u8>> {
 }
 
 /// Copies the extended attributes of the open file `from` to `to`, as `cp -a` does: one that
-/// cannot be read or set is left out without a word (overlayfs's own never come along).
-fn copy_xattrs(from: RawFd, to: RawFd) {
+/// cannot be read or set is left out without a word. overlayfs's own come along only in a
+/// layer copied into a mapping's range (`ids`), where file capabilities are tied to the
+/// mapping's root.
+fn copy_xattrs(from: RawFd, to: RawFd, ids: Option<&IdMap>) {
     for name in xattr_names(from) {
-        if name.starts_with(b"trusted.overlay.") || name == b"security.selinux" {
+        if (name.starts_with(b"trusted.overlay.") && ids.is_none()) || name == b"security.selinux" {
             continue;
         }
         let Ok(key) = cstring(&name) else { continue };
-        let Some(value) = berth_image::layer::fd::fgetxattr(from, &key) else {
+        let Some(mut value) = berth_image::layer::fd::fgetxattr(from, &key) else {
             continue;
         };
+        if let (Some(map), b"security.capability") = (ids, name.as_slice()) {
+            value = map.fcaps_to_host(&value);
+        }
         // SAFETY: `key` is NUL-terminated; `value` is a valid buffer of its length.
         unsafe { libc::fsetxattr(to, key.as_ptr(), value.as_ptr().cast(), value.len(), 0) };
     }
@@ -322,5 +374,66 @@ mod tests {
         assert_eq!(copy("/hostdir"), (false, vec![]));
         assert_eq!(copy("/missing/x"), (false, vec![]));
         assert_eq!(copy("/plain"), (false, vec![]));
+    }
+    #[test]
+    fn a_layer_copied_into_a_range_keeps_its_overlay_marks() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("SKIPPED: needs root for owners, whiteouts and trusted xattrs");
+            return;
+        }
+        let t = tempfile::tempdir().unwrap();
+        let (layer, copy) = (t.path().join("fs"), t.path().join("copy"));
+        std::fs::create_dir_all(layer.join("opaque")).unwrap();
+        std::fs::create_dir(&copy).unwrap();
+        std::fs::write(layer.join("root-file"), "r").unwrap();
+        std::fs::write(layer.join("user-file"), "u").unwrap();
+        std::os::unix::fs::lchown(layer.join("user-file"), Some(7), Some(8)).unwrap();
+        std::os::unix::fs::lchown(layer.join("opaque"), Some(70_000), Some(0)).unwrap();
+        let dir = cstring(layer.join("opaque").as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: NUL-terminated strings and a one-byte value.
+        let set = unsafe {
+            libc::setxattr(
+                dir.as_ptr(),
+                c"trusted.overlay.opaque".as_ptr(),
+                b"y".as_ptr().cast(),
+                1,
+                0,
+            )
+        };
+        assert_eq!(set, 0);
+        let wh = cstring(layer.join("gone").as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: `wh` is NUL-terminated; a 0/0 character device is overlayfs's whiteout.
+        assert_eq!(unsafe { libc::mknod(wh.as_ptr(), libc::S_IFCHR, 0) }, 0);
+        let range = berth_core::idmap::IdRange {
+            container: 0,
+            host: 100_000,
+            size: 65536,
+        };
+        let map = IdMap {
+            uids: range,
+            gids: range,
+        };
+        copy_tree_into_range(&layer, &copy, &map).unwrap();
+        let owner = |p: &str| {
+            let m = std::fs::symlink_metadata(copy.join(p)).unwrap();
+            (m.uid(), m.gid())
+        };
+        assert_eq!(owner("."), (100_000, 100_000));
+        assert_eq!(owner("root-file"), (100_000, 100_000));
+        assert_eq!(owner("user-file"), (100_007, 100_008));
+        assert_eq!(owner("opaque"), (OVERFLOW_ID, 100_000));
+        let opaque = Root::open(&copy)
+            .unwrap()
+            .open_dir(&[b"opaque".to_vec()])
+            .unwrap();
+        assert_eq!(
+            berth_image::layer::fd::fgetxattr(opaque.as_raw_fd(), c"trusted.overlay.opaque"),
+            Some(b"y".to_vec())
+        );
+        let gone = std::fs::symlink_metadata(copy.join("gone")).unwrap();
+        assert!(gone.file_type().is_char_device() && gone.rdev() == 0);
+        // The source is untouched.
+        let m = std::fs::symlink_metadata(layer.join("root-file")).unwrap();
+        assert_eq!((m.uid(), m.gid()), (0, 0));
     }
 }

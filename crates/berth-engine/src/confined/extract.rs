@@ -12,6 +12,8 @@ use std::ffi::CStr;
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
+use berth_core::idmap::IdMap;
+
 use super::resolve::{components, cstring, is_dir, join, list_dir, lstat_at, open_in, View};
 
 /// Why an extraction stopped: Docker's wording for the ones a user can cause.
@@ -46,6 +48,9 @@ pub(crate) struct Options {
     pub(crate) no_overwrite_dir_non_dir: bool,
     /// Owner for every entry instead of the archive's.
     pub(crate) owner: Option<(u32, u32)>,
+    /// Into a remapped container (stored in the host's view): owners, the archive's or
+    /// `owner`, are the container's and written through its mapping.
+    pub(crate) ids: Option<IdMap>,
 }
 
 pub(crate) fn errno(r: libc::c_int) -> io::Result<()> {
@@ -204,6 +209,12 @@ pub(crate) fn extract(
             header.uid().unwrap_or(0) as u32,
             header.gid().unwrap_or(0) as u32,
         ));
+        let (uid, gid) = match &opts.ids {
+            Some(map) => map.owner_to_host(uid, gid).map_err(|e| {
+                ExtractError::BadArchive(format!("{}: {e}", String::from_utf8_lossy(&name)))
+            })?,
+            None => (uid, gid),
+        };
         let mtime = header.mtime().unwrap_or(0) as i64;
         let mut full: Vec<Vec<u8>> = dest.to_vec();
         full.extend(rel.iter().cloned());
@@ -512,6 +523,7 @@ mod tests {
         let strict = Options {
             no_overwrite_dir_non_dir: true,
             owner: None,
+            ids: None,
         };
         let e = extract(
             &root,
@@ -566,5 +578,53 @@ mod tests {
         assert_eq!(lookup_owner(&root, "1000"), Some((1000, 1001)));
         assert_eq!(lookup_owner(&root, "7:8"), Some((7, 8)));
         assert_eq!(lookup_owner(&root, "nobody"), None);
+    }
+
+    #[test]
+    fn into_a_remapped_container_owners_cross_its_mapping() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("SKIPPED: needs root to give files owners");
+            return;
+        }
+        use std::os::unix::fs::MetadataExt;
+        let range = berth_core::idmap::IdRange {
+            container: 0,
+            host: 100_000,
+            size: 65536,
+        };
+        let ids = Some(IdMap {
+            uids: range,
+            gids: range,
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let root = View::new(Root::open(dir.path()).unwrap());
+        let opts = Options {
+            ids,
+            ..Options::default()
+        };
+        extract(&root, &[], &tar_of(&[("f", T::Regular, "x")])[..], opts).unwrap();
+        let m = std::fs::metadata(dir.path().join("f")).unwrap();
+        assert_eq!((m.uid(), m.gid()), (100_000, 100_000));
+        // `--chown`-like owners are the container's too.
+        let opts = Options {
+            owner: Some((7, 8)),
+            ids,
+            ..Options::default()
+        };
+        extract(&root, &[], &tar_of(&[("g", T::Regular, "x")])[..], opts).unwrap();
+        let m = std::fs::metadata(dir.path().join("g")).unwrap();
+        assert_eq!((m.uid(), m.gid()), (100_007, 100_008));
+        // An owner the mapping does not have is refused, not written as the host's.
+        let opts = Options {
+            owner: Some((70_000, 0)),
+            ids,
+            ..Options::default()
+        };
+        let e = extract(&root, &[], &tar_of(&[("h", T::Regular, "x")])[..], opts).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("container ID 70000 cannot be mapped"),
+            "{e}"
+        );
     }
 }

@@ -348,7 +348,10 @@ impl Engine {
         )?;
         // What the runtime would refuse at start is refused now.
         self.check_spec(&record)?;
-        let mut warnings = berth_oci::spec::warnings(&super::runtime::spec_options(&record)?);
+        let mut warnings = berth_oci::spec::warnings(&super::runtime::spec_options(
+            &record,
+            self.remap().map(|r| r.map()),
+        )?);
         let image_exposed: Vec<String> = ic
             .exposed_ports
             .as_ref()

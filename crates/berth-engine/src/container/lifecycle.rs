@@ -62,6 +62,7 @@ impl Engine {
             Err(e) => {
                 self.unmount_rootfs(&rec.id);
                 self.network_down(&rec.id);
+                self.userns_down(&rec.id);
                 return Err(e);
             }
         };
@@ -107,6 +108,7 @@ impl Engine {
         if !out.status.success() {
             self.unmount_rootfs(&rec.id);
             self.network_down(&rec.id);
+            self.userns_down(&rec.id);
             let msg = String::from_utf8_lossy(&out.stderr).trim().to_owned();
             self.change_state(&rec.id, |st| st.error = msg.clone());
             return Err(EngineError::invalid(format!(
@@ -353,6 +355,7 @@ impl Engine {
         self.unmount_rootfs(&rec.id);
         let _ = self.runtime().args(["delete", "--force", &rec.id]).output();
         self.network_remove(&rec);
+        self.userns_down(&rec.id);
         // Never delete through a mount: if anything is still mounted in the container's
         // directory, refuse rather than risk files that are not the container's.
         let dir = self.container_dir(&rec.id);

@@ -6,9 +6,11 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use berth_core::idmap::IdMap;
 use berth_oci::shim;
 use berth_oci::spec::{
     docker_default, ContainerOptions, DeviceMapping, NamespaceMode, SeccompChoice, Shm, Ulimit,
+    UserNamespace,
 };
 
 use super::record::{now, Record, State, Status};
@@ -101,11 +103,13 @@ fn check_runtime(rec: &Record) -> Result<()> {
 }
 
 /// The spec options a record asks for (everything but what start resolves: rootfs, mounts,
-/// network, other containers' namespaces).
-pub(crate) fn spec_options(rec: &Record) -> Result<ContainerOptions> {
+/// network, other containers' namespaces, the path of its user namespace). `remap`: the
+/// daemon's `--userns-remap` mapping, which the container runs under unless it opts out.
+pub(crate) fn spec_options(rec: &Record, remap: Option<&IdMap>) -> Result<ContainerOptions> {
     check_runtime(rec)?;
     let mut opts = base_options(rec)?;
     namespace_options(rec, &mut opts)?;
+    opts.userns = crate::userns::check(rec, remap)?.map(|map| UserNamespace { map, path: None });
     if opts.uts_ns == NamespaceMode::Host {
         // The host's name is the container's: HOSTNAME says so, as in Docker.
         opts.hostname = nix::unistd::gethostname()
@@ -278,6 +282,7 @@ impl Engine {
             berth_oci::shim::health::read_health(&dir).is_some_and(|h| h.killed_unhealthy);
         self.unmount_rootfs(id);
         self.network_down(id);
+        self.userns_down(id);
         let _ = self.save_state(id, &st);
         if let Ok(rec) = self.find(id) {
             self.container_event(&rec, "die", &[("exitCode", st.exit_code.to_string())]);
@@ -305,7 +310,22 @@ impl Engine {
             std::fs::create_dir_all(&empty)
                 .map_err(|e| EngineError::io(format!("create {}", empty.display()), e))?;
         }
-        crate::overlay::mount_overlay(&target, &lowers, &empty, &upper, &work)
+        // Under the remapping the layers are seen through its mapping, and the upper dir
+        // (the rootfs's own top directory) belongs to the container's root.
+        let mapped = match (self.remap(), self.idmap_of(rec)) {
+            (Some(remap), Some(map)) => {
+                crate::userns::give_to_root(&map, &upper)
+                    .map_err(|e| EngineError::io("give the rootfs to the container's root", e))?;
+                Some(
+                    remap
+                        .lowers(&lowers)
+                        .map_err(|e| EngineError::io("map the image's layers", e))?,
+                )
+            }
+            _ => None,
+        };
+        let lowers = mapped.as_ref().map_or(&lowers, |m| &m.paths);
+        crate::overlay::mount_overlay(&target, lowers, &empty, &upper, &work)
             .map_err(|e| EngineError::io("mount the container's rootfs", e))
     }
 
@@ -315,12 +335,23 @@ impl Engine {
         let bundle = self.container_dir(&rec.id).join("bundle");
         std::fs::create_dir_all(&bundle)
             .map_err(|e| EngineError::io(format!("create {}", bundle.display()), e))?;
-        let mut opts = spec_options(rec)?;
+        let mut opts = spec_options(rec, self.remap().map(|r| r.map()))?;
         self.join(rec, &mut opts)?;
         // Before the container's own variables, which win (Docker's order).
         let links = self.link_setup(rec)?;
         opts.env = links.env.into_iter().chain(opts.env).collect();
-        let net = self.network_up(rec)?;
+        let userns = self.userns_up(rec)?;
+        let net = self.network_up(rec, userns.as_deref())?;
+        if let (Some(u), Some(path)) = (opts.userns.as_mut(), userns) {
+            // The files the engine writes for it (hosts, hostname, resolv.conf) are its root's.
+            for m in &net.mounts {
+                if let berth_oci::spec::UserMount::Bind { source, .. } = m {
+                    crate::userns::give_to_root(&u.map, source)
+                        .map_err(|e| EngineError::io(format!("chown {}", source.display()), e))?;
+                }
+            }
+            u.path = Some(path);
+        }
         let mut mounts = self.user_mounts(rec)?;
         mounts.extend(net.mounts);
         opts.rootfs = self.rootfs(&rec.id);
@@ -405,13 +436,19 @@ impl Engine {
             .shm_size
             .filter(|s| *s > 0)
             .unwrap_or(berth_oci::spec::DEFAULT_SHM_SIZE);
+        let mut options = format!("mode=1777,size={size}");
+        if let Some(map) = self.idmap_of(rec) {
+            // Its root's, as the container's own /dev/shm would be.
+            let (uid, gid) = map.root();
+            options.push_str(&format!(",uid={uid},gid={gid}"));
+        }
         use nix::mount::MsFlags;
         nix::mount::mount(
             Some("shm"),
             &dir,
             Some("tmpfs"),
             MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-            Some(format!("mode=1777,size={size}").as_str()),
+            Some(options.as_str()),
         )
         .map_err(|e| EngineError::io("mount the container's /dev/shm", e.into()))?;
         Ok(dir)
@@ -420,7 +457,7 @@ impl Engine {
     /// Builds the spec once at create, so bad flag values are refused then, with nothing made.
     pub(crate) fn check_spec(&self, rec: &Record) -> Result<()> {
         crate::rootless::check_limits(self.rootless(), &rec.host_config)?;
-        let mut opts = spec_options(rec)?;
+        let mut opts = spec_options(rec, self.remap().map(|r| r.map()))?;
         opts.rootfs = PathBuf::from("/nonexistent");
         // Names are resolved against the rootfs at start.
         opts.user = None;
@@ -533,7 +570,7 @@ mod tests {
     }
 
     fn options(host_config: serde_json::Value) -> Result<ContainerOptions> {
-        spec_options(&record(host_config))
+        spec_options(&record(host_config), None)
     }
 
     #[test]

@@ -134,7 +134,7 @@ mod tests {
         std::fs::create_dir_all(upper.join("proc")).unwrap();
 
         let blob = t.path().join("blob");
-        let written = write_layer(&upper, &blob).unwrap();
+        let written = write_layer(&upper, &blob, None).unwrap();
         let bytes = std::fs::read(&blob).unwrap();
         assert_eq!(written.size, bytes.len() as u64);
         assert_eq!(
@@ -208,17 +208,17 @@ mod tests {
     fn an_empty_or_missing_upper_dir_is_no_layer() {
         let t = tempfile::tempdir().unwrap();
         let blob = t.path().join("blob");
-        let w = write_layer(&t.path().join("missing"), &blob).unwrap();
+        let w = write_layer(&t.path().join("missing"), &blob, None).unwrap();
         assert_eq!(w.entries, 0);
         std::fs::create_dir(t.path().join("empty")).unwrap();
-        let w2 = write_layer(&t.path().join("empty"), &blob).unwrap();
+        let w2 = write_layer(&t.path().join("empty"), &blob, None).unwrap();
         assert_eq!((w2.entries, &w2.diff_id), (0, &w.diff_id));
         assert!(changes(&t.path().join("missing"), &[]).unwrap().is_empty());
         // A failed write leaves no file behind.
         let not_a_dir = t.path().join("file");
         std::fs::write(&not_a_dir, "x").unwrap();
         let failed = t.path().join("failed-blob");
-        assert!(write_layer(&not_a_dir, &failed).is_err());
+        assert!(write_layer(&not_a_dir, &failed, None).is_err());
         assert!(!failed.exists());
     }
 }

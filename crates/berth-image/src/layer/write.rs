@@ -18,6 +18,7 @@ use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
+use berth_core::idmap::IdMap;
 use berth_core::Digest;
 
 use super::fd::{fgetxattr, list_dir, lstat_at, open_dir_path, open_in, readlink_at};
@@ -151,6 +152,9 @@ pub struct TreeWriter<'v, W: Write> {
     logical: Vec<Vec<u8>>,
     /// Files with several links: (dev, ino) → the name written first.
     links: HashMap<(u64, u64), Vec<u8>>,
+    /// A remapped container's tree, stored in the host's view: owners (and file
+    /// capabilities) are written as the container sees them.
+    ids: Option<IdMap>,
     /// Entries written.
     pub entries: u64,
 }
@@ -182,8 +186,16 @@ impl<'v, W: Write> TreeWriter<'v, W> {
             mounts: None,
             logical: Vec::new(),
             links: HashMap::new(),
+            ids: None,
             entries: 0,
         }
+    }
+
+    /// The tree is a remapped container's, owned in the host's view through `ids`: entries
+    /// get the owners the container sees (an ID outside the mapping is the overflow ID).
+    pub fn in_container_view(mut self, ids: Option<IdMap>) -> Self {
+        self.ids = ids;
+        self
     }
 
     /// Descends into `mounts`; what is added next is at `logical` among them.
@@ -198,12 +210,16 @@ impl<'v, W: Write> TreeWriter<'v, W> {
         self.out.into_inner()
     }
 
-    fn header(st: &libc::stat, kind: tar::EntryType) -> tar::Header {
+    fn header(&self, st: &libc::stat, kind: tar::EntryType) -> tar::Header {
         let mut h = tar::Header::new_gnu();
         h.set_entry_type(kind);
         h.set_mode(st.st_mode & 0o7777);
-        h.set_uid(u64::from(st.st_uid));
-        h.set_gid(u64::from(st.st_gid));
+        let (uid, gid) = match &self.ids {
+            Some(map) => map.owner_to_container(st.st_uid, st.st_gid),
+            None => (st.st_uid, st.st_gid),
+        };
+        h.set_uid(u64::from(uid));
+        h.set_gid(u64::from(gid));
         h.set_mtime(st.st_mtime.max(0) as u64);
         h.set_size(0);
         h
@@ -236,7 +252,7 @@ impl<'v, W: Write> TreeWriter<'v, W> {
                 if !dir_name.ends_with(b"/") {
                     dir_name.push(b'/');
                 }
-                let mut h = Self::header(&st, tar::EntryType::Directory);
+                let mut h = self.header(&st, tar::EntryType::Directory);
                 self.append(&mut h, &dir_name, None, io::empty())?;
                 self.add_children(dir.as_raw_fd(), name)
             }
@@ -249,7 +265,7 @@ impl<'v, W: Write> TreeWriter<'v, W> {
     pub fn add_children(&mut self, dir: RawFd, prefix: &[u8]) -> io::Result<()> {
         if self.flavor == Flavor::Layer && is_opaque(dir) {
             let st = lstat_at(dir, c"")?;
-            let mut h = Self::header(&st, tar::EntryType::Regular);
+            let mut h = self.header(&st, tar::EntryType::Regular);
             h.set_mode(0o600);
             let name = whiteout::opaque_tar_name(prefix);
             self.append(&mut h, &name, None, io::empty())?;
@@ -290,13 +306,13 @@ impl<'v, W: Write> TreeWriter<'v, W> {
         let kind = st.st_mode & libc::S_IFMT;
         if self.flavor == Flavor::Layer && is_whiteout(st) {
             let wh = whiteout::tar_name(name);
-            let mut h = Self::header(st, EntryType::Regular);
+            let mut h = self.header(st, EntryType::Regular);
             return self.append(&mut h, &wh, None, io::empty());
         }
         if kind != libc::S_IFLNK && st.st_nlink > 1 {
             let key = (st.st_dev, st.st_ino);
             if let Some(first) = self.links.get(&key).cloned() {
-                let mut h = Self::header(st, EntryType::Link);
+                let mut h = self.header(st, EntryType::Link);
                 return self.append(&mut h, name, Some(&first), io::empty());
             }
             self.links.insert(key, name.to_vec());
@@ -312,9 +328,12 @@ impl<'v, W: Write> TreeWriter<'v, W> {
                 if st.st_mode & libc::S_IFMT != libc::S_IFREG {
                     return Ok(()); // swapped for something else since it was listed
                 }
-                let mut h = Self::header(&st, EntryType::Regular);
+                let mut h = self.header(&st, EntryType::Regular);
                 h.set_size(st.st_size as u64);
-                if let Some(cap) = fgetxattr(file.as_raw_fd(), c"security.capability") {
+                if let Some(mut cap) = fgetxattr(file.as_raw_fd(), c"security.capability") {
+                    if let Some(map) = &self.ids {
+                        cap = map.fcaps_to_container(&cap);
+                    }
                     append_pax(
                         &mut self.out,
                         name,
@@ -329,7 +348,7 @@ impl<'v, W: Write> TreeWriter<'v, W> {
             }
             libc::S_IFLNK => {
                 let target = readlink_at(parent, leaf)?;
-                let mut h = Self::header(st, EntryType::Symlink);
+                let mut h = self.header(st, EntryType::Symlink);
                 self.append(&mut h, name, Some(&target), io::empty())
             }
             libc::S_IFCHR | libc::S_IFBLK | libc::S_IFIFO => {
@@ -338,7 +357,7 @@ impl<'v, W: Write> TreeWriter<'v, W> {
                     libc::S_IFBLK => EntryType::Block,
                     _ => EntryType::Fifo,
                 };
-                let mut h = Self::header(st, kind);
+                let mut h = self.header(st, kind);
                 if kind != EntryType::Fifo {
                     h.set_device_major(libc::major(st.st_rdev))?;
                     h.set_device_minor(libc::minor(st.st_rdev))?;
@@ -366,13 +385,15 @@ pub struct Written {
 
 /// Writes the overlayfs upper dir `upper` (missing: empty) as a gzip-compressed OCI layer into
 /// the new file `dest` (the content store's staging area), synced; hashed uncompressed (diff
-/// ID) and compressed (digest) in the same pass. On failure `dest` is removed.
-pub fn write_layer(upper: &Path, dest: &Path) -> Result<Written> {
+/// ID) and compressed (digest) in the same pass. On failure `dest` is removed. `ids`: the
+/// upper dir of a remapped container, whose owners are written as the container sees them.
+pub fn write_layer(upper: &Path, dest: &Path, ids: Option<IdMap>) -> Result<Written> {
     let result = (|| -> io::Result<Written> {
         let file = std::fs::File::create(dest)?;
         let compressed = HashingWriter::new(io::BufWriter::new(file));
         let gz = flate2::write::GzEncoder::new(compressed, flate2::Compression::fast());
-        let mut tree = TreeWriter::new(HashingWriter::new(gz), Flavor::Layer);
+        let mut tree =
+            TreeWriter::new(HashingWriter::new(gz), Flavor::Layer).in_container_view(ids);
         if upper.exists() {
             let top = open_dir_path(upper, libc::O_PATH)?;
             tree.add_children(top.as_raw_fd(), b"")?;
@@ -424,6 +445,53 @@ mod tests {
         let c = CString::new(dir.join(name).as_os_str().as_bytes()).unwrap();
         // SAFETY: `c` is NUL-terminated.
         unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR, 0) == 0 }
+    }
+
+    #[test]
+    fn a_remapped_tree_is_written_with_the_containers_owners() {
+        if !nix::unistd::geteuid().is_root() {
+            return; // the owners of the host's view need root to set
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let upper = dir.path().join("upper");
+        std::fs::create_dir_all(upper.join("etc")).unwrap();
+        std::fs::write(upper.join("etc/mine"), "x").unwrap();
+        std::fs::write(upper.join("host-root"), "y").unwrap();
+        for (p, uid, gid) in [("etc", 100_000, 100_000), ("etc/mine", 100_007, 100_008)] {
+            std::os::unix::fs::lchown(upper.join(p), Some(uid), Some(gid)).unwrap();
+        }
+        let range = berth_core::idmap::IdRange {
+            container: 0,
+            host: 100_000,
+            size: 65536,
+        };
+        let map = IdMap {
+            uids: range,
+            gids: range,
+        };
+        let mut w = TreeWriter::new(Vec::new(), Flavor::Layer).in_container_view(Some(map));
+        w.add_children(top(&upper).as_raw_fd(), b"").unwrap();
+        let bytes = w.finish().unwrap();
+        let mut owners: Vec<(String, u64, u64)> = tar::Archive::new(&bytes[..])
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let h = e.header();
+                let name = String::from_utf8_lossy(&e.path_bytes()).into_owned();
+                (name, h.uid().unwrap(), h.gid().unwrap())
+            })
+            .collect();
+        owners.sort();
+        assert_eq!(
+            owners,
+            vec![
+                ("etc/".to_owned(), 0, 0),
+                ("etc/mine".to_owned(), 7, 8),
+                // Not the container's: nobody, as the container sees it.
+                ("host-root".to_owned(), 65534, 65534),
+            ]
+        );
     }
 
     #[test]

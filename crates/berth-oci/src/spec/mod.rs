@@ -13,10 +13,10 @@ use std::str::FromStr;
 use oci_spec::runtime::{
     Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxDevice,
     LinuxDeviceBuilder, LinuxDeviceCgroup, LinuxDeviceCgroupBuilder, LinuxDeviceType,
-    LinuxMemoryBuilder, LinuxNamespace, LinuxNamespaceBuilder, LinuxNamespaceType,
-    LinuxPidsBuilder, LinuxResourcesBuilder, LinuxSeccomp, Mount, MountBuilder, PosixRlimit,
-    PosixRlimitBuilder, PosixRlimitType, ProcessBuilder, RootBuilder, Spec, SpecBuilder,
-    UserBuilder,
+    LinuxIdMapping, LinuxIdMappingBuilder, LinuxMemoryBuilder, LinuxNamespace,
+    LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder, LinuxResourcesBuilder,
+    LinuxSeccomp, Mount, MountBuilder, PosixRlimit, PosixRlimitBuilder, PosixRlimitType,
+    ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
 };
 use thiserror::Error;
 
@@ -179,6 +179,23 @@ impl NamespaceMode {
     }
 }
 
+/// A user namespace for the container (`berth daemon --userns-remap`): its IDs mapped by
+/// `map`, in the namespace at `path` (made by the engine with that mapping, so that the
+/// network namespace it made inside it can be joined) or, without one, a new namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserNamespace {
+    pub map: berth_core::idmap::IdMap,
+    pub path: Option<PathBuf>,
+}
+
+fn id_mapping(range: &berth_core::idmap::IdRange) -> Result<LinuxIdMapping, SpecError> {
+    Ok(LinuxIdMappingBuilder::default()
+        .container_id(range.container)
+        .host_id(range.host)
+        .size(range.size)
+        .build()?)
+}
+
 /// The container's /dev/shm.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum Shm {
@@ -284,6 +301,8 @@ pub struct ContainerOptions {
     /// The user's mounts (volumes, binds, tmpfs), after Docker's standard ones; one at the
     /// destination of a standard mount replaces it (e.g. a bigger /dev/shm).
     pub mounts: Vec<UserMount>,
+    /// A user namespace of its own (`--userns-remap`); none: the host's.
+    pub userns: Option<UserNamespace>,
 }
 
 impl ContainerOptions {
@@ -456,6 +475,28 @@ fn standard_mounts(privileged: bool, shm: Option<Mount>) -> Result<Vec<Mount>, S
         )?,
     ];
     mounts.extend(shm);
+    Ok(mounts)
+}
+
+/// The standard mounts with the /dev/mqueue `opts` can have: a container in a user namespace
+/// of its own cannot mount the message queues of the host's IPC namespace (`--ipc host`),
+/// which belongs to the host's user namespace, so it gets the host's /dev/mqueue bound where
+/// the host has one mounted, and none otherwise (the queues work without the mount).
+fn mqueue_of(opts: &ContainerOptions, mut mounts: Vec<Mount>) -> Result<Vec<Mount>, SpecError> {
+    if opts.userns.is_none() || opts.ipc_ns != NamespaceMode::Host {
+        return Ok(mounts);
+    }
+    let host_has_one = host::has_mqueue();
+    let bound = mount(
+        "/dev/mqueue",
+        "bind",
+        "/dev/mqueue",
+        &["rbind", "nosuid", "noexec", "nodev"],
+    )?;
+    mounts.retain(|m| m.destination() != Path::new("/dev/mqueue"));
+    if host_has_one {
+        mounts.push(bound);
+    }
     Ok(mounts)
 }
 
@@ -984,10 +1025,21 @@ pub fn docker_default(opts: &ContainerOptions) -> Result<Spec, SpecError> {
         sysctls.insert(k.clone(), v.clone());
     }
 
+    if let Some(userns) = &opts.userns {
+        let mut ns = namespace(LinuxNamespaceType::User)?;
+        ns.set_path(userns.path.clone());
+        namespaces.insert(0, ns);
+    }
+
     let mut linux = LinuxBuilder::default()
         .namespaces(namespaces)
         .resources(resources.build()?)
         .devices(linux_devices);
+    if let Some(userns) = &opts.userns {
+        linux = linux
+            .uid_mappings(vec![id_mapping(&userns.map.uids)?])
+            .gid_mappings(vec![id_mapping(&userns.map.gids)?]);
+    }
     if !sysctls.is_empty() {
         linux = linux.sysctl(sysctls);
     }
@@ -1027,7 +1079,7 @@ pub fn docker_default(opts: &ContainerOptions) -> Result<Spec, SpecError> {
         )
         .process(process)
         .mounts(with_user_mounts(
-            standard_mounts(opts.privileged, shm_mount(opts)?)?,
+            mqueue_of(opts, standard_mounts(opts.privileged, shm_mount(opts)?)?)?,
             &opts.mounts,
         )?)
         .linux(linux.build()?)
@@ -1519,6 +1571,76 @@ mod tests {
             (LinuxNamespaceType::Pid, Some("/proc/7/ns/pid".into()))
         );
         assert!(!ns.iter().any(|(t, _)| *t == LinuxNamespaceType::Cgroup));
+    }
+
+    #[test]
+    fn a_user_namespace_comes_first_with_its_mappings() {
+        use berth_core::idmap::{IdMap, IdRange};
+        let map = IdMap {
+            uids: IdRange {
+                container: 0,
+                host: 100_000,
+                size: 65536,
+            },
+            gids: IdRange {
+                container: 0,
+                host: 200_000,
+                size: 65536,
+            },
+        };
+        let s = spec(ContainerOptions {
+            userns: Some(UserNamespace {
+                map,
+                path: Some("/var/lib/berth/containers/x/userns".into()),
+            }),
+            ..base()
+        });
+        assert_eq!(
+            namespaces(&s)[0],
+            (
+                LinuxNamespaceType::User,
+                Some("/var/lib/berth/containers/x/userns".into())
+            )
+        );
+        let linux = s.linux().as_ref().unwrap();
+        let line = |m: &Option<Vec<LinuxIdMapping>>| {
+            let m = &m.as_ref().unwrap()[0];
+            (m.container_id(), m.host_id(), m.size())
+        };
+        assert_eq!(line(linux.uid_mappings()), (0, 100_000, 65536));
+        assert_eq!(line(linux.gid_mappings()), (0, 200_000, 65536));
+        // With the host's IPC namespace, the host's message queues are bound.
+        let mqueue = |s: &Spec| {
+            s.mounts()
+                .as_ref()
+                .unwrap()
+                .iter()
+                .find(|m| m.destination() == Path::new("/dev/mqueue"))
+                .map(|m| m.typ().clone().unwrap())
+                .unwrap()
+        };
+        assert_eq!(mqueue(&s), "mqueue");
+        let host_ipc = spec(ContainerOptions {
+            userns: Some(UserNamespace { map, path: None }),
+            ipc_ns: NamespaceMode::Host,
+            ..base()
+        });
+        assert_eq!(
+            host_ipc
+                .mounts()
+                .as_ref()
+                .unwrap()
+                .iter()
+                .find(|m| m.destination() == Path::new("/dev/mqueue"))
+                .map(|m| m.typ().clone().unwrap()),
+            host::has_mqueue().then(|| "bind".to_owned())
+        );
+        // None by default: the host's, and no mappings.
+        let s = spec(base());
+        assert!(!namespaces(&s)
+            .iter()
+            .any(|(t, _)| *t == LinuxNamespaceType::User));
+        assert!(s.linux().as_ref().unwrap().uid_mappings().is_none());
     }
 
     #[test]
