@@ -132,8 +132,31 @@ fn set_revision(value: &mut [u8], revision: u32) {
     value[..4].copy_from_slice(&magic.to_le_bytes());
 }
 
+/// Whether this process runs in a user namespace other than the host's (a rootless daemon
+/// does): its `uid_map` is not the host's one identity range `0 0 4294967295`.
+pub fn in_user_namespace() -> bool {
+    static IN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *IN.get_or_init(|| {
+        std::fs::read_to_string("/proc/self/uid_map")
+            .map(|m| !is_host_uid_map(&m))
+            .unwrap_or(false)
+    })
+}
+
+fn is_host_uid_map(map: &str) -> bool {
+    let fields: Vec<&str> = map.split_whitespace().collect();
+    fields == ["0", "0", "4294967295"]
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_host_uid_map_is_one_identity_range() {
+        assert!(is_host_uid_map("         0          0 4294967295\n"));
+        assert!(!is_host_uid_map("0 1001 1\n1 100000 65536\n"));
+        assert!(!is_host_uid_map("0 0 65536\n"));
+    }
     use super::*;
 
     fn map() -> IdMap {

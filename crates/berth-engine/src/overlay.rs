@@ -5,6 +5,11 @@
 //! and a Dockerfile of 30 steps) would not fit. When the string is too long, the layers are
 //! passed one by one through the new mount API (`fsopen`, `fsconfig` with `lowerdir+`,
 //! Linux 6.8+), which has no such limit.
+//!
+//! In a user namespace (a rootless daemon) overlayfs is mounted with `userxattr`: it keeps its
+//! own marks (opaque directories) in `user.overlay.*`, since `trusted.*` needs the host's
+//! CAP_SYS_ADMIN; the layer code writes and reads the same names
+//! (`berth_image::layer::whiteout::opaque_xattr`).
 
 use std::ffi::CString;
 use std::io;
@@ -16,6 +21,7 @@ use std::path::{Path, PathBuf};
 const MAX_OPTIONS: usize = 4000;
 
 const FSOPEN_CLOEXEC: libc::c_uint = 1;
+const FSCONFIG_SET_FLAG: libc::c_uint = 0;
 const FSCONFIG_SET_STRING: libc::c_uint = 1;
 const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
 const FSMOUNT_CLOEXEC: libc::c_uint = 1;
@@ -41,11 +47,14 @@ pub(crate) fn mount_overlay(
         .map(|p| p.display().to_string())
         .collect::<Vec<_>>()
         .join(":");
-    let opts = format!(
+    let mut opts = format!(
         "lowerdir={lower},upperdir={},workdir={}",
         upper.display(),
         work.display()
     );
+    if berth_core::idmap::in_user_namespace() {
+        opts.push_str(",userxattr");
+    }
     if opts.len() <= MAX_OPTIONS {
         return nix::mount::mount(
             Some("overlay"),
@@ -114,6 +123,20 @@ fn mount_layer_by_layer(
     }
     set_string(raw, "upperdir", upper.as_os_str().as_bytes())?;
     set_string(raw, "workdir", work.as_os_str().as_bytes())?;
+    if berth_core::idmap::in_user_namespace() {
+        let key = cstr(b"userxattr")?;
+        // SAFETY: `key` is NUL-terminated; a flag takes no value.
+        check(unsafe {
+            libc::syscall(
+                libc::SYS_fsconfig,
+                raw,
+                FSCONFIG_SET_FLAG,
+                key.as_ptr(),
+                std::ptr::null::<libc::c_void>(),
+                0,
+            )
+        })?;
+    }
     // SAFETY: null key and value are what FSCONFIG_CMD_CREATE takes.
     check(unsafe {
         libc::syscall(

@@ -247,7 +247,8 @@ fn xattr_names(fd: RawFd) -> Vec<Vec<u8>> {
 /// mapping's root.
 fn copy_xattrs(from: RawFd, to: RawFd, ids: Option<&IdMap>) {
     for name in xattr_names(from) {
-        if (name.starts_with(b"trusted.overlay.") && ids.is_none()) || name == b"security.selinux" {
+        let overlay_own = name.starts_with(berth_image::layer::whiteout::overlay_xattr_prefix());
+        if (overlay_own && ids.is_none()) || name == b"security.selinux" {
             continue;
         }
         let Ok(key) = cstring(&name) else { continue };

@@ -16,7 +16,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use super::whiteout::OPAQUE_XATTR;
+use super::whiteout::{opaque_xattr, overlay_xattr_prefix};
 
 /// Lays the layer directory `layer` over `dest` (which holds the layers below, merged).
 pub fn merge_into(layer: &Path, dest: &Path) -> io::Result<()> {
@@ -42,7 +42,7 @@ fn merge_dir(src: &Path, dst: &Path, links: &mut HashMap<(u64, u64), PathBuf>) -
         if ft.is_dir() {
             // A directory over a whiteout or a file of the layers below replaces what the
             // image under them has there too: opaque, as overlayfs stacked them.
-            let opaque = xattr(&s, OPAQUE_XATTR.to_bytes()).as_deref() == Some(b"y")
+            let opaque = xattr(&s, opaque_xattr().to_bytes()).as_deref() == Some(b"y")
                 || existing.as_ref().is_some_and(|m| !m.is_dir());
             match &existing {
                 Some(m) if m.is_dir() && !opaque => {}
@@ -53,7 +53,7 @@ fn merge_dir(src: &Path, dst: &Path, links: &mut HashMap<(u64, u64), PathBuf>) -
                 None => std::fs::create_dir(&d)?,
             }
             if opaque {
-                set_xattr(&d, OPAQUE_XATTR.to_bytes(), b"y")?;
+                set_xattr(&d, opaque_xattr().to_bytes(), b"y")?;
             }
             merge_dir(&s, &d, links)?;
             copy_attrs(&s, &d, &st)?;
@@ -125,7 +125,7 @@ fn copy_attrs(src: &Path, dst: &Path, st: &std::fs::Metadata) -> io::Result<()> 
         check(unsafe { libc::chmod(p.as_ptr(), (st.mode() & 0o7777) as libc::mode_t) })?;
     }
     for name in xattr_names(src) {
-        if name.starts_with(b"trusted.overlay.") {
+        if name.starts_with(overlay_xattr_prefix()) {
             continue;
         }
         if let Some(value) = xattr(src, &name) {
@@ -249,7 +249,7 @@ mod tests {
         write(&two.join("changed"), "new");
         write(&two.join("d/more"), "more");
         write(&two.join("o/new"), "new");
-        set_xattr(&two.join("o"), OPAQUE_XATTR.to_bytes(), b"y").unwrap();
+        set_xattr(&two.join("o"), opaque_xattr().to_bytes(), b"y").unwrap();
         mknod(&two.join("gone"), libc::S_IFCHR, 0).unwrap();
         // A whiteout of something only the base image has stays a whiteout.
         mknod(&two.join("from-base"), libc::S_IFCHR, 0).unwrap();
@@ -271,11 +271,11 @@ mod tests {
             "an opaque dir hides what was there"
         );
         assert_eq!(
-            xattr(&out.join("o"), OPAQUE_XATTR.to_bytes()).as_deref(),
+            xattr(&out.join("o"), opaque_xattr().to_bytes()).as_deref(),
             Some(&b"y"[..])
         );
         assert_eq!(
-            xattr(&out.join("redone"), OPAQUE_XATTR.to_bytes()).as_deref(),
+            xattr(&out.join("redone"), opaque_xattr().to_bytes()).as_deref(),
             Some(&b"y"[..])
         );
         for w in ["gone", "from-base"] {

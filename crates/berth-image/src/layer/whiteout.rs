@@ -4,7 +4,7 @@
 //! | meaning | OCI layer tar (what images carry) | overlayfs (snapshots, upper dirs) |
 //! |---|---|---|
 //! | `dir/x` deleted | a file `dir/.wh.x` | a character device 0/0 named `x` |
-//! | `dir` replaced (lower layers' content hidden) | a file `dir/.wh..wh..opq` | `trusted.overlay.opaque=y` on `dir` |
+//! | `dir` replaced (lower layers' content hidden) | a file `dir/.wh..wh..opq` | `trusted.overlay.opaque=y` on `dir` (`user.overlay.opaque` in a user namespace) |
 //!
 //! [`super::apply`] turns the tar form into overlayfs's, [`super::write`] overlayfs's into the
 //! tar form, and [`super::diff`] reads overlayfs's.
@@ -19,8 +19,31 @@ use super::fd::fgetxattr;
 pub const PREFIX: &[u8] = b".wh.";
 /// Name of the entry that marks its directory opaque in a layer tar.
 pub const OPAQUE: &[u8] = b".wh..wh..opq";
-/// The extended attribute that marks an overlayfs directory opaque (value `y`).
-pub const OPAQUE_XATTR: &CStr = c"trusted.overlay.opaque";
+/// The extended attribute that marks an overlayfs directory opaque (value `y`) on the host.
+pub const TRUSTED_OPAQUE_XATTR: &CStr = c"trusted.overlay.opaque";
+/// The same in a user namespace (a rootless daemon), where `trusted.*` cannot be set and
+/// overlayfs is mounted with `userxattr`, which reads `user.overlay.*` instead.
+pub const USER_OPAQUE_XATTR: &CStr = c"user.overlay.opaque";
+
+/// The opaque marker this process's overlay mounts read (see [`overlay_xattr_prefix`]).
+pub fn opaque_xattr() -> &'static CStr {
+    if berth_core::idmap::in_user_namespace() {
+        USER_OPAQUE_XATTR
+    } else {
+        TRUSTED_OPAQUE_XATTR
+    }
+}
+
+/// The prefix of overlayfs's own extended attributes for this process: `trusted.overlay.`,
+/// or `user.overlay.` in a user namespace (overlayfs's `userxattr`). They describe a layer's
+/// place in an overlay and are never copied as a file's own.
+pub fn overlay_xattr_prefix() -> &'static [u8] {
+    if berth_core::idmap::in_user_namespace() {
+        b"user.overlay."
+    } else {
+        b"trusted.overlay."
+    }
+}
 
 /// What the last component of a layer entry's name says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,13 +96,13 @@ pub fn is_whiteout(st: &libc::stat) -> bool {
 
 /// Whether the directory open as `dir` is an overlayfs opaque directory.
 pub fn is_opaque(dir: RawFd) -> bool {
-    fgetxattr(dir, OPAQUE_XATTR).as_deref() == Some(b"y")
+    fgetxattr(dir, opaque_xattr()).as_deref() == Some(b"y")
 }
 
 /// Marks the directory open as `dir` opaque.
 pub fn mark_opaque(dir: RawFd) -> io::Result<()> {
     // SAFETY: the key is NUL-terminated; the value is a valid 1-byte buffer.
-    let r = unsafe { libc::fsetxattr(dir, OPAQUE_XATTR.as_ptr(), b"y".as_ptr().cast(), 1, 0) };
+    let r = unsafe { libc::fsetxattr(dir, opaque_xattr().as_ptr(), b"y".as_ptr().cast(), 1, 0) };
     if r == 0 {
         Ok(())
     } else {
