@@ -3,6 +3,7 @@
 # as root; it says what it needs and what it changed:
 #   - newuidmap/newgidmap (Debian: uidmap) to map a user's subordinate ids,
 #   - pasta (Debian: passt) for the network of the daemon's namespace,
+#   - fuse-overlayfs for kernels that will not mount overlayfs in a user namespace,
 #   - /dev/net/tun (pasta's) and /dev/fuse usable by users: 0666, as Debian's udev rules make
 #     them (machines without udev leave them 0600),
 #   - with a USER argument: that user (created when missing) with subordinate uid and gid
@@ -19,6 +20,9 @@ fi
 need=()
 command -v newuidmap >/dev/null || need+=(uidmap)
 command -v pasta >/dev/null || need+=(passt)
+# the fallback (and --storage-driver fuse-overlayfs) where the kernel will not mount overlayfs
+# in a user namespace
+command -v fuse-overlayfs >/dev/null || need+=(fuse-overlayfs)
 if [ ${#need[@]} -gt 0 ]; then
   echo "rootless-setup: installing ${need[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive

@@ -68,6 +68,11 @@ enum Command {
         #[arg(long = "builder-cache-max", env = "BERTH_BUILD_CACHE_MAX", default_value = "20GiB",
               value_parser = parse_bytes)]
         builder_cache_max: u64,
+        /// How overlays are mounted: overlayfs (the kernel's; overlay2 is the same) or
+        /// fuse-overlayfs (for rootless daemons on kernels before 5.11; a rootless daemon
+        /// falls back to it by itself).
+        #[arg(long = "storage-driver", default_value = "overlayfs")]
+        storage_driver: berth_engine::StorageDriver,
         /// Free space an image unpack must leave on the root's filesystem (5%, 2G, 0: none);
         /// a layer that would eat into it stops with an error and leaves nothing behind.
         #[arg(
@@ -317,7 +322,11 @@ fn main() {
             builder_cache_max,
             min_free_space,
             userns_remap,
+            storage_driver,
         } => daemon_places(root, hosts).and_then(|(root, hosts)| {
+            if userns_remap.is_some() && storage_driver == berth_engine::StorageDriver::FuseOverlayfs {
+                anyhow::bail!("--userns-remap needs the kernel's overlayfs (its idmapped layers), not fuse-overlayfs");
+            }
             if in_rootless.is_some() && userns_remap.is_some() {
                 // Its containers already run in the user's own namespace, as the user's ids.
                 anyhow::bail!("--userns-remap cannot be used by a rootless daemon: its containers already run as the user's subordinate ids");
@@ -346,6 +355,7 @@ fn main() {
                     build_cache_max: builder_cache_max,
                     min_free_space,
                     userns_remap,
+                    storage_driver,
                     rootless: cgroups
                         .map(|cgroups| berth_engine::rootless::RootlessOptions { cgroups }),
                 },

@@ -125,9 +125,14 @@ impl User {
 
     /// Starts `berth daemon` as the user, with no flags: the XDG places are its defaults.
     fn start_daemon(&self) -> Daemon<'_> {
+        self.start_daemon_with(&[])
+    }
+
+    fn start_daemon_with(&self, flags: &[&str]) -> Daemon<'_> {
         let log = std::fs::File::create(self.path("daemon.log")).unwrap();
         let mut cmd = self.command(self.path("bin/berth"));
         cmd.arg("daemon")
+            .args(flags)
             .stdout(log.try_clone().unwrap())
             .stderr(log);
         let child = cmd.spawn().unwrap();
@@ -519,4 +524,65 @@ fn a_users_containers_stop_with_its_daemon_and_restart_policies_bring_them_back(
         ok(&user.berth(&["rm", "-f", n]));
     }
     assert!(daemon.stop().success(), "{}", user.log());
+}
+
+#[test]
+fn a_users_daemon_on_fuse_overlayfs_builds_and_commits_deletions() {
+    let Some(who) = ready() else { return };
+    assert!(
+        std::path::Path::new("/usr/bin/fuse-overlayfs").exists(),
+        "this test needs fuse-overlayfs: run scripts/rootless-setup.sh as root"
+    );
+    let user = User::new(who);
+    let _daemon = user.start_daemon_with(&["--storage-driver", "fuse-overlayfs"]);
+    assert_eq!(
+        ok(&user.berth(&["info", "--format", "{{.Driver}}"])),
+        "fuse-overlayfs"
+    );
+    import_busybox(&user);
+    let ctx = user.path("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM bb\nRUN mkdir /data && echo old > /data/old && echo x > /data/x\n\
+         RUN rm -rf /data && mkdir /data && echo new > /data/only && rm /bin/ls\n",
+    )
+    .unwrap();
+    for entry in walk(&ctx) {
+        std::os::unix::fs::lchown(&entry, Some(user.uid), Some(user.gid)).unwrap();
+    }
+    ok(&user.berth(&["build", "-q", "-t", "deleted", ctx.to_str().unwrap()]));
+    let out = ok(&user.berth(&[
+        "run",
+        "--rm",
+        "deleted",
+        "sh",
+        "-c",
+        "echo /data/* /data/.w*; test -e /bin/ls || echo ls-gone",
+    ]));
+    // fuse-overlayfs's own opaque marks (.wh..opq, .wh..wh..opq) never reach an image.
+    assert_eq!(out, "/data/only /data/.w*\nls-gone");
+    ok(&user.berth(&[
+        "run",
+        "--name",
+        "replacer",
+        "deleted",
+        "sh",
+        "-c",
+        "rm -rf /data && mkdir /data && echo n > /data/n",
+    ]));
+    let diff = ok(&user.berth(&["diff", "replacer"]));
+    assert!(!diff.contains(".wh"), "{diff}");
+    ok(&user.berth(&["commit", "replacer", "replaced"]));
+    assert_eq!(
+        ok(&user.berth(&[
+            "run",
+            "--rm",
+            "replaced",
+            "sh",
+            "-c",
+            "echo /data/* /data/.w*"
+        ])),
+        "/data/n /data/.w*"
+    );
 }

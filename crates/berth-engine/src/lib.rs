@@ -22,6 +22,7 @@ pub(crate) mod repair;
 pub mod rootless;
 
 pub use berth_image::space::MinFree;
+pub use overlay::StorageDriver;
 pub mod stats;
 pub mod system;
 pub mod update;
@@ -82,6 +83,8 @@ pub struct EngineOptions {
     pub min_free_space: berth_image::space::MinFree,
     /// Set when the daemon runs rootless (an unprivileged user's `berth daemon`).
     pub rootless: Option<rootless::RootlessOptions>,
+    /// `--storage-driver`: how overlays are mounted.
+    pub storage_driver: StorageDriver,
     /// `--userns-remap`: run containers in user namespaces with this user's subordinate IDs.
     pub userns_remap: Option<userns::RemapSpec>,
 }
@@ -96,6 +99,7 @@ impl Default for EngineOptions {
             build_cache_max: build::DEFAULT_CACHE_MAX,
             min_free_space: Default::default(),
             rootless: None,
+            storage_driver: StorageDriver::default(),
             userns_remap: None,
         }
     }
@@ -108,6 +112,7 @@ impl Engine {
 
     pub fn with_options(root: &Path, options: EngineOptions) -> std::io::Result<Engine> {
         std::fs::create_dir_all(root)?;
+        overlay::choose_driver(options.storage_driver, &root.join("tmp"))?;
         let remap = match &options.userns_remap {
             Some(spec) => userns::open(spec, root)?.map(Arc::new),
             None => None,

@@ -17,6 +17,134 @@ use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+/// How the daemon mounts overlays (`berth daemon --storage-driver`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StorageDriver {
+    /// The kernel's overlayfs (Docker's `overlay2`).
+    #[default]
+    Overlayfs,
+    /// fuse-overlayfs, for a rootless daemon on a kernel that will not mount overlayfs in a
+    /// user namespace (before 5.11); a rootless daemon falls back to it by itself.
+    FuseOverlayfs,
+}
+
+impl std::str::FromStr for StorageDriver {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "overlayfs" | "overlay2" => Ok(StorageDriver::Overlayfs),
+            "fuse-overlayfs" => Ok(StorageDriver::FuseOverlayfs),
+            _ => Err(format!(
+                "unsupported storage driver {s:?}: overlayfs (overlay2) or fuse-overlayfs"
+            )),
+        }
+    }
+}
+
+/// fuse-overlayfs's program once the daemon mounts overlays with it. The driver is the
+/// daemon's, one per process, chosen when the engine opens ([`choose_driver`]).
+static FUSE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// The driver in use, as `docker info` names it.
+pub(crate) fn driver_name() -> &'static str {
+    if FUSE.get().is_some() {
+        "fuse-overlayfs"
+    } else {
+        "overlayfs"
+    }
+}
+
+/// Settles the driver at engine start: fuse-overlayfs when asked for, or when this process
+/// is in a user namespace where the kernel refuses overlayfs (checked with a mount in
+/// `scratch`). The error says what to install.
+pub(crate) fn choose_driver(asked: StorageDriver, scratch: &Path) -> io::Result<()> {
+    let fuse = || {
+        find_program("fuse-overlayfs").ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                "fuse-overlayfs is not installed (Debian: apt-get install fuse-overlayfs)",
+            )
+        })
+    };
+    match asked {
+        StorageDriver::FuseOverlayfs => {
+            let _ = FUSE.set(fuse()?);
+        }
+        StorageDriver::Overlayfs if berth_core::idmap::in_user_namespace() => {
+            if let Err(e) = probe_kernel_overlay(scratch) {
+                let program = fuse().map_err(|f| {
+                    io::Error::new(
+                        f.kind(),
+                        format!("this kernel will not mount overlayfs in a user namespace ({e}), and {f}"),
+                    )
+                })?;
+                tracing::warn!(error = %e, "overlayfs cannot be mounted here; using fuse-overlayfs");
+                let _ = FUSE.set(program);
+            }
+        }
+        StorageDriver::Overlayfs => {}
+    }
+    Ok(())
+}
+
+fn find_program(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/bin", "/bin"].map(PathBuf::from))
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+/// Mounts (and unmounts) a one-layer overlay under `scratch`.
+fn probe_kernel_overlay(scratch: &Path) -> io::Result<()> {
+    let dir = scratch.join(format!("overlay-probe-{}", std::process::id()));
+    let (lower, upper, work, target) = (dir.join("l"), dir.join("u"), dir.join("w"), dir.join("m"));
+    for d in [&lower, &upper, &work, &target] {
+        std::fs::create_dir_all(d)?;
+    }
+    let mounted = mount_overlay(&target, std::slice::from_ref(&lower), &lower, &upper, &work);
+    if mounted.is_ok() {
+        let _ = nix::mount::umount2(&target, nix::mount::MntFlags::MNT_DETACH);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    mounted
+}
+
+/// Mounts with fuse-overlayfs, which serves the mount from a process of its own (it goes to
+/// the background once the mount is there, and ends when it is unmounted).
+fn mount_fuse(
+    program: &Path,
+    target: &Path,
+    lowers: &[PathBuf],
+    upper: &Path,
+    work: &Path,
+) -> io::Result<()> {
+    let lower = lowers
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(":");
+    let out = std::process::Command::new(program)
+        .arg("-o")
+        .arg(format!(
+            "lowerdir={lower},upperdir={},workdir={}",
+            upper.display(),
+            work.display()
+        ))
+        .arg(target)
+        .stdin(std::process::Stdio::null())
+        .output()?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!(
+            "fuse-overlayfs failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )))
+    }
+}
+
 /// What fits in one page of mount options, with room to spare.
 const MAX_OPTIONS: usize = 4000;
 
@@ -42,6 +170,9 @@ pub(crate) fn mount_overlay(
     } else {
         lowers
     };
+    if let Some(program) = FUSE.get() {
+        return mount_fuse(program, target, lowers, upper, work);
+    }
     let lower = lowers
         .iter()
         .map(|p| p.display().to_string())
@@ -170,6 +301,15 @@ fn mount_layer_by_layer(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn storage_drivers_by_dockers_names() {
+        assert_eq!("overlay2".parse(), Ok(StorageDriver::Overlayfs));
+        assert_eq!("overlayfs".parse(), Ok(StorageDriver::Overlayfs));
+        assert_eq!("fuse-overlayfs".parse(), Ok(StorageDriver::FuseOverlayfs));
+        let e = "vfs".parse::<StorageDriver>().unwrap_err();
+        assert!(e.starts_with("unsupported storage driver \"vfs\""), "{e}");
+    }
     use super::*;
 
     #[test]

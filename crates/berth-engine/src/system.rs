@@ -107,7 +107,7 @@ impl SystemBackend for Engine {
             containers_paused: Some(paused as i64),
             containers_stopped: Some(stopped as i64),
             images: Some(self.images.index().map_or(0, |i| i.images.len() as i64)),
-            driver: Some("overlayfs".to_owned()),
+            driver: Some(crate::overlay::driver_name().to_owned()),
             docker_root_dir: Some(self.root().display().to_string()),
             server_version: Some(env!("CARGO_PKG_VERSION").to_owned()),
             operating_system: Some(os_release()),

@@ -136,6 +136,9 @@ impl Differ {
 
     fn walk(&mut self, dir: RawFd, comps: &mut Vec<Vec<u8>>) -> io::Result<()> {
         for name in list_dir(dir)? {
+            if super::whiteout::is_fuse_marker(name.to_bytes()) {
+                continue; // fuse-overlayfs's opaque marks, not the container's files
+            }
             let st = match lstat_at(dir, &name) {
                 Ok(st) => st,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,

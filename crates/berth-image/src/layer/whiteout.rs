@@ -94,9 +94,20 @@ pub fn is_whiteout(st: &libc::stat) -> bool {
     st.st_mode & libc::S_IFMT == libc::S_IFCHR && st.st_rdev == 0
 }
 
-/// Whether the directory open as `dir` is an overlayfs opaque directory.
+/// The opaque mark fuse-overlayfs (a rootless daemon's `--storage-driver fuse-overlayfs`)
+/// sets on an upper directory, beside a `.wh..wh..opq` file and a `.wh..opq` whiteout.
+pub const FUSE_OPAQUE_XATTR: &CStr = c"user.fuseoverlayfs.opaque";
+
+/// Whether the directory open as `dir` is an overlayfs (or fuse-overlayfs) opaque directory.
 pub fn is_opaque(dir: RawFd) -> bool {
     fgetxattr(dir, opaque_xattr()).as_deref() == Some(b"y")
+        || fgetxattr(dir, FUSE_OPAQUE_XATTR).as_deref() == Some(b"y")
+}
+
+/// Whether `name` in an upper directory is one of fuse-overlayfs's own opaque markers (the
+/// directory's [`is_opaque`] says the same), not a file of the container's.
+pub fn is_fuse_marker(name: &[u8]) -> bool {
+    name == b".wh..opq" || name == OPAQUE
 }
 
 /// Marks the directory open as `dir` opaque.
@@ -123,6 +134,14 @@ pub fn make_whiteout(dir: RawFd, name: &CStr) -> io::Result<()> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn fuse_overlayfs_markers_are_its_own_names_only() {
+        assert!(is_fuse_marker(b".wh..opq"));
+        assert!(is_fuse_marker(b".wh..wh..opq"));
+        assert!(!is_fuse_marker(b".wh.x"));
+        assert!(!is_fuse_marker(b"opq"));
+    }
     use super::*;
 
     #[test]

@@ -271,6 +271,9 @@ impl<'v, W: Write> TreeWriter<'v, W> {
             self.append(&mut h, &name, None, io::empty())?;
         }
         for child in list_dir(dir)? {
+            if self.flavor == Flavor::Layer && whiteout::is_fuse_marker(child.to_bytes()) {
+                continue; // fuse-overlayfs's opaque marks: is_opaque above took them
+            }
             let name = child_name(prefix, child.to_bytes());
             self.logical.push(child.to_bytes().to_vec());
             let added = self.add(dir, &child, &name);
