@@ -465,7 +465,12 @@ fn commit_diff_export() {
     assert_eq!(img["RootFS"]["Layers"].as_array().unwrap().len(), 2);
     // Where it came from, as Docker records it: the image and container it was made of
     // (ContainerConfig and Container only before API 1.45, which dropped them).
-    let base = inspect(&d, "bb");
+    // `image inspect`: a bare `inspect bb` takes a container whose ID starts with "bb" first,
+    // as docker's does.
+    let base =
+        serde_json::from_str::<serde_json::Value>(&ok(&d.berth(&["image", "inspect", "bb"])))
+            .unwrap()[0]
+            .clone();
     let api = |version: &str| -> serde_json::Value {
         let (status, body) = d.request("GET", &format!("/{version}/images/snap:1/json"));
         assert_eq!(status, 200, "{body}");

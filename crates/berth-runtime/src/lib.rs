@@ -8,6 +8,7 @@ pub mod bundle;
 pub mod command;
 pub mod confined_exec;
 pub mod console;
+pub mod devices_bpf;
 pub mod error;
 pub mod exec;
 pub mod features;

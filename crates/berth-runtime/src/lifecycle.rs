@@ -300,6 +300,8 @@ impl Runtime {
                 .build()
                 .map_err(|e| RuntimeError::libcontainer(id, "create", e))?;
             crate::update::disable_oom_killer(id, &container, &bundle.spec)?;
+            // Before the user's process runs: on cgroup v2 the device rules are ours to apply.
+            crate::devices_bpf::apply_for(&bundle.spec, &cgroups_path, systemd)?;
             // From now on the copy describes the container as it is (its filter and its own
             // capabilities): that is what exec reads.
             if let Some((dir, recorded)) = &shadow {
