@@ -4,7 +4,7 @@
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use anyhow::{bail, Context, Result};
@@ -32,10 +32,10 @@ pub fn run() -> Result<i32> {
         .with_context(|| format!("uid {uid} has no entry in the user database"))?;
     let uids = subordinate("/etc/subuid", &user.name, uid.as_raw(), "uids")?;
     let gids = subordinate("/etc/subgid", &user.name, gid.as_raw(), "gids")?;
-    let newuidmap = program("newuidmap").context(
+    let newuidmap = berth_core::program::find("newuidmap").context(
         "rootless berth maps ids with newuidmap and newgidmap: install them (Debian: apt-get install uidmap)",
     )?;
-    let newgidmap = program("newgidmap").context(
+    let newgidmap = berth_core::program::find("newgidmap").context(
         "rootless berth maps ids with newuidmap and newgidmap: install them (Debian: apt-get install uidmap)",
     )?;
 
@@ -119,15 +119,6 @@ fn subordinate(file: &str, name: &str, id: u32, what: &str) -> Result<SubIdRange
                 &what[..3]
             )
         })
-}
-
-/// `name` on `PATH` or in the usual system directories.
-fn program(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/bin", "/bin", "/usr/sbin", "/sbin"].map(PathBuf::from))
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
 }
 
 /// The agent blocks the signals it forwards; a child must not inherit that mask (exec keeps
@@ -227,7 +218,7 @@ fn start_network(pid: u32) -> Option<Child> {
         );
         return None;
     }
-    if let Some(pasta) = program("pasta") {
+    if let Some(pasta) = berth_core::program::find("pasta") {
         // No inbound forwarding (published ports go through the agent's sockets); the
         // host's loopback ports are reachable on the namespace's loopback (-T/-U auto), so a
         // registry on the host's 127.0.0.1 is one for the daemon too.
@@ -245,7 +236,7 @@ fn start_network(pid: u32) -> Option<Child> {
             Err(e) => eprintln!("berth: rootless: could not start pasta: {e}"),
         }
     }
-    if let Some(slirp) = program("slirp4netns") {
+    if let Some(slirp) = berth_core::program::find("slirp4netns") {
         let mut cmd = Command::new(&slirp);
         unblock_signals_in(&mut cmd);
         let started = cmd

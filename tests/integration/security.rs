@@ -120,6 +120,12 @@ fn the_cli_never_starts_a_stranger_on_another_daemons_socket() {
     // A daemon on its own root and socket dies (kill -9: its socket file stays).
     let d = TestDaemon::start();
     let root = d.dir.path().join("root");
+    // The daemon writes berth.pid just after it binds its sockets.
+    eventually(
+        "the daemon's pid file",
+        std::time::Duration::from_secs(10),
+        || root.join("berth.pid").exists(),
+    );
     let pid: i32 = std::fs::read_to_string(root.join("berth.pid"))
         .unwrap()
         .trim()

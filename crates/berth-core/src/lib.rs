@@ -18,6 +18,7 @@ pub mod id;
 pub mod idmap;
 pub mod link;
 pub mod platform;
+pub mod program;
 pub mod query;
 pub mod reference;
 pub mod subid;

@@ -59,7 +59,7 @@ pub(crate) fn driver_name() -> &'static str {
 /// `scratch`). The error says what to install.
 pub(crate) fn choose_driver(asked: StorageDriver, scratch: &Path) -> io::Result<()> {
     let fuse = || {
-        find_program("fuse-overlayfs").ok_or_else(|| {
+        berth_core::program::find("fuse-overlayfs").ok_or_else(|| {
             io::Error::new(
                 io::ErrorKind::NotFound,
                 "fuse-overlayfs is not installed (Debian: apt-get install fuse-overlayfs)",
@@ -85,14 +85,6 @@ pub(crate) fn choose_driver(asked: StorageDriver, scratch: &Path) -> io::Result<
         StorageDriver::Overlayfs => {}
     }
     Ok(())
-}
-
-fn find_program(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/bin", "/bin"].map(PathBuf::from))
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
 }
 
 /// Mounts (and unmounts) a one-layer overlay under `scratch`.

@@ -306,26 +306,8 @@ pub(crate) fn ruleset(table: &str, networks: &[NetworkState]) -> Value {
     json!({"nftables": cmds})
 }
 
-/// The `nft` program: on `PATH`, else where Debian puts it (an unprivileged user's `PATH`,
-/// which a rootless daemon inherits, usually lacks the sbin directories).
-fn nft_program() -> std::path::PathBuf {
-    let on_path = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join("nft"))
-            .find(|p| p.is_file())
-    });
-    on_path
-        .or_else(|| {
-            ["/usr/sbin/nft", "/sbin/nft"]
-                .into_iter()
-                .map(std::path::PathBuf::from)
-                .find(|p| p.is_file())
-        })
-        .unwrap_or_else(|| "nft".into())
-}
-
 fn nft(args: &[&str], stdin: Option<&[u8]>) -> Result<Vec<u8>> {
-    let mut child = Command::new(nft_program())
+    let mut child = Command::new(berth_core::program::find("nft").unwrap_or_else(|| "nft".into()))
         .args(args)
         .stdin(if stdin.is_some() {
             Stdio::piped()
