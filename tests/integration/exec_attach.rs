@@ -261,3 +261,25 @@ fn attach_with_logs_and_no_stream_returns_the_logs_and_ends() {
     assert!(started.elapsed() < Duration::from_secs(10));
     ok(&d.docker(&["rm", &id]));
 }
+
+/// `exec -i` with more input than a pipe holds: `cat` stops reading its stdin until its stdout
+/// is read, so a relay that waits on the one while not reading the other stalls both (the
+/// stream used to end with 32 KiB of 4 MiB). Both CLIs, byte for byte.
+#[test]
+fn exec_with_more_input_than_a_pipe_holds_loses_nothing() {
+    if !root_or_skip() {
+        return;
+    }
+    let d = TestDaemon::with_busybox();
+    ok(&d.docker(&["run", "-d", "--name", "c", "bb", "sleep", "300"]));
+    // 4 MiB that no two blocks of which are alike.
+    let input: Vec<u8> = (0u32..1 << 20).flat_map(|i| i.to_le_bytes()).collect();
+    let out = d.docker_with_stdin(&["exec", "-i", "c", "cat"], &input);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(out.stdout.len(), input.len(), "docker exec -i: bytes back");
+    assert!(out.stdout == input, "docker exec -i: the bytes differ");
+    let out = d.berth_with_stdin(&["exec", "-i", "c", "cat"], &input);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(out.stdout.len(), input.len(), "berth exec -i: bytes back");
+    assert!(out.stdout == input, "berth exec -i: the bytes differ");
+}

@@ -197,8 +197,16 @@ async fn start(
         if let Ok(upgraded) = upgrade.await {
             let io = hyper_util::rt::TokioIo::new(upgraded);
             let (mut rd, mut wr) = tokio::io::split(io);
-            let (mut obuf, mut ebuf, mut ibuf) =
-                (vec![0u8; 32768], vec![0u8; 32768], vec![0u8; 32768]);
+            // Input goes to the process in a task of its own: a process that stops reading
+            // its stdin until its stdout is read (cat with more than a pipe's worth) must
+            // never hold up the output, or neither side moves again.
+            let input = stdin.take().map(|mut stdin| {
+                tokio::spawn(async move {
+                    // The client's end of input (or a read error) closes the process's stdin.
+                    let _ = tokio::io::copy(&mut rd, &mut stdin).await;
+                })
+            });
+            let (mut obuf, mut ebuf) = (vec![0u8; 32768], vec![0u8; 32768]);
             loop {
                 if stdout.is_none() && stderr.is_none() {
                     break;
@@ -216,18 +224,16 @@ async fn start(
                             Ok(n) => { if wr.write_all(&framed(raw, 2, &ebuf[..n])).await.is_err() { break; } }
                         }
                     }
-                    n = rd.read(&mut ibuf), if stdin.is_some() => {
-                        match n {
-                            // The client's end of input closes the process's stdin.
-                            Ok(0) | Err(_) => stdin = None,
-                            Ok(n) => { if let Some(i) = stdin.as_mut() { let _ = i.write_all(&ibuf[..n]).await; } }
-                        }
-                    }
                 }
+            }
+            // The output has ended: whatever input is still coming goes nowhere, and the
+            // process's stdin closes with the task.
+            if let Some(task) = input {
+                task.abort();
+                let _ = task.await;
             }
             // The exit code is recorded before the stream ends: clients ask for it as soon
             // as they see the end.
-            drop(stdin.take());
             let code = child.wait().await.ok().and_then(|s| s.code()).unwrap_or(-1);
             let (b2, id2) = (b.clone(), id.clone());
             let _ =

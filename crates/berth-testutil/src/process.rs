@@ -66,7 +66,10 @@ pub fn cgroup_v2() -> bool {
         .unwrap()
 }
 
-/// Runs `cmd` with `input` on its stdin (then closed); its output.
+/// Runs `cmd` with `input` on its stdin (then closed); its output. The input is written from
+/// a thread of its own while the output is read, so a command that answers as it reads
+/// (more than a pipe's worth) cannot stall on a full stdout. A command still running after
+/// two minutes is killed and fails the test rather than hanging it.
 pub fn output_with_stdin(mut cmd: Command, input: &[u8]) -> Output {
     let mut child = cmd
         .stdin(Stdio::piped())
@@ -74,8 +77,40 @@ pub fn output_with_stdin(mut cmd: Command, input: &[u8]) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(input).unwrap();
-    child.wait_with_output().unwrap()
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        // A command that exits before reading all of it closes the pipe: not our failure.
+        let _ = stdin.write_all(&input);
+    });
+    let drain = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = r.read_to_end(&mut v);
+            v
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().unwrap()));
+    let stderr = drain(Box::new(child.stderr.take().unwrap()));
+    let limit = Duration::from_secs(120);
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("command timed out after {limit:?}: {cmd:?}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    writer.join().unwrap();
+    Output {
+        status,
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+    }
 }
 
 /// Runs `cmd` with stdout and stderr going to files, so that a detached container that keeps
