@@ -48,11 +48,15 @@ pub struct Logs {
     pub running: bool,
 }
 
-/// Where a log read stopped: the log file (by inode) and the offset in it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// Where a log read stopped: the log file (by inode) and the offset in it, and that file
+/// held open, so that what a container wrote just before it was removed is still read (a
+/// client following its logs while it exits and is removed, as docker-py's
+/// `containers.run(remove=True)` does, would otherwise lose its last output).
+#[derive(Debug, Clone, Default)]
 pub struct LogCursor {
     pub inode: u64,
     pub offset: u64,
+    pub file: Option<std::sync::Arc<std::fs::File>>,
 }
 
 /// What `logs` asks for. Times are nanoseconds since the epoch.
@@ -730,14 +734,16 @@ async fn logs(
             }
             loop {
                 tokio::time::sleep(Duration::from_millis(50)).await;
-                let (b2, id2, lq2) = (b.clone(), id.clone(), lq.clone());
-                let Ok(next) = blocking(move || b2.container_logs(&id2, &lq2, Some(cursor))).await
+                let (b2, id2, lq2, at) = (b.clone(), id.clone(), lq.clone(), cursor.clone());
+                let Ok(next) = blocking(move || b2.container_logs(&id2, &lq2, Some(at))).await
                 else {
                     return None;
                 };
                 let past_until = lq.until.is_some_and(|u| u <= chrono_nanos());
                 if !next.records.is_empty() || !next.running || past_until {
-                    let body = frame_all(next.tty, next.records);
+                    // The first answer's framing throughout (a removed container's last
+                    // answer no longer knows it).
+                    let body = frame_all(tty, next.records);
                     return Some((Ok(body), (None, next.cursor, next.running && !past_until)));
                 }
             }

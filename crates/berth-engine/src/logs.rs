@@ -27,9 +27,14 @@ pub fn files(base: &Path) -> Vec<PathBuf> {
 /// The records of `path` from `offset` on, and the offset after the last complete line (a
 /// line still being written is left for the next read; a malformed line is skipped).
 fn read_from(path: &Path, offset: u64) -> (Vec<Record>, u64) {
-    let Ok(mut f) = std::fs::File::open(path) else {
-        return (Vec::new(), offset);
-    };
+    match std::fs::File::open(path) {
+        Ok(f) => read_file_from(&f, offset),
+        Err(_) => (Vec::new(), offset),
+    }
+}
+
+/// [`read_from`] of a file already open.
+fn read_file_from(mut f: &std::fs::File, offset: u64) -> (Vec<Record>, u64) {
     if f.seek(SeekFrom::Start(offset)).is_err() {
         return (Vec::new(), offset);
     }
@@ -67,12 +72,32 @@ pub fn read(
 ) -> (Vec<(LogStream, Vec<u8>)>, LogCursor) {
     let files = files(base);
     let mut records = Vec::new();
-    let current_inode = inode(base).unwrap_or(0);
+    // The current file, held open for the next read (see `LogCursor::file`).
+    let held = std::fs::File::open(base).ok();
+    let current_inode = held
+        .as_ref()
+        .and_then(|f| f.metadata().ok())
+        .map_or(0, |m| m.ino());
     let mut next = LogCursor {
         inode: current_inode,
         offset: 0,
+        file: held.map(std::sync::Arc::new),
     };
-    match cursor {
+    match cursor.clone() {
+        // The log is gone (the container was removed): the rest of the file we hold.
+        Some(LogCursor {
+            inode,
+            offset,
+            file: Some(file),
+        }) if current_inode == 0 => {
+            let (r, end) = read_file_from(&file, offset);
+            records.extend(r);
+            next = LogCursor {
+                inode,
+                offset: end,
+                file: Some(file),
+            };
+        }
         None => {
             for f in &files {
                 let (r, end) = read_from(f, 0);
@@ -155,6 +180,29 @@ mod tests {
             stderr: true,
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_follower_reads_the_last_lines_of_a_log_removed_under_it() {
+        // docker-py's run(remove=True): the container writes, exits and is removed (its log
+        // with it) between two looks of a follower, which must still get what it wrote.
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().join("c-json.log");
+        std::fs::write(&base, line("stdout", "first\n", "2026-01-01T00:00:00Z")).unwrap();
+        let (got, cur) = read(&base, &all(), None);
+        assert_eq!(got, [(LogStream::Stdout, b"first\n".to_vec())]);
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&base)
+            .unwrap();
+        f.write_all(line("stdout", "last\n", "2026-01-01T00:00:01Z").as_bytes())
+            .unwrap();
+        drop(f);
+        std::fs::remove_file(&base).unwrap();
+        let (got, cur) = read(&base, &all(), Some(cur));
+        assert_eq!(got, [(LogStream::Stdout, b"last\n".to_vec())]);
+        let (got, _) = read(&base, &all(), Some(cur));
+        assert!(got.is_empty());
     }
 
     #[test]

@@ -256,7 +256,24 @@ impl Engine {
 
     /// The log of a container from `cursor` on.
     pub fn logs(&self, key: &str, q: &LogQuery, cursor: Option<LogCursor>) -> Result<Logs> {
-        let rec = self.find(key)?;
+        let rec = match self.find(key) {
+            Ok(rec) => rec,
+            // Removed while followed: what it wrote last is in the file the cursor holds.
+            Err(e) => {
+                let Some(cursor) = cursor.filter(|c| c.file.is_some()) else {
+                    return Err(e);
+                };
+                // No path: the log is gone with the container, and `read` takes the held file.
+                let (records, cursor) =
+                    crate::logs::read(std::path::Path::new(""), q, Some(cursor));
+                return Ok(Logs {
+                    tty: false,
+                    records,
+                    cursor,
+                    running: false,
+                });
+            }
+        };
         if rec.log.driver == super::record::LogDriver::None {
             return Err(EngineError::not_implemented(
                 "configured logging driver does not support reading",
