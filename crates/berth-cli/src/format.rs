@@ -49,11 +49,72 @@ fn json(args: &[Value]) -> Result<Value, FuncError> {
     Ok(Value::String(from_gtmpl(v).to_string()))
 }
 
+/// A value as Go's `fmt` prints it, which is what a template action prints: lists as
+/// `[a b]`, maps as `map[k:v]` (keys sorted), nil as `<nil>`. gtmpl prints lists and maps as
+/// Rust's debug text instead, so actions that end in one go through this (`gofmt`).
+fn go_text(v: &Value) -> String {
+    match v {
+        Value::Array(a) => format!("[{}]", a.iter().map(go_text).collect::<Vec<_>>().join(" ")),
+        Value::Object(o) | Value::Map(o) => {
+            let mut keys: Vec<&String> = o.keys().collect();
+            keys.sort();
+            let items: Vec<String> = keys
+                .into_iter()
+                .map(|k| format!("{k}:{}", go_text(&o[k])))
+                .collect();
+            format!("map[{}]", items.join(" "))
+        }
+        Value::Nil | Value::NoValue => "<nil>".to_owned(),
+        other => other.to_string(),
+    }
+}
+
+fn gofmt(args: &[Value]) -> Result<Value, FuncError> {
+    let v = args
+        .first()
+        .ok_or(FuncError::AtLeastXArgs("gofmt".into(), 1))?;
+    Ok(match v {
+        Value::Array(_) | Value::Object(_) | Value::Map(_) => Value::String(go_text(v)),
+        other => other.clone(),
+    })
+}
+
+/// Wraps each action that is only a field (`{{.A.B}}`, `{{ .A }}`) in `gofmt`, so what it
+/// prints is Go's text; every other action is left as written.
+fn printed_as_go(template: &str) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = after.find("}}") else {
+            out.push_str(&rest[start..]);
+            return out;
+        };
+        let inner = &after[..end];
+        let field = inner.trim();
+        let is_field = field.starts_with('.')
+            && field.len() > 1
+            && field[1..]
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
+        if is_field {
+            out.push_str(&format!("{{{{gofmt {field}}}}}"));
+        } else {
+            out.push_str(&rest[start..start + 2 + end + 2]);
+        }
+        rest = &after[end + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Renders `template` over `data`, as `docker … --format` does.
 pub fn render(template: &str, data: &serde_json::Value) -> Result<String, String> {
     let mut t = gtmpl::Template::default();
     t.add_func("json", json as Func);
-    t.parse(template)
+    t.add_func("gofmt", gofmt as Func);
+    t.parse(printed_as_go(template))
         .map_err(|e| format!("template parsing error: {e}"))?;
     let ctx = gtmpl::Context::from(to_gtmpl(data));
     t.render(&ctx).map_err(|e| format!("template: {e}"))
@@ -109,6 +170,28 @@ pub fn render_list(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn lists_and_maps_print_as_go_prints_them() {
+        let data = serde_json::json!({
+            "SecurityOptions": ["name=seccomp,profile=builtin", "name=rootless"],
+            "Labels": {"b": 1, "a": "z"},
+            "Empty": [],
+            "Name": "x",
+        });
+        assert_eq!(
+            render("{{.SecurityOptions}}", &data).unwrap(),
+            "[name=seccomp,profile=builtin name=rootless]"
+        );
+        assert_eq!(render("{{ .Labels }}", &data).unwrap(), "map[a:z b:1]");
+        assert_eq!(render("{{.Empty}}|{{.Name}}", &data).unwrap(), "[]|x");
+        // Other actions are left alone.
+        assert_eq!(
+            render("{{range .SecurityOptions}}<{{.}}>{{end}}", &data).unwrap(),
+            "<name=seccomp,profile=builtin><name=rootless>"
+        );
+        assert_eq!(render("{{json .Empty}}", &data).unwrap(), "[]");
+    }
     use super::*;
 
     #[test]
