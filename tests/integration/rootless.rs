@@ -400,40 +400,9 @@ fn a_users_daemon_runs_builds_publishes_and_pushes_as_that_user() {
         "built\ncopied"
     );
 
-    // Deletions in a user namespace: a replaced directory (opaque) and a removed file
-    // (whiteout), in a build step and in a commit. overlayfs there keeps its marks in
-    // user.overlay.* (`userxattr`); without it removing a lower directory fails with EIO.
-    std::fs::write(
-        ctx.join("Dockerfile"),
-        "FROM bb\nRUN mkdir /data && echo old > /data/old\n\
-         RUN rm -rf /data && mkdir /data && echo new > /data/only && rm /bin/ls\n",
-    )
-    .unwrap();
-    ok(&user.berth(&["build", "-q", "-t", "deleted", ctx.to_str().unwrap()]));
-    let out = ok(&user.berth(&[
-        "run",
-        "--rm",
-        "deleted",
-        "sh",
-        "-c",
-        "ls /data; test -e /bin/ls || echo ls-gone",
-    ]));
-    assert_eq!(out, "only\nls-gone");
-    ok(&user.berth(&[
-        "run",
-        "--name",
-        "replacer",
-        "deleted",
-        "sh",
-        "-c",
-        "rm -rf /data && mkdir /data && echo n > /data/n",
-    ]));
-    ok(&user.berth(&["commit", "replacer", "replaced"]));
-    // (ls went in the build above; the shell's glob lists the directory.)
-    assert_eq!(
-        ok(&user.berth(&["run", "--rm", "replaced", "sh", "-c", "echo /data/*"])),
-        "/data/n"
-    );
+    // Deletions in a user namespace, with the kernel's overlayfs (`userxattr`: without it
+    // removing a lower directory failed with EIO).
+    builds_and_commits_deletions(&user);
 
     // Push to and pull from a registry on the host's 127.0.0.1.
     let name = format!("127.0.0.1:{}/rootless/built", registry.port);
@@ -540,7 +509,14 @@ fn a_users_daemon_on_fuse_overlayfs_builds_and_commits_deletions() {
         "fuse-overlayfs"
     );
     import_busybox(&user);
-    let ctx = user.path("ctx");
+    builds_and_commits_deletions(&user);
+}
+
+/// A replaced directory (an opaque one) and a removed file (a whiteout), in a build step and
+/// in a commit, as the user's daemon stores them; `diff` shows the container's changes, never
+/// an overlay's own marks (fuse-overlayfs leaves `.wh..opq` and `.wh..wh..opq` in upper dirs).
+fn builds_and_commits_deletions(user: &User) {
+    let ctx = user.path("deletions");
     std::fs::create_dir_all(&ctx).unwrap();
     std::fs::write(
         ctx.join("Dockerfile"),
@@ -560,7 +536,6 @@ fn a_users_daemon_on_fuse_overlayfs_builds_and_commits_deletions() {
         "-c",
         "echo /data/* /data/.w*; test -e /bin/ls || echo ls-gone",
     ]));
-    // fuse-overlayfs's own opaque marks (.wh..opq, .wh..wh..opq) never reach an image.
     assert_eq!(out, "/data/only /data/.w*\nls-gone");
     ok(&user.berth(&[
         "run",
@@ -574,6 +549,7 @@ fn a_users_daemon_on_fuse_overlayfs_builds_and_commits_deletions() {
     let diff = ok(&user.berth(&["diff", "replacer"]));
     assert!(!diff.contains(".wh"), "{diff}");
     ok(&user.berth(&["commit", "replacer", "replaced"]));
+    // (ls went in the build above; the shell's glob lists the directory.)
     assert_eq!(
         ok(&user.berth(&[
             "run",
@@ -585,4 +561,5 @@ fn a_users_daemon_on_fuse_overlayfs_builds_and_commits_deletions() {
         ])),
         "/data/n /data/.w*"
     );
+    ok(&user.berth(&["rm", "replacer"]));
 }

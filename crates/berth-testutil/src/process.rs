@@ -93,18 +93,8 @@ pub fn output_with_stdin(mut cmd: Command, input: &[u8]) -> Output {
     let stdout = drain(Box::new(child.stdout.take().unwrap()));
     let stderr = drain(Box::new(child.stderr.take().unwrap()));
     let limit = Duration::from_secs(120);
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("command timed out after {limit:?}: {cmd:?}");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
+    let status = status_within(&mut child, limit)
+        .unwrap_or_else(|| panic!("command timed out after {limit:?}: {cmd:?}"));
     writer.join().unwrap();
     Output {
         status,
@@ -123,18 +113,8 @@ pub fn output_with_timeout(mut cmd: Command, limit: Duration) -> Output {
         .stderr(err_file.try_clone().unwrap())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("command timed out after {limit:?}: {cmd:?}");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
+    let status = status_within(&mut child, limit)
+        .unwrap_or_else(|| panic!("command timed out after {limit:?}: {cmd:?}"));
     let read = |mut f: std::fs::File| {
         use std::io::Seek;
         let mut v = Vec::new();
@@ -152,17 +132,25 @@ pub fn output_with_timeout(mut cmd: Command, limit: Duration) -> Output {
 /// Waits for `child` (SIGKILLing it after `limit`, so a hung daemon fails the test instead of
 /// hanging it).
 pub fn exits_within(child: &mut Child, limit: Duration) -> ExitStatus {
+    let pid = child.id();
+    status_within(child, limit)
+        .unwrap_or_else(|| panic!("process {pid} did not exit within {limit:?}"))
+}
+
+/// The exit status of `child` once it ends; None (after killing and reaping it) when it has
+/// not within `limit`. The one wait-with-a-limit of the helpers above.
+fn status_within(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
     let deadline = Instant::now() + limit;
     loop {
         if let Some(status) = child.try_wait().unwrap() {
-            return status;
+            return Some(status);
         }
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("process {} did not exit within {limit:?}", child.id());
+            return None;
         }
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
 
