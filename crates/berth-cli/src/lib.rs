@@ -10,9 +10,9 @@
 //! no set-up. It never does so for a tcp host.
 
 pub mod archive;
+// The API client lives in its own crate (compose shares it); these paths stay as they were.
+pub use berth_client::{client, conn, progress, stream};
 pub mod build;
-pub mod client;
-pub mod conn;
 pub mod containers;
 pub mod create_opts;
 pub mod disk;
@@ -21,11 +21,9 @@ pub mod format;
 pub mod images;
 pub mod lint;
 pub mod networks;
-pub mod progress;
 pub mod refused_opts;
 pub mod registry;
 pub mod stats;
-pub mod stream;
 pub mod system;
 pub mod table;
 pub mod tls_flags;
