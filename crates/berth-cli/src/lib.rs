@@ -196,6 +196,8 @@ pub enum Command {
     /// Manage berth.
     #[command(subcommand)]
     System(SystemCommand),
+    /// Define and run multi-container applications (Docker Compose).
+    Compose(berth_compose::cli::ComposeArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -537,6 +539,8 @@ fn dispatch(target: &Target, command: Command) -> Result<i32> {
         Command::Manifest(m) => return registry::manifest(m),
         // Reads a file; needs no daemon.
         Command::Lint(a) => return lint::run(a),
+        // Connects only for the commands that need the daemon.
+        Command::Compose(a) => return berth_compose::cli::run(a, &|| connect(target)),
         Command::System(SystemCommand::Df(a)) => return disk::df(&connect(target)?, a),
         Command::System(SystemCommand::Prune(a)) => {
             return disk::system_prune(&connect(target)?, a)
@@ -633,6 +637,7 @@ fn dispatch(target: &Target, command: Command) -> Result<i32> {
         | Command::Logout(_)
         | Command::Manifest(_)
         | Command::Lint(_)
+        | Command::Compose(_)
         | Command::Container(_)
         | Command::Image(_)
         | Command::System(_) => unreachable!("handled above"),
