@@ -150,7 +150,10 @@ fn config(args: &ComposeArgs, c: &ConfigArgs) -> Result<i32> {
         }
     } else if c.images {
         for (name, s) in &project.services {
-            text.push_str(&format!("{}\n", crate::naming::image_name(&project.name, name, s)));
+            text.push_str(&format!(
+                "{}\n",
+                crate::naming::image_name(&project.name, name, s)
+            ));
         }
     } else if let Some(which) = &c.hash {
         let wanted: Vec<&str> = which.split(',').map(str::trim).collect();
@@ -168,8 +171,9 @@ fn config(args: &ComposeArgs, c: &ConfigArgs) -> Result<i32> {
         }
     }
     match &c.output {
-        Some(path) => std::fs::write(path, text)
-            .with_context(|| format!("writing {}", path.display()))?,
+        Some(path) => {
+            std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?
+        }
         None => {
             let mut out = std::io::stdout().lock();
             out.write_all(text.as_bytes())?;

@@ -7,17 +7,17 @@
 //! [`schema`] + [`spec`] (checked, short syntax rewritten into the long form), [`merge`]
 //! (several files, `extends`), then [`load`]'s normalization and reference checks.
 
+pub mod cli;
 pub mod dotenv;
+pub mod hash;
 pub mod interp;
 pub mod load;
 pub mod merge;
 pub mod model;
+pub mod naming;
 pub mod schema;
 pub mod shellwords;
 pub mod spec;
 pub mod units;
 pub mod yaml;
-pub mod cli;
-pub mod hash;
-pub mod naming;
 pub mod yaml_out;

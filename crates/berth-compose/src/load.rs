@@ -9,13 +9,13 @@ use std::path::{Path, PathBuf};
 
 use indexmap::IndexMap;
 
+use crate::dotenv;
 use crate::interp::{self, InterpError};
 use crate::merge;
 use crate::model::Project;
 use crate::schema::{self, Context, Walk};
 use crate::spec;
 use crate::yaml::{self, Node, PathStep, Pos, Value};
-use crate::dotenv;
 
 /// The names compose looks for, in order, and their override files.
 pub const DEFAULT_FILES: [&str; 4] = [
@@ -148,7 +148,11 @@ fn absolute_from(cwd: &Path, p: &Path) -> PathBuf {
 fn find_files(opts: &Options, warnings: &mut Vec<String>) -> Result<Vec<PathBuf>, LoadError> {
     let named: Vec<PathBuf> = if !opts.files.is_empty() {
         opts.files.clone()
-    } else if let Some(list) = opts.environment.get("COMPOSE_FILE").filter(|s| !s.is_empty()) {
+    } else if let Some(list) = opts
+        .environment
+        .get("COMPOSE_FILE")
+        .filter(|s| !s.is_empty())
+    {
         let sep = opts
             .environment
             .get("COMPOSE_PATH_SEPARATOR")
@@ -218,7 +222,9 @@ fn environment(opts: &Options, working_dir: &Path) -> Result<BTreeMap<String, St
     };
     let mut env = BTreeMap::new();
     for f in files {
-        let vars = read_env_file(&f, &|k| opts.environment.get(k).cloned())?;
+        let vars = read_env_file(&f, &|k| {
+            opts.environment.get(k).or_else(|| env.get(k)).cloned()
+        })?;
         env.extend(vars);
     }
     env.extend(opts.environment.clone());
@@ -242,11 +248,18 @@ fn read_env_file(
 
 fn read_yaml(path: &Path) -> Result<Node, LoadError> {
     let text = std::fs::read_to_string(path).map_err(|e| {
-        LoadError::new(format!("open {}: {}", path.display(), e.to_string().to_lowercase()))
+        LoadError::new(format!(
+            "open {}: {}",
+            path.display(),
+            e.to_string().to_lowercase()
+        ))
     })?;
     let tree = yaml::parse(&text, path).map_err(|e| LoadError::new(e.to_string()))?;
     if !matches!(tree.value, Value::Map(_)) {
-        return Err(LoadError::at(&tree.at, "top-level object must be a mapping"));
+        return Err(LoadError::at(
+            &tree.at,
+            "top-level object must be a mapping",
+        ));
     }
     Ok(tree)
 }
@@ -308,7 +321,11 @@ impl Loader {
                 Err(invalid_name(p))
             };
         }
-        if let Some(p) = self.env.get("COMPOSE_PROJECT_NAME").filter(|s| !s.is_empty()) {
+        if let Some(p) = self
+            .env
+            .get("COMPOSE_PROJECT_NAME")
+            .filter(|s| !s.is_empty())
+        {
             return if valid_project_name(p) {
                 Ok(p.clone())
             } else {
@@ -473,13 +490,20 @@ impl Loader {
             return Err(LoadError::new(lines.join("\n")));
         }
         chain.push(key);
-        let base_name = ext.get("service").and_then(Node::as_str).unwrap_or_default().to_owned();
+        let base_name = ext
+            .get("service")
+            .and_then(Node::as_str)
+            .unwrap_or_default()
+            .to_owned();
         let base = match ext.get("file").and_then(Node::as_str) {
             Some(other) => {
                 let other_path = PathBuf::from(schema::absolute(other, ctx));
                 let other_tree = read_yaml(&other_path)?;
                 let other_ctx = Context {
-                    base_dir: other_path.parent().map(Path::to_path_buf).unwrap_or_default(),
+                    base_dir: other_path
+                        .parent()
+                        .map(Path::to_path_buf)
+                        .unwrap_or_default(),
                     home: ctx.home.clone(),
                 };
                 let mut other_tree = other_tree;
@@ -528,7 +552,12 @@ impl Loader {
     }
 
     /// `include`: each entry is loaded as a project of its own and its resources added.
-    fn include(&mut self, tree: &mut Node, includes: &Node, ctx: &Context) -> Result<(), LoadError> {
+    fn include(
+        &mut self,
+        tree: &mut Node,
+        includes: &Node,
+        ctx: &Context,
+    ) -> Result<(), LoadError> {
         let Value::Seq(entries) = &includes.value else {
             return Err(LoadError::at(&includes.at, "include: must be a list"));
         };
@@ -549,11 +578,18 @@ impl Loader {
                         };
                         (
                             list("path"),
-                            m.get("project_directory").and_then(Node::as_str).map(str::to_owned),
+                            m.get("project_directory")
+                                .and_then(Node::as_str)
+                                .map(str::to_owned),
                             list("env_file"),
                         )
                     }
-                    _ => return Err(LoadError::at(&entry.at, "include: entries must be paths or mappings")),
+                    _ => {
+                        return Err(LoadError::at(
+                            &entry.at,
+                            "include: entries must be paths or mappings",
+                        ))
+                    }
                 };
             let files: Vec<PathBuf> = paths
                 .iter()
@@ -609,7 +645,9 @@ impl Loader {
                 let target = top
                     .entry(section.to_owned())
                     .or_insert_with(|| Node::new(Value::Map(IndexMap::new()), included.at.clone()));
-                let Some(target) = target.as_map_mut() else { continue };
+                let Some(target) = target.as_map_mut() else {
+                    continue;
+                };
                 for (k, v) in items {
                     match target.get(&k) {
                         Some(existing) if existing.to_json() != v.to_json() => {
@@ -669,18 +707,23 @@ impl Loader {
         }
         // Dependencies on disabled services: fine when not required.
         for (svc_name, svc) in services.iter_mut() {
-            if let Some(deps) = svc.as_map_mut().and_then(|m| m.get_mut("depends_on")).and_then(Node::as_map_mut) {
+            if let Some(deps) = svc
+                .as_map_mut()
+                .and_then(|m| m.get_mut("depends_on"))
+                .and_then(Node::as_map_mut)
+            {
                 let mut problem = None;
-                deps.retain(|dep, d| {
+                for (dep, d) in deps.iter() {
                     if disabled.contains_key(dep) {
-                        let required = !matches!(d.get("required").map(|r| &r.value), Some(Value::Bool(false)));
+                        let required = !matches!(
+                            d.get("required").map(|r| &r.value),
+                            Some(Value::Bool(false))
+                        );
                         if required {
                             problem = Some(dep.clone());
                         }
-                        return false;
                     }
-                    true
-                });
+                }
                 if let Some(dep) = problem {
                     return Err(LoadError::new(format!(
                         "service {svc_name:?} depends on undefined service {dep:?}: invalid compose project"
@@ -713,8 +756,13 @@ impl Loader {
                     }
                     let Some(m) = item.as_map_mut() else { continue };
                     if !m.contains_key("name") {
-                        let external = matches!(m.get("external").map(|e| &e.value), Some(Value::Bool(true)));
-                        let n = if external { key.clone() } else { format!("{name}_{key}") };
+                        let external =
+                            matches!(m.get("external").map(|e| &e.value), Some(Value::Bool(true)));
+                        let n = if external {
+                            key.clone()
+                        } else {
+                            format!("{name}_{key}")
+                        };
                         m.insert("name".to_owned(), Node::new(Value::Str(n), Pos::made()));
                     }
                 }
@@ -723,12 +771,13 @@ impl Loader {
         check_cycles(&services)?;
 
         // The typed model.
-        let decode_map = |section: &str, top: &IndexMap<String, Node>| -> Result<serde_json::Value, LoadError> {
-            Ok(top
-                .get(section)
-                .map(Node::to_json)
-                .unwrap_or_else(|| serde_json::json!({})))
-        };
+        let decode_map =
+            |section: &str, top: &IndexMap<String, Node>| -> Result<serde_json::Value, LoadError> {
+                Ok(top
+                    .get(section)
+                    .map(Node::to_json)
+                    .unwrap_or_else(|| serde_json::json!({})))
+            };
         let mut project = Project {
             name,
             working_dir,
@@ -736,9 +785,8 @@ impl Loader {
             ..Default::default()
         };
         for (k, svc) in &services {
-            let mut s: crate::model::Service = serde_json::from_value(svc.to_json()).map_err(|e| {
-                LoadError::at(&svc.at, format!("services.{k}: {e}"))
-            })?;
+            let mut s: crate::model::Service = serde_json::from_value(svc.to_json())
+                .map_err(|e| LoadError::at(&svc.at, format!("services.{k}: {e}")))?;
             s.name = k.clone();
             project.services.insert(k.clone(), s);
         }
@@ -767,7 +815,10 @@ impl Loader {
                     "service {k:?} has neither an image nor a build context specified: invalid compose project"
                 )));
             }
-            let scale = s.scale.or(s.deploy.as_ref().and_then(|d| d.replicas)).unwrap_or(1);
+            let scale = s
+                .scale
+                .or(s.deploy.as_ref().and_then(|d| d.replicas))
+                .unwrap_or(1);
             if !s.container_name.is_empty() && scale > 1 {
                 return Err(LoadError::new(format!(
                     "services.scale: can't set container_name and {k} as container name must be unique: invalid compose project"
@@ -781,7 +832,10 @@ impl Loader {
     fn normalize_service(&mut self, name: &str, svc: &mut Node) -> Result<(), LoadError> {
         let at = svc.at.clone();
         let Some(m) = svc.as_map_mut() else {
-            return Err(LoadError::at(&at, format!("services.{name}: must be a mapping")));
+            return Err(LoadError::at(
+                &at,
+                format!("services.{name}: must be a mapping"),
+            ));
         };
         m.retain(|k, _| !k.starts_with("x-"));
         let s = |v: &str| Node::new(Value::Str(v.to_owned()), at.clone());
@@ -826,11 +880,22 @@ impl Loader {
             });
         }
         // env_file folded into environment (explicit keys win, later files win).
-        if let Some(Node { value: Value::Seq(files), .. }) = m.shift_remove("env_file") {
+        if let Some(Node {
+            value: Value::Seq(files),
+            ..
+        }) = m.shift_remove("env_file")
+        {
             let mut from_files: IndexMap<String, String> = IndexMap::new();
             for f in files {
-                let path = f.get("path").and_then(Node::as_str).unwrap_or_default().to_owned();
-                let required = !matches!(f.get("required").map(|r| &r.value), Some(Value::Bool(false)));
+                let path = f
+                    .get("path")
+                    .and_then(Node::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
+                let required = !matches!(
+                    f.get("required").map(|r| &r.value),
+                    Some(Value::Bool(false))
+                );
                 let p = Path::new(&path);
                 if !p.exists() {
                     if required {
@@ -848,11 +913,16 @@ impl Loader {
                 .or_insert_with(|| Node::new(Value::Map(IndexMap::new()), at.clone()));
             if let Some(e) = environment.as_map_mut() {
                 for (k, v) in from_files {
-                    e.entry(k).or_insert_with(|| Node::new(Value::Str(v), at.clone()));
+                    e.entry(k)
+                        .or_insert_with(|| Node::new(Value::Str(v), at.clone()));
                 }
             }
         }
-        if let Some(Node { value: Value::Seq(files), .. }) = m.shift_remove("label_file") {
+        if let Some(Node {
+            value: Value::Seq(files),
+            ..
+        }) = m.shift_remove("label_file")
+        {
             let mut from_files: IndexMap<String, String> = IndexMap::new();
             for f in files {
                 let path = f.as_str().unwrap_or_default().to_owned();
@@ -863,7 +933,8 @@ impl Loader {
                 .or_insert_with(|| Node::new(Value::Map(IndexMap::new()), at.clone()));
             if let Some(l) = labels.as_map_mut() {
                 for (k, v) in from_files {
-                    l.entry(k).or_insert_with(|| Node::new(Value::Str(v), at.clone()));
+                    l.entry(k)
+                        .or_insert_with(|| Node::new(Value::Str(v), at.clone()));
                 }
             }
         }
@@ -877,7 +948,11 @@ impl Loader {
             }
         }
         for ns in ["network_mode", "ipc", "pid", "uts", "cgroup"] {
-            if let Some(r) = m.get(ns).and_then(Node::as_str).and_then(|r| r.strip_prefix("service:")) {
+            if let Some(r) = m
+                .get(ns)
+                .and_then(Node::as_str)
+                .and_then(|r| r.strip_prefix("service:"))
+            {
                 implicit.push((r.to_owned(), true));
             }
         }
@@ -918,7 +993,10 @@ impl Loader {
         }
         // Services with neither networks nor network_mode are on the default network.
         if !m.contains_key("network_mode") && !m.contains_key("provider") {
-            let empty = m.get("networks").and_then(Node::as_map).is_none_or(|n| n.is_empty());
+            let empty = m
+                .get("networks")
+                .and_then(Node::as_map)
+                .is_none_or(|n| n.is_empty());
             if empty {
                 let mut n = IndexMap::new();
                 n.insert("default".to_owned(), Node::new(Value::Null, at.clone()));
@@ -947,7 +1025,10 @@ impl Loader {
             if let Some(deps) = svc.get("depends_on").and_then(Node::as_map) {
                 for (dep, d) in deps {
                     if !services.contains_key(dep) {
-                        let required = !matches!(d.get("required").map(|r| &r.value), Some(Value::Bool(false)));
+                        let required = !matches!(
+                            d.get("required").map(|r| &r.value),
+                            Some(Value::Bool(false))
+                        );
                         if required {
                             return Err(LoadError::new(format!(
                                 "service {name:?} depends on undefined service {dep:?}: invalid compose project"
@@ -955,9 +1036,12 @@ impl Loader {
                         }
                     }
                     if d.get("condition").is_none() {
-                        return Err(LoadError::at(&d.at, format!(
-                            "services.{name}.depends_on.{dep} missing property 'condition'"
-                        )));
+                        return Err(LoadError::at(
+                            &d.at,
+                            format!(
+                                "services.{name}.depends_on.{dep} missing property 'condition'"
+                            ),
+                        ));
                     }
                 }
             }
@@ -1010,7 +1094,14 @@ fn tree_has_version(tree: &Node) -> bool {
 fn valid_pull_policy(p: &str) -> bool {
     matches!(
         p,
-        "always" | "never" | "build" | "if_not_present" | "missing" | "refresh" | "daily" | "weekly"
+        "always"
+            | "never"
+            | "build"
+            | "if_not_present"
+            | "missing"
+            | "refresh"
+            | "daily"
+            | "weekly"
     ) || p.strip_prefix("every_").is_some_and(|rest| {
         !rest.is_empty()
             && rest.split_inclusive(['w', 'd', 'h', 'm', 's']).all(|part| {
@@ -1024,7 +1115,9 @@ fn drop_unused(services: &IndexMap<String, Node>, top: &mut IndexMap<String, Nod
     let mut used: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
     for svc in services.values() {
         if let Some(nets) = svc.get("networks").and_then(Node::as_map) {
-            used.entry("networks").or_default().extend(nets.keys().cloned());
+            used.entry("networks")
+                .or_default()
+                .extend(nets.keys().cloned());
         }
         if let Some(Value::Seq(vols)) = svc.get("volumes").map(|v| &v.value) {
             for v in vols {
@@ -1044,7 +1137,11 @@ fn drop_unused(services: &IndexMap<String, Node>, top: &mut IndexMap<String, Nod
                 }
             }
         }
-        if let Some(Value::Seq(refs)) = svc.get("build").and_then(|b| b.get("secrets")).map(|v| &v.value) {
+        if let Some(Value::Seq(refs)) = svc
+            .get("build")
+            .and_then(|b| b.get("secrets"))
+            .map(|v| &v.value)
+        {
             for r in refs {
                 if let Some(s) = r.get("source").and_then(Node::as_str) {
                     used.entry("secrets").or_default().insert(s.to_owned());
@@ -1087,7 +1184,11 @@ fn check_cycles(services: &IndexMap<String, Node>) -> Result<(), LoadError> {
             )));
         }
         stack.push(name.to_owned());
-        if let Some(deps) = services.get(name).and_then(|s| s.get("depends_on")).and_then(Node::as_map) {
+        if let Some(deps) = services
+            .get(name)
+            .and_then(|s| s.get("depends_on"))
+            .and_then(Node::as_map)
+        {
             for dep in deps.keys() {
                 if services.contains_key(dep) {
                     visit(dep, services, stack, done)?;
@@ -1107,7 +1208,10 @@ fn check_cycles(services: &IndexMap<String, Node>) -> Result<(), LoadError> {
 
 /// The position of a value in a merged tree, for messages made after loading.
 pub fn locate<'a>(tree: &'a Node, path: &[&str]) -> &'a Pos {
-    let steps: Vec<PathStep> = path.iter().map(|s| PathStep::Key((*s).to_owned())).collect();
+    let steps: Vec<PathStep> = path
+        .iter()
+        .map(|s| PathStep::Key((*s).to_owned()))
+        .collect();
     tree.locate(&steps)
 }
 
@@ -1120,7 +1224,10 @@ mod tests {
         assert!(valid_project_name("my-app_1"));
         assert!(!valid_project_name("My_Project"));
         assert!(!valid_project_name("_x"));
-        assert_eq!(normalize_project_name("My.Weird_Dir-NAME"), "myweird_dir-name");
+        assert_eq!(
+            normalize_project_name("My.Weird_Dir-NAME"),
+            "myweird_dir-name"
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@
 
 use indexmap::IndexMap;
 
-use crate::yaml::{Node, Value};
+use crate::yaml::{MergeTag, Node, Value};
 
 /// Whether `path` (keys; `*` matches any) matches `pattern` (dot-separated).
 fn matches(path: &[&str], pattern: &str) -> bool {
@@ -53,6 +53,17 @@ pub fn merge(base: Node, over: Node, path: &mut Vec<String>) -> Node {
     match (base.value, over.value) {
         (Value::Map(mut a), Value::Map(b)) => {
             for (k, v) in b {
+                match v.tag {
+                    Some(MergeTag::Reset) => {
+                        a.shift_remove(&k);
+                        continue;
+                    }
+                    Some(MergeTag::Override) => {
+                        a.insert(k, v);
+                        continue;
+                    }
+                    None => {}
+                }
                 let merged = match a.shift_remove(&k) {
                     Some(existing) => {
                         path.push(k.clone());
@@ -131,7 +142,11 @@ fn unique_key(path: &[&str], item: &Node) -> Option<Option<String>> {
         return Some(field(item, "path"));
     }
     if matches(path, "services.*.secrets") || matches(path, "services.*.configs") {
-        let default = if path[2] == "secrets" { "/run/secrets" } else { "" };
+        let default = if path[2] == "secrets" {
+            "/run/secrets"
+        } else {
+            ""
+        };
         return Some(
             field(item, "target")
                 .or_else(|| field(item, "source").map(|s| format!("{default}/{s}"))),
@@ -151,6 +166,8 @@ fn unique_key(path: &[&str], item: &Node) -> Option<Option<String>> {
 pub fn unique(node: &mut Node, path: &mut Vec<String>) {
     match &mut node.value {
         Value::Map(m) => {
+            // A `!reset` with nothing before it to reset.
+            m.retain(|_, v| v.tag != Some(MergeTag::Reset));
             for (k, v) in m.iter_mut() {
                 path.push(k.clone());
                 unique(v, path);
@@ -200,7 +217,10 @@ mod tests {
         let j = m.to_json();
         assert_eq!(j["services"]["w"]["image"], "b");
         assert_eq!(j["services"]["w"]["command"], serde_json::json!(["z"]));
-        assert_eq!(j["services"]["w"]["environment"], serde_json::json!({"A": "1", "B": "3"}));
+        assert_eq!(
+            j["services"]["w"]["environment"],
+            serde_json::json!({"A": "1", "B": "3"})
+        );
         assert_eq!(j["services"]["w"]["cap_add"], serde_json::json!(["X", "Y"]));
     }
 
@@ -209,6 +229,9 @@ mod tests {
         let a = load("services:\n  w:\n    logging: {driver: json-file, options: {a: '1'}}\n");
         let b = load("services:\n  w:\n    logging: {driver: syslog, options: {b: '2'}}\n");
         let j = merge(a, b, &mut Vec::new()).to_json();
-        assert_eq!(j["services"]["w"]["logging"]["options"], serde_json::json!({"b": "2"}));
+        assert_eq!(
+            j["services"]["w"]["logging"]["options"],
+            serde_json::json!({"b": "2"})
+        );
     }
 }

@@ -58,6 +58,7 @@ impl Serialize for Bytes {
 impl<'de> Deserialize<'de> for Bytes {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         match Json::deserialize(d)? {
+            Json::String(s) if s.parse::<i64>().is_ok() => Ok(Bytes(s.parse().unwrap_or_default())),
             Json::String(s) => units::ram_in_bytes(&s)
                 .map(Bytes)
                 .map_err(serde::de::Error::custom),
@@ -192,7 +193,7 @@ pub struct Service {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub build: Option<Build>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub develop: Option<Json>,
+    pub develop: Option<Develop>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blkio_config: Option<Blkio>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -379,10 +380,50 @@ pub struct Service {
     pub volumes_from: Vec<String>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub working_dir: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub post_start: Option<Json>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pre_stop: Option<Json>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub post_start: Vec<Hook>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pre_stop: Vec<Hook>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Develop {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub watch: Vec<Watch>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Watch {
+    #[serde(default)]
+    pub path: String,
+    #[serde(default)]
+    pub action: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub target: String,
+    /// A struct in Go (never omitted).
+    #[serde(default)]
+    pub exec: Hook,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub include: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignore: Vec<String>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub initial_sync: bool,
+}
+
+/// A lifecycle hook (`post_start`, `pre_stop`) or a watch's exec.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Hook {
+    #[serde(default)]
+    pub command: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub user: String,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub privileged: bool,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub working_dir: String,
+    #[serde(default, skip_serializing_if = "Environment::is_empty")]
+    pub environment: Environment,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -866,13 +907,8 @@ impl Project {
         };
         // Sorted keys, as Go sorts a map's.
         let mut keys: Vec<(&str, String)> = Vec::new();
-        let services: BTreeMap<&String, ConfigService> = self
-            .services
-            .iter()
-            .map(|(k, s)| (k, ConfigService(s)))
-            .collect();
         keys.push(("name", pretty(&self.name)));
-        keys.push(("services", pretty(&services)));
+        keys.push(("services", pretty(&self.services)));
         if !self.networks.is_empty() {
             keys.push(("networks", pretty(&self.networks)));
         }
@@ -884,10 +920,13 @@ impl Project {
                 .secrets
                 .iter()
                 .map(|(k, s)| {
-                    (k, FileObject {
-                        content: String::new(),
-                        ..s.clone()
-                    })
+                    (
+                        k,
+                        FileObject {
+                            content: String::new(),
+                            ..s.clone()
+                        },
+                    )
                 })
                 .collect();
             keys.push(("secrets", pretty(&secrets)));
@@ -914,30 +953,9 @@ impl Project {
             entry(k, v);
         }
         out.push_str("\n}");
-        go_escape(&out)
-    }
-}
-
-/// A service as `config` prints it: `$` escaped as `$$` in every string, so the output
-/// reads back to the same model.
-struct ConfigService<'a>(&'a Service);
-
-impl Serialize for ConfigService<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut v = serde_json::to_value(self.0).map_err(serde::ser::Error::custom)?;
-        escape_dollars(&mut v);
-        // Back to the struct's own order: re-serialize through the typed model.
-        let back: Service = serde_json::from_value(v).map_err(serde::ser::Error::custom)?;
-        back.serialize(s)
-    }
-}
-
-fn escape_dollars(v: &mut Json) {
-    match v {
-        Json::String(s) if s.contains('$') => *s = s.replace('$', "$$"),
-        Json::Array(items) => items.iter_mut().for_each(escape_dollars),
-        Json::Object(m) => m.values_mut().for_each(escape_dollars),
-        _ => {}
+        // `$` is written `$$`, so the output reads back to the same model; it can only
+        // occur inside strings and keys.
+        go_escape(&out).replace('$', "$$")
     }
 }
 

@@ -35,8 +35,7 @@ pub struct Context {
 type Convert = fn(&Node, &Context, &mut Walk) -> Result<Option<Node>, SchemaError>;
 
 /// What a key may hold.
-#[derive(Clone, Copy)]
-#[derive(Debug)]
+#[derive(Clone, Copy, Debug)]
 pub enum Kind {
     /// Anything, kept as written.
     Any,
@@ -172,9 +171,7 @@ pub fn convert(
         },
         Kind::Bool => match &n.value {
             Value::Bool(_) => n.clone(),
-            Value::Str(s) if s == "true" || s == "false" => {
-                node(Value::Bool(s == "true"), &n.at)
-            }
+            Value::Str(s) if s == "true" || s == "false" => node(Value::Bool(s == "true"), &n.at),
             _ => return Err(wrong(walk, n, "a boolean")),
         },
         Kind::Int => match &n.value {
@@ -291,8 +288,16 @@ pub fn object(
             let at = if v.at.line > 0 { &v.at } else { &n.at };
             return Err(walk.error(at, format!("additional property {k:?} is not allowed")));
         };
+        // `!reset` removes the key whatever its value; the merge needs the marker.
+        if v.tag == Some(crate::yaml::MergeTag::Reset) {
+            let mut marker = node(Value::Null, &v.at);
+            marker.tag = v.tag;
+            out.insert(k.clone(), marker);
+            continue;
+        }
         walk.push(k.clone());
-        if let Some(c) = convert(v, *kind, ctx, walk)? {
+        if let Some(mut c) = convert(v, *kind, ctx, walk)? {
+            c.tag = v.tag;
             out.insert(k.clone(), c);
         }
         walk.pop();
@@ -346,7 +351,10 @@ pub fn key_values(n: &Node, walk: &mut Walk, nulls: bool) -> Result<Node, Schema
 
 /// Makes `p` absolute against the project directory (`~` against home).
 pub fn absolute(p: &str, ctx: &Context) -> String {
-    if let Some(rest) = p.strip_prefix("~/").or(if p == "~" { Some("") } else { None }) {
+    if let Some(rest) = p
+        .strip_prefix("~/")
+        .or(if p == "~" { Some("") } else { None })
+    {
         if let Some(home) = &ctx.home {
             return clean(&home.join(rest));
         }

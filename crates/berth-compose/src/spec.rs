@@ -52,7 +52,7 @@ pub const SERVICE: &[(&str, Kind)] = &[
     ("credential_spec", Any),
     ("depends_on", Custom(depends_on)),
     ("deploy", Object(DEPLOY)),
-    ("develop", Any),
+    ("develop", Object(&[("watch", List(&Object(WATCH)))])),
     ("device_cgroup_rules", STRS),
     ("devices", List(&Custom(device))),
     ("dns", StrList),
@@ -75,7 +75,7 @@ pub const SERVICE: &[(&str, Kind)] = &[
     ("ipc", Str),
     ("isolation", Str),
     ("labels", KeyValues),
-    ("label_file", StrList),
+    ("label_file", Custom(path_list)),
     ("links", STRS),
     ("logging", Object(LOGGING)),
     ("mac_address", Str),
@@ -92,8 +92,8 @@ pub const SERVICE: &[(&str, Kind)] = &[
     ("pids_limit", Int),
     ("platform", Str),
     ("ports", List(&Custom(port))),
-    ("post_start", Any),
-    ("pre_stop", Any),
+    ("post_start", List(&Object(HOOK))),
+    ("pre_stop", List(&Object(HOOK))),
     ("privileged", Bool),
     ("profiles", STRS),
     ("provider", Any),
@@ -123,6 +123,24 @@ pub const SERVICE: &[(&str, Kind)] = &[
     ("working_dir", Str),
 ];
 
+const WATCH: &[(&str, Kind)] = &[
+    ("path", Custom(path)),
+    ("action", Str),
+    ("target", Str),
+    ("exec", Object(HOOK)),
+    ("include", StrList),
+    ("ignore", StrList),
+    ("initial_sync", Bool),
+];
+
+const HOOK: &[(&str, Kind)] = &[
+    ("command", Custom(command)),
+    ("user", Str),
+    ("privileged", Bool),
+    ("working_dir", Str),
+    ("environment", Custom(environment)),
+];
+
 const BUILD: &[(&str, Kind)] = &[
     ("context", Str),
     ("dockerfile", Str),
@@ -136,13 +154,13 @@ const BUILD: &[(&str, Kind)] = &[
     ("cache_from", StrList),
     ("cache_to", StrList),
     ("no_cache", Bool),
-    ("additional_contexts", KeyValues),
+    ("additional_contexts", Custom(additional_contexts)),
     ("pull", Bool),
     ("extra_hosts", Custom(extra_hosts)),
     ("isolation", Str),
     ("network", Str),
     ("target", Str),
-    ("secrets", List(&Custom(file_reference_secret))),
+    ("secrets", List(&Custom(file_reference_config))),
     ("shm_size", Bytes),
     ("tags", StrList),
     ("ulimits", MapOf(&Custom(ulimit))),
@@ -186,7 +204,7 @@ const RESOURCES: &[(&str, Kind)] = &[
 ];
 const RESOURCE: &[(&str, Kind)] = &[
     ("cpus", Float),
-    ("memory", Bytes),
+    ("memory", Custom(bytes_string)),
     ("pids", Int),
     ("devices", List(&Object(DEVICE_REQUEST))),
     ("generic_resources", Any),
@@ -350,12 +368,55 @@ fn path(n: &Node, ctx: &Context, walk: &mut Walk) -> Result<Option<Node>, Schema
     }
 }
 
+/// A path or a list of paths, made absolute.
+fn path_list(n: &Node, ctx: &Context, walk: &mut Walk) -> Result<Option<Node>, SchemaError> {
+    let Some(list) = convert(n, StrList, ctx, walk)? else {
+        return Ok(None);
+    };
+    let Value::Seq(items) = list.value else {
+        return Ok(None);
+    };
+    let items = items
+        .iter()
+        .map(|i| str_node(absolute(i.as_str().unwrap_or_default(), ctx), i))
+        .collect();
+    Ok(Some(Node::new(Value::Seq(items), n.at.clone())))
+}
+
 /// `external: true`, or the old `external: {name: x}`.
 fn external(n: &Node, _: &Context, walk: &mut Walk) -> Result<Option<Node>, SchemaError> {
     match &n.value {
         Value::Bool(_) => Ok(Some(n.clone())),
         Value::Map(_) => Ok(Some(Node::new(Value::Bool(true), n.at.clone()))),
         _ => Err(type_error(n, walk, "a boolean")),
+    }
+}
+
+/// Build contexts by name: a relative path is made absolute; URLs and `docker-image://`
+/// references stay as written.
+fn additional_contexts(
+    n: &Node,
+    ctx: &Context,
+    walk: &mut Walk,
+) -> Result<Option<Node>, SchemaError> {
+    let mut kv = key_values(n, walk, false)?;
+    if let Some(m) = kv.as_map_mut() {
+        for v in m.values_mut() {
+            if let Value::Str(s) = &mut v.value {
+                if !s.contains("://") && !s.starts_with("git@") {
+                    *s = absolute(s, ctx);
+                }
+            }
+        }
+    }
+    Ok(Some(kv))
+}
+
+/// A size that the schema wants written as a string (deploy's memory).
+fn bytes_string(n: &Node, ctx: &Context, walk: &mut Walk) -> Result<Option<Node>, SchemaError> {
+    match &n.value {
+        Value::Str(_) => convert(n, Bytes, ctx, walk),
+        _ => Err(type_error(n, walk, "a string")),
     }
 }
 
@@ -451,9 +512,10 @@ fn env_file(n: &Node, ctx: &Context, walk: &mut Walk) -> Result<Option<Node>, Sc
                     .and_then(Node::as_str)
                     .ok_or_else(|| invalid(item, walk, "env_file needs a path".into()))?;
                 m.insert("path".to_owned(), str_node(absolute(p, ctx), item));
-                let required = om.get("required").cloned().unwrap_or_else(|| {
-                    Node::new(Value::Bool(true), item.at.clone())
-                });
+                let required = om
+                    .get("required")
+                    .cloned()
+                    .unwrap_or_else(|| Node::new(Value::Bool(true), item.at.clone()));
                 m.insert("required".to_owned(), required);
                 if let Some(f) = om.get("format") {
                     m.insert("format".to_owned(), f.clone());
@@ -493,12 +555,16 @@ fn extra_hosts(n: &Node, _: &Context, walk: &mut Walk) -> Result<Option<Node>, S
                 let s = item
                     .as_str()
                     .ok_or_else(|| type_error(item, walk, "a list of strings"))?;
-                let (host, ip) = s
-                    .split_once('=')
-                    .or_else(|| s.split_once(':'))
-                    .ok_or_else(|| {
-                        invalid(item, walk, format!("invalid additional host, missing IP: {s}"))
-                    })?;
+                let (host, ip) =
+                    s.split_once('=')
+                        .or_else(|| s.split_once(':'))
+                        .ok_or_else(|| {
+                            invalid(
+                                item,
+                                walk,
+                                format!("invalid additional host, missing IP: {s}"),
+                            )
+                        })?;
                 for ip in ip.split(',') {
                     pairs.push((host.to_owned(), ip.to_owned()));
                 }
@@ -543,7 +609,10 @@ fn gpus(n: &Node, ctx: &Context, walk: &mut Walk) -> Result<Option<Node>, Schema
         Value::Str(s) if s == "all" => {
             let mut m = IndexMap::new();
             m.insert("count".to_owned(), Node::new(Value::Int(-1), n.at.clone()));
-            Ok(Some(Node::new(Value::Seq(vec![map_node(m, n)]), n.at.clone())))
+            Ok(Some(Node::new(
+                Value::Seq(vec![map_node(m, n)]),
+                n.at.clone(),
+            )))
         }
         Value::Seq(_) => convert(n, List(&Object(DEVICE_REQUEST)), ctx, walk),
         _ => Err(type_error(n, walk, "\"all\" or a list")),
@@ -634,6 +703,9 @@ fn depends_on(n: &Node, ctx: &Context, walk: &mut Walk) -> Result<Option<Node>, 
                         ctx,
                         walk,
                     )?;
+                    if o.get("condition").is_none() {
+                        return Err(invalid(v, walk, "missing property 'condition'".into()));
+                    }
                     for (k, val) in o.as_map().expect("object") {
                         entry.insert(k.clone(), val.clone());
                     }
@@ -648,11 +720,7 @@ fn depends_on(n: &Node, ctx: &Context, walk: &mut Walk) -> Result<Option<Node>, 
 }
 
 /// A service's `networks`: a list of names or a map of optional settings.
-fn service_networks(
-    n: &Node,
-    ctx: &Context,
-    walk: &mut Walk,
-) -> Result<Option<Node>, SchemaError> {
+fn service_networks(n: &Node, ctx: &Context, walk: &mut Walk) -> Result<Option<Node>, SchemaError> {
     let mut out = IndexMap::new();
     match &n.value {
         Value::Seq(items) => {
@@ -695,7 +763,15 @@ fn port(n: &Node, ctx: &Context, walk: &mut Walk) -> Result<Option<Node>, Schema
                 m.insert("protocol".into(), str_node("tcp", n));
             }
             let mut ordered = IndexMap::new();
-            for key in ["name", "mode", "host_ip", "target", "published", "protocol", "app_protocol"] {
+            for key in [
+                "name",
+                "mode",
+                "host_ip",
+                "target",
+                "published",
+                "protocol",
+                "app_protocol",
+            ] {
                 if let Some(v) = m.shift_remove(key) {
                     ordered.insert(key.to_owned(), v);
                 }
@@ -717,7 +793,10 @@ fn port(n: &Node, ctx: &Context, walk: &mut Walk) -> Result<Option<Node>, Schema
             if !p.host_ip.is_empty() {
                 m.insert("host_ip".into(), str_node(p.host_ip, n));
             }
-            m.insert("target".into(), Node::new(Value::Int(p.target), n.at.clone()));
+            m.insert(
+                "target".into(),
+                Node::new(Value::Int(p.target), n.at.clone()),
+            );
             if !p.published.is_empty() {
                 m.insert("published".into(), str_node(p.published, n));
             }
@@ -777,8 +856,7 @@ pub fn parse_port(spec: &str) -> Result<Vec<PortSpec>, String> {
         Some((p, t)) => (p, t),
         None => ("", rest),
     };
-    let (t0, t1) =
-        parse_range(target).ok_or_else(|| format!("invalid containerPort: {target}"))?;
+    let (t0, t1) = parse_range(target).ok_or_else(|| format!("invalid containerPort: {target}"))?;
     let mut out = Vec::new();
     if published.is_empty() {
         for t in t0..=t1 {
@@ -823,18 +901,27 @@ pub fn parse_port(spec: &str) -> Result<Vec<PortSpec>, String> {
 /// A service volume: `[source:]target[:options]` or the long form.
 fn service_volume(n: &Node, ctx: &Context, walk: &mut Walk) -> Result<Option<Node>, SchemaError> {
     match &n.value {
-        Value::Str(s) => short_volume(s, n, ctx).map(Some).map_err(|e| invalid(n, walk, e)),
+        Value::Str(s) => short_volume(s, n, ctx)
+            .map(Some)
+            .map_err(|e| invalid(n, walk, e)),
         Value::Map(_) => {
             let mut o = object(n, SERVICE_VOLUME, ctx, walk)?;
             let m = o.as_map_mut().expect("object");
-            let kind = m.get("type").and_then(Node::as_str).unwrap_or("").to_owned();
+            let kind = m
+                .get("type")
+                .and_then(Node::as_str)
+                .unwrap_or("")
+                .to_owned();
             if kind == "bind" {
                 if let Some(src) = m.get("source").and_then(Node::as_str).map(str::to_owned) {
                     m.insert("source".into(), str_node(absolute(&src, ctx), n));
                 }
                 // `create_host_path: false` is Go's zero value: omitted.
                 if let Some(b) = m.get_mut("bind").and_then(Node::as_map_mut) {
-                    if matches!(b.get("create_host_path").map(|v| &v.value), Some(Value::Bool(false))) {
+                    if matches!(
+                        b.get("create_host_path").map(|v| &v.value),
+                        Some(Value::Bool(false))
+                    ) {
                         b.shift_remove("create_host_path");
                     }
                 }
@@ -860,7 +947,9 @@ fn short_volume(spec: &str, n: &Node, ctx: &Context) -> Result<Node, String> {
         _ => return Err(format!("invalid spec: {spec}: too many colons")),
     };
     if target.is_empty() {
-        return Err(format!("invalid spec: {spec}: empty section between colons"));
+        return Err(format!(
+            "invalid spec: {spec}: empty section between colons"
+        ));
     }
     let mut m = IndexMap::new();
     let mut read_only = false;
@@ -939,12 +1028,19 @@ fn file_reference(
     if secret {
         let m = o.as_map_mut().expect("object");
         if !m.contains_key("target") {
-            let source = m.get("source").and_then(Node::as_str).unwrap_or("").to_owned();
+            let source = m
+                .get("source")
+                .and_then(Node::as_str)
+                .unwrap_or("")
+                .to_owned();
             let mut ordered = IndexMap::new();
             if let Some(s) = m.shift_remove("source") {
                 ordered.insert("source".into(), s);
             }
-            ordered.insert("target".into(), str_node(format!("/run/secrets/{source}"), n));
+            ordered.insert(
+                "target".into(),
+                str_node(format!("/run/secrets/{source}"), n),
+            );
             ordered.extend(m.drain(..));
             *m = ordered;
         }
@@ -994,11 +1090,7 @@ fn ulimit(n: &Node, ctx: &Context, walk: &mut Walk) -> Result<Option<Node>, Sche
 }
 
 /// A healthcheck test: a string is `CMD-SHELL`.
-fn healthcheck_test(
-    n: &Node,
-    ctx: &Context,
-    walk: &mut Walk,
-) -> Result<Option<Node>, SchemaError> {
+fn healthcheck_test(n: &Node, ctx: &Context, walk: &mut Walk) -> Result<Option<Node>, SchemaError> {
     match &n.value {
         Value::Str(s) => Ok(Some(Node::new(
             Value::Seq(vec![str_node("CMD-SHELL", n), str_node(s.clone(), n)]),
@@ -1028,8 +1120,14 @@ mod tests {
             ports("127.0.0.1:8080:80/udp"),
             [("127.0.0.1".into(), "8080".into(), 80, "udp".into())]
         );
-        assert_eq!(ports("[::1]:8082:80"), [("::1".into(), "8082".into(), 80, "tcp".into())]);
-        assert_eq!(ports("127.0.0.1::82"), [("127.0.0.1".into(), "".into(), 82, "tcp".into())]);
+        assert_eq!(
+            ports("[::1]:8082:80"),
+            [("::1".into(), "8082".into(), 80, "tcp".into())]
+        );
+        assert_eq!(
+            ports("127.0.0.1::82"),
+            [("127.0.0.1".into(), "".into(), 82, "tcp".into())]
+        );
         assert_eq!(ports("9000-9001:9000-9001").len(), 2);
         assert_eq!(ports("9100-9101").len(), 2);
         assert_eq!(

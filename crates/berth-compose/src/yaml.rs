@@ -48,16 +48,30 @@ pub enum Value {
     Map(IndexMap<String, Node>),
 }
 
+/// A merge instruction written as a YAML tag on a value of a later file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MergeTag {
+    /// `!reset`: the key is removed.
+    Reset,
+    /// `!override`: the value replaces the earlier one instead of merging with it.
+    Override,
+}
+
 /// A value and where it came from. A map's or list's position is its key's line.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Node {
     pub value: Value,
     pub at: Pos,
+    pub tag: Option<MergeTag>,
 }
 
 impl Node {
     pub fn new(value: Value, at: Pos) -> Node {
-        Node { value, at }
+        Node {
+            value,
+            at,
+            tag: None,
+        }
     }
 
     pub fn as_map(&self) -> Option<&IndexMap<String, Node>> {
@@ -161,10 +175,9 @@ pub fn parse(text: &str, file: &Path) -> Result<Node, YamlError> {
             message,
         });
     }
-    Ok(builder.root.unwrap_or_else(|| Node {
-        value: Value::Map(IndexMap::new()),
-        at: Pos { file, line: 1 },
-    }))
+    Ok(builder
+        .root
+        .unwrap_or_else(|| Node::new(Value::Map(IndexMap::new()), Pos { file, line: 1 })))
 }
 
 /// A collection being built.
@@ -173,6 +186,7 @@ enum Frame {
         items: Vec<Node>,
         at: Pos,
         anchor: usize,
+        tag: Option<MergeTag>,
     },
     Map {
         entries: IndexMap<String, Node>,
@@ -182,6 +196,7 @@ enum Frame {
         merges: Vec<Node>,
         at: Pos,
         anchor: usize,
+        tag: Option<MergeTag>,
     },
 }
 
@@ -294,7 +309,8 @@ impl<'input> SpannedEventReceiver<'input> for Builder {
                     Value::Null => Some(String::new()),
                     _ => Some(text.to_string()),
                 };
-                self.place(Node { value, at }, anchor, key);
+                let tag = merge_tag(tag.as_deref());
+                self.place(Node { value, at, tag }, anchor, key);
             }
             Event::Alias(id) => match self.anchors.get(&id).cloned() {
                 Some(node) => {
@@ -306,15 +322,16 @@ impl<'input> SpannedEventReceiver<'input> for Builder {
                     self.fail(format!("yaml: line {line}: unknown anchor referenced"))
                 }
             },
-            Event::SequenceStart(anchor, _) => {
+            Event::SequenceStart(anchor, tag) => {
                 let at = self.pos(&span);
                 self.stack.push(Frame::Seq {
                     items: Vec::new(),
                     at,
                     anchor,
+                    tag: merge_tag(tag.as_deref()),
                 });
             }
-            Event::MappingStart(anchor, _) => {
+            Event::MappingStart(anchor, tag) => {
                 let at = self.pos(&span);
                 self.stack.push(Frame::Map {
                     entries: IndexMap::new(),
@@ -322,14 +339,22 @@ impl<'input> SpannedEventReceiver<'input> for Builder {
                     merges: Vec::new(),
                     at,
                     anchor,
+                    tag: merge_tag(tag.as_deref()),
                 });
             }
             Event::SequenceEnd => {
-                if let Some(Frame::Seq { items, at, anchor }) = self.stack.pop() {
+                if let Some(Frame::Seq {
+                    items,
+                    at,
+                    anchor,
+                    tag,
+                }) = self.stack.pop()
+                {
                     self.place(
                         Node {
                             value: Value::Seq(items),
                             at,
+                            tag,
                         },
                         anchor,
                         None,
@@ -342,6 +367,7 @@ impl<'input> SpannedEventReceiver<'input> for Builder {
                     merges,
                     at,
                     anchor,
+                    tag,
                     ..
                 }) = self.stack.pop()
                 {
@@ -365,6 +391,7 @@ impl<'input> SpannedEventReceiver<'input> for Builder {
                         Node {
                             value: Value::Map(entries),
                             at,
+                            tag,
                         },
                         anchor,
                         None,
@@ -376,7 +403,16 @@ impl<'input> SpannedEventReceiver<'input> for Builder {
     }
 }
 
-/// Types a plain scalar by YAML 1.2's core schema.
+fn merge_tag(tag: Option<&saphyr_parser::Tag>) -> Option<MergeTag> {
+    match tag {
+        Some(t) if t.handle == "!" && t.suffix == "reset" => Some(MergeTag::Reset),
+        Some(t) if t.handle == "!" && t.suffix == "override" => Some(MergeTag::Override),
+        _ => None,
+    }
+}
+
+/// Types a plain scalar as go-yaml v3 does for compose-go: YAML 1.2's core schema, with
+/// Go's integer syntax (a leading `0` is octal, `0x` hex, `0b` binary).
 fn resolve_plain(text: &str) -> Value {
     match text {
         "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
@@ -391,6 +427,11 @@ fn resolve_plain(text: &str) -> Value {
     }
     if let Some(i) = parse_int(text) {
         return Value::Int(i);
+    }
+    // An integer too large for i64 keeps its digits.
+    let unsigned = text.strip_prefix('-').unwrap_or(text);
+    if !unsigned.is_empty() && unsigned.bytes().all(|b| b.is_ascii_digit()) {
+        return Value::Str(text.to_owned());
     }
     if looks_like_float(text) {
         if let Ok(f) = text.parse::<f64>() {
@@ -410,6 +451,10 @@ fn parse_int(text: &str) -> Option<i64> {
         i64::from_str_radix(hex, 16).ok()?
     } else if let Some(oct) = digits.strip_prefix("0o") {
         i64::from_str_radix(oct, 8).ok()?
+    } else if let Some(bin) = digits.strip_prefix("0b") {
+        i64::from_str_radix(bin, 2).ok()?
+    } else if digits.len() > 1 && digits.starts_with('0') {
+        i64::from_str_radix(&digits[1..], 8).ok()?
     } else {
         if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
             return None;
@@ -451,7 +496,8 @@ mod tests {
 
     #[test]
     fn scalars_are_typed_by_the_core_schema() {
-        let n = load("a: 1\nb: '1'\nc: true\nd: yes\ne: 1.5\nf:\ng: ~\nh: 0x1f\ni: 1e3\nj: 1.2.3\n");
+        let n =
+            load("a: 1\nb: '1'\nc: true\nd: yes\ne: 1.5\nf:\ng: ~\nh: 0x1f\ni: 1e3\nj: 1.2.3\n");
         let j = n.to_json();
         assert_eq!(j["a"], 1);
         assert_eq!(j["b"], "1");
@@ -493,7 +539,10 @@ mod tests {
     fn duplicate_keys_and_syntax_errors_are_refused_with_their_line() {
         let e = parse("a: 1\nb: 2\na: 3\n", Path::new("c.yaml")).unwrap_err();
         assert!(e.to_string().contains("line 3"), "{e}");
-        assert!(e.to_string().contains("\"a\" already defined at line 1"), "{e}");
+        assert!(
+            e.to_string().contains("\"a\" already defined at line 1"),
+            "{e}"
+        );
         let e = parse("a: [1, 2\n", Path::new("c.yaml")).unwrap_err();
         assert!(e.to_string().starts_with("c.yaml: yaml: line"), "{e}");
     }
