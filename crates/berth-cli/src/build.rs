@@ -6,7 +6,7 @@
 //! and a context on stdin (`-`: a tar, or a Dockerfile alone) is always sent.
 
 use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{bail, Context as _, Result};
 use clap::{Args, Subcommand};
@@ -121,29 +121,6 @@ fn labels_json(labels: &[String]) -> serde_json::Value {
         map.insert(k.to_owned(), v.into());
     }
     serde_json::Value::Object(map)
-}
-
-/// The context directory as a tar (what `.dockerignore` excludes left out, the Dockerfile
-/// and `.dockerignore` kept), written by a thread into a pipe.
-fn context_tar(dir: &Path, dockerfile: Option<&str>) -> Result<std::fs::File> {
-    let ctx = berth_build::Context::open_for(dir, dockerfile)
-        .with_context(|| format!("reading the .dockerignore of {}", dir.display()))?;
-    let entries = ctx
-        .walk()
-        .with_context(|| format!("reading the context {}", dir.display()))?;
-    let (reader, writer) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
-    let (reader, writer) = (std::fs::File::from(reader), std::fs::File::from(writer));
-    let root = dir.to_path_buf();
-    std::thread::spawn(move || -> std::io::Result<()> {
-        let mut tar = tar::Builder::new(std::io::BufWriter::with_capacity(256 * 1024, writer));
-        tar.follow_symlinks(false);
-        tar.mode(tar::HeaderMode::Deterministic);
-        for e in entries {
-            tar.append_path_with_name(root.join(&e.path), &e.path)?;
-        }
-        tar.into_inner()?.flush()
-    });
-    Ok(reader)
 }
 
 /// `--secret` values as files the daemon reads (same host): `src=` files as they are, `env=`
@@ -281,7 +258,7 @@ pub fn build(client: &Client, args: BuildArgs) -> Result<i32> {
                 bail!("with BERTH_BUILD_UPLOAD=1 the Dockerfile must be inside the context");
             };
             query.push(("dockerfile", rel.clone()));
-            let mut tar = context_tar(&dir, Some(rel))?;
+            let mut tar = berth_client::context::tar_stream(&dir, Some(rel))?;
             client.upload(
                 "POST",
                 &with_query("/build", &query),
@@ -389,13 +366,6 @@ pub fn builder(client: &Client, cmd: BuilderCommand) -> Result<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Read;
-
-    fn read_all(mut r: impl Read) -> std::io::Result<Vec<u8>> {
-        let mut v = Vec::new();
-        r.read_to_end(&mut v)?;
-        Ok(v)
-    }
 
     #[test]
     fn build_args_take_values_from_the_environment_when_not_given() {
@@ -410,23 +380,5 @@ mod tests {
         assert_eq!(v["BERTH_TEST_BUILD_ARG"], "from-env");
         assert!(v["BERTH_TEST_UNSET_ARG"].is_null());
         assert_eq!(v["B"], "x=y");
-    }
-
-    #[test]
-    fn the_context_tar_leaves_out_what_dockerignore_excludes() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("Dockerfile"), "FROM scratch\n").unwrap();
-        std::fs::write(dir.path().join(".dockerignore"), "secret\nDockerfile\n").unwrap();
-        std::fs::write(dir.path().join("secret"), "x").unwrap();
-        std::fs::create_dir(dir.path().join("src")).unwrap();
-        std::fs::write(dir.path().join("src/app"), "y").unwrap();
-        let bytes = read_all(context_tar(dir.path(), Some("Dockerfile")).unwrap()).unwrap();
-        let mut names: Vec<String> = tar::Archive::new(&bytes[..])
-            .entries()
-            .unwrap()
-            .map(|e| e.unwrap().path().unwrap().display().to_string())
-            .collect();
-        names.sort();
-        assert_eq!(names, [".dockerignore", "Dockerfile", "src", "src/app"]);
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod client;
 pub mod conn;
+pub mod context;
 pub mod progress;
 pub mod stream;
 

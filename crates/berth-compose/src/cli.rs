@@ -10,7 +10,7 @@ use berth_client::Client;
 use clap::{Args, Subcommand};
 
 use crate::load::{self, Loaded, Options};
-use crate::{hash, yaml_out};
+use crate::{cmd, hash, yaml_out};
 
 /// Flags of every compose command (`docker compose [OPTIONS] COMMAND`).
 #[derive(Args, Debug, Clone)]
@@ -47,6 +47,64 @@ pub struct ComposeArgs {
 pub enum ComposeCommand {
     /// Parse, resolve and render compose file in canonical format.
     Config(ConfigArgs),
+    /// Create and start containers.
+    Up(cmd::up::UpArgs),
+    /// Stop and remove containers, networks.
+    Down(cmd::down::DownArgs),
+    /// List containers.
+    Ps(cmd::ps::PsArgs),
+    /// View output from containers.
+    Logs(cmd::logs::LogsArgs),
+    /// Creates containers for a service.
+    Create(cmd::up::CreateArgs),
+    /// Start services.
+    Start(cmd::up::ServicesArgs),
+    /// Stop services.
+    Stop(cmd::lifecycle::StopArgs),
+    /// Restart service containers.
+    Restart(cmd::lifecycle::StopArgs),
+    /// Force stop service containers.
+    Kill(cmd::lifecycle::KillArgs),
+    /// Removes stopped service containers.
+    Rm(cmd::lifecycle::RmArgs),
+    /// Pause services.
+    Pause(cmd::up::ServicesArgs),
+    /// Unpause services.
+    Unpause(cmd::up::ServicesArgs),
+    /// Execute a command in a running container.
+    Exec(cmd::exec::ExecArgs),
+    /// Run a one-off command on a service.
+    Run(cmd::exec::RunArgs),
+    /// Pull service images.
+    Pull(cmd::images::PullArgs),
+    /// Push service images.
+    Push(cmd::up::ServicesArgs),
+    /// Build or rebuild services.
+    Build(cmd::images::BuildArgs),
+    /// List images used by the created containers.
+    Images(cmd::up::ServicesArgs),
+    /// Display the running processes.
+    Top(cmd::up::ServicesArgs),
+    /// Print the public port for a port binding.
+    Port(cmd::ps::PortArgs),
+    /// List running compose projects.
+    Ls(cmd::ps::LsArgs),
+    /// Block until containers of all (or specified) services stop.
+    Wait(cmd::up::ServicesArgs),
+    /// Scale services.
+    Scale(cmd::up::ScaleArgs),
+    /// Show the Docker Compose version information.
+    Version(VersionArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct VersionArgs {
+    /// Format the output. Values: [pretty | json].
+    #[arg(short, long, default_value = "pretty")]
+    pub format: String,
+    /// Shows only Compose's version number.
+    #[arg(long)]
+    pub short: bool,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -103,10 +161,28 @@ pub fn load_project(args: &ComposeArgs) -> Result<Loaded> {
 
 /// Runs a compose command; `connect` gives a client for commands that need the daemon.
 pub fn run(args: ComposeArgs, connect: &dyn Fn() -> Result<Client>) -> Result<i32> {
-    let _ = connect;
     match &args.command {
         ComposeCommand::Config(c) => config(&args, c),
+        ComposeCommand::Version(v) => version(v),
+        ComposeCommand::Ls(l) => cmd::ps::ls(&connect()?, l),
+        _ => cmd::run(&args, connect),
     }
+}
+
+/// The version berth compose reports: berth's, and the Compose release it follows.
+fn version(v: &VersionArgs) -> Result<i32> {
+    let own = env!("CARGO_PKG_VERSION");
+    if v.short {
+        println!("{own}");
+    } else if v.format == "json" {
+        println!("{{\"version\":\"{own}\"}}");
+    } else {
+        println!(
+            "berth compose version {own} (compatible with Docker Compose {})",
+            crate::naming::COMPOSE_VERSION
+        );
+    }
+    Ok(0)
 }
 
 fn config(args: &ComposeArgs, c: &ConfigArgs) -> Result<i32> {

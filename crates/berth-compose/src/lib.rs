@@ -7,7 +7,12 @@
 //! [`schema`] + [`spec`] (checked, short syntax rewritten into the long form), [`merge`]
 //! (several files, `extends`), then [`load`]'s normalization and reference checks.
 
+pub mod api;
+pub mod build;
 pub mod cli;
+pub mod cmd;
+pub mod converge;
+pub mod convert;
 pub mod dotenv;
 pub mod hash;
 pub mod interp;

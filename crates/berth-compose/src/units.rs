@@ -102,31 +102,10 @@ fn fraction(value: u64, div: u64) -> String {
 }
 
 /// A memory size in bytes: a number with an optional unit (`k`, `m`, `g`, `t`, `p`, each
-/// optionally followed by `b`/`ib`), binary multiples.
+/// optionally followed by `b`/`ib`), binary multiples: berth-core's parser, with the error
+/// text compose-go gives.
 pub fn ram_in_bytes(text: &str) -> Result<i64, String> {
-    let s = text.trim();
-    let lower = s.to_ascii_lowercase();
-    let num_len = lower
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(lower.len());
-    let number: f64 = lower[..num_len]
-        .parse()
-        .map_err(|_| format!("invalid size: '{text}'"))?;
-    let unit = lower[num_len..].trim_start();
-    let unit = unit
-        .strip_suffix("ib")
-        .or_else(|| unit.strip_suffix('b'))
-        .unwrap_or(unit);
-    let multiplier: f64 = match unit {
-        "" => 1.0,
-        "k" => 1024.0,
-        "m" => 1024.0 * 1024.0,
-        "g" => 1024.0 * 1024.0 * 1024.0,
-        "t" => 1024f64.powi(4),
-        "p" => 1024f64.powi(5),
-        _ => return Err(format!("invalid suffix: '{}'", &lower[num_len..])),
-    };
-    Ok((number * multiplier) as i64)
+    berth_core::humanize::parse_ram_bytes(text).ok_or_else(|| format!("invalid size: '{text}'"))
 }
 
 #[cfg(test)]

@@ -46,15 +46,17 @@ fn significant3(v: f64) -> String {
     }
 }
 
-/// Docker's byte sizes: a number with an optional unit b, k, m, g, t, p (and an optional
-/// trailing "b", as in "512mb"), powers of 1024.
+/// Docker's byte sizes (go-units' RAMInBytes): a number, an optional blank, an optional
+/// unit k, m, g, t, p with an optional "i" and "b" ("512mb", "1KiB", "64 m"), powers of 1024.
 pub fn parse_ram_bytes(text: &str) -> Option<i64> {
     let t = text.trim().to_ascii_lowercase();
     let t = t.strip_suffix('b').unwrap_or(&t);
+    let t = t.strip_suffix('i').unwrap_or(t);
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
+    let unit = unit.strip_prefix(' ').unwrap_or(unit);
     let n: f64 = num.parse().ok()?;
     let mult: f64 = match unit {
         "" => 1.0,
