@@ -7,6 +7,7 @@ mod archive;
 mod build;
 mod cli;
 mod compose;
+mod compose_berth;
 mod container_store;
 mod daemon;
 mod exec_attach;

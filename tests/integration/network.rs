@@ -1378,3 +1378,55 @@ fn endpoint_links_on_a_user_network_resolve_for_the_linking_container_only() {
     ok(&d.docker(&["rm", "-f", "down", "upstream", "c3", "lone"]));
     ok(&d.docker(&["network", "rm", "lnk"]));
 }
+
+/// API 1.44 and later create a container on several networks at once (`docker run
+/// --network a --network b`, Compose's services on several networks): every one is
+/// joined, with its aliases, and the container is reachable by name on each.
+#[test]
+fn a_container_created_on_two_networks_joins_both() {
+    if !root_or_skip() {
+        return;
+    }
+    let d = TestDaemon::with_busybox();
+    ok(&d.docker(&["network", "create", "--subnet", "10.251.71.0/24", "front"]));
+    ok(&d.docker(&["network", "create", "--subnet", "10.251.72.0/24", "back"]));
+    ok(&d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "two",
+        "--network",
+        "front",
+        "--network",
+        "name=back,alias=db",
+        "bb",
+        "sleep",
+        "300",
+    ]));
+    let nets = ok(&d.docker(&[
+        "inspect",
+        "-f",
+        "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}",
+        "two",
+    ]));
+    assert_eq!(nets, "back front");
+    // Reached by its alias on back, by its name on front.
+    for (net, name) in [("back", "db"), ("front", "two")] {
+        ok(&d.docker(&[
+            "run",
+            "--rm",
+            "--network",
+            net,
+            "bb",
+            "busybox",
+            "ping",
+            "-c",
+            "1",
+            "-W",
+            "2",
+            name,
+        ]));
+    }
+    ok(&d.docker(&["rm", "-f", "two"]));
+    ok(&d.docker(&["network", "rm", "front", "back"]));
+}

@@ -263,41 +263,39 @@ impl Engine {
                 } else if name != DEFAULT_NETWORK {
                     return Err(EngineError::not_found(format!("network {name} not found")));
                 }
-                // The docker CLI keys the endpoint by the mode as given (`default` too); an
-                // entry for another network is not this one's (Docker drops it at start).
+                // The docker CLI keys the endpoint by the mode as given (`default` too).
                 let ep = endpoints.and_then(|e| e.get(name).or_else(|| e.get(raw_mode)));
-                let ip = match ep
-                    .and_then(|e| e.ipam_config.as_ref())
-                    .and_then(|i| i.ipv4_address.as_deref())
-                    .unwrap_or("")
-                {
-                    "" => None,
-                    s => Some(
-                        s.parse::<Ipv4Addr>()
-                            .map_err(|_| bad(format!("invalid IPv4 address: {s}")))?,
-                    ),
-                };
-                let ip6 = requested_ip6(ep.and_then(|e| e.ipam_config.as_ref()))?;
-                if (ip.is_some() || ip6.is_some()) && name == DEFAULT_NETWORK {
-                    return Err(bad(
-                        "user specified IP address is supported on user defined networks only"
-                            .into(),
-                    ));
-                }
+                let attach = endpoint_attach(name, ep)?;
                 rec.mac = ep
                     .and_then(|e| e.mac_address.clone())
                     .filter(|s| !s.is_empty());
                 rec.mac = rec.mac.or_else(|| body_mac.clone());
-                crate::container::links::endpoint_links(ep.and_then(|e| e.links.as_ref()))?;
-                rec.networks.push(NetAttach {
-                    name: name.to_owned(),
-                    aliases: ep.and_then(|e| e.aliases.clone()).unwrap_or_default(),
-                    ip,
-                    ipam_config: ep.and_then(|e| e.ipam_config.clone()),
-                    links: ep.and_then(|e| e.links.clone()),
-                    driver_opts: ep.and_then(|e| e.driver_opts.clone()),
-                    mac: None,
-                });
+                rec.networks.push(attach);
+                // API 1.44 and later: the other entries are more networks joined at create
+                // (`docker run --network a --network b`, Compose's services on several).
+                let mut others: Vec<(&String, &EndpointSettings)> = endpoints
+                    .into_iter()
+                    .flatten()
+                    .filter(|(k, _)| k.as_str() != name && k.as_str() != raw_mode)
+                    .collect();
+                others.sort_by(|a, b| a.0.cmp(b.0));
+                for (other, ep) in others {
+                    if let Some(net) = self.networking() {
+                        let found = net.network(other).map_err(|_| {
+                            EngineError::not_found(format!("network {other} not found"))
+                        })?;
+                        let same = |n: &NetAttach| {
+                            net.network(&n.name)
+                                .is_ok_and(|x| x.config.name == found.config.name)
+                        };
+                        if rec.networks.iter().any(same) {
+                            continue;
+                        }
+                    } else {
+                        return Err(EngineError::not_found(format!("network {other} not found")));
+                    }
+                    rec.networks.push(endpoint_attach(other, Some(ep))?);
+                }
             }
         }
         for s in hc.dns.iter().flatten() {
@@ -1468,6 +1466,39 @@ impl berth_api::networks::NetworkBackend for Engine {
     fn disconnect_network(&self, name: &str, req: NetworkDisconnectRequest) -> BackendResult<()> {
         Ok(Engine::disconnect_network(self, name, req)?)
     }
+}
+
+/// A network joined at create, from its `EndpointsConfig` entry: the requested addresses
+/// checked, aliases, links and driver options kept.
+fn endpoint_attach(name: &str, ep: Option<&EndpointSettings>) -> Result<NetAttach, EngineError> {
+    let bad = |m: String| EngineError::invalid(m);
+    let ip = match ep
+        .and_then(|e| e.ipam_config.as_ref())
+        .and_then(|i| i.ipv4_address.as_deref())
+        .unwrap_or("")
+    {
+        "" => None,
+        s => Some(
+            s.parse::<Ipv4Addr>()
+                .map_err(|_| bad(format!("invalid IPv4 address: {s}")))?,
+        ),
+    };
+    let ip6 = requested_ip6(ep.and_then(|e| e.ipam_config.as_ref()))?;
+    if (ip.is_some() || ip6.is_some()) && name == DEFAULT_NETWORK {
+        return Err(bad(
+            "user specified IP address is supported on user defined networks only".into(),
+        ));
+    }
+    crate::container::links::endpoint_links(ep.and_then(|e| e.links.as_ref()))?;
+    Ok(NetAttach {
+        name: name.to_owned(),
+        aliases: ep.and_then(|e| e.aliases.clone()).unwrap_or_default(),
+        ip,
+        ipam_config: ep.and_then(|e| e.ipam_config.clone()),
+        links: ep.and_then(|e| e.links.clone()),
+        driver_opts: ep.and_then(|e| e.driver_opts.clone()),
+        mac: None,
+    })
 }
 
 #[cfg(test)]

@@ -1,0 +1,403 @@
+//! `berth compose` on a real berth daemon: a web server and a client reaching it by service
+//! name behind a healthcheck, a one-shot migration gating the app
+//! (`service_completed_successfully`), secrets from files, two merged files with `.env`
+//! interpolation, `up` twice recreating nothing and a changed service recreated alone,
+//! `run --rm`, `exec`, scale 3 and back to 1, profiles, a build from a context, attached
+//! `up` with `--exit-code-from`, `down -v` leaving nothing; the same projects handed over
+//! to Docker Compose v2.40.3 and back; and bad files refused with file:line, exit 1,
+//! nothing created.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use berth_testutil::*;
+
+const V2: &str = "2.40.3";
+
+/// `berth compose -p bc ARGS` in `dir`.
+fn bc(d: &TestDaemon, dir: &Path, args: &[&str]) -> Output {
+    Command::new(berth_bin())
+        .current_dir(dir)
+        .env("BERTH_HOST", d.host())
+        .env("BERTH_NO_AUTOSTART", "1")
+        .args(["compose", "-p", "bc"])
+        .args(args)
+        .output()
+        .expect("run berth compose")
+}
+
+/// Docker Compose v2 (`scripts/deps.sh` fetches it) with the same project name.
+fn v2(d: &TestDaemon, dir: &Path, args: &[&str]) -> Output {
+    let cache =
+        std::env::var_os("BERTH_COMPOSE_DIR").unwrap_or_else(|| "/var/cache/berth-test".into());
+    let bin = Path::new(&cache).join(format!("docker-compose-{V2}"));
+    assert!(
+        bin.exists(),
+        "Docker Compose {V2} is not at {}",
+        bin.display()
+    );
+    Command::new(bin)
+        .current_dir(dir)
+        .env("DOCKER_HOST", d.host())
+        .env("DOCKER_CONFIG", d.dir.path().join("docker-config"))
+        .env("COMPOSE_PROGRESS", "plain")
+        .env("DOCKER_BUILDKIT", "0")
+        .env("COMPOSE_BAKE", "false")
+        .args(["-p", "bc"])
+        .args(args)
+        .output()
+        .expect("run docker compose")
+}
+
+/// (name, ID) of every container of the daemon, sorted by name.
+fn containers(d: &TestDaemon) -> Vec<(String, String)> {
+    let out = ok(&d.berth(&["ps", "-a", "--no-trunc", "--format", "{{.Names}} {{.ID}}"]));
+    let mut rows: Vec<(String, String)> = out
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(n, i)| (n.to_owned(), i.to_owned()))
+        .collect();
+    rows.sort();
+    rows
+}
+
+fn id_of(rows: &[(String, String)], name: &str) -> String {
+    rows.iter()
+        .find(|r| r.0 == name)
+        .map(|r| r.1.clone())
+        .unwrap_or_else(|| panic!("no container {name} in {rows:?}"))
+}
+
+/// Nothing of project `bc` is left on the daemon.
+fn assert_nothing_left(d: &TestDaemon) {
+    assert_eq!(ok(&d.berth(&["ps", "-aq"])), "");
+    let nets = ok(&d.berth(&["network", "ls", "--format", "{{.Name}}"]));
+    assert!(!nets.contains("bc_"), "{nets}");
+    let vols = ok(&d.berth(&["volume", "ls", "-q"]));
+    assert!(!vols.contains("bc_"), "{vols}");
+}
+
+const BASE: &str = r#"
+services:
+  web:
+    image: bb
+    command: ["sh", "-c", "busybox mkdir -p /www && echo hello > /www/index.html && exec busybox httpd -f -p 8080 -h /www"]
+    healthcheck:
+      test: ["CMD", "busybox", "wget", "-q", "-O-", "http://localhost:8080/"]
+      interval: 1s
+      retries: 30
+  migrate:
+    image: bb
+    command: ["sh", "-c", "echo migrated > /data/state"]
+    volumes:
+      - data:/data
+  app:
+    image: bb
+    command: ["sh", "-c", "busybox wget -q -O- http://web:8080/ && cat /data/state /run/secrets/token && echo greeting=$$GREETING && exec sleep 300"]
+    depends_on:
+      web:
+        condition: service_healthy
+      migrate:
+        condition: service_completed_successfully
+    volumes:
+      - data:/data
+    secrets: [token]
+volumes:
+  data: {}
+secrets:
+  token:
+    file: ./token.txt
+"#;
+
+fn extra(greeting: &str) -> String {
+    format!("services:\n  app:\n    environment:\n      GREETING: \"{greeting} ${{WHO}}\"\n")
+}
+
+#[test]
+fn an_app_comes_up_in_order_twice_without_change_and_goes_away() {
+    if !root_or_skip() {
+        return;
+    }
+    let d = TestDaemon::with_busybox();
+    let dir = d.dir.path().join("app");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("base.yaml"), BASE).unwrap();
+    std::fs::write(dir.join("extra.yaml"), extra("hi")).unwrap();
+    std::fs::write(dir.join(".env"), "WHO=world\n").unwrap();
+    std::fs::write(dir.join("token.txt"), "s3cret\n").unwrap();
+    let files = ["-f", "base.yaml", "-f", "extra.yaml"];
+    let with = |args: &[&str]| -> Vec<String> {
+        files.iter().chain(args).map(|s| (*s).to_owned()).collect()
+    };
+    let run = |args: &[&str]| {
+        let a = with(args);
+        let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+        bc(&d, &dir, &refs)
+    };
+
+    ok(&run(&["up", "-d"]));
+    // The app started after web was healthy and migrate had exited 0.
+    let logs = ok(&d.berth(&["logs", "bc-app-1"]));
+    assert_eq!(logs, "hello\nmigrated\ns3cret\ngreeting=hi world", "{logs}");
+    let migrate = ok(&d.berth(&[
+        "inspect",
+        "-f",
+        "{{.State.Status}} {{.State.ExitCode}}",
+        "bc-migrate-1",
+    ]));
+    assert_eq!(migrate, "exited 0");
+    let first = containers(&d);
+    assert_eq!(first.len(), 3, "{first:?}");
+
+    // The same project again: nothing recreated.
+    let again = run(&["up", "-d"]);
+    ok(&again);
+    assert!(!stderr(&again).contains("Recreate"), "{}", stderr(&again));
+    assert_eq!(containers(&d), first);
+
+    // Only the service whose config changed is recreated.
+    std::fs::write(dir.join("extra.yaml"), extra("bye")).unwrap();
+    ok(&run(&["up", "-d"]));
+    let second = containers(&d);
+    assert_ne!(id_of(&second, "bc-app-1"), id_of(&first, "bc-app-1"));
+    assert_eq!(id_of(&second, "bc-web-1"), id_of(&first, "bc-web-1"));
+    assert_eq!(
+        id_of(&second, "bc-migrate-1"),
+        id_of(&first, "bc-migrate-1")
+    );
+    eventually(
+        "the new app logs its greeting",
+        std::time::Duration::from_secs(20),
+        || text(&d.berth(&["logs", "bc-app-1"])).contains("greeting=bye world"),
+    );
+
+    // A one-off reaches a service by name and goes (--rm), with its exit code.
+    let out = run(&[
+        "run",
+        "--rm",
+        "-T",
+        "app",
+        "sh",
+        "-c",
+        "busybox wget -q -O- http://web:8080/; exit 3",
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert_eq!(stdout(&out).trim(), "hello");
+    assert!(!containers(&d).iter().any(|r| r.0.contains("-run-")));
+    // exec in a service container.
+    assert_eq!(
+        ok(&run(&["exec", "-T", "app", "cat", "/data/state"])),
+        "migrated"
+    );
+
+    // ps lists the running services; JSON has one object per line.
+    let ps = ok(&run(&["ps", "--format", "json"]));
+    let services: Vec<String> = ps
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["Service"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(services, ["app", "web"]);
+
+    ok(&run(&["down", "-v"]));
+    assert_nothing_left(&d);
+}
+
+#[test]
+fn scale_profiles_and_a_build_with_attached_output() {
+    if !root_or_skip() {
+        return;
+    }
+    let d = TestDaemon::with_busybox();
+    let dir = d.dir.path().join("scale");
+    std::fs::create_dir_all(dir.join("ctx")).unwrap();
+    std::fs::write(
+        dir.join("ctx/Dockerfile"),
+        "FROM bb\nCOPY note /note\nCMD [\"cat\", \"/note\"]\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("ctx/note"), "built here\n").unwrap();
+    std::fs::write(
+        dir.join("compose.yaml"),
+        r#"
+services:
+  worker:
+    image: bb
+    command: ["sleep", "300"]
+    stop_grace_period: 1s
+  debug:
+    image: bb
+    command: ["sleep", "300"]
+    profiles: [debug]
+  job:
+    build: ./ctx
+    profiles: [job]
+  fail:
+    image: bb
+    command: ["sh", "-c", "echo failing; exit 7"]
+    profiles: [job]
+"#,
+    )
+    .unwrap();
+
+    ok(&bc(&d, &dir, &["up", "-d", "--scale", "worker=3"]));
+    let names: Vec<String> = containers(&d).into_iter().map(|r| r.0).collect();
+    assert_eq!(names, ["bc-worker-1", "bc-worker-2", "bc-worker-3"]);
+    ok(&bc(&d, &dir, &["up", "-d", "--scale", "worker=1"]));
+    let names: Vec<String> = containers(&d).into_iter().map(|r| r.0).collect();
+    assert_eq!(names, ["bc-worker-1"]);
+
+    // A profile's service only when the profile is on.
+    ok(&bc(&d, &dir, &["--profile", "debug", "up", "-d"]));
+    assert!(containers(&d).iter().any(|r| r.0 == "bc-debug-1"));
+
+    // Attached: the built image's output with its prefix, and the exit code of the
+    // service named by --exit-code-from.
+    let out = bc(
+        &d,
+        &dir,
+        &[
+            "--profile",
+            "job",
+            "up",
+            "--exit-code-from",
+            "fail",
+            "job",
+            "fail",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(7), "{}", text(&out));
+    let o = stdout(&out);
+    assert!(o.contains("job-1   | built here"), "{o}");
+    assert!(o.contains("fail-1  | failing"), "{o}");
+    assert!(o.contains("fail-1 exited with code 7"), "{o}");
+
+    ok(&bc(
+        &d,
+        &dir,
+        &[
+            "--profile",
+            "debug",
+            "--profile",
+            "job",
+            "down",
+            "-v",
+            "--rmi",
+            "local",
+        ],
+    ));
+    assert_nothing_left(&d);
+    assert!(!ok(&d.berth(&["images", "--format", "{{.Repository}}"])).contains("bc-job"));
+}
+
+#[test]
+fn projects_change_hands_with_docker_compose_v2() {
+    if !root_or_skip() {
+        return;
+    }
+    let d = TestDaemon::with_busybox();
+    let dir = d.dir.path().join("hand");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("compose.yaml"),
+        r#"
+services:
+  web:
+    image: bb
+    command: ["sh", "-c", "busybox mkdir -p /www && echo hi > /www/index.html && exec busybox httpd -f -p 80 -h /www"]
+    ports: ["127.0.0.1::80"]
+    volumes: [data:/data, ./src:/src:ro]
+    environment: [A=1, B=two words]
+    healthcheck: {test: "busybox wget -q -O- http://localhost/", interval: 1s, retries: 30}
+    deploy: {resources: {limits: {memory: 64m}}}
+  client:
+    image: bb
+    command: ["sleep", "300"]
+    depends_on: {web: {condition: service_healthy}}
+    networks: [default, back]
+    stop_grace_period: 1s
+networks:
+  back: {}
+volumes:
+  data: {}
+"#,
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+
+    // berth makes it; v2 sees it, recreates nothing, takes it down.
+    ok(&bc(&d, &dir, &["up", "-d"]));
+    let made = containers(&d);
+    let ps = ok(&v2(&d, &dir, &["ps", "--format", "json"]));
+    assert_eq!(ps.lines().count(), 2, "{ps}");
+    let up = v2(&d, &dir, &["up", "-d"]);
+    ok(&up);
+    assert!(!stderr(&up).contains("Recreate"), "{}", stderr(&up));
+    assert_eq!(containers(&d), made);
+    ok(&v2(&d, &dir, &["down", "-v"]));
+    assert_nothing_left(&d);
+
+    // v2 makes it; berth sees it, recreates nothing, takes it down.
+    ok(&v2(&d, &dir, &["up", "-d"]));
+    let made = containers(&d);
+    let ps = ok(&bc(&d, &dir, &["ps", "-q"]));
+    assert_eq!(ps.lines().count(), 2, "{ps}");
+    let up = bc(&d, &dir, &["up", "-d"]);
+    ok(&up);
+    assert!(!stderr(&up).contains("Recreate"), "{}", stderr(&up));
+    assert_eq!(containers(&d), made);
+    ok(&bc(&d, &dir, &["down", "-v"]));
+    assert_nothing_left(&d);
+}
+
+#[test]
+fn bad_files_are_refused_with_where_and_nothing_is_created() {
+    if !root_or_skip() {
+        return;
+    }
+    let d = TestDaemon::with_busybox();
+    let cases: [(&str, &str, &str); 5] = [
+        (
+            "unknown-key",
+            "services:\n  web:\n    image: bb\n    imagee: x\n",
+            "compose.yaml:4: services.web: additional property \"imagee\" is not allowed",
+        ),
+        (
+            "wrong-type",
+            "services:\n  web:\n    image: bb\n    ports: 80\n",
+            "compose.yaml:4: services.web.ports: must be a list",
+        ),
+        (
+            "cycle",
+            "services:\n  a:\n    image: bb\n    depends_on: [b]\n  b:\n    image: bb\n    depends_on: [a]\n",
+            "dependency cycle detected: a -> b -> a",
+        ),
+        (
+            "undefined-network",
+            "services:\n  web:\n    image: bb\n    networks: [back]\n",
+            "service \"web\" refers to undefined network back",
+        ),
+        (
+            "missing-variable",
+            "services:\n  web:\n    image: \"${TAG:?TAG must be set}\"\n",
+            "compose.yaml:3: error while interpolating services.web.image: required variable TAG is missing a value: TAG must be set",
+        ),
+    ];
+    for (name, yaml, want) in cases {
+        let dir = d.dir.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("compose.yaml"), yaml).unwrap();
+        let out = bc(&d, &dir, &["up", "-d"]);
+        assert_eq!(out.status.code(), Some(1), "{name}: {}", text(&out));
+        assert!(
+            stderr(&out).contains(want),
+            "{name}: {:?} lacks {want:?}",
+            stderr(&out)
+        );
+        assert_nothing_left(&d);
+    }
+}
