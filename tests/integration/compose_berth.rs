@@ -401,3 +401,126 @@ fn bad_files_are_refused_with_where_and_nothing_is_created() {
         assert_nothing_left(&d);
     }
 }
+
+#[test]
+fn service_fields_reach_the_container_and_what_berth_lacks_is_refused() {
+    if !root_or_skip() {
+        return;
+    }
+    let d = TestDaemon::with_busybox();
+    let dir = d.dir.path().join("fields");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("compose.yaml"),
+        r#"
+services:
+  db:
+    image: bb
+    command: ["sleep", "300"]
+    post_start:
+      - command: ["sh", "-c", "echo started > /tmp/hook"]
+  app:
+    image: bb
+    command: ["sleep", "300"]
+    links: ["db:database"]
+    hostname: apphost
+    domainname: example.test
+    user: "0:0"
+    working_dir: /tmp
+    environment: {A: "1"}
+    labels: {tier: front}
+    ports: ["127.0.0.1::80"]
+    expose: ["9000"]
+    restart: on-failure:2
+    init: true
+    stop_signal: SIGINT
+    stop_grace_period: 2s
+    cap_add: [NET_ADMIN]
+    cap_drop: [MKNOD]
+    read_only: true
+    tmpfs: [/run]
+    ulimits: {nofile: {soft: 1024, hard: 2048}}
+    dns: [10.0.0.53]
+    extra_hosts: ["somehost=10.1.2.3"]
+    shm_size: 32m
+    mem_limit: 64m
+    pids_limit: 100
+    cpus: 0.5
+    healthcheck: {test: ["CMD", "busybox", "true"], interval: 1s}
+  gpu:
+    image: bb
+    gpus: all
+    profiles: [gpu]
+"#,
+    )
+    .unwrap();
+    ok(&bc(&d, &dir, &["up", "-d", "--wait"]));
+    let inspect: serde_json::Value =
+        serde_json::from_str(&ok(&d.berth(&["inspect", "bc-app-1"]))).unwrap();
+    let c = &inspect[0];
+    let (cfg, hc) = (&c["Config"], &c["HostConfig"]);
+    assert_eq!(cfg["Hostname"], "apphost");
+    assert_eq!(cfg["Domainname"], "example.test");
+    assert_eq!(cfg["User"], "0:0");
+    assert_eq!(cfg["WorkingDir"], "/tmp");
+    assert!(cfg["Env"].as_array().unwrap().iter().any(|e| e == "A=1"));
+    assert_eq!(cfg["Labels"]["tier"], "front");
+    assert_eq!(cfg["Labels"]["com.docker.compose.service"], "app");
+    assert!(
+        cfg["ExposedPorts"].get("9000").is_some() || cfg["ExposedPorts"].get("9000/tcp").is_some()
+    );
+    assert_eq!(cfg["StopSignal"], "SIGINT");
+    assert_eq!(cfg["StopTimeout"], 2);
+    assert_eq!(hc["RestartPolicy"]["Name"], "on-failure");
+    assert_eq!(hc["RestartPolicy"]["MaximumRetryCount"], 2);
+    assert_eq!(hc["Init"], true);
+    assert_eq!(hc["CapAdd"], serde_json::json!(["NET_ADMIN"]));
+    assert_eq!(hc["CapDrop"], serde_json::json!(["MKNOD"]));
+    assert_eq!(hc["ReadonlyRootfs"], true);
+    assert!(hc["Tmpfs"].get("/run").is_some());
+    assert_eq!(hc["Ulimits"][0]["Soft"], 1024);
+    assert_eq!(hc["Dns"], serde_json::json!(["10.0.0.53"]));
+    assert_eq!(hc["ExtraHosts"], serde_json::json!(["somehost:10.1.2.3"]));
+    assert_eq!(hc["ShmSize"], 32 << 20);
+    assert_eq!(hc["Memory"], 64 << 20);
+    assert_eq!(hc["PidsLimit"], 100);
+    assert_eq!(hc["NanoCpus"], 500_000_000);
+    assert_eq!(hc["PortBindings"]["80/tcp"][0]["HostIp"], "127.0.0.1");
+    assert_eq!(c["State"]["Health"]["Status"], "healthy");
+
+    // post_start ran; the link's alias resolves; cp goes both ways through a service name.
+    assert_eq!(
+        ok(&bc(&d, &dir, &["exec", "-T", "db", "cat", "/tmp/hook"])),
+        "started"
+    );
+    ok(&bc(
+        &d,
+        &dir,
+        &[
+            "exec", "-T", "app", "busybox", "ping", "-c", "1", "-W", "2", "database",
+        ],
+    ));
+    std::fs::write(dir.join("in.txt"), "copied in\n").unwrap();
+    ok(&bc(&d, &dir, &["cp", "in.txt", "db:/tmp/in.txt"]));
+    assert_eq!(
+        ok(&bc(&d, &dir, &["exec", "-T", "db", "cat", "/tmp/in.txt"])),
+        "copied in"
+    );
+    ok(&bc(&d, &dir, &["cp", "db:/tmp/hook", "out.txt"]));
+    assert_eq!(
+        std::fs::read_to_string(dir.join("out.txt")).unwrap(),
+        "started\n"
+    );
+
+    // GPUs: refused by the daemon as dockerd refuses them without a device driver.
+    let out = bc(&d, &dir, &["--profile", "gpu", "up", "-d", "gpu"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("could not select device driver"),
+        "{}",
+        stderr(&out)
+    );
+
+    ok(&bc(&d, &dir, &["--profile", "gpu", "down", "-t", "1"]));
+    assert_nothing_left(&d);
+}

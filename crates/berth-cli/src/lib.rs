@@ -496,6 +496,35 @@ pub fn connect(target: &Target) -> Result<Client> {
     }
 }
 
+/// What `berth compose` borrows from the CLI: its connection and `cp`.
+struct ComposeHost<'a>(&'a Target);
+
+impl berth_compose::cli::Host for ComposeHost<'_> {
+    fn connect(&self) -> Result<Client> {
+        connect(self.0)
+    }
+
+    fn copy(
+        &self,
+        client: &Client,
+        src: &str,
+        dest: &str,
+        archive: bool,
+        follow_link: bool,
+    ) -> Result<i32> {
+        archive::cp(
+            client,
+            archive::CpArgs {
+                archive,
+                follow_link,
+                quiet: true,
+                src: src.to_owned(),
+                dest: dest.to_owned(),
+            },
+        )
+    }
+}
+
 /// Runs the CLI; returns the process exit status.
 pub fn run(cli: Cli) -> i32 {
     let target = Target::new(cli.host.clone(), cli.tls.clone());
@@ -540,7 +569,7 @@ fn dispatch(target: &Target, command: Command) -> Result<i32> {
         // Reads a file; needs no daemon.
         Command::Lint(a) => return lint::run(a),
         // Connects only for the commands that need the daemon.
-        Command::Compose(a) => return berth_compose::cli::run(a, &|| connect(target)),
+        Command::Compose(a) => return berth_compose::cli::run(a, &ComposeHost(target)),
         Command::System(SystemCommand::Df(a)) => return disk::df(&connect(target)?, a),
         Command::System(SystemCommand::Prune(a)) => {
             return disk::system_prune(&connect(target)?, a)

@@ -128,8 +128,18 @@ pub fn inspect_container(client: &Client, id: &str) -> Result<Value> {
     Ok(client.get(&format!("/containers/{id}/json"))?.json()?)
 }
 
-pub fn create_container(client: &Client, name: &str, body: &Value) -> Result<String> {
-    let path = with_query("/containers/create", &[("name", name.to_owned())]);
+/// Creates a container; `platform` (`linux/arm64`) may be empty.
+pub fn create_container(
+    client: &Client,
+    name: &str,
+    platform: &str,
+    body: &Value,
+) -> Result<String> {
+    let mut query = vec![("name", name.to_owned())];
+    if !platform.is_empty() {
+        query.push(("platform", platform.to_owned()));
+    }
+    let path = with_query("/containers/create", &query);
     let resp = client.post(&path, Some(body))?.json()?;
     resp["Id"]
         .as_str()

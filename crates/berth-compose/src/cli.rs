@@ -93,6 +93,10 @@ pub enum ComposeCommand {
     Wait(cmd::up::ServicesArgs),
     /// Scale services.
     Scale(cmd::up::ScaleArgs),
+    /// Copy files/folders between a service container and the local filesystem.
+    Cp(cmd::exec::CpArgs),
+    /// Receive real time events from containers.
+    Events(cmd::logs::EventsArgs),
     /// Show the Docker Compose version information.
     Version(VersionArgs),
 }
@@ -159,13 +163,29 @@ pub fn load_project(args: &ComposeArgs) -> Result<Loaded> {
     Ok(loaded)
 }
 
-/// Runs a compose command; `connect` gives a client for commands that need the daemon.
-pub fn run(args: ComposeArgs, connect: &dyn Fn() -> Result<Client>) -> Result<i32> {
+/// What compose takes from the command line program that runs it: the connection (`-H`,
+/// TLS, starting a daemon) and `cp`'s copying, which are the CLI's and not repeated here.
+pub trait Host {
+    /// A client for the daemon.
+    fn connect(&self) -> Result<Client>;
+    /// `docker cp SRC DEST`, one side `CONTAINER:PATH`.
+    fn copy(
+        &self,
+        client: &Client,
+        src: &str,
+        dest: &str,
+        archive: bool,
+        follow_link: bool,
+    ) -> Result<i32>;
+}
+
+/// Runs a compose command.
+pub fn run(args: ComposeArgs, host: &dyn Host) -> Result<i32> {
     match &args.command {
         ComposeCommand::Config(c) => config(&args, c),
         ComposeCommand::Version(v) => version(v),
-        ComposeCommand::Ls(l) => cmd::ps::ls(&connect()?, l),
-        _ => cmd::run(&args, connect),
+        ComposeCommand::Ls(l) => cmd::ps::ls(&host.connect()?, l),
+        _ => cmd::run(&args, host),
     }
 }
 

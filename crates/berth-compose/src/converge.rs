@@ -417,6 +417,8 @@ impl<'a> Converger<'a> {
                     "always" => true,
                     "never" => false,
                     "build" => false,
+                    "daily" | "weekly" => present.as_ref().is_none_or(|i| stale(&policy, i)),
+                    p if p.starts_with("every_") => present.as_ref().is_none_or(|i| stale(p, i)),
                     _ => present.is_none(),
                 };
                 if pull && !(s.build.is_some() && present.is_some()) {
@@ -555,10 +557,32 @@ impl<'a> Converger<'a> {
             labels,
             resolved: resolved.clone(),
             oneoff: false,
+            links: self.links(s)?,
+            security_opt: security_opts(self.project, s)?,
         };
         let body = convert::create_request(&target);
-        api::create_container(self.client, name, &body)
+        api::create_container(self.client, name, &s.platform, &body)
             .with_context(|| format!("creating container {name}"))
+    }
+
+    /// `links` and `external_links` as `container:alias` pairs.
+    fn links(&self, s: &Service) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        if !s.links.is_empty() {
+            let all =
+                api::project_containers(self.client, &self.project.name, OneOff::Exclude, true)?;
+            for l in &s.links {
+                let (svc, alias) = l.split_once(':').unwrap_or((l.as_str(), l.as_str()));
+                for c in all.iter().filter(|c| c.service() == svc) {
+                    out.push(format!("{}:{alias}", c.name));
+                }
+            }
+        }
+        for l in &s.external_links {
+            let (name, alias) = l.split_once(':').unwrap_or((l.as_str(), l.as_str()));
+            out.push(format!("{name}:{alias}"));
+        }
+        Ok(out)
     }
 
     /// Whether a container must be recreated to match the model.
@@ -630,6 +654,7 @@ impl<'a> Converger<'a> {
                 api::remove(self.client, &c.id, false, false)?;
                 api::rename(self.client, &id, &final_name)?;
                 self.progress.event("Container", &final_name, "Recreated");
+                self.stop_dependents(name)?;
             } else if c.state == "running" {
                 self.progress.event("Container", &c.name, "Running");
             }
@@ -641,6 +666,29 @@ impl<'a> Converger<'a> {
             self.progress.event("Container", &container, "Creating");
             self.create(&s, &resolved, &container, next, &expected, None)?;
             self.progress.event("Container", &container, "Created");
+        }
+        Ok(())
+    }
+
+    /// Services that depend on `name` with `restart: true` are stopped when it is
+    /// recreated; the start phase brings them back after it.
+    fn stop_dependents(&self, name: &str) -> Result<()> {
+        let dependents: Vec<&String> = self
+            .project
+            .services
+            .iter()
+            .filter(|(_, s)| s.depends_on.get(name).is_some_and(|d| d.restart))
+            .map(|(k, _)| k)
+            .collect();
+        if dependents.is_empty() {
+            return Ok(());
+        }
+        for c in api::project_containers(self.client, &self.project.name, OneOff::Exclude, false)? {
+            if dependents.iter().any(|d| *d == c.service()) {
+                self.progress.event("Container", &c.name, "Stopping");
+                api::stop(self.client, &c.id, self.opts.timeout)?;
+                self.progress.event("Container", &c.name, "Stopped");
+            }
         }
         Ok(())
     }
@@ -715,6 +763,10 @@ impl<'a> Converger<'a> {
             self.progress.event("Container", &c.name, "Starting");
             api::start(self.client, &c.id).with_context(|| format!("starting {}", c.name))?;
             self.progress.event("Container", &c.name, "Started");
+            for hook in &s.post_start {
+                run_hook(self.client, &c.id, hook)
+                    .with_context(|| format!("post_start hook of {}", c.name))?;
+            }
         }
         Ok(())
     }
@@ -844,6 +896,139 @@ impl<'a> Converger<'a> {
             }
         }
         Ok(())
+    }
+}
+
+/// Runs a lifecycle hook in a container, its output passed through; fails on a non-zero
+/// exit.
+pub fn run_hook(client: &Client, id: &str, hook: &crate::model::Hook) -> Result<()> {
+    let env: Vec<String> = hook
+        .environment
+        .iter()
+        .map(|(k, v)| match v {
+            Some(v) => format!("{k}={v}"),
+            None => k.clone(),
+        })
+        .collect();
+    let body = json!({
+        "AttachStdout": true,
+        "AttachStderr": true,
+        "Cmd": hook.command.clone().unwrap_or_default(),
+        "User": hook.user,
+        "Privileged": hook.privileged,
+        "WorkingDir": hook.working_dir,
+        "Env": env,
+    });
+    let exec_id = api::exec_create(client, id, &body)?;
+    let mut hijacked = client.hijack(
+        "POST",
+        &format!("/exec/{exec_id}/start"),
+        Some(&json!({"Detach": false, "Tty": false})),
+    )?;
+    berth_client::stream::demux(&mut hijacked.reader)?;
+    let code = api::exec_exit_code(client, &exec_id)?;
+    if code != 0 {
+        bail!("hook exited with code {code}");
+    }
+    Ok(())
+}
+
+/// `security_opt`, with a `seccomp=<file>` profile read (relative to the project
+/// directory) and sent inline as its compact JSON, as v2 sends it.
+pub fn security_opts(project: &Project, s: &Service) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for opt in &s.security_opt {
+        let opt = opt.replacen(':', "=", usize::from(!opt.contains('=')));
+        match opt.strip_prefix("seccomp=") {
+            Some(file) if file != "unconfined" && !file.trim_start().starts_with('{') => {
+                let path = project.working_dir.join(file);
+                let text = std::fs::read_to_string(&path).with_context(|| {
+                    format!("opening seccomp profile ({}) failed", path.display())
+                })?;
+                let v: Value = serde_json::from_str(&text)
+                    .with_context(|| format!("seccomp profile {} is not JSON", path.display()))?;
+                out.push(format!("seccomp={v}"));
+            }
+            _ => out.push(opt),
+        }
+    }
+    Ok(out)
+}
+
+/// What berth compose cannot do, refused by name before anything is created.
+pub fn check_supported(project: &Project, services: &BTreeSet<String>) -> Result<()> {
+    for name in services {
+        let s = &project.services[name];
+        for (set, what) in [
+            (s.use_api_socket, "use_api_socket"),
+            (s.models.is_some(), "models"),
+            (s.provider.is_some(), "provider"),
+            (
+                s.credential_spec.is_some(),
+                "credential_spec (Windows only)",
+            ),
+        ] {
+            if set {
+                bail!("service {name:?}: {what} is not supported by berth compose");
+            }
+        }
+        for (refs, objects, kind) in [
+            (&s.secrets, &project.secrets, "secret"),
+            (&s.configs, &project.configs, "config"),
+        ] {
+            for r in refs {
+                let Some(obj) = objects.get(&r.source) else {
+                    continue;
+                };
+                if obj.external {
+                    bail!("unsupported external {kind} {}", r.source);
+                }
+                if !obj.driver.is_empty() {
+                    bail!("Docker Compose does not support {kind}s.*.driver");
+                }
+                if !obj.template_driver.is_empty() {
+                    bail!("Docker Compose does not support {kind}s.*.template_driver");
+                }
+                if !obj.file.is_empty()
+                    && (!r.uid.is_empty() || !r.gid.is_empty() || r.mode.is_some())
+                {
+                    eprintln!(
+                        "WARN[0000] {kind}s `uid`, `gid` and `mode` are not supported, they will be ignored"
+                    );
+                }
+                if s.read_only && obj.file.is_empty() {
+                    bail!(
+                        "cannot create {kind} {:?} in read-only service {name}: `file` is the sole supported option",
+                        r.source
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether an image is older than a refresh pull policy allows (`daily`, `weekly`,
+/// `every_<duration>`).
+pub fn stale(policy: &str, image: &Value) -> bool {
+    let interval = match policy {
+        "daily" => 86_400,
+        "weekly" => 7 * 86_400,
+        p => match p.strip_prefix("every_") {
+            Some(d) => crate::units::parse_duration(d)
+                .map(|n| n / 1_000_000_000)
+                .unwrap_or(0),
+            None => return false,
+        },
+    };
+    let created = image["Metadata"]["LastTagTime"]
+        .as_str()
+        .filter(|t| !t.starts_with("0001"))
+        .or(image["Created"].as_str())
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+    match created {
+        Some(t) => (chrono::Utc::now().timestamp() - t.timestamp()) > interval,
+        None => true,
     }
 }
 

@@ -21,6 +21,10 @@ pub struct Target<'a> {
     pub resolved: Resolved,
     /// One-off `run`: aliases are the container name only.
     pub oneoff: bool,
+    /// `HostConfig.Links` (`container:alias`), from `links` and `external_links`.
+    pub links: Vec<String>,
+    /// `security_opt` with a `seccomp=<file>` replaced by the profile's JSON.
+    pub security_opt: Vec<String>,
 }
 
 /// References to other services' containers, resolved to container IDs.
@@ -229,6 +233,32 @@ fn volume_mount(t: &Target, v: &ServiceVolume, binds: &mut Vec<String>, mounts: 
     }
 }
 
+/// `gpus` and `deploy.resources.reservations.devices` as the Engine's DeviceRequests.
+fn device_requests(s: &Service) -> Vec<Value> {
+    let request = |d: &crate::model::DeviceRequest, gpu: bool| {
+        let mut caps = d.capabilities.clone();
+        if gpu && !caps.iter().any(|c| c == "gpu") {
+            caps.push("gpu".into());
+        }
+        json!({
+            "Driver": d.driver,
+            "Count": d.count,
+            "DeviceIDs": d.device_ids,
+            "Capabilities": [caps],
+            "Options": d.options,
+        })
+    };
+    let mut out: Vec<Value> = s.gpus.iter().map(|d| request(d, true)).collect();
+    if let Some(r) = s
+        .deploy
+        .as_ref()
+        .and_then(|d| d.resources.reservations.as_ref())
+    {
+        out.extend(r.devices.iter().map(|d| request(d, false)));
+    }
+    out
+}
+
 /// The networks of a service by priority (highest first, then by name).
 pub fn networks_by_priority(s: &Service) -> Vec<String> {
     let mut nets: Vec<(&String, i64)> = s
@@ -260,6 +290,12 @@ pub fn endpoints(t: &Target) -> Map<String, Value> {
         }
         let mut ep = Map::new();
         ep.insert("Aliases".into(), json!(aliases));
+        if !t.links.is_empty() {
+            ep.insert("Links".into(), json!(t.links));
+        }
+        if out.is_empty() && !t.service.mac_address.is_empty() {
+            ep.insert("MacAddress".into(), json!(t.service.mac_address));
+        }
         if let Some(c) = &cfg {
             if !c.ipv4_address.is_empty()
                 || !c.ipv6_address.is_empty()
@@ -444,7 +480,7 @@ pub fn create_request(t: &Target) -> Value {
     );
     put("Privileged", json!(s.privileged));
     put("ReadonlyRootfs", json!(s.read_only));
-    put("SecurityOpt", json!(s.security_opt));
+    put("SecurityOpt", json!(t.security_opt));
     put("Tmpfs", json!(tmpfs));
     put("UTSMode", json!(s.uts));
     put("UsernsMode", json!(s.userns_mode));
@@ -490,7 +526,34 @@ pub fn create_request(t: &Target) -> Value {
     put("Ulimits", json!(ulimits));
     if let Some(b) = &s.blkio_config {
         put("BlkioWeight", json!(b.weight));
+        put(
+            "BlkioWeightDevice",
+            json!(b
+                .weight_device
+                .iter()
+                .map(|w| json!({"Path": w.path, "Weight": w.weight}))
+                .collect::<Vec<_>>()),
+        );
+        for (key, list) in [
+            ("BlkioDeviceReadBps", &b.device_read_bps),
+            ("BlkioDeviceReadIOps", &b.device_read_iops),
+            ("BlkioDeviceWriteBps", &b.device_write_bps),
+            ("BlkioDeviceWriteIOps", &b.device_write_iops),
+        ] {
+            put(
+                key,
+                json!(list
+                    .iter()
+                    .map(|t| json!({"Path": t.path, "Rate": t.rate.0}))
+                    .collect::<Vec<_>>()),
+            );
+        }
     }
+    let requests = device_requests(s);
+    if !requests.is_empty() {
+        put("DeviceRequests", json!(requests));
+    }
+    put("Links", json!(t.links));
 
     let mut body = Map::new();
     let mut put = |k: &str, v: Value| {
@@ -614,6 +677,8 @@ mod tests {
             labels: BTreeMap::new(),
             resolved: Resolved::default(),
             oneoff: false,
+            links: Vec::new(),
+            security_opt: Vec::new(),
         };
         let r = create_request(&t);
         assert_eq!(r["Cmd"], json!(["httpd", "-f"]));

@@ -92,6 +92,15 @@ pub fn down(client: &Client, project: &Project, a: &DownArgs) -> Result<i32> {
                 .map(|c| {
                     let progress = &progress;
                     scope.spawn(move || -> Result<()> {
+                        if c.state == "running" {
+                            if let Some(s) = project.services.get(c.service()) {
+                                for hook in &s.pre_stop {
+                                    if let Err(e) = converge::run_hook(client, &c.id, hook) {
+                                        eprintln!("WARN[0000] pre_stop hook of {}: {e:#}", c.name);
+                                    }
+                                }
+                            }
+                        }
                         if c.state == "running" || c.state == "paused" || c.state == "restarting" {
                             progress.event("Container", &c.name, "Stopping");
                             api::stop(client, &c.id, a.timeout)?;

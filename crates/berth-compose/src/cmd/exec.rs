@@ -93,6 +93,23 @@ pub struct RunArgs {
     pub command: Vec<String>,
 }
 
+#[derive(Args, Debug, Clone)]
+pub struct CpArgs {
+    /// Archive mode (copy all uid/gid information).
+    #[arg(short, long)]
+    pub archive: bool,
+    /// Always follow symbol link in SRC_PATH.
+    #[arg(short = 'L', long = "follow-link")]
+    pub follow_link: bool,
+    /// Index of the container if service has multiple replicas.
+    #[arg(long, default_value_t = 1)]
+    pub index: u32,
+    /// SERVICE:SRC_PATH or a local SRC_PATH.
+    pub src: String,
+    /// A local DEST_PATH or SERVICE:DEST_PATH.
+    pub dest: String,
+}
+
 fn env_pairs(env: &[String]) -> Vec<String> {
     env.iter()
         .map(|e| {
@@ -185,6 +202,7 @@ pub fn run(client: &Client, project: &Project, args: &ComposeArgs, a: &RunArgs) 
     };
     let conv = Converger::new(client, project, &opts, &progress, &args.env_files);
     let mut needed = converge::selected(project, std::slice::from_ref(&a.service), a.no_deps)?;
+    converge::check_supported(project, &needed)?;
     conv.ensure_images(&needed)?;
     conv.ensure_networks(&needed)?;
     conv.ensure_volumes(&needed)?;
@@ -268,6 +286,8 @@ pub fn run(client: &Client, project: &Project, args: &ComposeArgs, a: &RunArgs) 
         labels,
         resolved: Default::default(),
         oneoff: true,
+        links: Vec::new(),
+        security_opt: converge::security_opts(project, &svc)?,
     };
     let mut body = convert::create_request(&target);
     // Extra `-v` binds.
@@ -280,7 +300,7 @@ pub fn run(client: &Client, project: &Project, args: &ComposeArgs, a: &RunArgs) 
     let attach = !a.detach;
     body["AttachStdin"] = json!(attach && svc.stdin_open);
     body["StdinOnce"] = json!(attach && svc.stdin_open);
-    let id = api::create_container(client, &name, &body)?;
+    let id = api::create_container(client, &name, &svc.platform, &body)?;
     if a.detach {
         api::start(client, &id)?;
         println!("{name}");
@@ -325,4 +345,34 @@ pub fn run(client: &Client, project: &Project, args: &ComposeArgs, a: &RunArgs) 
         .join()
         .map_err(|_| anyhow::anyhow!("the wait for the container panicked"))??;
     Ok(code as i32)
+}
+
+/// `cp`: the service side named by its container, then the CLI's own copy.
+pub fn cp(
+    client: &Client,
+    project: &Project,
+    a: &CpArgs,
+    host: &dyn crate::cli::Host,
+) -> Result<i32> {
+    let resolve = |arg: &str| -> Result<String> {
+        let Some((svc, path)) = arg.split_once(':') else {
+            return Ok(arg.to_owned());
+        };
+        if svc.contains('/') || svc.is_empty() {
+            return Ok(arg.to_owned());
+        }
+        check_services(project, &[svc.to_owned()])?;
+        let containers = service_containers(client, project, &[svc.to_owned()])?;
+        let c = containers
+            .iter()
+            .find(|c| c.number() == a.index)
+            .ok_or_else(|| anyhow::anyhow!("service {svc:?} has no container {}", a.index))?;
+        Ok(format!("{}:{path}", c.name))
+    };
+    let src = resolve(&a.src)?;
+    let dest = resolve(&a.dest)?;
+    if src == a.src && dest == a.dest {
+        bail!("one of SRC and DEST must be SERVICE:PATH");
+    }
+    host.copy(client, &src, &dest, a.archive, a.follow_link)
 }

@@ -54,6 +54,15 @@ pub fn stop(client: &Client, project: &Project, a: &StopArgs) -> Result<i32> {
         if c.state != "running" && c.state != "paused" && c.state != "restarting" {
             continue;
         }
+        if c.state == "running" {
+            if let Some(s) = project.services.get(c.service()) {
+                for hook in &s.pre_stop {
+                    if let Err(e) = crate::converge::run_hook(client, &c.id, hook) {
+                        eprintln!("WARN[0000] pre_stop hook of {}: {e:#}", c.name);
+                    }
+                }
+            }
+        }
         progress.event("Container", &c.name, "Stopping");
         api::stop(client, &c.id, a.timeout)?;
         progress.event("Container", &c.name, "Stopped");

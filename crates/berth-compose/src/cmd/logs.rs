@@ -40,6 +40,21 @@ pub struct LogsArgs {
     pub services: Vec<String>,
 }
 
+#[derive(Args, Debug, Clone)]
+pub struct EventsArgs {
+    /// Output events as a stream of json objects.
+    #[arg(long)]
+    pub json: bool,
+    /// Show all events created since timestamp.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Stream events until this timestamp.
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Services.
+    pub services: Vec<String>,
+}
+
 /// Colours v2 cycles through for prefixes.
 const COLORS: [&str; 6] = ["36", "33", "32", "35", "34", "31"];
 
@@ -195,4 +210,71 @@ pub fn logs(client: &Client, project: &Project, a: &LogsArgs) -> Result<i32> {
         }
     });
     Ok(0)
+}
+
+/// `events`: the daemon's container events for the project, as v2 prints them
+/// (`TIME container ACTION ID (attributes)`, or one JSON object a line with `--json`).
+pub fn events(client: &Client, project: &Project, a: &EventsArgs) -> Result<i32> {
+    check_services(project, &a.services)?;
+    let filters = serde_json::json!({
+        "type": ["container"],
+        "label": [format!("{}={}", crate::naming::PROJECT, project.name)],
+    });
+    let mut query = vec![("filters", filters.to_string())];
+    if let Some(s) = &a.since {
+        query.push(("since", s.clone()));
+    }
+    if let Some(u) = &a.until {
+        query.push(("until", u.clone()));
+    }
+    let path = berth_client::client::with_query("/events", &query);
+    let mut resp = client.send("GET", &path, berth_client::client::Payload::None)?;
+    loop {
+        let line = resp.body().read_line_bytes()?;
+        if line.is_empty() {
+            return Ok(0);
+        }
+        let Ok(e) = serde_json::from_slice::<serde_json::Value>(&line) else {
+            continue;
+        };
+        let attrs = e["Actor"]["Attributes"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        let service = attrs
+            .get(crate::naming::SERVICE)
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+            .to_owned();
+        if !a.services.is_empty() && !a.services.contains(&service) {
+            continue;
+        }
+        let nanos = e["timeNano"].as_i64().unwrap_or(0);
+        let time =
+            chrono::DateTime::from_timestamp(nanos / 1_000_000_000, (nanos % 1_000_000_000) as u32)
+                .map(|t| t.format("%Y-%m-%d %H:%M:%S%.6f").to_string())
+                .unwrap_or_default();
+        let action = e["Action"].as_str().unwrap_or("");
+        let id = e["Actor"]["ID"].as_str().unwrap_or("");
+        let mut out = std::io::stdout().lock();
+        if a.json {
+            let obj = serde_json::json!({
+                "time": time,
+                "type": "container",
+                "action": action,
+                "id": id,
+                "service": service,
+                "attributes": attrs,
+            });
+            let _ = writeln!(out, "{obj}");
+        } else {
+            let shown: Vec<String> = attrs
+                .iter()
+                .filter(|(k, _)| !k.starts_with("com.docker.compose."))
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                .collect();
+            let _ = writeln!(out, "{time} container {action} {id} ({})", shown.join(", "));
+        }
+        let _ = out.flush();
+    }
 }

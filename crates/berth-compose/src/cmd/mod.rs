@@ -20,7 +20,7 @@ use crate::load::Loaded;
 use crate::model::Project;
 
 /// Runs a command that needs the project and the daemon.
-pub fn run(args: &ComposeArgs, connect: &dyn Fn() -> Result<Client>) -> Result<i32> {
+pub fn run(args: &ComposeArgs, host: &dyn crate::cli::Host) -> Result<i32> {
     // Commands that can work from labels alone when there is no compose file.
     let loaded = crate::cli::load_project(args);
     let project = match (loaded, &args.command) {
@@ -40,7 +40,7 @@ pub fn run(args: &ComposeArgs, connect: &dyn Fn() -> Result<Client>) -> Result<i
         }
         (Err(e), _) => return Err(e),
     };
-    let client = connect()?;
+    let client = host.connect()?;
     let c = &client;
     let p = &project;
     match &args.command {
@@ -66,6 +66,8 @@ pub fn run(args: &ComposeArgs, connect: &dyn Fn() -> Result<Client>) -> Result<i
         ComposeCommand::Pull(a) => images::pull(c, p, a),
         ComposeCommand::Push(a) => images::push(c, p, a),
         ComposeCommand::Build(a) => images::build(c, p, a),
+        ComposeCommand::Cp(a) => exec::cp(c, p, a, host),
+        ComposeCommand::Events(a) => logs::events(c, p, a),
         ComposeCommand::Config(_) | ComposeCommand::Version(_) | ComposeCommand::Ls(_) => {
             unreachable!("handled without a project")
         }

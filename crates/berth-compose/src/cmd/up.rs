@@ -159,6 +159,7 @@ fn converge_all(
         check_services(project, std::slice::from_ref(svc))?;
     }
     let selected = converge::selected(project, &opts.services, opts.no_deps)?;
+    converge::check_supported(project, &selected)?;
     let c = Converger::new(client, project, opts, progress, &args.env_files);
     c.ensure_images(&selected)?;
     c.ensure_networks(&selected)?;

@@ -125,6 +125,7 @@ pub fn new_record(
         .map_err(EngineError::invalid)?;
     let mut host_config = body.host_config.clone().unwrap_or_default();
     let log = log_options(host_config.log_config.as_ref())?;
+    device_requests(host_config.device_requests.as_deref())?;
     if host_config.memory.is_some_and(|m| m != 0 && m < MIN_MEMORY) {
         return Err(EngineError::invalid("Minimum memory limit allowed is 6MB"));
     }
@@ -220,6 +221,26 @@ const OTHER_DOCKER_DRIVERS: [&str; 9] = [
     "gcplogs",
     "logentries",
 ];
+
+/// `--gpus` and other device requests: berth has no device drivers (no NVIDIA or CDI
+/// plugin), so it answers as dockerd does on a machine without them, instead of starting
+/// the container without the devices.
+fn device_requests(requests: Option<&[bollard_stubs::models::DeviceRequest]>) -> Result<()> {
+    let Some(first) = requests.and_then(|r| r.first()) else {
+        return Ok(());
+    };
+    let caps: Vec<String> = first
+        .capabilities
+        .iter()
+        .flatten()
+        .map(|c| format!("[{}]", c.join(" ")))
+        .collect();
+    Err(EngineError::invalid(format!(
+        "could not select device driver {:?} with capabilities: [{}]",
+        first.driver.as_deref().unwrap_or(""),
+        caps.join(" ")
+    )))
+}
 
 /// The logging driver and options of a create request (`--log-driver local --log-opt
 /// max-size=10m --log-opt max-file=3`), checked as Docker checks them.
