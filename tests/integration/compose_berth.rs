@@ -524,3 +524,47 @@ services:
     ok(&bc(&d, &dir, &["--profile", "gpu", "down", "-t", "1"]));
     assert_nothing_left(&d);
 }
+
+/// Ctrl-C on an attached `up` stops the app (and exits 130), as v2 does.
+#[test]
+fn ctrl_c_on_an_attached_up_stops_the_app() {
+    if !root_or_skip() {
+        return;
+    }
+    let d = TestDaemon::with_busybox();
+    let dir = d.dir.path().join("ctrlc");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("compose.yaml"),
+        "services:\n  loop:\n    image: bb\n    command: [\"sh\", \"-c\", \"echo ready; exec sleep 300\"]\n    stop_grace_period: 1s\n",
+    )
+    .unwrap();
+    let mut child = Command::new(berth_bin())
+        .current_dir(&dir)
+        .env("BERTH_HOST", d.host())
+        .env("BERTH_NO_AUTOSTART", "1")
+        .args(["compose", "-p", "bc", "up"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    eventually("the service runs", std::time::Duration::from_secs(20), || {
+        text(&d.berth(&["ps", "--format", "{{.Names}}"])).contains("bc-loop-1")
+    });
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let status = exits_within(&mut child, std::time::Duration::from_secs(20));
+    let out = child.wait_with_output().unwrap();
+    let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(status.code(), Some(130), "{all}");
+    assert!(all.contains("Gracefully Stopping"), "{all}");
+    assert!(all.contains("loop-1  | ready"), "{all}");
+    let state = ok(&d.berth(&["inspect", "-f", "{{.State.Status}}", "bc-loop-1"]));
+    assert_eq!(state, "exited");
+    ok(&bc(&d, &dir, &["down"]));
+    assert_nothing_left(&d);
+}
