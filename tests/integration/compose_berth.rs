@@ -548,9 +548,11 @@ fn ctrl_c_on_an_attached_up_stops_the_app() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    eventually("the service runs", std::time::Duration::from_secs(20), || {
-        text(&d.berth(&["ps", "--format", "{{.Names}}"])).contains("bc-loop-1")
-    });
+    eventually(
+        "the service runs",
+        std::time::Duration::from_secs(20),
+        || text(&d.berth(&["ps", "--format", "{{.Names}}"])).contains("bc-loop-1"),
+    );
     std::thread::sleep(std::time::Duration::from_millis(500));
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
@@ -559,7 +561,11 @@ fn ctrl_c_on_an_attached_up_stops_the_app() {
     .unwrap();
     let status = exits_within(&mut child, std::time::Duration::from_secs(20));
     let out = child.wait_with_output().unwrap();
-    let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(status.code(), Some(130), "{all}");
     assert!(all.contains("Gracefully Stopping"), "{all}");
     assert!(all.contains("loop-1  | ready"), "{all}");
