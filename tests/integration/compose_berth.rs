@@ -312,6 +312,8 @@ services:
     ports: ["127.0.0.1::80"]
     volumes: [data:/data, ./src:/src:ro]
     environment: [A=1, B=two words]
+    env_file: web.env
+    label_file: web.labels
     healthcheck: {test: "busybox wget -q -O- http://localhost/", interval: 1s, retries: 30}
     deploy: {resources: {limits: {memory: 64m}}}
   client:
@@ -328,6 +330,8 @@ volumes:
     )
     .unwrap();
     std::fs::create_dir_all(dir.join("src")).unwrap();
+    std::fs::write(dir.join("web.env"), "FROM_FILE=yes\nA=overridden\n").unwrap();
+    std::fs::write(dir.join("web.labels"), "com.example.team=core\n").unwrap();
 
     // berth makes it; v2 sees it, recreates nothing, takes it down.
     ok(&bc(&d, &dir, &["up", "-d"]));

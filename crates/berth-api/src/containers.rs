@@ -250,8 +250,9 @@ async fn create(
 ) -> Result<(StatusCode, Json<ContainerCreateResponse>), ApiError> {
     let q = Query::parse(raw.as_deref());
     let name = q.get("name").filter(|n| !n.is_empty()).map(str::to_owned);
-    let req = CreateRequest::decode(name, &body)?;
+    let mut req = CreateRequest::decode(name, &body)?;
     one_endpoint_before_1_44(version, &req.body)?;
+    other_endpoint_ignored_before_1_44(version, &mut req.body);
     let resp = blocking(move || b.create_container(req)).await?;
     Ok((StatusCode::CREATED, Json(resp)))
 }
@@ -828,6 +829,28 @@ fn one_endpoint_before_1_44(
     Ok(())
 }
 
+/// Before API 1.44 a container joins only its `NetworkMode`'s network: an
+/// `EndpointsConfig` entry for another network is dropped (dockerd ignores it), while from
+/// 1.44 on every entry is a network the container joins.
+fn other_endpoint_ignored_before_1_44(version: ApiVersion, body: &mut ContainerCreateBody) {
+    if version.minor >= 44 {
+        return;
+    }
+    let mode = body
+        .host_config
+        .as_ref()
+        .and_then(|h| h.network_mode.clone())
+        .unwrap_or_default();
+    let default_mode = mode.is_empty() || mode == "default";
+    if let Some(eps) = body
+        .networking_config
+        .as_mut()
+        .and_then(|n| n.endpoints_config.as_mut())
+    {
+        eps.retain(|k, _| k == &mode || (default_mode && (k == "default" || k == "bridge")));
+    }
+}
+
 /// Docker sends every field of an endpoint's settings: the ones berth's model leaves out
 /// when unset (`IPAMConfig`, `Links`, `Aliases`, `DriverOpts`, `DNSNames`) are `null`.
 fn with_endpoint_nulls(v: &mut serde_json::Value) {
@@ -935,6 +958,50 @@ mod tests {
         let mut v = serde_json::json!({"Id": "x"});
         with_endpoint_nulls(&mut v);
         assert_eq!(v, serde_json::json!({"Id": "x"}));
+    }
+
+    #[test]
+    fn an_endpoint_for_another_network_is_dropped_before_api_1_44() {
+        let body = || -> ContainerCreateBody {
+            serde_json::from_value(serde_json::json!({
+                "HostConfig": {"NetworkMode": "net1"},
+                "NetworkingConfig": {"EndpointsConfig": {"bar": {"Aliases": ["x"]}}}
+            }))
+            .unwrap()
+        };
+        let mut old = body();
+        other_endpoint_ignored_before_1_44(ApiVersion { minor: 41 }, &mut old);
+        assert!(old
+            .networking_config
+            .unwrap()
+            .endpoints_config
+            .unwrap()
+            .is_empty());
+        let mut new = body();
+        other_endpoint_ignored_before_1_44(ApiVersion { minor: 44 }, &mut new);
+        assert_eq!(
+            new.networking_config
+                .unwrap()
+                .endpoints_config
+                .unwrap()
+                .len(),
+            1
+        );
+        // The mode's own entry stays.
+        let mut own: ContainerCreateBody = serde_json::from_value(serde_json::json!({
+            "HostConfig": {"NetworkMode": "net1"},
+            "NetworkingConfig": {"EndpointsConfig": {"net1": {}}}
+        }))
+        .unwrap();
+        other_endpoint_ignored_before_1_44(ApiVersion { minor: 41 }, &mut own);
+        assert_eq!(
+            own.networking_config
+                .unwrap()
+                .endpoints_config
+                .unwrap()
+                .len(),
+            1
+        );
     }
 
     #[test]

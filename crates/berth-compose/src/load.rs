@@ -918,10 +918,12 @@ impl Loader {
                 }
             }
         }
+        // label_file stays in the model: v2 keeps it in what it hashes for `up` (and
+        // `config` leaves it out of what it prints).
         if let Some(Node {
             value: Value::Seq(files),
             ..
-        }) = m.shift_remove("label_file")
+        }) = m.get("label_file").cloned()
         {
             let mut from_files: IndexMap<String, String> = IndexMap::new();
             for f in files {

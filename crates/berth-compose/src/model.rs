@@ -908,7 +908,21 @@ impl Project {
         // Sorted keys, as Go sorts a map's.
         let mut keys: Vec<(&str, String)> = Vec::new();
         keys.push(("name", pretty(&self.name)));
-        keys.push(("services", pretty(&self.services)));
+        // label_file is folded into labels and not printed (v2's `config` drops it).
+        let services: BTreeMap<&String, Service> = self
+            .services
+            .iter()
+            .map(|(k, s)| {
+                (
+                    k,
+                    Service {
+                        label_file: Vec::new(),
+                        ..s.clone()
+                    },
+                )
+            })
+            .collect();
+        keys.push(("services", pretty(&services)));
         if !self.networks.is_empty() {
             keys.push(("networks", pretty(&self.networks)));
         }
