@@ -364,7 +364,7 @@ fn bad_files_are_refused_with_where_and_nothing_is_created() {
         return;
     }
     let d = TestDaemon::with_busybox();
-    let cases: [(&str, &str, &str); 5] = [
+    let cases: [(&str, &str, &str); 6] = [
         (
             "unknown-key",
             "services:\n  web:\n    image: bb\n    imagee: x\n",
@@ -378,12 +378,17 @@ fn bad_files_are_refused_with_where_and_nothing_is_created() {
         (
             "cycle",
             "services:\n  a:\n    image: bb\n    depends_on: [b]\n  b:\n    image: bb\n    depends_on: [a]\n",
-            "dependency cycle detected: a -> b -> a",
+            "compose.yaml:7: dependency cycle detected: a -> b -> a",
         ),
         (
             "undefined-network",
             "services:\n  web:\n    image: bb\n    networks: [back]\n",
-            "service \"web\" refers to undefined network back",
+            "compose.yaml:4: service \"web\" refers to undefined network back",
+        ),
+        (
+            "undefined-volume",
+            "services:\n  web:\n    image: bb\n    volumes:\n      - data:/data\n",
+            "compose.yaml:5: service \"web\" refers to undefined volume data",
         ),
         (
             "missing-variable",

@@ -972,6 +972,30 @@ pub fn check_supported(project: &Project, services: &BTreeSet<String>) -> Result
                 bail!("service {name:?}: {what} is not supported by berth compose");
             }
         }
+        // What the Engine API has no place for is said, not dropped in silence.
+        if let Some(d) = &s.deploy {
+            let mut ignored = Vec::new();
+            if d.resources
+                .reservations
+                .as_ref()
+                .is_some_and(|r| r.cpus.is_some())
+            {
+                ignored.push("deploy.resources.reservations.cpus");
+            }
+            if let Some(p) = &d.restart_policy {
+                if p.delay.is_some() {
+                    ignored.push("deploy.restart_policy.delay");
+                }
+                if p.window.is_some() {
+                    ignored.push("deploy.restart_policy.window");
+                }
+            }
+            for what in ignored {
+                eprintln!(
+                    "WARN[0000] service {name:?}: {what} has no equivalent outside a swarm and is ignored"
+                );
+            }
+        }
         for (refs, objects, kind) in [
             (&s.secrets, &project.secrets, "secret"),
             (&s.configs, &project.configs, "config"),

@@ -720,12 +720,12 @@ impl Loader {
                             Some(Value::Bool(false))
                         );
                         if required {
-                            problem = Some(dep.clone());
+                            problem = Some((dep.clone(), d.at.clone()));
                         }
                     }
                 }
-                if let Some(dep) = problem {
-                    return Err(LoadError::new(format!(
+                if let Some((dep, at)) = problem {
+                    return Err(LoadError::at(&at, format!(
                         "service {svc_name:?} depends on undefined service {dep:?}: invalid compose project"
                     )));
                 }
@@ -1032,7 +1032,7 @@ impl Loader {
                             Some(Value::Bool(false))
                         );
                         if required {
-                            return Err(LoadError::new(format!(
+                            return Err(LoadError::at(&d.at, format!(
                                 "service {name:?} depends on undefined service {dep:?}: invalid compose project"
                             )));
                         }
@@ -1048,9 +1048,14 @@ impl Loader {
                 }
             }
             if let Some(nets) = svc.get("networks").and_then(Node::as_map) {
-                for net in nets.keys() {
+                for (net, entry) in nets {
                     if net != "default" && !networks.contains(net) {
-                        return Err(LoadError::at(&svc.at, format!(
+                        let at = if entry.at.line > 0 {
+                            &entry.at
+                        } else {
+                            &svc.at
+                        };
+                        return Err(LoadError::at(at, format!(
                             "service {name:?} refers to undefined network {net}: invalid compose project"
                         )));
                     }
@@ -1180,10 +1185,18 @@ fn check_cycles(services: &IndexMap<String, Node>) -> Result<(), LoadError> {
         if let Some(i) = stack.iter().position(|s| s == name) {
             let mut cycle: Vec<String> = stack[i..].to_vec();
             cycle.push(name.to_owned());
-            return Err(LoadError::new(format!(
-                "dependency cycle detected: {}",
-                cycle.join(" -> ")
-            )));
+            // Where the cycle closes: the last service's dependency on the first.
+            let at = stack
+                .last()
+                .and_then(|last| services.get(last))
+                .and_then(|s| s.get("depends_on"))
+                .and_then(|d| d.get(name))
+                .map(|d| d.at.clone())
+                .unwrap_or_else(Pos::made);
+            return Err(LoadError::at(
+                &at,
+                format!("dependency cycle detected: {}", cycle.join(" -> ")),
+            ));
         }
         stack.push(name.to_owned());
         if let Some(deps) = services
