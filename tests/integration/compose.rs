@@ -11,7 +11,8 @@ use berth_testutil::*;
 
 const COMPOSE_VERSION: &str = "2.40.3";
 
-fn compose_bin() -> PathBuf {
+/// The Docker Compose v2 binary `scripts/deps.sh` fetched.
+pub(crate) fn compose_bin() -> PathBuf {
     let dir =
         std::env::var_os("BERTH_COMPOSE_DIR").unwrap_or_else(|| "/var/cache/berth-test".into());
     let bin = Path::new(&dir).join(format!("docker-compose-{COMPOSE_VERSION}"));

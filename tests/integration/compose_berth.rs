@@ -12,8 +12,6 @@ use std::process::{Command, Output};
 
 use berth_testutil::*;
 
-const V2: &str = "2.40.3";
-
 /// `berth compose -p bc ARGS` in `dir`.
 fn bc(d: &TestDaemon, dir: &Path, args: &[&str]) -> Output {
     Command::new(berth_bin())
@@ -28,15 +26,7 @@ fn bc(d: &TestDaemon, dir: &Path, args: &[&str]) -> Output {
 
 /// Docker Compose v2 (`scripts/deps.sh` fetches it) with the same project name.
 fn v2(d: &TestDaemon, dir: &Path, args: &[&str]) -> Output {
-    let cache =
-        std::env::var_os("BERTH_COMPOSE_DIR").unwrap_or_else(|| "/var/cache/berth-test".into());
-    let bin = Path::new(&cache).join(format!("docker-compose-{V2}"));
-    assert!(
-        bin.exists(),
-        "Docker Compose {V2} is not at {}",
-        bin.display()
-    );
-    Command::new(bin)
+    Command::new(crate::compose::compose_bin())
         .current_dir(dir)
         .env("DOCKER_HOST", d.host())
         .env("DOCKER_CONFIG", d.dir.path().join("docker-config"))
@@ -203,7 +193,10 @@ fn an_app_comes_up_in_order_twice_without_change_and_goes_away() {
         .collect();
     assert_eq!(services, ["app", "web"]);
 
-    ok(&run(&["down", "-v"]));
+    // down with only the project's name (no compose file here): found by its labels.
+    let elsewhere = d.dir.path().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    ok(&bc(&d, &elsewhere, &["down", "-v"]));
     assert_nothing_left(&d);
 }
 

@@ -290,6 +290,26 @@ pub fn project_networks(client: &Client, project: &str) -> Result<Vec<Value>> {
         .unwrap_or_default())
 }
 
+/// Names of the volumes carrying the project's label.
+pub fn project_volumes(client: &Client, project: &str) -> Result<Vec<String>> {
+    let path = with_query(
+        "/volumes",
+        &[(
+            "filters",
+            filters(&[format!("{}={project}", naming::PROJECT)]),
+        )],
+    );
+    let v = client.get(&path)?.json()?;
+    Ok(v["Volumes"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x["Name"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
 pub fn inspect_volume(client: &Client, name: &str) -> Result<Option<Value>> {
     match client.get(&format!("/volumes/{name}")) {
         Ok(r) => Ok(Some(r.json()?)),

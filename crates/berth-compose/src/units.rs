@@ -3,102 +3,54 @@
 //! (`1h0m0s`, `1m30s`, `500ms`); sizes accept `64m`, `1.5g`, `12mb` (binary multiples, as
 //! docker's go-units reads memory).
 
-/// A duration in nanoseconds.
+/// A duration in nanoseconds: Go's `time.ParseDuration` (berth-core's), plus the `d` and
+/// `w` units compose-go's parser (str2duration) accepts (`1d12h`, `2w`).
 pub fn parse_duration(text: &str) -> Result<i64, String> {
     let s = text.trim();
-    if s == "0" {
-        return Ok(0);
-    }
-    let (neg, mut rest) = match s.strip_prefix('-') {
+    let (neg, body) = match s.strip_prefix('-') {
         Some(r) => (true, r),
         None => (false, s.strip_prefix('+').unwrap_or(s)),
     };
-    if rest.is_empty() {
-        return Err("empty duration".into());
-    }
-    let mut total: f64 = 0.0;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        if num_len == 0 {
-            return Err(format!("invalid duration {text:?}"));
+    // Days and weeks are taken out; what is left is Go's syntax.
+    let mut days_nanos: f64 = 0.0;
+    let mut rest = String::new();
+    let mut number = String::new();
+    for c in body.chars() {
+        match c {
+            '0'..='9' | '.' => number.push(c),
+            'd' | 'w' if !number.is_empty() => {
+                let n: f64 = number
+                    .parse()
+                    .map_err(|_| format!("time: invalid duration {text:?}"))?;
+                days_nanos += n * if c == 'd' { 86_400e9 } else { 7.0 * 86_400e9 };
+                number.clear();
+            }
+            _ => {
+                rest.push_str(&number);
+                number.clear();
+                rest.push(c);
+            }
         }
-        let number: f64 = rest[..num_len]
-            .parse()
-            .map_err(|_| format!("invalid duration {text:?}"))?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let unit = &rest[..unit_len];
-        rest = &rest[unit_len..];
-        let scale: f64 = match unit {
-            "ns" => 1.0,
-            "us" | "µs" | "μs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            "d" => 86400e9,
-            "w" => 7.0 * 86400e9,
-            "" => return Err(format!("missing unit in duration {text:?}")),
-            other => return Err(format!("unknown unit {other:?} in duration {text:?}")),
-        };
-        total += number * scale;
     }
-    let nanos = total.round() as i64;
-    Ok(if neg { -nanos } else { nanos })
+    rest.push_str(&number);
+    let rest_nanos = if rest.is_empty() {
+        if days_nanos == 0.0 {
+            return Err(format!("time: invalid duration {text:?}"));
+        }
+        0
+    } else {
+        berth_core::duration::parse(&rest).map_err(|e| {
+            e.to_string()
+                .replace(&format!("{rest:?}"), &format!("{text:?}"))
+        })?
+    };
+    let total = days_nanos as i64 + rest_nanos;
+    Ok(if neg { -total } else { total })
 }
 
-/// Prints nanoseconds as Go's `time.Duration.String`.
+/// Prints nanoseconds as Go's `time.Duration.String` (berth-core's).
 pub fn go_duration(nanos: i64) -> String {
-    if nanos == 0 {
-        return "0s".into();
-    }
-    let neg = nanos < 0;
-    let u = nanos.unsigned_abs();
-    let mut out = String::new();
-    if u < 1_000_000_000 {
-        let (unit, div) = if u < 1_000 {
-            ("ns", 1)
-        } else if u < 1_000_000 {
-            ("µs", 1_000)
-        } else {
-            ("ms", 1_000_000)
-        };
-        out.push_str(&fraction(u, div));
-        out.push_str(unit);
-    } else {
-        let secs_total = u / 1_000_000_000;
-        let hours = secs_total / 3600;
-        let minutes = (secs_total % 3600) / 60;
-        let sub = u % 60_000_000_000;
-        if hours > 0 {
-            out.push_str(&format!("{hours}h{minutes}m"));
-        } else if minutes > 0 {
-            out.push_str(&format!("{minutes}m"));
-        }
-        out.push_str(&fraction(sub, 1_000_000_000));
-        out.push('s');
-    }
-    if neg {
-        format!("-{out}")
-    } else {
-        out
-    }
-}
-
-/// `value / div` with the fraction's trailing zeros dropped.
-fn fraction(value: u64, div: u64) -> String {
-    let whole = value / div;
-    let frac = value % div;
-    if frac == 0 {
-        return whole.to_string();
-    }
-    let width = div.to_string().len() - 1;
-    let digits = format!("{frac:0width$}");
-    format!("{whole}.{}", digits.trim_end_matches('0'))
+    berth_core::duration::format(nanos)
 }
 
 /// A memory size in bytes: a number with an optional unit (`k`, `m`, `g`, `t`, `p`, each
@@ -130,6 +82,8 @@ mod tests {
         ] {
             assert_eq!(go_duration(parse_duration(input).unwrap()), want, "{input}");
         }
+        assert_eq!(go_duration(parse_duration("1d12h").unwrap()), "36h0m0s");
+        assert_eq!(go_duration(parse_duration("2w").unwrap()), "336h0m0s");
         assert!(parse_duration("10").is_err());
         assert!(parse_duration("abc").is_err());
         assert!(parse_duration("5x").is_err());

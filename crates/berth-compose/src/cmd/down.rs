@@ -160,16 +160,27 @@ pub fn down(client: &Client, project: &Project, a: &DownArgs) -> Result<i32> {
         removed_any = true;
     }
     if a.volumes {
-        for v in project.volumes.values().filter(|v| !v.external) {
-            let Some(found) = api::inspect_volume(client, &v.name)? else {
+        // The model's volumes, else whatever carries the project's label.
+        let names: Vec<String> = if known {
+            project
+                .volumes
+                .values()
+                .filter(|v| !v.external)
+                .map(|v| v.name.clone())
+                .collect()
+        } else {
+            api::project_volumes(client, &project.name)?
+        };
+        for name in names {
+            let Some(found) = api::inspect_volume(client, &name)? else {
                 continue;
             };
             if found["Labels"][naming::PROJECT].as_str() != Some(project.name.as_str()) {
                 continue;
             }
-            progress.event("Volume", &v.name, "Removing");
-            api::remove_volume(client, &v.name)?;
-            progress.event("Volume", &v.name, "Removed");
+            progress.event("Volume", &name, "Removing");
+            api::remove_volume(client, &name)?;
+            progress.event("Volume", &name, "Removed");
             removed_any = true;
         }
     }
@@ -178,12 +189,10 @@ pub fn down(client: &Client, project: &Project, a: &DownArgs) -> Result<i32> {
             let image = naming::image_name(&project.name, name, s);
             let local = s.image.is_empty();
             if (mode == "all" || local) && api::inspect_image(client, &image)?.is_some() {
-                {
-                    progress.event("Image", &image, "Removing");
-                    api::remove_image(client, &image)?;
-                    progress.event("Image", &image, "Removed");
-                    removed_any = true;
-                }
+                progress.event("Image", &image, "Removing");
+                api::remove_image(client, &image)?;
+                progress.event("Image", &image, "Removed");
+                removed_any = true;
             }
         }
     }

@@ -21,7 +21,8 @@ use crate::model::Project;
 
 /// Runs a command that needs the project and the daemon.
 pub fn run(args: &ComposeArgs, host: &dyn crate::cli::Host) -> Result<i32> {
-    // Commands that can work from labels alone when there is no compose file.
+    // With no compose file but a project name, these work from the containers' labels,
+    // as v2's do; a file that is there but wrong is still an error.
     let loaded = crate::cli::load_project(args);
     let project = match (loaded, &args.command) {
         (Ok(Loaded { project, .. }), _) => project,
@@ -31,8 +32,9 @@ pub fn run(args: &ComposeArgs, host: &dyn crate::cli::Host) -> Result<i32> {
             | ComposeCommand::Ps(_)
             | ComposeCommand::Stop(_)
             | ComposeCommand::Logs(_),
-        ) if args.project_name.is_some() => {
-            let _ = e;
+        ) if args.project_name.is_some()
+            && e.to_string().starts_with("no configuration file provided") =>
+        {
             Project {
                 name: args.project_name.clone().unwrap_or_default(),
                 ..Default::default()
