@@ -112,6 +112,12 @@ fn number<T: std::str::FromStr + Default + PartialEq>(
     }
 }
 
+/// A build request from `POST /build`'s query string, checked as the route checks it (the
+/// fuzz target's entry).
+pub fn parse_request(raw_query: &str) -> Result<BuildRequest, ApiError> {
+    request(&Query::parse(Some(raw_query)))
+}
+
 fn request(q: &Query) -> Result<BuildRequest, ApiError> {
     let nonempty = |k: &str| q.get(k).filter(|v| !v.is_empty()).map(str::to_owned);
     if let Some(p) = nonempty("platform") {

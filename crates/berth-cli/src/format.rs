@@ -109,8 +109,62 @@ fn printed_as_go(template: &str) -> String {
     out
 }
 
+/// What gtmpl cannot take without hanging, refused first with a clear error: a non-ASCII
+/// character inside an action (outside quoted strings and comments; Go allows them in
+/// names, but gtmpl's lexer panics on them in its own thread and its parser then waits
+/// forever), and an action or comment left open (`{{.A.` loops gtmpl's lexer). Both found
+/// by the `go_template` fuzz target.
+fn precheck(template: &str) -> Result<(), String> {
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        let action = &rest[start + 2..];
+        let mut i = 0;
+        let mut quote: Option<char> = None;
+        let mut end = None;
+        while let Some(c) = action[i..].chars().next() {
+            let here = &action[i..];
+            match quote {
+                Some(q) if c == '\\' && q != '`' => {
+                    i += c.len_utf8();
+                    if let Some(n) = action[i..].chars().next() {
+                        i += n.len_utf8();
+                    }
+                    continue;
+                }
+                Some(q) if c == q => quote = None,
+                Some(_) => {}
+                None if here.starts_with("/*") => match here.find("*/") {
+                    Some(j) => {
+                        i += j + 2;
+                        continue;
+                    }
+                    None => return Err("template parsing error: template: :1: unclosed comment".into()),
+                },
+                None if here.starts_with("}}") => {
+                    end = Some(i);
+                    break;
+                }
+                None if matches!(c, '"' | '`' | '\'') => quote = Some(c),
+                None if !c.is_ascii() => {
+                    return Err(format!(
+                        "template parsing error: non-ASCII character {c:?} in an action is not supported"
+                    ))
+                }
+                None => {}
+            }
+            i += c.len_utf8();
+        }
+        match end {
+            Some(e) => rest = &action[e + 2..],
+            None => return Err("template parsing error: template: :1: unclosed action".into()),
+        }
+    }
+    Ok(())
+}
+
 /// Renders `template` over `data`, as `docker … --format` does.
 pub fn render(template: &str, data: &serde_json::Value) -> Result<String, String> {
+    precheck(template)?;
     let mut t = gtmpl::Template::default();
     t.add_func("json", json as Func);
     t.add_func("gofmt", gofmt as Func);
@@ -204,5 +258,30 @@ mod tests {
             r#"{"Os":"linux","Version":"0.1.0"}"#
         );
         assert!(render("{{.Server.Version", &data).is_err());
+    }
+    #[test]
+    fn non_ascii_in_an_action_is_refused_not_hung() {
+        // Inputs the go_template fuzz target found: gtmpl's lexer panicked in its thread and
+        // the parser waited forever.
+        let data = serde_json::json!({"A": {"b": 1}, "State": {"M": 1}});
+        for t in [
+            "{{.A.\u{e9}}}",
+            "{{\u{e9}}}",
+            "{{ .A}\u{e9}}}",
+            "{{.\u{e9}",
+            "{{if .State.M\u{e9}\u{8a}\u{91}}up{{else}}down{{end}}",
+        ] {
+            let e = render(t, &data).unwrap_err();
+            assert!(e.contains("non-ASCII"), "{t}: {e}");
+        }
+        for t in ["{{if .State.", "{{.A.", "{{.", "{{.ID", "{{/* open"] {
+            let e = render(t, &data).unwrap_err();
+            assert!(e.contains("unclosed"), "{t}: {e}");
+        }
+        // Outside actions, in quotes and in comments they are fine.
+        assert_eq!(
+            render("\u{e9}{{printf \"\u{e9}\"}}{{/* \u{e9} */}}", &data).unwrap(),
+            "\u{e9}\u{e9}"
+        );
     }
 }

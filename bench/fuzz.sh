@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Fuzzing: every cargo-fuzz target in fuzz/ for SECONDS each (default 60), on the nightly
+# toolchain, starting from the project's seeds (fuzz/seeds/TARGET, never written to: new
+# inputs go to a scratch corpus). Prints, per target, the executions run and whether it
+# found a crash; a crash's input is kept under fuzz/artifacts/TARGET/ and the script exits 1.
+# Every crash found becomes a regression test beside the code it broke.
+#
+# Usage: bash bench/fuzz.sh [SECONDS] [TARGET…]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds=${1:-60}
+shift || true
+command -v cargo-fuzz >/dev/null || cargo install --locked -q cargo-fuzz
+rustup toolchain list | grep -q nightly || { echo "fuzzing needs the nightly toolchain" >&2; exit 1; }
+export CARGO_TARGET_DIR=${FUZZ_TARGET_DIR:-${CARGO_TARGET_DIR:-$PWD/target}/fuzz}
+targets=("$@")
+if [ ${#targets[@]} -eq 0 ]; then
+  mapfile -t targets < <(cd fuzz && cargo +nightly fuzz list)
+fi
+(cd fuzz && cargo +nightly fuzz build -O 2>&1 | grep -E '^(error|warning: unused)' || true)
+work=$(mktemp -d /tmp/berth-fuzz-XXXXXX)
+trap 'rm -rf "$work"' EXIT
+total=0 found=0
+printf '%-16s %14s %10s\n' target executions finding
+for t in "${targets[@]}"; do
+  mkdir -p "$work/$t"
+  log=$work/$t.log
+  status=0
+  (cd fuzz && cargo +nightly fuzz run -O "$t" "$work/$t" "seeds/$t" -- \
+    -max_total_time="$seconds" -print_final_stats=1 -rss_limit_mb=2048 -timeout=20) \
+    >"$log" 2>&1 || status=$?
+  execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
+  execs=${execs:-0}
+  total=$((total + execs))
+  if [ "$status" = 0 ]; then
+    printf '%-16s %14s %10s\n' "$t" "$execs" none
+  else
+    found=$((found + 1))
+    printf '%-16s %14s %10s\n' "$t" "$execs" "CRASH"
+    grep -E 'panicked|ERROR: libFuzzer|SUMMARY|artifact_prefix|Test unit written' "$log" | head -8 | sed 's/^/    /'
+  fi
+done
+echo "total executions: $total; targets with a finding: $found (of ${#targets[@]}, ${seconds}s each)"
+[ "$found" = 0 ]
