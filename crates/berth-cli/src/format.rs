@@ -125,10 +125,7 @@ fn precheck(template: &str) -> Result<(), String> {
             let here = &action[i..];
             match quote {
                 Some(q) if c == '\\' && q != '`' => {
-                    i += c.len_utf8();
-                    if let Some(n) = action[i..].chars().next() {
-                        i += n.len_utf8();
-                    }
+                    i += c.len_utf8() + escape_len(&action[i + 1..])?;
                     continue;
                 }
                 Some(q) if c == q => quote = None,
@@ -160,6 +157,36 @@ fn precheck(template: &str) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// The length of a string escape after its backslash, checked as Go's strconv checks it:
+/// `\x` takes 2 hex digits, `\u` 4, `\U` 8, an octal escape 3 digits (gtmpl loops on a
+/// short one).
+fn escape_len(after: &str) -> Result<usize, String> {
+    let invalid = || "template parsing error: template: :1: invalid syntax".to_owned();
+    let b = after.as_bytes();
+    let (digits, hex) = match b.first() {
+        Some(b'x') => (2, true),
+        Some(b'u') => (4, true),
+        Some(b'U') => (8, true),
+        Some(b'0'..=b'7') => (3, false),
+        Some(_) => return Ok(after.chars().next().map_or(0, char::len_utf8)),
+        None => return Err(invalid()),
+    };
+    let start = if hex { 1 } else { 0 };
+    let ok = b.len() >= start + digits
+        && b[start..start + digits].iter().all(|c| {
+            if hex {
+                c.is_ascii_hexdigit()
+            } else {
+                (b'0'..=b'7').contains(c)
+            }
+        });
+    if ok {
+        Ok(start + digits)
+    } else {
+        Err(invalid())
+    }
 }
 
 /// Renders `template` over `data`, as `docker … --format` does.
@@ -274,6 +301,16 @@ mod tests {
             let e = render(t, &data).unwrap_err();
             assert!(e.contains("non-ASCII"), "{t}: {e}");
         }
+        for t in [
+            "{{\"\\u\"}}",
+            "{{\") }}stu}}{\\u\\) \"}}",
+            "{{\"\\x4\"}}",
+            "{{'\\u12'}}",
+        ] {
+            let e = render(t, &data).unwrap_err();
+            assert!(e.contains("invalid syntax"), "{t}: {e}");
+        }
+        assert_eq!(render("{{\"a\\tb\"}}", &data).unwrap(), "a\tb");
         for t in ["{{if .State.", "{{.A.", "{{.", "{{.ID", "{{/* open"] {
             let e = render(t, &data).unwrap_err();
             assert!(e.contains("unclosed"), "{t}: {e}");
