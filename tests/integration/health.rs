@@ -130,3 +130,30 @@ fn on_unhealthy_restarts_and_checks_outlive_the_daemon() {
     d.start_again();
     ok(&d.berth(&["rm", "-f", "dk", "u"]));
 }
+
+/// A container with a health check shows `starting` from the moment it runs, before the
+/// first probe, as Docker does: clients that wait for health (Compose's `--wait`) read a
+/// missing Health as "no health check" and would stop waiting.
+#[test]
+fn health_is_starting_before_the_first_probe() {
+    if !root_or_skip() {
+        return;
+    }
+    let d = TestDaemon::with_busybox();
+    let id = ok(&d.docker(&[
+        "run",
+        "-d",
+        "--health-cmd",
+        "busybox true",
+        "--health-interval",
+        "30s",
+        "--health-start-period",
+        "30s",
+        "bb",
+        "sleep",
+        "60",
+    ]));
+    let status = ok(&d.docker(&["inspect", "-f", "{{.State.Health.Status}}", &id]));
+    assert_eq!(status, "starting");
+    ok(&d.docker(&["rm", "-f", &id]));
+}

@@ -85,9 +85,19 @@ pub(crate) fn config_for(
 
 impl Engine {
     /// The health a running container's shim recorded, if it has a check.
+    /// A container with a health check is `starting` from its start until the shim's first
+    /// record, as Docker shows it (clients that wait for health, Compose's `--wait` among
+    /// them, take a missing Health for "no health check" and stop waiting).
     pub(crate) fn health_of(&self, rec: &Record) -> Option<Health> {
         rec.healthcheck.as_ref()?;
-        read_health(&self.container_dir(&rec.id))
+        Some(
+            read_health(&self.container_dir(&rec.id)).unwrap_or_else(|| Health {
+                status: "starting".into(),
+                failing_streak: 0,
+                log: Vec::new(),
+                killed_unhealthy: false,
+            }),
+        )
     }
 }
 

@@ -316,7 +316,14 @@ fn wait_healthy(
             let inspect = api::inspect_container(client, &c.id)?;
             let state = &inspect["State"];
             let status = state["Status"].as_str().unwrap_or("");
-            let health = state["Health"]["Status"].as_str();
+            // A container with a health check waits for "healthy" even before the daemon
+            // shows a Health (some show none until the first probe).
+            let checked = inspect["Config"]["Healthcheck"]["Test"]
+                .as_array()
+                .is_some_and(|t| !t.is_empty() && t[0] != "NONE");
+            let health = state["Health"]["Status"]
+                .as_str()
+                .or(checked.then_some("starting"));
             if completes.iter().any(|s| *s == c.service()) && status == "exited" {
                 if state["ExitCode"].as_i64() != Some(0) {
                     bail!("container {} exited ({})", c.name, state["ExitCode"]);
