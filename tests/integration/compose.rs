@@ -24,8 +24,13 @@ pub(crate) fn compose_bin() -> PathBuf {
     bin
 }
 
-/// `docker compose -p PROJECT ARGS` in `dir` against the test daemon.
+/// `docker compose -p bt ARGS` in `dir` against the test daemon.
 fn compose(d: &TestDaemon, dir: &Path, args: &[&str]) -> Output {
+    compose_as(d, dir, "bt", args)
+}
+
+/// Docker Compose v2 with project name `project`, in `dir`, against the test daemon.
+pub(crate) fn compose_as(d: &TestDaemon, dir: &Path, project: &str, args: &[&str]) -> Output {
     Command::new(compose_bin())
         .current_dir(dir)
         .env("DOCKER_HOST", d.host())
@@ -35,7 +40,7 @@ fn compose(d: &TestDaemon, dir: &Path, args: &[&str]) -> Output {
         // daemon without BuildKit, Compose must be told to use it.
         .env("DOCKER_BUILDKIT", "0")
         .env("COMPOSE_BAKE", "false")
-        .args(["-p", "bt"])
+        .args(["-p", project])
         .args(args)
         .output()
         .expect("run docker compose")

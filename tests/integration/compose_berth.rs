@@ -26,17 +26,7 @@ fn bc(d: &TestDaemon, dir: &Path, args: &[&str]) -> Output {
 
 /// Docker Compose v2 (`scripts/deps.sh` fetches it) with the same project name.
 fn v2(d: &TestDaemon, dir: &Path, args: &[&str]) -> Output {
-    Command::new(crate::compose::compose_bin())
-        .current_dir(dir)
-        .env("DOCKER_HOST", d.host())
-        .env("DOCKER_CONFIG", d.dir.path().join("docker-config"))
-        .env("COMPOSE_PROGRESS", "plain")
-        .env("DOCKER_BUILDKIT", "0")
-        .env("COMPOSE_BAKE", "false")
-        .args(["-p", "bc"])
-        .args(args)
-        .output()
-        .expect("run docker compose")
+    crate::compose::compose_as(d, dir, "bc", args)
 }
 
 /// (name, ID) of every container of the daemon, sorted by name.

@@ -9,6 +9,7 @@ use crate::client::{with_query, Client, ClientError};
 use crate::create_opts::CreateOpts;
 use crate::format::render_list;
 use crate::stream::{self, Outcome, RawTerminal};
+use crate::table::{ellipsis, ports_text};
 use crate::{short_id, StatusError};
 
 #[derive(Args, Debug)]
@@ -534,33 +535,6 @@ fn docker_time(unix: i64) -> String {
     chrono::DateTime::from_timestamp(unix, 0)
         .map(|t| t.format("%Y-%m-%d %H:%M:%S +0000 UTC").to_string())
         .unwrap_or_default()
-}
-
-/// `s` cut to `n` characters with an ellipsis, as docker truncates.
-fn ellipsis(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        s.to_owned()
-    } else {
-        let mut out: String = s.chars().take(n.saturating_sub(1)).collect();
-        out.push('…');
-        out
-    }
-}
-
-fn ports_text(ports: &Value) -> String {
-    let mut out = Vec::new();
-    for p in ports.as_array().into_iter().flatten() {
-        let private = p["PrivatePort"].as_i64().unwrap_or(0);
-        let proto = p["Type"].as_str().unwrap_or("tcp");
-        match p["PublicPort"].as_i64() {
-            Some(public) if public != 0 => out.push(format!(
-                "{}:{public}->{private}/{proto}",
-                p["IP"].as_str().unwrap_or("0.0.0.0")
-            )),
-            _ => out.push(format!("{private}/{proto}")),
-        }
-    }
-    out.join(", ")
 }
 
 fn labels_text(labels: &Value) -> String {

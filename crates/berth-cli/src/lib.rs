@@ -11,7 +11,7 @@
 
 pub mod archive;
 // The API client lives in its own crate (compose shares it); these paths stay as they were.
-pub use berth_client::{client, conn, progress, stream};
+pub use berth_client::{client, conn, progress, stream, table};
 pub mod build;
 pub mod containers;
 pub mod create_opts;
@@ -25,7 +25,6 @@ pub mod refused_opts;
 pub mod registry;
 pub mod stats;
 pub mod system;
-pub mod table;
 pub mod tls_flags;
 pub mod volumes;
 

@@ -10,5 +10,6 @@ pub mod conn;
 pub mod context;
 pub mod progress;
 pub mod stream;
+pub mod table;
 
 pub use client::{Client, ClientError};

@@ -176,20 +176,6 @@ pub fn exec(client: &Client, project: &Project, a: &ExecArgs) -> Result<i32> {
     Ok(api::exec_exit_code(client, &exec_id)? as i32)
 }
 
-/// 12 random hex digits for a one-off's name (not all digits, as moby makes them).
-fn slug() -> String {
-    let mut bytes = [0u8; 32];
-    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
-        use std::io::Read;
-        let _ = f.read_exact(&mut bytes);
-    }
-    let mut hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    if hex[..12].bytes().all(|b| b.is_ascii_digit()) {
-        hex.replace_range(0..1, "a");
-    }
-    hex
-}
-
 pub fn run(client: &Client, project: &Project, args: &ComposeArgs, a: &RunArgs) -> Result<i32> {
     check_services(project, std::slice::from_ref(&a.service))?;
     let mut svc = project.services[&a.service].clone();
@@ -259,7 +245,11 @@ pub fn run(client: &Client, project: &Project, args: &ComposeArgs, a: &RunArgs) 
     if let Some(d) = svc.deploy.as_mut() {
         d.restart_policy = None;
     }
-    let slug = slug();
+    // A one-off's slug: a fresh ID (its first 12 digits never all numeric), as v2's.
+    let slug = berth_core::id::ContainerId::generate()
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .as_str()
+        .to_owned();
     let name = a
         .name
         .clone()

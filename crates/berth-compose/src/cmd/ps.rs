@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use anyhow::{bail, Result};
+use berth_client::table::{align, ellipsis, ports_text};
 use berth_client::Client;
 use clap::Args;
 use serde_json::{json, Value};
@@ -64,49 +65,12 @@ pub struct PortArgs {
     pub private_port: u16,
 }
 
-/// Docker's ports column: `0.0.0.0:8080->80/tcp, 443/tcp`.
-pub fn ports_text(raw: &Value) -> String {
-    let mut items: Vec<(i64, String)> = raw["Ports"]
-        .as_array()
-        .map(|ports| {
-            ports
-                .iter()
-                .map(|p| {
-                    let private = p["PrivatePort"].as_i64().unwrap_or(0);
-                    let proto = p["Type"].as_str().unwrap_or("tcp");
-                    let text = match p["PublicPort"].as_i64() {
-                        Some(public) => {
-                            let ip = p["IP"].as_str().unwrap_or("");
-                            let ip = if ip.contains(':') {
-                                format!("[{ip}]")
-                            } else {
-                                ip.to_owned()
-                            };
-                            format!("{ip}:{public}->{private}/{proto}")
-                        }
-                        None => format!("{private}/{proto}"),
-                    };
-                    (private, text)
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    items.sort();
-    items.dedup();
-    items
-        .into_iter()
-        .map(|(_, t)| t)
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// A command as ps shows it: quoted, cut to 20 columns unless `no_trunc`.
 fn command_text(cmd: &str, no_trunc: bool) -> String {
-    let chars: Vec<char> = cmd.chars().collect();
-    let shown = if !no_trunc && chars.len() > 20 {
-        format!("{}…", chars[..19].iter().collect::<String>())
-    } else {
+    let shown = if no_trunc {
         cmd.to_owned()
+    } else {
+        ellipsis(cmd, 20)
     };
     format!("{shown:?}")
 }
@@ -179,7 +143,7 @@ pub fn ps(client: &Client, project: &Project, a: &PsArgs) -> Result<i32> {
                         c.service().to_owned(),
                         since(c.created),
                         c.status.clone(),
-                        ports_text(&c.raw),
+                        ports_text(&c.raw["Ports"]),
                     ]
                 })
                 .collect();
@@ -269,7 +233,7 @@ fn ps_json(client: &Client, c: &Summary, no_trunc: bool) -> Result<String> {
         "Name": c.name,
         "Names": c.name,
         "Networks": networks.join(","),
-        "Ports": ports_text(&c.raw),
+        "Ports": ports_text(&c.raw["Ports"]),
         "Project": c.label(naming::PROJECT),
         "Publishers": publishers,
         "RunningFor": since(c.created),
@@ -281,32 +245,11 @@ fn ps_json(client: &Client, c: &Summary, no_trunc: bool) -> Result<String> {
     Ok(crate::model::go_escape(&obj.to_string()))
 }
 
-/// Left-aligned columns, three spaces apart, as Docker's tables.
+/// Rows as Docker's tabwriter aligns them.
 pub fn print_table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) {
-    let mut widths = [0usize; N];
-    for (i, h) in header.iter().enumerate() {
-        widths[i] = h.chars().count();
-    }
-    for r in rows {
-        for (i, cell) in r.iter().enumerate() {
-            widths[i] = widths[i].max(cell.chars().count());
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        let mut out = String::new();
-        for (i, cell) in cells.iter().enumerate() {
-            if i + 1 == N {
-                out.push_str(cell);
-            } else {
-                out.push_str(&format!("{cell:<w$}   ", w = widths[i]));
-            }
-        }
-        println!("{}", out.trim_end());
-    };
-    line(header.to_vec());
-    for r in rows {
-        line(r.iter().map(String::as_str).collect());
-    }
+    let mut lines = vec![header.join("\t")];
+    lines.extend(rows.iter().map(|r| r.join("\t")));
+    print!("{}", align(&lines));
 }
 
 pub fn ls(client: &Client, a: &LsArgs) -> Result<i32> {
@@ -432,26 +375,9 @@ pub fn top(client: &Client, project: &Project, a: &ServicesArgs) -> Result<i32> 
                     .collect()
             })
             .unwrap_or_default();
-        let mut widths: Vec<usize> = titles.iter().map(String::len).collect();
-        for p in &procs {
-            for (i, cell) in p.iter().enumerate() {
-                if i < widths.len() {
-                    widths[i] = widths[i].max(cell.len());
-                }
-            }
-        }
-        let print = |cells: &[String]| {
-            let line: Vec<String> = cells
-                .iter()
-                .enumerate()
-                .map(|(i, c)| format!("{c:<w$}", w = widths.get(i).copied().unwrap_or(0)))
-                .collect();
-            println!("{}", line.join("   ").trim_end());
-        };
-        print(&titles);
-        for p in &procs {
-            print(p);
-        }
+        let mut lines = vec![titles.join("\t")];
+        lines.extend(procs.iter().map(|p| p.join("\t")));
+        print!("{}", align(&lines));
         println!();
     }
     Ok(0)

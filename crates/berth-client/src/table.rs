@@ -1,6 +1,8 @@
 //! Docker's tables: cells separated by tabs, aligned the way Go's `text/tabwriter` does with
 //! the docker CLI's settings (minimum cell width 10, padding 3); the last cell of a line is
-//! not padded.
+//! not padded. Also the cells both clients (the CLI and compose) show the same way.
+
+use serde_json::Value;
 
 /// Docker's tabwriter settings.
 const MIN_WIDTH: usize = 10;
@@ -34,6 +36,34 @@ pub fn align(lines: &[String]) -> String {
         out.push('\n');
     }
     out
+}
+
+/// `s` cut to `n` characters with an ellipsis, as docker truncates.
+pub fn ellipsis(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_owned()
+    } else {
+        let mut out: String = s.chars().take(n.saturating_sub(1)).collect();
+        out.push('…');
+        out
+    }
+}
+
+/// Docker's ports column: `0.0.0.0:8080->80/tcp, 443/tcp`.
+pub fn ports_text(ports: &Value) -> String {
+    let mut out = Vec::new();
+    for p in ports.as_array().into_iter().flatten() {
+        let private = p["PrivatePort"].as_i64().unwrap_or(0);
+        let proto = p["Type"].as_str().unwrap_or("tcp");
+        match p["PublicPort"].as_i64() {
+            Some(public) if public != 0 => out.push(format!(
+                "{}:{public}->{private}/{proto}",
+                p["IP"].as_str().unwrap_or("0.0.0.0")
+            )),
+            _ => out.push(format!("{private}/{proto}")),
+        }
+    }
+    out.join(", ")
 }
 
 #[cfg(test)]
