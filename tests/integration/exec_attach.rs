@@ -283,3 +283,45 @@ fn exec_with_more_input_than_a_pipe_holds_loses_nothing() {
     assert_eq!(out.stdout.len(), input.len(), "berth exec -i: bytes back");
     assert!(out.stdout == input, "berth exec -i: the bytes differ");
 }
+
+/// docker-py's `containers.run(…, remove=True)`: start, follow the logs at once, wait,
+/// remove, and only then read the followed stream. The output must all be there, however
+/// soon after the start the logs were asked for (the log file used to appear only once the
+/// relay ran, and a follower that came before it held nothing to read after the removal).
+#[test]
+fn logs_followed_at_start_and_read_after_remove_are_whole() {
+    if !root_or_skip() {
+        return;
+    }
+    let d = TestDaemon::with_busybox();
+    for round in 0..10 {
+        let (status, body) = d.request_body(
+            "POST",
+            "/v1.41/containers/create",
+            r#"{"Image":"bb","Cmd":["echo","hello sdk"]}"#,
+        );
+        assert_eq!(status, 201, "{body}");
+        let id = json(&body)["Id"].as_str().unwrap().to_owned();
+        let (status, body) = d.request("POST", &format!("/v1.41/containers/{id}/start"));
+        assert_eq!(status, 204, "{body}");
+        let mut follow = UnixStream::connect(d.socket()).unwrap();
+        follow
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        write!(
+            follow,
+            "GET /v1.41/containers/{id}/logs?follow=1&stdout=1&stderr=1 HTTP/1.0\r\nHost: berth\r\n\r\n"
+        )
+        .unwrap();
+        let (status, body) = d.request("POST", &format!("/v1.41/containers/{id}/wait"));
+        assert_eq!((status, json(&body)["StatusCode"].as_i64()), (200, Some(0)));
+        let (status, body) = d.request("DELETE", &format!("/v1.41/containers/{id}"));
+        assert_eq!(status, 204, "{body}");
+        let answer = read_to_end(&mut follow);
+        assert!(
+            answer.ends_with(b"\x01\0\0\0\0\0\0\x0ahello sdk\n"),
+            "round {round}: {}",
+            String::from_utf8_lossy(&answer)
+        );
+    }
+}

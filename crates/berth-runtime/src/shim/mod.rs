@@ -165,6 +165,15 @@ fn supervise(runtime: &Runtime, opts: &ShimOptions, ready: OwnedFd) -> Result<()
         report_err(&mut ready, &e);
         return Err(e);
     }
+    // The log exists before the start is reported: a client that follows it at once (as
+    // docker-py's `run` does, reading the stream only after `wait` and `remove`) holds the
+    // file the relay will write, and so still reads the output of a container removed since.
+    if opts.log_max_files > 0 {
+        let _ = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(opts.log_path());
+    }
     if let Some(mut f) = ready.take() {
         let _ = writeln!(f, "ok {}", serde_json::to_string(&info).unwrap_or_default());
     }
