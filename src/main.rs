@@ -38,7 +38,7 @@ enum Command {
         #[arg(short = 'H', long = "host", env = "BERTH_HOST")]
         hosts: Vec<String>,
         #[command(flatten)]
-        tls: TlsFlags,
+        tls: Box<TlsFlags>,
         /// Serve plain TCP (no TLS) on a non-loopback address too: whoever reaches it is root
         /// on this host.
         #[arg(long = "insecure-tcp")]
@@ -61,6 +61,11 @@ enum Command {
         /// The default network's gateway address and prefix (e.g. 10.209.0.1/16).
         #[arg(long, env = "BERTH_BIP")]
         bip: Option<String>,
+        /// Where networks created without a subnet get one (base=CIDR,size=PREFIX; repeat
+        /// for several pools, first first). Default: base=10.210.0.0/16,size=24.
+        #[arg(long = "default-address-pool", env = "BERTH_DEFAULT_ADDRESS_POOL",
+              value_parser = parse_address_pool)]
+        default_address_pools: Vec<berth_network::AddressPool>,
         /// berth's nftables table (family ip).
         #[arg(long = "nft-table", env = "BERTH_NFT_TABLE", default_value = berth_network::DEFAULT_TABLE)]
         nft_table: String,
@@ -274,6 +279,11 @@ fn parse_bytes(text: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("invalid size {text:?}"))
 }
 
+fn parse_address_pool(text: &str) -> Result<berth_network::AddressPool, String> {
+    text.parse()
+        .map_err(|e: berth_network::NetError| e.to_string())
+}
+
 fn main() {
     // `berth daemon …` is the engine, `berth registry …` a registry; the rest is the CLI.
     if !matches!(
@@ -318,6 +328,7 @@ fn main() {
             max_concurrent_uploads,
             bridge,
             bip,
+            default_address_pools,
             nft_table,
             builder_cache_max,
             min_free_space,
@@ -338,7 +349,7 @@ fn main() {
                 root,
                 Listening {
                     hosts,
-                    tls,
+                    tls: *tls,
                     insecure_tcp,
                 },
                 log_level,
@@ -351,6 +362,7 @@ fn main() {
                         bip,
                         nft_table,
                         host_ports,
+                        address_pools: default_address_pools,
                     }),
                     build_cache_max: builder_cache_max,
                     min_free_space,

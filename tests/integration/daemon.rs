@@ -207,6 +207,7 @@ fn the_cli_starts_the_daemon_when_root() {
         .env("BERTH_BRIDGE", &net[1])
         .env("BERTH_BIP", &net[3])
         .env("BERTH_NFT_TABLE", &net[5])
+        .env("BERTH_DEFAULT_ADDRESS_POOL", &net[7])
         .output()
         .unwrap();
     // Whatever happens below, stop the daemon we caused, by the pid on the socket's far end.

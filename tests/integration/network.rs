@@ -651,9 +651,15 @@ fn network_bodies_are_read_as_dockerd_reads_them() {
     assert_eq!(status, 200, "{text}");
     let mut n = json(&text);
     let config = n["IPAM"]["Config"][0].take();
-    assert!(
-        config["Subnet"].as_str().unwrap().ends_with("/24"),
-        "{config}"
+    // The first /24 of the daemon's `--default-address-pool` (base=10.B.C.0/20,size=24).
+    let pool = net_args(d.dir.path())[7].clone();
+    let base = pool
+        .trim_start_matches("base=")
+        .trim_end_matches("/20,size=24");
+    assert_eq!(
+        config["Subnet"].as_str().unwrap(),
+        format!("{base}/24"),
+        "{config} from {pool}"
     );
     assert!(config["Gateway"].is_string(), "{config}");
     let created_at = n["Created"].take();

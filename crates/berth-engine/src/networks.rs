@@ -47,6 +47,9 @@ pub struct NetworkOptions {
     pub nft_table: String,
     /// Binds published ports on the host for a rootless daemon (its agent); None: DNAT.
     pub host_ports: Option<Arc<dyn berth_network::HostPorts>>,
+    /// `--default-address-pool`: where networks created without a subnet get one; empty:
+    /// berth's own pool.
+    pub address_pools: Vec<berth_network::AddressPool>,
 }
 
 impl Default for NetworkOptions {
@@ -56,6 +59,7 @@ impl Default for NetworkOptions {
             bip: None,
             nft_table: berth_network::DEFAULT_TABLE.into(),
             host_ports: None,
+            address_pools: Vec::new(),
         }
     }
 }
@@ -147,10 +151,16 @@ fn parse_port_key(key: &str) -> Option<(&str, &str)> {
 /// Makes networking ready at daemon start.
 pub(crate) fn init(root: &Path, opts: &NetworkOptions) -> Result<Networking, String> {
     let _ = berth_network::enable_ip_forward();
+    let defaults = berth_network::Options::new(root.join("networks"));
     let net = Networking::new(berth_network::Options {
-        state_dir: root.join("networks"),
         nft_table: opts.nft_table.clone(),
         host_ports: opts.host_ports.clone(),
+        address_pools: if opts.address_pools.is_empty() {
+            defaults.address_pools.clone()
+        } else {
+            opts.address_pools.clone()
+        },
+        ..defaults
     })
     .map_err(|e| format!("networking: {e}"))?;
     if net.network(DEFAULT_NETWORK).is_err() {
@@ -1166,18 +1176,10 @@ impl Engine {
                 "could not find an available, non-overlapping IPv6 address pool among the defaults to assign to the network",
             ));
         }
-        let subnet =
-            match ipam.subnet.as_deref().unwrap_or("") {
-                "" => net
-                    .free_subnet(
-                        berth_network::DEFAULT_POOL.parse().map_err(
-                            |e: berth_network::NetError| EngineError::internal(e.to_string()),
-                        )?,
-                        24,
-                    )
-                    .map_err(net_err)?,
-                s => s.parse().map_err(net_err)?,
-            };
+        let subnet = match ipam.subnet.as_deref().unwrap_or("") {
+            "" => net.free_subnet().map_err(net_err)?,
+            s => s.parse().map_err(net_err)?,
+        };
         let id = self.id_of(&name);
         let opts = req.options.unwrap_or_default();
         let bridge = opts

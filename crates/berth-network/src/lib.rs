@@ -38,15 +38,16 @@ pub use dns::DnsOptions;
 pub use error::{NetError, Result};
 pub use ports::{HostPort, PortSpec, Protocol, PublishedPort};
 pub use store::{Endpoint, Ipv6Config, NetworkConfig, NetworkState};
-pub use subnet::{Subnet, Subnet6};
+pub use subnet::{AddressPool, Subnet, Subnet6};
 
 /// The default network's bridge.
 pub const DEFAULT_BRIDGE: &str = "berth0";
 /// The default network's subnet (`berth daemon --bip` changes it): clear of docker0's
 /// 172.17.0.0/16, Docker's 172.18–31 and 192.168 pools and podman's 10.88/10.89.
 pub const DEFAULT_SUBNET: &str = "10.209.0.0/16";
-/// Where user-defined networks without `--subnet` get a /24 from.
-pub const DEFAULT_POOL: &str = "10.210.0.0/16";
+/// Where user-defined networks without `--subnet` get a /24 from (`berth daemon
+/// --default-address-pool` changes it).
+pub const DEFAULT_POOL: &str = "base=10.210.0.0/16,size=24";
 /// berth's nftables table (family ip).
 pub const DEFAULT_TABLE: &str = "berth";
 
@@ -60,6 +61,8 @@ pub struct Options {
     /// Who binds published ports on the host when this namespace is not the host's (a
     /// rootless daemon); None: the DNAT rules publish them.
     pub host_ports: Option<Arc<dyn HostPorts>>,
+    /// Where networks created without a subnet get one, first pool first.
+    pub address_pools: Vec<AddressPool>,
 }
 
 impl Options {
@@ -68,6 +71,7 @@ impl Options {
             state_dir: state_dir.into(),
             nft_table: DEFAULT_TABLE.to_string(),
             host_ports: None,
+            address_pools: vec![DEFAULT_POOL.parse().expect("the default pool parses")],
         }
     }
 }
@@ -158,6 +162,7 @@ pub struct Networking {
     table: String,
     dns: Mutex<Option<dns::DnsServer>>,
     host_ports: Option<Arc<dyn HostPorts>>,
+    address_pools: Vec<AddressPool>,
     /// The userland proxies of published ports, by (network, endpoint), when `host_ports`
     /// binds them.
     proxies: Mutex<HashMap<(String, String), Vec<proxy::Forwarder>>>,
@@ -223,6 +228,7 @@ impl Networking {
             table: opts.nft_table,
             dns: Mutex::new(None),
             host_ports: opts.host_ports,
+            address_pools: opts.address_pools,
             proxies: Mutex::default(),
         })
     }
@@ -375,14 +381,10 @@ impl Networking {
         self.store.all()
     }
 
-    /// A free `/prefix` out of `pool` for a network created without `--subnet`: one that
-    /// overlaps no berth network and no address or route on the host's interfaces.
-    pub fn free_subnet(&self, pool: Subnet, prefix: u8) -> Result<Subnet> {
-        if prefix < pool.prefix() || prefix > 30 {
-            return Err(NetError::invalid(format!(
-                "cannot split {pool} into /{prefix} networks"
-            )));
-        }
+    /// A free subnet for a network created without `--subnet`, from the daemon's address
+    /// pools (first pool first): one that overlaps no berth network and no address or route
+    /// on the host's interfaces.
+    pub fn free_subnet(&self) -> Result<Subnet> {
         let taken: Vec<Subnet> = self
             .store
             .all()?
@@ -390,14 +392,14 @@ impl Networking {
             .map(|n| n.config.subnet)
             .chain(host_subnets()?)
             .collect();
-        let step = 1u32 << (32 - u32::from(prefix));
-        let count = 1u32 << (prefix - pool.prefix());
-        (0..count)
-            .filter_map(|i| {
-                Subnet::new(Ipv4Addr::from(u32::from(pool.network()) + i * step), prefix).ok()
-            })
+        self.address_pools
+            .iter()
+            .flat_map(|p| p.subnets())
             .find(|s| !taken.iter().any(|t| t.overlaps(s)))
-            .ok_or_else(|| NetError::PoolExhausted(pool.to_string()))
+            .ok_or_else(|| {
+                let pools: Vec<String> = self.address_pools.iter().map(|p| p.to_string()).collect();
+                NetError::PoolExhausted(pools.join(" "))
+            })
     }
 
     /// IPAM alone: reserves an address on `network` for `owner` (e.g. a container created

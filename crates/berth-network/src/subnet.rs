@@ -218,9 +218,117 @@ impl<'de> Deserialize<'de> for Subnet6 {
     }
 }
 
+/// Where networks created without a subnet get theirs (`dockerd --default-address-pool
+/// base=10.210.0.0/16,size=24`): `base` cut into `/size` pieces, the first free one taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AddressPool {
+    pub base: Subnet,
+    pub size: u8,
+}
+
+impl AddressPool {
+    pub fn new(base: Subnet, size: u8) -> Result<Self, NetError> {
+        if size < base.prefix() || size > 30 {
+            return Err(NetError::invalid(format!(
+                "invalid address pool {base} size {size}: the size must be between /{} and /30",
+                base.prefix()
+            )));
+        }
+        Ok(AddressPool { base, size })
+    }
+
+    /// The pool's subnets, lowest first.
+    pub fn subnets(&self) -> impl Iterator<Item = Subnet> + '_ {
+        let step = 1u64 << (32 - u32::from(self.size));
+        let count = 1u64 << (self.size - self.base.prefix());
+        let start = u64::from(u32::from(self.base.network()));
+        (0..count).filter_map(move |i| {
+            let addr = u32::try_from(start + i * step).ok()?;
+            Subnet::new(Ipv4Addr::from(addr), self.size).ok()
+        })
+    }
+}
+
+impl fmt::Display for AddressPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "base={},size={}", self.base, self.size)
+    }
+}
+
+/// `base=CIDR,size=N`, keys in any order, both required.
+impl FromStr for AddressPool {
+    type Err = NetError;
+
+    fn from_str(s: &str) -> Result<Self, NetError> {
+        let (mut base, mut size) = (None, None);
+        for field in s.split(',') {
+            let (key, value) = field.split_once('=').ok_or_else(|| {
+                NetError::invalid(format!(
+                    "invalid address pool {s:?}: want base=CIDR,size=PREFIX"
+                ))
+            })?;
+            match key.trim() {
+                "base" => base = Some(value.trim().parse::<Subnet>()?),
+                "size" => {
+                    size = Some(value.trim().parse::<u8>().map_err(|_| {
+                        NetError::invalid(format!("invalid address pool size {value:?}"))
+                    })?)
+                }
+                other => {
+                    return Err(NetError::invalid(format!(
+                        "unexpected key {other:?} in address pool {s:?}"
+                    )))
+                }
+            }
+        }
+        match (base, size) {
+            (Some(base), Some(size)) => AddressPool::new(base, size),
+            _ => Err(NetError::invalid(format!(
+                "invalid address pool {s:?}: base and size are both required"
+            ))),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn address_pools_parse_and_split() {
+        let p: AddressPool = "base=10.210.0.0/16,size=24".parse().unwrap();
+        assert_eq!(p.to_string(), "base=10.210.0.0/16,size=24");
+        let q: AddressPool = " size=26 , base=10.1.2.0/24".parse().unwrap();
+        let subnets: Vec<String> = q.subnets().map(|s| s.to_string()).collect();
+        assert_eq!(
+            subnets,
+            [
+                "10.1.2.0/26",
+                "10.1.2.64/26",
+                "10.1.2.128/26",
+                "10.1.2.192/26"
+            ]
+        );
+        assert_eq!(p.subnets().count(), 256);
+        let top: AddressPool = "base=255.255.255.0/24,size=30".parse().unwrap();
+        assert_eq!(
+            top.subnets().last().unwrap().to_string(),
+            "255.255.255.252/30"
+        );
+        for bad in [
+            "",
+            "base=10.0.0.0/16",
+            "size=24",
+            "base=10.0.0.0/16,size=8",
+            "base=10.0.0.0/16,size=31",
+            "base=10.0.0.1/16,size=24",
+            "base=10.0.0.0/16,size=x",
+            "base=10.0.0.0/16,size=24,scope=local",
+            "10.0.0.0/16",
+        ] {
+            assert!(bad.parse::<AddressPool>().is_err(), "{bad:?} was accepted");
+        }
+    }
 
     #[test]
     fn parse_and_ranges() {

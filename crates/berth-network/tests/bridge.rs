@@ -6,7 +6,7 @@ mod common;
 
 use std::net::{Ipv4Addr, TcpListener};
 
-use berth_network::{AttachRequest, NetError, PortSpec};
+use berth_network::{AttachRequest, NetError, Networking, Options, PortSpec};
 use common::*;
 
 #[test]
@@ -271,11 +271,26 @@ fn overlapping_subnets_and_bad_names_are_refused() {
         env.net.create_network(dup),
         Err(NetError::NetworkExists(_))
     ));
-    let free = env
-        .net
-        .free_subnet("10.213.6.0/23".parse().unwrap(), 24)
+    // The daemon's pools, first pool first: the taken /24 is skipped, then a full pool.
+    let pooled = |pools: &[&str]| {
+        Networking::new(Options {
+            address_pools: pools.iter().map(|p| p.parse().unwrap()).collect(),
+            ..env.options()
+        })
+        .unwrap()
+    };
+    let free = pooled(&["base=10.213.6.0/23,size=24"])
+        .free_subnet()
         .unwrap();
     assert_eq!(free.to_string(), "10.213.7.0/24");
+    let free = pooled(&["base=10.213.6.0/24,size=25", "base=10.213.9.0/24,size=26"])
+        .free_subnet()
+        .unwrap();
+    assert_eq!(free.to_string(), "10.213.9.0/26");
+    assert!(matches!(
+        pooled(&["base=10.213.6.0/24,size=24"]).free_subnet(),
+        Err(NetError::PoolExhausted(_))
+    ));
     let ns = Netns::new();
     let mut req = AttachRequest::new("o1", "c", &ns.path);
     req.ifname = "a/b".into();

@@ -25,9 +25,11 @@ pub struct TestDaemon {
     extra: Vec<String>,
 }
 
-/// The daemon's own bridge, subnet and nftables table (`--bridge`, `--bip`, `--nft-table`),
-/// chosen once per test dir (kept in `net-args`, so a restarted daemon gets the same) and
-/// clear of the host's addresses: tests never touch a real setup.
+/// The daemon's own bridge, subnet, address pool and nftables table (`--bridge`, `--bip`,
+/// `--default-address-pool`, `--nft-table`), chosen once per test dir (kept in `net-args`,
+/// so a restarted daemon gets the same) and clear of the host's addresses: tests never touch
+/// a real setup, and daemons of tests running side by side never give two networks one
+/// subnet (each checks the host's addresses, but two creating at once both see it free).
 pub fn net_args(dir: &Path) -> Vec<String> {
     let file = dir.join("net-args");
     if let Ok(text) = std::fs::read_to_string(&file) {
@@ -51,6 +53,15 @@ pub fn net_args(dir: &Path) -> Vec<String> {
         }
         k = k.wrapping_add(1);
     };
+    // A /20 (sixteen /24 networks) of 10.100.0.0–10.199.255.255.
+    let mut k = h as u32;
+    let pool = loop {
+        let (b, c) = (100 + (k / 16) % 100, (k % 16) * 16);
+        if !(c..c + 16).any(|c| taken.contains(&format!(" 10.{b}.{c}."))) {
+            break format!("base=10.{b}.{c}.0/20,size=24");
+        }
+        k = k.wrapping_add(1);
+    };
     let args = vec![
         "--bridge".to_owned(),
         name.clone(),
@@ -58,6 +69,8 @@ pub fn net_args(dir: &Path) -> Vec<String> {
         bip,
         "--nft-table".to_owned(),
         name,
+        "--default-address-pool".to_owned(),
+        pool,
     ];
     std::fs::write(&file, args.join("\n")).unwrap();
     args

@@ -153,9 +153,8 @@ impl Env {
         let dir = tempfile::tempdir().unwrap();
         let table = unique("bt_t");
         let net = Networking::new(Options {
-            state_dir: dir.path().join("networks"),
             nft_table: table.clone(),
-            host_ports: None,
+            ..Options::new(dir.path().join("networks"))
         })
         .unwrap();
         Env {
@@ -168,12 +167,15 @@ impl Env {
 
     /// Another `Networking` on the same state and table: the daemon after a restart.
     pub fn reopen(&self) -> Networking {
-        Networking::new(Options {
-            state_dir: self.dir.path().join("networks"),
+        Networking::new(self.options()).unwrap()
+    }
+
+    /// The options this environment's `Networking` was made with.
+    pub fn options(&self) -> Options {
+        Options {
             nft_table: self.table.clone(),
-            host_ports: None,
-        })
-        .unwrap()
+            ..Options::new(self.dir.path().join("networks"))
+        }
     }
 
     pub fn config(&self, name: &str, subnet: &str) -> NetworkConfig {
