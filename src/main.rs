@@ -1,5 +1,6 @@
 //! `berth`: the CLI, and as `berth daemon` the engine serving Docker's API.
 
+mod check;
 mod hosts;
 
 use std::path::PathBuf;
@@ -291,6 +292,13 @@ fn main() {
         Some("daemon" | "registry")
     ) {
         let cli = <berth_cli::Cli as Parser>::parse();
+        if let berth_cli::Command::System(berth_cli::SystemCommand::Check(args)) = cli.command {
+            let target = berth_cli::Target::new(cli.host, cli.tls);
+            std::process::exit(check::run(&target, args).unwrap_or_else(|e| {
+                eprintln!("berth: {e:#}");
+                1
+            }));
+        }
         std::process::exit(berth_cli::run(cli));
     }
     let cli = DaemonCli::parse();

@@ -20,6 +20,7 @@ mod rootless;
 mod sdk;
 mod security;
 mod stats;
+mod system_check;
 mod tls;
 mod userns;
 mod volumes;

@@ -298,6 +298,8 @@ pub enum SystemCommand {
     Df(disk::DfArgs),
     /// Remove unused data.
     Prune(disk::SystemPruneArgs),
+    /// Check the store for problems (as fsck does), offline or through the running daemon.
+    Check(system::CheckArgs),
 }
 
 /// The daemon the CLI talks to, and how.
@@ -464,6 +466,20 @@ fn may_autostart(host: &str) -> bool {
     }
 }
 
+/// A client for the target's daemon when one answers there; never starts one.
+pub fn connect_running(target: &Target) -> Result<Client> {
+    let host = Host::parse(&target.host, target.tls.mode().enabled())
+        .map_err(|e| anyhow::anyhow!("unable to resolve docker endpoint: {e}"))?;
+    match host {
+        Host::Unix(socket) => {
+            let client = Client::unix(socket);
+            client.connect()?;
+            Ok(client)
+        }
+        Host::Tcp { .. } => connect(target),
+    }
+}
+
 /// A client for the target's daemon. For a unix socket nobody listens on, the daemon is
 /// started when we may; a tcp host is only ever connected to.
 pub fn connect(target: &Target) -> Result<Client> {
@@ -572,6 +588,9 @@ fn dispatch(target: &Target, command: Command) -> Result<i32> {
         Command::System(SystemCommand::Df(a)) => return disk::df(&connect(target)?, a),
         Command::System(SystemCommand::Prune(a)) => {
             return disk::system_prune(&connect(target)?, a)
+        }
+        Command::System(SystemCommand::Check(_)) => {
+            anyhow::bail!("system check runs in the berth binary (it opens the root itself)")
         }
         Command::Container(c) => match c {
             ContainerCommand::Run(a) => Command::Run(a),

@@ -1,10 +1,28 @@
-//! System commands: version, info, events.
+//! System commands: version, info, events; `system check`'s flags (the check itself runs
+//! in the berth binary, which can open a root offline).
 
 use anyhow::Result;
 use clap::Args;
 
 use crate::client::{self, with_query};
 use crate::{connect, format};
+
+/// `berth system check [--repair] [--deep] [--root DIR]`.
+#[derive(Args, Debug, Clone)]
+pub struct CheckArgs {
+    /// Put right what can be (only with the daemon stopped: the root is locked meanwhile).
+    #[arg(long)]
+    pub repair: bool,
+    /// Also read every blob and verify its digest.
+    #[arg(long)]
+    pub deep: bool,
+    /// The root to check [default: $BERTH_ROOT, else the daemon's default root].
+    #[arg(long, env = "BERTH_ROOT")]
+    pub root: Option<std::path::PathBuf>,
+    /// Print the problems as JSON (the API's CheckReport) instead of lines.
+    #[arg(long)]
+    pub json: bool,
+}
 
 fn go_arch() -> &'static str {
     match std::env::consts::ARCH {

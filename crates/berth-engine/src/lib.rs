@@ -5,6 +5,7 @@ pub mod archive;
 pub mod build;
 pub mod cgroups;
 pub mod changes;
+pub mod check;
 pub(crate) mod confined;
 pub mod container;
 pub mod disk;
@@ -19,6 +20,7 @@ pub mod logs;
 pub mod networks;
 pub(crate) mod overlay;
 pub(crate) mod repair;
+pub mod root_lock;
 pub mod rootless;
 
 pub use berth_image::space::MinFree;
@@ -64,6 +66,8 @@ pub struct Engine {
     shutting_down: Arc<std::sync::atomic::AtomicBool>,
     /// `--userns-remap`: the mapping containers run under.
     remap: Option<Arc<userns::Remap>>,
+    /// The root's lock, held for the engine's life (see `root_lock`).
+    _root_lock: Arc<root_lock::RootLock>,
 }
 
 /// How the daemon was asked to talk to registries.
@@ -111,14 +115,66 @@ impl Engine {
     }
 
     pub fn with_options(root: &Path, options: EngineOptions) -> std::io::Result<Engine> {
-        std::fs::create_dir_all(root)?;
+        let lock = root_lock::RootLock::acquire(root)?;
         overlay::choose_driver(options.storage_driver, &root.join("tmp"))?;
         let remap = match &options.userns_remap {
             Some(spec) => userns::open(spec, root)?.map(Arc::new),
             None => None,
         };
+        let net = match &options.network {
+            Some(opts) => Some(Arc::new(
+                networks::init(root, opts).map_err(std::io::Error::other)?,
+            )),
+            None => None,
+        };
+        let engine = Engine::assemble(root, &options, lock, net, remap)?;
+        if engine.rootless.is_some() {
+            engine.end_containers_of_earlier_daemons();
+        }
+        engine.finish_removals();
+        engine.repair_after_crash();
+        engine.register_build_cache();
+        engine.restore_networks().map_err(std::io::Error::other)?;
+        Ok(engine)
+    }
+
+    /// The engine over a root no daemon serves, for `berth system check`: the root locked,
+    /// the stores opened, and nothing else done (no repair, no network set up, no bridge).
+    pub fn open_offline(root: &Path) -> std::io::Result<Engine> {
+        if !root.join("images.json").exists() && !root.join("containers").is_dir() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!(
+                    "{} is not a berth root (no images.json, no containers)",
+                    root.display()
+                ),
+            ));
+        }
+        let lock = root_lock::RootLock::acquire(root)?;
+        let net = if root.join("networks").is_dir() {
+            Some(Arc::new(
+                berth_network::Networking::new(berth_network::Options::new(root.join("networks")))
+                    .map_err(std::io::Error::other)?,
+            ))
+        } else {
+            None
+        };
+        let engine = Engine::assemble(root, &EngineOptions::default(), lock, net, None)?;
+        let cache = engine.build_cache();
+        engine.images.set_roots(Arc::new(move || cache.roots()));
+        Ok(engine)
+    }
+
+    /// The engine's parts over `root`, opened.
+    fn assemble(
+        root: &Path,
+        options: &EngineOptions,
+        lock: root_lock::RootLock,
+        net: Option<Arc<berth_network::Networking>>,
+        remap: Option<Arc<userns::Remap>>,
+    ) -> std::io::Result<Engine> {
         let registry = berth_registry::client::Client::new(berth_registry::client::ClientOptions {
-            insecure_registries: options.insecure_registries,
+            insecure_registries: options.insecure_registries.clone(),
             max_concurrent_downloads: options.max_concurrent_downloads.max(1),
             max_concurrent_uploads: options.max_concurrent_uploads.max(1),
             metadata_dir: Some(root.join("distribution")),
@@ -127,14 +183,8 @@ impl Engine {
         .map_err(std::io::Error::other)?;
         let mut images = ImageStore::open(root).map_err(std::io::Error::other)?;
         images.snapshots.set_min_free(options.min_free_space);
-        let net = match &options.network {
-            Some(opts) => Some(Arc::new(
-                networks::init(root, opts).map_err(std::io::Error::other)?,
-            )),
-            None => None,
-        };
         let containers = container::ContainerStore::open(&root.join("containers"))?;
-        let engine = Engine {
+        Ok(Engine {
             root: root.to_path_buf(),
             containers: Arc::new(containers),
             images: Arc::new(images),
@@ -148,15 +198,8 @@ impl Engine {
             rootless: options.rootless,
             shutting_down: Default::default(),
             remap,
-        };
-        if engine.rootless.is_some() {
-            engine.end_containers_of_earlier_daemons();
-        }
-        engine.finish_removals();
-        engine.repair_after_crash();
-        engine.register_build_cache();
-        engine.restore_networks().map_err(std::io::Error::other)?;
-        Ok(engine)
+            _root_lock: Arc::new(lock),
+        })
     }
 
     pub fn root(&self) -> &Path {

@@ -74,7 +74,7 @@ pub(crate) struct NetSetup {
     pub mounts: Vec<UserMount>,
 }
 
-fn net_err(e: berth_network::NetError) -> EngineError {
+pub(crate) fn net_err(e: berth_network::NetError) -> EngineError {
     EngineError::from_kind(&e)
 }
 

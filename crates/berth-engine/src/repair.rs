@@ -2,7 +2,8 @@
 //! (before it serves anything), each repair logged:
 //!
 //! - uploads (`<root>/tmp/upload-*`: `load`, `import`, `build` bodies) of requests that died
-//!   with the daemon are removed;
+//!   with the daemon are removed, and so are the image store's interrupted ingests, unpacks
+//!   and removals;
 //! - a container frozen by `commit` (which marks it `commit-paused` for the freeze) is thawed,
 //!   as the commit would have done.
 
@@ -14,6 +15,9 @@ pub(crate) const COMMIT_PAUSED: &str = "commit-paused";
 impl Engine {
     /// Runs the repairs; called once at start.
     pub(crate) fn repair_after_crash(&self) {
+        for path in self.images.clean_leftovers() {
+            tracing::warn!(path = %path.display(), "removed what an interrupted write left");
+        }
         if let Ok(entries) = std::fs::read_dir(self.upload_dir()) {
             for e in entries.flatten() {
                 let name = e.file_name().to_string_lossy().into_owned();

@@ -1,4 +1,5 @@
-//! `version` and `info`: what this engine is and what it runs on.
+//! `version` and `info`: what this engine is and what it runs on; `system check` online
+//! (the check itself is `crate::check`).
 
 use berth_api::system::SystemBackend;
 use berth_oci::host::{cgroup_mode, CgroupMode};
@@ -175,6 +176,10 @@ impl SystemBackend for Engine {
             ),
             ..Default::default()
         }
+    }
+
+    fn system_check(&self, deep: bool) -> berth_api::BackendResult<berth_api::system::CheckReport> {
+        Ok(self.check_report(deep, crate::check::CheckMode::Online)?)
     }
 }
 

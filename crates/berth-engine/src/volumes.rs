@@ -238,7 +238,7 @@ impl Engine {
         self.volume_dir(name).join("_data")
     }
 
-    fn read_volume(&self, name: &str) -> Option<Volume> {
+    pub(crate) fn read_volume(&self, name: &str) -> Option<Volume> {
         if !valid_volume_name(name) {
             return None;
         }

@@ -244,31 +244,37 @@ impl ContentStore {
         }
     }
 
-    /// Removes leftovers of interrupted ingests (call when nothing else writes). Partial
-    /// downloads ([`ContentStore::partial_path`]) younger than a day stay, to be resumed.
-    pub fn clean_ingest(&self) -> Result<usize> {
-        let dir = self.root.join("ingest");
-        let mut n = 0;
-        for entry in std::fs::read_dir(&dir).map_err(|e| ImageError::io("read", &dir, e))? {
-            let entry = entry.map_err(|e| ImageError::io("read", &dir, e))?;
-            let resumable = entry
-                .file_name()
-                .to_str()
-                .is_some_and(|n| n.starts_with(PARTIAL_PREFIX))
-                && entry
-                    .metadata()
-                    .and_then(|m| m.modified())
-                    .ok()
-                    .and_then(|t| t.elapsed().ok())
-                    .is_some_and(|age| age < PARTIAL_KEPT_FOR);
-            if resumable {
-                continue;
-            }
-            if std::fs::remove_file(entry.path()).is_ok() {
-                n += 1;
-            }
-        }
-        Ok(n)
+    /// Leftovers of interrupted ingests. Partial downloads ([`ContentStore::partial_path`])
+    /// younger than a day are not: they wait to be resumed.
+    pub fn leftovers(&self) -> Vec<PathBuf> {
+        let Ok(entries) = std::fs::read_dir(self.root.join("ingest")) else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .filter(|entry| {
+                let resumable = entry
+                    .file_name()
+                    .to_str()
+                    .is_some_and(|n| n.starts_with(PARTIAL_PREFIX))
+                    && entry
+                        .metadata()
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .and_then(|t| t.elapsed().ok())
+                        .is_some_and(|age| age < PARTIAL_KEPT_FOR);
+                !resumable
+            })
+            .map(|entry| entry.path())
+            .collect()
+    }
+
+    /// Removes the [`ContentStore::leftovers`] (call when nothing else writes); returns them.
+    pub fn clean_ingest(&self) -> Vec<PathBuf> {
+        self.leftovers()
+            .into_iter()
+            .filter(|p| std::fs::remove_file(p).is_ok())
+            .collect()
     }
 }
 
@@ -376,7 +382,7 @@ mod tests {
         assert_eq!(partial, store.partial_path(&d), "stable for a digest");
         std::fs::write(&partial, b"hel").unwrap();
         std::fs::write(store.staging_path("blob"), b"x").unwrap();
-        assert_eq!(store.clean_ingest().unwrap(), 1);
+        assert_eq!(store.clean_ingest().len(), 1);
         assert_eq!(std::fs::read(&partial).unwrap(), b"hel");
         assert!(!store.exists(&d));
     }

@@ -12,10 +12,12 @@
 //! - [`delete`]: `docker rmi`'s rules, as a change of the index.
 //! - [`archive`]: reading an image archive in place, by name.
 //! - [`load`] and [`save`]: the docker-archive and OCI layout formats (`docker load`/`save`).
+//! - [`check`]: `berth system check` of all that, and its repairs.
 //! - [`store`]: all of it under one root, as the engine uses it, and the collection of data
 //!   no image needs.
 
 pub mod archive;
+pub mod check;
 pub mod compression;
 pub mod content;
 pub mod delete;

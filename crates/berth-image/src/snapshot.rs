@@ -209,20 +209,27 @@ impl SnapshotStore {
         Ok(bytes)
     }
 
-    /// Removes leftovers of interrupted unpacks and removals (call when nothing else writes).
-    pub fn clean_partial(&self) -> usize {
-        let mut n = 0;
-        if let Ok(entries) = std::fs::read_dir(&self.root) {
-            for e in entries.flatten() {
+    /// Leftovers of interrupted unpacks and removals.
+    pub fn leftovers(&self) -> Vec<PathBuf> {
+        let Ok(entries) = std::fs::read_dir(&self.root) else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .filter(|e| {
                 let name = e.file_name().to_string_lossy().into_owned();
-                if (name.starts_with(".unpack-") || name.starts_with(".trash-"))
-                    && std::fs::remove_dir_all(e.path()).is_ok()
-                {
-                    n += 1;
-                }
-            }
-        }
-        n
+                name.starts_with(".unpack-") || name.starts_with(".trash-")
+            })
+            .map(|e| e.path())
+            .collect()
+    }
+
+    /// Removes the [`SnapshotStore::leftovers`] (call when nothing else writes); returns them.
+    pub fn clean_partial(&self) -> Vec<PathBuf> {
+        self.leftovers()
+            .into_iter()
+            .filter(|p| std::fs::remove_dir_all(p).is_ok())
+            .collect()
     }
 }
 

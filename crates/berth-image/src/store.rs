@@ -262,8 +262,6 @@ impl ImageStore {
     pub fn open(root: &Path) -> Result<ImageStore> {
         let content = ContentStore::open(root)?;
         let snapshots = SnapshotStore::open(root)?;
-        content.clean_ingest()?;
-        snapshots.clean_partial();
         Ok(ImageStore {
             content,
             snapshots,
@@ -274,6 +272,14 @@ impl ImageStore {
             pulling: Arc::default(),
             roots: ExtraRoots::default(),
         })
+    }
+
+    /// Removes what interrupted writes left (ingests, unpacks, removals); returns the paths.
+    /// Only while nothing writes: when the daemon starts, or offline.
+    pub fn clean_leftovers(&self) -> Vec<PathBuf> {
+        let mut gone = self.content.clean_ingest();
+        gone.extend(self.snapshots.clean_partial());
+        gone
     }
 
     /// Registers more roots for collections (the build cache's layers and snapshots).
@@ -287,7 +293,7 @@ impl ImageStore {
 
     /// Changes the index under the lock: `f` gets the current one and, when it succeeds, the
     /// changed index is saved (atomically).
-    fn update<T>(&self, f: impl FnOnce(&mut Index) -> Result<T>) -> Result<T> {
+    pub(crate) fn update<T>(&self, f: impl FnOnce(&mut Index) -> Result<T>) -> Result<T> {
         let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
         let mut index = self.index.load()?;
         let out = f(&mut index)?;

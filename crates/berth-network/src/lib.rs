@@ -592,6 +592,19 @@ impl Networking {
         Ok(())
     }
 
+    /// Forgets `owner`'s endpoint and addresses on `network` in the state alone (no link, no
+    /// rule is touched): for `system check --repair`, offline, of a container that is gone
+    /// (its veth went with its namespace; the next start rebuilds the rules from the state).
+    pub fn forget_owner(&self, network: &str, owner: &str) -> Result<()> {
+        let _lock = self.store.lock()?;
+        let mut state = self.store.get(network)?;
+        let removed = state.endpoints.remove(owner).is_some();
+        if state.release(owner) > 0 || removed {
+            self.store.save(&state)?;
+        }
+        Ok(())
+    }
+
     /// Every endpoint of the container (`endpoint`) on every network.
     pub fn endpoints_of(&self, endpoint: &str) -> Result<Vec<Endpoint>> {
         Ok(self

@@ -40,10 +40,18 @@ impl Engine {
                     let flags = nix::mount::MntFlags::MNT_DETACH;
                     let _ = nix::mount::umount2(&e.path().join(mounted), flags);
                 }
-                let _ = std::fs::remove_dir_all(e.path());
+                if std::fs::remove_dir_all(e.path()).is_ok() {
+                    tracing::warn!(dir = %e.path().display(), "removed the work dir of a build step a crash interrupted");
+                }
             }
         }
-        let _ = std::fs::remove_dir_all(self.build_dir().join("contexts"));
+        if let Ok(rd) = std::fs::read_dir(self.build_dir().join("contexts")) {
+            for e in rd.flatten() {
+                if std::fs::remove_dir_all(e.path()).is_ok() {
+                    tracing::warn!(dir = %e.path().display(), "removed the context of a build a crash interrupted");
+                }
+            }
+        }
     }
 
     /// Drops cache entries `may_go` accepts beyond `keep` bytes (all with None), least

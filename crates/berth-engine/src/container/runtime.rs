@@ -245,6 +245,13 @@ impl Engine {
         }
     }
 
+    /// Whether the container's process runs now, by its shim alone: nothing is written (an
+    /// offline `system check` must not do what [`Engine::refresh`] does for an exit).
+    pub(crate) fn runs_now(&self, id: &str) -> bool {
+        let dir = self.container_dir(id);
+        self.state(id).running() && shim::read_exit(&dir).is_none() && shim::shim_alive(&dir)
+    }
+
     /// Brings the recorded state up to date with what the shim recorded.
     pub(crate) fn refresh(&self, id: &str) -> State {
         let mut st = self.state(id);

@@ -142,7 +142,7 @@ impl Server {
             }
         };
         let content = ContentStore::open(&root).map_err(ServerError::Store)?;
-        content.clean_ingest().map_err(ServerError::Store)?;
+        content.clean_ingest();
         let meta_dir = root.join("repositories");
         let meta = meta::Meta::open(&meta_dir).map_err(io("load repositories from", meta_dir))?;
         let auth = match &config.htpasswd {
