@@ -4,94 +4,35 @@
 //! manifests and malformed references.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
 use berth_testutil::*;
 
-/// A registry process on 127.0.0.1, killed on drop.
-struct Registry {
-    child: Child,
-    port: u16,
-}
-
-impl Registry {
-    fn wait(mut self) -> Registry {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                panic!("the registry exited: {st}");
-            }
-            assert!(Instant::now() < deadline, "the registry did not listen");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        self
-    }
-
-    /// `berth registry serve` (with an htpasswd file when given).
-    fn berth(dir: &Path, htpasswd: Option<&Path>) -> Registry {
-        let port = free_port();
-        let mut cmd = Command::new(berth_bin());
-        cmd.args([
-            "registry",
-            "serve",
-            "--addr",
-            &format!("127.0.0.1:{port}"),
-            "--root",
-        ])
-        .arg(dir.join(format!("registry-{port}")))
+/// Debian's reference registry (package docker-registry).
+fn reference_registry(dir: &Path) -> RegistryProcess {
+    let bin = Path::new("/usr/bin/docker-registry");
+    assert!(
+        bin.exists(),
+        "this test needs Debian's docker-registry (apt-get install docker-registry)"
+    );
+    let port = free_port();
+    let config = dir.join(format!("docker-registry-{port}.yml"));
+    std::fs::write(
+        &config,
+        format!(
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            dir.join(format!("docker-registry-{port}")).display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new(bin)
+        .arg("serve")
+        .arg(&config)
         .stdout(Stdio::null())
-        .stderr(Stdio::null());
-        if let Some(h) = htpasswd {
-            cmd.arg("--htpasswd").arg(h);
-        }
-        Registry {
-            child: cmd.spawn().unwrap(),
-            port,
-        }
-        .wait()
-    }
-
-    /// Debian's reference registry (package docker-registry).
-    fn reference(dir: &Path) -> Registry {
-        let bin = Path::new("/usr/bin/docker-registry");
-        assert!(
-            bin.exists(),
-            "this test needs Debian's docker-registry (apt-get install docker-registry)"
-        );
-        let port = free_port();
-        let config = dir.join(format!("docker-registry-{port}.yml"));
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
-                dir.join(format!("docker-registry-{port}")).display()
-            ),
-        )
+        .stderr(Stdio::null())
+        .spawn()
         .unwrap();
-        Registry {
-            child: Command::new(bin)
-                .arg("serve")
-                .arg(&config)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap(),
-            port,
-        }
-        .wait()
-    }
-
-    fn name(&self, repo: &str) -> String {
-        format!("127.0.0.1:{}/{repo}", self.port)
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    RegistryProcess::listening(child, port)
 }
 
 /// The berth CLI with a private credentials file (DOCKER_CONFIG).
@@ -145,8 +86,8 @@ fn push_and_pull_through_reference_and_berth_registries() {
         return;
     }
     let d = TestDaemon::with_busybox();
-    let reference = Registry::reference(d.dir.path());
-    let ours = Registry::berth(d.dir.path(), None);
+    let reference = reference_registry(d.dir.path());
+    let ours = RegistryProcess::berth(d.dir.path(), None);
     for reg in [&reference, &ours] {
         let name = reg.name("team/bb:v1");
         round_trip(&d, &name, &|n| d.berth(&["pull", n]));
@@ -197,7 +138,7 @@ fn errors_follow_docker_and_change_nothing() {
         return;
     }
     let d = TestDaemon::with_busybox();
-    let ours = Registry::berth(d.dir.path(), None);
+    let ours = RegistryProcess::berth(d.dir.path(), None);
     let before = text(&d.berth(&["images", "-q"]));
     // An unknown manifest: Docker's words, exit 1, for both CLIs.
     let missing = ours.name("team/nothing:v9");
@@ -259,7 +200,7 @@ fn login_to_a_registry_that_requires_it() {
     let htpasswd = d.dir.path().join("htpasswd");
     let hash = bcrypt::hash("s3cret", 4).unwrap();
     std::fs::write(&htpasswd, format!("alice:{hash}\n")).unwrap();
-    let reg = Registry::berth(d.dir.path(), Some(&htpasswd));
+    let reg = RegistryProcess::berth(d.dir.path(), Some(&htpasswd));
     let server = format!("127.0.0.1:{}", reg.port);
     let name = reg.name("alice/bb:1");
     ok(&d.berth(&["tag", "bb", &name]));
@@ -342,7 +283,7 @@ fn built_images_push_to_the_reference_registry_and_pull_back() {
         return;
     }
     let d = TestDaemon::with_busybox();
-    let reg = Registry::reference(d.dir.path());
+    let reg = reference_registry(d.dir.path());
     let ctx = tempfile::tempdir().unwrap();
     std::fs::write(ctx.path().join("app.sh"), "echo built and shipped\n").unwrap();
     std::fs::write(

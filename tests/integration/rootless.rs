@@ -236,43 +236,13 @@ fn import_busybox(user: &User) {
     ok(&user.berth(&["import", tar.to_str().unwrap(), "bb"]));
 }
 
-/// A registry on the host's loopback, started before the daemon (whose namespace reaches the
-/// host's loopback ports through pasta).
-struct Registry {
-    child: Child,
-    port: u16,
-}
-
-impl Registry {
-    fn start(dir: &Path) -> Registry {
-        let port = free_port();
-        let child = Command::new(berth_bin())
-            .args(["registry", "serve", "--addr", &format!("127.0.0.1:{port}")])
-            .arg("--root")
-            .arg(dir.join("registry"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        eventually("the registry listens", Duration::from_secs(10), || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-        });
-        Registry { child, port }
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn a_users_daemon_runs_builds_publishes_and_pushes_as_that_user() {
     let Some(who) = ready() else { return };
     let user = User::new(who);
-    let registry = Registry::start(user.dir.path());
+    // On the host's loopback, started before the daemon (whose namespace reaches the host's
+    // loopback ports through pasta).
+    let registry = RegistryProcess::berth(user.dir.path(), None);
     let _daemon = user.start_daemon();
     import_busybox(&user);
 

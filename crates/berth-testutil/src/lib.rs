@@ -12,6 +12,7 @@
 //! - process and output helpers ([`ok`], [`text`], [`err`], [`output_with_stdin`],
 //!   [`output_with_timeout`], [`exits_within`], [`run_in_pty`], [`free_port`], …).
 //! - [`HttpServer`]: a one-answer HTTP server on 127.0.0.1 for a test's remote end.
+//! - [`RegistryProcess`]: `berth registry serve` (or another registry) on 127.0.0.1.
 //!
 //! Crate-specific fixtures (the runtime's bundles, the network crate's namespaces) stay in
 //! that crate's `tests/common`.
@@ -21,6 +22,7 @@ mod busybox;
 mod daemon;
 mod http;
 mod process;
+mod registry;
 mod root;
 
 pub use bins::{berth_bin, bin_dir, runtime_bin};
@@ -34,4 +36,5 @@ pub use process::{
     cgroup_v2, err, eventually, exits_within, free_port, ok, output_with_stdin,
     output_with_timeout, run_in_pty, stderr, stdout, text,
 };
+pub use registry::RegistryProcess;
 pub use root::root_or_skip;
