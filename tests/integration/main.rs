@@ -22,6 +22,7 @@ mod security;
 mod stats;
 mod system_check;
 mod tls;
+mod torture;
 mod userns;
 mod volumes;
 

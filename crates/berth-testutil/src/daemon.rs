@@ -293,6 +293,20 @@ impl TestDaemon {
 
 impl Drop for TestDaemon {
     fn drop(&mut self) {
+        // A test that failed while its daemon was stopped (or killed) may have left
+        // containers running: they outlive a daemon by design, so one is started to remove
+        // them (not waited for long, and never panicking here).
+        let stopped = self.child.try_wait().ok().flatten().is_some();
+        let has_containers = std::fs::read_dir(self.dir.path().join("root/containers"))
+            .is_ok_and(|mut entries| entries.next().is_some());
+        if stopped && has_containers {
+            let extra: Vec<&str> = self.extra.iter().map(String::as_str).collect();
+            self.child = spawn_daemon_with(self.dir.path(), &extra);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while UnixStream::connect(self.socket()).is_err() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
         // Containers first (force-removed through the API), then the daemon.
         if self.child.try_wait().ok().flatten().is_none() {
             let ids = self.docker(&["ps", "-aq"]);
