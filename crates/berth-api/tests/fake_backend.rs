@@ -84,6 +84,20 @@ impl SystemBackend for Fake {
     fn info(&self) -> SystemInfo {
         SystemInfo::default()
     }
+    fn system_check(&self, deep: bool) -> BackendResult<berth_api::system::CheckReport> {
+        // Deep: one problem, so the answer's shape shows.
+        let problems = if deep {
+            vec![berth_api::system::CheckProblem {
+                subject: "image store".into(),
+                message: "blob sha256:ab: its content has digest sha256:cd".into(),
+                repair: "remove the blob".into(),
+                repairable: true,
+            }]
+        } else {
+            vec![]
+        };
+        Ok(berth_api::system::CheckReport { problems })
+    }
 }
 
 impl ContainerBackend for Fake {
@@ -739,4 +753,23 @@ async fn buildkit_sessions_and_builds_are_refused_as_a_daemon_without_buildkit()
     let (status, _, body) = call(&fake, "POST", "/v1.41/build?version=2", "").await;
     assert_eq!(status, 400);
     assert_eq!(json(&body)["message"], "buildkit not supported by daemon");
+}
+
+#[tokio::test]
+async fn system_check_passes_deep_and_answers_the_report() {
+    let fake = Arc::new(Fake::default());
+    let (status, _, body) = call(&fake, "GET", "/v1.45/system/check", "").await;
+    assert_eq!(status, 200);
+    assert_eq!(json(&body), serde_json::json!({"Problems": []}));
+    let (status, _, body) = call(&fake, "GET", "/system/check?deep=1", "").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        json(&body),
+        serde_json::json!({"Problems": [{
+            "Subject": "image store",
+            "Message": "blob sha256:ab: its content has digest sha256:cd",
+            "Repair": "remove the blob",
+            "Repairable": true,
+        }]})
+    );
 }

@@ -1,0 +1,164 @@
+#!/usr/bin/env python3
+"""A bounded load generator for one Engine API socket (loopback only: a unix socket).
+
+CLIENTS threads, each with its own keep-alive connection, send requests for SECONDS or until
+MAX requests in all, whichever comes first, mixing by weight: container list (ps), inspect,
+logs (tail), events (a closed window), exec (create + start, output read), and a container's
+life (create + start + remove with force, one sample; no network, so that both engines do the
+same work whatever their default network). Every request's latency is kept; the
+summary is one JSON object on stdout: per kind the count, requests/s, p50 and p99 in
+milliseconds, and errors (any non-2xx answer or failed exchange).
+
+Usage: load.py SOCKET TARGET_CONTAINER IMAGE [--clients 16] [--seconds 60] [--max 200000]
+"""
+import argparse
+import http.client
+import json
+import random
+import socket
+import sys
+import threading
+import time
+
+WEIGHTS = [("ps", 30), ("inspect", 30), ("logs", 15), ("events", 10), ("exec", 10), ("life", 5)]
+
+
+class UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path, timeout=60):
+        super().__init__("localhost", timeout=timeout)
+        self.path = path
+
+    def connect(self):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(self.timeout)
+        s.connect(self.path)
+        self.sock = s
+
+
+class Client:
+    def __init__(self, sock):
+        self.sock = sock
+        self.conn = UnixConnection(sock)
+
+    def call(self, method, path, body=None):
+        """One exchange on the kept connection (opened again after a failure): status, body."""
+        headers = {"Host": "docker"}
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        try:
+            self.conn.request(method, path, body=data, headers=headers)
+            resp = self.conn.getresponse()
+            payload = resp.read()
+            return resp.status, payload
+        except Exception:
+            self.conn.close()
+            self.conn = UnixConnection(self.sock)
+            raise
+
+    def ok(self, method, path, body=None):
+        status, payload = self.call(method, path, body)
+        if status // 100 != 2:
+            raise RuntimeError(f"{method} {path}: {status} {payload[:200]!r}")
+        return payload
+
+
+def one(client, kind, target, image):
+    if kind == "ps":
+        client.ok("GET", "/v1.41/containers/json?all=1")
+    elif kind == "inspect":
+        client.ok("GET", f"/v1.41/containers/{target}/json")
+    elif kind == "logs":
+        client.ok("GET", f"/v1.41/containers/{target}/logs?stdout=1&stderr=1&tail=10")
+    elif kind == "events":
+        now = int(time.time())
+        client.ok("GET", f"/v1.41/events?since={now - 5}&until={now}")
+    elif kind == "exec":
+        created = json.loads(client.ok(
+            "POST", f"/v1.41/containers/{target}/exec",
+            {"Cmd": ["echo", "hi"], "AttachStdout": True, "AttachStderr": True}))
+        out = client.ok("POST", f"/v1.41/exec/{created['Id']}/start", {"Detach": False, "Tty": False})
+        if b"hi" not in out:
+            raise RuntimeError(f"exec output {out!r}")
+    elif kind == "life":
+        created = json.loads(client.ok(
+            "POST", "/v1.41/containers/create",
+            {"Image": image, "Cmd": ["sleep", "30"], "HostConfig": {"NetworkMode": "none"}}))
+        cid = created["Id"]
+        try:
+            client.ok("POST", f"/v1.41/containers/{cid}/start")
+        finally:
+            client.ok("DELETE", f"/v1.41/containers/{cid}?force=1")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("socket")
+    ap.add_argument("target")
+    ap.add_argument("image")
+    ap.add_argument("--clients", type=int, default=16)
+    ap.add_argument("--seconds", type=float, default=60)
+    ap.add_argument("--max", type=int, default=200000)
+    ap.add_argument("--seed", type=int, default=1)
+    args = ap.parse_args()
+
+    kinds = [k for k, w in WEIGHTS for _ in range(w)]
+    lock = threading.Lock()
+    budget = [args.max]
+    samples = {k: [] for k, _ in WEIGHTS}
+    errors = {k: 0 for k, _ in WEIGHTS}
+    first_error = {}
+    deadline = time.monotonic() + args.seconds
+
+    def worker(n):
+        rng = random.Random(args.seed * 1000 + n)
+        client = Client(args.socket)
+        while time.monotonic() < deadline:
+            with lock:
+                if budget[0] <= 0:
+                    return
+                budget[0] -= 1
+            kind = rng.choice(kinds)
+            t0 = time.perf_counter()
+            try:
+                one(client, kind, args.target, args.image)
+                dt = time.perf_counter() - t0
+                with lock:
+                    samples[kind].append(dt)
+            except Exception as e:  # counted, and the first of each kind reported
+                with lock:
+                    errors[kind] += 1
+                    first_error.setdefault(kind, str(e)[:300])
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(args.clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.monotonic() - started
+
+    def pct(v, p):
+        if not v:
+            return None
+        v = sorted(v)
+        return round(v[min(len(v) - 1, int(p * len(v)))] * 1000, 3)
+
+    out = {"seconds": round(elapsed, 2), "kinds": {}}
+    for k, _ in WEIGHTS:
+        v = samples[k]
+        out["kinds"][k] = {
+            "count": len(v),
+            "rps": round(len(v) / elapsed, 1),
+            "p50_ms": pct(v, 0.50),
+            "p99_ms": pct(v, 0.99),
+            "errors": errors[k],
+            "first_error": first_error.get(k),
+        }
+    json.dump(out, sys.stdout)
+    print()
+
+
+if __name__ == "__main__":
+    main()
