@@ -14,6 +14,7 @@ mod exec_attach;
 mod health;
 mod hostconfig;
 mod images;
+mod leaks;
 mod network;
 mod registry;
 mod rootless;

@@ -40,29 +40,6 @@ fn http_get(addr: &str) -> String {
 const HTTPD: &str = "mkdir -p /www && echo hello-from-httpd > /www/index.html && exec busybox httpd -f -p 80 -h /www";
 
 /// The links on `bridge` (the host ends of containers' veths).
-fn links(bridge: &str) -> Vec<String> {
-    let out = std::process::Command::new("ip")
-        .args(["-o", "link", "show", "master", bridge])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.split(": ").nth(1))
-        .map(|n| n.split('@').next().unwrap().to_owned())
-        .collect()
-}
-
-fn nft_rules(table: &str) -> usize {
-    let out = std::process::Command::new("nft")
-        .args(["-a", "list", "table", "ip", table])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| l.contains("# handle") && !l.contains("chain") && !l.contains("table"))
-        .count()
-}
-
 #[test]
 fn published_ports_answer_on_loopback_and_the_bridge_and_survive_a_daemon_restart() {
     if !root_or_skip() {
@@ -287,7 +264,7 @@ fn create_and_remove_cycles_leak_nothing() {
     let table = net_args(d.dir.path())[5].clone();
     // Warm up once (the bridge goes up with its first port).
     ok(&d.docker(&["run", "--rm", "-p", "80", "bb", "echo"]));
-    let before = (links(&bridge), nft_rules(&table));
+    let before = (bridge_ports(&bridge), nft_rule_count(&table));
     let state = || std::fs::read_to_string(d.dir.path().join("root/networks/bridge.json")).unwrap();
     // The issue asks for 1,000 cycles (BERTH_LEAK_CYCLES sets fewer for a quick local run).
     // Straight through the API: what docker run -d and rm -f send, without two CLI processes.
@@ -309,7 +286,7 @@ fn create_and_remove_cycles_leak_nothing() {
         let (status, text) = d.request("DELETE", &format!("/containers/{id}?force=1"));
         assert_eq!(status, 204, "cycle {i}: {text}");
     }
-    assert_eq!((links(&bridge), nft_rules(&table)), before);
+    assert_eq!((bridge_ports(&bridge), nft_rule_count(&table)), before);
     let v: serde_json::Value = serde_json::from_str(&state()).unwrap();
     assert_eq!(v["endpoints"].as_object().map_or(0, |o| o.len()), 0, "{v}");
     assert_eq!(

@@ -13,7 +13,6 @@
 //! the table (operation | rounds | survived | problems found). `BERTH_TORTURE_ROUNDS` and
 //! `BERTH_TORTURE_SEED` set the rounds and the random moments.
 
-use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -328,59 +327,25 @@ impl Rig {
         let live = ok(&self.docker(&["ps", "-q", "--no-trunc"]));
         let live: Vec<&str> = live.lines().collect();
         let shims = shims_of(&self.d.dir.path().join("root/containers"));
-        for id in &shims {
+        for (id, _) in &shims {
             if !live.contains(&id.as_str()) {
                 wrong.push(format!("a shim runs for {id}, which is not running"));
             }
         }
         let bridge = &net_args(self.d.dir.path())[1];
-        let ports = Command::new("ip")
-            .args(["-o", "link", "show", "master", bridge])
-            .output()
-            .unwrap();
-        let veths = stdout(&ports).lines().count();
+        let veths = bridge_ports(bridge).len();
         if veths != live.len() {
             wrong.push(format!(
                 "{veths} veths on {bridge} for {} running containers",
                 live.len()
             ));
         }
-        let rules = nft_rules(self.d.dir.path());
+        let rules = nft_rule_count(&net_args(self.d.dir.path())[5]);
         if rules != rules_before {
             wrong.push(format!("{rules} nftables rules, {rules_before} before"));
         }
         wrong
     }
-}
-
-/// IDs of containers whose shim (`berth-shim --state-dir <containers>/<id>`) runs.
-fn shims_of(containers: &Path) -> Vec<String> {
-    let want = format!("--state-dir\0{}/", containers.display());
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else {
-            continue;
-        };
-        let cmdline = String::from_utf8_lossy(&cmdline);
-        if let Some(at) = cmdline.find(&want) {
-            let rest = &cmdline[at + want.len()..];
-            out.push(rest.split('\0').next().unwrap_or("").to_owned());
-        }
-    }
-    out
-}
-
-/// Rules in the daemon's nftables table.
-fn nft_rules(dir: &Path) -> usize {
-    let table = &net_args(dir)[5];
-    let out = Command::new("nft")
-        .args(["-a", "list", "table", "ip", table])
-        .output()
-        .unwrap();
-    stdout(&out)
-        .lines()
-        .filter(|l| l.contains("# handle") && !l.contains("chain "))
-        .count()
 }
 
 fn random_bytes(n: usize) -> Vec<u8> {
@@ -431,7 +396,7 @@ fn sigkill_inside_each_operation_loses_nothing() {
     println!("torture: {rounds} rounds, BERTH_TORTURE_SEED={seed}");
     let mut rng = Rng(seed);
     let mut rig = Rig::new();
-    let rules_before = nft_rules(rig.d.dir.path());
+    let rules_before = nft_rule_count(&net_args(rig.d.dir.path())[5]);
 
     // Each operation's duration, measured once, uninterrupted.
     let mut durations = Vec::new();

@@ -1,6 +1,7 @@
 //! `docker exec`: `POST /containers/{id}/exec` makes an exec instance, `POST /exec/{id}/start`
-//! runs it with its stdio on the hijacked connection (Docker's framing), `GET /exec/{id}/json`
-//! reports its exit code.
+//! runs it with its stdio on the hijacked connection (Docker's framing; a request that does
+//! not ask to upgrade gets the output as the body of a 200, as from dockerd), `GET
+//! /exec/{id}/json` reports its exit code.
 
 use std::process::Stdio;
 
@@ -189,62 +190,38 @@ async fn start(
             .body(Body::empty())
             .expect("static response"));
     }
-    let upgrade = hyper::upgrade::on(&mut req);
+    // The output goes through a channel: to the hijacked connection when the client asked
+    // to upgrade (as Docker's clients do), else as the body of a 200 answer (dockerd answers
+    // a plain request so too, and ends the stream with the process).
+    let upgrade = req
+        .headers()
+        .contains_key(header::UPGRADE)
+        .then(|| hyper::upgrade::on(&mut req));
+    let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+    let stdin = child.stdin.take();
     tokio::spawn(async move {
-        let mut stdout = child.stdout.take();
-        let mut stderr = child.stderr.take();
-        let mut stdin = child.stdin.take();
-        if let Ok(upgraded) = upgrade.await {
-            let io = hyper_util::rt::TokioIo::new(upgraded);
-            let (mut rd, mut wr) = tokio::io::split(io);
-            // Input goes to the process in a task of its own: a process that stops reading
-            // its stdin until its stdout is read (cat with more than a pipe's worth) must
-            // never hold up the output, or neither side moves again.
-            let input = stdin.take().map(|mut stdin| {
-                tokio::spawn(async move {
-                    // The client's end of input (or a read error) closes the process's stdin.
-                    let _ = tokio::io::copy(&mut rd, &mut stdin).await;
-                })
-            });
-            let (mut obuf, mut ebuf) = (vec![0u8; 32768], vec![0u8; 32768]);
-            loop {
-                if stdout.is_none() && stderr.is_none() {
-                    break;
-                }
-                tokio::select! {
-                    n = async { stdout.as_mut().unwrap().read(&mut obuf).await }, if stdout.is_some() => {
-                        match n {
-                            Ok(0) | Err(_) => stdout = None,
-                            Ok(n) => { if wr.write_all(&framed(raw, 1, &obuf[..n])).await.is_err() { break; } }
-                        }
-                    }
-                    n = async { stderr.as_mut().unwrap().read(&mut ebuf).await }, if stderr.is_some() => {
-                        match n {
-                            Ok(0) | Err(_) => stderr = None,
-                            Ok(n) => { if wr.write_all(&framed(raw, 2, &ebuf[..n])).await.is_err() { break; } }
-                        }
-                    }
-                }
-            }
-            // The output has ended: whatever input is still coming goes nowhere, and the
-            // process's stdin closes with the task.
-            if let Some(task) = input {
-                task.abort();
-                let _ = task.await;
-            }
-            // The exit code is recorded before the stream ends: clients ask for it as soon
-            // as they see the end.
-            let code = child.wait().await.ok().and_then(|s| s.code()).unwrap_or(-1);
-            let (b2, id2) = (b.clone(), id.clone());
-            let _ =
-                tokio::task::spawn_blocking(move || b2.finish_exec(&id2, pid, code.into())).await;
-            let _ = wr.shutdown().await;
-            return;
-        }
-        drop(stdin);
+        pump_output(stdout, stderr, raw, &tx).await;
+        // The exit code is recorded before the stream ends: clients ask for it as soon as
+        // they see the end.
         let code = child.wait().await.ok().and_then(|s| s.code()).unwrap_or(-1);
         let _ = tokio::task::spawn_blocking(move || b.finish_exec(&id, pid, code.into())).await;
     });
+    let Some(upgrade) = upgrade else {
+        drop(stdin);
+        let body = futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv()
+                .await
+                .map(|chunk| (Ok::<_, std::convert::Infallible>(chunk), rx))
+        });
+        return Ok(Response::builder()
+            .status(StatusCode::OK)
+            .header(header::CONTENT_TYPE, stream_type(raw))
+            .body(Body::from_stream(body))
+            .expect("static response"));
+    };
+    tokio::spawn(relay_upgraded(upgrade, stdin, rx));
     Ok(Response::builder()
         .status(StatusCode::SWITCHING_PROTOCOLS)
         .header(header::CONNECTION, "Upgrade")
@@ -252,6 +229,74 @@ async fn start(
         .header(header::CONTENT_TYPE, stream_type(raw))
         .body(Body::empty())
         .expect("static response"))
+}
+
+/// Reads the process's stdout and stderr until both end, sending each piece (framed unless
+/// `raw`) into `tx`; a receiver that is gone ends it early.
+async fn pump_output(
+    mut stdout: Option<tokio::process::ChildStdout>,
+    mut stderr: Option<tokio::process::ChildStderr>,
+    raw: bool,
+    tx: &tokio::sync::mpsc::Sender<Vec<u8>>,
+) {
+    let (mut obuf, mut ebuf) = (vec![0u8; 32768], vec![0u8; 32768]);
+    loop {
+        if stdout.is_none() && stderr.is_none() {
+            return;
+        }
+        tokio::select! {
+            n = async { stdout.as_mut().unwrap().read(&mut obuf).await }, if stdout.is_some() => {
+                match n {
+                    Ok(0) | Err(_) => stdout = None,
+                    Ok(n) => { if tx.send(framed(raw, 1, &obuf[..n])).await.is_err() { return; } }
+                }
+            }
+            n = async { stderr.as_mut().unwrap().read(&mut ebuf).await }, if stderr.is_some() => {
+                match n {
+                    Ok(0) | Err(_) => stderr = None,
+                    Ok(n) => { if tx.send(framed(raw, 2, &ebuf[..n])).await.is_err() { return; } }
+                }
+            }
+        }
+    }
+}
+
+/// The hijacked connection of an exec: client input to the process's stdin, `output` to the
+/// client, until the output ends (then the connection is shut down). A client that never
+/// completes the upgrade gets nothing, and the output is let go.
+async fn relay_upgraded(
+    upgrade: hyper::upgrade::OnUpgrade,
+    stdin: Option<tokio::process::ChildStdin>,
+    mut output: tokio::sync::mpsc::Receiver<Vec<u8>>,
+) {
+    let Ok(upgraded) = upgrade.await else {
+        drop(output);
+        return;
+    };
+    let io = hyper_util::rt::TokioIo::new(upgraded);
+    let (mut rd, mut wr) = tokio::io::split(io);
+    // Input goes to the process in a task of its own: a process that stops reading its stdin
+    // until its stdout is read (cat with more than a pipe's worth) must never hold up the
+    // output, or neither side moves again.
+    let input = stdin.map(|mut stdin| {
+        tokio::spawn(async move {
+            // The client's end of input (or a read error) closes the process's stdin.
+            let _ = tokio::io::copy(&mut rd, &mut stdin).await;
+        })
+    });
+    while let Some(chunk) = output.recv().await {
+        if wr.write_all(&chunk).await.is_err() {
+            break;
+        }
+    }
+    drop(output);
+    // The output has ended: whatever input is still coming goes nowhere, and the process's
+    // stdin closes with the task.
+    if let Some(task) = input {
+        task.abort();
+        let _ = task.await;
+    }
+    let _ = wr.shutdown().await;
 }
 
 async fn inspect(

@@ -11,6 +11,8 @@
 //!   executable (`CARGO_BIN_EXE_*` names only a package's own binaries).
 //! - process and output helpers ([`ok`], [`text`], [`err`], [`output_with_stdin`],
 //!   [`output_with_timeout`], [`exits_within`], [`run_in_pty`], [`free_port`], …).
+//! - [`Footprint`]: what a test daemon holds on the host (mounts, bridge ports, nftables
+//!   rules, shims, open files, temporary files), to compare before and after; [`cgroups_of`].
 //! - [`HttpServer`]: a one-answer HTTP server on 127.0.0.1 for a test's remote end.
 //! - [`RegistryProcess`]: `berth registry serve` (or another registry) on 127.0.0.1.
 //!
@@ -20,6 +22,7 @@
 mod bins;
 mod busybox;
 mod daemon;
+mod footprint;
 mod http;
 mod process;
 mod registry;
@@ -31,6 +34,7 @@ pub use daemon::{
     berth, net_args, remove_net, spawn_daemon, spawn_daemon_env, spawn_daemon_with, wait_listening,
     TestDaemon, DOCKER,
 };
+pub use footprint::{bridge_ports, cgroups_of, nft_rule_count, shims_of, Footprint};
 pub use http::HttpServer;
 pub use process::{
     cgroup_v2, err, eventually, exits_within, free_port, ok, output_with_stdin,
