@@ -9,7 +9,13 @@ same work whatever their default network). Every request's latency is kept; the
 summary is one JSON object on stdout: per kind the count, requests/s, p50 and p99 in
 milliseconds, and errors (any non-2xx answer or failed exchange).
 
+With --rate R the clients are paced to R requests/s in all (each client sends on a fixed
+schedule, at once when it is late), so that two daemons see the same load and their
+latencies compare; without it each client sends its next request as soon as the last is
+answered (the most the daemon serves).
+
 Usage: load.py SOCKET TARGET_CONTAINER IMAGE [--clients 16] [--seconds 60] [--max 200000]
+               [--rate R]
 """
 import argparse
 import http.client
@@ -101,6 +107,7 @@ def main():
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--max", type=int, default=200000)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--rate", type=float, default=0)
     args = ap.parse_args()
 
     kinds = [k for k, w in WEIGHTS for _ in range(w)]
@@ -111,10 +118,18 @@ def main():
     first_error = {}
     deadline = time.monotonic() + args.seconds
 
+    interval = args.clients / args.rate if args.rate > 0 else 0
+
     def worker(n):
         rng = random.Random(args.seed * 1000 + n)
         client = Client(args.socket)
+        due = time.monotonic() + interval * n / args.clients
         while time.monotonic() < deadline:
+            if interval:
+                wait = due - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
+                due += interval
             with lock:
                 if budget[0] <= 0:
                     return
@@ -145,7 +160,7 @@ def main():
         v = sorted(v)
         return round(v[min(len(v) - 1, int(p * len(v)))] * 1000, 3)
 
-    out = {"seconds": round(elapsed, 2), "kinds": {}}
+    out = {"seconds": round(elapsed, 2), "rate": args.rate, "kinds": {}}
     for k, _ in WEIGHTS:
         v = samples[k]
         out["kinds"][k] = {

@@ -2,15 +2,18 @@
 # The API under load: bench/load.py's 16 clients for SECONDS (default 60; at most 200000
 # requests) mixing ps, inspect, logs, events, exec and create/start/rm, against berth and
 # against a private dockerd (when docker.io is installed), one after the other on this
-# machine. Prints per kind requests/s, p50 and p99 (ms) and errors for each, then each
-# daemon's RSS and open fds before the load, right after it, and 10 s later (containers the
-# load made are gone by then; growth there is a leak). Loopback only: unix sockets.
+# machine, twice each: as fast as each daemon answers (the most it serves), then paced at
+# RATE requests/s in all (default 40), the same load for both, whose latencies compare.
+# Prints per kind requests/s, p50 and p99 (ms) and errors, then each daemon's RSS and open
+# fds before the load, right after it, and 10 s later (containers the load made are gone by
+# then; growth there is a leak). Loopback only: unix sockets.
 #
-# Usage: bash bench/load.sh [SECONDS] [CLIENTS]
+# Usage: bash bench/load.sh [SECONDS] [CLIENTS] [RATE]
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 seconds=${1:-60}
 clients=${2:-16}
+rate=${3:-40}
 bench_setup load
 trap bench_cleanup EXIT
 busybox_tar sh echo cat sleep
@@ -34,7 +37,9 @@ measure() {
   sleep 1
   local before after later
   before=$(rss_fds "$@")
-  python3 bench/load.py "$sock" load-target bb --clients "$clients" --seconds "$seconds" >"$work/$name.json"
+  python3 bench/load.py "$sock" load-target bb --clients "$clients" --seconds "$seconds" >"$work/$name.max.json"
+  python3 bench/load.py "$sock" load-target bb --clients "$clients" --seconds "$seconds" \
+    --rate "$rate" >"$work/$name.paced.json"
   after=$(rss_fds "$@")
   # What the load left (containers of interrupted lives) goes, then the daemon settles.
   local keep
@@ -56,35 +61,36 @@ if start_dockerd berthload --bridge=none; then
   names+=(docker)
 fi
 
-python3 - "$work" "${names[@]}" <<'EOF'
+python3 - "$work" "$rate" "${names[@]}" <<'EOF'
 import json, sys
-work, names = sys.argv[1], sys.argv[2:]
-runs = {n: json.load(open(f"{work}/{n}.json")) for n in names}
-kinds = list(runs[names[0]]["kinds"])
-head = f"{'kind':<8}" + "".join(f"{n + ' req/s':>14}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}" for n in names)
-print(head)
-for k in kinds:
-    row = f"{k:<8}"
-    for n in names:
-        r = runs[n]["kinds"][k]
-        fmt = lambda v: "-" if v is None else f"{v:.2f}"
-        row += f"{r['rps']:>14}{fmt(r['p50_ms']):>9}{fmt(r['p99_ms']):>9}{r['errors']:>8}"
-    print(row)
-for n in names:
+work, rate, names = sys.argv[1], sys.argv[2], sys.argv[3:]
+fmt = lambda v: "-" if v is None else f"{v:.2f}"
+for phase, title in (("max", "as fast as each answers"), ("paced", f"paced at {rate} requests/s in all")):
+    runs = {n: json.load(open(f"{work}/{n}.{phase}.json")) for n in names}
+    kinds = list(runs[names[0]]["kinds"])
+    print(f"{title}:")
+    print(f"{'kind':<8}" + "".join(f"{n + ' req/s':>14}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}" for n in names))
     for k in kinds:
-        e = runs[n]["kinds"][k]["first_error"]
-        if e:
-            print(f"{n} {k} first error: {e}")
-print()
+        row = f"{k:<8}"
+        for n in names:
+            r = runs[n]["kinds"][k]
+            row += f"{r['rps']:>14}{fmt(r['p50_ms']):>9}{fmt(r['p99_ms']):>9}{r['errors']:>8}"
+        print(row)
+    for n in names:
+        for k in kinds:
+            e = runs[n]["kinds"][k]["first_error"]
+            if e:
+                print(f"{n} {k} first error: {e}")
+    if phase == "paced" and "docker" in runs:
+        for k in ("ps", "inspect"):
+            ours, theirs = runs["berth"]["kinds"][k]["p99_ms"], runs["docker"]["kinds"][k]["p50_ms"]
+            if ours is not None and theirs is not None:
+                verdict = "below" if ours < theirs else "NOT below"
+                print(f"{k}: berth's p99 {ours:.2f} ms is {verdict} dockerd's p50 {theirs:.2f} ms")
+    print()
 print(f"{'daemon':<8}{'RSS before':>12}{'after':>10}{'10 s later':>12}{'fds before':>12}{'after':>8}{'10 s later':>12}")
 for n in names:
     b, a, l = (p.split() for p in open(f"{work}/{n}.res").read().strip().split("|"))
     mib = lambda kib: f"{int(kib) / 1024:.1f} MiB"
     print(f"{n:<8}{mib(b[0]):>12}{mib(a[0]):>10}{mib(l[0]):>12}{b[1]:>12}{a[1]:>8}{l[1]:>12}")
-if "docker" in runs:
-    for k in ("ps", "inspect"):
-        ours, theirs = runs["berth"]["kinds"][k]["p99_ms"], runs["docker"]["kinds"][k]["p50_ms"]
-        if ours is not None and theirs is not None:
-            verdict = "below" if ours < theirs else "NOT below"
-            print(f"{k}: berth's p99 {ours:.2f} ms is {verdict} dockerd's p50 {theirs:.2f} ms ({theirs / ours:.1f}x)")
 EOF

@@ -378,8 +378,7 @@ impl Engine {
         let doomed = self.containers_dir().join(format!(".removing-{}", rec.id));
         std::fs::rename(&dir, &doomed).map_err(|e| EngineError::io("remove container files", e))?;
         self.containers.remove(&rec.id);
-        std::fs::remove_dir_all(&doomed)
-            .map_err(|e| EngineError::io("remove container files", e))?;
+        remove_doomed(&doomed).map_err(|e| EngineError::io("remove container files", e))?;
         self.container_event(&rec, "destroy", &[]);
         self.forget_lock(&rec.id);
         self.release_volumes(&rec, volumes);
@@ -455,6 +454,23 @@ impl Engine {
                     st.finished_at = now();
                 });
             }
+        }
+    }
+}
+
+/// Deletes a container's directory once renamed out of the way. A state write that looked up
+/// the directory's path just before the rename still lands in it (the lookup and the write
+/// are two steps; seen under load as a `state.json` appearing while the tree was deleted, and
+/// the removal failing "Directory not empty"): what it left is taken too, a few times over.
+fn remove_doomed(doomed: &std::path::Path) -> std::io::Result<()> {
+    let mut tries = 0;
+    loop {
+        match std::fs::remove_dir_all(doomed) {
+            Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty && tries < 20 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            other => return other,
         }
     }
 }
