@@ -7,7 +7,7 @@
 # image runs, the container that ran still runs, no stray shim, veth or nftables rule, and the
 # operation succeeds when run again. Prints: operation | rounds | survived | problems found.
 #
-# The rounds are tests/integration/torture.rs (CI runs it with two per operation), here with
+# The rounds are tests/integration/crash.rs (CI runs it with two per operation), here with
 # release binaries. BERTH_TORTURE_SEED=S repeats a run's kill moments (each run prints its own).
 #
 # Usage: bash bench/torture.sh [N]
@@ -18,5 +18,5 @@ source scripts/deps.sh
 berth_deps
 cargo build --release -q --workspace --bins
 BERTH_TORTURE_ROUNDS=${1:-100} cargo test --release -q --test integration \
-  torture::sigkill_inside_each_operation_loses_nothing -- --nocapture --exact 2>&1 |
+  crash::sigkill_inside_each_operation_loses_nothing -- --nocapture --exact 2>&1 |
   grep -vE '^(running [0-9]+ test|test result|\.$|$)'

@@ -25,6 +25,17 @@ pub struct Footprint {
 }
 
 impl Footprint {
+    /// Whether nothing grew since `before`: the same mounts, ports, rules, shims and
+    /// temporary files, and no more open descriptors (one open at the first look, a
+    /// connection being closed, may be gone at the second).
+    pub fn within(&self, before: &Footprint) -> bool {
+        Footprint {
+            daemon_fds: before.daemon_fds,
+            ..self.clone()
+        } == *before
+            && self.daemon_fds <= before.daemon_fds
+    }
+
     pub fn of(d: &TestDaemon) -> Footprint {
         let dir = d.dir.path();
         let root = dir.join("root");

@@ -19,12 +19,12 @@ fn json(body: &str) -> serde_json::Value {
 }
 
 /// Waits (10 s at most: a stopped container's namespace goes in the background) until the
-/// footprint is `before` again; fails with both when it is not.
+/// footprint is within `before` again; fails with both when it is not.
 fn settles_to(d: &TestDaemon, before: &Footprint) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let now = Footprint::of(d);
-        if now == *before {
+        if now.within(before) {
             return;
         }
         assert!(
