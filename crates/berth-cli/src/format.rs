@@ -120,6 +120,7 @@ fn precheck(template: &str) -> Result<(), String> {
         let action = &rest[start + 2..];
         let mut i = 0;
         let mut quote: Option<char> = None;
+        let mut quote_at = 0;
         let mut end = None;
         while let Some(c) = action[i..].chars().next() {
             let here = &action[i..];
@@ -127,6 +128,10 @@ fn precheck(template: &str) -> Result<(), String> {
                 Some(q) if c == '\\' && q != '`' => {
                     i += c.len_utf8() + escape_len(&action[i + 1..])?;
                     continue;
+                }
+                Some('\'') if c == '\'' => {
+                    char_constant(&action[quote_at..=i])?;
+                    quote = None;
                 }
                 Some(q) if c == q => quote = None,
                 Some(_) => {}
@@ -141,7 +146,10 @@ fn precheck(template: &str) -> Result<(), String> {
                     end = Some(i);
                     break;
                 }
-                None if matches!(c, '"' | '`' | '\'') => quote = Some(c),
+                None if matches!(c, '"' | '`' | '\'') => {
+                    quote = Some(c);
+                    quote_at = i;
+                }
                 None if !c.is_ascii() => {
                     return Err(format!(
                         "template parsing error: non-ASCII character {c:?} in an action is not supported"
@@ -157,6 +165,26 @@ fn precheck(template: &str) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// A character constant (`'a'`, `'\\n'`, `'\\x41'`): one character or one escape between the
+/// quotes, as Go's lexer wants it (gtmpl's lexer thread is left waiting forever on anything
+/// else, its memory never freed).
+fn char_constant(quoted: &str) -> Result<(), String> {
+    let inner = &quoted[1..quoted.len() - 1];
+    let mut chars = inner.chars();
+    let one = match chars.next() {
+        Some('\\') => escape_len(&inner[1..]).is_ok_and(|n| n + 1 == inner.len()),
+        Some(_) => chars.next().is_none(),
+        None => false,
+    };
+    if one {
+        Ok(())
+    } else {
+        Err(format!(
+            "template parsing error: template: :1: malformed character constant: {quoted}"
+        ))
+    }
 }
 
 /// The length of a string escape after its backslash, checked as Go's strconv checks it:
@@ -314,6 +342,19 @@ mod tests {
         for t in ["{{if .State.", "{{.A.", "{{.", "{{.ID", "{{/* open"] {
             let e = render(t, &data).unwrap_err();
             assert!(e.contains("unclosed"), "{t}: {e}");
+        }
+        // A character constant of more than one character (found by the fuzz target as a
+        // LeakSanitizer report: gtmpl's lexer thread waited forever).
+        for t in ["{{'en.P}!{{']rtQort}}", "{{''}}", "{{'ab'}}", "{{'\\n1'}}"] {
+            let e = render(t, &data).unwrap_err();
+            assert!(e.contains("malformed character constant"), "{t}: {e}");
+        }
+        for (t, want) in [
+            ("{{'a'}}", "97"),
+            ("{{'\\n'}}", "10"),
+            ("{{'\\x41'}}", "65"),
+        ] {
+            assert_eq!(render(t, &data).as_deref(), Ok(want), "{t}");
         }
         // Outside actions, in quotes and in comments they are fine.
         assert_eq!(
