@@ -324,22 +324,31 @@ impl Rig {
         if running != "true" {
             wrong.push(format!("the keeper container no longer runs ({running})"));
         }
-        let live = ok(&self.docker(&["ps", "-q", "--no-trunc"]));
-        let live: Vec<&str> = live.lines().collect();
-        let shims = shims_of(&self.d.dir.path().join("root/containers"));
-        for (id, _) in &shims {
-            if !live.contains(&id.as_str()) {
-                wrong.push(format!("a shim runs for {id}, which is not running"));
-            }
-        }
+        // The shim and the namespace of a container that just ended (the `run --rm`s above)
+        // go a moment after it: what is still there after 10 s is left behind.
         let bridge = &net_args(self.d.dir.path())[1];
-        let veths = bridge_ports(bridge).len();
-        if veths != live.len() {
-            wrong.push(format!(
-                "{veths} veths on {bridge} for {} running containers",
-                live.len()
-            ));
-        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let strays = loop {
+            let live = ok(&self.docker(&["ps", "-q", "--no-trunc"]));
+            let live: Vec<&str> = live.lines().collect();
+            let mut strays: Vec<String> = shims_of(&self.d.dir.path().join("root/containers"))
+                .into_iter()
+                .filter(|(id, _)| !live.contains(&id.as_str()))
+                .map(|(id, _)| format!("a shim runs for {id}, which is not running"))
+                .collect();
+            let veths = bridge_ports(bridge).len();
+            if veths != live.len() {
+                strays.push(format!(
+                    "{veths} veths on {bridge} for {} running containers",
+                    live.len()
+                ));
+            }
+            if strays.is_empty() || Instant::now() > deadline {
+                break strays;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        wrong.extend(strays);
         let rules = nft_rule_count(&net_args(self.d.dir.path())[5]);
         if rules != rules_before {
             wrong.push(format!("{rules} nftables rules, {rules_before} before"));
