@@ -17,7 +17,10 @@ targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
   mapfile -t targets < <(cd fuzz && cargo +nightly fuzz list)
 fi
-(cd fuzz && cargo +nightly fuzz build -O 2>&1 | grep -E '^(error|warning: unused)' || true)
+# FUZZ_PROFILE=dev: unoptimized (a quicker build, for CI's short runs); else release.
+profile=-O
+[ "${FUZZ_PROFILE:-release}" = dev ] && profile=--dev
+(cd fuzz && cargo +nightly fuzz build "$profile" 2>&1 | grep -E '^(error|warning: unused)' || true)
 work=$(mktemp -d /tmp/berth-fuzz-XXXXXX)
 trap 'rm -rf "$work"' EXIT
 total=0 found=0
@@ -35,7 +38,7 @@ for t in "${targets[@]}"; do
     extra+=(-detect_leaks=0)
     asan=${asan:+$asan:}detect_leaks=0
   fi
-  (cd fuzz && ASAN_OPTIONS=$asan cargo +nightly fuzz run -O "$t" "$work/$t" "seeds/$t" -- \
+  (cd fuzz && ASAN_OPTIONS=$asan cargo +nightly fuzz run "$profile" "$t" "$work/$t" "seeds/$t" -- \
     -max_total_time="$seconds" -print_final_stats=1 -rss_limit_mb=2048 -timeout=20 "${extra[@]}") \
     >"$log" 2>&1 || status=$?
   execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)

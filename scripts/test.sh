@@ -13,15 +13,17 @@ if [ "$(id -u)" = 0 ]; then
   bash scripts/rootless-setup.sh berth-rootless
 fi
 
-cargo fmt --all -- --check
-cargo clippy --workspace --all-targets --quiet -- -D warnings
-# Every fuzz target for 20 s (bench/fuzz.sh: the nightly toolchain, cargo-fuzz), beside the
-# tests at the lowest priority, on the CPU they leave idle; waited for at the end. In a
-# session of its own, so that a failed test run stops all of it.
+# Every fuzz target for 20 s (bench/fuzz.sh: the nightly toolchain, cargo-fuzz; an
+# unoptimized build, quicker to make), beside the rest at the lowest priority, on
+# the CPU it leaves idle; waited for at the end. In a session of its own, so that a failure
+# of the rest stops all of it.
 fuzz_log=$(mktemp /tmp/berth-ci-fuzz-XXXXXX)
-setsid nice -n 19 bash bench/fuzz.sh 20 >"$fuzz_log" 2>&1 &
+FUZZ_PROFILE=dev setsid nice -n 19 bash bench/fuzz.sh 20 >"$fuzz_log" 2>&1 &
 fuzz_pid=$!
 trap 'kill -- -"$fuzz_pid" 2>/dev/null; rm -f "$fuzz_log"' EXIT
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --quiet -- -D warnings
 # Unit tests, each crate's tests/ (on berth-testutil), and the whole-system tests: one binary,
 # tests/integration, a module per area (`cargo test --test integration network::` runs one).
 # A hung test fails the run instead of outliving it (CI allows 90 minutes in all).
