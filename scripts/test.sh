@@ -20,7 +20,7 @@ fi
 fuzz_log=$(mktemp /tmp/berth-ci-fuzz-XXXXXX)
 FUZZ_PROFILE=dev setsid nice -n 19 bash bench/fuzz.sh 20 >"$fuzz_log" 2>&1 &
 fuzz_pid=$!
-trap 'kill -- -"$fuzz_pid" 2>/dev/null; rm -f "$fuzz_log"' EXIT
+trap 'kill -- -"$fuzz_pid" 2>/dev/null || true; rm -f "$fuzz_log"' EXIT
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
