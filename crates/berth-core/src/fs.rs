@@ -31,6 +31,19 @@ pub fn is_temp_file(name: &OsStr) -> bool {
     name.as_bytes().starts_with(TEMP_PREFIX.as_bytes())
 }
 
+/// Removes `path`, a file (or link) or a whole directory tree; one already gone is fine.
+pub fn remove_path(path: &Path) -> io::Result<()> {
+    let gone = match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => std::fs::remove_dir_all(path),
+        Ok(_) => std::fs::remove_file(path),
+        Err(e) => Err(e),
+    };
+    match gone {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
+
 /// Replaces `path` with `bytes` atomically and durably; the file gets mode `0o666` less the
 /// umask, as `File::create` gives. The directory must exist.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {

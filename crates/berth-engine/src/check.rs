@@ -405,16 +405,7 @@ impl Engine {
     }
 }
 
-/// Removes a file or a directory tree; one already gone is fine.
+/// Removes a leftover file or directory tree.
 fn remove(path: &Path) -> Result<(), EngineError> {
-    let gone = if path.is_dir() {
-        std::fs::remove_dir_all(path)
-    } else {
-        std::fs::remove_file(path)
-    };
-    match gone {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(EngineError::io("remove", e)),
-    }
+    berth_core::fs::remove_path(path).map_err(|e| EngineError::io("remove", e))
 }

@@ -4,15 +4,12 @@
 //! every blob's content matches its digest, and nothing is left of interrupted writes.
 //! [`ImageStore::repair`] puts each problem right in the least destructive way there is.
 
-use std::io::Read;
 use std::path::PathBuf;
 
 use berth_core::Digest;
-use sha2::{Digest as _, Sha256};
 
-use crate::content::sha256_digest;
+use crate::content::HashingReader;
 use crate::error::{ImageError, Result};
-use crate::oci::Manifest;
 use crate::store::{chain_ids, ImageStore};
 
 /// One inconsistency of the image store.
@@ -153,9 +150,7 @@ impl ImageStore {
             Err(ImageError::BlobNotFound(_)) => return broken("its config blob is missing".into()),
             Err(e) => return broken(format!("its config cannot be read: {e}")),
         };
-        let manifest: Manifest = match self.content.read_blob(manifest).and_then(|b| {
-            serde_json::from_slice(&b).map_err(|e| ImageError::BadArchive(e.to_string()))
-        }) {
+        let manifest = match self.manifest(manifest) {
             Ok(m) => m,
             Err(ImageError::BlobNotFound(_)) => {
                 return broken(format!("its manifest {manifest} is missing"))
@@ -223,20 +218,10 @@ impl ImageStore {
 
     /// The actual digest of a blob whose content does not match its name; None when it does.
     fn blob_digest_if_wrong(&self, digest: &Digest) -> Result<Option<Digest>> {
-        let mut f = self.content.open_blob(digest)?;
-        let path = self.content.path(digest);
-        let mut hash = Sha256::new();
-        let mut buf = vec![0u8; 256 * 1024];
-        loop {
-            let n = f
-                .read(&mut buf)
-                .map_err(|e| ImageError::io("read blob", &path, e))?;
-            if n == 0 {
-                break;
-            }
-            hash.update(&buf[..n]);
-        }
-        let actual = sha256_digest(hash);
+        let blob = self.content.open_blob(digest)?;
+        let (actual, _) = HashingReader::new(blob)
+            .finish()
+            .map_err(|e| ImageError::io("read blob", self.content.path(digest), e))?;
         Ok((actual != *digest).then_some(actual))
     }
 
@@ -298,16 +283,9 @@ impl ImageStore {
                     done.push(format!("removed blob {digest}"));
                 }
                 Problem::Leftover { path } => {
-                    let gone = if path.is_dir() {
-                        std::fs::remove_dir_all(path)
-                    } else {
-                        std::fs::remove_file(path)
-                    };
-                    match gone {
-                        Ok(()) => done.push(format!("removed {}", path.display())),
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                        Err(e) => return Err(ImageError::io("remove", path, e)),
-                    }
+                    berth_core::fs::remove_path(path)
+                        .map_err(|e| ImageError::io("remove", path, e))?;
+                    done.push(format!("removed {}", path.display()));
                 }
                 Problem::MissingLayerBlob { .. } => {}
             }

@@ -340,7 +340,7 @@ impl ImageStore {
             .map_err(|e| ImageError::BadArchive(format!("image config {id}: {e}")))
     }
 
-    fn manifest(&self, digest: &Digest) -> Result<Manifest> {
+    pub(crate) fn manifest(&self, digest: &Digest) -> Result<Manifest> {
         serde_json::from_slice(&self.content.read_blob(digest)?)
             .map_err(|e| ImageError::BadArchive(format!("image manifest {digest}: {e}")))
     }
