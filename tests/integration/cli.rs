@@ -450,6 +450,65 @@ fn ps_filters_events_pause_kill_restart() {
     assert!(out.status.success(), "{}", err(&out));
 }
 
+/// A container without a restart policy that ends while no request looks at it: the daemon
+/// notices by itself (its rootfs is unmounted, `die` is sent with the exit code) within a
+/// moment, not at the next `ps` or `inspect`; and `ps` shows the end without acting on it.
+#[test]
+fn an_exit_nobody_asks_about_is_cleaned_up_and_announced() {
+    if !root_or_skip() {
+        return;
+    }
+    let d = TestDaemon::with_busybox();
+    let id = ok(&d.berth(&["run", "-d", "bb", "sh", "-c", "sleep 1; exit 3"]));
+    let rootfs = d
+        .dir
+        .path()
+        .join("root/containers")
+        .join(&id)
+        .join("rootfs");
+    let mounted = || {
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .lines()
+            .any(|l| l.split(' ').nth(4) == Some(rootfs.to_str().unwrap()))
+    };
+    assert!(mounted(), "the rootfs is mounted while it runs");
+    // Only the event log is read until the end is seen: no request refreshes the container.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let died = loop {
+        let out = d.berth(&[
+            "events",
+            "--since",
+            "1m",
+            "--until",
+            "0s",
+            "--filter",
+            "event=die",
+            "--format",
+            "{{.Actor.ID}} {{.Actor.Attributes.exitCode}}",
+        ]);
+        let t = text(&out);
+        if !t.is_empty() || std::time::Instant::now() > deadline {
+            break t;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(died, format!("{id} 3"));
+    assert!(
+        !mounted(),
+        "the rootfs is unmounted once the daemon saw the exit"
+    );
+    let status = ok(&d.berth(&[
+        "ps",
+        "-a",
+        "--format",
+        "{{.Status}}",
+        "--filter",
+        &format!("id={id}"),
+    ]));
+    assert!(status.starts_with("Exited (3) "), "{status}");
+}
+
 #[test]
 fn init_is_pid_1_and_forwards_stop_signals() {
     if !root_or_skip() {

@@ -780,14 +780,14 @@ async fn list(
         size: q.flag("size", false),
         filters: berth_core::filters::Filters::from_query(&q)?,
     };
-    Ok(Json(blocking(move || b.list_containers(lq)).await?))
+    Ok(Json(crate::inline(move || b.list_containers(lq))?))
 }
 
 async fn inspect(
     State(b): State<SharedBackend>,
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let info = blocking(move || b.inspect_container(&id)).await?;
+    let info = crate::inline(move || b.inspect_container(&id))?;
     let mut v =
         serde_json::to_value(info).map_err(|e| ApiError::internal(format!("inspect: {e}")))?;
     with_default_endpoint(&mut v);

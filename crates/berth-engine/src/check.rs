@@ -291,7 +291,7 @@ impl Engine {
         for point in info.lines().filter_map(|l| l.split(' ').nth(4)) {
             let stray = if let Some(rest) = point.strip_prefix(&containers) {
                 let id = rest.split('/').next().unwrap_or("");
-                !ids.contains(id) || !self.runs_now(id)
+                !ids.contains(id) || !self.observe(id).running()
             } else {
                 point.starts_with(&work)
             };

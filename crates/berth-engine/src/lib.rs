@@ -52,6 +52,9 @@ pub struct Engine {
     /// One lock per container, held while it is started or removed (by the API or the
     /// restart supervisor), so those never interleave.
     locks: Arc<Mutex<HashMap<String, Arc<Mutex<()>>>>>,
+    /// Containers that may be running (started since the daemon started, or found at start):
+    /// the supervisor looks at these for exits no request has looked at yet.
+    live: Arc<Mutex<std::collections::HashSet<String>>>,
     /// Every container's record, by ID and name.
     containers: Arc<container::ContainerStore>,
     /// The registry client (pull, push, login checks).
@@ -192,6 +195,7 @@ impl Engine {
             execs: Default::default(),
             events: Default::default(),
             locks: Default::default(),
+            live: Default::default(),
             registry,
             net,
             build_cache_max: options.build_cache_max,

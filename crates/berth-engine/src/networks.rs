@@ -643,10 +643,20 @@ impl Engine {
             .unwrap_or_default()
     }
 
+    /// Every network's state, read once for one listing or inspect.
+    pub(crate) fn network_view(&self) -> NetworkView {
+        NetworkView {
+            states: self
+                .networking()
+                .and_then(|n| n.networks().ok())
+                .unwrap_or_default(),
+        }
+    }
+
     /// `ps`'s Ports column.
-    pub(crate) fn port_summary(&self, id: &str) -> Vec<PortSummary> {
+    pub(crate) fn port_summary(&self, id: &str, view: &NetworkView) -> Vec<PortSummary> {
         let mut out = Vec::new();
-        for ep in self.endpoints(id) {
+        for ep in view.endpoints_of(id) {
             for p in &ep.ports {
                 out.push(PortSummary {
                     ip: Some(p.host_ip.to_string()),
@@ -663,8 +673,8 @@ impl Engine {
     }
 
     /// Inspect's NetworkSettings.
-    pub(crate) fn network_settings(&self, rec: &Record) -> NetworkSettings {
-        let eps = self.endpoints(&rec.id);
+    pub(crate) fn network_settings(&self, rec: &Record, view: &NetworkView) -> NetworkSettings {
+        let eps = view.endpoints_of(&rec.id);
         let mut ports: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
         for spec in &rec.net.ports {
             ports
@@ -673,12 +683,9 @@ impl Engine {
         }
         let mut networks = HashMap::new();
         for (i, a) in rec.net.networks.iter().enumerate() {
-            let ep = eps.iter().find(|e| e.network == a.name);
+            let ep = eps.iter().copied().find(|e| e.network == a.name);
             // The same IDs as network inspect gives (Compose compares them).
-            let net_id = self
-                .networking()
-                .and_then(|n| n.network(&a.name).ok())
-                .map(|s| self.id_of(&s.config.name));
+            let net_id = view.network(&a.name).map(|s| self.id_of(&s.config.name));
             // Before start (no endpoint): the MAC asked for, if any (Docker shows it).
             let asked_mac = if i == 0 { rec.net.mac.clone() } else { None };
             networks.insert(
@@ -712,6 +719,25 @@ impl Engine {
             ports: Some(ports),
             networks: Some(networks),
         }
+    }
+}
+
+/// The networks as one listing or inspect sees them: read once, looked up per container.
+pub(crate) struct NetworkView {
+    states: Vec<berth_network::NetworkState>,
+}
+
+impl NetworkView {
+    /// The container's endpoints, one per network it is on.
+    fn endpoints_of(&self, id: &str) -> Vec<&Endpoint> {
+        self.states
+            .iter()
+            .filter_map(|n| n.endpoints.get(id))
+            .collect()
+    }
+
+    fn network(&self, name: &str) -> Option<&berth_network::NetworkState> {
+        self.states.iter().find(|n| n.config.name == name)
     }
 }
 

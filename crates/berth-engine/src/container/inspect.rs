@@ -64,12 +64,13 @@ impl Engine {
         let filter = super::filter::ContainerFilter::new(&q.filters, &recs)?;
         let names = super::links::LinkNames::new(&recs);
         let all = q.all || q.limit.is_some() || filter.wants_stopped();
+        let view = self.network_view();
         let mut out = Vec::new();
         for (n, rec) in recs.iter().enumerate() {
             if q.limit.is_some_and(|l| n >= l) {
                 break;
             }
-            let st = self.refresh(&rec.id);
+            let st = self.observe(&rec.id);
             if (!all && !st.running()) || !filter.matches(rec, &st) {
                 continue;
             }
@@ -82,7 +83,7 @@ impl Engine {
                 _ => ContainerSummaryStateEnum::DEAD,
             };
             // Compose reads the networks of listed containers to decide what to recreate.
-            let networks = self.network_settings(rec).networks;
+            let networks = self.network_settings(rec, &view).networks;
             out.push(ContainerSummary {
                 id: Some(rec.id.clone()),
                 network_settings: Some(ContainerSummaryNetworkSettings { networks }),
@@ -96,7 +97,7 @@ impl Engine {
                 image_id: Some(rec.image_id.clone()),
                 command: Some(rec.command_line()),
                 created: Some(unix_time(&rec.created)),
-                ports: Some(self.port_summary(&rec.id)),
+                ports: Some(self.port_summary(&rec.id, &view)),
                 labels: rec.config.labels.clone(),
                 state: Some(state),
                 status: Some(self.status_text(rec, &st, now_unix)),
@@ -167,7 +168,7 @@ impl Engine {
             process_label: Some(String::new()),
             app_armor_profile: Some(String::new()),
             config: Some(rec.config.clone()),
-            network_settings: Some(self.network_settings(&rec)),
+            network_settings: Some(self.network_settings(&rec, &self.network_view())),
             mounts: Some(rec.mounts.iter().map(|m| self.mount_point(m)).collect()),
             host_config: Some(host_config),
             ..Default::default()

@@ -381,6 +381,7 @@ impl Engine {
         remove_doomed(&doomed).map_err(|e| EngineError::io("remove container files", e))?;
         self.container_event(&rec, "destroy", &[]);
         self.forget_lock(&rec.id);
+        self.forget_live(&rec.id);
         self.release_volumes(&rec, volumes);
         Ok(())
     }
@@ -402,6 +403,12 @@ impl Engine {
     /// back-off has passed, are started again. `boot` is the pass at daemon start, where
     /// `always` overrides an earlier manual stop, as in Docker.
     pub fn supervise(&self, boot: bool) {
+        if boot {
+            // Whatever ran before the daemon started may run still.
+            let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+            live.extend(self.records().iter().map(|r| r.id.clone()));
+        }
+        self.notice_exits();
         for rec in self.records() {
             if self.shutting_down.load(std::sync::atomic::Ordering::SeqCst) {
                 return;
@@ -455,6 +462,51 @@ impl Engine {
                 });
             }
         }
+    }
+}
+
+impl Engine {
+    /// Acts on the exits of containers without a restart policy that no request has looked
+    /// at (a listing only observes them): their rootfs, network and user namespace go, the
+    /// end is recorded and `die` sent, within a pass of the supervisor. A container that an
+    /// operation holds (start, stop, removal) is left to it.
+    fn notice_exits(&self) {
+        let ids: Vec<String> = self
+            .live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .cloned()
+            .collect();
+        for id in ids {
+            let Ok(rec) = self.containers.get(&id) else {
+                self.forget_live(&id);
+                continue;
+            };
+            if !rec.restart.is_none() || rec.auto_remove() {
+                continue; // refreshed by the passes below
+            }
+            let lock = self.container_lock(&id);
+            let Ok(_held) = lock.try_lock() else {
+                continue;
+            };
+            if !self.containers.contains(&id) {
+                drop(_held);
+                self.forget_lock(&id);
+                self.forget_live(&id);
+                continue;
+            }
+            if !self.refresh(&id).running() {
+                self.forget_live(&id);
+            }
+        }
+    }
+
+    fn forget_live(&self, id: &str) {
+        self.live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
     }
 }
 

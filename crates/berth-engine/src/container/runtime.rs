@@ -218,6 +218,12 @@ impl Engine {
     }
 
     pub(crate) fn save_state(&self, id: &str, state: &State) -> Result<()> {
+        if state.running() {
+            self.live
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(id.to_owned());
+        }
         let bytes = serde_json::to_vec_pretty(state)
             .map_err(|e| EngineError::internal(format!("encode state: {e}")))?;
         berth_core::fs::write_atomic(&self.container_dir(id).join("state.json"), &bytes)
@@ -245,23 +251,13 @@ impl Engine {
         }
     }
 
-    /// Whether the container's process runs now, by its shim alone: nothing is written (an
-    /// offline `system check` must not do what [`Engine::refresh`] does for an exit).
-    pub(crate) fn runs_now(&self, id: &str) -> bool {
-        let dir = self.container_dir(id);
-        self.state(id).running() && shim::read_exit(&dir).is_none() && shim::shim_alive(&dir)
-    }
-
-    /// Brings the recorded state up to date with what the shim recorded.
-    pub(crate) fn refresh(&self, id: &str) -> State {
-        let mut st = self.state(id);
-        if !st.running() {
-            return st;
-        }
+    /// How the shim says the container ended, when the recorded state still says it runs
+    /// and it does not any more; reads only.
+    fn exit_seen(&self, id: &str) -> Option<shim::ExitInfo> {
         let dir = self.container_dir(id);
         // Looked at again when the shim is gone: it may have written its record and exited
         // between the two looks (a normal end).
-        let exit = shim::read_exit(&dir).or_else(|| {
+        shim::read_exit(&dir).or_else(|| {
             if shim::shim_alive(&dir) {
                 None
             } else {
@@ -270,10 +266,11 @@ impl Engine {
                     finished_at: String::new(),
                 }))
             }
-        });
-        let Some(exit) = exit else {
-            return st;
-        };
+        })
+    }
+
+    /// `st` as it is once the container ended as `exit` says.
+    fn ended(&self, id: &str, st: &mut State, exit: shim::ExitInfo) {
         st.paused = false;
         st.status = Status::Exited;
         st.pid = 0;
@@ -285,8 +282,37 @@ impl Engine {
         } else {
             st.finished_at = exit.finished_at;
         }
-        st.killed_unhealthy =
-            berth_oci::shim::health::read_health(&dir).is_some_and(|h| h.killed_unhealthy);
+        st.killed_unhealthy = berth_oci::shim::health::read_health(&self.container_dir(id))
+            .is_some_and(|h| h.killed_unhealthy);
+    }
+
+    /// The container's state as the shim says it is now, without acting on an exit: what
+    /// `ps` shows. The exit's clean-up (and its `die` event) is [`Engine::refresh`]'s, done by
+    /// the supervisor within a pass, or by the next operation on the container, so a listing
+    /// never waits on an unmount, a network teardown or a synced write (and an offline
+    /// `system check` changes nothing by looking).
+    pub(crate) fn observe(&self, id: &str) -> State {
+        let mut st = self.state(id);
+        if st.running() {
+            if let Some(exit) = self.exit_seen(id) {
+                self.ended(id, &mut st, exit);
+            }
+        }
+        st
+    }
+
+    /// Brings the recorded state up to date with what the shim recorded, and when the
+    /// container has ended, takes down what it held (rootfs, network, user namespace),
+    /// records the end and sends `die`.
+    pub(crate) fn refresh(&self, id: &str) -> State {
+        let mut st = self.state(id);
+        if !st.running() {
+            return st;
+        }
+        let Some(exit) = self.exit_seen(id) else {
+            return st;
+        };
+        self.ended(id, &mut st, exit);
         self.unmount_rootfs(id);
         self.network_down(id);
         self.userns_down(id);
