@@ -4,7 +4,8 @@
 # against a private dockerd (when docker.io is installed), one after the other on this
 # machine, twice each: as fast as each daemon answers (the most it serves), then paced at
 # RATE requests/s in all (default 40), the same load for both, whose latencies compare.
-# Prints per kind requests/s, p50 and p99 (ms) and errors, then each daemon's RSS and open
+# Prints per kind requests/s, p50 and p99 (ms) and errors (paced, also the "floor": the same
+# client against a server that answers at once, under the same load), then each daemon's RSS and open
 # fds before the load, right after it, and 10 s later (containers the load made are gone by
 # then; growth there is a leak). Loopback only: unix sockets.
 #
@@ -87,6 +88,10 @@ for phase, title in (("max", "as fast as each answers"), ("paced", f"paced at {r
             if ours is not None and theirs is not None:
                 verdict = "below" if ours < theirs else "NOT below"
                 print(f"{k}: berth's p99 {ours:.2f} ms is {verdict} dockerd's p50 {theirs:.2f} ms")
+        floor = runs["berth"]["kinds"].get("floor")
+        if floor and floor["p99_ms"] is not None:
+            print(f"floor (a server that answers at once, same client, during berth's run): "
+                  f"p50 {floor['p50_ms']:.2f} ms, p99 {floor['p99_ms']:.2f} ms")
     print()
 print(f"{'daemon':<8}{'RSS before':>12}{'after':>10}{'10 s later':>12}{'fds before':>12}{'after':>8}{'10 s later':>12}")
 for n in names:
