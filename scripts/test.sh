@@ -27,7 +27,9 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 # Unit tests, each crate's tests/ (on berth-testutil), and the whole-system tests: one binary,
 # tests/integration, a module per area (`cargo test --test integration network::` runs one).
 # A hung test fails the run instead of outliving it (CI allows 90 minutes in all).
-timeout --kill-after=30 3000 cargo test --workspace
+# Three tests at a time on two cores: the whole-system tests mostly wait on containers and
+# daemons (548 s with two, 504 s with three on this machine).
+RUST_TEST_THREADS=${RUST_TEST_THREADS:-3} timeout --kill-after=30 3000 cargo test --workspace
 fuzz_status=0
 wait "$fuzz_pid" || fuzz_status=$?
 echo "fuzzing (bench/fuzz.sh 20):"
