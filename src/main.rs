@@ -125,6 +125,17 @@ enum RegistryCommand {
     },
 }
 
+/// Gives the allocator's free pages back to the kernel, every 10 s. glibc keeps what a burst
+/// of requests freed in the arenas of the threads that served it (a thread each, up to 16 on
+/// two cores); without this the daemon's RSS after a load stays near its peak (bench/load.sh:
+/// 45 MiB ten seconds after, against 17 before).
+fn release_free_memory() {
+    // SAFETY: malloc_trim only returns free memory; no pointer is touched.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 fn registry_serve(config: berth_registry::server::ServerConfig, log_level: String) -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(log_level))
@@ -246,9 +257,12 @@ fn daemon(
             .name("restart-policies".into())
             .spawn(move || {
                 supervisor.supervise(true);
-                loop {
+                for pass in 1u64.. {
                     std::thread::sleep(std::time::Duration::from_millis(200));
                     supervisor.supervise(false);
+                    if pass % 50 == 0 {
+                        release_free_memory();
+                    }
                 }
             })
             .context("start the restart supervisor")?;
