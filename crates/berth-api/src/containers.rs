@@ -306,6 +306,7 @@ async fn wait(
                 _ => !st.running,
             };
             if done {
+                wait_lag(&st.finished_at);
                 let body = serde_json::to_string(&ContainerWaitResponse {
                     status_code: st.exit_code,
                     error: None,
@@ -322,6 +323,18 @@ async fn wait(
         Body::from_stream(stream),
     )
         .into_response())
+}
+
+/// Times how long after the container's end (its recorded time) the wait answered: what
+/// polling for it costs (`wait.lag`).
+fn wait_lag(finished_at: &str) {
+    let Ok(end) = chrono::DateTime::parse_from_rfc3339(finished_at) else {
+        return;
+    };
+    let lag = chrono::Utc::now().signed_duration_since(end);
+    if let Ok(us) = u64::try_from(lag.num_microseconds().unwrap_or(0)) {
+        berth_core::timing::record("wait.lag", us);
+    }
 }
 
 /// Now, as the engine writes times (RFC 3339, nanoseconds, UTC), for ordering comparisons.

@@ -23,6 +23,7 @@ pub mod query;
 pub mod reference;
 pub mod subid;
 pub mod timestamp;
+pub mod timing;
 pub mod userdirs;
 
 pub use digest::{Digest, DigestError};

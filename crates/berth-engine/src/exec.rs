@@ -44,6 +44,7 @@ impl Engine {
         container: &str,
         body: bollard_stubs::models::ExecConfig,
     ) -> Result<String, EngineError> {
+        let _t = berth_core::timing::Step::start("exec.create");
         let (id, running) = self.container_status(container)?;
         if !running {
             return Err(EngineError::conflict(format!(
@@ -79,6 +80,7 @@ impl Engine {
     }
 
     pub fn launch_exec(&self, exec_id: &str) -> Result<ExecLaunch, EngineError> {
+        let _t = berth_core::timing::Step::start("exec.launch");
         let rec = self
             .execs
             .with(|m| m.get(exec_id).cloned())

@@ -2,6 +2,7 @@
 //! Docker's merge of the image's defaults into the request, the HostConfig normalized), then
 //! the engine claims the name, resolves networks and mounts, and stores it.
 
+use berth_core::timing::Step;
 use std::collections::HashMap;
 
 use berth_api::containers::CreateRequest;
@@ -312,6 +313,7 @@ impl Engine {
     /// `docker create`: the record made, the name claimed, networks and mounts resolved (the
     /// mounts last, as they create volumes), the record and its state stored.
     pub fn create(&self, req: CreateRequest) -> Result<ContainerCreateResponse> {
+        let _t = Step::start("create");
         let image_name = req
             .body
             .image

@@ -3,6 +3,7 @@
 //! again by their policy. Start and remove run under the container's lifecycle lock, as does
 //! the supervisor's decision, so they never interleave; record changes go through the store.
 
+use berth_core::timing::Step;
 use std::io::Write;
 use std::time::Duration;
 
@@ -32,6 +33,7 @@ impl Engine {
     /// `docker start`: Ok(false) when it was already running. A `--rm` container that cannot
     /// start is removed (the docker CLI waits for that).
     pub fn start(&self, key: &str) -> Result<bool> {
+        let _t = Step::start("start");
         let rec = self.find(key)?;
         let lock = self.container_lock(&rec.id);
         let result = {
@@ -56,7 +58,10 @@ impl Engine {
         if self.runtime_root().join(&rec.id).exists() {
             let _ = self.runtime_op(&["delete", "--force", &rec.id]);
         }
+        let t = Step::start("start.rootfs");
         self.mount_rootfs(&rec)?;
+        drop(t);
+        let t = Step::start("start.bundle");
         let bundle = match self.write_bundle(&rec) {
             Ok(b) => b,
             Err(e) => {
@@ -101,10 +106,13 @@ impl Engine {
             // Hold the process until the attached client is connected: it sees all output.
             cmd.arg("--wait-attach-ms").arg("10000");
         }
+        drop(t);
+        let t = Step::start("start.shim");
         let out = cmd
             .arg(&rec.id)
             .output()
             .map_err(|e| EngineError::io("run berth-runtime", e))?;
+        drop(t);
         if !out.status.success() {
             self.unmount_rootfs(&rec.id);
             self.network_down(&rec.id);
@@ -115,6 +123,7 @@ impl Engine {
                 "failed to create task for container: {msg}"
             )));
         }
+        let _t = Step::start("start.record");
         let info: shim::ShimInfo = serde_json::from_slice(&out.stdout)
             .map_err(|e| EngineError::internal(format!("shim answer: {e}")))?;
         self.save_state(
@@ -320,6 +329,7 @@ impl Engine {
     /// `docker rm`: a running container only with `force`; `volumes`: its anonymous volumes
     /// too.
     pub fn remove(&self, key: &str, force: bool, volumes: bool) -> Result<()> {
+        let _t = Step::start("remove");
         let rec = self.find(key)?;
         let lock = self.container_lock(&rec.id);
         let _held = lock.lock().unwrap_or_else(|p| p.into_inner());
@@ -343,6 +353,7 @@ impl Engine {
                     rec.name
                 )));
             }
+            let _t = Step::start("remove.kill");
             let _ = self.signal(&rec.id, "SIGKILL");
             self.thaw(&rec.id);
             if !self.wait_exited(&rec.id, Duration::from_secs(10)) {
@@ -352,10 +363,16 @@ impl Engine {
                 )));
             }
         }
+        let t = Step::start("remove.unmount");
         self.unmount_rootfs(&rec.id);
+        drop(t);
+        let t = Step::start("remove.runtime_delete");
         let _ = self.runtime().args(["delete", "--force", &rec.id]).output();
+        drop(t);
+        let t = Step::start("remove.network");
         self.network_remove(&rec);
         self.userns_down(&rec.id);
+        drop(t);
         // Never delete through a mount: if anything is still mounted in the container's
         // directory, refuse rather than risk files that are not the container's.
         let dir = self.container_dir(&rec.id);
@@ -375,6 +392,7 @@ impl Engine {
         // Out of the way first, in one rename: a request that looks at the container meanwhile
         // (a stats stream refreshing its state, say) then finds no directory to write into,
         // instead of putting a file back into one being deleted.
+        let _files = Step::start("remove.files");
         let doomed = self.containers_dir().join(format!(".removing-{}", rec.id));
         std::fs::rename(&dir, &doomed).map_err(|e| EngineError::io("remove container files", e))?;
         self.containers.remove(&rec.id);

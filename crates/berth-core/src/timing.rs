@@ -1,0 +1,41 @@
+//! Timing of the steps of a container's life: a [`Step`] logs how long it took when it ends,
+//! at debug level under the target `berth::timing`, so that
+//! `berth daemon --log-level info,berth::timing=debug` shows where a `run` spends its time
+//! (`bench/trace.sh` takes the medians). Off, a step costs one check of the log filter.
+
+use std::time::Instant;
+
+/// The log target of every step.
+pub const TARGET: &str = "berth::timing";
+
+/// One step, timed from [`Step::start`] until it is dropped.
+#[derive(Debug)]
+#[must_use = "a step is timed until it is dropped"]
+pub struct Step {
+    name: &'static str,
+    started: Option<Instant>,
+}
+
+impl Step {
+    /// Starts timing `name` (`start.shim`, `remove.files`, …) when timing is logged.
+    pub fn start(name: &'static str) -> Step {
+        let on = tracing::enabled!(target: TARGET, tracing::Level::DEBUG);
+        Step {
+            name,
+            started: on.then(Instant::now),
+        }
+    }
+}
+
+impl Drop for Step {
+    fn drop(&mut self) {
+        if let Some(t) = self.started {
+            record(self.name, t.elapsed().as_micros() as u64);
+        }
+    }
+}
+
+/// Logs a step measured some other way (`micros` long).
+pub fn record(name: &str, micros: u64) {
+    tracing::debug!(target: TARGET, step = %name, us = micros);
+}
