@@ -502,7 +502,13 @@ impl Engine {
                 continue;
             };
             if !rec.restart.is_none() || rec.auto_remove() {
-                continue; // refreshed by the passes below
+                self.forget_live(&id); // refreshed by the passes below
+                continue;
+            }
+            // The common case, a container still running, costs its shim's records and one
+            // kill(0): no state read, no lock.
+            if self.exit_seen(&id).is_none() {
+                continue;
             }
             let lock = self.container_lock(&id);
             let Ok(_held) = lock.try_lock() else {

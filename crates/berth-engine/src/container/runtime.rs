@@ -253,7 +253,7 @@ impl Engine {
 
     /// How the shim says the container ended, when the recorded state still says it runs
     /// and it does not any more; reads only.
-    fn exit_seen(&self, id: &str) -> Option<shim::ExitInfo> {
+    pub(super) fn exit_seen(&self, id: &str) -> Option<shim::ExitInfo> {
         let dir = self.container_dir(id);
         // Looked at again when the shim is gone: it may have written its record and exited
         // between the two looks (a normal end).
