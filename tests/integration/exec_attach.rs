@@ -313,11 +313,13 @@ fn logs_followed_at_start_and_read_after_remove_are_whole() {
             "GET /v1.41/containers/{id}/logs?follow=1&stdout=1&stderr=1 HTTP/1.0\r\nHost: berth\r\n\r\n"
         )
         .unwrap();
+        // As docker-py's `logs(stream=True)`: the call returns once the answer's head came.
+        let mut answer = read_until(&mut follow, b"\r\n\r\n");
         let (status, body) = d.request("POST", &format!("/v1.41/containers/{id}/wait"));
         assert_eq!((status, json(&body)["StatusCode"].as_i64()), (200, Some(0)));
         let (status, body) = d.request("DELETE", &format!("/v1.41/containers/{id}"));
         assert_eq!(status, 204, "{body}");
-        let answer = read_to_end(&mut follow);
+        answer.extend(read_to_end(&mut follow));
         assert!(
             answer.ends_with(b"\x01\0\0\0\0\0\0\x0ahello sdk\n"),
             "round {round}: {}",

@@ -284,7 +284,13 @@ impl Engine {
         let base = self
             .container_dir(&rec.id)
             .join(format!("{}-json.log", rec.id));
+        let first = cursor.is_none();
         let (records, cursor) = crate::logs::read(&base, q, cursor);
+        // Removed between the lookup and the read: its log went with it. Say so (as after the
+        // removal) rather than answer an empty log of a container that wrote one.
+        if first && cursor.file.is_none() && !self.container_dir(&rec.id).exists() {
+            return Err(EngineError::not_found(format!("No such container: {key}")));
+        }
         Ok(Logs {
             tty: rec.tty(),
             records,
