@@ -1,7 +1,8 @@
 //! A running container's cgroup, read directly through cgroupfs, on v1 (one hierarchy per
 //! controller, possibly co-mounted like `cpu,cpuacct`) and on v2 (one unified directory).
 //! Used by `stats` (Docker's stats JSON) and by `update` for its error messages. The engine
-//! never writes a cgroup: new limits go through `berth-runtime update`.
+//! never writes a container's cgroup: new limits go through `berth-runtime update` (the one
+//! write it makes is `cgroup_warm`'s move of its own thread to where it already is).
 //!
 //! The cgroup is found from the container's init (`/proc/<pid>/cgroup`, read from the
 //! daemon's cgroup namespace, so paths are from the hierarchy's root) and the mount table,

@@ -45,6 +45,7 @@ impl Engine {
         body: bollard_stubs::models::ExecConfig,
     ) -> Result<String, EngineError> {
         let _t = berth_core::timing::Step::start("exec.create");
+        crate::cgroup_warm::warm();
         let (id, running) = self.container_status(container)?;
         if !running {
             return Err(EngineError::conflict(format!(
@@ -81,6 +82,7 @@ impl Engine {
 
     pub fn launch_exec(&self, exec_id: &str) -> Result<ExecLaunch, EngineError> {
         let _t = berth_core::timing::Step::start("exec.launch");
+        crate::cgroup_warm::warm();
         let rec = self
             .execs
             .with(|m| m.get(exec_id).cloned())

@@ -3,6 +3,7 @@
 
 pub mod archive;
 pub mod build;
+pub(crate) mod cgroup_warm;
 pub mod cgroups;
 pub mod changes;
 pub mod check;

@@ -314,6 +314,8 @@ impl Engine {
     /// mounts last, as they create volumes), the record and its state stored.
     pub fn create(&self, req: CreateRequest) -> Result<ContainerCreateResponse> {
         let _t = Step::start("create");
+        // A start usually follows at once (`docker run`).
+        crate::cgroup_warm::warm();
         let image_name = req
             .body
             .image

@@ -34,6 +34,7 @@ impl Engine {
     /// start is removed (the docker CLI waits for that).
     pub fn start(&self, key: &str) -> Result<bool> {
         let _t = Step::start("start");
+        crate::cgroup_warm::warm();
         let rec = self.find(key)?;
         let lock = self.container_lock(&rec.id);
         let result = {
