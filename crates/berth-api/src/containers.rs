@@ -209,6 +209,11 @@ pub trait ContainerBackend {
     fn start_container(&self, id: &str) -> BackendResult<bool>;
     /// Where the container is in its life, for `wait`.
     fn wait_state(&self, id: &str) -> BackendResult<WaitState>;
+    /// A non-blocking descriptor that becomes readable when the container's state may have
+    /// changed (read it empty, then look again); None: `wait` polls.
+    fn watch_state(&self, _id: &str) -> BackendResult<Option<std::os::fd::OwnedFd>> {
+        Ok(None)
+    }
     /// Resolves `id` for an attach and, if the container does not run yet, notes that a client
     /// waits, so that `start` holds the process until the client is connected. Returns the
     /// full id and the shim's attach socket.
@@ -285,6 +290,19 @@ async fn wait(
     let (b2, id2) = (b.clone(), id.clone());
     blocking(move || b2.wait_state(&id2)).await?;
     let since = chrono_now();
+    // Woken when the state may have changed; still looking now and then on its own, for the
+    // end no file change announces (a shim killed before it recorded the exit).
+    let (b2, id2) = (b.clone(), id.clone());
+    let mut changes = blocking(move || b2.watch_state(&id2))
+        .await?
+        .and_then(|fd| {
+            // SAFETY: the AsyncFd owns `fd` (an OwnedFd, whose raw descriptor never changes)
+            // and closes it when dropped; nothing else holds it.
+            unsafe {
+                tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE)
+            }
+            .ok()
+        });
     // Docker sends the headers at once and the body when the condition is met: clients
     // (the docker CLI's `run`) wait for the headers before they start the container.
     let answer = async move {
@@ -306,7 +324,8 @@ async fn wait(
                 _ => !st.running,
             };
             if done {
-                wait_lag(&st.finished_at);
+                // How long after the container's end the wait answered: what polling costs.
+                berth_core::timing::lag_since("wait.lag", &st.finished_at);
                 let body = serde_json::to_string(&ContainerWaitResponse {
                     status_code: st.exit_code,
                     error: None,
@@ -314,7 +333,10 @@ async fn wait(
                 .unwrap_or_default();
                 return Ok(format!("{body}\n"));
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            match changes.as_mut() {
+                Some(fd) => state_changed(fd, Duration::from_millis(250)).await,
+                None => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
         }
     };
     let stream = futures_util::stream::once(answer);
@@ -325,15 +347,25 @@ async fn wait(
         .into_response())
 }
 
-/// Times how long after the container's end (its recorded time) the wait answered: what
-/// polling for it costs (`wait.lag`).
-fn wait_lag(finished_at: &str) {
-    let Ok(end) = chrono::DateTime::parse_from_rfc3339(finished_at) else {
+/// Returns when `fd` (a backend's `watch_state`) says the state may have changed, having read
+/// it empty, or after `limit`.
+async fn state_changed(fd: &mut tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>, limit: Duration) {
+    let Ok(Ok(mut ready)) = tokio::time::timeout(limit, fd.readable_mut()).await else {
         return;
     };
-    let lag = chrono::Utc::now().signed_duration_since(end);
-    if let Ok(us) = u64::try_from(lag.num_microseconds().unwrap_or(0)) {
-        berth_core::timing::record("wait.lag", us);
+    let mut buf = [0u8; 4096];
+    loop {
+        use std::os::fd::AsRawFd;
+        match nix::unistd::read(ready.get_inner().as_raw_fd(), &mut buf) {
+            Ok(n) if n > 0 => continue,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(nix::errno::Errno::EAGAIN) => {
+                ready.clear_ready();
+                return;
+            }
+            // Not an inotify descriptor after all: fall back to waiting out the limit.
+            _ => return tokio::time::sleep(limit).await,
+        }
     }
 }
 

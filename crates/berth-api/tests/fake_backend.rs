@@ -66,6 +66,11 @@ struct Fake {
     logs: Vec<(LogStream, Vec<u8>)>,
     tty: bool,
     events: Vec<Event>,
+    /// `wait_state` says the container runs while this is set, and counts its calls.
+    running: std::sync::atomic::AtomicBool,
+    wait_looks: std::sync::atomic::AtomicUsize,
+    /// What `watch_state` hands out (once).
+    state_watch: Mutex<Option<std::os::fd::OwnedFd>>,
 }
 
 impl Fake {
@@ -115,11 +120,17 @@ impl ContainerBackend for Fake {
         Ok(false)
     }
     fn wait_state(&self, _: &str) -> BackendResult<WaitState> {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.wait_looks.fetch_add(1, SeqCst);
         Ok(WaitState {
+            running: self.running.load(SeqCst),
             exit_code: 3,
             finished_at: "9999".into(),
             ..Default::default()
         })
+    }
+    fn watch_state(&self, _: &str) -> BackendResult<Option<std::os::fd::OwnedFd>> {
+        Ok(self.state_watch.lock().unwrap().take())
     }
     fn begin_attach(&self, _: &str) -> BackendResult<(String, std::path::PathBuf)> {
         nope()
@@ -584,6 +595,35 @@ async fn wait_answers_with_the_exit_code_and_kill_passes_the_signal() {
     let (status, _, _) = call(&fake, "POST", "/v1.41/containers/x/kill?signal=HUP", "").await;
     assert_eq!(status, 204);
     assert_eq!(fake.seen().kills, [("x".to_owned(), "HUP".to_owned())]);
+}
+
+#[tokio::test]
+async fn a_wait_looks_again_when_the_backend_says_the_state_changed() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_NONBLOCK).unwrap();
+    let fake = Arc::new(Fake {
+        running: true.into(),
+        state_watch: Mutex::new(Some(r)),
+        ..Default::default()
+    });
+    let waiting = tokio::spawn({
+        let fake = fake.clone();
+        async move { call(&fake, "POST", "/containers/x/wait", "").await }
+    });
+    // Running: the wait looks once to know the container, once more, and then waits.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert_eq!(fake.wait_looks.load(SeqCst), 2);
+    fake.running.store(false, SeqCst);
+    let poked = std::time::Instant::now();
+    nix::unistd::write(&w, b"x").unwrap();
+    let (status, _, body) = waiting.await.unwrap();
+    assert_eq!(
+        (status.as_u16(), json(&body)["StatusCode"].as_i64()),
+        (200, Some(3))
+    );
+    // Woken by the descriptor, not by its own look a quarter of a second later.
+    assert_eq!(fake.wait_looks.load(SeqCst), 3);
+    assert!(poked.elapsed() < std::time::Duration::from_millis(50));
 }
 
 #[tokio::test]

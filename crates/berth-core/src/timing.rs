@@ -39,3 +39,19 @@ impl Drop for Step {
 pub fn record(name: &str, micros: u64) {
     tracing::debug!(target: TARGET, step = %name, us = micros);
 }
+
+/// Logs, as step `name`, how long ago the RFC 3339 time `since` was (a container's recorded
+/// end, say): how late something noticed it. Nothing when timing is off or `since` is not a
+/// time.
+pub fn lag_since(name: &str, since: &str) {
+    if !tracing::enabled!(target: TARGET, tracing::Level::DEBUG) {
+        return;
+    }
+    let Ok(t) = chrono::DateTime::parse_from_rfc3339(since) else {
+        return;
+    };
+    let lag = chrono::Utc::now().signed_duration_since(t);
+    if let Ok(us) = u64::try_from(lag.num_microseconds().unwrap_or(0)) {
+        record(name, us);
+    }
+}

@@ -21,6 +21,9 @@ impl ContainerBackend for Engine {
     fn wait_state(&self, id: &str) -> BackendResult<WaitState> {
         Ok(Engine::wait_state(self, id)?)
     }
+    fn watch_state(&self, id: &str) -> BackendResult<Option<std::os::fd::OwnedFd>> {
+        Ok(Some(Engine::watch_state(self, id)?))
+    }
     fn begin_attach(&self, id: &str) -> BackendResult<(String, std::path::PathBuf)> {
         Ok(Engine::begin_attach(self, id)?)
     }

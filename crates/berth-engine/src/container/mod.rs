@@ -15,6 +15,7 @@
 //! | `filter.rs` | `ps --filter` |
 //! | `backend.rs` | the API's `ContainerBackend` over the verbs above |
 //! | `legacy.rs` | records of earlier berth versions, upgraded at start |
+//! | `watch.rs` | a descriptor that wakes a `wait` when the state may have changed |
 
 pub mod backend;
 pub mod create;
@@ -26,6 +27,7 @@ pub mod links;
 pub mod record;
 pub mod runtime;
 pub mod store;
+pub mod watch;
 
 use std::path::PathBuf;
 use std::sync::Arc;

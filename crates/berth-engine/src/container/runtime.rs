@@ -7,6 +7,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use berth_core::idmap::IdMap;
+use berth_core::timing::Step;
 use berth_oci::shim;
 use berth_oci::spec::{
     docker_default, ContainerOptions, DeviceMapping, NamespaceMode, SeccompChoice, Shm, Ulimit,
@@ -312,11 +313,14 @@ impl Engine {
         let Some(exit) = self.exit_seen(id) else {
             return st;
         };
+        berth_core::timing::lag_since("exit.seen", &exit.finished_at);
+        let t = Step::start("exit.cleanup");
         self.ended(id, &mut st, exit);
         self.unmount_rootfs(id);
         self.network_down(id);
         self.userns_down(id);
         let _ = self.save_state(id, &st);
+        drop(t);
         if let Ok(rec) = self.find(id) {
             self.container_event(&rec, "die", &[("exitCode", st.exit_code.to_string())]);
         }
