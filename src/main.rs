@@ -273,6 +273,10 @@ fn daemon(
             let e = engine.clone();
             tokio::task::spawn_blocking(move || e.stop_all_at_shutdown()).await?;
         }
+        // Removals answered but not yet cleared up (what is left then, the next start does).
+        let e = engine.clone();
+        tokio::task::spawn_blocking(move || e.finish_background_work(std::time::Duration::from_secs(30)))
+            .await?;
         tracing::info!("berth daemon stopped");
         anyhow::Ok(paths)
     });

@@ -58,6 +58,8 @@ pub struct Engine {
     live: Arc<Mutex<std::collections::HashSet<String>>>,
     /// Every container's record, by ID and name.
     containers: Arc<container::ContainerStore>,
+    /// Clears removed containers' files and runtime records after `rm` answered.
+    reaper: Arc<container::reaper::Reaper>,
     /// The registry client (pull, push, login checks).
     registry: berth_registry::client::Client,
     /// Container networking; None when the engine was opened without it (unit tests).
@@ -197,6 +199,7 @@ impl Engine {
             events: Default::default(),
             locks: Default::default(),
             live: Default::default(),
+            reaper: Default::default(),
             registry,
             net,
             build_cache_max: options.build_cache_max,

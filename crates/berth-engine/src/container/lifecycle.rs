@@ -367,9 +367,6 @@ impl Engine {
         let t = Step::start("remove.unmount");
         self.unmount_rootfs(&rec.id);
         drop(t);
-        let t = Step::start("remove.runtime_delete");
-        let _ = self.runtime().args(["delete", "--force", &rec.id]).output();
-        drop(t);
         let t = Step::start("remove.network");
         self.network_remove(&rec);
         self.userns_down(&rec.id);
@@ -393,11 +390,12 @@ impl Engine {
         // Out of the way first, in one rename: a request that looks at the container meanwhile
         // (a stats stream refreshing its state, say) then finds no directory to write into,
         // instead of putting a file back into one being deleted.
+        // The rest (the files, the runtime's record) is cleared after the answer.
         let _files = Step::start("remove.files");
         let doomed = self.containers_dir().join(format!(".removing-{}", rec.id));
         std::fs::rename(&dir, &doomed).map_err(|e| EngineError::io("remove container files", e))?;
         self.containers.remove(&rec.id);
-        remove_doomed(&doomed).map_err(|e| EngineError::io("remove container files", e))?;
+        self.reaper.clear_later(self.remains(&rec.id, doomed));
         self.container_event(&rec, "destroy", &[]);
         self.forget_lock(&rec.id);
         self.forget_live(&rec.id);
@@ -532,23 +530,6 @@ impl Engine {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(id);
-    }
-}
-
-/// Deletes a container's directory once renamed out of the way. A state write that looked up
-/// the directory's path just before the rename still lands in it (the lookup and the write
-/// are two steps; seen under load as a `state.json` appearing while the tree was deleted, and
-/// the removal failing "Directory not empty"): what it left is taken too, a few times over.
-fn remove_doomed(doomed: &std::path::Path) -> std::io::Result<()> {
-    let mut tries = 0;
-    loop {
-        match std::fs::remove_dir_all(doomed) {
-            Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty && tries < 20 => {
-                tries += 1;
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            other => return other,
-        }
     }
 }
 

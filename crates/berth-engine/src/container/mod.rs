@@ -15,6 +15,7 @@
 //! | `filter.rs` | `ps --filter` |
 //! | `backend.rs` | the API's `ContainerBackend` over the verbs above |
 //! | `legacy.rs` | records of earlier berth versions, upgraded at start |
+//! | `reaper.rs` | the slow half of a removal (files, the runtime's record), after the answer |
 //! | `watch.rs` | a descriptor that wakes a `wait` when the state may have changed |
 
 pub mod backend;
@@ -24,6 +25,7 @@ pub mod inspect;
 mod legacy;
 pub mod lifecycle;
 pub mod links;
+pub(crate) mod reaper;
 pub mod record;
 pub mod runtime;
 pub mod store;
@@ -78,17 +80,37 @@ impl Engine {
         Ok((rec.id.clone(), st.active()))
     }
 
-    /// Finishes removals a crash interrupted (`containers/.removing-<id>`); nothing was mounted
-    /// in them when they were renamed.
+    /// Finishes removals a crash interrupted (`containers/.removing-<id>`, with the runtime's
+    /// record of the container if it is still there); nothing was mounted in them when they
+    /// were renamed.
     pub(crate) fn finish_removals(&self) {
         let Ok(entries) = std::fs::read_dir(self.containers_dir()) else {
             return;
         };
         for e in entries.flatten() {
-            if e.file_name().to_string_lossy().starts_with(".removing-") {
-                let _ = std::fs::remove_dir_all(e.path());
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(id) = name.strip_prefix(".removing-") {
+                self.reaper.clear_later(self.remains(id, e.path()));
             }
         }
+    }
+
+    /// What is left to clear of container `id` once its directory was renamed to `dir`.
+    pub(crate) fn remains(&self, id: &str, dir: PathBuf) -> reaper::Remains {
+        let runtime_delete = self.runtime_root().join(id).exists().then(|| {
+            let mut cmd = self.runtime();
+            cmd.args(["delete", "--force", id]);
+            cmd
+        });
+        reaper::Remains {
+            dir,
+            runtime_delete,
+        }
+    }
+
+    /// Waits (at most `limit`) for the removals still being cleared up; at shutdown.
+    pub fn finish_background_work(&self, limit: std::time::Duration) -> bool {
+        self.reaper.wait_idle(limit)
     }
 
     /// Every container's image and whether it runs (for image removal and prune).
