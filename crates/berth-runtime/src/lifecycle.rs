@@ -139,7 +139,9 @@ fn normalized_spec(bundle: &Bundle, fixes: &Normalization, cgroups_path: &str) -
     spec
 }
 
-/// Writes `spec` as `dir/config.json` (atomically) and the user's bundle path beside it.
+/// Writes `spec` as `dir/config.json` (atomically) and the user's bundle path beside it. Not
+/// fsynced: the copy lives as long as the container, which a host crash ends; the next start
+/// writes it again from the bundle.
 fn write_bundle_copy(dir: &Path, spec: &Spec, origin: &Path) -> Result<()> {
     let io = |e| RuntimeError::io(format!("write bundle copy {}", dir.display()), e);
     std::fs::create_dir_all(dir).map_err(io)?;
@@ -147,7 +149,7 @@ fn write_bundle_copy(dir: &Path, spec: &Spec, origin: &Path) -> Result<()> {
         path: origin.to_path_buf(),
         reason: e.to_string(),
     })?;
-    berth_core::fs::write_atomic(&dir.join("config.json"), &text).map_err(io)?;
+    berth_core::fs::replace(&dir.join("config.json"), &text).map_err(io)?;
     std::fs::write(dir.join(ORIGIN_FILE), origin.as_os_str().as_encoded_bytes()).map_err(io)?;
     Ok(())
 }

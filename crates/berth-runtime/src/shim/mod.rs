@@ -159,7 +159,12 @@ fn supervise(runtime: &Runtime, opts: &ShimOptions, ready: OwnedFd) -> Result<()
             return Err(e);
         }
     };
-    if let Err(e) = write_atomic(&opts.state_dir, SHIM_FILE, &info) {
+    // Not fsynced (berth_core::fs::replace): a host crash ends this shim with its container,
+    // and a shim that is gone is all the engine needs to know then.
+    let recorded = serde_json::to_vec(&info)
+        .map_err(std::io::Error::other)
+        .and_then(|bytes| berth_core::fs::replace(&opts.state_dir.join(SHIM_FILE), &bytes));
+    if let Err(e) = recorded {
         let e = RuntimeError::io("record the shim", e);
         let _ = runtime.delete(&opts.id, true);
         report_err(&mut ready, &e);
