@@ -293,16 +293,21 @@ async fn wait(
     // Woken when the state may have changed; still looking now and then on its own, for the
     // end no file change announces (a shim killed before it recorded the exit).
     let (b2, id2) = (b.clone(), id.clone());
-    let mut changes = blocking(move || b2.watch_state(&id2))
-        .await?
-        .and_then(|fd| {
-            // SAFETY: the AsyncFd owns `fd` (an OwnedFd, whose raw descriptor never changes)
-            // and closes it when dropped; nothing else holds it.
-            unsafe {
-                tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE)
-            }
-            .ok()
-        });
+    let mut changes = StateWatch(
+        blocking(move || b2.watch_state(&id2))
+            .await?
+            .and_then(|fd| {
+                // SAFETY: the AsyncFd owns `fd` (an OwnedFd, whose raw descriptor never
+                // changes) until StateWatch takes it back out; nothing else holds it.
+                unsafe {
+                    tokio::io::unix::AsyncFd::register_with_interest(
+                        fd,
+                        tokio::io::Interest::READABLE,
+                    )
+                }
+                .ok()
+            }),
+    );
     // Docker sends the headers at once and the body when the condition is met: clients
     // (the docker CLI's `run`) wait for the headers before they start the container.
     let answer = async move {
@@ -333,7 +338,7 @@ async fn wait(
                 .unwrap_or_default();
                 return Ok(format!("{body}\n"));
             }
-            match changes.as_mut() {
+            match changes.0.as_mut() {
                 Some(fd) => state_changed(fd, Duration::from_millis(250)).await,
                 None => tokio::time::sleep(Duration::from_millis(20)).await,
             }
@@ -345,6 +350,24 @@ async fn wait(
         Body::from_stream(stream),
     )
         .into_response())
+}
+
+/// A backend's state watch (see `watch_state`) read through the runtime's reactor. Closing
+/// the descriptor can wait for the kernel (closing an inotify instance waits out an SRCU
+/// grace period: 10-13 ms here, seen with perf as the worker in D state just before a wait's
+/// answer went out), so it is closed on a blocking thread, never on the worker that answers.
+struct StateWatch(Option<tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>>);
+
+impl Drop for StateWatch {
+    fn drop(&mut self) {
+        let Some(watch) = self.0.take() else {
+            return;
+        };
+        let fd = watch.into_inner();
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn_blocking(move || drop(fd));
+        }
+    }
 }
 
 /// Returns when `fd` (a backend's `watch_state`) says the state may have changed, having read
