@@ -7,6 +7,7 @@
 #   run --rm IMAGE true          create + start + wait + remove, attached
 #   run -d IMAGE sleep 60; rm -f a detached container's whole life
 #   exec CONTAINER true          one exec into a running container
+#   50 x run -d IMAGE sleep 600   one after another (the total), then the daemon's RSS with 50 running
 #
 # Times are hyperfine medians; the table prints each engine's ratio to Docker's (or to
 # berth's when Docker is absent). Then memory: the daemon's RSS when idle, and the RSS of
@@ -101,4 +102,23 @@ for e in "${engines[@]}"; do
   for p in $pids; do total=$((total + $(rss_kb "$p"))); count=$((count + 1)); done
   [ "$count" -gt 0 ] && printf '%-30s%10s\n' "$e per-container supervisor" "$((total / count))"
   for i in 1 2 3 4 5; do $c rm -f "mem$i" >/dev/null; done
+done
+
+# 50 containers started one after another (`run -d`, the total), and the daemon's RSS with
+# all 50 running (dockerd's own, and its containerd's beside it).
+echo
+echo "50 x run -d, one after another (total), and the daemon with 50 running:"
+for e in "${engines[@]}"; do
+  c=$(cmd_of "$e"); n=$(net_of "$e")
+  t0=$(date +%s%N)
+  for i in $(seq 50); do $c run -d $n --name "burst$i" bb sleep 600 >/dev/null; done
+  total_ms=$((($(date +%s%N) - t0) / 1000000))
+  sleep 1
+  case $e in
+    berth) rss="daemon $(rss_kb "$berth_pid") KiB" ;;
+    docker) rss="dockerd $(rss_kb "$dockerd_pid") KiB, its containerd $(rss_kb "$(pgrep -P "$dockerd_pid" containerd | head -1)") KiB" ;;
+    *) rss="no daemon" ;;
+  esac
+  printf '%-8s %8s ms   %s\n' "$e" "$total_ms" "$rss"
+  $c rm -f $(for i in $(seq 50); do echo "burst$i"; done) >/dev/null
 done

@@ -246,7 +246,7 @@ impl Rig {
             let args: Vec<&str> = c.iter().map(String::as_str).collect();
             let out = self.docker(&args);
             if !out.status.success() {
-                return Err(format!("{}: {}", c.join(" "), text(&out)));
+                return Err(format!("{}: {} {}", c.join(" "), text(&out), err(&out)));
             }
         }
         Ok(())
