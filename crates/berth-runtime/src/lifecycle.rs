@@ -481,6 +481,15 @@ impl Runtime {
     /// Deletes a stopped (or created) container; `force` kills a running one first. With
     /// `force`, deleting a container that does not exist succeeds, as in runc.
     pub fn delete(&self, id: &str, force: bool) -> Result<()> {
+        // One delete of a container at a time: the shim's (at the end) and the engine's (a
+        // removal) can come together, and libcontainer's removal of the cgroups of v1, each
+        // walking the hierarchies in its own order, stops at the first directory the other
+        // removed, which can leave one hierarchy's directory to nobody. The second delete
+        // waits here and then finds the container gone.
+        let _one_at_a_time = match std::fs::File::open(self.container_dir(id)) {
+            Ok(dir) => nix::fcntl::Flock::lock(dir, nix::fcntl::FlockArg::LockExclusive).ok(),
+            Err(_) => None,
+        };
         let mut c = match self.load(id) {
             Ok(c) => c,
             Err(RuntimeError::NotFound(_)) if force => {

@@ -7,6 +7,7 @@ mod common;
 use std::io::Read;
 use std::os::fd::AsRawFd;
 use std::path::Path;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use berth_runtime::spec::{ContainerOptions, SeccompChoice};
@@ -908,4 +909,47 @@ fn init_with_a_terminal_gives_the_shell_job_control_and_ctrl_c() {
         std::thread::sleep(Duration::from_millis(20));
     };
     assert_eq!(status.code(), Some(5));
+}
+
+/// The shim deletes its container when it ends, and the engine may delete it at the same time
+/// (a removal): two deletes of one stopped container. Each walks the cgroup hierarchies in its
+/// own order, so unserialized they could each stop at a directory the other had just removed
+/// and leave one hierarchy's directory behind (seen on this host: empty `berth/<id>` dirs in
+/// one of pids, memory, cpu, cpuacct).
+#[test]
+fn two_deletes_at_once_leave_nothing() {
+    root_only!();
+    let sb = Sandbox::new();
+    for round in 0..12 {
+        let b = sb.bundle(&format!("twice{round}"), sh("true"));
+        let id = sb.id(&format!("twice{round}"));
+        let out = sb.rt(&["create", "-b", b.to_str().unwrap(), &id]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let out = sb.rt(&["start", &id]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        sb.wait_status(&id, "stopped");
+        let deletes: Vec<_> = (0..2)
+            .map(|_| {
+                let mut c = sb.cmd();
+                c.args(["delete", "--force", &id])
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped());
+                c.spawn().unwrap()
+            })
+            .collect();
+        for d in deletes {
+            let out = d.wait_with_output().unwrap();
+            assert!(out.status.success(), "round {round}: {}", stderr(&out));
+        }
+        assert!(
+            !sb.root.join(&id).exists(),
+            "round {round}: state dir left behind"
+        );
+        let left: Vec<_> = cgroup_dirs(&id)
+            .into_iter()
+            .filter(|d| d.exists())
+            .collect();
+        assert!(left.is_empty(), "round {round}: {left:?} left behind");
+    }
 }
