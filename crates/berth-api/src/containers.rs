@@ -291,11 +291,14 @@ async fn wait(
     blocking(move || b2.wait_state(&id2)).await?;
     let since = chrono_now();
     // Woken when the state may have changed; still looking now and then on its own, for the
-    // end no file change announces (a shim killed before it recorded the exit).
+    // end no file change announces (a shim killed before it recorded the exit). Without a
+    // watch (the user's inotify instances are few: 128 by default) it polls, as before.
     let (b2, id2) = (b.clone(), id.clone());
     let mut changes = StateWatch(
         blocking(move || b2.watch_state(&id2))
-            .await?
+            .await
+            .ok()
+            .flatten()
             .and_then(|fd| {
                 // SAFETY: the AsyncFd owns `fd` (an OwnedFd, whose raw descriptor never
                 // changes) until StateWatch takes it back out; nothing else holds it.

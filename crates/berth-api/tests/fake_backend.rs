@@ -69,8 +69,9 @@ struct Fake {
     /// `wait_state` says the container runs while this is set, and counts its calls.
     running: std::sync::atomic::AtomicBool,
     wait_looks: std::sync::atomic::AtomicUsize,
-    /// What `watch_state` hands out (once).
+    /// What `watch_state` hands out (once); or it fails, as with no inotify instance left.
     state_watch: Mutex<Option<std::os::fd::OwnedFd>>,
+    watch_fails: bool,
 }
 
 impl Fake {
@@ -130,6 +131,9 @@ impl ContainerBackend for Fake {
         })
     }
     fn watch_state(&self, _: &str) -> BackendResult<Option<std::os::fd::OwnedFd>> {
+        if self.watch_fails {
+            return Err(FakeError(ErrorKind::Internal, "Too many open files".into()).into());
+        }
         Ok(self.state_watch.lock().unwrap().take())
     }
     fn begin_attach(&self, _: &str) -> BackendResult<(String, std::path::PathBuf)> {
@@ -624,6 +628,19 @@ async fn a_wait_looks_again_when_the_backend_says_the_state_changed() {
     // Woken by the descriptor, not by its own look a quarter of a second later.
     assert_eq!(fake.wait_looks.load(SeqCst), 3);
     assert!(poked.elapsed() < std::time::Duration::from_millis(50));
+}
+
+#[tokio::test]
+async fn a_wait_without_a_watch_still_answers() {
+    let fake = Arc::new(Fake {
+        watch_fails: true,
+        ..Default::default()
+    });
+    let (status, _, body) = call(&fake, "POST", "/containers/x/wait", "").await;
+    assert_eq!(
+        (status.as_u16(), json(&body)["StatusCode"].as_i64()),
+        (200, Some(3))
+    );
 }
 
 #[tokio::test]

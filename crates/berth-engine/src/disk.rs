@@ -90,6 +90,8 @@ impl Engine {
                 deleted.push(id);
             }
         }
+        // The space it reports is free when it answers: the removals' files go first.
+        self.finish_background_work(std::time::Duration::from_secs(60));
         self.events.emit(
             "container",
             "prune",
