@@ -123,9 +123,27 @@ pub fn spawn_daemon_env(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Chi
         .env("BERTH_RUNTIME", runtime_bin())
         .envs(env.iter().copied())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(daemon_log(dir))
         .spawn()
         .unwrap()
+}
+
+/// The daemon's stderr: appended to `daemon.log` in the test's directory, so a daemon that
+/// does not come up says why (see [`TestDaemon::start_again`]).
+fn daemon_log(dir: &Path) -> Stdio {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("daemon.log"))
+        .map(Stdio::from)
+        .unwrap_or_else(|_| Stdio::null())
+}
+
+/// The last lines of the test daemon's log.
+fn log_tail(dir: &Path) -> String {
+    let text = std::fs::read_to_string(dir.join("daemon.log")).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
 }
 
 /// Waits (20 s at most) until something accepts connections on `sock`.
@@ -161,13 +179,33 @@ impl TestDaemon {
             std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
         }
         let child = spawn_daemon_env(dir.path(), extra, env);
-        let d = TestDaemon {
+        let mut d = TestDaemon {
             dir,
             child,
             extra: extra.iter().map(|a| a.to_string()).collect(),
         };
-        wait_listening(&d.socket());
+        d.wait_up();
         d
+    }
+
+    /// Waits (20 s at most) until the daemon accepts connections; panics with its exit
+    /// status and the end of its log when it does not.
+    fn wait_up(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while UnixStream::connect(self.socket()).is_err() {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "the daemon exited ({status}) before listening:\n{}",
+                    log_tail(self.dir.path())
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "daemon did not start listening:\n{}",
+                log_tail(self.dir.path())
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// A daemon with the busybox fixture imported as `bb` (CMD sh).
@@ -245,7 +283,7 @@ impl TestDaemon {
     pub fn start_again(&mut self) {
         let extra: Vec<&str> = self.extra.iter().map(String::as_str).collect();
         self.child = spawn_daemon_with(self.dir.path(), &extra);
-        wait_listening(&self.socket());
+        self.wait_up();
     }
 
     /// The `berth` CLI against this daemon.
