@@ -359,17 +359,19 @@ impl Networking {
 
     /// Removes a network that has no endpoints: its DNS listener, bridge, state and rules.
     pub fn remove_network(&self, name: &str) -> Result<()> {
-        let state = {
+        {
             let _lock = self.store.lock()?;
             let state = self.store.get(name)?;
             if !state.endpoints.is_empty() {
                 return Err(NetError::NetworkInUse(name.to_string()));
             }
+            // The bridge before the record: a crash between the two leaves a record whose
+            // bridge `restore` makes again (the network is still there, and can be removed);
+            // the other order would leave a bridge no record names, on the host for good.
+            netlink::delete_link(&state.config.bridge)?;
             self.store.remove(name)?;
-            state
-        };
+        }
         self.stop_dns_for(name);
-        netlink::delete_link(&state.config.bridge)?;
         self.sync_rules()
     }
 
@@ -656,6 +658,10 @@ impl Networking {
         }
         for net in self.store.all()? {
             if net.config.dns {
+                // The listener binds the gateway's address, which only the bridge has: after
+                // a reboot, or a crash between a network's record and its bridge, it is
+                // made here first.
+                self.ensure_bridge(&net.config)?;
                 self.start_dns_for(&net.config.name)?;
             }
         }
