@@ -585,6 +585,105 @@ fn exposed_ports_of_the_image_and_exits_while_the_daemon_is_down() {
     ok(&d.docker(&["rm", "-f", &c]));
 }
 
+/// A `network connect` killed between the endpoint and the container's record leaves an
+/// endpoint the record does not list (made here by taking the network out of the record while
+/// the daemon is down). The daemon's start lets it go, so the network can be removed and its
+/// rules go with it.
+#[test]
+fn an_endpoint_the_record_does_not_list_goes_at_start() {
+    if !root_or_skip() {
+        return;
+    }
+    let mut d = TestDaemon::with_busybox();
+    let table = net_args(d.dir.path())[5].clone();
+    let rules_before = nft_rule_count(&table);
+    let c = ok(&d.docker(&["run", "-d", "bb", "sleep", "100000"]));
+    ok(&d.docker(&["network", "create", "half"]));
+    ok(&d.docker(&["network", "connect", "half", &c]));
+    d.stop();
+    let record = d
+        .dir
+        .path()
+        .join("root/containers")
+        .join(&c)
+        .join("config.json");
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
+    let networks = v["net"]["networks"].as_array_mut().unwrap();
+    let before = networks.len();
+    networks.retain(|a| a["name"] != "half");
+    assert_eq!(networks.len(), before - 1, "{v}");
+    std::fs::write(&record, serde_json::to_vec(&v).unwrap()).unwrap();
+    d.start_again();
+
+    let on = ok(&d.docker(&["network", "inspect", "-f", "{{len .Containers}}", "half"]));
+    assert_eq!(on, "0");
+    ok(&d.docker(&["network", "rm", "half"]));
+    // The container keeps its own network and runs on.
+    let nets = ok(&d.docker(&[
+        "inspect",
+        "-f",
+        "{{.State.Running}} {{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}",
+        &c,
+    ]));
+    assert_eq!(nets, "true bridge", "{nets}");
+    ok(&d.docker(&["rm", "-f", &c]));
+    assert_eq!(nft_rule_count(&table), rules_before);
+}
+
+/// After a reboot the bridges are gone while their networks' records stay (so too after a
+/// crash between a network's record and its bridge): the daemon makes them again before its
+/// DNS listens on their gateways, and names resolve on them as before.
+#[test]
+fn user_networks_come_back_when_their_bridges_are_gone() {
+    if !root_or_skip() {
+        return;
+    }
+    let mut d = TestDaemon::with_busybox();
+    ok(&d.docker(&["network", "create", "rb"]));
+    let bridge = format!(
+        "br-{}",
+        &ok(&d.docker(&["network", "inspect", "-f", "{{.Id}}", "rb"]))[..12]
+    );
+    d.stop();
+    let del = std::process::Command::new("ip")
+        .args(["link", "del", &bridge])
+        .status()
+        .unwrap();
+    assert!(del.success());
+    d.start_again();
+    ok(&d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "a",
+        "--network",
+        "rb",
+        "bb",
+        "sleep",
+        "100000",
+    ]));
+    let out = ok(&d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "rb",
+        "bb",
+        "busybox",
+        "nslookup",
+        "a",
+    ]));
+    let ip = ok(&d.docker(&[
+        "inspect",
+        "-f",
+        "{{.NetworkSettings.Networks.rb.IPAddress}}",
+        "a",
+    ]));
+    assert!(out.contains(&ip), "{out}");
+    ok(&d.docker(&["rm", "-f", "a"]));
+    ok(&d.docker(&["network", "rm", "rb"]));
+}
+
 /// The network endpoints read bodies as dockerd does (a wrong type is its 400, in its words)
 /// and answer with the objects berth has always sent, field for field.
 #[test]

@@ -209,6 +209,18 @@ impl Engine {
             if !self.refresh(&rec.id).running() {
                 self.network_down(&rec.id);
                 self.userns_down(&rec.id);
+                continue;
+            }
+            // A `network connect` cut short between the endpoint and the record leaves an
+            // endpoint the record does not list: neither `disconnect` (which reads the record)
+            // nor `network rm` (active endpoints) could ever let it go. The record says what
+            // the container is on.
+            let listed = listed_networks(&rec.net);
+            for ep in net.endpoints_of(&rec.id).unwrap_or_default() {
+                if !listed.contains(&ep.network.as_str()) {
+                    let _ = net.detach(&ep.network, &rec.id);
+                    let _ = net.release_ip(&ep.network, &rec.id);
+                }
             }
         }
         // Endpoints and addresses whose owner is no container: a build step's, or a create's,
@@ -792,6 +804,15 @@ fn endpoint_view(
         dns_names,
         ..Default::default()
     }
+}
+
+/// The networks a container's record puts it on (a record from before networking: the
+/// default network, as `network_up` reads it).
+fn listed_networks(n: &NetRecord) -> Vec<&str> {
+    if n.mode.is_empty() {
+        return vec![DEFAULT_NETWORK];
+    }
+    n.networks.iter().map(|a| a.name.as_str()).collect()
 }
 
 /// `IPAMConfig.IPv6Address` of an endpoint (`--ip6`): None when not given, Docker's 400
