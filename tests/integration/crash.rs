@@ -5,13 +5,14 @@
 //!
 //! - `berth system check --deep`, offline, finds no problem;
 //! - every listed image inspects and runs; the container that ran before the crash runs;
-//! - no shim without a running container, no veth beyond the running containers' and the
-//!   same nftables rules as before;
+//! - no shim without a running container, no veth beyond the running containers', no bridge
+//!   of a removed network and the same nftables rules as before;
 //! - the operation, run again, succeeds.
 //!
 //! CI runs two kill points per operation; `bash bench/torture.sh N` runs N rounds and prints
 //! the table (operation | rounds | survived | problems found). `BERTH_TORTURE_ROUNDS` and
-//! `BERTH_TORTURE_SEED` set the rounds and the random moments.
+//! `BERTH_TORTURE_SEED` set the rounds and the random moments; `BERTH_TORTURE_ONLY=network`
+//! keeps the operations whose name holds that word (to chase one operation's failure).
 
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -24,6 +25,8 @@ struct Rig {
     registry: RegistryProcess,
     work: tempfile::TempDir,
     keeper: String,
+    /// The bridge `tnet` gets (its ID, and so its bridge, follow from the name).
+    tnet_bridge: String,
 }
 
 /// The operations, each with what must hold before it (`prepare`, never interrupted) and
@@ -96,11 +99,14 @@ impl Rig {
         std::fs::write(ctx.join("data"), random_bytes(1 << 20)).unwrap();
         std::fs::write(work.path().join("payload"), random_bytes(8 << 20)).unwrap();
         let keeper = ok(&d.docker(&["run", "-d", "--name", "keeper", "bb", "sleep", "100000"]));
+        let tnet = ok(&d.docker(&["network", "create", "tnet"]));
+        ok(&d.docker(&["network", "rm", "tnet"]));
         let rig = Rig {
             d,
             registry,
             work,
             keeper,
+            tnet_bridge: format!("br-{}", &tnet[..12]),
         };
         // The image pull and load bring back, in the registry and in an archive.
         rig.build("torture/big:1", 0);
@@ -353,6 +359,14 @@ impl Rig {
             std::thread::sleep(Duration::from_millis(100));
         };
         wrong.extend(strays);
+        // `tnet` was removed by the run again: a bridge of its is one no record names.
+        let left = Command::new("ip")
+            .args(["link", "show", &self.tnet_bridge])
+            .output()
+            .unwrap();
+        if left.status.success() {
+            wrong.push(format!("the bridge {} of tnet is left", self.tnet_bridge));
+        }
         let rules = nft_rule_count(&net_args(self.d.dir.path())[5]);
         if rules != rules_before {
             wrong.push(format!("{rules} nftables rules, {rules_before} before"));
@@ -406,6 +420,16 @@ fn sigkill_inside_each_operation_loses_nothing() {
                 .as_nanos() as u64
                 | 1
         });
+    let only = std::env::var("BERTH_TORTURE_ONLY").unwrap_or_default();
+    let ops: Vec<Op> = OPS
+        .iter()
+        .copied()
+        .filter(|op| op.name().contains(only.as_str()))
+        .collect();
+    assert!(
+        !ops.is_empty(),
+        "BERTH_TORTURE_ONLY={only} names no operation"
+    );
     println!("torture: {rounds} rounds, BERTH_TORTURE_SEED={seed}");
     let mut rng = Rng(seed);
     let mut rig = Rig::new();
@@ -413,7 +437,7 @@ fn sigkill_inside_each_operation_loses_nothing() {
 
     // Each operation's duration, measured once, uninterrupted.
     let mut durations = Vec::new();
-    for (i, op) in OPS.iter().enumerate() {
+    for (i, op) in ops.iter().enumerate() {
         rig.prepare(*op, i as u32);
         let started = Instant::now();
         rig.run(&rig.commands(*op, i as u32))
@@ -421,11 +445,11 @@ fn sigkill_inside_each_operation_loses_nothing() {
         durations.push(started.elapsed());
     }
 
-    let mut tally: Vec<Tally> = OPS.iter().map(|_| Tally::default()).collect();
+    let mut tally: Vec<Tally> = ops.iter().map(|_| Tally::default()).collect();
     let mut failures = Vec::new();
     for round in 0..rounds {
-        let i = round % OPS.len();
-        let op = OPS[i];
+        let i = round % ops.len();
+        let op = ops[i];
         let n = 100 + round as u32;
         rig.prepare(op, n);
         let after = durations[i].mul_f64(rng.fraction());
@@ -463,7 +487,7 @@ fn sigkill_inside_each_operation_loses_nothing() {
         "{:<38} {:>6} {:>9} {:>15}",
         "operation", "rounds", "survived", "problems found"
     );
-    for (op, t) in OPS.iter().zip(&tally) {
+    for (op, t) in ops.iter().zip(&tally) {
         println!(
             "{:<38} {:>6} {:>9} {:>15}",
             op.name(),
