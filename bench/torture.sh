@@ -8,7 +8,8 @@
 # operation succeeds when run again. Prints: operation | rounds | survived | problems found.
 #
 # The rounds are tests/integration/crash.rs (CI runs it with two per operation), here with
-# release binaries. BERTH_TORTURE_SEED=S repeats a run's kill moments (each run prints its own).
+# release binaries. BERTH_TORTURE_SEED=S repeats a run's kill moments (each run prints its own);
+# BERTH_TORTURE_ONLY=WORD keeps the operations whose name holds WORD.
 #
 # Usage: bash bench/torture.sh [N]
 set -euo pipefail
