@@ -825,3 +825,26 @@ fn restart_policies() {
         "always container back after the reboot",
     );
 }
+
+/// A test whose daemon cannot come back (the failure under test may be just that) still
+/// leaves no container: the test daemon's last resort kills the containers' processes, and
+/// their shims delete the rest (the torture test once left three running this way).
+#[test]
+fn the_test_daemons_last_resort_leaves_no_container() {
+    if !root_or_skip() {
+        return;
+    }
+    let mut d = TestDaemon::with_busybox();
+    let id = ok(&d.docker(&["run", "-d", "bb", "sleep", "100000"]));
+    d.child.kill().unwrap();
+    d.child.wait().unwrap();
+    let containers = d.dir.path().join("root/containers");
+    assert_eq!(shims_of(&containers).len(), 1);
+    kill_containers(&containers);
+    assert!(shims_of(&containers).is_empty());
+    eventually(
+        "the container's cgroups gone",
+        Duration::from_secs(10),
+        || cgroups_of(&id).is_empty(),
+    );
+}

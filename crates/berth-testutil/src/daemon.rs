@@ -353,6 +353,10 @@ impl Drop for TestDaemon {
             }
             self.stop();
         }
+        // A daemon that could not start again (the failure under test may be that) removed
+        // nothing: the containers' processes are killed here, and their shims, which delete
+        // the runtime's records (cgroups included), are given a moment to finish.
+        kill_containers(&self.dir.path().join("root/containers"));
         // Whatever a failed test left mounted under our root.
         if let Ok(mounts) = std::fs::read_to_string("/proc/self/mountinfo") {
             let root = self.dir.path().display().to_string();
@@ -365,6 +369,51 @@ impl Drop for TestDaemon {
             }
         }
         remove_net(self.dir.path());
+    }
+}
+
+/// Kills the init of every container under `containers` whose shim still runs, and waits
+/// (5 s at most) for those shims to end.
+pub fn kill_containers(containers: &Path) {
+    let Ok(entries) = std::fs::read_dir(containers) else {
+        return;
+    };
+    let mut shims = Vec::new();
+    for e in entries.flatten() {
+        let Ok(text) = std::fs::read(e.path().join("shim.json")) else {
+            continue;
+        };
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(&text) else {
+            continue;
+        };
+        let (Some(shim), Some(init)) = (v["shim_pid"].as_i64(), v["init_pid"].as_i64()) else {
+            continue;
+        };
+        let id = e.file_name().to_string_lossy().into_owned();
+        // Only a shim of this container (its command line names it): the pid may be reused.
+        let named = std::fs::read(format!("/proc/{shim}/cmdline"))
+            .is_ok_and(|c| c.split(|b| *b == 0).any(|a| a == id.as_bytes()));
+        // And only its init: a process whose parent is that shim.
+        let child = std::fs::read_to_string(format!("/proc/{init}/stat")).is_ok_and(|s| {
+            s.rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                == Some(shim.to_string().as_str())
+        });
+        if named && child {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(init as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            shims.push(shim);
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while shims
+        .iter()
+        .any(|p| std::path::Path::new(&format!("/proc/{p}")).exists())
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

@@ -31,8 +31,8 @@ mod root;
 pub use bins::{berth_bin, bin_dir, runtime_bin};
 pub use busybox::{busybox, busybox_rootfs, busybox_tarball};
 pub use daemon::{
-    berth, net_args, remove_net, spawn_daemon, spawn_daemon_env, spawn_daemon_with, wait_listening,
-    TestDaemon, DOCKER,
+    berth, kill_containers, net_args, remove_net, spawn_daemon, spawn_daemon_env,
+    spawn_daemon_with, wait_listening, TestDaemon, DOCKER,
 };
 pub use footprint::{bridge_ports, cgroups_of, nft_rule_count, shims_of, Footprint};
 pub use http::HttpServer;
