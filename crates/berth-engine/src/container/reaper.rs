@@ -20,10 +20,24 @@ pub(crate) struct Remains {
     pub dir: PathBuf,
     /// `berth-runtime delete --force <id>`, when the runtime still has a record of it.
     pub runtime_delete: Option<Command>,
+    /// That record (the runtime's state directory of the container).
+    pub runtime_state: PathBuf,
+    /// The container's shim, still finishing when the removal came: it deletes the runtime's
+    /// record itself, so the delete above runs only if the record outlives it.
+    pub shim: Option<std::os::fd::OwnedFd>,
 }
+
+/// How long a removal waits for a finishing shim before deleting the runtime's record itself.
+const SHIM_GRACE: Duration = Duration::from_secs(10);
 
 impl Remains {
     fn clear(mut self) {
+        if let Some(shim) = &self.shim {
+            super::runtime::ended_within(shim, SHIM_GRACE);
+            if !self.runtime_state.exists() {
+                self.runtime_delete = None;
+            }
+        }
         if let Some(cmd) = self.runtime_delete.as_mut() {
             let _ = cmd
                 .stdin(Stdio::null())
@@ -145,6 +159,8 @@ mod tests {
             reaper.clear_later(Remains {
                 dir,
                 runtime_delete: Some(cmd),
+                runtime_state: tmp.path().join("state"),
+                shim: None,
             });
         }
         assert!(reaper.wait_idle(Duration::from_secs(10)));
@@ -153,5 +169,47 @@ mod tests {
         }
         // Nothing queued: idle at once.
         assert!(reaper.wait_idle(Duration::ZERO));
+    }
+
+    /// A pidfd of a child standing in for a shim that finishes with `script`.
+    fn shim(script: &str) -> (std::process::Child, std::os::fd::OwnedFd) {
+        use std::os::fd::FromRawFd;
+        let child = Command::new("sh").args(["-c", script]).spawn().unwrap();
+        // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, child.id(), 0) };
+        assert!(fd >= 0, "pidfd_open: {}", std::io::Error::last_os_error());
+        // SAFETY: the descriptor was just opened and is owned by nothing else.
+        (child, unsafe {
+            std::os::fd::OwnedFd::from_raw_fd(fd as i32)
+        })
+    }
+
+    #[test]
+    fn a_finishing_shim_is_left_to_delete_the_runtime_record() {
+        let tmp = tempfile::tempdir().unwrap();
+        let reaper = Reaper::default();
+        for (case, shim_deletes) in [("deletes", true), ("dies", false)] {
+            let state = tmp.path().join(format!("state-{case}"));
+            std::fs::create_dir(&state).unwrap();
+            let ran = tmp.path().join(format!("delete-ran-{case}"));
+            let mut delete = Command::new("touch");
+            delete.arg(&ran);
+            let script = if shim_deletes {
+                format!("sleep 0.2; rmdir {}", state.display())
+            } else {
+                "sleep 0.2".to_owned()
+            };
+            let (mut child, fd) = shim(&script);
+            reaper.clear_later(Remains {
+                dir: tmp.path().join(format!(".removing-{case}")),
+                runtime_delete: Some(delete),
+                runtime_state: state.clone(),
+                shim: Some(fd),
+            });
+            assert!(reaper.wait_idle(Duration::from_secs(10)));
+            child.wait().unwrap();
+            // The runtime's delete ran only when the record outlived the shim.
+            assert_eq!(ran.exists(), !shim_deletes, "{case}");
+        }
     }
 }

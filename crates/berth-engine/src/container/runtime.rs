@@ -620,8 +620,26 @@ fn init_pidfd(dir: &std::path::Path, pid: i64) -> Option<std::os::fd::OwnedFd> {
     (ppid == shim.shim_pid.to_string()).then_some(fd)
 }
 
+/// A pidfd of the shim recorded in `dir` for container `id`, while it runs: its command line
+/// names the container (the pid was not reused). None otherwise.
+pub(crate) fn shim_pidfd(dir: &std::path::Path, id: &str) -> Option<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    let pid = shim::read_shim(dir)?.shim_pid;
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    let fd = i32::try_from(fd).ok().filter(|fd| *fd >= 0)?;
+    // SAFETY: the descriptor was just opened and is owned by nothing else.
+    let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+    // With the pidfd held the pid names this process (or none, if it has ended since).
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    cmdline
+        .split(|b| *b == 0)
+        .any(|arg| arg == id.as_bytes())
+        .then_some(fd)
+}
+
 /// Whether the process of pidfd `fd` ended within `limit`.
-fn ended_within(fd: &std::os::fd::OwnedFd, limit: Duration) -> bool {
+pub(crate) fn ended_within(fd: &std::os::fd::OwnedFd, limit: Duration) -> bool {
     use std::os::fd::AsFd;
     let ms = u16::try_from(limit.as_millis()).unwrap_or(u16::MAX);
     let mut fds = [nix::poll::PollFd::new(
