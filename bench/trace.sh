@@ -35,7 +35,9 @@ for line in open(log):
     if m:
         steps.setdefault(m.group(1), []).append(int(m.group(2)))
 total = statistics.median(int(l.split()[1]) for l in open(totals))
-order = ["create", "start", "start.rootfs", "start.bundle", "start.shim", "start.record",
+order = ["create", "start", "start.rootfs", "start.bundle", "start.shim", "start.shim.exec",
+         "start.shim.sockets", "start.shim.create", "start.shim.attach", "start.shim.start",
+         "start.shim.record", "start.record",
          "exit.seen", "exit.cleanup", "wait.lag", "remove", "remove.kill", "remove.unmount", "remove.runtime_delete",
          "remove.network", "remove.files"]
 print(f"one `berth run --rm --network none bb true`, medians of {runs} runs")
@@ -46,7 +48,8 @@ for name in order + sorted(set(steps) - set(order)):
     if not v:
         continue
     med = statistics.median(v)
-    label = ("  " if name.split(".")[0] in ("start", "remove") and "." in name else "") + name
+    depth = name.count(".") if name.split(".")[0] in ("start", "remove") else 0
+    label = "  " * depth + name
     print(f"{label:<26}{med / 1000:>8.2f}{100 * med / total:>11.0f}%{len(v):>6}")
 top = sum(statistics.median(steps[n]) for n in ("create", "start", "exit.seen", "exit.cleanup", "wait.lag", "remove") if n in steps)
 print(f"{'rest (CLI, API, the run)':<26}{(total - top) / 1000:>8.2f}{100 * (total - top) / total:>11.0f}%")

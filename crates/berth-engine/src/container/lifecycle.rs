@@ -29,6 +29,20 @@ fn is_sigkill(signal: &str) -> bool {
     s.eq_ignore_ascii_case("KILL") || s == "9"
 }
 
+/// Logs the shim's own steps (as it reported them) and what is left of `took`, the whole
+/// `berth-runtime shim`: the process's exec, its fork, the answer's way back.
+fn record_shim_steps(steps: &[(String, u64)], took: Duration) {
+    if steps.is_empty() {
+        return;
+    }
+    for (name, us) in steps {
+        berth_core::timing::record(name, *us);
+    }
+    let inside: u64 = steps.iter().map(|(_, us)| us).sum();
+    let whole = took.as_micros() as u64;
+    berth_core::timing::record("start.shim.exec", whole.saturating_sub(inside));
+}
+
 impl Engine {
     /// `docker start`: Ok(false) when it was already running. A `--rm` container that cannot
     /// start is removed (the docker CLI waits for that).
@@ -109,10 +123,12 @@ impl Engine {
         }
         drop(t);
         let t = Step::start("start.shim");
+        let spawned = std::time::Instant::now();
         let out = cmd
             .arg(&rec.id)
             .output()
             .map_err(|e| EngineError::io("run berth-runtime", e))?;
+        let shim_took = spawned.elapsed();
         drop(t);
         if !out.status.success() {
             self.unmount_rootfs(&rec.id);
@@ -127,6 +143,7 @@ impl Engine {
         let _t = Step::start("start.record");
         let info: shim::ShimInfo = serde_json::from_slice(&out.stdout)
             .map_err(|e| EngineError::internal(format!("shim answer: {e}")))?;
+        record_shim_steps(&info.steps, shim_took);
         self.save_state(
             &rec.id,
             &State {

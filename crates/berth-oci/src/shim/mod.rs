@@ -32,6 +32,10 @@ pub const CONTROL_SOCKET: &str = "control.sock";
 pub struct ShimInfo {
     pub shim_pid: i32,
     pub init_pid: i32,
+    /// How long the shim's steps took, in microseconds and in order (`start.shim.create`,
+    /// …): sent to the engine with the start for its timing log, not kept in `shim.json`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<(String, u64)>,
 }
 
 /// Written once the container has ended.
@@ -95,6 +99,7 @@ mod tests {
         let info = ShimInfo {
             shim_pid: std::process::id() as i32,
             init_pid: 1,
+            steps: Vec::new(),
         };
         write_atomic(dir.path(), SHIM_FILE, &info).unwrap();
         assert_eq!(read_shim(dir.path()), Some(info));

@@ -127,6 +127,7 @@ fn detach_self() {
 
 /// The shim's body: create and start the container, report on `ready`, then supervise.
 fn supervise(runtime: &Runtime, opts: &ShimOptions, ready: OwnedFd) -> Result<()> {
+    let mut steps = Steps::new();
     detach_self();
     let mut ready = Some(std::fs::File::from(ready));
     let report_err = |ready: &mut Option<std::fs::File>, e: &RuntimeError| {
@@ -150,8 +151,9 @@ fn supervise(runtime: &Runtime, opts: &ShimOptions, ready: OwnedFd) -> Result<()
     if let Some(c) = &control {
         let _ = c.set_nonblocking(true);
     }
-    let started = start_container(runtime, opts, listener.as_ref());
-    let (output, info, first_client) = match started {
+    steps.mark("start.shim.sockets");
+    let started = start_container(runtime, opts, listener.as_ref(), &mut steps);
+    let (output, mut info, first_client) = match started {
         Ok(v) => v,
         Err(e) => {
             let _ = std::fs::remove_file(&socket_path);
@@ -179,7 +181,9 @@ fn supervise(runtime: &Runtime, opts: &ShimOptions, ready: OwnedFd) -> Result<()
             .append(true)
             .open(opts.log_path());
     }
+    steps.mark("start.shim.record");
     if let Some(mut f) = ready.take() {
+        info.steps = std::mem::take(&mut steps.0);
         let _ = writeln!(f, "ok {}", serde_json::to_string(&info).unwrap_or_default());
     }
     let relay_opts = relay::RelayOptions {
@@ -305,12 +309,29 @@ fn accept_within(listener: &UnixListener, limit: std::time::Duration) -> Option<
     }
 }
 
+/// The shim's steps until the container runs, each timed from the end of the one before.
+struct Steps(Vec<(String, u64)>, std::time::Instant);
+
+impl Steps {
+    fn new() -> Steps {
+        Steps(Vec::new(), std::time::Instant::now())
+    }
+
+    fn mark(&mut self, name: &str) {
+        let now = std::time::Instant::now();
+        self.0
+            .push((name.to_owned(), (now - self.1).as_micros() as u64));
+        self.1 = now;
+    }
+}
+
 type Started = (Output, ShimInfo, Option<UnixStream>);
 
 fn start_container(
     runtime: &Runtime,
     opts: &ShimOptions,
     listener: Option<&UnixListener>,
+    steps: &mut Steps,
 ) -> Result<Started> {
     let terminal = Bundle::load(&opts.bundle)?
         .spec
@@ -356,13 +377,16 @@ fn start_container(
             container,
         )
     };
+    steps.mark("start.shim.create");
     let first_client = match (opts.wait_attach, listener) {
         (Some(limit), Some(l)) => accept_within(l, limit),
         _ => None,
     };
+    steps.mark("start.shim.attach");
     runtime.start(&opts.id).inspect_err(|_| {
         let _ = runtime.delete(&opts.id, true);
     })?;
+    steps.mark("start.shim.start");
     let init_pid = container
         .pid()
         .map(|p| p.as_raw())
@@ -372,6 +396,7 @@ fn start_container(
         ShimInfo {
             shim_pid: std::process::id() as i32,
             init_pid,
+            steps: Vec::new(),
         },
         first_client,
     ))
