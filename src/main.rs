@@ -248,6 +248,9 @@ fn daemon(
             })
             .collect();
         tracing::info!(hosts = %names.join(" "), tls = ?mode, root = %root.display(), "berth daemon listening");
+        // What only the start needed (opening the root, restoring networks) leaves the
+        // resident set; requests fault back the code they run.
+        berth_core::memory::shed_startup_memory();
         // Restart policies: once now (containers that should come back after a reboot or a
         // daemon crash), then continuously.
         // A plain thread, not the runtime's blocking pool: the runtime waits for its blocking

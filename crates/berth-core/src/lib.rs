@@ -17,6 +17,7 @@ pub mod humanize;
 pub mod id;
 pub mod idmap;
 pub mod link;
+pub mod memory;
 pub mod platform;
 pub mod program;
 pub mod query;
