@@ -173,15 +173,9 @@ mod tests {
 
     /// A pidfd of a child standing in for a shim that finishes with `script`.
     fn shim(script: &str) -> (std::process::Child, std::os::fd::OwnedFd) {
-        use std::os::fd::FromRawFd;
         let child = Command::new("sh").args(["-c", script]).spawn().unwrap();
-        // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
-        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, child.id(), 0) };
-        assert!(fd >= 0, "pidfd_open: {}", std::io::Error::last_os_error());
-        // SAFETY: the descriptor was just opened and is owned by nothing else.
-        (child, unsafe {
-            std::os::fd::OwnedFd::from_raw_fd(fd as i32)
-        })
+        let fd = super::super::runtime::pidfd_open(child.id() as i32).expect("a pidfd");
+        (child, fd)
     }
 
     #[test]

@@ -606,14 +606,9 @@ impl Engine {
 /// A pidfd of the container's init `pid`, if it is still the process its shim (recorded in
 /// `dir`) supervises: its parent is the shim. None otherwise, or where pidfds do not exist.
 fn init_pidfd(dir: &std::path::Path, pid: i64) -> Option<std::os::fd::OwnedFd> {
-    use std::os::fd::FromRawFd;
     let pid = i32::try_from(pid).ok().filter(|p| *p > 0)?;
     let shim = shim::read_shim(dir)?;
-    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    let fd = i32::try_from(fd).ok().filter(|fd| *fd >= 0)?;
-    // SAFETY: the descriptor was just opened and is owned by nothing else.
-    let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+    let fd = pidfd_open(pid)?;
     // With the pidfd held the pid names this process; it is the init if the shim is its parent.
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let ppid = stat.rsplit_once(')')?.1.split_whitespace().nth(1)?;
@@ -623,19 +618,24 @@ fn init_pidfd(dir: &std::path::Path, pid: i64) -> Option<std::os::fd::OwnedFd> {
 /// A pidfd of the shim recorded in `dir` for container `id`, while it runs: its command line
 /// names the container (the pid was not reused). None otherwise.
 pub(crate) fn shim_pidfd(dir: &std::path::Path, id: &str) -> Option<std::os::fd::OwnedFd> {
-    use std::os::fd::FromRawFd;
     let pid = shim::read_shim(dir)?.shim_pid;
-    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    let fd = i32::try_from(fd).ok().filter(|fd| *fd >= 0)?;
-    // SAFETY: the descriptor was just opened and is owned by nothing else.
-    let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+    let fd = pidfd_open(pid)?;
     // With the pidfd held the pid names this process (or none, if it has ended since).
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
     cmdline
         .split(|b| *b == 0)
         .any(|arg| arg == id.as_bytes())
         .then_some(fd)
+}
+
+/// A pidfd of process `pid` (None where it is gone or pidfds do not exist).
+pub(crate) fn pidfd_open(pid: i32) -> Option<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    let fd = i32::try_from(fd).ok().filter(|fd| *fd >= 0)?;
+    // SAFETY: the descriptor was just opened and is owned by nothing else.
+    Some(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
 }
 
 /// Whether the process of pidfd `fd` ended within `limit`.
