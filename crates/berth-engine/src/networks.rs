@@ -199,44 +199,44 @@ impl Engine {
     }
 
     /// Daemon start, after `init`: endpoints of containers that are not running are let go,
-    /// then bridges, listeners and rules are restored.
+    /// and those no record accounts for; then bridges, listeners and rules are restored.
     pub(crate) fn restore_networks(&self) -> Result<(), String> {
         let Some(net) = self.networking() else {
             return Ok(());
         };
         let records = self.records();
+        // The networks each running container's record puts it on.
+        let mut running: std::collections::HashMap<&str, Vec<&str>> = Default::default();
         for rec in &records {
-            if !self.refresh(&rec.id).running() {
+            if self.refresh(&rec.id).running() {
+                running.insert(rec.id.as_str(), listed_networks(&rec.net));
+            } else {
                 self.network_down(&rec.id);
                 self.userns_down(&rec.id);
-                continue;
-            }
-            // A `network connect` cut short between the endpoint and the record leaves an
-            // endpoint the record does not list: neither `disconnect` (which reads the record)
-            // nor `network rm` (active endpoints) could ever let it go. The record says what
-            // the container is on.
-            let listed = listed_networks(&rec.net);
-            for ep in net.endpoints_of(&rec.id).unwrap_or_default() {
-                if !listed.contains(&ep.network.as_str()) {
-                    let _ = net.detach(&ep.network, &rec.id);
-                    let _ = net.release_ip(&ep.network, &rec.id);
-                }
             }
         }
-        // Endpoints and addresses whose owner is no container: a build step's, or a create's,
-        // cut short by a crash. They would hold addresses (and veths) forever.
         let known: std::collections::HashSet<&str> =
             records.iter().map(|r| r.id.as_str()).collect();
         for state in net.networks().map_err(|e| format!("networks: {e}"))? {
+            let name = state.config.name.as_str();
             let owners: std::collections::BTreeSet<&String> = state
                 .endpoints
                 .keys()
                 .chain(state.allocations.values())
                 .collect();
             for owner in owners {
-                if !known.contains(owner.as_str()) {
-                    let _ = net.detach(&state.config.name, owner);
-                    let _ = net.release_ip(&state.config.name, owner);
+                // Whose owner is no container: a build step's, or a create's, cut short by a
+                // crash; they would hold addresses (and veths) forever. Or a running
+                // container's on a network its record does not list: a `network connect` cut
+                // short between the endpoint and the record, which neither `disconnect`
+                // (reading the record) nor `network rm` (active endpoints) could let go.
+                let stray = !known.contains(owner.as_str())
+                    || running
+                        .get(owner.as_str())
+                        .is_some_and(|listed| !listed.contains(&name));
+                if stray {
+                    let _ = net.detach(name, owner);
+                    let _ = net.release_ip(name, owner);
                 }
             }
         }
