@@ -97,21 +97,13 @@ impl Engine {
 
     /// What is left to clear of container `id` once its directory was renamed to `dir`.
     pub(crate) fn remains(&self, id: &str, dir: PathBuf) -> reaper::Remains {
-        let runtime_state = self.runtime_root().join(id);
-        let runtime_delete = runtime_state.exists().then(|| {
-            let mut cmd = self.runtime();
-            cmd.args(["delete", "--force", id]);
-            cmd
-        });
-        // A shim still running is finishing: it deletes the runtime's record itself.
-        let shim = runtime_delete
-            .as_ref()
-            .and_then(|_| runtime::shim_pidfd(&dir, id));
+        let mut runtime_delete = self.runtime();
+        runtime_delete.args(["delete", "--force", id]);
         reaper::Remains {
+            shim: runtime::shim_pidfd(&dir, id),
             dir,
+            runtime_state: self.runtime_root().join(id),
             runtime_delete,
-            runtime_state,
-            shim,
         }
     }
 

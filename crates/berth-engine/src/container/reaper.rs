@@ -18,12 +18,13 @@ use std::time::{Duration, Instant};
 pub(crate) struct Remains {
     /// `containers/.removing-<id>`.
     pub dir: PathBuf,
-    /// `berth-runtime delete --force <id>`, when the runtime still has a record of it.
-    pub runtime_delete: Option<Command>,
-    /// That record (the runtime's state directory of the container).
+    /// The runtime's record of the container (its state directory) and what deletes it
+    /// (`berth-runtime delete --force <id>`: the record, the cgroups), run only if the record
+    /// is still there when the removal gets to it.
     pub runtime_state: PathBuf,
+    pub runtime_delete: Command,
     /// The container's shim, still finishing when the removal came: it deletes the runtime's
-    /// record itself, so the delete above runs only if the record outlives it.
+    /// record itself, so it is waited for first.
     pub shim: Option<std::os::fd::OwnedFd>,
 }
 
@@ -34,12 +35,10 @@ impl Remains {
     fn clear(mut self) {
         if let Some(shim) = &self.shim {
             super::runtime::ended_within(shim, SHIM_GRACE);
-            if !self.runtime_state.exists() {
-                self.runtime_delete = None;
-            }
         }
-        if let Some(cmd) = self.runtime_delete.as_mut() {
-            let _ = cmd
+        if self.runtime_state.exists() {
+            let _ = self
+                .runtime_delete
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
@@ -158,8 +157,8 @@ mod tests {
             cmd.arg("-p").arg(dir.join("from-the-runtime"));
             reaper.clear_later(Remains {
                 dir,
-                runtime_delete: Some(cmd),
-                runtime_state: tmp.path().join("state"),
+                runtime_state: tmp.path().to_path_buf(),
+                runtime_delete: cmd,
                 shim: None,
             });
         }
@@ -196,8 +195,8 @@ mod tests {
             let (mut child, fd) = shim(&script);
             reaper.clear_later(Remains {
                 dir: tmp.path().join(format!(".removing-{case}")),
-                runtime_delete: Some(delete),
                 runtime_state: state.clone(),
+                runtime_delete: delete,
                 shim: Some(fd),
             });
             assert!(reaper.wait_idle(Duration::from_secs(10)));
