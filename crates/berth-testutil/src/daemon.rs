@@ -146,15 +146,6 @@ fn log_tail(dir: &Path) -> String {
     lines[lines.len().saturating_sub(20)..].join("\n")
 }
 
-/// Waits (20 s at most) until something accepts connections on `sock`.
-pub fn wait_listening(sock: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while UnixStream::connect(sock).is_err() {
-        assert!(Instant::now() < deadline, "daemon did not start listening");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 impl TestDaemon {
     /// A daemon with no images.
     pub fn start() -> TestDaemon {

@@ -32,7 +32,7 @@ pub use bins::{berth_bin, bin_dir, runtime_bin};
 pub use busybox::{busybox, busybox_rootfs, busybox_tarball};
 pub use daemon::{
     berth, kill_containers, net_args, remove_net, spawn_daemon, spawn_daemon_env,
-    spawn_daemon_with, wait_listening, TestDaemon, DOCKER,
+    spawn_daemon_with, TestDaemon, DOCKER,
 };
 pub use footprint::{bridge_ports, cgroups_of, nft_rule_count, shims_of, Footprint};
 pub use http::HttpServer;
