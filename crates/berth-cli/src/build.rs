@@ -81,6 +81,7 @@ pub struct BuildArgs {
 }
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum BuilderCommand {
     /// Remove build cache.
     Prune(BuilderPruneArgs),

@@ -7,7 +7,8 @@ use serde_json::{json, Value};
 use crate::flag_values as fv;
 use crate::refused_opts::RefusedOpts;
 
-/// Flags shared by `create` and `run`.
+// Flags shared by `create` and `run`; a plain comment, as a doc comment would become the help
+// text of the subcommands that flatten them (their augmentation is deferred, so it comes last).
 #[derive(Args, Debug, Clone, Default)]
 pub struct CreateOpts {
     /// Keep STDIN open even if not attached.

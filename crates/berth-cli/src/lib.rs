@@ -85,6 +85,7 @@ pub struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum Command {
     /// Create and run a new container from an image.
     Run(ct::RunArgs),
@@ -200,6 +201,7 @@ pub enum Command {
 }
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum ContainerCommand {
     /// Create and run a new container from an image.
     Run(ct::RunArgs),
@@ -256,6 +258,7 @@ pub enum ContainerCommand {
 }
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum ImageCommand {
     /// List images.
     #[command(visible_aliases = ["images", "list"])]
@@ -286,6 +289,7 @@ pub enum ImageCommand {
 }
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum SystemCommand {
     /// Display system-wide information.
     Info {
@@ -700,6 +704,39 @@ mod tests {
     fn the_command_line_is_consistent() {
         use clap::CommandFactory;
         Cli::command().debug_assert();
+    }
+
+    /// Each subcommand's arguments are added only when it is the one run (`defer`), after its
+    /// help text: a doc comment on an argument struct would then replace that text.
+    #[test]
+    fn deferred_arguments_keep_each_subcommands_help_text() {
+        use clap::CommandFactory;
+        fn about_of(cmd: &clap::Command) -> Vec<(String, Option<String>)> {
+            let mut out = vec![(
+                cmd.get_name().to_owned(),
+                cmd.get_about().map(|a| a.to_string()),
+            )];
+            for sub in cmd.get_subcommands() {
+                out.extend(
+                    about_of(sub)
+                        .into_iter()
+                        .map(|(n, a)| (format!("{} {n}", cmd.get_name()), a)),
+                );
+            }
+            out
+        }
+        let eager = about_of(&Cli::command());
+        let mut built = Cli::command();
+        built.build();
+        let deferred: std::collections::HashMap<_, _> = about_of(&built).into_iter().collect();
+        assert!(eager.len() > 100, "only {} commands", eager.len());
+        let changed: Vec<_> = eager
+            .iter()
+            .filter(|(name, about)| deferred.get(name) != Some(about))
+            .collect();
+        assert!(changed.is_empty(), "help text replaced: {changed:?}");
+        let without: Vec<_> = eager.iter().filter(|(_, a)| a.is_none()).collect();
+        assert!(without.is_empty(), "no help text: {without:?}");
     }
 
     #[test]

@@ -9,6 +9,7 @@ use crate::containers::{each, filters_json, inspect_each};
 use crate::format::render_list;
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum NetworkCommand {
     /// Create a network.
     Create(CreateArgs),

@@ -6,7 +6,8 @@
 
 use clap::Args;
 
-/// Docker's flags whose settings berth does not apply.
+// Docker's flags whose settings berth does not apply (a plain comment: a doc comment would
+// replace the help text of the subcommands that flatten it, as their augmentation comes last).
 #[derive(Args, Debug, Clone, Default)]
 pub struct RefusedOpts {
     /// Add an annotation to the container (passed through to the OCI runtime) [not supported

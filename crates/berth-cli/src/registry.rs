@@ -63,6 +63,7 @@ pub struct LogoutArgs {
 }
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum ManifestCommand {
     /// Display an image manifest, or manifest list.
     Inspect {

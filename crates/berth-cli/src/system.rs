@@ -7,7 +7,8 @@ use clap::Args;
 use crate::client::{self, with_query};
 use crate::{connect, format};
 
-/// `berth system check [--repair] [--deep] [--root DIR]`.
+// `berth system check [--repair] [--deep] [--root DIR]` (a plain comment: a doc comment would
+// replace the subcommand's help text, as its augmentation is deferred and comes last).
 #[derive(Args, Debug, Clone)]
 pub struct CheckArgs {
     /// Put right what can be (only with the daemon stopped: the root is locked meanwhile).

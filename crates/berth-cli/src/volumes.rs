@@ -12,6 +12,7 @@ use crate::containers::{each, filters_json, inspect_each};
 use crate::format::render_list;
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum VolumeCommand {
     /// Create a volume.
     Create(CreateArgs),

@@ -12,7 +12,8 @@ use clap::{Args, Subcommand};
 use crate::load::{self, Loaded, Options};
 use crate::{cmd, hash, yaml_out};
 
-/// Flags of every compose command (`docker compose [OPTIONS] COMMAND`).
+// Flags of every compose command (`docker compose [OPTIONS] COMMAND`); a plain comment, as a
+// doc comment would become the help text of `compose` (its augmentation is deferred, so last).
 #[derive(Args, Debug, Clone)]
 pub struct ComposeArgs {
     /// Compose configuration files.
@@ -44,6 +45,7 @@ pub struct ComposeArgs {
 }
 
 #[derive(Subcommand, Debug, Clone)]
+#[command(defer = true)]
 pub enum ComposeCommand {
     /// Parse, resolve and render compose file in canonical format.
     Config(ConfigArgs),
