@@ -94,8 +94,9 @@ impl CreateArgs {
     }
 }
 
-/// `update`'s flags: runc's names. Sizes take units (`64m`); -1 means no limit; 0 (or an
-/// absent flag) leaves a setting as it is.
+// `update`'s flags: runc's names. Sizes take units (`64m`); -1 means no limit; 0 (or an
+// absent flag) leaves a setting as it is. (A plain comment: a doc comment would replace the
+// subcommand's help text, as its deferred augmentation comes last.)
 #[derive(clap::Args, Debug)]
 struct UpdateArgs {
     /// An OCI LinuxResources JSON document with the new limits ('-' reads standard input);
@@ -181,6 +182,7 @@ impl UpdateArgs {
 }
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 enum Command {
     /// Write a config.json with Docker's defaults into the bundle directory.
     Spec {
@@ -648,5 +650,18 @@ fn main() -> ExitCode {
                 .unwrap_or(1);
             ExitCode::from(code as u8)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Each subcommand's arguments are added only when it is the one run (`defer`).
+    #[test]
+    fn deferred_arguments_keep_each_subcommands_help_text() {
+        use clap::CommandFactory;
+        let cmd = super::Cli::command();
+        assert!(cmd.get_subcommands().count() > 10);
+        let changed = berth_testutil::help_texts_changed_by_defer(cmd);
+        assert!(changed.is_empty(), "help text changed: {changed:#?}");
     }
 }

@@ -15,12 +15,14 @@
 //!   rules, shims, open files, temporary files), to compare before and after; [`cgroups_of`].
 //! - [`HttpServer`]: a one-answer HTTP server on 127.0.0.1 for a test's remote end.
 //! - [`RegistryProcess`]: `berth registry serve` (or another registry) on 127.0.0.1.
+//! - [`help_texts_changed_by_defer`]: a check of clap trees built one subcommand at a time.
 //!
 //! Crate-specific fixtures (the runtime's bundles, the network crate's namespaces) stay in
 //! that crate's `tests/common`.
 
 mod bins;
 mod busybox;
+mod cli;
 mod daemon;
 mod footprint;
 mod http;
@@ -30,6 +32,7 @@ mod root;
 
 pub use bins::{berth_bin, bin_dir, runtime_bin};
 pub use busybox::{busybox, busybox_rootfs, busybox_tarball};
+pub use cli::help_texts_changed_by_defer;
 pub use daemon::{
     berth, kill_containers, net_args, remove_net, spawn_daemon, spawn_daemon_env,
     spawn_daemon_with, TestDaemon, DOCKER,
