@@ -55,3 +55,20 @@ pub fn lag_since(name: &str, since: &str) {
         record(name, us);
     }
 }
+
+/// Logs, as step `name`, the time from the RFC 3339 time `from` to `to` (a container's
+/// recorded start and end, say; 0 when `to` comes first, as a container that ended before its
+/// start was recorded does). Nothing when timing is off or either is not a time.
+pub fn between(name: &str, from: &str, to: &str) {
+    if !tracing::enabled!(target: TARGET, tracing::Level::DEBUG) {
+        return;
+    }
+    let (Ok(a), Ok(b)) = (
+        chrono::DateTime::parse_from_rfc3339(from),
+        chrono::DateTime::parse_from_rfc3339(to),
+    ) else {
+        return;
+    };
+    let us = b.signed_duration_since(a).num_microseconds().unwrap_or(0);
+    record(name, u64::try_from(us).unwrap_or(0));
+}

@@ -313,6 +313,7 @@ impl Engine {
         let Some(exit) = self.exit_seen(id) else {
             return st;
         };
+        berth_core::timing::between("run", &st.started_at, &exit.finished_at);
         berth_core::timing::lag_since("exit.seen", &exit.finished_at);
         let t = Step::start("exit.cleanup");
         self.ended(id, &mut st, exit);
