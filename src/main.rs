@@ -125,17 +125,6 @@ enum RegistryCommand {
     },
 }
 
-/// Gives the allocator's free pages back to the kernel, every 10 s. glibc keeps what a burst
-/// of requests freed in the arenas of the threads that served it (a thread each, up to 16 on
-/// two cores); without this the daemon's RSS after a load stays near its peak (bench/load.sh:
-/// 45 MiB ten seconds after, against 17 before).
-fn release_free_memory() {
-    // SAFETY: malloc_trim only returns free memory; no pointer is touched.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
-
 fn registry_serve(config: berth_registry::server::ServerConfig, log_level: String) -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(log_level))
@@ -250,7 +239,7 @@ fn daemon(
         tracing::info!(hosts = %names.join(" "), tls = ?mode, root = %root.display(), "berth daemon listening");
         // What only the start needed (opening the root, restoring networks) leaves the
         // resident set; requests fault back the code they run.
-        berth_core::memory::shed_startup_memory();
+        berth_core::memory::shed_resident_memory();
         // Restart policies: once now (containers that should come back after a reboot or a
         // daemon crash), then continuously.
         // A plain thread, not the runtime's blocking pool: the runtime waits for its blocking
@@ -260,11 +249,20 @@ fn daemon(
             .name("restart-policies".into())
             .spawn(move || {
                 supervisor.supervise(true);
+                // Every 10 s: the free heap back to the kernel, and after 10 s without a
+                // request the code's file pages too (the next request faults back what it
+                // runs).
+                let mut memory = berth_core::memory::IdleShed::default();
                 for pass in 1u64.. {
                     std::thread::sleep(std::time::Duration::from_millis(200));
                     supervisor.supervise(false);
                     if pass % 50 == 0 {
-                        release_free_memory();
+                        use berth_core::memory::Release;
+                        match memory.look(berth_api::activity::requests()) {
+                            Release::FreeHeap => berth_core::memory::release_free_heap(),
+                            Release::All => berth_core::memory::shed_resident_memory(),
+                            Release::Nothing => {}
+                        }
                     }
                 }
             })

@@ -5,6 +5,7 @@
 //! unversioned paths reach the same handlers. Errors are Docker's `{"message": "…"}` with
 //! Docker's statuses, and every response carries Docker's `Api-Version`/`Ostype` headers.
 
+pub mod activity;
 pub mod archive;
 pub mod body;
 pub mod build;
@@ -143,8 +144,8 @@ async fn docker_headers(mut resp: Response) -> Response {
     resp
 }
 
-/// The API as one service: the version prefix is taken off (see [`version`]), then the
-/// routes answer.
+/// The API as one service: the request is counted ([`activity`]), the version prefix taken
+/// off (see [`version`]), then the routes answer.
 pub type Api =
     tower::util::MapRequest<Router, fn(axum::extract::Request) -> axum::extract::Request>;
 
@@ -165,7 +166,13 @@ pub fn router(backend: SharedBackend) -> Api {
         .fallback(fallback)
         .layer(axum::middleware::map_response(docker_headers))
         .with_state(backend);
-    tower::ServiceExt::map_request(routes, version::strip as fn(_) -> _)
+    tower::ServiceExt::map_request(routes, begin as fn(_) -> _)
+}
+
+/// Every request's first step.
+fn begin(req: axum::extract::Request) -> axum::extract::Request {
+    activity::note();
+    version::strip(req)
 }
 
 /// Serves `api` on every socket of `bound` until `shutdown` resolves.

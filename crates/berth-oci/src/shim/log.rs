@@ -99,7 +99,7 @@ impl JsonLog {
     fn record(&mut self, stream: Stream, piece: &[u8]) -> std::io::Result<()> {
         // Formatted by hand: this runs in every shim for the container's whole life, and a
         // few small functions keep the shim's resident code small (see
-        // berth_core::memory::shed_startup_memory).
+        // berth_core::memory::shed_resident_memory).
         let mut bytes = Vec::with_capacity(piece.len() + 80);
         bytes.extend_from_slice(b"{\"log\":\"");
         escape_json(&String::from_utf8_lossy(piece), &mut bytes);

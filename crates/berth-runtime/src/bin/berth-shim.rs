@@ -15,7 +15,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    berth_core::memory::shed_startup_memory();
+    berth_core::memory::shed_resident_memory();
     let code = relay::run(&handed.opts, handed.fds);
     shim::finish(&handed.opts, code, || {
         // The runtime's record of the container goes through the runtime itself.

@@ -208,7 +208,7 @@ fn supervise(runtime: &Runtime, opts: &ShimOptions, ready: OwnedFd) -> Result<()
         Ok(never) => match never {},
         Err(fds) => fds,
     };
-    berth_core::memory::shed_startup_memory();
+    berth_core::memory::shed_resident_memory();
     let code = relay::run(&relay_opts, fds);
     finish(&relay_opts, code, || {
         let _ = runtime.delete(&opts.id, true);
