@@ -86,15 +86,26 @@ for m in "run --rm" "run -d + rm -f" "exec"; do
 done
 
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+pss_kb() { awk '/^Pss:/ {print $2}' "/proc/$1/smaps_rollup" 2>/dev/null || echo 0; }
+# avg_rss PID…: the mean RSS (KiB) of these processes, and their mean PSS (the shared pages
+# divided among the processes mapping them); nothing when none is given.
+avg_rss() {
+  local total=0 pss=0 count=0 p
+  for p in "$@"; do
+    total=$((total + $(rss_kb "$p"))); pss=$((pss + $(pss_kb "$p"))); count=$((count + 1))
+  done
+  [ "$count" -gt 0 ] && echo "$((total / count)) (PSS $((pss / count)))"
+}
 echo
 echo "memory (RSS, KiB):"
-# Right after the runs, and after 21 s without a request (berth gives its code's file pages
-# back after 10 to 20 s idle: berth_core::memory::IdleShed).
+# Right after use, and idle: the daemons after 21 s without a request, the supervisors 11 s
+# after their container started (berth gives its code's file pages back after 10 to 20 s
+# without work: berth_core::memory::IdleShed).
 berth_busy=$(rss_kb "$berth_pid"); docker_busy=$([ -n "$dockerd_pid" ] && rss_kb "$dockerd_pid" || true)
 sleep 21
-printf '%-30s%10s%10s\n' "" "just used" "idle 21 s"
-printf '%-30s%10s%10s\n' "berth daemon" "$berth_busy" "$(rss_kb "$berth_pid")"
-[ -n "$dockerd_pid" ] && printf '%-30s%10s%10s\n' "dockerd" "$docker_busy" "$(rss_kb "$dockerd_pid")"
+printf '%-30s%18s%18s\n' "" "just used" "idle"
+printf '%-30s%18s%18s\n' "berth daemon" "$berth_busy" "$(rss_kb "$berth_pid")"
+[ -n "$dockerd_pid" ] && printf '%-30s%18s%18s\n' "dockerd" "$docker_busy" "$(rss_kb "$dockerd_pid")"
 for e in "${engines[@]}"; do
   c=$(cmd_of "$e"); n=$(net_of "$e")
   for i in 1 2 3 4 5; do $c run -d $n --name "mem$i" bb sleep 600 >/dev/null; done
@@ -104,9 +115,11 @@ for e in "${engines[@]}"; do
     docker) pids=$(pgrep -f "containerd-shim-runc-v2 -namespace berth-bench" || true) ;;
     podman) pids=$(for i in 1 2 3 4 5; do P inspect -f '{{.State.ConmonPid}}' "mem$i"; done) ;;
   esac
-  total=0; count=0
-  for p in $pids; do total=$((total + $(rss_kb "$p"))); count=$((count + 1)); done
-  [ "$count" -gt 0 ] && printf '%-30s%10s\n' "$e per-container supervisor" "$((total / count))"
+  # shellcheck disable=SC2086 # one PID a word
+  started=$(avg_rss $pids || true)
+  sleep 11 # berth's shim gives its file pages back after 10 s without a wake
+  # shellcheck disable=SC2086
+  [ -n "$started" ] && printf '%-30s%18s%18s\n' "$e per-container supervisor" "$started" "$(avg_rss $pids)"
   for i in 1 2 3 4 5; do $c rm -f "mem$i" >/dev/null; done
 done
 

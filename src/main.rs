@@ -252,7 +252,7 @@ fn daemon(
                 // Every 10 s: the free heap back to the kernel, and after 10 s without a
                 // request the code's file pages too (the next request faults back what it
                 // runs).
-                let mut memory = berth_core::memory::IdleShed::default();
+                let mut memory = berth_core::memory::IdleShed::new(berth_api::activity::requests());
                 for pass in 1u64.. {
                     std::thread::sleep(std::time::Duration::from_millis(200));
                     supervisor.supervise(false);

@@ -19,28 +19,36 @@ pub fn release_free_heap() {
 /// page cache, but no longer mapped, they are the first the kernel reclaims when memory runs
 /// short. The shim calls it once the container runs (libcontainer's work is done), the daemon
 /// once it listens (its RSS after an import and one `run --rm`: 17.5 -> 12.6 MB, of which
-/// 2.2 MB anonymous) and when it has been idle for a while ([`IdleShed`]).
+/// 2.2 MB anonymous), and both when they have been idle for a while ([`IdleShed`]).
 /// Only read-only file mappings none of whose pages was ever written are dropped (smaps says
 /// `Anonymous: 0`): their pages read back from the file exactly as they were. Relocated data
 /// (RELRO) is written at load time, so it is never touched here.
 pub fn shed_resident_memory() {
-    release_free_heap();
     let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else {
+        release_free_heap();
         return;
     };
-    let mut candidate: Option<(usize, usize)> = None;
-    let drop_now = |range: Option<(usize, usize)>| {
-        if let Some((start, end)) = range {
-            let addr = start as *mut libc::c_void;
-            // SAFETY: the range is one of our own read-only private file mappings with no
-            // written (anonymous) page; MADV_RANDOM and MADV_DONTNEED only change which of
-            // its pages are resident, and a dropped page reads back unchanged from the file.
-            unsafe {
-                libc::madvise(addr, end - start, libc::MADV_RANDOM);
-                libc::madvise(addr, end - start, libc::MADV_DONTNEED);
-            }
+    // Found first, dropped last: code that runs after a mapping was dropped (the parsing, a
+    // read) would fault its pages straight back.
+    let ranges = unwritten_file_mappings(&smaps);
+    drop(smaps);
+    release_free_heap();
+    for (start, end) in ranges {
+        // SAFETY: the range is one of our own read-only private file mappings with no
+        // written (anonymous) page; MADV_RANDOM and MADV_DONTNEED only change which of its
+        // pages are resident, and a dropped page reads back unchanged from the file.
+        unsafe {
+            libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_RANDOM);
+            libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED);
         }
-    };
+    }
+}
+
+/// The address ranges, in `smaps` (the text of /proc/PID/smaps), of the read-only private
+/// file mappings none of whose pages was ever written (`Anonymous: 0 kB`).
+fn unwritten_file_mappings(smaps: &str) -> Vec<(usize, usize)> {
+    let mut found = Vec::new();
+    let mut candidate: Option<(usize, usize)> = None;
     for line in smaps.lines() {
         let mut fields = line.split_whitespace();
         let first = fields.next().unwrap_or("");
@@ -65,11 +73,12 @@ pub fn shed_resident_memory() {
         } else if first == "Anonymous:" {
             let written = fields.next().is_none_or(|kb| kb != "0");
             if !written {
-                drop_now(candidate.take());
+                found.extend(candidate);
             }
             candidate = None;
         }
     }
+    found
 }
 
 /// What a periodic look at a long-lived process's memory gives back.
@@ -86,17 +95,31 @@ pub enum Release {
 /// Decides, at each periodic look, what to give back: file pages only when no work was done
 /// since the look before (so a busy process does not fault its code back in again and
 /// again), and once per idle spell.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct IdleShed {
-    last: Option<u64>,
+    last: u64,
     shed: bool,
 }
 
 impl IdleShed {
+    /// Starts with `work_done` as the count now (the process has just given back what its
+    /// start needed).
+    pub fn new(work_done: u64) -> IdleShed {
+        IdleShed {
+            last: work_done,
+            shed: false,
+        }
+    }
+
+    /// Whether the file pages were given back and no work came since.
+    pub fn is_shed(&self) -> bool {
+        self.shed
+    }
+
     /// `work_done` is a count that grows with the work (the daemon's requests so far).
     pub fn look(&mut self, work_done: u64) -> Release {
-        let idle = self.last == Some(work_done);
-        self.last = Some(work_done);
+        let idle = self.last == work_done;
+        self.last = work_done;
         if !idle {
             self.shed = false;
             Release::FreeHeap
@@ -114,15 +137,44 @@ mod tests {
     use super::*;
 
     #[test]
+    fn only_read_only_file_mappings_never_written_are_dropped() {
+        let smaps = "\
+55d0a0000000-55d0a0100000 r--p 00000000 fe:00 1234 /usr/bin/berth
+Rss:                 400 kB
+Anonymous:             0 kB
+55d0a0100000-55d0a0900000 r-xp 00100000 fe:00 1234 /usr/bin/berth
+Anonymous:             0 kB
+55d0a0900000-55d0a0a00000 r--p 00900000 fe:00 1234 /usr/bin/berth
+Anonymous:           120 kB
+55d0a0a00000-55d0a0a10000 rw-p 00a00000 fe:00 1234 /usr/bin/berth
+Anonymous:             8 kB
+55d0a1000000-55d0a1100000 rw-p 00000000 00:00 0 [heap]
+Anonymous:            72 kB
+7f0000000000-7f0000001000 r--s 00000000 00:05 77 /dev/shm/x
+Anonymous:             0 kB
+7fff00000000-7fff00001000 r-xp 00000000 00:00 0 [vdso]
+Anonymous:             0 kB
+";
+        assert_eq!(
+            unwritten_file_mappings(smaps),
+            vec![
+                (0x55d0a0000000, 0x55d0a0100000),
+                (0x55d0a0100000, 0x55d0a0900000)
+            ]
+        );
+    }
+
+    #[test]
     fn file_pages_go_once_per_idle_spell() {
-        let mut shed = IdleShed::default();
-        // The first look has nothing to compare with: work may have just been done.
-        assert_eq!(shed.look(5), Release::FreeHeap);
+        let mut shed = IdleShed::new(5);
         assert_eq!(shed.look(9), Release::FreeHeap);
+        assert!(!shed.is_shed());
         assert_eq!(shed.look(9), Release::All);
+        assert!(shed.is_shed());
         assert_eq!(shed.look(9), Release::Nothing);
         assert_eq!(shed.look(9), Release::Nothing);
         assert_eq!(shed.look(10), Release::FreeHeap);
+        assert!(!shed.is_shed());
         assert_eq!(shed.look(10), Release::All);
     }
 }

@@ -9,6 +9,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 
+use berth_core::memory::Release;
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
@@ -124,6 +125,9 @@ impl Attached {
     }
 }
 
+/// How often the relay looks at its memory ([`berth_core::memory::IdleShed`]).
+const IDLE_LOOK: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Moves output to the log and attached clients, client input to stdin, until the init has
 /// exited and its output is drained; returns the exit code.
 pub fn run(opts: &RelayOptions, fds: RelayFds) -> i32 {
@@ -195,6 +199,12 @@ pub fn run(opts: &RelayOptions, fds: RelayFds) -> i32 {
     let mut code: Option<i32> = None;
     let mut buf = vec![0u8; 64 * 1024];
     let mut deadline: Option<std::time::Instant> = None;
+    // Memory: a look every IDLE_LOOK; after one without a wake, the file pages the relay
+    // faulted back in go again (a container that prints nothing and has no client leaves
+    // its shim asleep in poll: only the anonymous memory stays resident).
+    let mut memory = berth_core::memory::IdleShed::new(0);
+    let mut wakes: u64 = 0;
+    let mut last_look = std::time::Instant::now();
     loop {
         // Reap first: the init may have ended before we started waiting.
         loop {
@@ -247,17 +257,32 @@ pub fn run(opts: &RelayOptions, fds: RelayFds) -> i32 {
         for &i in &reading {
             fds.push(PollFd::new(clients[i].stream.as_fd(), PollFlags::POLLIN));
         }
+        let look_in = IDLE_LOOK.saturating_sub(last_look.elapsed());
         let timeout = if code.is_some() {
             PollTimeout::from(100u8)
-        } else if let Some(c) = &checker {
-            let ms = c.due_in().as_millis().clamp(1, 60_000) as i32;
-            PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
         } else {
-            PollTimeout::NONE
+            let health = checker.as_ref().map(|c| c.due_in());
+            let look = (!memory.is_shed()).then_some(look_in);
+            match health.into_iter().chain(look).min() {
+                Some(d) => {
+                    let ms = d.as_millis().clamp(1, 60_000) as i32;
+                    PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
+                }
+                None => PollTimeout::NONE,
+            }
         };
         match poll(&mut fds, timeout) {
+            Ok(n) if n > 0 => wakes += 1,
             Ok(_) | Err(Errno::EINTR) => {}
             Err(_) => break,
+        }
+        if last_look.elapsed() >= IDLE_LOOK {
+            last_look = std::time::Instant::now();
+            match memory.look(wakes) {
+                Release::All => berth_core::memory::shed_resident_memory(),
+                Release::FreeHeap => berth_core::memory::release_free_heap(),
+                Release::Nothing => {}
+            }
         }
         let ready: Vec<bool> = fds
             .iter()
