@@ -98,10 +98,14 @@ avg_rss() {
 }
 echo
 echo "memory (RSS, KiB):"
-# Right after use, and idle: the daemons after 21 s without a request, the supervisors 11 s
+# Right after a run, and idle: the daemons after 21 s without a request, the supervisors 11 s
 # after their container started (berth gives its code's file pages back after 10 to 20 s
 # without work: berth_core::memory::IdleShed).
-berth_busy=$(rss_kb "$berth_pid"); docker_busy=$([ -n "$dockerd_pid" ] && rss_kb "$dockerd_pid" || true)
+# (The timings above left berth idle while the other engines ran: one run first.)
+B run --rm --network none bb true
+berth_busy=$(rss_kb "$berth_pid")
+docker_busy=
+if [ -n "$dockerd_pid" ]; then D run --rm --network none bb true; docker_busy=$(rss_kb "$dockerd_pid"); fi
 sleep 21
 printf '%-30s%18s%18s\n' "" "just used" "idle"
 printf '%-30s%18s%18s\n' "berth daemon" "$berth_busy" "$(rss_kb "$berth_pid")"
