@@ -265,11 +265,13 @@ pub struct CreateOpts {
     #[arg(long, action = clap::ArgAction::Help)]
     pub help: Option<bool>,
     /// The image, then the command and its arguments.
+    // Everything from the image on is the container's (`sh -c …`), but before it an unknown
+    // flag is an error, as docker's: with hyphen values allowed, `run --bogus bb` ran an
+    // image named `--bogus` (and started a daemon to find it).
     #[arg(
         value_name = "IMAGE [COMMAND] [ARG...]",
         required = true,
-        trailing_var_arg = true,
-        allow_hyphen_values = true
+        trailing_var_arg = true
     )]
     pub argv: Vec<String>,
 }
@@ -909,6 +911,25 @@ mod tests {
             crate::Command::Create(c) => c.create.body(true),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn an_unknown_flag_before_the_image_is_refused_after_it_is_the_commands() {
+        use clap::Parser;
+        let argv_of = |args: &[&str]| -> Result<Vec<String>, clap::Error> {
+            match crate::Cli::try_parse_from(["berth", "run"].iter().chain(args))?.command {
+                crate::Command::Run(r) => Ok(r.create.argv),
+                other => panic!("{other:?}"),
+            }
+        };
+        let e = argv_of(&["--bogus", "bb"]).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::UnknownArgument, "{e}");
+        assert_eq!(
+            argv_of(&["--rm", "bb", "sh", "-c", "echo --x", "--rm"]).unwrap(),
+            ["bb", "sh", "-c", "echo --x", "--rm"]
+        );
+        assert_eq!(argv_of(&["bb", "-l"]).unwrap(), ["bb", "-l"]);
+        assert_eq!(argv_of(&["--", "bb", "--x"]).unwrap(), ["bb", "--x"]);
     }
 
     #[test]
