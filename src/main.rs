@@ -310,7 +310,12 @@ fn main() {
         std::env::args().nth(1).as_deref(),
         Some("daemon" | "registry")
     ) {
-        let cli = <berth_cli::Cli as Parser>::parse();
+        // Bad flags or arguments exit 125, as the docker CLI's do (scripts tell a usage
+        // error from the container's own status by it); help and version exit 0.
+        let cli = <berth_cli::Cli as Parser>::try_parse().unwrap_or_else(|e| {
+            let _ = e.print();
+            std::process::exit(if e.use_stderr() { 125 } else { 0 });
+        });
         if let berth_cli::Command::System(berth_cli::SystemCommand::Check(args)) = cli.command {
             let target = berth_cli::Target::new(cli.host, cli.tls);
             std::process::exit(check::run(&target, args).unwrap_or_else(|e| {
