@@ -44,15 +44,9 @@ pub fn record(name: &str, micros: u64) {
 /// end, say): how late something noticed it. Nothing when timing is off or `since` is not a
 /// time.
 pub fn lag_since(name: &str, since: &str) {
-    if !tracing::enabled!(target: TARGET, tracing::Level::DEBUG) {
-        return;
-    }
-    let Ok(t) = chrono::DateTime::parse_from_rfc3339(since) else {
-        return;
-    };
-    let lag = chrono::Utc::now().signed_duration_since(t);
-    if let Ok(us) = u64::try_from(lag.num_microseconds().unwrap_or(0)) {
-        record(name, us);
+    if tracing::enabled!(target: TARGET, tracing::Level::DEBUG) {
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+        between(name, since, &now);
     }
 }
 
