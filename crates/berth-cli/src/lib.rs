@@ -342,19 +342,32 @@ fn rootless_host() -> Option<String> {
 }
 
 /// The daemon when nothing names one: root's is the system daemon; another user's is their
-/// rootless daemon when it runs, else the system daemon when that runs, else (to be started)
-/// their rootless one.
+/// rootless daemon when it runs, else the system daemon when it runs and its socket lets them
+/// in (mode 0660, group `berth`), else (to be started) their rootless one.
 fn default_host() -> String {
     if is_root() {
         return DEFAULT_HOST.to_owned();
     }
     let rootless = berth_core::userdirs::rootless_socket();
-    let system = DEFAULT_HOST.strip_prefix("unix://").map(Path::new);
-    match (rootless, system) {
-        (Some(r), _) if r.exists() => format!("unix://{}", r.display()),
-        (_, Some(s)) if s.exists() => DEFAULT_HOST.to_owned(),
-        (Some(r), _) => format!("unix://{}", r.display()),
-        (None, _) => DEFAULT_HOST.to_owned(),
+    let system = Path::new(DEFAULT_HOST.strip_prefix("unix://").unwrap_or(DEFAULT_HOST));
+    user_host(rootless.as_deref(), system, |p| {
+        nix::unistd::access(
+            p,
+            nix::unistd::AccessFlags::R_OK | nix::unistd::AccessFlags::W_OK,
+        )
+        .is_ok()
+    })
+}
+
+/// [`default_host`]'s choice for a user, given their rootless socket, the system's, and
+/// whether they may connect to a socket that exists.
+fn user_host(rootless: Option<&Path>, system: &Path, usable: impl Fn(&Path) -> bool) -> String {
+    let unix = |p: &Path| format!("unix://{}", p.display());
+    match rootless {
+        Some(r) if r.exists() => unix(r),
+        _ if system.exists() && usable(system) => unix(system),
+        Some(r) => unix(r),
+        None => unix(system),
     }
 }
 
@@ -755,6 +768,24 @@ mod tests {
         assert_eq!(cli.host.as_deref(), Some("tcp://127.0.0.1"));
         assert!(cli.tls.tlsverify);
         assert_eq!(cli.tls.tlscacert.as_deref(), Some(Path::new("/c.pem")));
+    }
+
+    /// A user's CLI takes their rootless daemon when it runs, the system daemon only when its
+    /// socket lets them in, and else their (not yet started) rootless daemon.
+    #[test]
+    fn a_user_gets_the_system_daemon_only_when_its_socket_lets_them_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mine, system) = (dir.path().join("mine.sock"), dir.path().join("system.sock"));
+        let unix = |p: &Path| format!("unix://{}", p.display());
+        // Neither runs: the rootless one, to be started.
+        assert_eq!(user_host(Some(&mine), &system, |_| true), unix(&mine));
+        std::fs::write(&system, "").unwrap();
+        assert_eq!(user_host(Some(&mine), &system, |_| true), unix(&system));
+        assert_eq!(user_host(Some(&mine), &system, |_| false), unix(&mine));
+        // No runtime directory: the system socket, usable or not (its error says why).
+        assert_eq!(user_host(None, &system, |_| false), unix(&system));
+        std::fs::write(&mine, "").unwrap();
+        assert_eq!(user_host(Some(&mine), &system, |_| true), unix(&mine));
     }
 
     /// A tcp host never starts a daemon: connecting to nothing is an error at once.
