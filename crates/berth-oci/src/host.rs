@@ -61,13 +61,56 @@ pub fn systemd_is_init() -> bool {
 /// Probed once per process in a forked child (so that an outer seccomp filter that kills on
 /// an unknown architecture cannot take us down); when in doubt the answer is "yes".
 pub fn kernel_runs_x32() -> bool {
-    static ANSWER: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ANSWER.get_or_init(|| {
+    *X32_ANSWER.get_or_init(|| {
         if std::env::consts::ARCH != "x86_64" {
             return false;
         }
         probe_x32().unwrap_or(true)
     })
+}
+
+static X32_ANSWER: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
+/// [`kernel_runs_x32`], remembered in `dir` for the rest of this boot (the file is named
+/// after the kernel's boot id): a runtime process that starts a container or an exec asks
+/// once, and the fork of the probe is paid once per boot instead of once per process. When
+/// `dir` cannot be read or written, the probe runs as before.
+pub fn kernel_runs_x32_remembered(dir: &Path) -> bool {
+    *X32_ANSWER.get_or_init(|| {
+        if std::env::consts::ARCH != "x86_64" {
+            return false;
+        }
+        match first_line(&["/proc/sys/kernel/random/boot_id"]) {
+            Some(boot) => remembered_x32(dir, &boot, probe_x32),
+            None => probe_x32().unwrap_or(true),
+        }
+    })
+}
+
+/// The answer kept in `dir` for boot `boot`, else `probe`'s (kept there for the next
+/// process, replacing earlier boots'); "yes" when the probe cannot tell.
+fn remembered_x32(dir: &Path, boot: &str, probe: impl FnOnce() -> Option<bool>) -> bool {
+    if boot.is_empty() || !boot.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+        return probe().unwrap_or(true);
+    }
+    let file = dir.join(format!("x32-{boot}"));
+    match std::fs::read(&file).as_deref() {
+        Ok(b"1") => return true,
+        Ok(b"0") => return false,
+        _ => {}
+    }
+    let Some(answer) = probe() else {
+        return true;
+    };
+    for old in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if old.file_name().to_string_lossy().starts_with("x32-") {
+            let _ = std::fs::remove_file(old.path());
+        }
+    }
+    // Not fsynced: a crash that loses it loses a cache, and a new boot has a new name.
+    let _ = std::fs::create_dir_all(dir)
+        .and_then(|()| berth_core::fs::replace(&file, if answer { b"1" } else { b"0" }));
+    answer
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -141,6 +184,36 @@ pub fn default_cgroups_path(id: &str, systemd: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The probe's answer is kept under the boot's id (earlier boots' go) and read back
+    /// without probing again; a kept answer of another boot, or a torn one, is not used.
+    #[test]
+    fn the_x32_answer_is_probed_once_per_boot() {
+        let dir = tempfile::tempdir().unwrap();
+        let names = || -> Vec<String> {
+            let mut v: Vec<String> = std::fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            v.sort();
+            v
+        };
+        let never = || -> Option<bool> { panic!("probed although the answer was kept") };
+        std::fs::write(dir.path().join("x32-1111"), "1").unwrap();
+        assert!(!remembered_x32(dir.path(), "2222", || Some(false)));
+        assert_eq!(names(), ["x32-2222"]);
+        assert!(!remembered_x32(dir.path(), "2222", never));
+        // A torn write (empty file) is probed again; a probe that cannot tell says yes and
+        // keeps nothing.
+        std::fs::write(dir.path().join("x32-2222"), "").unwrap();
+        assert!(remembered_x32(dir.path(), "2222", || Some(true)));
+        assert!(remembered_x32(dir.path(), "2222", never));
+        assert!(remembered_x32(dir.path(), "3333", || None));
+        assert_eq!(names(), ["x32-2222"]);
+        // A boot id that is not one is not made into a path.
+        assert!(!remembered_x32(dir.path(), "../x", || Some(false)));
+        assert_eq!(names(), ["x32-2222"]);
+    }
 
     #[test]
     fn default_paths() {

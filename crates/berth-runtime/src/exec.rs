@@ -135,6 +135,7 @@ pub fn exec(runtime: &Runtime, id: &str, mut opts: ExecOptions) -> Result<i32> {
             .and_then(|l| l.seccomp().clone())
         {
             Some(mut filter) => {
+                crate::host::kernel_runs_x32_remembered(&runtime.filter_cache());
                 crate::spec::seccomp::drop_dead_arches(&mut filter);
                 let compiled = crate::seccomp_bpf::cached(&runtime.filter_cache(), &filter)
                     .map_err(|e| RuntimeError::Operation {

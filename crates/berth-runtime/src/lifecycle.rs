@@ -203,11 +203,22 @@ impl Runtime {
         opts: CreateOptions,
         detach: bool,
     ) -> Result<Container> {
+        self.create_loaded(id, Bundle::load(bundle_dir)?, opts, detach)
+    }
+
+    /// [`Runtime::create`] from a bundle already read (the shim reads it first to know whether
+    /// the process wants a terminal).
+    pub(crate) fn create_loaded(
+        &self,
+        id: &str,
+        bundle: Bundle,
+        opts: CreateOptions,
+        detach: bool,
+    ) -> Result<Container> {
         validate_id(id)?;
         if self.container_dir(id).exists() {
             return Err(RuntimeError::AlreadyExists(id.to_owned()));
         }
-        let bundle = Bundle::load(bundle_dir)?;
         self.create_from(id, bundle, opts, detach)
     }
 
@@ -218,6 +229,8 @@ impl Runtime {
         opts: CreateOptions,
         detach: bool,
     ) -> Result<Container> {
+        // Asked here, of the cache, so that the checks below do not fork a probe.
+        host::kernel_runs_x32_remembered(&self.filter_cache());
         let fixes = Normalization::needed(&bundle);
         let cgroups_path = fixes.cgroups_path.clone().unwrap_or_else(|| {
             host::default_cgroups_path(id, self.systemd_cgroup || host::systemd_is_init())

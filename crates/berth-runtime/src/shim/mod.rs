@@ -274,7 +274,8 @@ fn start_container(
     listener: Option<&UnixListener>,
     steps: &mut Steps,
 ) -> Result<Started> {
-    let terminal = Bundle::load(&opts.bundle)?
+    let bundle = Bundle::load(&opts.bundle)?;
+    let terminal = bundle
         .spec
         .process()
         .as_ref()
@@ -286,7 +287,7 @@ fn start_container(
             console_socket: Some(socket.path().to_path_buf()),
             ..Default::default()
         };
-        let container = runtime.create(&opts.id, &opts.bundle, create, true)?;
+        let container = runtime.create_loaded(&opts.id, bundle, create, true)?;
         let master = socket.receive_master().inspect_err(|_| {
             let _ = runtime.delete(&opts.id, true);
         })?;
@@ -308,7 +309,7 @@ fn start_container(
             stderr: Some(err_w),
             ..Default::default()
         };
-        let container = runtime.create(&opts.id, &opts.bundle, create, true)?;
+        let container = runtime.create_loaded(&opts.id, bundle, create, true)?;
         (
             Output::Pipes {
                 stdout: Some(out_r),
