@@ -486,9 +486,21 @@ impl Runtime {
     /// to every process in the container.
     pub fn kill(&self, id: &str, signal: &str, all: bool) -> Result<()> {
         let sig = parse_signal(signal)?;
+        // libcontainer records the new status after signalling: a delete that came in between
+        // (a foreground `run` whose container the signal ended) would take the directory from
+        // under that record, and the kill failed although it had done its work.
+        let _not_while_deleted = self.lock_container(id);
         let mut c = self.load(id)?;
         c.kill(sig, all)
             .map_err(|e| RuntimeError::libcontainer(id, "kill", e))
+    }
+
+    /// An exclusive flock on container `id`'s state directory (None when it does not exist),
+    /// held by a delete, and by a kill while it signals and records: they take turns.
+    fn lock_container(&self, id: &str) -> Option<nix::fcntl::Flock<std::fs::File>> {
+        validate_id(id).ok()?;
+        let dir = std::fs::File::open(self.container_dir(id)).ok()?;
+        nix::fcntl::Flock::lock(dir, nix::fcntl::FlockArg::LockExclusive).ok()
     }
 
     /// Deletes a stopped (or created) container; `force` kills a running one first. With
@@ -499,10 +511,7 @@ impl Runtime {
         // walking the hierarchies in its own order, stops at the first directory the other
         // removed, which can leave one hierarchy's directory to nobody. The second delete
         // waits here and then finds the container gone.
-        let _one_at_a_time = match std::fs::File::open(self.container_dir(id)) {
-            Ok(dir) => nix::fcntl::Flock::lock(dir, nix::fcntl::FlockArg::LockExclusive).ok(),
-            Err(_) => None,
-        };
+        let _one_at_a_time = self.lock_container(id);
         let mut c = match self.load(id) {
             Ok(c) => c,
             Err(RuntimeError::NotFound(_)) if force => {
