@@ -311,10 +311,17 @@ fn main() {
         Some("daemon" | "registry")
     ) {
         // Bad flags or arguments exit 125, as the docker CLI's do (scripts tell a usage
-        // error from the container's own status by it); help and version exit 0.
+        // error from the container's own status by it); help and version exit 0, and so does
+        // a command group named alone (`berth container`: its usage on stderr, as docker's).
         let cli = <berth_cli::Cli as Parser>::try_parse().unwrap_or_else(|e| {
             let _ = e.print();
-            std::process::exit(if e.use_stderr() { 125 } else { 0 });
+            let bare_group =
+                e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand;
+            std::process::exit(if e.use_stderr() && !bare_group {
+                125
+            } else {
+                0
+            });
         });
         if let berth_cli::Command::System(berth_cli::SystemCommand::Check(args)) = cli.command {
             let target = berth_cli::Target::new(cli.host, cli.tls);

@@ -197,6 +197,12 @@ fn exit_codes_and_bad_input_follow_docker() {
     assert_eq!(out.status.code(), Some(125), "{}", err(&out));
     let out = d.berth(&["run", "--no-such-flag", "bb"]);
     assert_eq!(out.status.code(), Some(125), "{}", err(&out));
+    // A command group alone is not an error: its usage, on stderr, and 0 (docker's too).
+    for group in ["container", "image", "network", "volume", "system"] {
+        let out = d.berth(&[group]);
+        assert_eq!(out.status.code(), Some(0), "{group}: {}", err(&out));
+        assert!(err(&out).contains("Usage:"), "{group}: {}", err(&out));
+    }
     let out = d.berth(&[
         "run",
         "--mount",
