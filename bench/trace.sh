@@ -39,9 +39,10 @@ total = statistics.median(int(l.split()[1]) for l in open(totals))
 # (name, depth): a step inside another is indented under it. The wait's answer comes after
 # the end was seen, cleaned up and (for --rm) the container removed: those are inside it.
 order = [("create", 0), ("start", 0), ("start.rootfs", 1), ("start.bundle", 1),
-         ("start.shim", 1), ("start.shim.exec", 2), ("start.shim.sockets", 2),
-         ("start.shim.create", 2), ("start.shim.attach", 2), ("start.shim.start", 2),
-         ("start.shim.record", 2), ("start.record", 1), ("run", 0), ("wait.lag", 0),
+         ("start.shim", 1), ("start.shim.launch", 2), ("start.shim.fork", 2),
+         ("start.shim.sockets", 2), ("start.shim.create", 2), ("start.shim.attach", 2),
+         ("start.shim.start", 2), ("start.shim.record", 2), ("start.shim.return", 2),
+         ("start.record", 1), ("run", 0), ("wait.lag", 0),
          ("exit.seen", 1), ("exit.cleanup", 1), ("remove", 1), ("remove.kill", 2),
          ("remove.unmount", 2), ("remove.runtime_delete", 2), ("remove.network", 2),
          ("remove.files", 2)]

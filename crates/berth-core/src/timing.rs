@@ -8,6 +8,29 @@ use std::time::Instant;
 /// The log target of every step.
 pub const TARGET: &str = "berth::timing";
 
+/// Set by the engine, when it logs timing, on the `berth-runtime shim` it starts: the
+/// [`monotonic_us`] of the spawn, from which the shim times its own launch.
+pub const SPAWNED_ENV: &str = "BERTH_TIMING_SPAWNED_US";
+
+/// Whether steps are logged.
+pub fn enabled() -> bool {
+    tracing::enabled!(target: TARGET, tracing::Level::DEBUG)
+}
+
+/// The system's monotonic clock in microseconds: one clock for every process on the host,
+/// so two processes can time a step between them.
+pub fn monotonic_us() -> u64 {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec, which `t` is, and nothing else.
+    if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut t) } != 0 {
+        return 0;
+    }
+    t.tv_sec as u64 * 1_000_000 + t.tv_nsec as u64 / 1_000
+}
+
 /// One step, timed from [`Step::start`] until it is dropped.
 #[derive(Debug)]
 #[must_use = "a step is timed until it is dropped"]
@@ -19,7 +42,7 @@ pub struct Step {
 impl Step {
     /// Starts timing `name` (`start.shim`, `remove.files`, …) when timing is logged.
     pub fn start(name: &'static str) -> Step {
-        let on = tracing::enabled!(target: TARGET, tracing::Level::DEBUG);
+        let on = enabled();
         Step {
             name,
             started: on.then(Instant::now),
@@ -44,7 +67,7 @@ pub fn record(name: &str, micros: u64) {
 /// end, say): how late something noticed it. Nothing when timing is off or `since` is not a
 /// time.
 pub fn lag_since(name: &str, since: &str) {
-    if tracing::enabled!(target: TARGET, tracing::Level::DEBUG) {
+    if enabled() {
         let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
         between(name, since, &now);
     }
@@ -54,7 +77,7 @@ pub fn lag_since(name: &str, since: &str) {
 /// recorded start and end, say; 0 when `to` comes first, as a container that ended before its
 /// start was recorded does). Nothing when timing is off or either is not a time.
 pub fn between(name: &str, from: &str, to: &str) {
-    if !tracing::enabled!(target: TARGET, tracing::Level::DEBUG) {
+    if !enabled() {
         return;
     }
     let (Ok(a), Ok(b)) = (
@@ -65,4 +88,23 @@ pub fn between(name: &str, from: &str, to: &str) {
     };
     let us = b.signed_duration_since(a).num_microseconds().unwrap_or(0);
     record(name, u64::try_from(us).unwrap_or(0));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The clock goes forward with Instant's (the same clock, readable by another process).
+    #[test]
+    fn monotonic_us_follows_the_monotonic_clock() {
+        let (a, t) = (monotonic_us(), Instant::now());
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        let (b, took) = (monotonic_us(), t.elapsed().as_micros() as u64);
+        assert!(a > 0 && b >= a + 5_000, "{a} → {b}");
+        assert!(
+            b - a <= took + 1_000,
+            "{} µs against Instant's {took}",
+            b - a
+        );
+    }
 }

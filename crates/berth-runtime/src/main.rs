@@ -445,7 +445,8 @@ fn print_ps(rt: &Runtime, id: &str, format: OutputFormat, ps_args: Vec<String>) 
     Ok(())
 }
 
-fn run(cli: Cli) -> Result<i32> {
+/// Runs the command; `entered_us` is when this process began (for the shim's timing).
+fn run(cli: Cli, entered_us: u64) -> Result<i32> {
     if let Command::Spec {
         bundle,
         no_terminal,
@@ -488,7 +489,16 @@ fn run(cli: Cli) -> Result<i32> {
                 log_max_files,
                 wait_attach: wait_attach_ms.map(std::time::Duration::from_millis),
                 health,
+                launch: std::env::var(berth_core::timing::SPAWNED_ENV)
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .map(|spawned_us| berth_runtime::shim::Launch {
+                        spawned_us,
+                        entered_us,
+                    }),
             };
+            // Not for the relay, the health checks or anything else this shim starts.
+            std::env::remove_var(berth_core::timing::SPAWNED_ENV);
             let info = berth_runtime::shim::spawn(&rt, &opts)?;
             println!("{}", serde_json::to_string(&info)?);
             Ok(0)
@@ -610,6 +620,7 @@ fn run(cli: Cli) -> Result<i32> {
 }
 
 fn main() -> ExitCode {
+    let entered_us = berth_core::timing::monotonic_us();
     let cli = Cli::parse();
     let format = match cli.log_format {
         LogFormatArg::Text => LogFormat::Text,
@@ -635,7 +646,7 @@ fn main() -> ExitCode {
     // run and exec exit with the process's status; when its command cannot run at all, with
     // Docker's 127 (no such command) or 126 (cannot be invoked) rather than 1.
     let runs_a_process = matches!(cli.command, Command::Run { .. } | Command::Exec { .. });
-    match run(cli) {
+    match run(cli, entered_us) {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(err) => {
             let msg = format!("{err:#}");

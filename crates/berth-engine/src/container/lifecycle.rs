@@ -29,8 +29,10 @@ fn is_sigkill(signal: &str) -> bool {
     s.eq_ignore_ascii_case("KILL") || s == "9"
 }
 
-/// Logs the shim's own steps (as it reported them) and what is left of `took`, the whole
-/// `berth-runtime shim`: the process's exec, its fork, the answer's way back.
+/// Logs the shim's own steps (as it reported them: from its launch and fork to the record of
+/// the running container) and, as `start.shim.return`, what is left of `took`, the whole
+/// `berth-runtime shim`: the answer's way back (the first process reads it and exits, the
+/// engine reads its output).
 fn record_shim_steps(steps: &[(String, u64)], took: Duration) {
     if steps.is_empty() {
         return;
@@ -40,7 +42,7 @@ fn record_shim_steps(steps: &[(String, u64)], took: Duration) {
     }
     let inside: u64 = steps.iter().map(|(_, us)| us).sum();
     let whole = took.as_micros() as u64;
-    berth_core::timing::record("start.shim.exec", whole.saturating_sub(inside));
+    berth_core::timing::record("start.shim.return", whole.saturating_sub(inside));
 }
 
 impl Engine {
@@ -124,6 +126,12 @@ impl Engine {
         drop(t);
         let t = Step::start("start.shim");
         let spawned = std::time::Instant::now();
+        if berth_core::timing::enabled() {
+            cmd.env(
+                berth_core::timing::SPAWNED_ENV,
+                berth_core::timing::monotonic_us().to_string(),
+            );
+        }
         let out = cmd
             .arg(&rec.id)
             .output()

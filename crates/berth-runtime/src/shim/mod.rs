@@ -50,6 +50,17 @@ pub struct ShimOptions {
     pub wait_attach: Option<std::time::Duration>,
     /// The container's health check, run by the shim.
     pub health: Option<health::HealthConfig>,
+    /// When the engine logs timing: when it spawned this process and when the process began
+    /// (`berth_core::timing::monotonic_us`), reported as the steps `start.shim.launch` and
+    /// `start.shim.fork`.
+    pub launch: Option<Launch>,
+}
+
+/// See [`ShimOptions::launch`].
+#[derive(Debug, Clone, Copy)]
+pub struct Launch {
+    pub spawned_us: u64,
+    pub entered_us: u64,
 }
 
 impl ShimOptions {
@@ -128,6 +139,16 @@ fn detach_self() {
 /// The shim's body: create and start the container, report on `ready`, then supervise.
 fn supervise(runtime: &Runtime, opts: &ShimOptions, ready: OwnedFd) -> Result<()> {
     let mut steps = Steps::new();
+    if let Some(l) = opts.launch {
+        let now = berth_core::timing::monotonic_us();
+        steps.0.push((
+            "start.shim.launch".into(),
+            l.entered_us.saturating_sub(l.spawned_us),
+        ));
+        steps
+            .0
+            .push(("start.shim.fork".into(), now.saturating_sub(l.entered_us)));
+    }
     detach_self();
     let mut ready = Some(std::fs::File::from(ready));
     let report_err = |ready: &mut Option<std::fs::File>, e: &RuntimeError| {
