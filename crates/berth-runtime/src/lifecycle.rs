@@ -229,8 +229,16 @@ impl Runtime {
         opts: CreateOptions,
         detach: bool,
     ) -> Result<Container> {
-        // Asked here, of the cache, so that the checks below do not fork a probe.
-        host::kernel_runs_x32_remembered(&self.filter_cache());
+        // Only a seccomp filter asks whether the kernel runs x32: asked here, of the cache, so
+        // that the checks below do not fork a probe (and a spec without one reads nothing).
+        if bundle
+            .spec
+            .linux()
+            .as_ref()
+            .is_some_and(|l| l.seccomp().is_some())
+        {
+            host::kernel_runs_x32_remembered(&self.filter_cache());
+        }
         let fixes = Normalization::needed(&bundle);
         let cgroups_path = fixes.cgroups_path.clone().unwrap_or_else(|| {
             host::default_cgroups_path(id, self.systemd_cgroup || host::systemd_is_init())
